@@ -1,0 +1,82 @@
+"""Solver backends: array translation from :class:`~nnmip.model.MatrixModel` to a solver and back.
+
+Each backend module defines one class with ``name``, ``module`` (checked with ``importlib.util.find_spec``),
+``supports_mip``, ``supports_cones`` and ``solve(model, opts) -> RawResult``.  The solver is imported inside
+``solve``; a missing or unlicensed solver raises :class:`~nnmip.errors.BackendUnavailable`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from typing import Protocol
+
+from nnmip.errors import BackendUnavailable
+from nnmip.model import MatrixModel
+from nnmip.solution import RawResult, SolveOptions
+
+
+class Backend(Protocol):
+    name: str
+    module: str
+    supports_mip: bool
+    supports_cones: bool
+
+    def solve(self, model: MatrixModel, opts: SolveOptions) -> RawResult: ...
+
+
+# name -> (module path, class name); aliases map to a canonical name
+_REGISTRY: dict[str, tuple[str, str]] = {
+    "highs": ("nnmip.backends.highs", "HighsBackend"),
+    "cbc": ("nnmip.backends.cbc", "CbcBackend"),
+    "gurobi": ("nnmip.backends.gurobi", "GurobiBackend"),
+    "cvxpy": ("nnmip.backends.cvxpy", "CvxpyBackend"),
+}
+ALIASES = {"mip": "cbc", "python-mip": "cbc", "grb": "gurobi", "clarabel": "cvxpy"}
+SOLVER_MODULES = {"highs": "highspy", "cbc": "mip", "gurobi": "gurobipy", "cvxpy": "cvxpy"}
+
+
+def solver_names() -> list[str]:
+    return list(_REGISTRY)
+
+
+def canonical(name: str) -> str:
+    key = name.strip().lower()
+    return ALIASES.get(key, key)
+
+
+def is_installed(name: str) -> bool:
+    """Whether the solver's Python module can be imported (a licence is only checked at solve time)."""
+    name = canonical(name)
+    mod = SOLVER_MODULES.get(name)
+    if mod is None:
+        return False
+    try:
+        return importlib.util.find_spec(mod) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def available_backends() -> list[str]:
+    return [n for n in _REGISTRY if is_installed(n)]
+
+
+def get_backend(name: str) -> Backend:
+    """Backend instance by name; unknown names and missing modules raise ``BackendUnavailable``."""
+    key = canonical(name)
+    if key not in _REGISTRY:
+        raise BackendUnavailable.at(
+            "E0503", f"unknown solver '{name}'", notes=[f"help: choose one of {', '.join(_REGISTRY)}"])
+    if not is_installed(key):
+        extra = " (pip install 'nnmip[gurobi]')" if key == "gurobi" else ""
+        raise BackendUnavailable.at(
+            "E0504", f"solver '{key}' is not installed: python module '{SOLVER_MODULES[key]}' not found",
+            notes=[f"help: install it{extra} or choose another solver: {', '.join(available_backends())}"])
+    mod_name, cls_name = _REGISTRY[key]
+    cls = getattr(importlib.import_module(mod_name), cls_name)
+    return cls()  # type: ignore[no-any-return]
+
+
+def solve(model: MatrixModel, solver: str = "highs", opts: SolveOptions | None = None) -> RawResult:
+    """Solve ``model`` with the named backend."""
+    return get_backend(solver).solve(model, opts or SolveOptions())

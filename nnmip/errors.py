@@ -1,0 +1,158 @@
+"""Errors and diagnostics.
+
+Every error a user can cause carries a stable code (listed in ``docs/errors.md``), a message that names the
+thing, the source span it came from and optional ``help:`` notes.  :func:`Diagnostic.render` prints it as
+``file:line:col: error[E0203]: message`` followed by the source line and a caret under the span.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A region of a source file (1-based lines and columns, end exclusive)."""
+
+    line: int = 0
+    column: int = 0
+    end_line: int = 0
+    end_column: int = 0
+    file: str = ""
+
+    @property
+    def known(self) -> bool:
+        return self.line > 0
+
+    @classmethod
+    def of(cls, meta: object, file: str = "") -> Span:
+        """Span of a lark ``Meta`` or ``Token`` (anything with line/column attributes)."""
+        if getattr(meta, "empty", False):
+            return NO_SPAN
+        return cls(
+            int(getattr(meta, "line", 0) or 0),
+            int(getattr(meta, "column", 0) or 0),
+            int(getattr(meta, "end_line", 0) or 0),
+            int(getattr(meta, "end_column", 0) or 0),
+            file,
+        )
+
+    def __str__(self) -> str:
+        where = self.file or "<input>"
+        return f"{where}:{self.line}:{self.column}" if self.known else where
+
+
+NO_SPAN = Span()
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One located problem: a stable code, a lowercase message, a span and ``help:`` notes."""
+
+    code: str
+    message: str
+    span: Span = NO_SPAN
+    notes: tuple[str, ...] = ()
+    severity: str = "error"
+
+    def render(self, source: str | None = None) -> str:
+        head = f"{self.span}: {self.severity}[{self.code}]: {self.message}"
+        lines = [head]
+        if source is not None and self.span.known:
+            src_lines = source.splitlines()
+            if 0 < self.span.line <= len(src_lines):
+                text = src_lines[self.span.line - 1]
+                gutter = f"{self.span.line:>4} | "
+                lines.append(gutter + text)
+                start = max(self.span.column, 1)
+                if self.span.end_line == self.span.line and self.span.end_column > start:
+                    width = self.span.end_column - start
+                else:
+                    width = max(len(text) - start + 1, 1)
+                lines.append(" " * (len(gutter) + start - 1) + "^" * width)
+        lines.extend(f"  = {n}" for n in self.notes)
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "message": self.message,
+            "file": self.span.file,
+            "line": self.span.line,
+            "column": self.span.column,
+            "notes": list(self.notes),
+        }
+
+
+class NnmipError(Exception):
+    """Base class of every error nnmip raises on purpose."""
+
+    code = "E0000"
+
+    def __init__(self, message: str = "", *, diagnostics: Sequence[Diagnostic] = (),
+                 source: str | None = None) -> None:
+        self.diagnostics: tuple[Diagnostic, ...] = tuple(diagnostics)
+        self.source = source
+        if not message and self.diagnostics:
+            message = self.diagnostics[0].message
+        super().__init__(message)
+
+    @classmethod
+    def at(cls, code: str, message: str, span: Span = NO_SPAN, notes: Iterable[str] = (),
+           source: str | None = None) -> NnmipError:
+        """Build an error carrying one diagnostic."""
+        return cls(message, diagnostics=[Diagnostic(code, message, span, tuple(notes))], source=source)
+
+    def with_source(self, source: str | None) -> NnmipError:
+        if self.source is None:
+            self.source = source
+        return self
+
+    def render(self) -> str:
+        if not self.diagnostics:
+            return f"error[{self.code}]: {self}"
+        return "\n".join(d.render(self.source) for d in self.diagnostics)
+
+
+class NnmipSyntaxError(NnmipError, SyntaxError):
+    """The text is not in the language."""
+
+    code = "E0001"
+
+
+class CheckError(NnmipError, ValueError):
+    """The text parses but does not make sense; holds every diagnostic found."""
+
+    code = "E0100"
+
+
+class DataError(NnmipError, ValueError):
+    """A data source cannot be read or holds values that cannot be used."""
+
+    code = "E0300"
+
+
+class FormulationError(NnmipError, ValueError):
+    """A model cannot be built (for example an infinite big-M bound)."""
+
+    code = "E0400"
+
+
+class BackendUnavailable(NnmipError, ImportError):
+    """The requested solver is not installed or not licensed."""
+
+    code = "E0500"
+
+
+class SolverError(NnmipError, RuntimeError):
+    """The solver failed or refused the model."""
+
+    code = "E0501"
+
+
+class NoSolutionError(NnmipError, RuntimeError):
+    """The solve ended without a solution (infeasible, unbounded, or a time limit without an incumbent)."""
+
+    code = "E0502"
