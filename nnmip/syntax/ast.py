@@ -1,0 +1,149 @@
+"""The abstract syntax tree of a ``.nnmip`` file.
+
+Nodes are frozen dataclasses; their ``span`` is excluded from equality, so two trees are equal when they say the
+same thing, wherever it was written (``parse(format(p)) == p``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+from nnmip.errors import NO_SPAN, Span
+
+
+@dataclass(frozen=True, slots=True)
+class Num:
+    value: int | float
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Str:
+    value: str
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    name: str
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Domain:
+    """``real[lo, hi]`` or ``int[lo, hi]``."""
+
+    kind: str
+    lo: Num
+    hi: Num
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ListLit:
+    items: tuple[Value, ...]
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class KwArg:
+    key: str
+    value: Value
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    func: str
+    args: tuple[Value | KwArg, ...]
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+    @property
+    def positional(self) -> tuple[Value, ...]:
+        return tuple(a for a in self.args if not isinstance(a, KwArg))
+
+    @property
+    def keywords(self) -> dict[str, KwArg]:
+        return {a.key: a for a in self.args if isinstance(a, KwArg)}
+
+
+Value = Union[Num, Str, Ref, Domain, ListLit, Call]
+
+
+@dataclass(frozen=True, slots=True)
+class DataStmt:
+    name: str
+    calls: tuple[Call, ...]
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    name: str
+    dim: int
+    domain: Domain | None = None
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeDef:
+    name: str
+    call: Call
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkStmt:
+    name: str
+    params: tuple[Param, ...]
+    nodes: tuple[NodeDef, ...]
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    key: str
+    value: Value
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SetDecl:
+    """``robust x in linf(0.1)`` (training) or ``input x in box(...)`` (verification)."""
+
+    keyword: str
+    target: str
+    set: Call
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TrainStmt:
+    network: str
+    data: str
+    items: tuple[Setting | SetDecl, ...]
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyStmt:
+    network: str
+    items: tuple[Setting | SetDecl, ...]
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SolveStmt:
+    solver: Call | Ref
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+Stmt = Union[DataStmt, NetworkStmt, TrainStmt, VerifyStmt, SolveStmt]
+
+
+@dataclass(frozen=True, slots=True)
+class Program:
+    items: tuple[Stmt, ...]
+    file: str = field(default="", compare=False, repr=False)
+    source: str = field(default="", compare=False, repr=False)

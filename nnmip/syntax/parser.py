@@ -1,0 +1,111 @@
+"""Parse ``.nnmip`` text with one cached LALR parser; syntax errors become located ``NnmipSyntaxError``."""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from pathlib import Path
+
+from lark import Lark, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import VisitError
+
+from nnmip.errors import Diagnostic, NnmipError, NnmipSyntaxError, Span
+from nnmip.syntax import ast
+from nnmip.syntax.to_ast import ToAst
+
+# Friendly names for terminals in "expected ..." notes.
+_TOKEN_NAMES = {
+    "NAME": "a name", "INT_NUMBER": "an integer", "FLOAT_NUMBER": "a number", "STRING": "a string",
+    "LPAR": "'('", "RPAR": "')'", "LBRACE": "'{'", "RBRACE": "'}'", "LSQB": "'['", "RSQB": "']'",
+    "COMMA": "','", "EQUAL": "'='", "COLON": "':'", "_SEMI": "';'", "REAL_KW": "'real'", "INT_KW": "'int'",
+    "DATA": "'data'", "NETWORK": "'network'", "TRAIN": "'train'", "VERIFY": "'verify'", "SOLVE": "'solve'",
+    "WITH": "'with'", "ON": "'on'", "IN": "'in'", "ROBUST": "'robust'", "INPUT": "'input'", "$END": "end of file",
+}
+
+
+def grammar_text() -> str:
+    """The grammar, from the installed package (wheel) or from the source tree's ``grammar/`` folder."""
+    try:
+        res = resources.files("nnmip").joinpath("grammar").joinpath("nnmip.lark")
+        if res.is_file():
+            return res.read_text(encoding="utf-8")
+    except (FileNotFoundError, ModuleNotFoundError, NotADirectoryError):  # pragma: no cover - depends on the install
+        pass
+    src = Path(__file__).resolve().parents[2] / "grammar" / "nnmip.lark"
+    return src.read_text(encoding="utf-8")
+
+
+@functools.cache
+def _parser() -> Lark:
+    return Lark(grammar_text(), parser="lalr", strict=True, propagate_positions=True, maybe_placeholders=True)
+
+
+def parse(text: str, file: str = "<input>") -> ast.Program:
+    """Parse ``text`` into a :class:`~nnmip.syntax.ast.Program`; raise ``NnmipSyntaxError`` when it is not valid."""
+    try:
+        tree = _parser().parse(text)
+    except UnexpectedInput as exc:
+        raise _syntax_error(exc, text, file) from None
+    try:
+        program = ToAst(file).transform(tree)
+    except VisitError as exc:  # pragma: no cover - ToAst does not validate
+        orig = exc.orig_exc
+        if isinstance(orig, NnmipError):
+            raise orig.with_source(text) from None
+        raise
+    return ast.Program(program.items, file=file, source=text)
+
+
+def parse_file(path: str | Path) -> ast.Program:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NnmipError.at("E0002", f"file '{p}' does not exist") from None
+    except UnicodeDecodeError as exc:
+        raise NnmipError.at("E0003", f"file '{p}' is not UTF-8 text: {exc.reason}") from None
+    except OSError as exc:
+        raise NnmipError.at("E0002", f"file '{p}' cannot be read: {exc.strerror}") from None
+    return parse(text, str(path))
+
+
+def _expected(names: set[str] | frozenset[str]) -> str:
+    pretty = sorted({_TOKEN_NAMES.get(n, f"'{n.lower()}'") for n in names})
+    if len(pretty) > 8:
+        pretty = pretty[:8] + ["..."]
+    return ", ".join(pretty)
+
+
+def _syntax_error(exc: UnexpectedInput, text: str, file: str) -> NnmipSyntaxError:
+    line, col = int(exc.line or 0), int(exc.column or 0)
+    notes: list[str] = []
+    if isinstance(exc, UnexpectedCharacters):
+        ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
+        msg = f"unexpected character {ch!r}"
+        if ch == "'":
+            notes.append("help: strings use double quotes, e.g. \"data.csv\"")
+        span = Span(line, col, line, col + 1, file)
+    elif isinstance(exc, UnexpectedEOF):
+        msg = "unexpected end of file"
+        lines = text.splitlines() or [""]
+        line, col = len(lines), len(lines[-1]) + 1
+        span = Span(line, col, line, col + 1, file)
+        if exc.expected:
+            notes.append(f"help: expected {_expected(set(exc.expected))}")
+    elif isinstance(exc, UnexpectedToken):
+        tok = exc.token
+        if tok.type == "$END":
+            msg = "unexpected end of file"
+            lines = text.splitlines() or [""]
+            line, col = len(lines), len(lines[-1]) + 1
+            span = Span(line, col, line, col + 1, file)
+        else:
+            kind = {"NAME": "name ", "INT_NUMBER": "number ", "FLOAT_NUMBER": "number ", "STRING": "string "}
+            msg = f"unexpected {kind.get(tok.type, '')}{str(tok)!r}"
+            span = Span(line, col, int(tok.end_line or line), int(tok.end_column or col + 1), file)
+        if exc.expected:
+            notes.append(f"help: expected {_expected(set(exc.expected))}")
+    else:  # pragma: no cover
+        msg = "syntax error"
+        span = Span(line, col, line, col + 1, file)
+    return NnmipSyntaxError(msg, diagnostics=[Diagnostic("E0001", msg, span, tuple(notes))], source=text)

@@ -1,0 +1,83 @@
+"""Lark tree -> :mod:`nnmip.syntax.ast`.  Builds nodes only and never validates (that is ``check``'s job)."""
+
+from __future__ import annotations
+
+import ast as pyast
+from typing import Any
+
+from lark import Token, Transformer, v_args
+
+from nnmip.errors import Span
+from nnmip.syntax import ast
+
+
+@v_args(inline=True, meta=True)
+class ToAst(Transformer[Token, ast.Program]):
+    """One method per non-inlined grammar rule."""
+
+    def __init__(self, file: str = "") -> None:
+        super().__init__()
+        self.file = file
+
+    def _span(self, meta: Any) -> Span:
+        return Span.of(meta, self.file)
+
+    # values
+    def number(self, meta: Any, tok: Token) -> ast.Num:
+        text = str(tok)
+        value: int | float = int(text) if tok.type == "INT_NUMBER" else float(text)
+        return ast.Num(value, span=self._span(meta))
+
+    def string(self, meta: Any, tok: Token) -> ast.Str:
+        return ast.Str(pyast.literal_eval(str(tok)), span=self._span(meta))
+
+    def ref(self, meta: Any, tok: Token) -> ast.Ref:
+        return ast.Ref(str(tok), span=self._span(meta))
+
+    def domain(self, meta: Any, kind: Token, lo: ast.Num, hi: ast.Num) -> ast.Domain:
+        return ast.Domain(str(kind), lo, hi, span=self._span(meta))
+
+    def list(self, meta: Any, *items: ast.Value | None) -> ast.ListLit:
+        return ast.ListLit(tuple(i for i in items if i is not None), span=self._span(meta))
+
+    def kwarg(self, meta: Any, key: Token, value: ast.Value) -> ast.KwArg:
+        return ast.KwArg(str(key), value, span=self._span(meta))
+
+    def call(self, meta: Any, func: Token, *args: ast.Value | ast.KwArg | None) -> ast.Call:
+        return ast.Call(str(func), tuple(a for a in args if a is not None), span=self._span(meta))
+
+    # statements
+    def data_stmt(self, meta: Any, name: Token, *calls: ast.Call) -> ast.DataStmt:
+        return ast.DataStmt(str(name), tuple(calls), span=self._span(meta))
+
+    def param(self, meta: Any, name: Token, dim: Token, domain: ast.Domain | None) -> ast.Param:
+        return ast.Param(str(name), int(dim), domain, span=self._span(meta))
+
+    def node_def(self, meta: Any, name: Token, call: ast.Call) -> ast.NodeDef:
+        return ast.NodeDef(str(name), call, span=self._span(meta))
+
+    def network_stmt(self, meta: Any, name: Token, *rest: Any) -> ast.NetworkStmt:
+        params = tuple(r for r in rest if isinstance(r, ast.Param))
+        nodes = tuple(r for r in rest if isinstance(r, ast.NodeDef))
+        return ast.NetworkStmt(str(name), params, nodes, span=self._span(meta))
+
+    def setting(self, meta: Any, key: Token, value: ast.Value) -> ast.Setting:
+        return ast.Setting(str(key), value, span=self._span(meta))
+
+    def robust_set(self, meta: Any, target: Token, call: ast.Call) -> ast.SetDecl:
+        return ast.SetDecl("robust", str(target), call, span=self._span(meta))
+
+    def input_set(self, meta: Any, target: Token, call: ast.Call) -> ast.SetDecl:
+        return ast.SetDecl("input", str(target), call, span=self._span(meta))
+
+    def train_stmt(self, meta: Any, network: Token, data: Token, *items: Any) -> ast.TrainStmt:
+        return ast.TrainStmt(str(network), str(data), tuple(items), span=self._span(meta))
+
+    def verify_stmt(self, meta: Any, network: Token, *items: Any) -> ast.VerifyStmt:
+        return ast.VerifyStmt(str(network), tuple(items), span=self._span(meta))
+
+    def solve_stmt(self, meta: Any, solver: ast.Call | ast.Ref) -> ast.SolveStmt:
+        return ast.SolveStmt(solver, span=self._span(meta))
+
+    def start(self, meta: Any, *items: ast.Stmt) -> ast.Program:
+        return ast.Program(tuple(items), file=self.file)
