@@ -232,6 +232,15 @@ class MatrixModel:
         return float(max((a.max() if a.size else 0.0) for a in v))
 
 
+def _fill(values: float | npt.ArrayLike, shape: tuple[int, ...]) -> FloatArray:
+    """``values`` broadcast to ``shape`` (a flat array of the right size is reshaped), as a flat copy."""
+    arr = np.asarray(values, dtype=np.float64)
+    size = int(np.prod(shape, dtype=np.int64))
+    if arr.ndim == 1 and arr.size == size and arr.shape != shape:
+        arr = arr.reshape(shape)
+    return np.broadcast_to(arr, shape).ravel().copy()
+
+
 def _names(blocks: tuple[Block, ...], n: int, fallback: str) -> list[str]:
     names = [f"{fallback}{j}" for j in range(n)]
     for b in blocks:
@@ -411,8 +420,8 @@ class ModelBuilder:
         """Add a block of columns; returns their indices in the logical ``shape``."""
         shape = (shape,) if isinstance(shape, int) else tuple(int(s) for s in shape)
         size = int(np.prod(shape, dtype=np.int64))
-        lo = np.broadcast_to(np.asarray(lb, dtype=np.float64), shape).ravel().copy()
-        hi = np.broadcast_to(np.asarray(ub, dtype=np.float64), shape).ravel().copy()
+        lo = _fill(lb, shape)
+        hi = _fill(ub, shape)
         if np.isnan(lo).any() or np.isnan(hi).any():
             raise FormulationError.at("E0402", f"bounds of {node}__{role} contain NaN")
         if vtype == "B":
@@ -431,8 +440,8 @@ class ModelBuilder:
         """Add ``lb <= A_block @ x <= ub`` from local COO triplets (``rows`` in ``0..size-1``)."""
         shape = (shape,) if isinstance(shape, int) else tuple(int(s) for s in shape)
         size = int(np.prod(shape, dtype=np.int64))
-        lo = np.broadcast_to(np.asarray(lb, dtype=np.float64), shape).ravel().copy()
-        hi = np.broadcast_to(np.asarray(ub, dtype=np.float64), shape).ravel().copy()
+        lo = _fill(lb, shape)
+        hi = _fill(ub, shape)
         self._rows.append(np.asarray(rows, dtype=np.int64).ravel() + self._nrows)
         self._cols.append(np.asarray(cols, dtype=np.int64).ravel())
         self._vals.append(np.asarray(vals, dtype=np.float64).ravel())
@@ -446,8 +455,8 @@ class ModelBuilder:
     def add_rows(self, node: str, role: str, expr: Affine, lb: float | FloatArray = -np.inf,
                  ub: float | FloatArray = np.inf) -> IntArray:
         """Add ``lb <= expr <= ub`` elementwise; returns row indices in ``expr.shape``."""
-        lo = np.broadcast_to(np.asarray(lb, dtype=np.float64), expr.shape).ravel() - expr.const
-        hi = np.broadcast_to(np.asarray(ub, dtype=np.float64), expr.shape).ravel() - expr.const
+        lo = (np.broadcast_to(np.asarray(lb, dtype=np.float64), expr.shape).ravel() - expr.const).reshape(expr.shape)
+        hi = (np.broadcast_to(np.asarray(ub, dtype=np.float64), expr.shape).ravel() - expr.const).reshape(expr.shape)
         coo = expr.coef.tocoo()
         return self.add_rows_coo(node, role, coo.row, coo.col, coo.data, lo, hi, expr.shape)
 
@@ -461,9 +470,9 @@ class ModelBuilder:
         self.c0 += float(w @ expr.const)
 
     def add_objective_cols(self, cols: IntArray, vals: float | FloatArray) -> None:
-        cols = np.asarray(cols, dtype=np.int64).ravel()
-        self._obj_cols.append(cols)
-        self._obj_vals.append(np.broadcast_to(np.asarray(vals, dtype=np.float64), cols.shape).copy())
+        cols = np.asarray(cols, dtype=np.int64)
+        self._obj_vals.append(_fill(vals, cols.shape))
+        self._obj_cols.append(cols.ravel())
 
     def add_margin(self, rows: IntArray, cols: IntArray | None, when: int | IntArray = 1) -> None:
         rows = np.asarray(rows, dtype=np.int64).ravel()

@@ -1,0 +1,191 @@
+"""CBC backend through python-mip: ``add_var`` per column and one tight loop adding the CSR rows."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from nnmip.errors import BackendUnavailable, SolverError
+from nnmip.model import MatrixModel
+from nnmip.solution import Progress, RawResult, SolveOptions, Status
+
+log = logging.getLogger(__name__)
+
+#: python-mip ``OptimizationStatus`` member name -> our status (unknown names map to ``Status.ERROR``).
+STATUS: dict[str, Status] = {
+    "OPTIMAL": Status.OPTIMAL,
+    "INFEASIBLE": Status.INFEASIBLE,
+    "INT_INFEASIBLE": Status.INFEASIBLE,
+    "UNBOUNDED": Status.UNBOUNDED,
+    "INF_OR_UNBD": Status.INF_OR_UNBD,
+    "FEASIBLE": Status.TIME_LIMIT,           # stopped by a limit with an incumbent
+    "NO_SOLUTION_FOUND": Status.TIME_LIMIT,  # stopped by a limit without one
+    "TRUNCATED": Status.TIME_LIMIT,
+}
+
+_TOL = 1e-9  # integrality and primal feasibility tolerance unless solver_options overrides
+_REFUSALS = ("Unrecognized parameter", "Illegal parameter", "Illegal keyword", "valid range is")
+
+
+def _finite(v: Any) -> float | None:
+    return float(v) if v is not None and math.isfinite(v) and abs(v) < 1e100 else None
+
+
+def _gap(incumbent: float | None, bound: float | None) -> float | None:
+    if incumbent is None or bound is None:
+        return None
+    return abs(incumbent - bound) / max(1e-10, abs(incumbent))
+
+
+@contextlib.contextmanager
+def _captured(enabled: bool = True) -> Iterator[list[str]]:
+    """Capture file descriptor 1: CBC prints even at ``verbose = 0`` (python-mip #359); yields [text]."""
+    out: list[str] = []
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1) if enabled else -1
+    except (OSError, ValueError):
+        saved = -1
+    if saved < 0:
+        yield out
+        return
+    with tempfile.TemporaryFile() as tmp:
+        try:
+            os.dup2(tmp.fileno(), 1)
+            yield out
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+            tmp.seek(0)
+            out.append(tmp.read().decode(errors="replace"))
+
+
+def _check_native(mip: Any, params: dict[str, str]) -> None:
+    """CBC skips the solve on an unknown parameter and ignores a bad value: try them on a 1-column model."""
+    probe = mip.Model(solver_name=mip.CBC)
+    probe.verbose = 0
+    probe.add_var(ub=1.0, obj=1.0, var_type=mip.INTEGER)
+    for key, value in params.items():
+        mip.cbc.cbc_set_parameter(probe.solver, key, value)
+    with _captured() as out:
+        probe.optimize()
+    bad = [ln for ln in "".join(out).splitlines() if any(w in ln for w in _REFUSALS)]
+    if bad:
+        raise SolverError.at("E0501", f"solver 'cbc' rejected an option: {bad[0].strip()}",
+                             notes=["help: CBC option names are those of the cbc command line"])
+
+
+class CbcBackend:
+    """MILP/LP through python-mip with the bundled CBC (no cones, no live progress)."""
+
+    name = "cbc"
+    module = "mip"
+    supports_mip = True
+    supports_cones = False
+
+    def solve(self, model: MatrixModel, opts: SolveOptions) -> RawResult:
+        if model.cones:
+            raise SolverError.at("E0505", f"solver '{self.name}' cannot handle cone constraints",
+                                 notes=["help: use --solver cvxpy or gurobi, or emit perspective-cuts"])
+        try:
+            import mip
+        except ImportError as exc:
+            raise BackendUnavailable.at(
+                "E0504", f"solver '{self.name}' is not installed: python module 'mip' not found",
+                notes=["help: pip install mip, or choose another solver"]) from exc
+        start = time.perf_counter()
+        if opts.progress is not None:
+            opts.progress(Progress(0.0, None, None))
+        empty = np.diff(model.A.indptr) == 0
+        if ((model.row_lb[empty] > 0.0) | (model.row_ub[empty] < 0.0)).any():
+            i = int(np.flatnonzero(empty & ((model.row_lb > 0.0) | (model.row_ub < 0.0)))[0])
+            return RawResult(Status.INFEASIBLE, self.name, seconds=time.perf_counter() - start,
+                             message=f"row {model.row_name(i)} has no terms and its bounds exclude 0")
+        if model.num_cols == 0:  # CBC refuses a model without columns
+            return RawResult(Status.OPTIMAL, self.name, np.zeros(0), float(model.c0), float(model.c0),
+                             time.perf_counter() - start, "empty model")
+
+        m = mip.Model(name=model.name, sense=mip.MAXIMIZE if model.sense == "max" else mip.MINIMIZE,
+                      solver_name=mip.CBC)
+        m.verbose = 1 if opts.verbose else 0
+        x = self._build(mip, m, model)
+        m.integer_tol = _TOL
+        m.infeas_tol = _TOL
+        if opts.mip_gap is not None:
+            m.max_mip_gap = float(opts.mip_gap)
+        if opts.threads is not None:
+            m.threads = int(opts.threads)
+        native = {k: str(v) for k, v in opts.solver_options.items() if not hasattr(m, k)}
+        if native:  # CBC command-line parameter names (the rest are python-mip attributes: cuts, emphasis...)
+            _check_native(mip, native)
+        for key, value in opts.solver_options.items():
+            if key in native:
+                mip.cbc.cbc_set_parameter(m.solver, key, native[key])
+            else:
+                setattr(m, key, value)
+        if opts.warm_start is not None:
+            ws = np.asarray(opts.warm_start, dtype=np.float64)
+            if ws.shape != (model.num_cols,):
+                raise ValueError(f"warm start has shape {ws.shape}, expected ({model.num_cols},)")
+            m.start = [(x[j], float(ws[j])) for j in np.flatnonzero(model.vtype != "C")]
+
+        log.debug("cbc: solving %d columns, %d rows, %d nonzeros", model.num_cols, model.num_rows,
+                  model.A.nnz)
+        limit = float(opts.time_limit) if opts.time_limit is not None else math.inf
+        with _captured(not opts.verbose) as out:
+            result = m.optimize(max_seconds=limit)
+        log.debug("cbc output:\n%s", "".join(out))
+        status = STATUS.get(result.name, Status.ERROR)
+        c0 = float(model.c0)
+        x_out: np.ndarray | None = None
+        objective = bound = None
+        if status in (Status.OPTIMAL, Status.TIME_LIMIT) and m.num_solutions > 0:
+            x_out = np.array([v.x for v in x], dtype=np.float64)
+            objective = float(m.objective_value) + c0
+        if status is Status.OPTIMAL and not model.is_mip:
+            bound = objective
+        elif status in (Status.OPTIMAL, Status.TIME_LIMIT):
+            b = _finite(m.objective_bound)
+            bound = None if b is None else b + c0
+        seconds = time.perf_counter() - start
+        message = f"cbc status {result.name.lower()}"
+        if opts.progress is not None:
+            opts.progress(Progress(seconds, objective, bound, _gap(objective, bound)))
+        log.info("cbc: %s, objective %s, bound %s, %.2fs", status, objective, bound, seconds)
+        return RawResult(status, self.name, x_out, objective, bound, seconds, message, None)
+
+    @staticmethod
+    def _build(mip: Any, m: Any, model: MatrixModel) -> list[Any]:
+        """Columns one ``add_var`` each; rows from CSR (equality once, ranged rows as two constraints)."""
+        kind = {"C": mip.CONTINUOUS, "B": mip.BINARY, "I": mip.INTEGER}
+        binary = model.vtype == "B"
+        lb = np.where(binary, np.maximum(model.col_lb, 0.0), model.col_lb).tolist()
+        ub = np.where(binary, np.minimum(model.col_ub, 1.0), model.col_ub).tolist()
+        c = model.c.tolist()
+        types = [kind[t] for t in model.vtype.tolist()]
+        x = [m.add_var(lb=lb[j], ub=ub[j], obj=c[j], var_type=t) for j, t in enumerate(types)]
+        A = model.A
+        indptr, indices, data = A.indptr.tolist(), A.indices.tolist(), A.data.tolist()
+        LinExpr = mip.LinExpr
+        for i, (lo, hi) in enumerate(zip(model.row_lb.tolist(), model.row_ub.tolist(), strict=True)):
+            p, q = indptr[i], indptr[i + 1]
+            if p == q or (lo == -math.inf and hi == math.inf):
+                continue
+            expr = LinExpr([x[j] for j in indices[p:q]], data[p:q])
+            if lo == hi:
+                m.add_constr(expr == lo)
+                continue
+            if lo > -math.inf:
+                m.add_constr(expr >= lo)
+            if hi < math.inf:
+                m.add_constr(expr <= hi)
+        return x

@@ -1,0 +1,194 @@
+"""Gurobi backend: ``addMVar`` for the columns, ``addMConstr`` for the rows (ranged rows split in two sides).
+
+Cone blocks become quadratic constraints (``soc``: ``x[tail]'x[tail] <= x[h]^2``; ``rsoc``:
+``x[tail]'x[tail] <= x[h0] * x[h1]``) with the heads made non-negative so Gurobi recognises them as convex
+cones.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from nnmip.errors import BackendUnavailable, SolverError
+from nnmip.model import MatrixModel
+from nnmip.solution import Progress, RawResult, SolveOptions, Status
+
+log = logging.getLogger(__name__)
+
+#: Gurobi status code -> our status (unknown codes, e.g. NUMERIC or SUBOPTIMAL, map to ``Status.ERROR``).
+STATUS: dict[int, Status] = {
+    2: Status.OPTIMAL, 3: Status.INFEASIBLE, 4: Status.INF_OR_UNBD, 5: Status.UNBOUNDED,
+    7: Status.TIME_LIMIT,   # ITERATION_LIMIT
+    8: Status.TIME_LIMIT,   # NODE_LIMIT
+    9: Status.TIME_LIMIT,   # TIME_LIMIT
+    10: Status.TIME_LIMIT,  # SOLUTION_LIMIT
+    11: Status.TIME_LIMIT,  # INTERRUPTED
+    15: Status.TIME_LIMIT,  # USER_OBJ_LIMIT
+    16: Status.TIME_LIMIT,  # WORK_LIMIT
+    17: Status.TIME_LIMIT,  # MEM_LIMIT
+}
+
+DEFAULTS: dict[str, Any] = {"IntFeasTol": 1e-9, "FeasibilityTol": 1e-9}
+_NO_LICENSE, _SIZE_LIMIT = 10009, 10010
+_REPORT_EVERY = 0.5
+
+
+def _licence_error(exc: Any) -> Exception:
+    if getattr(exc, "errno", None) == _SIZE_LIMIT or "size-limited" in str(exc):
+        msg = ("gurobi licence refuses this model "
+               "(size-limited licence: at most 2000 variables and 2000 constraints)")
+    else:
+        msg = f"gurobi licence refuses this model: {exc}"
+    return BackendUnavailable.at(
+        "E0506", msg, notes=["help: use --solver highs or cbc, or install a full Gurobi licence"])
+
+
+def _finite(v: float) -> float | None:
+    return float(v) if math.isfinite(v) and abs(v) < 1e100 else None
+
+
+def _gap(incumbent: float | None, bound: float | None) -> float | None:
+    if incumbent is None or bound is None:
+        return None
+    return abs(incumbent - bound) / max(1e-10, abs(incumbent))
+
+
+class GurobiBackend:
+    """MILP, LP and (mixed-integer) second-order cone models through gurobipy's matrix API."""
+
+    name = "gurobi"
+    module = "gurobipy"
+    supports_mip = True
+    supports_cones = True
+
+    def solve(self, model: MatrixModel, opts: SolveOptions) -> RawResult:
+        try:
+            import gurobipy as gp
+        except ImportError as exc:
+            raise BackendUnavailable.at(
+                "E0504", f"solver '{self.name}' is not installed: python module 'gurobipy' not found",
+                notes=["help: pip install 'nnmip[gurobi]', or choose another solver"]) from exc
+        start = time.perf_counter()
+        try:
+            with gp.Env(empty=True) as env:
+                env.setParam("OutputFlag", 1 if opts.verbose else 0)
+                env.start()
+                with gp.Model(model.name, env=env) as m:
+                    return self._solve(gp, m, model, opts, start)
+        except gp.GurobiError as exc:
+            if exc.errno in (_NO_LICENSE, _SIZE_LIMIT) or "licen" in str(exc).lower():
+                raise _licence_error(exc) from exc
+            raise SolverError.at("E0501", f"gurobi failed: {exc}") from exc
+
+    def _solve(self, gp: Any, m: Any, model: MatrixModel, opts: SolveOptions, start: float) -> RawResult:
+        GRB = gp.GRB
+        params: dict[str, Any] = dict(DEFAULTS)
+        if model.cones:
+            params["BarQCPConvTol"] = 1e-9
+        if opts.time_limit is not None:
+            params["TimeLimit"] = float(opts.time_limit)
+        if opts.mip_gap is not None:
+            params["MIPGap"] = float(opts.mip_gap)
+        if opts.threads is not None:
+            params["Threads"] = int(opts.threads)
+        params.update(opts.solver_options)
+        for key, value in params.items():
+            m.setParam(key, value)
+
+        lb, ub = model.col_lb.copy(), model.col_ub.copy()
+        binary = model.vtype == "B"
+        lb[binary], ub[binary] = np.maximum(lb[binary], 0.0), np.minimum(ub[binary], 1.0)
+        for cone in model.cones:  # cone heads are non-negative by definition
+            lb[cone.head.ravel()] = np.maximum(lb[cone.head.ravel()], 0.0)
+        x = m.addMVar(model.num_cols, lb=np.maximum(lb, -GRB.INFINITY), ub=np.minimum(ub, GRB.INFINITY),
+                      obj=model.c, vtype=model.vtype.astype("<U1"))
+        m.ModelSense = GRB.MAXIMIZE if model.sense == "max" else GRB.MINIMIZE
+        m.ObjCon = float(model.c0)
+        A, lo, hi = model.A, model.row_lb, model.row_ub
+        eq = lo == hi
+        for rows, sense, rhs in ((eq, GRB.EQUAL, lo), (~eq & np.isfinite(lo), GRB.GREATER_EQUAL, lo),
+                                 (~eq & np.isfinite(hi), GRB.LESS_EQUAL, hi)):
+            if rows.any():
+                m.addMConstr(sp.csr_array(A[rows]), x, sense, rhs[rows])
+        if model.cones:
+            self._add_cones(gp, m, x, model)
+        if opts.warm_start is not None:
+            ws = np.asarray(opts.warm_start, dtype=np.float64)
+            if ws.shape != (model.num_cols,):
+                raise ValueError(f"warm start has shape {ws.shape}, expected ({model.num_cols},)")
+            x.Start = ws
+        callback = self._callback(gp, opts, start, model.sense) if opts.progress is not None else None
+
+        log.debug("gurobi: solving %d columns, %d rows, %d nonzeros", model.num_cols, model.num_rows,
+                  A.nnz)
+        m.optimize(callback)
+        if m.Status == GRB.INF_OR_UNBD and "DualReductions" not in opts.solver_options:
+            log.debug("gurobi: infeasible or unbounded, re-solving with DualReductions=0 to tell which")
+            m.setParam("DualReductions", 0)
+            m.reset()
+            m.optimize(callback)
+        status = STATUS.get(m.Status, Status.ERROR)
+        x_out, objective, bound = None, None, None
+        if m.SolCount > 0 and status in (Status.OPTIMAL, Status.TIME_LIMIT, Status.ERROR):
+            x_out = np.asarray(x.X, dtype=np.float64)
+            objective = float(m.ObjVal)
+        if m.IsMIP and status in (Status.OPTIMAL, Status.TIME_LIMIT):
+            try:
+                bound = _finite(m.ObjBound)
+            except (AttributeError, gp.GurobiError):
+                bound = None
+        elif status is Status.OPTIMAL:
+            bound = objective
+        nodes = int(m.NodeCount) if m.IsMIP else None
+        seconds = time.perf_counter() - start
+        names = {getattr(GRB.Status, k): k for k in dir(GRB.Status) if k.isupper()}
+        message = f"gurobi status {names.get(m.Status, m.Status)}"
+        if status is Status.ERROR:
+            message = f"gurobi ended with status {names.get(m.Status, '?')} (code {m.Status})"
+        if opts.progress is not None:
+            opts.progress(Progress(seconds, objective, bound, _gap(objective, bound), nodes))
+        log.info("gurobi: %s, objective %s, bound %s, %.2fs", status, objective, bound, seconds)
+        return RawResult(status, self.name, x_out, objective, bound, seconds, message, nodes)
+
+    @staticmethod
+    def _add_cones(gp: Any, m: Any, x: Any, model: MatrixModel) -> None:
+        cols = x.tolist()
+        for cone in model.cones:
+            for head, tail in zip(cone.head.tolist(), cone.tail.tolist(), strict=True):
+                q = gp.QuadExpr()
+                tv = [cols[j] for j in tail]
+                q.addTerms([1.0] * len(tv), tv, tv)
+                q.addTerms(-1.0, cols[head[0]], cols[head[-1]])  # h0^2 (soc) or h0*h1 (rsoc)
+                m.addQConstr(q <= 0.0)
+
+    @staticmethod
+    def _callback(gp: Any, opts: SolveOptions, start: float, sense: str) -> Any:
+        """Report on each new incumbent (MIPSOL) and at most every 0.5 s from the MIP loop."""
+        cb, progress = gp.GRB.Callback, opts.progress
+        assert progress is not None
+        last = [-math.inf]
+
+        def callback(model: Any, where: int) -> None:
+            now = time.perf_counter() - start
+            if where == cb.MIPSOL:
+                new, best, bnd, nodes = (model.cbGet(k) for k in (cb.MIPSOL_OBJ, cb.MIPSOL_OBJBST,
+                                                                   cb.MIPSOL_OBJBND, cb.MIPSOL_NODCNT))
+                inc = max(new, best) if sense == "max" else min(new, best)
+            elif where == cb.MIP and now - last[0] >= _REPORT_EVERY:
+                inc, bnd, nodes = (model.cbGet(k) for k in (cb.MIP_OBJBST, cb.MIP_OBJBND, cb.MIP_NODCNT))
+            else:
+                return
+            last[0] = now
+            i, b = _finite(inc), _finite(bnd)
+            try:
+                progress(Progress(now, i, b, _gap(i, b), int(nodes)))
+            except Exception:  # a broken reporter must not kill the solve
+                log.exception("gurobi: progress callback failed")
+
+        return callback

@@ -1,0 +1,183 @@
+"""HiGHS backend: the whole model goes to ``Highs.passModel`` as one ``HighsLp`` built from CSC arrays."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from nnmip.errors import BackendUnavailable, SolverError
+from nnmip.model import MatrixModel
+from nnmip.solution import Progress, RawResult, SolveOptions, Status
+
+log = logging.getLogger(__name__)
+
+#: HiGHS ``HighsModelStatus`` member name -> our status (unknown names map to ``Status.ERROR``).
+STATUS: dict[str, Status] = {
+    "kOptimal": Status.OPTIMAL,
+    "kModelEmpty": Status.OPTIMAL,
+    "kInfeasible": Status.INFEASIBLE,
+    "kUnbounded": Status.UNBOUNDED,
+    "kUnboundedOrInfeasible": Status.INF_OR_UNBD,
+    "kTimeLimit": Status.TIME_LIMIT,
+    "kIterationLimit": Status.TIME_LIMIT,
+    "kSolutionLimit": Status.TIME_LIMIT,
+    "kObjectiveBound": Status.TIME_LIMIT,
+    "kObjectiveTarget": Status.TIME_LIMIT,
+    "kInterrupt": Status.TIME_LIMIT,
+    "kHighsInterrupt": Status.TIME_LIMIT,
+    "kMemoryLimit": Status.TIME_LIMIT,
+}
+
+#: Defaults applied before ``solver_options`` (which may override any of them).
+DEFAULTS: dict[str, Any] = {
+    "mip_feasibility_tolerance": 1e-9,
+    "primal_feasibility_tolerance": 1e-9,
+}
+
+_REPORT_EVERY = 0.5  # seconds between periodic progress reports
+
+
+def _finite(v: float) -> float | None:
+    return float(v) if v is not None and math.isfinite(v) else None
+
+
+def _gap(incumbent: float | None, bound: float | None) -> float | None:
+    if incumbent is None or bound is None:
+        return None
+    return abs(incumbent - bound) / max(1e-10, abs(incumbent))
+
+
+class HighsBackend:
+    """MILP/LP through highspy (no cones)."""
+
+    name = "highs"
+    module = "highspy"
+    supports_mip = True
+    supports_cones = False
+
+    def solve(self, model: MatrixModel, opts: SolveOptions) -> RawResult:
+        if model.cones:
+            raise SolverError.at("E0505", f"solver '{self.name}' cannot handle cone constraints",
+                                 notes=["help: use --solver cvxpy or gurobi, or emit perspective-cuts"])
+        try:
+            import highspy
+        except ImportError as exc:
+            raise BackendUnavailable.at(
+                "E0504", f"solver '{self.name}' is not installed: python module 'highspy' not found",
+                notes=["help: pip install highspy, or choose another solver"]) from exc
+        start = time.perf_counter()
+        h = highspy.Highs()
+        self._set_options(h, opts)
+        self._pass_model(h, highspy, model)
+        if opts.warm_start is not None:
+            ws = np.asarray(opts.warm_start, dtype=np.float64)
+            if ws.shape != (model.num_cols,):
+                raise ValueError(f"warm start has shape {ws.shape}, expected ({model.num_cols},)")
+            sol = highspy.HighsSolution()
+            sol.col_value = ws.tolist()
+            sol.value_valid = True
+            h.setSolution(sol)
+        if opts.progress is not None:
+            self._subscribe(h, opts, start)
+        log.debug("highs: solving %d columns, %d rows, %d nonzeros", model.num_cols, model.num_rows,
+                  model.A.nnz)
+        run_status = h.run()
+        ms = h.getModelStatus()
+        status = STATUS.get(ms.name, Status.ERROR)
+        info = h.getInfo()
+        has_x = info.primal_solution_status == highspy.SolutionStatus.kSolutionStatusFeasible
+        if ms.name == "kModelEmpty":
+            x, objective = np.zeros(0), float(model.c0)
+        elif has_x and status in (Status.OPTIMAL, Status.TIME_LIMIT, Status.ERROR):
+            x = np.asarray(h.getSolution().col_value, dtype=np.float64)
+            objective = float(info.objective_function_value)
+        else:
+            x, objective = None, None
+        if not model.is_mip:
+            bound = objective if status is Status.OPTIMAL else None
+            nodes = None
+        else:
+            bound = _finite(info.mip_dual_bound) if status in (Status.OPTIMAL, Status.TIME_LIMIT) else None
+            nodes = int(info.mip_node_count) if info.mip_node_count >= 0 else None
+        seconds = time.perf_counter() - start
+        message = h.modelStatusToString(ms)
+        if status is Status.ERROR:
+            message = f"highs ended with model status '{message}' (run status {run_status.name})"
+        if opts.progress is not None:
+            opts.progress(Progress(seconds, objective, bound, _gap(objective, bound), nodes))
+        log.info("highs: %s, objective %s, bound %s, %.2fs", status, objective, bound, seconds)
+        return RawResult(status, self.name, x, objective, bound, seconds, message, nodes)
+
+    # -- helpers ---------------------------------------------------------------------------------------
+    def _set_options(self, h: Any, opts: SolveOptions) -> None:
+        options: dict[str, Any] = {"output_flag": bool(opts.verbose), **DEFAULTS}
+        if opts.time_limit is not None:
+            options["time_limit"] = float(opts.time_limit)
+        if opts.mip_gap is not None:
+            options["mip_rel_gap"] = float(opts.mip_gap)
+        if opts.threads is not None:
+            options["threads"] = int(opts.threads)
+        options.update(opts.solver_options)
+        if "threads" in options:
+            # HiGHS keeps one global thread scheduler; a different thread count needs a fresh one
+            type(h).resetThreadScheduler(False)
+        for key, value in options.items():
+            if h.setOptionValue(key, value).name != "kOk":
+                raise SolverError.at("E0501", f"solver 'highs' rejected option {key}={value!r}",
+                                     notes=["help: see https://ergo-code.github.io/HiGHS/stable/options/"])
+
+    @staticmethod
+    def _pass_model(h: Any, highspy: Any, model: MatrixModel) -> None:
+        inf = highspy.kHighsInf
+        A = sp.csc_array(model.A)
+        A.sort_indices()
+        lb, ub = model.col_lb.copy(), model.col_ub.copy()
+        binary = model.vtype == "B"
+        lb[binary], ub[binary] = np.maximum(lb[binary], 0.0), np.minimum(ub[binary], 1.0)
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = model.num_cols, model.num_rows
+        lp.col_cost_ = model.c.astype(np.float64)
+        lp.col_lower_ = np.where(np.isneginf(lb), -inf, lb)
+        lp.col_upper_ = np.where(np.isposinf(ub), inf, ub)
+        lp.row_lower_ = np.where(np.isneginf(model.row_lb), -inf, model.row_lb)
+        lp.row_upper_ = np.where(np.isposinf(model.row_ub), inf, model.row_ub)
+        lp.offset_ = float(model.c0)
+        lp.sense_ = highspy.ObjSense.kMaximize if model.sense == "max" else highspy.ObjSense.kMinimize
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = model.num_cols, model.num_rows
+        lp.a_matrix_.start_ = A.indptr.astype(np.int32)
+        lp.a_matrix_.index_ = A.indices.astype(np.int32)
+        lp.a_matrix_.value_ = A.data.astype(np.float64)
+        if model.is_mip:
+            kind = highspy.HighsVarType
+            lp.integrality_ = [kind.kContinuous if t == "C" else kind.kInteger for t in model.vtype]
+        status = h.passModel(lp)
+        if status.name == "kError":
+            raise SolverError.at("E0501", "highs rejected the model in passModel")
+
+    @staticmethod
+    def _subscribe(h: Any, opts: SolveOptions, start: float) -> None:
+        """Report on each improving solution and at most every 0.5 s from the MIP interrupt callback."""
+        progress = opts.progress
+        assert progress is not None
+        last = [-math.inf]
+
+        def report(event: Any, force: bool) -> None:
+            now = time.perf_counter() - start
+            if not force and now - last[0] < _REPORT_EVERY:
+                return
+            last[0] = now
+            d = event.data_out
+            try:
+                progress(Progress(now, _finite(d.mip_primal_bound), _finite(d.mip_dual_bound),
+                                  _finite(d.mip_gap), int(d.mip_node_count)))
+            except Exception:  # a broken reporter must not kill the solve
+                log.exception("highs: progress callback failed")
+
+        h.cbMipImprovingSolution.subscribe(lambda e: report(e, True))
+        h.cbMipInterrupt.subscribe(lambda e: report(e, False))

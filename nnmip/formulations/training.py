@@ -1,0 +1,527 @@
+"""The training MILP (FORMULATIONS.md sections 2-6 and 10): weights are decision variables, data are constants.
+
+Each node's value while formulating is one of
+
+* ``Const``: known numbers (data, or fixed layers applied to data), shape (R, d);
+* ``Bin``: binary columns ``u`` (R, d) with output ``lo + (hi - lo) u`` (step: 0/1, sign: -1/+1);
+* ``Lin``: an :class:`~nnmip.model.Affine` block (R, d) with proven bounds ``[L, U]``.
+
+Rows are indexed either by data points (``space == "point"``, R = N) or by clusters of the data-splitting
+strategy (``space == "cluster"``, R = P): the first binary layer on data maps point rows to the cluster of each
+point, after which everything is per cluster.  With one cluster per point this is the exact model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from nnmip.errors import FormulationError
+from nnmip.ir.losses import targets
+from nnmip.ir.network import Network
+from nnmip.ir.ops import Dense, Identity, Input, Op, ReLU, Sign, Step
+from nnmip.model import Affine, MatrixModel, ModelBuilder
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+#: default activation margin: far above the tightest integrality tolerance times any big-M we emit
+#: (1e-9 * M with M < 1e4) plus the feasibility tolerance (1e-9), and far below the scale of scaled data
+DEFAULT_EPS = 1e-3
+
+
+@dataclass
+class Const:
+    values: FloatArray
+    space: str = "point"
+
+
+@dataclass
+class Bin:
+    cols: IntArray
+    levels: tuple[float, float]
+    space: str
+
+    def affine(self) -> Affine:
+        lo, hi = self.levels
+        return Affine.from_cols(self.cols, scale=hi - lo, offset=lo)
+
+    def bounds(self) -> tuple[FloatArray, FloatArray]:
+        return np.full(self.cols.shape, self.levels[0]), np.full(self.cols.shape, self.levels[1])
+
+
+@dataclass
+class Lin:
+    expr: Affine
+    lo: FloatArray
+    hi: FloatArray
+    space: str
+
+
+Value = Const | Bin | Lin
+
+
+@dataclass
+class ParamCols:
+    """Where a trainable layer's parameters live: column indices, or fixed values."""
+
+    W_cols: IntArray | None
+    W_fixed: FloatArray | None
+    b_cols: IntArray | None
+    b_fixed: FloatArray | None
+    W_int: bool = False
+    b_int: bool = False
+
+
+@dataclass
+class TrainingModel:
+    """The MatrixModel plus what is needed to read a solution back and check it."""
+
+    model: MatrixModel
+    params: dict[str, ParamCols]
+    patterns: dict[str, tuple[IntArray, IntArray]]   # binary node -> (u cols (R, d), row of each point (N,))
+    loss: str
+    margin: float
+    eps: float
+    l1: float
+    n_classes: int
+    groups: IntArray
+    error_cols: IntArray | None = None                 # zero_one: e per point
+    notes: list[str] = field(default_factory=list)
+
+    def weights(self, x: FloatArray) -> dict[str, tuple[FloatArray, FloatArray | None]]:
+        """Read trained parameters from a solution vector (integer parameters are rounded)."""
+        out: dict[str, tuple[FloatArray, FloatArray | None]] = {}
+        for node, p in self.params.items():
+            W = p.W_fixed if p.W_cols is None else x[p.W_cols]
+            if p.W_cols is not None and p.W_int:
+                W = np.round(W)
+            b: FloatArray | None
+            if p.b_cols is not None:
+                b = x[p.b_cols]
+                if p.b_int:
+                    b = np.round(b)
+            else:
+                b = p.b_fixed
+            out[node] = (np.asarray(W, dtype=np.float64) + 0.0, None if b is None else np.asarray(b) + 0.0)
+        return out
+
+
+class _Formulator:
+    def __init__(self, net: Network, X: FloatArray, groups: IntArray, n_clusters: int, eps: float) -> None:
+        self.net = net
+        self.X = X
+        self.groups = groups
+        self.n_clusters = n_clusters
+        self.eps = eps
+        self.b = ModelBuilder(name=net.name)
+        self.params: dict[str, ParamCols] = {}
+        self.patterns: dict[str, tuple[IntArray, IntArray]] = {}
+        self.clustered = n_clusters < X.shape[0]
+
+    def rows_of(self, space: str) -> int:
+        return self.X.shape[0] if space == "point" else self.n_clusters
+
+    # parameters -------------------------------------------------------------------------------------------------
+    def param_cols(self, node: str, op: Dense) -> ParamCols:
+        assert op.weights is not None
+        W_cols = W_fixed = b_cols = b_fixed = None
+        w_int = b_int = False
+        if op.weights.trainable:
+            w_int = op.weights.kind == "int"
+            W_cols = self.b.add_cols(node, "W", (op.n_out, op.n_in), op.weights.lo, op.weights.hi,
+                                     "I" if w_int else "C")
+        else:
+            W_fixed = op.weights.value
+        if op.bias is not None:
+            if op.bias.trainable:
+                b_int = op.bias.kind == "int"
+                b_cols = self.b.add_cols(node, "b", op.n_out, op.bias.lo, op.bias.hi, "I" if b_int else "C")
+            else:
+                b_fixed = op.bias.value
+        pc = ParamCols(W_cols, W_fixed, b_cols, b_fixed, w_int, b_int)
+        self.params[node] = pc
+        return pc
+
+    def bias_affine(self, pc: ParamCols, R: int, n_out: int) -> Affine | FloatArray:
+        if pc.b_cols is not None:
+            return Affine.from_cols(np.broadcast_to(pc.b_cols, (R, n_out)).copy())
+        return np.zeros((R, n_out)) if pc.b_fixed is None else np.broadcast_to(pc.b_fixed, (R, n_out)).copy()
+
+    # ops ---------------------------------------------------------------------------------------------------------
+    def dense(self, node: str, op: Dense, v: Value) -> Value:
+        pc = self.param_cols(node, op)
+        if not op.trainable:
+            W, bias = op.W, op.b
+            if isinstance(v, Const):
+                return Const(v.values @ W.T + bias, v.space)
+            lin = v if isinstance(v, Lin) else Lin(v.affine(), *v.bounds(), v.space)
+            lo, hi = op.interval(lin.lo, lin.hi)
+            return Lin(lin.expr.matmul_t(W) + bias, lo, hi, lin.space)
+        if isinstance(v, Const):
+            return dense_on_constant(node, op, v, pc, self)
+        if isinstance(v, Bin):
+            return dense_on_binary(node, op, v, pc, self)
+        raise FormulationError.at(
+            "E0141", f"layer '{node}' multiplies trainable weights by a continuous variable (bilinear)", op.span,
+            ["help: put step(...) or sign(...) before it, or give it fixed weights"])
+
+    def activation(self, node: str, op: Op, v: Value) -> Value:
+        if isinstance(v, Const):
+            return Const(op.forward(v.values), v.space)
+        if isinstance(op, Identity):
+            return v
+        if isinstance(op, (Step, Sign)):
+            if isinstance(v, Bin):
+                v = Lin(v.affine(), *v.bounds(), v.space)
+            return step_margin(node, op, v, self)
+        raise FormulationError.at(
+            "E0140", f"{op.kind} '{node}' follows trainable weights: training through it is not a MILP here",
+            op.span, ["help: use step(...) or sign(...) for training, or fixed weights"])
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Formulations (FORMULATIONS.md sections 3 and 4)
+# ------------------------------------------------------------------------------------------------------------
+def dense_on_constant(node: str, op: Dense, v: Const, pc: ParamCols, f: _Formulator) -> Lin:
+    r"""Dense layer with trainable weights on constant input (data).
+
+    Math
+    ----
+    ``a_il = sum_j x_ij W_lj + b_l``: an affine expression in (W, b), no new rows.  Bounds per point by
+    interval arithmetic over the weight domain: ``L_il = sum_j min(x_ij Wlo_lj, x_ij Whi_lj) + blo_l``.
+
+    Source: Dense on Const.  Target: Lin (R, n_out).
+    """
+    R = v.values.shape[0]
+    n_out, n_in = op.n_out, op.n_in
+    X = v.values
+    if pc.W_cols is not None:
+        i, l, j = np.meshgrid(np.arange(R), np.arange(n_out), np.arange(n_in), indexing="ij")
+        vals = X[i, j]
+        keep = vals != 0.0
+        expr = Affine.from_triplets((i * n_out + l)[keep], pc.W_cols[l, j][keep], vals[keep],
+                                    np.zeros(R * n_out), (R, n_out))
+    else:
+        expr = Affine.constant(X @ pc.W_fixed.T)  # type: ignore[union-attr]
+    expr = expr + f.bias_affine(pc, R, n_out)
+    lo, hi = op.interval(X, X)
+    return Lin(expr, lo, hi, v.space)
+
+
+def dense_on_binary(node: str, op: Dense, v: Bin, pc: ParamCols, f: _Formulator) -> Lin:
+    r"""Dense layer with trainable weights on binary activations: exact McCormick products.
+
+    Math
+    ----
+    For ``W_lj in [L, U]`` and ``u_rj in {0, 1}``, a product column ``s_rlj = W_lj u_rj`` with
+    ``s - L u >= 0``, ``s - U u <= 0``, ``s - W - U u >= -U``, ``s - W - L u <= -L`` (exact for binary u).
+    Then ``a_rl = (hi - lo) sum_j s_rlj + lo sum_j W_lj + b_l`` for activations ``lo + (hi - lo) u``
+    (step: ``sum_j s + b``; sign: ``2 sum_j s - sum_j W + b``).
+
+    Source: Dense (trainable W) on Bin.  Target: Lin (R, n_out); R*n_out*n_in columns ``s`` and 4 rows each.
+    """
+    if pc.W_cols is None:  # only the bias is trainable: the weights are fixed
+        lin = Lin(v.affine(), *v.bounds(), v.space)
+        lo, hi = op.interval(lin.lo, lin.hi)
+        expr = lin.expr.matmul_t(pc.W_fixed) + f.bias_affine(pc, lin.expr.shape[0], op.n_out)  # type: ignore
+        return Lin(expr, lo, hi, v.space)
+    assert op.weights is not None
+    R, n_in = v.cols.shape
+    n_out = op.n_out
+    Lw, Uw = op.weights.lo, op.weights.hi
+    s = f.b.add_cols(node, "s", (R, n_out, n_in), np.minimum(Lw, 0.0)[None], np.maximum(Uw, 0.0)[None], "C")
+    u = np.broadcast_to(v.cols[:, None, :], s.shape)
+    W = np.broadcast_to(pc.W_cols[None], s.shape)
+    L = np.broadcast_to(Lw[None], s.shape)
+    U = np.broadcast_to(Uw[None], s.shape)
+    k = s.size
+    r = np.arange(k)
+    one = np.ones(k)
+    # rows 1-2: L u <= s <= U u  (one two-sided row would mix directions; keep them apart)
+    f.b.add_rows_coo(node, "mc_lo", np.r_[r, r], np.r_[s.ravel(), u.ravel()], np.r_[one, -L.ravel()],
+                     0.0, np.inf, s.shape)
+    f.b.add_rows_coo(node, "mc_hi", np.r_[r, r], np.r_[s.ravel(), u.ravel()], np.r_[one, -U.ravel()],
+                     -np.inf, 0.0, s.shape)
+    # rows 3-4: W - U (1 - u) <= s <= W - L (1 - u)
+    f.b.add_rows_coo(node, "mc_wlo", np.r_[r, r, r], np.r_[s.ravel(), W.ravel(), u.ravel()],
+                     np.r_[one, -one, -U.ravel()], -U.ravel(), np.inf, s.shape)
+    f.b.add_rows_coo(node, "mc_whi", np.r_[r, r, r], np.r_[s.ravel(), W.ravel(), u.ravel()],
+                     np.r_[one, -one, -L.ravel()], -np.inf, -L.ravel(), s.shape)
+    lo_v, hi_v = v.levels
+    # a_rl = (hi - lo) sum_j s_rlj + lo sum_j W_lj + b_l
+    rows = np.repeat(np.arange(R * n_out), n_in)
+    cols = s.ravel()
+    vals = np.full(cols.size, hi_v - lo_v)
+    if lo_v != 0.0:
+        rows = np.r_[rows, rows]
+        cols = np.r_[cols, np.broadcast_to(pc.W_cols[None], (R, n_out, n_in)).ravel()]
+        vals = np.r_[vals, np.full(R * n_out * n_in, lo_v)]
+    expr = Affine.from_triplets(rows, cols, vals, np.zeros(R * n_out), (R, n_out))
+    expr = expr + f.bias_affine(pc, R, n_out)
+    lo, hi = op.interval(*v.bounds())
+    return Lin(expr, lo, hi, v.space)
+
+
+def step_margin(node: str, op: Step | Sign, v: Lin, f: _Formulator) -> Bin:
+    r"""Step / sign activation with a margin ``eps`` on both sides (Kurtz & Bah).
+
+    Math
+    ----
+    With ``[L, U]`` the proven bounds of ``a`` and ``u`` binary:
+    on-row ``a - (eps - L) u >= L``  (u = 1 forces a >= eps);
+    off-row ``a - (U + eps) u <= -eps`` (u = 0 forces a <= -eps).
+    ``u`` is fixed to 1 where ``L > -eps`` and to 0 where ``U < eps``.  Output ``y = lo + (hi - lo) u``
+    (step: ``u``; sign: ``2u - 1``).  On data rows with clusters, ``u`` is the cluster's column.
+
+    Source: Step/Sign on Lin.  Target: Bin; one binary and two rows per (row, unit).
+    Raises FormulationError when a bound is infinite.
+    """
+    eps = f.eps
+    R, d = v.expr.shape
+    if not (np.isfinite(v.lo).all() and np.isfinite(v.hi).all()):
+        raise FormulationError.at("E0404", f"pre-activation of '{node}' has an infinite bound: no big-M exists",
+                                  op.span, ["help: give the input a bounded set or run propagate_bounds"])
+    to_cluster = v.space == "point" and f.clustered
+    space = "cluster" if to_cluster else v.space
+    R_u = f.n_clusters if to_cluster else R
+    row_of = f.groups if to_cluster else np.arange(R)
+    lo_fix = np.zeros((R_u, d))
+    hi_fix = np.ones((R_u, d))
+    np.maximum.at(lo_fix, row_of, (v.lo > -eps).astype(float))
+    np.minimum.at(hi_fix, row_of, (v.hi >= eps).astype(float))
+    if (lo_fix > hi_fix).any():
+        f.b.notes.append(f"{node}: a cluster holds points forced to opposite activations (infeasible)")
+        hi_fix = np.maximum(hi_fix, lo_fix)
+    u = f.b.add_cols(node, "u", (R_u, d), lo_fix, hi_fix, "B")
+    u_rows = u[row_of]                                       # (R, d) column of each row's activation
+    u_aff = Affine.from_cols(u_rows)
+    on = f.b.add_rows(node, "on", v.expr - u_aff.scale(eps - v.lo), lb=v.lo)
+    off = f.b.add_rows(node, "off", v.expr - u_aff.scale(v.hi + eps), ub=-eps)
+    f.b.add_margin(on, u_rows, 1)
+    f.b.add_margin(off, u_rows, 0)
+    levels = op.binary  # type: ignore[union-attr]
+    f.patterns[node] = (u, row_of if v.space == "point" else _point_rows(f, v.space))
+    return Bin(u, levels, space)
+
+
+def _point_rows(f: _Formulator, space: str) -> IntArray:
+    return f.groups if space == "cluster" else np.arange(f.X.shape[0])
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Losses (FORMULATIONS.md section 6)
+# ------------------------------------------------------------------------------------------------------------
+def _per_point(f: _Formulator, v: Value) -> IntArray:
+    return f.groups if v.space == "cluster" else np.arange(f.X.shape[0])
+
+
+def loss_hamming(f: _Formulator, out: Value, y: IntArray, n_classes: int, margin: float) -> None:
+    r"""Hamming loss on step/sign outputs.
+
+    Math
+    ----
+    ``sum_i sum_c |T_ic - u_ic| = sum_ic T_ic + (1 - 2 T_ic) u_{r(i) c}`` with 0/1 targets ``T`` (one-hot, or
+    the label for a single output) and ``r(i)`` the row (cluster) of point ``i``.  No rows.
+    """
+    if not isinstance(out, Bin):
+        raise FormulationError.at("E0151", "loss hamming needs a step or sign output", f.net.op(f.net.output).span)
+    T = _targets(f, y, out.cols.shape[1], n_classes)
+    u = out.cols[_per_point(f, out)]
+    f.b.add_objective_cols(u, 1.0 - 2.0 * T)
+    f.b.c0 += float(T.sum())
+
+
+def _targets(f: _Formulator, y: IntArray, n_out: int, n_classes: int) -> FloatArray:
+    try:
+        return targets(y, n_out, n_classes)
+    except ValueError:
+        raise FormulationError.at(
+            "E0152", f"the output '{f.net.output}' has {n_out} units but the data have {n_classes} classes",
+            f.net.op(f.net.output).span,
+            [f"help: give the last layer {n_classes} units (one per class)"
+             + (" or 1 unit for two classes" if n_classes == 2 else "")]) from None
+
+
+def _margin_pairs(f: _Formulator, out: Value, y: IntArray, n_classes: int) -> tuple[Affine, FloatArray, IntArray]:
+    """Affine ``a_{i,y_i} - a_{i,c}`` for every point and wrong class (or ``(2y-1) a`` for one output), its
+    lower bound, and the point of each pair."""
+    lin = out if isinstance(out, Lin) else Lin(out.affine(), *out.bounds(), out.space)  # type: ignore[union-attr]
+    R, n_out = lin.expr.shape
+    _targets(f, y, n_out, n_classes)
+    rows = _per_point(f, lin)
+    flat = lin.expr.reshape((R * n_out,))
+    lo, hi = lin.lo.ravel(), lin.hi.ravel()
+    N = y.size
+    if n_out == 1:
+        sgn = 2.0 * y - 1.0
+        expr = flat.take(rows).scale(sgn)
+        lower = np.where(sgn > 0, lo[rows], -hi[rows])
+        return expr, lower, np.arange(N)
+    pts = np.repeat(np.arange(N), n_out)
+    cls = np.tile(np.arange(n_out), N)
+    keep = cls != y[pts]
+    pts, cls = pts[keep], cls[keep]
+    own = rows[pts] * n_out + y[pts]
+    other = rows[pts] * n_out + cls
+    expr = flat.take(own) - flat.take(other)
+    lower = lo[own] - hi[other]
+    return expr, lower, pts
+
+
+def loss_zero_one(f: _Formulator, out: Value, y: IntArray, n_classes: int, margin: float) -> None:
+    r"""0-1 loss with margin ``g`` on output scores.
+
+    Math
+    ----
+    ``e_i`` binary per point; for every wrong class ``c``: ``a_{i,y_i} - a_{i,c} + M_ic e_i >= g`` with
+    ``M_ic = g - lower(a_{i,y_i} - a_{i,c})`` (rows whose bound already exceeds ``g`` are dropped);
+    minimise ``sum_i e_i``.
+    """
+    expr, lower, pts = _margin_pairs(f, out, y, n_classes)
+    e = f.b.add_cols("loss", "e", y.size, 0.0, 1.0, "B")
+    M = margin - lower
+    keep = M > 0
+    if not np.isfinite(M[keep]).all():
+        raise FormulationError.at("E0404", "output scores have infinite bounds: no big-M exists",
+                                  f.net.op(f.net.output).span)
+    sel = np.flatnonzero(keep)
+    body = expr.take(sel) + Affine.from_cols(e[pts[sel]]).scale(M[sel])
+    rows = f.b.add_rows("loss", "margin", body, lb=margin)
+    f.b.add_margin(rows, e[pts[sel]], 0)
+    f.b.add_objective_cols(e, 1.0)
+    f.error_cols = e
+
+
+def loss_hinge(f: _Formulator, out: Value, y: IntArray, n_classes: int, margin: float) -> None:
+    r"""Multi-class hinge loss (Crammer-Singer) with margin ``g``.
+
+    Math
+    ----
+    ``xi_i >= 0``; ``xi_i + a_{i,y_i} - a_{i,c} >= g`` for every wrong class ``c``; minimise ``sum_i xi_i``.
+    """
+    expr, lower, pts = _margin_pairs(f, out, y, n_classes)
+    xi = f.b.add_cols("loss", "xi", y.size, 0.0, np.inf, "C")
+    f.b.add_rows("loss", "hinge", expr + Affine.from_cols(xi[pts]), lb=margin)
+    f.b.add_objective_cols(xi, 1.0)
+
+
+def loss_min_weight(f: _Formulator, out: Value, y: IntArray, n_classes: int, margin: float) -> None:
+    r"""Every point classified with margin ``g`` (hard rows); the objective is the weight norm (added by
+    :func:`l1_penalty` with weight 1).
+
+    Math
+    ----
+    ``a_{i,y_i} - a_{i,c} >= g`` for every point and wrong class.
+    """
+    expr, lower, pts = _margin_pairs(f, out, y, n_classes)
+    rows = f.b.add_rows("loss", "margin", expr, lb=margin)
+    f.b.add_margin(rows, None)
+
+
+def loss_max_margin(f: _Formulator, out: Value, y: IntArray, n_classes: int, margin: float) -> None:
+    r"""Every point classified correctly; maximise the smallest output margin ``gamma``.
+
+    Math
+    ----
+    ``a_{i,y_i} - a_{i,c} - gamma >= 0`` for every point and wrong class, ``gamma >= eps``;
+    minimise ``-gamma`` (the reported loss is minus the smallest margin).
+    """
+    expr, lower, pts = _margin_pairs(f, out, y, n_classes)
+    lin = out if isinstance(out, Lin) else None
+    gmax = float(np.max(lin.hi) - np.min(lin.lo)) if lin is not None else 2.0
+    gamma = f.b.add_cols("loss", "gamma", 1, f.eps, max(gmax, f.eps), "C")
+    rows = f.b.add_rows("loss", "margin", expr - Affine.from_cols(np.broadcast_to(gamma, pts.shape).copy()), lb=0.0)
+    f.b.add_margin(rows, None)
+    f.b.add_objective_cols(gamma, -1.0)
+
+
+def l1_penalty(f: _Formulator, weight: float) -> None:
+    r"""``weight * sum |W|`` over trainable weights.
+
+    Math
+    ----
+    ``xi >= W``, ``xi >= -W`` per trainable weight (``xi_lj`` column, role ``xi``); objective
+    ``+ weight * sum xi``.
+    """
+    for node, pc in f.params.items():
+        if pc.W_cols is None:
+            continue
+        xi = f.b.add_cols(node, "xi", pc.W_cols.shape, 0.0, np.inf, "C")
+        w = Affine.from_cols(pc.W_cols)
+        xa = Affine.from_cols(xi)
+        f.b.add_rows(node, "abs_pos", xa - w, lb=0.0)
+        f.b.add_rows(node, "abs_neg", xa + w, lb=0.0)
+        f.b.add_objective_cols(xi, weight)
+
+
+LOSS_FORMULATIONS: dict[str, Callable[..., None]] = {
+    "hamming": loss_hamming,
+    "zero_one": loss_zero_one,
+    "hinge": loss_hinge,
+    "min_weight": loss_min_weight,
+    "max_margin": loss_max_margin,
+}
+
+#: (op kind, method) -> formulation; users may override an entry
+FORMULATIONS: dict[tuple[str, str], Callable[..., Value]] = {
+    ("dense", "constant"): dense_on_constant,
+    ("dense", "mccormick"): dense_on_binary,
+    ("step", "margin"): step_margin,
+    ("sign", "margin"): step_margin,
+}
+
+
+def build_training_model(net: Network, X: FloatArray, y: IntArray, n_classes: int, loss: str = "hamming",
+                         margin: float = 1.0, eps: float | None = None, l1: float = 0.0,
+                         groups: IntArray | None = None) -> TrainingModel:
+    """Formulate the training MILP of ``net`` on scaled data ``X`` (N, d) and labels ``y`` (N,).
+
+    ``groups`` (N,) assigns points to clusters that share hidden activations (data splitting); ``None`` means
+    one cluster per point (the exact model).
+    """
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.int64)
+    N = X.shape[0]
+    if X.ndim != 2 or X.shape[1] != net.n_inputs:
+        raise FormulationError.at("E0122", f"data have {X.shape[-1]} features but network '{net.name}' expects "
+                                  f"{net.n_inputs}", net.op(net.input).span)
+    if groups is None:
+        groups = np.arange(N)
+        n_clusters = N
+    else:
+        groups = np.asarray(groups, dtype=np.int64)
+        _, groups = np.unique(groups, return_inverse=True)
+        n_clusters = int(groups.max()) + 1 if N else 0
+    eps = DEFAULT_EPS if eps is None else float(eps)
+    f = _Formulator(net, X, groups, n_clusters, eps)
+    vals: dict[str, Value] = {}
+    for node, op in net.items():
+        if isinstance(op, Input):
+            vals[node] = Const(X, "point")
+            continue
+        v = vals[net.inputs_of(node)[0]]
+        if isinstance(op, Dense):
+            vals[node] = f.dense(node, op, v)
+        else:
+            vals[node] = f.activation(node, op, v)
+    out = vals[net.output]
+    if isinstance(out, Const):
+        raise FormulationError.at("E0142", f"network '{net.name}' has no trainable weights", net.op(net.output).span)
+    f.error_cols = None
+    LOSS_FORMULATIONS[loss](f, out, y, n_classes, margin)
+    penalty = l1 + (1.0 if loss == "min_weight" else 0.0)
+    if penalty > 0:
+        l1_penalty(f, penalty)
+    f.b.notes.append(f"activation margin eps = {eps:g}")
+    model = f.b.build("min")
+    return TrainingModel(model, f.params, f.patterns, loss, margin, eps, l1, n_classes, groups,
+                         getattr(f, "error_cols", None), list(model.notes))
+
+
+# backward-compatible re-export for the registry users
+__all__ = ["DEFAULT_EPS", "FORMULATIONS", "LOSS_FORMULATIONS", "TrainingModel", "build_training_model",
+           "ReLU"]

@@ -1,0 +1,8 @@
+"""The graph IR: ops with numpy semantics, the Network, and the Python builder."""
+
+from nnmip.ir.builder import NetworkBuilder, fixed, integer, real
+from nnmip.ir.network import Network
+from nnmip.ir.ops import Dense, Identity, Input, ParamDomain, ReLU, Sign, Step
+
+__all__ = ["Dense", "Identity", "Input", "Network", "NetworkBuilder", "ParamDomain", "ReLU", "Sign", "Step",
+           "fixed", "integer", "real"]

@@ -1,0 +1,75 @@
+"""Training losses evaluated by the numpy forward pass: the value every reported loss comes from.
+
+``margins(out, y)`` is the classification margin per point: ``out[y] - max_{c != y} out[c]`` for several
+outputs, ``(2y - 1) * out`` for a single output unit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+
+#: a margin within this relative tolerance of the required margin counts as met (solvers' feasibility
+#: tolerance); the step activations themselves are evaluated exactly
+MARGIN_TOL = 1e-6
+
+
+def targets(y: npt.NDArray[np.int64], n_out: int, n_classes: int) -> FloatArray:
+    """0/1 target bits: one-hot for ``n_out == n_classes``, the label itself for one output and two classes."""
+    if n_out == 1 and n_classes <= 2:
+        return y.astype(np.float64)[:, None]
+    if n_out != n_classes:
+        raise ValueError(f"{n_out} outputs cannot encode {n_classes} classes")
+    T = np.zeros((y.size, n_out))
+    T[np.arange(y.size), y] = 1.0
+    return T
+
+
+def margins(out: FloatArray, y: npt.NDArray[np.int64]) -> FloatArray:
+    out = np.asarray(out, dtype=np.float64)
+    if out.shape[1] == 1:
+        return (2.0 * y - 1.0) * out[:, 0]
+    idx = np.arange(y.size)
+    own = out[idx, y]
+    rest = out.copy()
+    rest[idx, y] = -np.inf
+    return own - rest.max(axis=1)
+
+
+def data_loss(kind: str, out: FloatArray, y: npt.NDArray[np.int64], n_classes: int, margin: float = 1.0,
+              binary_levels: tuple[float, float] = (0.0, 1.0)) -> float:
+    """The data term of loss ``kind`` at the network outputs ``out`` (N, n_out)."""
+    out = np.asarray(out, dtype=np.float64)
+    if kind == "hamming":
+        lo, hi = binary_levels
+        bits = (out == hi).astype(np.float64)
+        return float(np.abs(targets(y, out.shape[1], n_classes) - bits).sum())
+    m = margins(out, y)
+    tol = MARGIN_TOL * max(1.0, abs(margin))
+    if kind == "zero_one":
+        return float(np.count_nonzero(m < margin - tol))
+    if kind == "hinge":
+        if out.shape[1] == 1:
+            return float(np.maximum(0.0, margin - m).sum())
+        idx = np.arange(y.size)
+        diff = out[idx, y][:, None] - out
+        viol = np.maximum(0.0, margin - diff)
+        viol[idx, y] = 0.0
+        return float(viol.max(axis=1).sum())
+    if kind == "min_weight":
+        return 0.0   # the objective is the weight norm; feasibility is checked by ``margin_violations``
+    if kind == "max_margin":
+        return float(-m.min()) if m.size else 0.0
+    raise ValueError(f"unknown loss '{kind}'")
+
+
+def margin_violations(kind: str, out: FloatArray, y: npt.NDArray[np.int64], margin: float) -> int:
+    """Points that break a hard margin constraint of ``min_weight`` (``max_margin``: not classified right)."""
+    if kind == "min_weight":
+        m = margins(out, y)
+        return int(np.count_nonzero(m < margin - MARGIN_TOL * max(1.0, abs(margin))))
+    if kind == "max_margin":
+        return int(np.count_nonzero(margins(out, y) <= 0))
+    return 0

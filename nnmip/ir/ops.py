@@ -1,0 +1,210 @@
+"""IR operations.  Each op owns its numpy forward pass (the single source of truth for what a network computes)
+and its interval propagation; no op knows anything about formulations.
+
+Arrays carry a leading batch axis: ``forward`` maps (N, d_in) to (N, d_out); ``interval`` maps bounds of shape
+(N, d_in) (or (d_in,)) to bounds of the output of the same leading shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from nnmip.errors import NO_SPAN, FormulationError, Span
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, eq=False)
+class ParamDomain:
+    """Where a weight matrix or bias vector lives: ``real`` box, ``int`` range, or ``fixed`` values."""
+
+    kind: str                  # "real" | "int" | "fixed"
+    lo: FloatArray
+    hi: FloatArray
+    span: Span = field(default=NO_SPAN, compare=False)
+
+    @property
+    def trainable(self) -> bool:
+        return self.kind != "fixed"
+
+    @property
+    def value(self) -> FloatArray:
+        if self.kind != "fixed":
+            raise ValueError("a trainable parameter has no fixed value")
+        return self.lo
+
+    @classmethod
+    def fixed(cls, value: npt.ArrayLike, span: Span = NO_SPAN) -> ParamDomain:
+        v = np.array(value, dtype=np.float64)
+        v.setflags(write=False)
+        return cls("fixed", v, v, span)
+
+    @classmethod
+    def box(cls, kind: str, lo: float, hi: float, shape: tuple[int, ...], span: Span = NO_SPAN) -> ParamDomain:
+        lo_a = np.full(shape, float(lo))
+        hi_a = np.full(shape, float(hi))
+        lo_a.setflags(write=False)
+        hi_a.setflags(write=False)
+        return cls(kind, lo_a, hi_a, span)
+
+    def describe(self) -> str:
+        if self.kind == "fixed":
+            return "fixed"
+        lo, hi = float(self.lo.min()), float(self.hi.max())
+        return f"{self.kind}[{lo:g}, {hi:g}]"
+
+
+@dataclass(frozen=True, eq=False)
+class Op:
+    """Base class: ``span`` points at the source that defined the node."""
+
+    span: Span = field(default=NO_SPAN, kw_only=True)
+    kind: ClassVar[str] = "op"
+    elementwise: ClassVar[bool] = False
+
+    def out_dim(self, in_dim: int) -> int:
+        return in_dim
+
+    def forward(self, x: FloatArray) -> FloatArray:
+        raise NotImplementedError
+
+    def interval(self, lo: FloatArray, hi: FloatArray) -> tuple[FloatArray, FloatArray]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, eq=False)
+class Input(Op):
+    """A network input of width ``dim`` with an optional domain box."""
+
+    dim: int = 0
+    lo: FloatArray | None = None
+    hi: FloatArray | None = None
+    kind: ClassVar[str] = "input"
+
+    def out_dim(self, in_dim: int = 0) -> int:
+        return self.dim
+
+    def forward(self, x: FloatArray) -> FloatArray:
+        return x
+
+    def interval(self, lo: FloatArray, hi: FloatArray) -> tuple[FloatArray, FloatArray]:
+        if self.lo is not None and self.hi is not None:
+            return np.maximum(lo, self.lo), np.minimum(hi, self.hi)
+        return lo, hi
+
+
+@dataclass(frozen=True, eq=False)
+class Dense(Op):
+    """``a = x @ W.T + b`` with ``W`` of shape (n_out, n_in) and ``b`` of shape (n_out,) (zero when absent)."""
+
+    n_in: int = 0
+    n_out: int = 0
+    weights: ParamDomain | None = None
+    bias: ParamDomain | None = None
+    kind: ClassVar[str] = "dense"
+
+    @property
+    def trainable(self) -> bool:
+        return bool((self.weights is not None and self.weights.trainable)
+                    or (self.bias is not None and self.bias.trainable))
+
+    def out_dim(self, in_dim: int) -> int:
+        return self.n_out
+
+    @property
+    def W(self) -> FloatArray:
+        assert self.weights is not None
+        return self.weights.value
+
+    @property
+    def b(self) -> FloatArray:
+        return self.bias.value if self.bias is not None else np.zeros(self.n_out)
+
+    def forward(self, x: FloatArray) -> FloatArray:
+        if self.trainable:
+            raise FormulationError.at("E0403", "cannot run the forward pass of a layer whose weights are not fixed",
+                                      self.span, ["help: train the network first, or give fixed weights"])
+        return np.asarray(x @ self.W.T + self.b, dtype=np.float64)
+
+    def interval(self, lo: FloatArray, hi: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Interval product summed over inputs (exact for fixed weights: ``W+ lo + W- hi + b``)."""
+        assert self.weights is not None
+        wl, wh = self.weights.lo, self.weights.hi
+        if self.bias is None:
+            bl = bh = np.zeros(self.n_out)
+        else:
+            bl, bh = self.bias.lo, self.bias.hi
+        if self.weights.kind == "fixed":
+            wp, wn = np.maximum(wl, 0.0), np.minimum(wl, 0.0)
+            out_lo = lo @ wp.T + hi @ wn.T + bl
+            out_hi = hi @ wp.T + lo @ wn.T + bh
+            return out_lo, out_hi
+        xl = lo[..., None, :]
+        xh = hi[..., None, :]
+        cands = np.stack([wl * xl, wl * xh, wh * xl, wh * xh])
+        return cands.min(axis=0).sum(axis=-1) + bl, cands.max(axis=0).sum(axis=-1) + bh
+
+
+@dataclass(frozen=True, eq=False)
+class Step(Op):
+    """``y = 1 if a > 0 else 0`` (Kurtz & Bah)."""
+
+    kind: ClassVar[str] = "step"
+    elementwise: ClassVar[bool] = True
+    binary: ClassVar[tuple[float, float]] = (0.0, 1.0)   # output for u = 0 and u = 1
+
+    def forward(self, x: FloatArray) -> FloatArray:
+        return (x > 0).astype(np.float64)
+
+    def interval(self, lo: FloatArray, hi: FloatArray) -> tuple[FloatArray, FloatArray]:
+        return (lo > 0).astype(np.float64), (hi > 0).astype(np.float64)
+
+
+@dataclass(frozen=True, eq=False)
+class Sign(Op):
+    """``y = 1 if a > 0 else -1`` (so ``y = 2u - 1`` with the step's ``u``)."""
+
+    kind: ClassVar[str] = "sign"
+    elementwise: ClassVar[bool] = True
+    binary: ClassVar[tuple[float, float]] = (-1.0, 1.0)
+
+    def forward(self, x: FloatArray) -> FloatArray:
+        return np.where(x > 0, 1.0, -1.0)
+
+    def interval(self, lo: FloatArray, hi: FloatArray) -> tuple[FloatArray, FloatArray]:
+        return np.where(lo > 0, 1.0, -1.0), np.where(hi > 0, 1.0, -1.0)
+
+
+@dataclass(frozen=True, eq=False)
+class ReLU(Op):
+    """``y = max(0, a)``."""
+
+    kind: ClassVar[str] = "relu"
+    elementwise: ClassVar[bool] = True
+
+    def forward(self, x: FloatArray) -> FloatArray:
+        return np.maximum(x, 0.0)
+
+    def interval(self, lo: FloatArray, hi: FloatArray) -> tuple[FloatArray, FloatArray]:
+        return np.maximum(lo, 0.0), np.maximum(hi, 0.0)
+
+
+@dataclass(frozen=True, eq=False)
+class Identity(Op):
+    """``y = a`` (output scores)."""
+
+    kind: ClassVar[str] = "identity"
+    elementwise: ClassVar[bool] = True
+
+    def forward(self, x: FloatArray) -> FloatArray:
+        return x
+
+    def interval(self, lo: FloatArray, hi: FloatArray) -> tuple[FloatArray, FloatArray]:
+        return lo, hi
+
+
+ACTIVATIONS: dict[str, type[Op]] = {"step": Step, "sign": Sign, "relu": ReLU, "identity": Identity}

@@ -1,0 +1,130 @@
+"""Run the tasks of a checked ``.nnmip`` program: load its data, train, measure, report."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nnmip.check import CheckedProgram, SolverSpec, TrainTask, check
+from nnmip.errors import DataError, Diagnostic
+from nnmip.io.data import Dataset, Preprocess, load_dataset
+from nnmip.ir.network import Network
+from nnmip.solution import Progress, SolveOptions
+from nnmip.syntax import parse_file
+from nnmip.train import TrainResult, result_dict, train_network
+
+
+@dataclass
+class TrainReport:
+    """Everything ``nnmip solve`` prints and writes: the verified result, accuracies and the data rows used."""
+
+    task: TrainTask
+    dataset: Dataset
+    result: TrainResult
+    metrics: dict[str, float | None]
+    warnings: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def network(self) -> Network | None:
+        return self.result.network
+
+    def to_dict(self) -> dict[str, Any]:
+        d = result_dict(self.result)
+        d["metrics"] = self.metrics
+        d["task"] = {"network": self.task.network, "data": self.task.data, "loss": self.task.loss.kind,
+                     "margin": self.task.loss.margin, "eps": self.result.training_model.eps
+                     if self.result.training_model else self.task.eps, "l1": self.task.l1}
+        ds = self.dataset
+        d["data"] = {
+            "source": ds.source,
+            "rows": int(ds.X_raw.shape[0]),
+            "features": int(ds.n_features),
+            "classes": [c.item() if hasattr(c, "item") else c for c in ds.classes],
+            "scaling": ds.scaler.to_dict(),
+            "train": ds.train.tolist(),
+            "train_all": ds.train_all.tolist(),
+            "validation": ds.validation.tolist(),
+            "test": ds.test.tolist(),
+        }
+        d["warnings"] = [w.to_dict() for w in self.warnings]
+        return d
+
+
+def load_program(path: str | Path) -> CheckedProgram:
+    """Parse and check a ``.nnmip`` file (relative paths inside it are relative to its folder)."""
+    prog = parse_file(path)
+    return check(prog, Path(path).resolve().parent)
+
+
+def task_dataset(cp: CheckedProgram, task: TrainTask) -> Dataset:
+    decl = cp.data[task.data]
+    pre: Preprocess = dataclasses.replace(decl.pre, subset=task.subset, span=task.span if task.subset else
+                                          decl.pre.span)
+    try:
+        return load_dataset(decl.source, pre, cp.base_dir)
+    except DataError as exc:
+        raise exc.with_source(cp.program.source) from None
+
+
+def accuracy(net: Network, ds: Dataset, rows: np.ndarray) -> float | None:
+    if rows.size == 0:
+        return None
+    return float(np.mean(net.predict(ds.X(rows)) == ds.y[rows]))
+
+
+def solve_options(spec: SolverSpec, *, time_limit: float | None = None, gap: float | None = None,
+                  threads: int | None = None, verbose: bool | None = None,
+                  progress: Any = None) -> SolveOptions:
+    return SolveOptions(
+        time_limit=time_limit if time_limit is not None else spec.time_limit,
+        mip_gap=gap if gap is not None else spec.gap,
+        threads=threads if threads is not None else spec.threads,
+        verbose=spec.verbose if verbose is None else verbose,
+        progress=progress,
+        solver_options=dict(spec.options),
+    )
+
+
+def run_train_task(cp: CheckedProgram, task: TrainTask | None = None, *, solver: str | None = None,
+                   options: SolveOptions | None = None,
+                   progress: Any = None) -> TrainReport:
+    """Train the network of ``task`` (default: the file's first task) and measure it on every split."""
+    task = task or cp.tasks[0]
+    ds = task_dataset(cp, task)
+    net = cp.networks[task.network]
+    if ds.n_features != net.n_inputs:
+        from nnmip.errors import CheckError
+
+        raise CheckError.at("E0122", f"data '{task.data}' have {ds.n_features} features but network "
+                            f"'{task.network}' takes {net.n_inputs} inputs", task.span,
+                            [f"help: declare the input as ({net.input}: {ds.n_features})"],
+                            source=cp.program.source)
+    opts = options or solve_options(cp.solver, progress=progress)
+    if task.strategy.kind != "exact":
+        from nnmip.strategies import run_strategy
+
+        res = run_strategy(task, net, ds, solver or cp.solver.name, opts)
+    else:
+        X, y = ds.X(ds.train), ds.y[ds.train]
+        t0 = time.perf_counter()
+        res = train_network(net, X, y, ds.n_classes, loss=task.loss.kind, margin=task.loss.margin, eps=task.eps,
+                            l1=task.l1, solver=solver or cp.solver.name, options=opts)
+        res.seconds = max(res.seconds, 0.0)
+        _ = t0
+    metrics: dict[str, float | None] = {"train": None, "train_all": None, "validation": None, "test": None}
+    if res.network is not None:
+        metrics = {
+            "train": accuracy(res.network, ds, ds.train),
+            "train_all": accuracy(res.network, ds, ds.train_all),
+            "validation": accuracy(res.network, ds, ds.validation),
+            "test": accuracy(res.network, ds, ds.test),
+        }
+    return TrainReport(task, ds, res, metrics, list(cp.warnings))
+
+
+__all__ = ["Progress", "TrainReport", "load_program", "run_train_task", "solve_options", "task_dataset"]

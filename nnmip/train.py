@@ -1,0 +1,238 @@
+"""Train a network by MILP, then check the result with the numpy forward pass (FORMULATIONS.md section 4).
+
+The loss reported is always the forward-pass loss of the returned weights.  A solver solution whose activation
+pattern the forward pass does not reproduce is repaired when possible (fix the rounded pattern, maximise the
+smallest margin by LP); otherwise the result says ``verified = False``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from nnmip.backends import get_backend
+from nnmip.formulations.training import TrainingModel, build_training_model
+from nnmip.ir.losses import data_loss, margin_violations
+from nnmip.ir.network import Network
+from nnmip.ir.ops import Sign, Step
+from nnmip.model import MatrixModel
+from nnmip.solution import RawResult, SolveOptions, Status
+
+log = logging.getLogger(__name__)
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass
+class Check:
+    """The forward-pass check of one solution."""
+
+    verified: bool
+    loss: float                   # forward-pass training objective (data loss + penalties)
+    data_loss: float
+    penalty: float
+    mismatches: int               # binary activations the forward pass does not reproduce
+    violations: int               # hard margin constraints broken (min_weight / max_margin)
+    network: Network
+    reason: str = ""
+
+
+@dataclass
+class TrainResult:
+    status: Status
+    solver: str
+    network: Network | None
+    verified: bool
+    loss: float | None
+    data_loss: float | None
+    penalty: float | None
+    objective: float | None
+    bound: float | None
+    gap: float | None
+    seconds: float
+    build_seconds: float
+    model_stats: dict[str, int]
+    repaired: bool = False
+    mismatches: int = 0
+    message: str = ""
+    notes: list[str] = field(default_factory=list)
+    raw: RawResult | None = None
+    training_model: TrainingModel | None = None
+    x: FloatArray | None = None
+
+    @property
+    def has_network(self) -> bool:
+        return self.network is not None
+
+
+def check_solution(tm: TrainingModel, net: Network, X: FloatArray, y: IntArray, x: FloatArray,
+                   objective: float | None) -> Check:
+    """Re-run the trained network on the training data and compare with the solver's solution."""
+    params = tm.weights(x)
+    trained = net.with_params(params)
+    vals = trained.forward(X, all_nodes=True)
+    mismatches = 0
+    for node, (u_cols, rows) in tm.patterns.items():
+        op = net.op(node)
+        pre = vals[net.inputs_of(node)[0]]
+        fwd = (pre > 0).astype(np.int64)
+        sol = np.round(x[u_cols]).astype(np.int64)[rows]
+        mismatches += int(np.count_nonzero(fwd != sol))
+        assert isinstance(op, (Step, Sign))
+    out = vals[net.output]
+    out_op = net.op(net.output)
+    levels = out_op.binary if isinstance(out_op, (Step, Sign)) else (0.0, 1.0)
+    dl = data_loss(tm.loss, out, y, tm.n_classes, tm.margin, levels)
+    weight = tm.l1 + (1.0 if tm.loss == "min_weight" else 0.0)
+    pen = weight * float(sum(np.abs(W).sum() for node, (W, _) in params.items() if tm.params[node].W_cols is not None))
+    loss = dl + pen
+    viol = margin_violations(tm.loss, out, y, tm.margin)
+    reason = ""
+    ok = mismatches == 0 and viol == 0
+    if mismatches:
+        reason = f"{mismatches} activations differ between the solver and the forward pass"
+    elif viol:
+        reason = f"{viol} points break the required margin"
+    if ok and objective is not None and np.isfinite(objective):
+        tol = 1e-6 * (1.0 + abs(objective))
+        if loss > objective + tol:
+            ok = False
+            reason = f"forward-pass loss {loss:.9g} exceeds the solver objective {objective:.9g}"
+    return Check(ok, loss, dl, pen, mismatches, viol, trained, reason)
+
+
+def repair_model(model: MatrixModel, x: FloatArray, objective: float | None) -> MatrixModel:
+    """Fix every binary to its rounded value and maximise the smallest activation margin ``t``.
+
+    Math: a margin row ``r`` that is active (its binary equals ``when``) gets ``-t`` on its ``>=`` side or
+    ``+t`` on its ``<=`` side; ``0 <= t <= 1``; the training objective may not exceed the solver's value.
+    """
+    n = model.num_cols
+    col_lb, col_ub = model.col_lb.copy(), model.col_ub.copy()
+    binv = model.vtype == "B"
+    xr = np.round(x)
+    col_lb[binv] = xr[binv]
+    col_ub[binv] = xr[binv]
+    rows_list, coef_list = [], []
+    for mg in model.margins:
+        active = np.ones(mg.rows.size, dtype=bool)
+        has = mg.cols >= 0
+        active[has] = xr[mg.cols[has]] == mg.when[has]
+        r = mg.rows[active]
+        ge = np.isfinite(model.row_lb[r])
+        rows_list.append(r)
+        coef_list.append(np.where(ge, -1.0, 1.0))
+    rows = np.concatenate(rows_list) if rows_list else np.zeros(0, np.int64)
+    coefs = np.concatenate(coef_list) if coef_list else np.zeros(0)
+    t_col = sp.csr_array((coefs, (rows, np.zeros(rows.size, np.int64))), shape=(model.num_rows, 1))
+    A = sp.hstack([model.A, t_col], format="csr")
+    row_lb, row_ub = model.row_lb, model.row_ub
+    if objective is not None and np.isfinite(objective):
+        obj_row = sp.csr_array(np.r_[model.c, 0.0][None, :])
+        A = sp.vstack([A, obj_row], format="csr")
+        tol = 1e-7 * (1.0 + abs(objective))
+        row_lb = np.r_[row_lb, -np.inf]
+        row_ub = np.r_[row_ub, objective - model.c0 + tol]
+    c = np.zeros(n + 1)
+    c[n] = 1.0
+    from nnmip.model import Block
+
+    return MatrixModel(
+        sense="max", c=c, c0=0.0, A=sp.csr_array(A), row_lb=row_lb, row_ub=row_ub,
+        col_lb=np.r_[col_lb, 0.0], col_ub=np.r_[col_ub, 1.0], vtype=np.r_[model.vtype, ["C"]],
+        col_blocks=model.col_blocks + (Block("repair", "t", n, ()),),
+        row_blocks=model.row_blocks, name=model.name + "_repair")
+
+
+def train_network(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, loss: str = "hamming",
+                  margin: float = 1.0, eps: float | None = None, l1: float = 0.0, solver: str = "highs",
+                  options: SolveOptions | None = None, groups: IntArray | None = None,
+                  warm_start: dict[str, tuple[FloatArray, FloatArray | None]] | None = None) -> TrainResult:
+    """Build the training MILP, solve it, read back the weights and check them by the forward pass."""
+    opts = options or SolveOptions()
+    backend = get_backend(solver)
+    t0 = time.perf_counter()
+    tm = build_training_model(net, X, y, n_classes, loss, margin, eps, l1, groups)
+    build_s = time.perf_counter() - t0
+    stats = tm.model.stats()
+    log.info("training model: %s", stats)
+    if warm_start is not None:
+        opts = _with_warm_start(opts, tm, net, X, warm_start)
+    raw = backend.solve(tm.model, opts)
+    res = TrainResult(raw.status, backend.name, None, False, None, None, None, raw.objective, raw.bound, raw.gap,
+                      raw.seconds, build_s, stats, message=raw.message, notes=list(tm.notes), raw=raw,
+                      training_model=tm)
+    if raw.x is None:
+        return res
+    chk = check_solution(tm, net, X, y, raw.x, raw.objective)
+    x = raw.x
+    if not chk.verified:
+        log.warning("solution not verified (%s); trying the margin repair", chk.reason)
+        rep_opts = SolveOptions(time_limit=opts.time_limit, threads=opts.threads, verbose=False,
+                                solver_options=dict(opts.solver_options))
+        rep = backend.solve(repair_model(tm.model, raw.x, raw.objective), rep_opts)
+        res.notes.append(f"forward-pass check failed before repair: {chk.reason}")
+        if rep.x is not None:
+            x2 = rep.x[:-1]
+            chk2 = check_solution(tm, net, X, y, x2, raw.objective)
+            res.notes.append(f"repair LP: status {rep.status}, smallest extra margin t = {rep.x[-1]:.3g}")
+            if chk2.verified:
+                chk, x = chk2, x2
+                res.repaired = True
+        else:
+            res.notes.append(f"repair LP ended {rep.status} without a solution")
+    res.network = chk.network
+    res.verified = chk.verified
+    res.loss, res.data_loss, res.penalty = chk.loss, chk.data_loss, chk.penalty
+    res.mismatches = chk.mismatches
+    res.x = x
+    if not chk.verified:
+        res.notes.append(f"NOT VERIFIED: {chk.reason}")
+    return res
+
+
+def _with_warm_start(opts: SolveOptions, tm: TrainingModel, net: Network, X: FloatArray,
+                     params: dict[str, tuple[FloatArray, FloatArray | None]]) -> SolveOptions:
+    """A full start vector from given weights (the backend completes or repairs it as it can)."""
+    x = np.full(tm.model.num_cols, np.nan)
+    for node, pc in tm.params.items():
+        if node not in params:
+            continue
+        W, b = params[node]
+        if pc.W_cols is not None:
+            x[pc.W_cols] = W
+        if pc.b_cols is not None and b is not None:
+            x[pc.b_cols] = b
+    trained = net.with_params({k: v for k, v in params.items()})
+    vals = trained.forward(X, all_nodes=True)
+    for node, (u_cols, rows) in tm.patterns.items():
+        fwd = (vals[net.inputs_of(node)[0]] > 0).astype(float)
+        x[u_cols[rows]] = fwd
+    from dataclasses import replace
+
+    return replace(opts, warm_start=x)
+
+
+def result_dict(res: TrainResult) -> dict[str, Any]:
+    return {
+        "status": str(res.status),
+        "solver": res.solver,
+        "objective": res.objective,
+        "bound": res.bound,
+        "gap": res.gap,
+        "seconds": round(res.seconds, 4),
+        "build_seconds": round(res.build_seconds, 4),
+        "verified": res.verified,
+        "repaired": res.repaired,
+        "loss": res.loss,
+        "data_loss": res.data_loss,
+        "penalty": res.penalty,
+        "model": res.model_stats,
+        "notes": res.notes,
+    }
