@@ -12,7 +12,8 @@ Layout and choices
   when only ``ub`` is finite.  A ranged row (both finite, different) is **one** ``G`` row with right-hand
   side ``lb`` and range ``R = ub - lb``; readers rebuild ``ub = lb + |R|``, and when that sum does not give
   back ``ub`` exactly but ``ub - R == lb`` holds, the row is written as ``L`` with right-hand side ``ub``
-  instead, so the bounds stay exact whenever floating point allows.  Free rows are skipped (see
+  instead.  Only when neither holds (rare: bounds of mixed sign such as ``[-0.1, 0.2]``) does the upper
+  bound read back one ulp off; the LP writer has no such loss.  Free rows are skipped (see
   :mod:`nnmip.io.writers`).
 * ``COLUMNS`` column by column in stored order: the objective entry when the cost is nonzero (or when the
   column has no other entry, so that it is still declared), then the matrix entries in row order.  Runs of
