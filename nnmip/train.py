@@ -17,6 +17,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from nnmip.backends import get_backend
+from nnmip.errors import DataError
 from nnmip.formulations.training import TrainingModel, build_training_model
 from nnmip.ir.losses import data_loss, margin_violations
 from nnmip.ir.network import Network
@@ -69,6 +70,30 @@ class TrainResult:
     @property
     def has_network(self) -> bool:
         return self.network is not None
+
+
+def validate_data(net: Network, X: npt.ArrayLike, y: npt.ArrayLike, n_classes: int
+                  ) -> tuple[FloatArray, IntArray]:
+    """Arrays of the right shape, finite features and labels in ``0..n_classes-1`` (else ``DataError``)."""
+    Xa = np.asarray(X, dtype=np.float64)
+    ya = np.asarray(y)
+    if Xa.ndim != 2 or Xa.shape[1] != net.n_inputs:
+        raise DataError.at("E0122", f"data have shape {Xa.shape} but network '{net.name}' takes "
+                           f"{net.n_inputs} inputs", notes=[f"help: pass X of shape (N, {net.n_inputs})"])
+    if ya.shape != (Xa.shape[0],):
+        raise DataError.at("E0122", f"labels have shape {ya.shape}, expected ({Xa.shape[0]},)")
+    if not np.isfinite(Xa).all():
+        i, j = np.argwhere(~np.isfinite(Xa))[0]
+        raise DataError.at("E0303", f"feature {j} of row {i} is {Xa[i, j]}",
+                           notes=["help: drop or impute missing values first"])
+    if ya.dtype.kind not in "iub" and not (ya.dtype.kind == "f" and np.all(ya == np.round(ya))):
+        raise DataError.at("E0305", "labels must be class indices 0..n_classes-1")
+    ya = ya.astype(np.int64)
+    if ya.size and (ya.min() < 0 or ya.max() >= n_classes):
+        raise DataError.at("E0305", f"labels must lie in 0..{n_classes - 1}, got {ya.min()}..{ya.max()}")
+    if Xa.shape[0] == 0:
+        raise DataError.at("E0305", "no training rows")
+    return Xa, ya
 
 
 def check_solution(tm: TrainingModel, net: Network, X: FloatArray, y: IntArray, x: FloatArray,
@@ -155,6 +180,7 @@ def train_network(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, l
                   options: SolveOptions | None = None, groups: IntArray | None = None,
                   warm_start: dict[str, tuple[FloatArray, FloatArray | None]] | None = None) -> TrainResult:
     """Build the training MILP, solve it, read back the weights and check them by the forward pass."""
+    X, y = validate_data(net, X, y, n_classes)
     opts = options or SolveOptions()
     backend = get_backend(solver)
     t0 = time.perf_counter()
