@@ -8,6 +8,7 @@ data, model); 3 solver missing, unlicensed or failing; 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -335,11 +336,9 @@ def _maybe_json_error(args: argparse.Namespace, exc: NnmipError) -> None:
     target = getattr(args, "json", None)
     if not target or target == "-":
         return
-    try:
+    with contextlib.suppress(OSError, NnmipError):
         _write_json(target, {"status": "error", "errors": [d.to_dict() for d in exc.diagnostics]
                              or [{"code": exc.code, "message": str(exc)}]})
-    except (OSError, NnmipError):
-        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

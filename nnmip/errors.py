@@ -8,7 +8,7 @@ thing, the source span it came from and optional ``help:`` notes.  :func:`Diagno
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)

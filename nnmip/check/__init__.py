@@ -229,10 +229,9 @@ class _Checker:
                 t = self.train_stmt(s, data, networks, defined)
                 if t is not None:
                     tasks.append(t)
-        if not tasks and not verify and not self.diags:
-            if not networks:
-                self.err("E0180", "the file defines no network and no task", Span(1, 1, 1, 2, self.file),
-                         "help: see docs/language.md for a complete example")
+        if not tasks and not verify and not self.diags and not networks:
+            self.err("E0180", "the file defines no network and no task", Span(1, 1, 1, 2, self.file),
+                     "help: see docs/language.md for a complete example")
         if self.diags:
             raise CheckError(diagnostics=self.diags, source=self.p.source)
         return CheckedProgram(self.p, self.base_dir, data, networks, tasks, solver or SolverSpec(),

@@ -121,6 +121,7 @@ class _Formulator:
         self.params: dict[str, ParamCols] = {}
         self.patterns: dict[str, tuple[IntArray, IntArray]] = {}
         self.clustered = n_clusters < X.shape[0]
+        self.error_cols: IntArray | None = None
 
     def rows_of(self, space: str) -> int:
         return self.X.shape[0] if space == "point" else self.n_clusters
@@ -511,7 +512,6 @@ def build_training_model(net: Network, X: FloatArray, y: IntArray, n_classes: in
     out = vals[net.output]
     if isinstance(out, Const):
         raise FormulationError.at("E0142", f"network '{net.name}' has no trainable weights", net.op(net.output).span)
-    f.error_cols = None
     LOSS_FORMULATIONS[loss](f, out, y, n_classes, margin)
     penalty = l1 + (1.0 if loss == "min_weight" else 0.0)
     if penalty > 0:
@@ -519,7 +519,7 @@ def build_training_model(net: Network, X: FloatArray, y: IntArray, n_classes: in
     f.b.notes.append(f"activation margin eps = {eps:g}")
     model = f.b.build("min")
     return TrainingModel(model, f.params, f.patterns, loss, margin, eps, l1, n_classes, groups,
-                         getattr(f, "error_cols", None), list(model.notes))
+                         f.error_cols, list(model.notes))
 
 
 # backward-compatible re-export for the registry users
