@@ -1,0 +1,169 @@
+"""Save and load trained (fixed-weight) networks as ``.npz`` files.
+
+Layout of the file (every array loads with ``allow_pickle=False``):
+
+* ``"{n}.W"`` -- the weights (n_out, n_in) of every dense node ``n``; ``"{n}.b"`` -- its bias, if it has one;
+* ``"scaler.offset"``, ``"scaler.scale"`` (float64) and ``"scaler.kind"`` (0-d str), when a scaler is given;
+* ``"graph"`` -- the JSON text of :meth:`Network.describe` (0-d str);
+* ``"format"`` -- ``"nnmip-weights/1"`` (0-d str);
+* ``"extra.{key}"`` -- whatever was passed as ``extra`` (read back with :func:`read_extra`).
+
+Errors: :class:`ExportError` ``E0603`` for a target ending in ``.nnmip``, ``E0606`` for a network whose
+weights are not fixed or an ``extra`` value that is not a plain array; :class:`WeightsError` ``E0604`` for a
+file that is missing or is not a weights file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nnmip.errors import NnmipError
+from nnmip.io.data import Scaler
+from nnmip.io.writers import ExportError
+from nnmip.ir.network import Network, from_description
+from nnmip.ir.ops import Dense
+
+__all__ = ["save_npz", "load_npz", "read_extra", "WeightsError", "FORMAT"]
+
+FORMAT = "nnmip-weights/1"
+_HELP = "help: write the file with nnmip.io.weights.save_npz (nnmip train --save-weights W.npz)"
+
+
+class WeightsError(NnmipError, ValueError):
+    """A weights file is missing or cannot be read."""
+
+    code = "E0604"
+
+
+def _export_error(code: str, message: str, *notes: str) -> ExportError:
+    err = ExportError.at(code, message, notes=notes)
+    assert isinstance(err, ExportError)
+    return err
+
+
+def _corrupt(path: Path, why: str) -> WeightsError:
+    err = WeightsError.at("E0604", f"'{path}' is not an nnmip weights file: {why}", notes=[_HELP])
+    assert isinstance(err, WeightsError)
+    return err
+
+
+def save_npz(net: Network, path: str | os.PathLike[str], scaler: Scaler | None = None,
+             extra: dict[str, Any] | None = None) -> Path:
+    """Write the weights, the scaler and the graph of ``net`` to ``path`` (exactly that name); return it."""
+    target = Path(path)
+    if target.name.lower().endswith(".nnmip"):
+        raise _export_error("E0603", f"refusing to write weights over the source file '{target}'",
+                            "help: give the output a .npz name")
+    arrays: dict[str, np.ndarray] = {}
+    for n in net.dense_nodes():
+        op = net.op(n)
+        assert isinstance(op, Dense)
+        if op.trainable:
+            raise _export_error("E0606", f"cannot save network '{net.name}': layer '{n}' has weights that "
+                                         "are not fixed", "help: train the network first")
+        arrays[f"{n}.W"] = np.asarray(op.W, dtype=np.float64)
+        if op.bias is not None:
+            arrays[f"{n}.b"] = np.asarray(op.b, dtype=np.float64)
+    if scaler is not None:
+        arrays["scaler.offset"] = np.asarray(scaler.offset, dtype=np.float64)
+        arrays["scaler.scale"] = np.asarray(scaler.scale, dtype=np.float64)
+        arrays["scaler.kind"] = np.array(str(scaler.kind))
+    arrays["graph"] = np.array(json.dumps(net.describe()))
+    arrays["format"] = np.array(FORMAT)
+    for key, value in (extra or {}).items():
+        a = np.asarray(value)
+        if a.dtype.kind not in "biufcUSM?":
+            raise _export_error("E0606", f"extra value '{key}' of type {type(value).__name__} cannot be "
+                                         "stored in an npz file",
+                                "help: pass numbers, strings or arrays of them")
+        arrays[f"extra.{key}"] = a
+    with open(target, "wb") as f:  # a file object: numpy would otherwise append ".npz" to the name
+        np.savez(f, **arrays)  # type: ignore[arg-type]
+    return target
+
+
+def _open(path: Path) -> dict[str, np.ndarray]:
+    if not path.exists():
+        err = WeightsError.at("E0604", f"weights file '{path}' does not exist",
+                              notes=["help: check the path; write the file with save_npz"])
+        assert isinstance(err, WeightsError)
+        raise err
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError("it holds a single array, not an npz archive")
+        with loaded as z:
+            return {k: np.asarray(z[k]) for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        detail = str(e).strip().rstrip(".") or type(e).__name__
+        raise _corrupt(path, detail) from None
+
+
+def load_npz(path: str | os.PathLike[str]) -> tuple[Network, Scaler | None]:
+    """Read a file written by :func:`save_npz`: the fixed-weight network and its scaler (or None)."""
+    p = Path(path)
+    z = _open(p)
+    if "graph" not in z:
+        raise _corrupt(p, "it has no 'graph' entry")
+    try:
+        desc = json.loads(str(z["graph"][()]))
+        nodes = desc["nodes"]
+        params: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+        for d in nodes:
+            if d["op"] != "dense":
+                continue
+            n = d["name"]
+            if f"{n}.W" not in z:
+                raise _corrupt(p, f"the weights '{n}.W' of layer '{n}' are missing")
+            W = np.asarray(z[f"{n}.W"], dtype=np.float64)
+            b = np.asarray(z[f"{n}.b"], dtype=np.float64) if f"{n}.b" in z else None
+            if W.ndim != 2 or W.shape[0] != int(d["dim"]):
+                raise _corrupt(p, f"layer '{n}' has {d['dim']} units but weights of shape {W.shape}")
+            if (b is None) != (d.get("bias") is None):
+                raise _corrupt(p, f"the bias '{n}.b' of layer '{n}' is "
+                                  + ("missing" if b is None else "not in the graph"))
+            if b is not None and b.shape != (W.shape[0],):
+                raise _corrupt(p, f"layer '{n}' has {W.shape[0]} units but a bias of shape {b.shape}")
+            params[n] = (W, b)
+        net = from_description(desc, params)
+        dims = {d["name"]: int(d["dim"]) for d in nodes}
+        for n in net.dense_nodes():
+            src = net.inputs_of(n)[0]
+            n_in = params[n][0].shape[1]
+            if n_in != dims[src]:
+                raise _corrupt(p, f"layer '{n}' has weights for {n_in} inputs but its input '{src}' has "
+                                  f"{dims[src]} units")
+        for n in net.nodes:
+            if net.dim(n) != dims[n]:
+                raise _corrupt(p, f"node '{n}' has {net.dim(n)} units, the graph says {dims[n]}")
+    except WeightsError:
+        raise
+    except (ValueError, KeyError, TypeError, IndexError) as e:
+        raise _corrupt(p, f"its graph cannot be read ({type(e).__name__}: {e})") from None
+
+    scaler = None
+    if "scaler.offset" in z or "scaler.scale" in z:
+        if "scaler.offset" not in z or "scaler.scale" not in z:
+            raise _corrupt(p, "it has only half of the scaler (offset and scale)")
+        offset = np.asarray(z["scaler.offset"], dtype=np.float64).reshape(-1)
+        scale = np.asarray(z["scaler.scale"], dtype=np.float64).reshape(-1)
+        if offset.shape != (net.n_inputs,) or scale.shape != (net.n_inputs,):
+            raise _corrupt(p, f"the scaler has {offset.size} offsets and {scale.size} scales but the network "
+                              f"has {net.n_inputs} inputs")
+        kind = str(z["scaler.kind"][()]) if "scaler.kind" in z else "custom"
+        offset.setflags(write=False)
+        scale.setflags(write=False)
+        scaler = Scaler(kind, offset, scale)
+    return net, scaler
+
+
+def read_extra(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """The ``extra`` arrays stored by :func:`save_npz` (0-d arrays for scalars and strings)."""
+    z = _open(Path(path))
+    return {k[len("extra."):]: v for k, v in z.items() if k.startswith("extra.")}
