@@ -131,7 +131,7 @@ def code_of(exc: pytest.ExceptionInfo[WeightsError]) -> str:
 def test_load_missing(tmp_path: Path) -> None:
     with pytest.raises(WeightsError) as e:
         load_npz(tmp_path / "nope.npz")
-    assert code_of(e) == "E0604"
+    assert code_of(e) == "E0608"
     assert "nope.npz" in str(e.value)
     assert "does not exist" in str(e.value)
 
@@ -167,7 +167,7 @@ def test_load_corrupt(tmp_path: Path) -> None:
                 np.savez(f, **content)  # type: ignore[arg-type]
         with pytest.raises(WeightsError) as e:
             load_npz(path)
-        assert code_of(e) == "E0604", name
+        assert code_of(e) == "E0608", name
         assert f"{name}.npz" in str(e.value), name
         assert any(n.startswith("help:") for n in e.value.diagnostics[0].notes), name
 
@@ -175,4 +175,4 @@ def test_load_corrupt(tmp_path: Path) -> None:
     np.save(npy, np.ones(3))
     with pytest.raises(WeightsError) as e:
         load_npz(npy)
-    assert code_of(e) == "E0604"
+    assert code_of(e) == "E0608"

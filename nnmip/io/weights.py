@@ -9,7 +9,7 @@ Layout of the file (every array loads with ``allow_pickle=False``):
 * ``"extra.{key}"`` -- whatever was passed as ``extra`` (read back with :func:`read_extra`).
 
 Errors: :class:`ExportError` ``E0603`` for a target ending in ``.nnmip``, ``E0606`` for a network whose
-weights are not fixed or an ``extra`` value that is not a plain array; :class:`WeightsError` ``E0604`` for a
+weights are not fixed or an ``extra`` value that is not a plain array; :class:`WeightsError` ``E0608`` for a
 file that is missing or is not a weights file.
 """
 
@@ -38,7 +38,7 @@ _HELP = "help: write the file with nnmip.io.weights.save_npz (nnmip train --save
 class WeightsError(NnmipError, ValueError):
     """A weights file is missing or cannot be read."""
 
-    code = "E0604"
+    code = "E0608"
 
 
 def _export_error(code: str, message: str, *notes: str) -> ExportError:
@@ -48,7 +48,7 @@ def _export_error(code: str, message: str, *notes: str) -> ExportError:
 
 
 def _corrupt(path: Path, why: str) -> WeightsError:
-    err = WeightsError.at("E0604", f"'{path}' is not an nnmip weights file: {why}", notes=[_HELP])
+    err = WeightsError.at("E0608", f"'{path}' is not an nnmip weights file: {why}", notes=[_HELP])
     assert isinstance(err, WeightsError)
     return err
 
@@ -90,7 +90,7 @@ def save_npz(net: Network, path: str | os.PathLike[str], scaler: Scaler | None =
 
 def _open(path: Path) -> dict[str, np.ndarray]:
     if not path.exists():
-        err = WeightsError.at("E0604", f"weights file '{path}' does not exist",
+        err = WeightsError.at("E0608", f"weights file '{path}' does not exist",
                               notes=["help: check the path; write the file with save_npz"])
         assert isinstance(err, WeightsError)
         raise err
