@@ -233,13 +233,15 @@ def test_time_limit_stops_early(backend: str) -> None:
         assert res.objective is None
 
 
-@pytest.mark.parametrize("start", ["optimal", "zeros"])
+@pytest.mark.parametrize("start", ["optimal", "zeros", "partial"])
 def test_warm_start_accepted(backend: str, start: str) -> None:
     model = random_mdk(seed=3, n=20, m=4)
     cold = run(backend, model)
     assert cold.status is Status.OPTIMAL
     assert cold.x is not None
     ws = cold.x.copy() if start == "optimal" else np.zeros(model.num_cols)
+    if start == "partial":  # NaN marks entries the solver should fill in
+        ws[model.num_cols // 2:] = np.nan
     warm = run(backend, model, warm_start=ws)
     assert warm.status is Status.OPTIMAL
     assert warm.objective == pytest.approx(cold.objective, rel=1e-6)

@@ -136,7 +136,8 @@ class CbcBackend:
             ws = np.asarray(opts.warm_start, dtype=np.float64)
             if ws.shape != (model.num_cols,):
                 raise ValueError(f"warm start has shape {ws.shape}, expected ({model.num_cols},)")
-            m.start = [(x[j], float(ws[j])) for j in np.flatnonzero(model.vtype != "C")]
+            # NaN marks unknown entries: CBC gets a partial start over the known integer columns
+            m.start = [(x[j], float(ws[j])) for j in np.flatnonzero((model.vtype != "C") & ~np.isnan(ws))]
 
         log.debug("cbc: solving %d columns, %d rows, %d nonzeros", model.num_cols, model.num_rows,
                   model.A.nnz)

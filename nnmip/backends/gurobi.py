@@ -122,7 +122,7 @@ class GurobiBackend:
             ws = np.asarray(opts.warm_start, dtype=np.float64)
             if ws.shape != (model.num_cols,):
                 raise ValueError(f"warm start has shape {ws.shape}, expected ({model.num_cols},)")
-            x.Start = ws
+            x.Start = np.where(np.isnan(ws), GRB.UNDEFINED, ws)  # NaN marks unknown entries
         callback = self._callback(gp, opts, start, model.sense) if opts.progress is not None else None
 
         log.debug("gurobi: solving %d columns, %d rows, %d nonzeros", model.num_cols, model.num_rows,

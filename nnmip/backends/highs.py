@@ -78,10 +78,14 @@ class HighsBackend:
             ws = np.asarray(opts.warm_start, dtype=np.float64)
             if ws.shape != (model.num_cols,):
                 raise ValueError(f"warm start has shape {ws.shape}, expected ({model.num_cols},)")
-            sol = highspy.HighsSolution()
-            sol.col_value = ws.tolist()
-            sol.value_valid = True
-            h.setSolution(sol)
+            known = np.flatnonzero(~np.isnan(ws))
+            if known.size == ws.size:
+                sol = highspy.HighsSolution()
+                sol.col_value = ws.tolist()
+                sol.value_valid = True
+                h.setSolution(sol)
+            elif known.size:  # NaN marks unknown entries: a partial start that HiGHS completes
+                h.setSolution(int(known.size), known.astype(np.int32), ws[known])
         if opts.progress is not None:
             self._subscribe(h, opts, start)
         log.debug("highs: solving %d columns, %d rows, %d nonzeros", model.num_cols, model.num_rows,
