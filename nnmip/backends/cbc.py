@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import os
-import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
+from nnmip.backends._capture import captured
 from nnmip.errors import BackendUnavailable, SolverError
 from nnmip.model import MatrixModel
 from nnmip.solution import Progress, RawResult, SolveOptions, Status
@@ -46,29 +42,6 @@ def _gap(incumbent: float | None, bound: float | None) -> float | None:
     return abs(incumbent - bound) / max(1e-10, abs(incumbent))
 
 
-@contextlib.contextmanager
-def _captured(enabled: bool = True) -> Iterator[list[str]]:
-    """Capture file descriptor 1: CBC prints even at ``verbose = 0`` (python-mip #359); yields [text]."""
-    out: list[str] = []
-    try:
-        sys.stdout.flush()
-        saved = os.dup(1) if enabled else -1
-    except (OSError, ValueError):
-        saved = -1
-    if saved < 0:
-        yield out
-        return
-    with tempfile.TemporaryFile() as tmp:
-        try:
-            os.dup2(tmp.fileno(), 1)
-            yield out
-        finally:
-            os.dup2(saved, 1)
-            os.close(saved)
-            tmp.seek(0)
-            out.append(tmp.read().decode(errors="replace"))
-
-
 def _check_native(mip: Any, params: dict[str, str]) -> None:
     """CBC skips the solve on an unknown parameter and ignores a bad value: try them on a 1-column model."""
     probe = mip.Model(solver_name=mip.CBC)
@@ -76,7 +49,7 @@ def _check_native(mip: Any, params: dict[str, str]) -> None:
     probe.add_var(ub=1.0, obj=1.0, var_type=mip.INTEGER)
     for key, value in params.items():
         mip.cbc.cbc_set_parameter(probe.solver, key, value)
-    with _captured() as out:
+    with captured() as out:
         probe.optimize()
     bad = [ln for ln in "".join(out).splitlines() if any(w in ln for w in _REFUSALS)]
     if bad:
@@ -142,7 +115,7 @@ class CbcBackend:
         log.debug("cbc: solving %d columns, %d rows, %d nonzeros", model.num_cols, model.num_rows,
                   model.A.nnz)
         limit = float(opts.time_limit) if opts.time_limit is not None else math.inf
-        with _captured(not opts.verbose) as out:
+        with captured(not opts.verbose) as out:
             result = m.optimize(max_seconds=limit)
         log.debug("cbc output:\n%s", "".join(out))
         status = STATUS.get(result.name, Status.ERROR)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from nnmip.backends._capture import captured
 from nnmip.errors import BackendUnavailable, SolverError
 from nnmip.model import MatrixModel
 from nnmip.solution import Progress, RawResult, SolveOptions, Status
@@ -71,7 +72,8 @@ class HighsBackend:
                 "E0504", f"solver '{self.name}' is not installed: python module 'highspy' not found",
                 notes=["help: pip install highspy, or choose another solver"]) from exc
         start = time.perf_counter()
-        h = highspy.Highs()
+        with captured(not opts.verbose):
+            h = highspy.Highs()
         self._set_options(h, opts)
         self._pass_model(h, highspy, model)
         if opts.warm_start is not None:

@@ -118,7 +118,7 @@ class _Checker:
                              f"help: '{call.func}' takes {sig}")
                     ok = False
                     continue
-                if a.key in out:
+                if a.key in spans:
                     self.err("E0106", f"argument '{a.key}' of '{call.func}' is given twice", a.span)
                     ok = False
                     continue
@@ -136,14 +136,14 @@ class _Checker:
                     continue
                 key, val = names[pos_i], a
                 pos_i += 1
+            spans[key] = _span(val)   # given (a value that fails to convert is reported once, below)
             conv = self.convert(val, types[key], call.func, key)
             if conv is None:
                 ok = False
                 continue
             out[key] = conv
-            spans[key] = _span(val)
         for n, _, d in params:
-            if n not in out:
+            if n not in out and n not in spans:
                 if d is _REQUIRED:
                     self.err("E0104", f"'{call.func}' needs argument '{n}'", call.span,
                              f"help: '{call.func}' takes {sig}")
@@ -331,8 +331,12 @@ class _Checker:
                 self.err("E0103", f"node '{prm.name}' is defined twice", prm.span)
                 continue
             nb.input(prm.name, prm.dim, lo, hi, span=prm.span)
+        # nodes defined with an error: uses of them are not reported again
+        self.failed_nodes: set[str] = {p.name for p in s.params if p.name not in nb.graph}
         for nd in s.nodes:
             self.node_def(nb, nd)
+            if nd.name not in nb.graph:
+                self.failed_nodes.add(nd.name)
         if len(self.diags) > n_errors:
             return None
         try:
@@ -379,6 +383,8 @@ class _Checker:
                      "help: a node is dense(...), step(...), sign(...), relu(...) or identity(...)")
 
     def known_node(self, nb: NetworkBuilder, name: str, span: Span) -> bool:
+        if name not in nb.graph and name in getattr(self, "failed_nodes", ()):
+            return False
         if name not in nb.graph:
             close = [n for n in nb.graph.nodes if n.lower() == name.lower()]
             hint = (f"help: did you mean '{close[0]}'?",) if close else \
