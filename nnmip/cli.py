@@ -321,15 +321,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         _err("interrupted")
         return EXIT_INTERRUPT
     except (BackendUnavailable, SolverError) as exc:
-        _err(exc.render())
+        _err(_with_file_source(exc, args).render())
         _maybe_json_error(args, exc)
         return EXIT_SOLVER
     except NnmipError as exc:
-        _err(exc.render())
+        _err(_with_file_source(exc, args).render())
         _maybe_json_error(args, exc)
         return EXIT_INPUT
     except BrokenPipeError:  # pragma: no cover
         return EXIT_OK
+
+
+def _with_file_source(exc: NnmipError, args: argparse.Namespace) -> NnmipError:
+    """Attach the command's .nnmip text to an error raised after parsing (data, formulation, solver), so
+    that it renders with the source line and caret like the checker's errors."""
+    path = getattr(args, "file", None)
+    if exc.source is None and path and any(d.span.file == path for d in exc.diagnostics):
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            exc.with_source(Path(path).read_text(encoding="utf-8"))
+    return exc
 
 
 def _maybe_json_error(args: argparse.Namespace, exc: NnmipError) -> None:

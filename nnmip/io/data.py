@@ -193,7 +193,7 @@ def _err(code: str, message: str, span: Span, *notes: str) -> DataError:
 def _resolve(src: DataSource, base_dir: str | Path) -> Path:
     if not src.path:
         raise _err("E0301", f"{src.kind} data source has no file path", src.span,
-                   f'help: give the file, e.g. data {src.kind} "data/train.{src.kind}"')
+                   f'help: give the file, e.g. data d = {src.kind}("data/train.{src.kind}")')
     p = Path(src.path).expanduser()
     if not p.is_absolute():
         p = Path(base_dir) / p
@@ -308,7 +308,7 @@ def _read_csv(src: DataSource, base_dir: str | Path) -> _Table:
         first = "the header" if header is not None else f"row {int(line_no[0])}"
         notes = [f"help: every row needs {ncols} values separated by '{src.delimiter}'"]
         if ncols == 1 or int(widths[i]) == 1:
-            notes.append("help: check the delimiter (set it with delimiter \";\" in the data statement)")
+            notes.append("help: check the delimiter (set it with delimiter=\";\" in the data statement)")
         raise _err("E0310", f"row {int(line_no[i])} of '{name}' has {int(widths[i])} columns "
                             f"but {first} has {ncols}", span, *notes)
 
@@ -319,7 +319,7 @@ def _read_csv(src: DataSource, base_dir: str | Path) -> _Table:
                    "-1 is the last column")
     if ncols < 2:
         raise _err("E0305", f"'{name}' has no feature columns besides the label", span,
-                   "help: check the delimiter (set it with delimiter \";\" in the data statement)")
+                   "help: check the delimiter (set it with delimiter=\";\" in the data statement)")
 
     cells = np.char.strip(np.array(split, dtype=str), " \t\"'")
     feat_cols = np.array([j for j in range(ncols) if j != label], dtype=np.int64)
@@ -342,7 +342,7 @@ def _read_npz(src: DataSource, base_dir: str | Path) -> _Table:
                 if key not in keys:
                     raise _err("E0309", f"'{name}' has no array '{key}'", span,
                                f"help: the file holds {', '.join(repr(k) for k in keys) or 'no arrays'}; "
-                               "choose with x_key/y_key")
+                               "choose with npz(..., x=\"...\", y=\"...\")")
             X = np.asarray(z[src.x_key])
             y = np.asarray(z[src.y_key])
             names = tuple(str(s) for s in z["feature_names"]) if "feature_names" in keys else None
@@ -427,11 +427,11 @@ def _split(n: int, pre: Preprocess) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     negative = [k for k, v in fr.items() if not v >= 0]  # also catches NaN
     if negative:
         raise _err("E0306", f"split fraction {negative[0]} must be between 0 and 1, got {fr[negative[0]]:g}",
-                   pre.span, "help: give fractions such as split train 0.7 validation 0.15 test 0.15")
+                   pre.span, "help: give fractions such as split(train=0.7, validation=0.15, test=0.15)")
     total = pre.train + pre.validation + pre.test
     if abs(total - 1.0) > _FRACTION_TOL:
         raise _err("E0306", f"split fractions must sum to 1, got {total:g} ({listing})", pre.span,
-                   "help: give fractions such as split train 0.7 validation 0.15 test 0.15")
+                   "help: give fractions such as split(train=0.7, validation=0.15, test=0.15)")
     n_train = min(int(np.floor(pre.train * n + 0.5)), n)
     n_val = min(int(np.floor(pre.validation * n + 0.5)), n - n_train)
     if n_train == 0:

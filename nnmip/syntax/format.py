@@ -13,7 +13,7 @@ def format_value(v: ast.Value | ast.KwArg) -> str:
     if isinstance(v, ast.Num):
         return _num(v.value)
     if isinstance(v, ast.Str):
-        return json.dumps(v.value)
+        return json.dumps(v.value, ensure_ascii=False)
     if isinstance(v, ast.Ref):
         return v.name
     if isinstance(v, ast.Domain):

@@ -84,6 +84,8 @@ def _syntax_error(exc: UnexpectedInput, text: str, file: str) -> NnmipSyntaxErro
         msg = f"unexpected character {ch!r}"
         if ch == "'":
             notes.append("help: strings use double quotes, e.g. \"data.csv\"")
+        elif ch == '"':
+            notes.append("help: a string must end with '\"' on the same line")
         span = Span(line, col, line, col + 1, file)
     elif isinstance(exc, UnexpectedEOF):
         msg = "unexpected end of file"

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import ast as pyast
+import json
 from typing import Any
 
 from lark import Token, Transformer, v_args
 
-from nnmip.errors import Span
+from nnmip.errors import NnmipSyntaxError, Span
 from nnmip.syntax import ast
 
 
@@ -29,7 +29,20 @@ class ToAst(Transformer[Token, ast.Program]):
         return ast.Num(value, span=self._span(meta))
 
     def string(self, meta: Any, tok: Token) -> ast.Str:
-        return ast.Str(pyast.literal_eval(str(tok)), span=self._span(meta))
+        # JSON escapes (the formatter writes the same ones): \" \\ \/ \b \f \n \r \t \uXXXX
+        text = str(tok)
+        try:
+            value = json.loads(text, strict=False)
+        except json.JSONDecodeError as exc:
+            pos = exc.pos - 1 if 0 < exc.pos < len(text) and text[exc.pos - 1:exc.pos + 1] == "\\u" else exc.pos
+            col = int(tok.column or 0) + pos
+            bad = text[pos:pos + 2]
+            raise NnmipSyntaxError.at(
+                "E0001", f"invalid escape '{bad}' in string", Span(int(tok.line or 0), col, int(tok.line or 0),
+                                                                    col + len(bad), self.file),
+                ["help: strings know the escapes \\\" \\\\ \\/ \\n \\t \\r \\b \\f and \\uXXXX; "
+                 "write a backslash as \\\\ or use / in paths"]) from None
+        return ast.Str(value, span=self._span(meta))
 
     def ref(self, meta: Any, tok: Token) -> ast.Ref:
         return ast.Ref(str(tok), span=self._span(meta))

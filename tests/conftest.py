@@ -1,0 +1,39 @@
+"""Shared helpers for the test suite: repository paths and the MILP backends installed here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from nnmip.backends import is_installed
+from nnmip.errors import BackendUnavailable
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+BCW_CSV = EXAMPLES / "data" / "breast-cancer-wisconsin.csv"
+
+#: the MILP backends every training test runs on (a missing one is skipped with the reason)
+MILP_BACKENDS = ("highs", "cbc", "gurobi")
+
+
+@contextmanager
+def licence_skip(solver: str) -> Iterator[None]:
+    """Skip the running test when a size-limited solver licence refuses the model (error E0506)."""
+    try:
+        yield
+    except BackendUnavailable as exc:
+        if any(d.code == "E0506" for d in exc.diagnostics):
+            pytest.skip(f"{solver}: {exc}")
+        raise
+
+
+@pytest.fixture(params=MILP_BACKENDS)
+def milp_solver(request: pytest.FixtureRequest) -> str:
+    """Each installed MILP backend in turn."""
+    name = str(request.param)
+    if not is_installed(name):
+        pytest.skip(f"solver '{name}' is not installed")
+    return name
