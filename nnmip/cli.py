@@ -179,6 +179,8 @@ def _configure_solve(p: argparse.ArgumentParser) -> None:
 def cmd_solve(a: argparse.Namespace) -> int:
     from nnmip.task import load_program, run_train_task, solve_options
 
+    import numpy as np
+
     cp = load_program(a.file)
     for w in cp.warnings:
         if not a.quiet:
@@ -204,7 +206,8 @@ def cmd_solve(a: argparse.Namespace) -> int:
         if a.save_weights:
             from nnmip.io.weights import save_npz
 
-            save_npz(res.network, a.save_weights, report.dataset.scaler)
+            save_npz(res.network, a.save_weights, report.dataset.scaler,
+                     extra={"classes": np.asarray(report.dataset.classes)})
             d["weights_file"] = a.save_weights
         if a.save_onnx:
             from nnmip.io.onnx import export_onnx
@@ -298,7 +301,7 @@ def _load_plugins() -> None:
     """Subcommands defined in other modules register themselves on import."""
     import importlib
 
-    for mod in ("nnmip.verify_cli", "nnmip.compress"):
+    for mod in ("nnmip.predict_cli", "nnmip.verify_cli", "nnmip.compress"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:
