@@ -177,9 +177,9 @@ def _configure_solve(p: argparse.ArgumentParser) -> None:
 
 @command("solve", "train the network of a .nnmip file and verify the result by the forward pass")
 def cmd_solve(a: argparse.Namespace) -> int:
-    from nnmip.task import load_program, run_train_task, solve_options
-
     import numpy as np
+
+    from nnmip.task import load_program, run_train_task, solve_options
 
     cp = load_program(a.file)
     for w in cp.warnings:

@@ -43,4 +43,5 @@ def test_predict_wrong_width_is_a_located_error(tmp_path, capsys):
     data.write_text("9,1,3\n")
     assert main(["predict", str(w), str(data)]) == 2
     err = capsys.readouterr().err
-    assert "E0122" in err and "--label" in err
+    assert "E0122" in err
+    assert "--label" in err
