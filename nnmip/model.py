@@ -368,8 +368,8 @@ class Affine:
     def sum(self, axis: int) -> Affine:
         ids = np.arange(self.size).reshape(self.shape)
         moved = np.moveaxis(ids, axis, -1)
-        out_shape = moved.shape[:-1]
-        k = moved.shape[-1]
+        out_shape: tuple[int, ...] = tuple(moved.shape[:-1])
+        k = int(moved.shape[-1])
         rows = np.repeat(np.arange(int(np.prod(out_shape, dtype=np.int64))), k)
         gather = sp.csr_array((np.ones(rows.size), (rows, moved.ravel())),
                               shape=(int(np.prod(out_shape, dtype=np.int64)), self.size))

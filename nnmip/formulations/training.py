@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -91,6 +92,7 @@ class TrainingModel:
     groups: IntArray
     error_cols: IntArray | None = None                 # zero_one: e per point
     notes: list[str] = field(default_factory=list)
+    extension: Any = None                              # robust / pruning read-back (pruning.ExtensionInfo)
 
     def weights(self, x: FloatArray) -> dict[str, tuple[FloatArray, FloatArray | None]]:
         """Read trained parameters from a solution vector (integer parameters are rounded)."""
@@ -107,6 +109,8 @@ class TrainingModel:
             else:
                 b = p.b_fixed
             out[node] = (np.asarray(W, dtype=np.float64) + 0.0, None if b is None else np.asarray(b) + 0.0)
+        if self.extension is not None:  # pruned groups read back as exact zeros
+            out = self.extension.clean_weights(out, x)
         return out
 
 
@@ -347,10 +351,19 @@ def _targets(f: _Formulator, y: IntArray, n_out: int, n_classes: int) -> FloatAr
              + (" or 1 unit for two classes" if n_classes == 2 else "")]) from None
 
 
+def _as_lin(v: Value) -> Lin:
+    if isinstance(v, Lin):
+        return v
+    if isinstance(v, Bin):
+        lo, hi = v.bounds()
+        return Lin(v.affine(), lo, hi, v.space)
+    return Lin(Affine.constant(v.values), v.values, v.values, v.space)
+
+
 def _margin_pairs(f: _Formulator, out: Value, y: IntArray, n_classes: int) -> tuple[Affine, FloatArray, IntArray]:
     """Affine ``a_{i,y_i} - a_{i,c}`` for every point and wrong class (or ``(2y-1) a`` for one output), its
     lower bound, and the point of each pair."""
-    lin = out if isinstance(out, Lin) else Lin(out.affine(), *out.bounds(), out.space)  # type: ignore[union-attr]
+    lin = _as_lin(out)
     R, n_out = lin.expr.shape
     _targets(f, y, n_out, n_classes)
     rows = _per_point(f, lin)
@@ -478,11 +491,14 @@ FORMULATIONS: dict[tuple[str, str], Callable[..., Value]] = {
 
 def build_training_model(net: Network, X: FloatArray, y: IntArray, n_classes: int, loss: str = "hamming",
                          margin: float = 1.0, eps: float | None = None, l1: float = 0.0,
-                         groups: IntArray | None = None) -> TrainingModel:
+                         groups: IntArray | None = None, robust: Any = None, prune: Any = None,
+                         emit: str = "milp", cones: bool = False) -> TrainingModel:
     """Formulate the training MILP of ``net`` on scaled data ``X`` (N, d) and labels ``y`` (N,).
 
     ``groups`` (N,) assigns points to clusters that share hidden activations (data splitting); ``None`` means
-    one cluster per point (the exact model).
+    one cluster per point (the exact model).  ``robust`` (a ``RobustSpec``) makes the first binary layer robust
+    over a set around each point (``cones``: the backend takes "soc" cones); ``prune`` (a ``PruneConfig``) adds
+    pruning indicators, with the quadratic term emitted as ``emit`` (see nnmip.formulations.pruning).
     """
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.int64)
@@ -499,6 +515,11 @@ def build_training_model(net: Network, X: FloatArray, y: IntArray, n_classes: in
         n_clusters = int(groups.max()) + 1 if N else 0
     eps = DEFAULT_EPS if eps is None else float(eps)
     f = _Formulator(net, X, groups, n_clusters, eps)
+    ext = None
+    if robust is not None or (prune is not None and prune.specs):
+        from nnmip.formulations.pruning import TrainingExtension
+
+        ext = TrainingExtension(f, robust, prune, emit, cones)
     vals: dict[str, Value] = {}
     for node, op in net.items():
         if isinstance(op, Input):
@@ -508,7 +529,8 @@ def build_training_model(net: Network, X: FloatArray, y: IntArray, n_classes: in
         if isinstance(op, Dense):
             vals[node] = f.dense(node, op, v)
         else:
-            vals[node] = f.activation(node, op, v)
+            hooked = ext.activation(node, op, v) if ext is not None else None
+            vals[node] = hooked if hooked is not None else f.activation(node, op, v)
     out = vals[net.output]
     if isinstance(out, Const):
         raise FormulationError.at("E0142", f"network '{net.name}' has no trainable weights", net.op(net.output).span)
@@ -516,10 +538,11 @@ def build_training_model(net: Network, X: FloatArray, y: IntArray, n_classes: in
     penalty = l1 + (1.0 if loss == "min_weight" else 0.0)
     if penalty > 0:
         l1_penalty(f, penalty)
+    info = ext.finish() if ext is not None else None
     f.b.notes.append(f"activation margin eps = {eps:g}")
     model = f.b.build("min")
     return TrainingModel(model, f.params, f.patterns, loss, margin, eps, l1, n_classes, groups,
-                         f.error_cols, list(model.notes))
+                         f.error_cols, list(model.notes), extension=info)
 
 
 # backward-compatible re-export for the registry users

@@ -80,7 +80,8 @@ def _syntax_error(exc: UnexpectedInput, text: str, file: str) -> NnmipSyntaxErro
     line, col = int(exc.line or 0), int(exc.column or 0)
     notes: list[str] = []
     if isinstance(exc, UnexpectedCharacters):
-        ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
+        pos = int(exc.pos_in_stream or 0)
+        ch = text[pos] if pos < len(text) else ""
         msg = f"unexpected character {ch!r}"
         if ch == "'":
             notes.append("help: strings use double quotes, e.g. \"data.csv\"")
