@@ -83,6 +83,7 @@ class CheckedProgram:
     solver: SolverSpec
     warnings: list[Diagnostic]
     verify_tasks: list[ast.VerifyStmt] = field(default_factory=list)
+    verify_specs: list[Any] = field(default_factory=list)   # check.verify_stmt.VerifySpec, one per verify_tasks
 
 
 class _Checker:
@@ -229,13 +230,16 @@ class _Checker:
                 t = self.train_stmt(s, data, networks, defined)
                 if t is not None:
                     tasks.append(t)
+        from nnmip.check.verify_stmt import check_verify
+
+        specs = [check_verify(self, s, networks, data, defined) for s in verify]
         if not tasks and not verify and not self.diags and not networks:
             self.err("E0180", "the file defines no network and no task", Span(1, 1, 1, 2, self.file),
                      "help: see docs/language.md for a complete example")
         if self.diags:
             raise CheckError(diagnostics=self.diags, source=self.p.source)
         return CheckedProgram(self.p, self.base_dir, data, networks, tasks, solver or SolverSpec(),
-                              self.warnings, verify)
+                              self.warnings, verify, verify_specs=[sp for sp in specs if sp is not None])
 
     # data ------------------------------------------------------------------------------------------------------
     def data_stmt(self, s: ast.DataStmt) -> DataDecl | None:

@@ -1,0 +1,365 @@
+"""Lossless compression of fixed-weight networks over an input domain, and the ``nnmip compress`` command.
+
+Over a bounded input box, a unit whose pre-activation bounds fix its activation computes a constant or a
+linear function:
+
+* a ReLU unit with ``U <= 0`` is dead (always 0), a step/sign unit with ``L > 0`` or ``U <= 0`` is constant:
+  the unit is removed and its constant output folded into the next layer's bias;
+* a ReLU unit with ``L >= 0`` is linear; when every unit left in a layer is linear the layer is folded into the
+  next affine map (``W' = W_next W``, ``b' = W_next b + b_next``), provided that does not add parameters.
+  (A layer that mixes linear and non-linear units stays: a chain network has no skip connection to carry the
+  linear part.)
+
+Stability is proven by interval bounds, then LP bounds, then a MILP per still-unstable unit (``method``).  The
+result is checked twice: sampled inputs must agree (:func:`sampled_difference`) and, for small networks, a
+MILP over the domain proves ``max_x |f(x) - g(x)|`` (:func:`prove_equivalence`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from nnmip.errors import FormulationError, NnmipError
+from nnmip.formulations.verification import FixedModel, build_fixed_model
+from nnmip.ir.builder import NetworkBuilder, fixed
+from nnmip.ir.network import Network
+from nnmip.ir.ops import Dense, Identity, Input, ReLU, Sign, Step
+from nnmip.model import Block
+from nnmip.passes.bounds import BoundReport, tighten_bounds
+from nnmip.spec import Region, box
+
+log = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass
+class _Layer:
+    name: str
+    W: FloatArray
+    b: FloatArray
+    act: str | None          # "relu" | "step" | "sign" | None (affine output)
+    act_name: str | None
+
+
+@dataclass
+class CompressResult:
+    """The compressed network and what was removed; ``max_sampled_diff`` / ``proof`` once checked."""
+
+    network: Network
+    original: Network
+    method: str
+    removed_units: dict[str, int] = field(default_factory=dict)
+    folded_layers: list[str] = field(default_factory=list)
+    units_before: int = 0
+    units_after: int = 0
+    params_before: int = 0
+    params_after: int = 0
+    bounds: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    max_sampled_diff: float | None = None
+    samples: int = 0
+    proof: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "units_before": self.units_before, "units_after": self.units_after,
+                "params_before": self.params_before, "params_after": self.params_after,
+                "removed_units": self.removed_units, "folded_layers": self.folded_layers,
+                "seconds": round(self.seconds, 4), "max_sampled_diff": self.max_sampled_diff,
+                "samples": self.samples, "proof": self.proof, "bounds": self.bounds,
+                "layers": [(n, net_op.kind, self.network.dim(n)) for n, net_op in self.network.items()]}
+
+
+def _chain(net: Network) -> tuple[str, list[_Layer], str | None]:
+    """The network as [dense (+ activation)] layers; raises for shapes compression does not handle."""
+    layers: list[_Layer] = []
+    out_identity = None
+    nodes = [n for n in net.nodes if not isinstance(net.op(n), Input)]
+    i = 0
+    while i < len(nodes):
+        n = nodes[i]
+        op = net.op(n)
+        if isinstance(op, Identity):
+            out_identity = n if i == len(nodes) - 1 else out_identity
+            i += 1
+            continue
+        if not isinstance(op, Dense):
+            raise FormulationError.at("E0425", f"compression expects dense layers each followed by at most one "
+                                      f"activation, but '{n}' ({op.kind}) follows no dense layer", op.span)
+        if op.trainable:
+            raise FormulationError.at("E0421", f"layer '{n}' has weights that are not fixed", op.span,
+                                      ["help: compression needs fixed weights"])
+        act = act_name = None
+        if i + 1 < len(nodes) and isinstance(net.op(nodes[i + 1]), (ReLU, Step, Sign)):
+            act_name = nodes[i + 1]
+            act = net.op(act_name).kind
+            i += 1
+        layers.append(_Layer(n, np.array(op.W, dtype=np.float64), np.array(op.b, dtype=np.float64), act, act_name))
+        i += 1
+    return net.input, layers, out_identity
+
+
+def compress(net: Network, lo: npt.ArrayLike | None = None, hi: npt.ArrayLike | None = None, *,
+             method: str = "milp", solver: str = "highs", time_limit: float | None = None) -> CompressResult:
+    """Remove the units of ``net`` whose activation is fixed on the box ``[lo, hi]`` (default: the input domain)
+    and fold layers that became linear; the result computes the same function on the box."""
+    t0 = time.perf_counter()
+    op_in = net.op(net.input)
+    assert isinstance(op_in, Input)
+    n = net.n_inputs
+    lo_a = np.broadcast_to(np.asarray(lo if lo is not None else (op_in.lo if op_in.lo is not None else -np.inf),
+                                      dtype=np.float64), (n,)).copy()
+    hi_a = np.broadcast_to(np.asarray(hi if hi is not None else (op_in.hi if op_in.hi is not None else np.inf),
+                                      dtype=np.float64), (n,)).copy()
+    if not (np.isfinite(lo_a).all() and np.isfinite(hi_a).all()):
+        raise FormulationError.at("E0413", "compression needs a bounded input domain", op_in.span,
+                                  ["help: pass --domain LO HI, or declare the input as x: n real[lo, hi]"])
+    region = Region((box(lo_a, hi_a),))
+    inp, layers, out_identity = _chain(net)
+    rep: BoundReport = tighten_bounds(net, region, method=method, solver=solver, time_limit=time_limit)
+    res = CompressResult(net, net, method, bounds=rep.to_dict())
+    res.units_before = sum(L.W.shape[0] for L in layers if L.act is not None)
+    res.params_before = net.num_params()
+
+    k = 0
+    while k < len(layers) - 1:
+        L, nxt = layers[k], layers[k + 1]
+        if L.act is None:
+            k += 1
+            continue
+        a_lo, a_hi = rep.bounds[L.name]
+        if L.act == "relu":
+            const = a_hi <= 0
+            linear = a_lo >= 0
+            value = np.zeros_like(a_lo)
+        else:
+            on, off = a_lo > 0, a_hi <= 0
+            const = on | off
+            linear = np.zeros_like(const)
+            low = 0.0 if L.act == "step" else -1.0
+            value = np.where(on, 1.0, low)
+        keep = ~const
+        if const.any():
+            nxt.b = nxt.b + nxt.W[:, const] @ value[const]
+            res.removed_units[L.act_name or L.name] = int(const.sum())
+            if not keep.any():                      # keep one silent unit so the chain stays a chain
+                keep = np.zeros_like(keep)
+                keep[0] = True
+                L.W[0] = 0.0
+                L.b[0] = 0.0
+                nxt.W[:, 0] = 0.0
+                linear = np.zeros_like(keep)
+            L.W, L.b, nxt.W = L.W[keep], L.b[keep], nxt.W[:, keep]
+            a_lo, a_hi, linear = a_lo[keep], a_hi[keep], linear[keep]
+            rep.bounds[L.name] = (a_lo, a_hi)
+        if L.act == "relu" and linear.all():
+            merged_W = nxt.W @ L.W
+            if merged_W.size + nxt.b.size <= L.W.size + L.b.size + nxt.W.size + nxt.b.size:
+                nxt.b = nxt.W @ L.b + nxt.b
+                nxt.W = merged_W
+                res.folded_layers.append(L.name)
+                layers.pop(k)
+                continue
+        k += 1
+
+    nb = NetworkBuilder(net.name)
+    cur = nb.input(inp, n, op_in.lo, op_in.hi, span=op_in.span)
+    for L in layers:
+        cur = nb.dense(L.name, cur, L.W.shape[0], weights=fixed(L.W), bias=fixed(L.b))
+        if L.act is not None:
+            cur = nb.activation(L.act, L.act_name or f"{L.name}_act", cur)
+    if out_identity is not None:
+        cur = nb.identity(out_identity, cur)
+    res.network = nb.build()
+    res.units_after = sum(L.W.shape[0] for L in layers if L.act is not None)
+    res.params_after = res.network.num_params()
+    res.seconds = time.perf_counter() - t0
+    log.info("compress %s: %d -> %d units, %d -> %d parameters (%s bounds) in %.2fs", net.name, res.units_before,
+             res.units_after, res.params_before, res.params_after, method, res.seconds)
+    return res
+
+
+def sampled_difference(f: Network, g: Network, lo: npt.ArrayLike, hi: npt.ArrayLike, n: int = 10_000,
+                       seed: int = 0) -> float:
+    """``max |f(x) - g(x)|`` over ``n`` random points of the box plus its corners towards random signs."""
+    rng = np.random.default_rng(seed)
+    d = f.n_inputs
+    lo_a = np.broadcast_to(np.asarray(lo, np.float64), (d,))
+    hi_a = np.broadcast_to(np.asarray(hi, np.float64), (d,))
+    X = lo_a + rng.random((n, d)) * (hi_a - lo_a)
+    X[: n // 10] = np.where(rng.integers(0, 2, (n // 10, d)).astype(bool), hi_a, lo_a)
+    return float(np.max(np.abs(f.forward(X) - g.forward(X)))) if n else 0.0
+
+
+def prove_equivalence(f: Network, g: Network, lo: npt.ArrayLike, hi: npt.ArrayLike, *, solver: str = "highs",
+                      time_limit: float | None = None) -> dict[str, Any]:
+    """Prove a bound on ``max_x |f(x) - g(x)|`` over the box by MILPs over both networks on one input.
+
+    Returns ``{"bound": proven upper bound, "value": largest forward-pass difference at the solutions,
+    "optimal": all MILPs solved to optimality, "milps": count}``.
+    """
+    from nnmip.backends import get_backend
+    from nnmip.solution import SolveOptions, Status
+
+    d = f.n_inputs
+    lo_a = np.broadcast_to(np.asarray(lo, np.float64), (d,)).copy()
+    hi_a = np.broadcast_to(np.asarray(hi, np.float64), (d,)).copy()
+    region = Region((box(lo_a, hi_a),))
+    fa = build_fixed_model(f, region, tighten_bounds(f, region, method="lp").bounds, name="f")
+    ga = build_fixed_model(g, region, tighten_bounds(g, region, method="lp").bounds, name="g")
+    m, oa, ob, xa, xb = _joint(fa, ga)
+    backend = get_backend(solver)
+    t0 = time.perf_counter()
+    bound, value, optimal, count = 0.0, 0.0, True, 0
+    for i in range(f.n_outputs):
+        for sgn in (1.0, -1.0):
+            c = sgn * (oa[i] - ob[i])
+            left = None if time_limit is None else max(time_limit - (time.perf_counter() - t0), 0.01)
+            raw = backend.solve(m.replace(c=np.asarray(c, dtype=np.float64),
+                                          c0=0.0, sense="max"), SolveOptions(time_limit=left, mip_gap=0.0))
+            count += 1
+            optimal &= raw.status is Status.OPTIMAL
+            b = raw.bound if raw.bound is not None else (raw.objective if raw.status is Status.OPTIMAL else np.inf)
+            bound = max(bound, float(b) if b is not None else np.inf)
+            if raw.x is not None:
+                x = np.clip(raw.x[xa], lo_a, hi_a)
+                value = max(value, float(np.max(np.abs(f.forward(x) - g.forward(x)))))
+    return {"bound": bound, "value": value, "optimal": bool(optimal), "milps": count,
+            "seconds": round(time.perf_counter() - t0, 4)}
+
+
+def _joint(fa: FixedModel, ga: FixedModel) -> tuple[Any, list[FloatArray], list[FloatArray], Any, Any]:
+    """Both models side by side with ``x_f = x_g``; returns the model and each output as a cost vector."""
+    A, B = fa.model, ga.model
+    na = A.num_cols
+    n = na + B.num_cols
+    k = fa.x_cols.size
+    tie = sp.csr_array((np.r_[np.ones(k), -np.ones(k)], (np.r_[np.arange(k), np.arange(k)],
+                                                         np.r_[fa.x_cols, na + ga.x_cols])), shape=(k, n))
+    M = sp.csr_array(sp.vstack([sp.block_diag([A.A, B.A]), tie], format="csr"))
+    shift = tuple(Block(b.node, b.role, b.start + na, b.shape) for b in B.col_blocks)
+    rshift = tuple(Block(b.node, b.role, b.start + A.num_rows, b.shape) for b in B.row_blocks)
+    m = A.replace(A=M, c=np.zeros(n), c0=0.0, row_lb=np.r_[A.row_lb, B.row_lb, np.zeros(k)],
+                  row_ub=np.r_[A.row_ub, B.row_ub, np.zeros(k)], col_lb=np.r_[A.col_lb, B.col_lb],
+                  col_ub=np.r_[A.col_ub, B.col_ub], vtype=np.r_[A.vtype, B.vtype],
+                  col_blocks=A.col_blocks + shift, row_blocks=A.row_blocks + rshift + (Block("x", "tie", M.shape[0]
+                                                                                          - k, (k,)),),
+                  cones=(), name="equivalence")
+    oa_coef = fa.out.padded(na).toarray()
+    ob_coef = ga.out.padded(B.num_cols).toarray()
+    outs_a = [np.r_[oa_coef[i], np.zeros(B.num_cols)] for i in range(oa_coef.shape[0])]
+    outs_b = [np.r_[np.zeros(na), ob_coef[i]] for i in range(ob_coef.shape[0])]
+    # constants of the two outputs differ by a fixed amount: fold it into the comparison afterwards
+    if np.any(fa.out.const != ga.out.const):
+        const_col = n
+        m = m.replace(A=sp.csr_array(sp.hstack([M, sp.csr_array((M.shape[0], 1))])), c=np.zeros(n + 1),
+                      col_lb=np.r_[m.col_lb, 1.0], col_ub=np.r_[m.col_ub, 1.0], vtype=np.r_[m.vtype, "C"],
+                      col_blocks=m.col_blocks + (Block("const", "one", const_col, ()),))
+        outs_a = [np.r_[o, fa.out.const[i]] for i, o in enumerate(outs_a)]
+        outs_b = [np.r_[o, ga.out.const[i]] for i, o in enumerate(outs_b)]
+    return m, outs_a, outs_b, fa.x_cols, ga.x_cols + na
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the command
+# ------------------------------------------------------------------------------------------------------------
+def _configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", nargs="?", help="a .nnmip file whose network has fixed weights")
+    p.add_argument("--network", metavar="NAME", help="the network of the .nnmip file (default: the first)")
+    p.add_argument("--onnx", metavar="M.onnx", help="the network as an ONNX file")
+    p.add_argument("--npz", metavar="W.npz", help="the network as an nnmip weights file")
+    p.add_argument("--domain", nargs=2, type=float, metavar=("LO", "HI"),
+                   help="input box in the model's input units (default: the declared input domain)")
+    p.add_argument("--method", choices=("interval", "lp", "milp"), default="milp",
+                   help="how stability is proven (default milp: interval, then LP, then a MILP per unit)")
+    p.add_argument("-o", "--output", action="append", required=True, metavar="OUT",
+                   help="write the smaller network: .onnx or .npz (may be repeated)")
+    p.add_argument("--samples", type=int, default=10_000, help="random inputs for the equivalence check")
+    p.add_argument("--prove", action="store_true", help="prove max |f - g| = 0 by MILP (small networks)")
+    p.add_argument("--solver", default="highs")
+    p.add_argument("--time-limit", type=float, metavar="T")
+    p.add_argument("--json", metavar="OUT", help="write the report as JSON ('-' for stdout)")
+
+
+def _load(a: argparse.Namespace) -> tuple[Network, Any]:
+    if a.onnx:
+        from nnmip.io.onnx import import_onnx
+
+        return import_onnx(a.onnx)
+    if a.npz:
+        from nnmip.io.weights import load_npz
+
+        return load_npz(a.npz)
+    if a.file:
+        from nnmip.task import load_program
+
+        cp = load_program(a.file)
+        if not cp.networks:
+            raise NnmipError.at("E0181", f"'{a.file}' defines no network")
+        name = a.network or next(iter(cp.networks))
+        if name not in cp.networks:
+            raise NnmipError.at("E0102", f"'{a.file}' has no network '{name}'",
+                                notes=[f"help: it defines {', '.join(cp.networks)}"])
+        return cp.networks[name], None
+    raise NnmipError.at("E0104", "give the network: --onnx, --npz or a .nnmip file")
+
+
+def cmd_compress(a: argparse.Namespace) -> int:
+    from nnmip.cli import EXIT_OK, EXIT_UNSOLVED, _write_json
+
+    net, scaler = _load(a)
+    n = net.n_inputs
+    lo = hi = None
+    if a.domain is not None:
+        lo, hi = np.full(n, a.domain[0]), np.full(n, a.domain[1])
+        if scaler is not None:        # the domain is given on raw inputs; the network sees scaled ones
+            lo, hi = scaler.transform(lo[None, :])[0], scaler.transform(hi[None, :])[0]
+    res = compress(net, lo, hi, method=a.method, solver=a.solver, time_limit=a.time_limit)
+    op_in = net.op(net.input)
+    lo_b = lo if lo is not None else op_in.lo  # type: ignore[attr-defined]
+    hi_b = hi if hi is not None else op_in.hi  # type: ignore[attr-defined]
+    res.samples = a.samples
+    res.max_sampled_diff = sampled_difference(net, res.network, lo_b, hi_b, a.samples)
+    if a.prove:
+        res.proof = prove_equivalence(net, res.network, lo_b, hi_b, solver=a.solver, time_limit=a.time_limit)
+    for out in a.output:
+        if out.lower().endswith(".onnx"):
+            from nnmip.io.onnx import export_onnx
+
+            export_onnx(res.network, out, scaler)
+        elif out.lower().endswith(".npz"):
+            from nnmip.io.weights import save_npz
+
+            save_npz(res.network, out, scaler)
+        else:
+            raise NnmipError.at("E0603", f"unknown output format '{out}'", notes=["help: use .onnx or .npz"])
+    print(f"units {res.units_before} -> {res.units_after}, parameters {res.params_before} -> {res.params_after}, "
+          f"folded layers {len(res.folded_layers)}; max |f - g| on {a.samples} samples {res.max_sampled_diff:.3g}"
+          + ("" if res.proof is None else f"; proven max |f - g| <= {res.proof['bound']:.3g}"))
+    for out in a.output:
+        print(f"wrote {out}", file=sys.stderr)
+    if a.json:
+        _write_json(a.json, res.to_dict())
+    ok = res.max_sampled_diff is None or res.max_sampled_diff <= 1e-8
+    ok = ok and (res.proof is None or res.proof["bound"] <= 1e-6)
+    return EXIT_OK if ok else EXIT_UNSOLVED
+
+
+def _register() -> None:
+    from nnmip.cli import command
+
+    cmd_compress.configure = _configure  # type: ignore[attr-defined]
+    command("compress", "remove units that are stable over an input domain; the output computes the same function")(
+        cmd_compress)
+
+
+_register()

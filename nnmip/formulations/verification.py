@@ -1,0 +1,487 @@
+"""Fixed-weight networks as MILPs (FORMULATIONS.md sections 1, 4, 5 and 7): the input is the decision variable.
+
+The weights are constants, so every dense layer is linear in its input and the only non-linear pieces are the
+activations.  Bounds are not computed here: :mod:`nnmip.passes.bounds` proves them and hands them in; every
+big-M below comes from those bounds, and an infinite one is a :class:`~nnmip.errors.FormulationError`.
+
+Registries
+----------
+``FORMULATIONS[(op type, method)]`` maps an IR op to the function that emits it, with the signature
+``fn(node, op, inp: Val, out_bounds, b: ModelBuilder) -> Val``; ``SET_FORMULATIONS[kind]`` maps an input-set
+kind to ``fn(node, s: InputSet, x: IntArray, lo, hi, b) -> None``.  Override an entry or pass
+``method={"relu": "bigm"}`` to :func:`build_fixed_model` to choose a formulation.
+
+Role names: ``x`` input, ``a`` pre-activation, ``d``/``u`` binary (ReLU phase / step activation), ``y``
+post-activation, ``t`` auxiliary (l1 radius split, case score), ``r`` l2 offset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from nnmip.errors import FormulationError
+from nnmip.ir.network import Network
+from nnmip.ir.ops import Dense, Identity, Input, Op, ReLU, Sign, Step
+from nnmip.model import Affine, Block, Cone, MatrixModel, ModelBuilder
+from nnmip.spec import Case, InputSet, Region
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+Bounds = tuple[FloatArray, FloatArray]
+
+_BOUND_HELP = "help: give the input a bounded set (or a domain) so that propagate_bounds can bound every unit"
+
+
+@dataclass
+class Val:
+    """The value of a node while formulating: an affine expression (d,) over model columns and its bounds."""
+
+    expr: Affine
+    lo: FloatArray
+    hi: FloatArray
+
+    @property
+    def size(self) -> int:
+        return self.expr.size
+
+
+@dataclass
+class UnitCounts:
+    """Per activation node: units stable active / stable inactive / unstable (the last ones need a binary)."""
+
+    active: int = 0
+    inactive: int = 0
+    unstable: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.active + self.inactive + self.unstable
+
+
+@dataclass
+class FixedModel:
+    """A formulated fixed-weight network: the model plus where its input, output and units live."""
+
+    model: MatrixModel
+    x_cols: IntArray
+    out: Affine
+    out_lo: FloatArray
+    out_hi: FloatArray
+    units: dict[str, UnitCounts] = field(default_factory=dict)
+    pre_cols: dict[str, IntArray] = field(default_factory=dict)   # dense node -> its ``a`` columns
+
+    @property
+    def stable_units(self) -> int:
+        return sum(u.active + u.inactive for u in self.units.values())
+
+    @property
+    def unstable_units(self) -> int:
+        return sum(u.unstable for u in self.units.values())
+
+    @property
+    def total_units(self) -> int:
+        return sum(u.total for u in self.units.values())
+
+
+# ------------------------------------------------------------------------------------------------------------
+# helpers
+# ------------------------------------------------------------------------------------------------------------
+def _plain_cols(v: Val) -> IntArray | None:
+    """The columns of ``v`` when it is exactly ``x[cols]`` (one coefficient 1 per row, no constant)."""
+    c = sp.csr_array(v.expr.coef)
+    c.eliminate_zeros()
+    if c.nnz != v.size or np.any(np.diff(c.indptr) != 1) or np.any(c.data != 1.0) or np.any(v.expr.const != 0):
+        return None
+    return np.asarray(c.indices, dtype=np.int64)
+
+
+def _as_cols(node: str, v: Val, b: ModelBuilder, idx: IntArray) -> IntArray:
+    """Columns holding entries ``idx`` of ``v``: its own columns, or new ``a`` columns tied by equality rows."""
+    cols = _plain_cols(v)
+    if cols is not None:
+        return cols[idx]
+    sub = v.expr.take(idx)
+    a = b.add_cols(node, "a", idx.size, lb=v.lo[idx], ub=v.hi[idx])
+    b.add_rows(node, "a_def", Affine.from_cols(a) - sub, 0.0, 0.0)
+    return a
+
+
+def _rows_from(parts: list[tuple[IntArray, Affine]], size: int) -> Affine:
+    """Assemble an expression of ``size`` entries from ``(entries, expr)`` pieces (missing entries are 0)."""
+    n = max((p.coef.shape[1] for _, p in parts), default=0)
+    coef = sp.csr_array((size, n))
+    const = np.zeros(size)
+    for idx, p in parts:
+        if idx.size == 0:
+            continue
+        sel = sp.csr_array((np.ones(idx.size), (idx, np.arange(idx.size))), shape=(size, idx.size))
+        coef = coef + sel @ p.padded(n)
+        const[idx] += p.const
+    return Affine(sp.csr_array(coef), const, (size,))
+
+
+def _check_finite(node: str, lo: FloatArray, hi: FloatArray, op: Op) -> None:
+    bad = ~(np.isfinite(lo) & np.isfinite(hi))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise FormulationError.at("E0420", f"unit {i} of '{node}' has an infinite bound [{lo[i]:g}, {hi[i]:g}]; "
+                                  "a big-M needs a finite one", op.span, [_BOUND_HELP])
+
+
+# ------------------------------------------------------------------------------------------------------------
+# layers
+# ------------------------------------------------------------------------------------------------------------
+def dense_fixed(node: str, op: Dense, inp: Val, out: Bounds, b: ModelBuilder) -> Val:
+    r"""Dense layer with constant weights: ``a = W x + b`` as columns.
+
+    Math
+    ----
+    ``a_l - sum_j W_lj x_j = b_l`` for every unit ``l``; ``L_l <= a_l <= U_l`` with the proven bounds
+    ``out`` (they are implied by the rows and only help the solver).
+
+    Source / Target: Dense(fixed) -> ``n_out`` continuous columns ``a``, ``n_out`` equality rows.
+
+    Raises
+    ------
+    FormulationError
+        E0421 when the layer's weights are not fixed.
+    """
+    if op.trainable:
+        raise FormulationError.at("E0421", f"layer '{node}' has weights that are not fixed", op.span,
+                                  ["help: verification needs fixed weights: load(...) them, import an ONNX "
+                                   "model, or train the network first"])
+    W = np.asarray(op.W, dtype=np.float64)
+    lo, hi = out
+    a = b.add_cols(node, "a", op.n_out, lb=lo, ub=hi)
+    Wx = Affine(sp.csr_array(sp.csr_array(W) @ inp.expr.coef), W @ inp.expr.const, (op.n_out,))
+    b.add_rows(node, "a_def", Affine.from_cols(a) - Wx, op.b, op.b)
+    return Val(Affine.from_cols(a), np.asarray(lo, np.float64), np.asarray(hi, np.float64))
+
+
+def relu_bigm(node: str, op: ReLU, inp: Val, out: Bounds, b: ModelBuilder) -> Val:
+    r"""Big-M ReLU ``y = max(0, a)`` with binaries only for unstable units.
+
+    Math
+    ----
+    With ``[L, U]`` the proven bounds of ``a``: a stable active unit (``L >= 0``) gives ``y = a`` and a stable
+    inactive one (``U <= 0``) gives ``y = 0``, with no column and no row.  An unstable unit (``L < 0 < U``):
+    ``0 <= y <= U``, ``d`` binary and
+
+        ``y - a >= 0``,   ``y - a - L d <= -L``   (``y <= a - L (1 - d)``),   ``y - U d <= 0``.
+
+    Source / Target: ReLU -> per unstable unit one continuous ``y``, one binary ``d`` and three rows.
+
+    Raises
+    ------
+    FormulationError
+        E0420 when an unstable unit has an infinite bound.
+    """
+    L, U = inp.lo, inp.hi
+    active = L >= 0
+    inactive = ~active & (U <= 0)
+    unstable = ~active & ~inactive
+    idx = np.flatnonzero(unstable)
+    parts: list[tuple[IntArray, Affine]] = [(np.flatnonzero(active), inp.expr.take(np.flatnonzero(active)))]
+    if idx.size:
+        Lu, Uu = L[idx], U[idx]
+        _check_finite(node, Lu, Uu, op)
+        a = _as_cols(node, inp, b, idx)
+        y = b.add_cols(node, "y", idx.size, lb=0.0, ub=Uu)
+        d = b.add_cols(node, "d", idx.size, vtype="B")
+        ya = Affine.from_cols(y) - Affine.from_cols(a)
+        b.add_rows(node, "y_ge_a", ya, 0.0, np.inf)
+        b.add_rows(node, "y_le_a", ya - Affine.from_cols(d, scale=Lu), -np.inf, -Lu)
+        b.add_rows(node, "y_le_ud", Affine.from_cols(y) - Affine.from_cols(d, scale=Uu), -np.inf, 0.0)
+        parts.append((idx, Affine.from_cols(y)))
+    b.notes.append(f"{node}: relu big-M, {int(active.sum())} active, {int(inactive.sum())} inactive, "
+                   f"{idx.size} unstable")
+    return Val(_rows_from(parts, inp.size), np.maximum(out[0], 0.0), np.maximum(out[1], 0.0))
+
+
+def step_fixed(node: str, op: Step | Sign, inp: Val, out: Bounds, b: ModelBuilder) -> Val:
+    r"""Step (``y = u``) or sign (``y = 2u - 1``) with fixed weights: the sound verification encoding.
+
+    Math
+    ----
+    With ``[L, U]`` the proven bounds of ``a``: ``L > 0`` fixes ``u = 1``, ``U <= 0`` fixes ``u = 0`` (no
+    column).  Otherwise ``u`` binary with
+
+        ``u = 1  =>  a >= 0``:   ``a + L u >= L``
+        ``u = 0  =>  a <= 0``:   ``a - U u <= 0``
+
+    At ``a = 0`` both values of ``u`` stay feasible (the forward pass gives ``u = 0``), which over-approximates
+    the network and so keeps every bound sound; a counterexample is re-checked by the forward pass.
+    The output is ``y = lo + (hi - lo) u`` with ``(lo, hi) = (0, 1)`` for step and ``(-1, 1)`` for sign.
+
+    Source / Target: Step/Sign -> per unstable unit one binary ``u`` and two rows.
+
+    Raises
+    ------
+    FormulationError
+        E0420 when an unstable unit has an infinite bound.
+    """
+    return _step(node, op, inp, out, b, 0.0)
+
+
+def _step(node: str, op: Step | Sign, inp: Val, out: Bounds, b: ModelBuilder, eps: float) -> Val:
+    lo_v, hi_v = op.binary
+    L, U = inp.lo, inp.hi
+    on = L > 0
+    off = U <= 0
+    unstable = ~on & ~off
+    idx = np.flatnonzero(unstable)
+    const = np.where(on, hi_v, lo_v).astype(np.float64)
+    const[idx] = 0.0
+    parts: list[tuple[IntArray, Affine]] = []
+    if idx.size:
+        Lu, Uu = L[idx], U[idx]
+        _check_finite(node, Lu, Uu, op)
+        a = _as_cols(node, inp, b, idx)
+        u = b.add_cols(node, "u", idx.size, vtype="B")
+        b.add_rows(node, "on", Affine.from_cols(a) + Affine.from_cols(u, scale=Lu - eps), Lu, np.inf)
+        b.add_rows(node, "off", Affine.from_cols(a) - Affine.from_cols(u, scale=Uu), -np.inf, 0.0)
+        parts.append((idx, Affine.from_cols(u, scale=hi_v - lo_v, offset=lo_v)))
+    expr = _rows_from(parts, inp.size) + const
+    b.notes.append(f"{node}: {op.kind}, {int(on.sum())} on, {int(off.sum())} off, {idx.size} unstable")
+    return Val(expr, np.asarray(out[0], np.float64), np.asarray(out[1], np.float64))
+
+
+#: margin of :func:`step_margin`: far above solver tolerances, far below the scale of pre-activations
+STRICT_EPS = 1e-6
+
+
+def step_margin(node: str, op: Step | Sign, inp: Val, out: Bounds, b: ModelBuilder) -> Val:
+    r"""Step/sign with a margin on the ``u = 1`` side: an under-approximation whose solutions the forward pass
+    reproduces (used to turn a solution at ``a = 0`` into a genuine counterexample).
+
+    Math
+    ----
+    As :func:`step_fixed`, but ``u = 1 => a >= eps``: ``a + (L - eps) u >= L`` with ``eps = STRICT_EPS``;
+    units with ``0 < L`` stay fixed on, units with ``U <= 0`` fixed off.
+
+    Source / Target: Step/Sign -> per unstable unit one binary ``u`` and two rows.
+
+    Raises
+    ------
+    FormulationError
+        E0420 when an unstable unit has an infinite bound.
+    """
+    return _step(node, op, inp, out, b, STRICT_EPS)
+
+
+def identity_pass(node: str, op: Identity, inp: Val, out: Bounds, b: ModelBuilder) -> Val:
+    r"""Identity ``y = a``.
+
+    Math
+    ----
+    No column and no row: the output is the input expression.
+
+    Source / Target: Identity -> nothing.
+    """
+    return Val(inp.expr, inp.lo, inp.hi)
+
+
+FormulationFn = Callable[[str, Op, Val, Bounds, ModelBuilder], Val]
+
+FORMULATIONS: dict[tuple[type[Op], str], FormulationFn] = {
+    (Dense, "fixed"): dense_fixed,          # type: ignore[dict-item]
+    (ReLU, "bigm"): relu_bigm,              # type: ignore[dict-item]
+    (Step, "bigm"): step_fixed,             # type: ignore[dict-item]
+    (Sign, "bigm"): step_fixed,             # type: ignore[dict-item]
+    (Step, "margin"): step_margin,          # type: ignore[dict-item]
+    (Sign, "margin"): step_margin,          # type: ignore[dict-item]
+    (Identity, "identity"): identity_pass,  # type: ignore[dict-item]
+}
+DEFAULT_METHOD: dict[str, str] = {"dense": "fixed", "relu": "bigm", "step": "bigm", "sign": "bigm",
+                                  "identity": "identity"}
+
+
+# ------------------------------------------------------------------------------------------------------------
+# input sets
+# ------------------------------------------------------------------------------------------------------------
+def set_box(node: str, s: InputSet, x: IntArray, lo: FloatArray, hi: FloatArray, b: ModelBuilder) -> None:
+    r"""Box or l-infinity ball: nothing beyond the column bounds.
+
+    Math
+    ----
+    ``max(lo, c - r, domain_lo) <= x <= min(hi, c + r, domain_hi)`` is already the bound of ``x``.
+
+    Source / Target: box/linf -> nothing.
+    """
+
+
+def set_l1(node: str, s: InputSet, x: IntArray, lo: FloatArray, hi: FloatArray, b: ModelBuilder) -> None:
+    r"""l1 ball ``|x - c|_1 <= r`` as linear rows.
+
+    Math
+    ----
+    ``t_j >= |x_j - c_j|`` by ``x_j - t_j <= c_j`` and ``x_j + t_j >= c_j``; then ``sum_j t_j <= r``;
+    ``0 <= t_j <= max(|lo_j - c_j|, |hi_j - c_j|, r)``.
+
+    Source / Target: l1 -> ``n`` columns ``t``, ``2n + 1`` rows.
+    """
+    assert s.center is not None
+    c = np.asarray(s.center, dtype=np.float64)
+    n = x.size
+    t_hi = np.minimum(np.maximum(np.abs(lo - c), np.abs(hi - c)), s.radius)
+    t = b.add_cols(node, "t", n, lb=0.0, ub=t_hi)
+    X, T = Affine.from_cols(x), Affine.from_cols(t)
+    b.add_rows(node, "l1_pos", X - T, -np.inf, c)
+    b.add_rows(node, "l1_neg", X + T, c, np.inf)
+    b.add_rows(node, "l1_sum", T.reshape((1, n)).sum(axis=1), -np.inf, s.radius)
+
+
+def set_l2_soc(node: str, s: InputSet, x: IntArray, lo: FloatArray, hi: FloatArray, b: ModelBuilder) -> None:
+    r"""l2 ball ``|x - c|_2 <= r`` as a second-order cone (MISOCP: Gurobi, or cvxpy with a conic MIP solver).
+
+    Math
+    ----
+    ``r_j = x_j - c_j`` (equality rows), a head column ``t = r`` (fixed) and the cone ``||r||_2 <= t``.
+
+    Source / Target: l2 -> ``n + 1`` columns, ``n`` rows, one ``soc`` cone.
+    """
+    assert s.center is not None
+    c = np.asarray(s.center, dtype=np.float64)
+    n = x.size
+    r = b.add_cols(node, "r", n, lb=lo - c, ub=hi - c)
+    head = b.add_cols(node, "t", 1, lb=s.radius, ub=s.radius)
+    b.add_rows(node, "l2_def", Affine.from_cols(r) - Affine.from_cols(x), -c, -c)
+    b.cones.append(Cone("soc", head.reshape(1, 1), r.reshape(1, n)))
+    b.notes.append(f"{node}: l2 ball of radius {s.radius:g} as a second-order cone")
+
+
+def set_halfspaces(node: str, s: InputSet, x: IntArray, lo: FloatArray, hi: FloatArray, b: ModelBuilder) -> None:
+    r"""Linear input constraints ``A x <= b``.
+
+    Math
+    ----
+    One row ``sum_j A_ij x_j <= b_i`` per halfspace.
+
+    Source / Target: halfspaces -> ``m`` rows.
+    """
+    assert s.A is not None
+    assert s.b is not None
+    expr = Affine.from_cols(x.reshape(1, -1)).matmul_t(s.A).reshape((s.A.shape[0],))
+    b.add_rows(node, "halfspace", expr, -np.inf, s.b)
+
+
+SetFn = Callable[[str, InputSet, IntArray, FloatArray, FloatArray, ModelBuilder], None]
+SET_FORMULATIONS: dict[str, SetFn] = {
+    "box": set_box,
+    "linf": set_box,
+    "l1": set_l1,
+    "l2": set_l2_soc,
+    "halfspaces": set_halfspaces,
+}
+
+
+# ------------------------------------------------------------------------------------------------------------
+# whole networks
+# ------------------------------------------------------------------------------------------------------------
+def build_fixed_model(net: Network, region: Region, bounds: dict[str, Bounds], *, upto: str | None = None,
+                      method: dict[str, str] | None = None, name: str | None = None) -> FixedModel:
+    """Formulate ``net`` (up to and including node ``upto``) over ``region`` with the proven ``bounds``.
+
+    ``bounds`` maps every node to the interval of its output (see :func:`nnmip.passes.bounds.propagate_bounds`);
+    the objective is left empty (see :func:`with_case`).
+
+    Raises
+    ------
+    FormulationError
+        E0420 (infinite big-M), E0421 (weights not fixed), E0422 (no formulation for an op).
+    """
+    methods = {**DEFAULT_METHOD, **(method or {})}
+    b = ModelBuilder(name or f"verify_{net.name}")
+    vals: dict[str, Val] = {}
+    units: dict[str, UnitCounts] = {}
+    pre: dict[str, IntArray] = {}
+    x_cols: IntArray | None = None
+    for n, op in net.items():
+        if isinstance(op, Input):
+            lo, hi = bounds[n]
+            x_cols = b.add_cols(n, "x", op.dim, lb=lo, ub=hi)
+            for k, s in enumerate(region.sets):
+                SET_FORMULATIONS[s.kind](f"{n}_set{k}", s, x_cols, np.asarray(lo), np.asarray(hi), b)
+            vals[n] = Val(Affine.from_cols(x_cols), np.asarray(lo, np.float64), np.asarray(hi, np.float64))
+        else:
+            inp = vals[net.inputs_of(n)[0]]
+            key = (type(op), methods.get(op.kind, ""))
+            fn = FORMULATIONS.get(key)
+            if fn is None:
+                known = ", ".join(m for t, m in FORMULATIONS if t is type(op))
+                raise FormulationError.at("E0422", f"no formulation '{key[1]}' for {op.kind} node '{n}'", op.span,
+                                          [f"help: choose one of {known}"])
+            if isinstance(op, (ReLU, Step, Sign)):
+                units[n] = _count(op, inp.lo, inp.hi)
+            vals[n] = fn(n, op, inp, bounds[n], b)
+            if isinstance(op, Dense):
+                cols = _plain_cols(vals[n])
+                if cols is not None:
+                    pre[n] = cols
+        if n == upto:
+            break
+    assert x_cols is not None
+    last = upto if upto is not None else net.output
+    out = vals[last]
+    model = b.build("max")
+    return FixedModel(model, x_cols, out.expr, out.lo, out.hi, units, pre)
+
+
+def _count(op: Op, L: FloatArray, U: FloatArray) -> UnitCounts:
+    if isinstance(op, ReLU):
+        act = L >= 0
+        inact = ~act & (U <= 0)
+    else:
+        act = L > 0
+        inact = U <= 0
+    return UnitCounts(int(act.sum()), int(inact.sum()), int((~act & ~inact).sum()))
+
+
+def score_bounds(case: Case, out_lo: FloatArray, out_hi: FloatArray) -> Bounds:
+    """Interval of ``min_r -(G_r . y + h_r)`` over the output box (each row by interval arithmetic)."""
+    Gn = -case.G
+    lo_r = np.maximum(Gn, 0) @ out_lo + np.minimum(Gn, 0) @ out_hi - case.h
+    hi_r = np.maximum(Gn, 0) @ out_hi + np.minimum(Gn, 0) @ out_lo - case.h
+    return np.atleast_1d(lo_r.min()), np.atleast_1d(hi_r.min())
+
+
+def with_case(fm: FixedModel, case: Case) -> MatrixModel:
+    r"""The model maximising the score ``s = min_r -(G_r . y + h_r)`` of one failure case.
+
+    Math
+    ----
+    One row: the objective is ``-(G y + h)`` itself.  Several rows: a column ``t`` with
+    ``t + G_r . y <= -h_r`` for every row ``r`` and objective ``max t``; ``L_t <= t <= U_t`` from interval bounds
+    of the score over the output box (the lower bound never cuts: ``t = L_t`` is always feasible).
+
+    Source / Target: Case -> objective (and for ``k > 1`` rows, one column ``t`` and ``k`` rows).
+    """
+    m = fm.model
+    n = m.num_cols
+    out_coef = fm.out.padded(n)
+    G = np.asarray(case.G, dtype=np.float64)
+    GA = sp.csr_array(sp.csr_array(G) @ out_coef)
+    Gc = G @ fm.out.const + case.h
+    if G.shape[0] == 1:
+        c = -np.asarray(GA.toarray()).ravel()
+        return m.replace(c=c, c0=float(-Gc[0]), sense="max")
+    lo_t, hi_t = score_bounds(case, fm.out_lo, fm.out_hi)
+    k = G.shape[0]
+    A = sp.csr_array(sp.vstack([sp.hstack([m.A, sp.csr_array((m.num_rows, 1))]),
+                                sp.hstack([GA, sp.csr_array(np.ones((k, 1)))])], format="csr"))
+    c = np.zeros(n + 1)
+    c[n] = 1.0
+    return m.replace(
+        A=A, c=c, c0=0.0, sense="max",
+        row_lb=np.concatenate([m.row_lb, np.full(k, -np.inf)]),
+        row_ub=np.concatenate([m.row_ub, -Gc]),
+        col_lb=np.concatenate([m.col_lb, lo_t]), col_ub=np.concatenate([m.col_ub, hi_t]),
+        vtype=np.concatenate([m.vtype, np.array(["C"])]),
+        col_blocks=m.col_blocks + (Block("case", "t", n, ()),),
+        row_blocks=m.row_blocks + (Block("case", "score", m.num_rows, (k,)),),
+    )

@@ -1,0 +1,306 @@
+"""Proven bounds of every node of a fixed-weight network over an input region (FORMULATIONS.md section 5).
+
+* :func:`propagate_bounds` -- interval arithmetic (IBP) through :meth:`Network.interval`: for a fixed dense
+  layer ``lo' = W+ lo + W- hi + b``.
+* :func:`tighten_bounds` -- progressive screening: layer by layer, IBP from the bounds proven so far, then for
+  the units that are still unstable an LP (``method="lp"``: min and max of ``a_i`` over the LP relaxation of
+  the layers before it) or a MILP (``method="milp"``: the exact question, used for lossless compression).
+
+Soundness of LP bounds: the solver's optimum is not trusted.  From the LP's row duals ``y`` we compute the
+weak-duality bound ``sup c.x <= sum_i sup_{r in [rl_i, ru_i]} y_i r + sum_j sup_{x_j in [l_j, u_j]} (c - A^T y)_j x_j``,
+which holds for *any* ``y``, and widen it by the safety margin ``1e-7 (1 + |bound|)`` for rounding.  A
+bound that cannot be proven this way keeps its interval value.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from nnmip.errors import FormulationError
+from nnmip.ir.network import Network
+from nnmip.ir.ops import Dense, Identity, Input, Op, ReLU, Sign, Step
+from nnmip.model import MatrixModel
+from nnmip.spec import Region
+
+log = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+Interval = tuple[FloatArray, FloatArray]
+BoundMap = dict[str, Interval]
+
+SAFETY = 1e-7
+METHODS = ("interval", "lp", "milp")
+
+
+def widen(lo: FloatArray, hi: FloatArray) -> Interval:
+    """Relax bounds outward by ``1e-7 (1 + |b|)``."""
+    return lo - SAFETY * (1 + np.abs(lo)), hi + SAFETY * (1 + np.abs(hi))
+
+
+def propagate_bounds(net: Network, region: Region | Interval) -> BoundMap:
+    """Interval bounds of every node's output for inputs in ``region`` (a :class:`Region` or a box)."""
+    if isinstance(region, Region):
+        lo, hi = region.box(net.n_inputs)
+    else:
+        lo, hi = (np.broadcast_to(np.asarray(v, dtype=np.float64), (net.n_inputs,)) for v in region)
+    out: BoundMap = {}
+    with np.errstate(invalid="ignore"):
+        for n, op in net.items():
+            src = (lo, hi) if isinstance(op, Input) else out[net.inputs_of(n)[0]]
+            a, b = op.interval(np.asarray(src[0], np.float64), np.asarray(src[1], np.float64))
+            # 0 * inf gives NaN in the interval product; the sound answer is "unbounded"
+            out[n] = (np.where(np.isnan(a), -np.inf, a), np.where(np.isnan(b), np.inf, b))
+    return out
+
+
+def _feeds(net: Network, node: str) -> Op | None:
+    """The first non-identity op fed by ``node`` (None for the output)."""
+    succ = list(net.graph.successors(node))
+    while succ:
+        op = net.op(succ[0])
+        if not isinstance(op, Identity):
+            return op
+        succ = list(net.graph.successors(succ[0]))
+    return None
+
+
+def unstable_mask(op: Op | None, lo: FloatArray, hi: FloatArray) -> npt.NDArray[np.bool_]:
+    """Units of a pre-activation whose activation ``op`` is not fixed by ``[lo, hi]``."""
+    if isinstance(op, ReLU):
+        return (lo < 0) & (hi > 0)
+    if isinstance(op, (Step, Sign)):
+        return (lo <= 0) & (hi > 0)
+    return np.zeros(lo.shape, dtype=bool)
+
+
+def count_units(net: Network, bounds: BoundMap) -> dict[str, tuple[int, int]]:
+    """Per activation node: (units, unstable units) under ``bounds``."""
+    out = {}
+    for n, op in net.items():
+        if isinstance(op, (ReLU, Step, Sign)):
+            lo, hi = bounds[net.inputs_of(n)[0]]
+            out[n] = (int(lo.size), int(unstable_mask(op, lo, hi).sum()))
+    return out
+
+
+@dataclass
+class BoundReport:
+    """Bounds and what tightening achieved: stable units before/after, LPs/MILPs solved, time."""
+
+    bounds: BoundMap
+    method: str
+    units: int = 0
+    unstable_interval: int = 0
+    unstable: int = 0
+    lps: int = 0
+    milps: int = 0
+    seconds: float = 0.0
+    complete: bool = True
+    per_node: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def stable(self) -> int:
+        return self.units - self.unstable
+
+    @property
+    def binaries_saved(self) -> int:
+        """Binaries the tightening saved over interval bounds alone."""
+        return self.unstable_interval - self.unstable
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "units": self.units, "stable_units": self.stable,
+                "unstable_units": self.unstable, "unstable_interval": self.unstable_interval,
+                "binaries_saved_by_tightening": self.binaries_saved, "lps": self.lps, "milps": self.milps,
+                "seconds": round(self.seconds, 4), "complete": self.complete, "per_node": self.per_node}
+
+
+# ------------------------------------------------------------------------------------------------------------
+# sound LP bounds
+# ------------------------------------------------------------------------------------------------------------
+def dual_bound(m: MatrixModel, c: FloatArray, y: FloatArray) -> float:
+    """Weak-duality upper bound of ``max c.x`` over ``m``'s rows and column bounds, valid for any ``y``."""
+    r = c - m.A.T @ y
+    with np.errstate(invalid="ignore", over="ignore"):
+        rows = np.where(y > 0, y * m.row_ub, np.where(y < 0, y * m.row_lb, 0.0))
+        cols = np.where(r > 0, r * m.col_ub, np.where(r < 0, r * m.col_lb, 0.0))
+        total = float(np.sum(rows) + np.sum(cols))
+    return total if np.isfinite(total) else np.inf
+
+
+class LpSession:
+    """One LP (the continuous relaxation of ``model``) in HiGHS, re-solved for many single-column objectives."""
+
+    def __init__(self, model: MatrixModel, time_limit: float | None = None) -> None:
+        import highspy
+
+        from nnmip.backends.highs import HighsBackend
+
+        self.hs = highspy
+        # cones are dropped: a relaxation with fewer constraints still bounds from above
+        self.model = model.relaxed().replace(c=np.zeros(model.num_cols), c0=0.0, sense="max", cones=())
+        self.h = highspy.Highs()
+        self.h.setOptionValue("output_flag", False)
+        if time_limit is not None:
+            self.h.setOptionValue("time_limit", max(float(time_limit), 1e-3))
+        HighsBackend._pass_model(self.h, highspy, self.model)  # the backend's own array translation
+        self._cost_cols: list[int] = []
+        self.solves = 0
+
+    def maximize(self, c: dict[int, float]) -> float:
+        """A sound upper bound of ``max sum_j c_j x_j`` (``inf`` when the LP fails or the bound is not finite)."""
+        h = self.h
+        for j in self._cost_cols:
+            h.changeColCost(int(j), 0.0)
+        for j, v in c.items():
+            h.changeColCost(int(j), float(v))
+        self._cost_cols = list(c)
+        h.run()
+        self.solves += 1
+        ms = h.getModelStatus().name
+        if ms == "kInfeasible":
+            return -np.inf
+        sol = h.getSolution()
+        if ms != "kOptimal" or not sol.dual_valid:
+            return np.inf
+        y = np.asarray(sol.row_dual, dtype=np.float64)
+        cv = np.zeros(self.model.num_cols)
+        for j, v in c.items():
+            cv[j] = v
+        b = min(dual_bound(self.model, cv, y), dual_bound(self.model, cv, -y))
+        return b + SAFETY * (1 + abs(b)) if np.isfinite(b) else np.inf
+
+
+# ------------------------------------------------------------------------------------------------------------
+# progressive tightening
+# ------------------------------------------------------------------------------------------------------------
+def tighten_bounds(net: Network, region: Region, *, method: str = "lp", bounds: BoundMap | None = None,
+                   solver: str = "highs", time_limit: float | None = None, method_map: dict[str, str] | None = None
+                   ) -> BoundReport:
+    """Interval bounds, then LP (or MILP) bounds for the units that interval arithmetic leaves unstable.
+
+    Layers are processed in order, so each LP sees the bounds (and the stable units) proven for the layers
+    before it.  ``time_limit`` caps the whole pass; units not reached keep their interval bounds
+    (``complete`` is then False).  Returns a :class:`BoundReport`.
+    """
+    if method not in METHODS:
+        raise FormulationError.at("E0423", f"unknown bound method '{method}'",
+                                  notes=[f"help: choose one of {', '.join(METHODS)}"])
+    t0 = time.perf_counter()
+    bm = dict(bounds) if bounds is not None else propagate_bounds(net, region)
+    ibp = propagate_bounds(net, region)
+    rep = BoundReport(bm, method)
+    for units, unst in count_units(net, ibp).values():
+        rep.units += units
+        rep.unstable_interval += unst
+    if method == "interval":
+        rep.unstable = rep.unstable_interval
+        rep.seconds = time.perf_counter() - t0
+        rep.per_node = {n: {"units": u, "unstable": k} for n, (u, k) in count_units(net, bm).items()}
+        return rep
+    from nnmip.formulations.verification import build_fixed_model  # the relaxations are formulations
+
+    for n, op in net.items():
+        if isinstance(op, Input):
+            continue
+        lo_in, hi_in = bm[net.inputs_of(n)[0]]
+        lo, hi = op.interval(lo_in, hi_in)
+        lo, hi = np.maximum(lo, bm[n][0]), np.minimum(hi, bm[n][1])
+        bm[n] = (lo, hi)
+        nxt = _feeds(net, n)
+        if not isinstance(op, Dense) or not isinstance(nxt, (ReLU, Step, Sign)):
+            continue
+        todo = np.flatnonzero(unstable_mask(nxt, lo, hi))
+        if isinstance(net.op(net.inputs_of(n)[0]), Input) and region.kinds() <= {"box", "linf"}:
+            continue   # interval bounds of a first layer over a box are exact
+        left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
+        if todo.size == 0 or (left is not None and left <= 0):
+            rep.complete &= todo.size == 0
+            continue
+        fm = build_fixed_model(net, region, bm, upto=n, method=method_map)
+        cols = fm.pre_cols[n]
+        if method == "lp":
+            lo, hi, done, solves = _lp_pass(fm.model, cols, todo, lo, hi, nxt, t0, time_limit)
+            rep.lps += solves
+        else:
+            lo, hi, done, solves = _milp_pass(net, fm, n, cols, todo, lo, hi, nxt, solver, t0, time_limit)
+            rep.milps += solves
+        rep.complete &= done >= todo.size
+        bm[n] = (lo, hi)
+    rep.per_node = {k: {"units": u, "unstable": s} for k, (u, s) in count_units(net, bm).items()}
+    rep.unstable = sum(v["unstable"] for v in rep.per_node.values())
+    rep.seconds = time.perf_counter() - t0
+    log.info("bounds (%s): %d of %d units stable (interval: %d), %d LPs, %d MILPs, %.2fs", method, rep.stable,
+             rep.units, rep.units - rep.unstable_interval, rep.lps, rep.milps, rep.seconds)
+    return rep
+
+
+def _lp_pass(model: MatrixModel, cols: npt.NDArray[np.int64], todo: npt.NDArray[np.int64], lo: FloatArray,
+             hi: FloatArray, act: Op, t0: float, time_limit: float | None
+             ) -> tuple[FloatArray, FloatArray, int, int]:
+    lo, hi = lo.copy(), hi.copy()
+    left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
+    ses = LpSession(model, left)
+    done = 0
+    for i in todo:
+        if time_limit is not None and time.perf_counter() - t0 > time_limit:
+            break
+        j = int(cols[i])
+        up = ses.maximize({j: 1.0})
+        hi[i] = min(hi[i], up)
+        if unstable_mask(act, lo[i:i + 1], hi[i:i + 1]).any():
+            down = -ses.maximize({j: -1.0})
+            lo[i] = max(lo[i], down)
+        if lo[i] > hi[i]:   # only possible when the region is empty up to tolerances
+            lo[i] = hi[i] = 0.5 * (lo[i] + hi[i])
+        done += 1
+    return lo, hi, done, ses.solves
+
+
+def _milp_pass(net: Network, fm: Any, node: str, cols: npt.NDArray[np.int64], todo: npt.NDArray[np.int64],
+               lo: FloatArray, hi: FloatArray, act: Op, solver: str, t0: float,
+               time_limit: float | None) -> tuple[FloatArray, FloatArray, int, int]:
+    """Decide each unit exactly: is ``a_i`` ever positive (and, for ReLU, ever negative)?"""
+    from nnmip.backends import get_backend
+    from nnmip.solution import SolveOptions, Status
+
+    backend = get_backend(solver)
+    lo, hi = lo.copy(), hi.copy()
+    done = solves = 0
+    model = fm.model
+    for i in todo:
+        left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
+        if left is not None and left <= 0:
+            break
+        j = int(cols[i])
+        for direction in (1.0, -1.0):
+            c = np.zeros(model.num_cols)
+            c[j] = direction
+            # stop as soon as a witness of instability is found (a_i > 0 for max, a_i < 0 for min)
+            extra = {"objective_target": 1e-6} if backend.name == "highs" else {}
+            res = backend.solve(model.replace(c=c, c0=0.0, sense="max"),
+                                SolveOptions(time_limit=left, solver_options=extra))
+            solves += 1
+            if res.status is Status.INFEASIBLE:
+                bound = -np.inf
+            elif res.bound is not None and res.status in (Status.OPTIMAL, Status.TIME_LIMIT):
+                bound = res.bound + SAFETY * (1 + abs(res.bound))
+            else:
+                bound = np.inf
+            if res.x is not None:   # a forward-pass witness keeps the bound honest
+                x = res.x[fm.x_cols]
+                val = net.forward(x[None, :], all_nodes=True)[node][0, i]
+                bound = max(bound, direction * val)
+            if direction > 0:
+                hi[i] = min(hi[i], bound)
+                if not unstable_mask(act, lo[i:i + 1], hi[i:i + 1]).any():
+                    break
+            else:
+                lo[i] = max(lo[i], -bound)
+        done += 1
+    return lo, hi, done, solves

@@ -1,0 +1,398 @@
+"""What a fixed-weight question is about: input sets (where the input may be) and output properties.
+
+Input sets (FORMULATIONS.md section 7) are intersected with each other and with the input domain:
+
+* ``box(lo, hi)``: ``lo <= x <= hi``;
+* ``linf(center, r)``: ``|x - center|_inf <= r`` (a box);
+* ``l1(center, r)``: ``|x - center|_1 <= r`` (linear rows in the model);
+* ``l2(center, r)``: ``|x - center|_2 <= r`` (a second-order cone);
+* ``halfspaces(A, b)``: ``A x <= b`` (linear input constraints, e.g. from VNN-LIB).
+
+A property is described by where it *fails*: a union of output polyhedra ("cases").  Case ``k`` holds rows
+``g_kr(y) = G_kr . y + h_kr`` and the input ``x`` violates the property through case ``k`` when every row has
+``g_kr(y) <= 0`` (``< 0`` for a strict row).  The *score* of a case is ``s_k(y) = min_r -g_kr(y)``: the
+property fails somewhere in the set exactly when ``max_x s_k(y(x)) >= 0`` for some ``k`` (``> 0`` when the
+binding row is strict).  The optimisation properties ``maximize``/``minimize`` are one case whose score is the
+objective (minus the threshold, when one is given).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from nnmip.errors import NO_SPAN, FormulationError, Span
+
+FloatArray = npt.NDArray[np.float64]
+
+SET_KINDS = ("box", "linf", "l1", "l2", "halfspaces")
+PROPERTY_KINDS = ("maximize", "minimize", "classified", "output_box", "unsafe")
+
+
+def _vec(v: npt.ArrayLike | None, what: str) -> FloatArray | None:
+    if v is None:
+        return None
+    a = np.array(v, dtype=np.float64).reshape(-1)
+    if np.isnan(a).any():
+        raise ValueError(f"{what} contains NaN")
+    a.setflags(write=False)
+    return a
+
+
+@dataclass(frozen=True, eq=False)
+class InputSet:
+    """One input set; build it with :func:`box`, :func:`linf`, :func:`l1`, :func:`l2` or :func:`halfspaces`."""
+
+    kind: str
+    center: FloatArray | None = None
+    radius: float = 0.0
+    lo: FloatArray | None = None
+    hi: FloatArray | None = None
+    A: FloatArray | None = None
+    b: FloatArray | None = None
+    span: Span = field(default=NO_SPAN, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in SET_KINDS:
+            raise ValueError(f"unknown input set kind {self.kind!r}")
+        if self.kind in ("linf", "l1", "l2"):
+            if self.center is None:
+                raise ValueError(f"a {self.kind} ball needs a center")
+            if not np.isfinite(self.radius) or self.radius < 0:
+                raise FormulationError.at("E0411", f"the radius of the {self.kind} ball must be finite and not "
+                                          f"negative, got {self.radius}", self.span)
+
+    def dim(self) -> int | None:
+        for v in (self.center, self.lo, self.hi):
+            if v is not None:
+                return int(v.size)
+        if self.A is not None:
+            return int(self.A.shape[1])
+        return None
+
+    def outer_box(self, n: int) -> tuple[FloatArray, FloatArray]:
+        """The smallest box around the set (every ball's box is ``center +- radius``)."""
+        if self.kind in ("linf", "l1", "l2"):
+            assert self.center is not None
+            c = np.broadcast_to(self.center, (n,))
+            return c - self.radius, c + self.radius
+        if self.kind == "box":
+            lo = np.full(n, -np.inf) if self.lo is None else np.broadcast_to(self.lo, (n,)).astype(np.float64)
+            hi = np.full(n, np.inf) if self.hi is None else np.broadcast_to(self.hi, (n,)).astype(np.float64)
+            return lo, hi
+        return np.full(n, -np.inf), np.full(n, np.inf)
+
+    def contains(self, X: FloatArray, tol: float = 0.0) -> npt.NDArray[np.bool_]:
+        """Which rows of ``X`` (N, n) lie in the set (up to ``tol``)."""
+        X = np.atleast_2d(np.asarray(X, dtype=np.float64))
+        n = X.shape[1]
+        if self.kind == "box":
+            lo, hi = self.outer_box(n)
+            return np.all((lo - tol <= X) & (hi + tol >= X), axis=1)
+        if self.kind == "halfspaces":
+            assert self.A is not None
+            assert self.b is not None
+            return np.all(self.b + tol >= X @ self.A.T, axis=1)
+        assert self.center is not None
+        d = X - self.center
+        norm = {"linf": np.inf, "l1": 1, "l2": 2}[self.kind]
+        return np.linalg.norm(d, ord=norm, axis=1) <= self.radius + tol
+
+    def describe(self) -> str:
+        if self.kind == "box":
+            return "box"
+        if self.kind == "halfspaces":
+            assert self.A is not None
+            return f"{self.A.shape[0]} halfspaces"
+        return f"{self.kind}({self.radius:g})"
+
+
+def box(lo: npt.ArrayLike, hi: npt.ArrayLike, span: Span = NO_SPAN) -> InputSet:
+    """The box ``lo <= x <= hi`` (scalars broadcast over the input)."""
+    return InputSet("box", lo=_vec(lo, "box lower bound"), hi=_vec(hi, "box upper bound"), span=span)
+
+
+def linf(center: npt.ArrayLike, radius: float, span: Span = NO_SPAN) -> InputSet:
+    """The ball ``|x - center|_inf <= radius``."""
+    return InputSet("linf", center=_vec(center, "center"), radius=float(radius), span=span)
+
+
+def l1(center: npt.ArrayLike, radius: float, span: Span = NO_SPAN) -> InputSet:
+    """The ball ``|x - center|_1 <= radius``."""
+    return InputSet("l1", center=_vec(center, "center"), radius=float(radius), span=span)
+
+
+def l2(center: npt.ArrayLike, radius: float, span: Span = NO_SPAN) -> InputSet:
+    """The ball ``|x - center|_2 <= radius``."""
+    return InputSet("l2", center=_vec(center, "center"), radius=float(radius), span=span)
+
+
+def halfspaces(A: npt.ArrayLike, b: npt.ArrayLike, span: Span = NO_SPAN) -> InputSet:
+    """The polyhedron ``A x <= b``."""
+    A_a = np.atleast_2d(np.array(A, dtype=np.float64))
+    b_a = np.array(b, dtype=np.float64).reshape(-1)
+    if A_a.shape[0] != b_a.size:
+        raise ValueError("halfspaces: A and b disagree on the number of rows")
+    return InputSet("halfspaces", A=A_a, b=b_a, span=span)
+
+
+@dataclass(frozen=True, eq=False)
+class Region:
+    """The intersection of input sets and the input domain box."""
+
+    sets: tuple[InputSet, ...]
+    domain_lo: FloatArray | None = None
+    domain_hi: FloatArray | None = None
+
+    def box(self, n: int) -> tuple[FloatArray, FloatArray]:
+        """The tightest box this region is known to lie in (outer boxes of every set and the domain)."""
+        lo, hi = np.full(n, -np.inf), np.full(n, np.inf)
+        for s in self.sets:
+            d = s.dim()
+            if d is not None and d != n:
+                raise FormulationError.at("E0412", f"input set {s.describe()} has {d} entries but the network "
+                                          f"has {n} inputs", s.span)
+            sl, sh = s.outer_box(n)
+            lo, hi = np.maximum(lo, sl), np.minimum(hi, sh)
+        if self.domain_lo is not None:
+            lo = np.maximum(lo, np.broadcast_to(self.domain_lo, (n,)))
+        if self.domain_hi is not None:
+            hi = np.minimum(hi, np.broadcast_to(self.domain_hi, (n,)))
+        if (lo > hi).any():
+            j = int(np.argmax(lo > hi))
+            raise FormulationError.at("E0410", f"the input region is empty: input {j} must lie in "
+                                      f"[{lo[j]:g}, {hi[j]:g}]", self.span,
+                                      ["help: the sets and the input domain do not intersect; check the center "
+                                       "and the radius"])
+        return lo, hi
+
+    @property
+    def span(self) -> Span:
+        return self.sets[0].span if self.sets else NO_SPAN
+
+    def kinds(self) -> set[str]:
+        return {s.kind for s in self.sets}
+
+    def contains(self, X: FloatArray, tol: float = 1e-9) -> npt.NDArray[np.bool_]:
+        X = np.atleast_2d(np.asarray(X, dtype=np.float64))
+        lo, hi = self.box(X.shape[1])
+        ok = np.all((lo - tol <= X) & (hi + tol >= X), axis=1)
+        for s in self.sets:
+            if s.kind in ("l1", "l2", "halfspaces"):
+                ok &= s.contains(X, tol)
+        return ok
+
+    def center(self, n: int) -> FloatArray:
+        """A point of the box: the first ball's center clipped to the box, else the box middle."""
+        lo, hi = self.box(n)
+        for s in self.sets:
+            if s.center is not None:
+                return np.clip(s.center, lo, hi)
+        mid = np.where(np.isfinite(lo) & np.isfinite(hi), (lo + hi) / 2, np.where(np.isfinite(lo), lo, hi))
+        return np.where(np.isfinite(mid), mid, 0.0)
+
+    def project(self, x: FloatArray) -> FloatArray:
+        """``x`` clipped to the box and pulled towards each l1/l2 center until it fits (for solver round-off)."""
+        n = x.size
+        lo, hi = self.box(n)
+        y = np.clip(np.asarray(x, dtype=np.float64), lo, hi)
+        for s in self.sets:
+            if s.kind in ("l1", "l2") and s.center is not None:
+                norm = 1 if s.kind == "l1" else 2
+                d = float(np.linalg.norm(y - s.center, ord=norm))
+                if d > s.radius:
+                    y = s.center + (y - s.center) * (s.radius / d) * (1 - 1e-12)
+                    y = np.clip(y, lo, hi)
+        return y
+
+    def sample(self, n: int, k: int, rng: np.random.Generator) -> FloatArray:
+        """Up to ``k`` points of the region: the center, box corners towards random signs and random points.
+
+        Points are drawn in the outer box and, for l1/l2 balls, pulled towards the center until they fit;
+        points that still fall outside (halfspaces) are dropped.
+        """
+        lo, hi = self.box(n)
+        if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+            raise FormulationError.at("E0413", "the input region is unbounded", self.span,
+                                      ["help: give the input a domain or a bounded set"])
+        c = self.center(n)
+        pts = [c[None, :]]
+        if k > 1:
+            signs = rng.integers(0, 2, size=(k // 2, n)).astype(bool)
+            pts.append(np.where(signs, hi, lo))
+            pts.append(lo + rng.random((k - 1 - k // 2, n)) * (hi - lo))
+        X = np.vstack(pts)
+        for s in self.sets:
+            if s.kind in ("l1", "l2") and s.center is not None:
+                cc = np.clip(s.center, lo, hi)
+                norm = 1 if s.kind == "l1" else 2
+                d = np.linalg.norm(X - cc, ord=norm, axis=1)
+                d0 = float(np.linalg.norm(cc - s.center, ord=norm))
+                room = max(s.radius - d0, 0.0)
+                f = np.where(d > room, room / np.maximum(d, 1e-300), 1.0)
+                X = cc + (X - cc) * f[:, None]
+        return X[self.contains(X)]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# properties
+# ----------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class Case:
+    """One way to fail: every row ``G @ y + h <= 0`` (``< 0`` where ``strict``)."""
+
+    G: FloatArray
+    h: FloatArray
+    strict: npt.NDArray[np.bool_]
+    label: str = ""
+
+    def score(self, Y: FloatArray) -> FloatArray:
+        """``min_r -(G_r . y + h_r)`` for each row of ``Y`` (N, n_out)."""
+        Y = np.atleast_2d(Y)
+        return np.min(-(Y @ self.G.T + self.h), axis=1)
+
+    def hit(self, Y: FloatArray) -> npt.NDArray[np.bool_]:
+        """Which rows of ``Y`` lie in the failure polyhedron (the forward-pass test of a counterexample)."""
+        Y = np.atleast_2d(Y)
+        g = Y @ self.G.T + self.h
+        return np.all(np.where(self.strict, g < 0, g <= 0), axis=1)
+
+
+@dataclass(frozen=True, eq=False)
+class Property:
+    """An output property; build it with :func:`maximize`, :func:`minimize`, :func:`classified`,
+    :func:`output_box` or :func:`unsafe`."""
+
+    kind: str
+    coef: FloatArray | None = None
+    offset: float = 0.0
+    threshold: float | None = None
+    label: int | None = None
+    lo: FloatArray | None = None
+    hi: FloatArray | None = None
+    raw_cases: tuple[Case, ...] = ()
+    span: Span = field(default=NO_SPAN, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in PROPERTY_KINDS:
+            raise ValueError(f"unknown property kind {self.kind!r}")
+
+    @property
+    def is_optimization(self) -> bool:
+        """``maximize``/``minimize`` without a threshold: the answer is a proven optimum, not a yes/no."""
+        return self.kind in ("maximize", "minimize") and self.threshold is None
+
+    @property
+    def sign(self) -> float:
+        """The score is ``sign * (objective)`` (minimize is solved as the maximum of the negation)."""
+        return -1.0 if self.kind == "minimize" else 1.0
+
+    def cases(self, n_out: int) -> list[Case]:
+        """The failure cases for a network with ``n_out`` outputs."""
+        if self.kind in ("maximize", "minimize"):
+            c = self._coef(n_out)
+            s = self.sign
+            t = 0.0 if self.threshold is None else float(self.threshold)
+            # score = s * (c.y + offset - t);  row g = -score
+            return [Case(-s * c[None, :], np.array([-s * (self.offset - t)]), np.array([False]),
+                         f"{self.kind} objective")]
+        if self.kind == "classified":
+            assert self.label is not None
+            c = int(self.label)
+            if n_out == 1:
+                if c not in (0, 1):
+                    raise FormulationError.at("E0414", f"class {c} does not exist: a network with one output "
+                                              "predicts class 0 (output <= 0) or 1 (output > 0)", self.span)
+                # class 1 fails when y <= 0 (g = y); class 0 fails when y > 0 (g = -y, strict)
+                sign = 1.0 if c == 1 else -1.0
+                return [Case(np.array([[sign]]), np.zeros(1), np.array([c == 0]), "output sign")]
+            if not 0 <= c < n_out:
+                raise FormulationError.at("E0414", f"class {c} does not exist: the network has {n_out} outputs",
+                                          self.span, [f"help: classes are 0 to {n_out - 1}"])
+            out = []
+            for j in range(n_out):
+                if j == c:
+                    continue
+                G = np.zeros((1, n_out))
+                G[0, c], G[0, j] = 1.0, -1.0       # fails when y_j - y_c >= 0
+                out.append(Case(G, np.zeros(1), np.array([False]), f"y{j} >= y{c}"))
+            return out
+        if self.kind == "output_box":
+            lo = np.full(n_out, -np.inf) if self.lo is None else np.broadcast_to(self.lo, (n_out,))
+            hi = np.full(n_out, np.inf) if self.hi is None else np.broadcast_to(self.hi, (n_out,))
+            out = []
+            for i in range(n_out):
+                e = np.zeros((1, n_out))
+                e[0, i] = 1.0
+                if np.isfinite(hi[i]):      # fails when y_i > hi_i
+                    out.append(Case(-e, np.array([hi[i]]), np.array([True]), f"y{i} > {hi[i]:g}"))
+                if np.isfinite(lo[i]):      # fails when y_i < lo_i
+                    out.append(Case(e.copy(), np.array([-lo[i]]), np.array([True]), f"y{i} < {lo[i]:g}"))
+            return out
+        for cs in self.raw_cases:
+            if cs.G.shape[1] != n_out:
+                raise FormulationError.at("E0412", f"the property speaks of {cs.G.shape[1]} outputs but the "
+                                          f"network has {n_out}", self.span)
+        return list(self.raw_cases)
+
+    def _coef(self, n_out: int) -> FloatArray:
+        assert self.coef is not None
+        if self.coef.size != n_out:
+            raise FormulationError.at("E0412", f"the objective has {self.coef.size} coefficients but the network "
+                                      f"has {n_out} outputs", self.span)
+        return np.asarray(self.coef, dtype=np.float64)
+
+    def objective(self, Y: FloatArray) -> FloatArray:
+        """The value of a maximize/minimize objective ``c . y + offset`` per row of ``Y``."""
+        c = self._coef(np.atleast_2d(Y).shape[1])
+        return np.atleast_2d(Y) @ c + self.offset
+
+    def violated(self, Y: FloatArray) -> npt.NDArray[np.bool_]:
+        """Which rows of ``Y`` violate the property (never for a pure optimisation query)."""
+        Y = np.atleast_2d(Y)
+        if self.is_optimization:
+            return np.zeros(Y.shape[0], dtype=bool)
+        hit = np.zeros(Y.shape[0], dtype=bool)
+        for cs in self.cases(Y.shape[1]):
+            hit |= cs.hit(Y)
+        return hit
+
+    def describe(self) -> str:
+        if self.kind in ("maximize", "minimize"):
+            thr = "" if self.threshold is None else (f" < {self.threshold:g}" if self.kind == "maximize"
+                                                      else f" > {self.threshold:g}")
+            return f"{self.kind} c.y{thr}"
+        if self.kind == "classified":
+            return f"classified as {self.label}"
+        if self.kind == "output_box":
+            return "output box"
+        return f"unsafe set of {len(self.raw_cases)} case(s)"
+
+
+def maximize(coef: npt.ArrayLike, offset: float = 0.0, threshold: float | None = None,
+             span: Span = NO_SPAN) -> Property:
+    """Maximise ``coef . y + offset``; with ``threshold`` the property is ``coef . y + offset < threshold``."""
+    return Property("maximize", coef=_vec(coef, "objective"), offset=float(offset), threshold=threshold, span=span)
+
+
+def minimize(coef: npt.ArrayLike, offset: float = 0.0, threshold: float | None = None,
+             span: Span = NO_SPAN) -> Property:
+    """Minimise ``coef . y + offset``; with ``threshold`` the property is ``coef . y + offset > threshold``."""
+    return Property("minimize", coef=_vec(coef, "objective"), offset=float(offset), threshold=threshold, span=span)
+
+
+def classified(label: int, span: Span = NO_SPAN) -> Property:
+    """Every input of the set is classified as ``label``: ``max_{j != label} y_j - y_label < 0``."""
+    return Property("classified", label=int(label), span=span)
+
+
+def output_box(lo: npt.ArrayLike | None = None, hi: npt.ArrayLike | None = None, span: Span = NO_SPAN) -> Property:
+    """Every output stays in ``[lo, hi]`` (``None`` or infinite entries leave a side open)."""
+    return Property("output_box", lo=_vec(lo, "output lower bound"), hi=_vec(hi, "output upper bound"), span=span)
+
+
+def unsafe(cases: list[Case] | tuple[Case, ...], span: Span = NO_SPAN) -> Property:
+    """The property fails exactly on the union of ``cases`` (the VNN-LIB reading of an output assertion)."""
+    return Property("unsafe", raw_cases=tuple(cases), span=span)

@@ -1,0 +1,674 @@
+"""Verification of fixed-weight networks: ``verify(net, input_set, property) -> VerifyResult``.
+
+Answers
+-------
+``certified``
+    The property holds on the whole input set; ``bound`` is the proven bound (for ``classified``: an upper
+    bound of ``max_{j != c} y_j - y_c`` over the set, negative; for ``maximize``: an upper bound of the
+    objective).
+``counterexample``
+    An input of the set that the numpy forward pass shows to violate the property (never reported
+    otherwise).
+``unknown``
+    A time limit or an undecided relaxation; ``bound`` and ``value`` are the best known bounds.
+
+For ``maximize``/``minimize`` without a threshold the answer is ``certified`` when the optimum is proven
+(``value`` is the forward-pass value of the best input found, ``bound`` the solver's proven bound).
+
+Pipeline: sample the set (a violating sample is returned at once), prove interval bounds, tighten them by LP
+for unstable units, then per failure case: the interval bound, the LP bound, and finally the MILP.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from nnmip.errors import FormulationError
+from nnmip.formulations.verification import FixedModel, build_fixed_model, score_bounds, with_case
+from nnmip.ir.builder import NetworkBuilder, fixed
+from nnmip.ir.network import Network
+from nnmip.ir.ops import Dense, Input
+from nnmip.passes.bounds import BoundReport, LpSession, tighten_bounds
+from nnmip.solution import SolveOptions, Status
+from nnmip.spec import Case, InputSet, Property, Region
+
+log = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+
+CERTIFIED, COUNTEREXAMPLE, UNKNOWN = "certified", "counterexample", "unknown"
+VNN_ANSWERS = {CERTIFIED: "unsat", COUNTEREXAMPLE: "sat"}
+
+
+@dataclass
+class CaseResult:
+    """One failure case: its proven upper bound of the score, the best forward-pass score, how it ended."""
+
+    label: str
+    bound: float
+    value: float | None
+    decided_by: str          # "interval" | "lp" | "milp" | "sampling" | "undecided"
+    status: str = ""
+    seconds: float = 0.0
+    binaries: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"case": self.label, "bound": _num(self.bound), "value": _num(self.value),
+                "decided_by": self.decided_by, "status": self.status, "seconds": round(self.seconds, 4),
+                "binaries": self.binaries}
+
+
+@dataclass
+class VerifyResult:
+    """The answer to one verification question (see the module docstring)."""
+
+    result: str
+    property: str
+    bound: float | None
+    value: float | None
+    counterexample: FloatArray | None = None
+    output: FloatArray | None = None
+    predicted: int | None = None
+    seconds: float = 0.0
+    timed_out: bool = False
+    solver: str = ""
+    stable_units: int = 0
+    unstable_units: int = 0
+    total_units: int = 0
+    binaries: int = 0
+    binaries_saved: int = 0
+    bounds: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, int] = field(default_factory=dict)
+    cases: list[CaseResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def vnn_answer(self) -> str:
+        """The VNN-COMP word: ``sat`` (counterexample), ``unsat`` (certified), ``timeout`` or ``unknown``."""
+        if self.result in VNN_ANSWERS:
+            return VNN_ANSWERS[self.result]
+        return "timeout" if self.timed_out else "unknown"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "result": self.result,
+            "property": self.property,
+            "bound": _num(self.bound),
+            "value": _num(self.value),
+            "counterexample": None if self.counterexample is None else self.counterexample.tolist(),
+            "output": None if self.output is None else self.output.tolist(),
+            "predicted": self.predicted,
+            "seconds": round(self.seconds, 4),
+            "timed_out": self.timed_out,
+            "solver": self.solver,
+            "stable_units": self.stable_units,
+            "unstable_units": self.unstable_units,
+            "total_units": self.total_units,
+            "binaries": self.binaries,
+            "binaries_saved": self.binaries_saved,
+            "bounds": self.bounds,
+            "model": self.model,
+            "cases": [c.to_dict() for c in self.cases],
+            "notes": list(self.notes),
+        }
+
+
+def _num(v: float | None) -> float | str | None:
+    if v is None:
+        return None
+    v = float(v)
+    if np.isfinite(v):
+        return v
+    return "inf" if v > 0 else "-inf"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# helpers
+# ------------------------------------------------------------------------------------------------------------
+def as_region(net: Network, sets: Region | InputSet | Sequence[InputSet],
+              domain: tuple[npt.ArrayLike, npt.ArrayLike] | None = None) -> Region:
+    """A :class:`Region` from sets; the domain is ``domain``, else the network's input domain, if any."""
+    if isinstance(sets, Region):
+        region = sets
+    elif isinstance(sets, InputSet):
+        region = Region((sets,))
+    else:
+        region = Region(tuple(sets))
+    lo = region.domain_lo
+    hi = region.domain_hi
+    if domain is not None:
+        lo = np.broadcast_to(np.asarray(domain[0], np.float64), (net.n_inputs,)).copy()
+        hi = np.broadcast_to(np.asarray(domain[1], np.float64), (net.n_inputs,)).copy()
+    op = net.op(net.input)
+    assert isinstance(op, Input)
+    if lo is None and op.lo is not None:
+        lo = op.lo
+    if hi is None and op.hi is not None:
+        hi = op.hi
+    return Region(region.sets, lo, hi)
+
+
+def fold_scaler(net: Network, scaler: Any) -> Network:
+    """The network on raw inputs: ``x_scaled = (x - offset) / scale`` folded into the first dense layer."""
+    if scaler is None:
+        return net
+    offset = np.asarray(scaler.offset, dtype=np.float64)
+    scale = np.asarray(scaler.scale, dtype=np.float64)
+    first = [n for n in net.nodes if not isinstance(net.op(n), Input)]
+    if not first or not isinstance(net.op(first[0]), Dense):
+        raise FormulationError.at("E0424", f"cannot fold the input scaling of '{net.name}' into its first layer",
+                                  notes=["help: the first node after the input must be a dense layer"])
+    d = net.op(first[0])
+    assert isinstance(d, Dense)
+    W = d.W / scale[None, :]
+    b = d.b - W @ offset
+    g = net.graph.copy()
+    g.nodes[first[0]]["op"] = Dense(n_in=d.n_in, n_out=d.n_out, weights=fixed(W).resolve(W.shape),
+                                    bias=fixed(b).resolve(b.shape), span=d.span)
+    return Network(g, net.name)
+
+
+def _base_options(solver: str, opts: SolveOptions | None, time_left: float | None, decide: bool,
+                  strict: bool) -> SolveOptions:
+    o = SolveOptions() if opts is None else SolveOptions(**{**opts.__dict__})
+    o.solver_options = dict(o.solver_options)
+    if time_left is not None:
+        o.time_limit = max(time_left, 0.01) if o.time_limit is None else min(o.time_limit, max(time_left, 0.01))
+    if o.mip_gap is None:
+        o.mip_gap = 1e-4 if decide else 1e-6
+    if decide and solver == "highs":
+        # stop at the first incumbent that fails the property (the forward pass re-checks it)
+        o.solver_options.setdefault("objective_target", 1e-9 if strict else 0.0)
+    if decide and solver == "gurobi":
+        o.solver_options.setdefault("BestObjStop", 1e-9 if strict else 0.0)
+        o.solver_options.setdefault("BestBdStop", -1e-7)
+    return o
+
+
+def _decided(bound: float, case: Case) -> bool:
+    """The case cannot be hit when its score is bounded below 0 (or at 0 when every row is strict)."""
+    return bound < 0 or (bound <= 0 and bool(np.all(case.strict)))
+
+
+# ------------------------------------------------------------------------------------------------------------
+# verify
+# ------------------------------------------------------------------------------------------------------------
+def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Property, *, solver: str = "highs",
+           time_limit: float | None = None, tighten: str = "lp", options: SolveOptions | None = None,
+           samples: int = 256, seed: int = 0, method: dict[str, str] | None = None,
+           domain: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
+           on_case: Callable[[CaseResult], None] | None = None) -> VerifyResult:
+    """Decide ``prop`` for every input of ``sets`` (intersected with the input domain); see the module docs.
+
+    ``tighten`` is ``"interval"``, ``"lp"`` (default) or ``"milp"``; ``time_limit`` caps the whole call;
+    ``options`` passes solver options (gap, threads, verbose, solver_options) to every MILP.
+    """
+    from nnmip.backends import canonical, get_backend
+
+    t0 = time.perf_counter()
+    solver = canonical(solver)
+    backend = get_backend(solver)            # a missing solver fails before any work
+    region = as_region(net, sets, domain)
+    n_in, n_out = net.n_inputs, net.n_outputs
+    if net.trainable:
+        trainable = [n for n in net.dense_nodes() if net.op(n).trainable]  # type: ignore[attr-defined]
+        op = net.op(trainable[0])
+        raise FormulationError.at("E0421", f"layer '{trainable[0]}' of '{net.name}' has weights that are not fixed",
+                                  op.span, ["help: verification needs fixed weights: load(...) them, import an "
+                                            "ONNX model, or train the network first"])
+    if "l2" in region.kinds() and not backend.supports_cones:
+        raise FormulationError.at("E0415", f"an l2 input set needs a solver with second-order cones, and "
+                                  f"'{solver}' has none", region.span,
+                                  ["help: use --solver gurobi (or cvxpy with a mixed-integer conic solver), or "
+                                   "an linf/l1 set"])
+    cases = prop.cases(n_out)
+    lo, hi = region.box(n_in)
+    if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+        raise FormulationError.at("E0413", "the input region is unbounded", region.span,
+                                  ["help: give the input a domain or a bounded set (box, linf, ...)"])
+    res = VerifyResult(UNKNOWN, prop.describe(), None, None, solver=solver)
+    decide = not prop.is_optimization
+
+    def finish(result: str) -> VerifyResult:
+        res.result = result
+        res.seconds = time.perf_counter() - t0
+        log.info("verify %s: %s (bound %s, value %s) in %.2fs", net.name, result, res.bound, res.value,
+                 res.seconds)
+        return res
+
+    def to_prop(score: float | None) -> float | None:
+        if score is None:
+            return None
+        if prop.kind in ("maximize", "minimize"):
+            return prop.sign * score + (prop.threshold or 0.0)
+        return score
+
+    def record_cex(x: FloatArray) -> bool:
+        y = net.forward(x[None, :])
+        if not region.contains(x[None, :], tol=0.0)[0] or not prop.violated(y)[0]:
+            return False
+        res.counterexample, res.output = x.copy(), y[0].copy()
+        res.predicted = int(net.predict(x[None, :])[0])
+        return True
+
+    # 1. sampling: cheap counterexamples and lower bounds
+    rng = np.random.default_rng(seed)
+    best_x: FloatArray | None = None
+    best_scores = np.full(len(cases), -np.inf)
+    if samples > 0:
+        X = region.sample(n_in, samples, rng)
+        if X.shape[0]:
+            Y = net.forward(X)
+            scores = np.stack([cs.score(Y) for cs in cases], axis=1)
+            best_scores = scores.max(axis=0)
+            viol = prop.violated(Y)
+            if decide and viol.any():
+                k = int(np.argmax(viol))
+                if record_cex(X[k]):
+                    res.value = to_prop(float(scores[k].max()))
+                    res.cases = [CaseResult("sampling", np.inf, float(scores[k].max()), "sampling")]
+                    res.notes.append(f"found by sampling {X.shape[0]} inputs of the set")
+                    return finish(COUNTEREXAMPLE)
+            if prop.is_optimization:
+                best_x = X[int(np.argmax(scores[:, 0]))]
+
+    # 2. bounds
+    left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
+    rep: BoundReport = tighten_bounds(net, region, method=tighten, solver=solver,
+                                      time_limit=None if left is None else 0.5 * left, method_map=method)
+    fm: FixedModel = build_fixed_model(net, region, rep.bounds, method=method)
+    res.stable_units, res.unstable_units, res.total_units = fm.stable_units, fm.unstable_units, fm.total_units
+    res.binaries = fm.model.num_binaries
+    res.binaries_saved = rep.binaries_saved
+    res.bounds = rep.to_dict()
+    res.model = fm.model.stats()
+    if not rep.complete:
+        res.notes.append("bound tightening stopped at its time share; remaining units keep interval bounds")
+
+    # 3. cases, most promising (highest interval bound) first
+    order = sorted(range(len(cases)), key=lambda k: -float(score_bounds(cases[k], fm.out_lo, fm.out_hi)[1][0]))
+    case_bounds = np.full(len(cases), np.inf)
+    case_values = best_scores.copy()
+    lp: LpSession | None = None
+    timed_out = False
+    for k in order:
+        cs = cases[k]
+        tc = time.perf_counter()
+        ib = float(score_bounds(cs, fm.out_lo, fm.out_hi)[1][0])
+        cr = CaseResult(cs.label, ib, None if not np.isfinite(case_values[k]) else float(case_values[k]),
+                        "interval")
+        case_bounds[k] = ib
+        if decide and _decided(ib, cs):
+            cr.seconds = time.perf_counter() - tc
+            res.cases.append(cr)
+            _emit(on_case, cr)
+            continue
+        model = with_case(fm, cs)
+        if lp is None:
+            lp = LpSession(model)
+        lb = _case_lp_bound(lp, model)
+        if lb < case_bounds[k]:
+            case_bounds[k], cr.bound, cr.decided_by = lb, lb, "lp"
+        if decide and _decided(case_bounds[k], cs):
+            cr.seconds = time.perf_counter() - tc
+            res.cases.append(cr)
+            _emit(on_case, cr)
+            continue
+        left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
+        if left is not None and left <= 0:
+            timed_out = True
+            cr.decided_by, cr.status = "undecided", "time_limit"
+            res.cases.append(cr)
+            continue
+        strict = bool(np.all(cs.strict))
+        opts = _base_options(solver, options, left, decide, strict)
+        raw = backend.solve(model, opts)
+        cr.status, cr.binaries = str(raw.status), model.num_binaries
+        bound = _milp_bound(raw)
+        for attempt in range(2):
+            if raw.x is not None:
+                x = region.project(raw.x[fm.x_cols])
+                s_val = float(cs.score(net.forward(x[None, :]))[0])
+                if s_val > case_values[k]:
+                    case_values[k] = s_val
+                    if prop.is_optimization:
+                        best_x = x
+                if decide and record_cex(x):
+                    cr.value, cr.bound, cr.decided_by = s_val, bound, "milp"
+                    cr.seconds = time.perf_counter() - tc
+                    res.cases.append(cr)
+                    res.value = to_prop(s_val)
+                    _emit(on_case, cr)
+                    return finish(COUNTEREXAMPLE)
+            if not decide and _has_steps(net) and raw.x is not None and attempt == 0 and \
+                    case_values[k] < bound - 1e-9 * (1 + abs(bound)):
+                # the optimum sits at a = 0 of some step unit: look for an attained value with a margin
+                x2 = _margin_search(net, region, rep, cs, backend, opts, method)
+                if x2 is not None:
+                    s2 = float(cs.score(net.forward(x2[None, :]))[0])
+                    if s2 > case_values[k]:
+                        case_values[k], best_x = s2, x2
+            if not decide or _decided(bound, cs) or raw.x is None or attempt == 1:
+                break
+            if _has_steps(net):
+                # a solution at a = 0 of a step unit may not be reproduced: search with a margin on active units
+                x2 = _margin_search(net, region, rep, cs, backend, opts, method)
+                if x2 is not None and record_cex(x2):
+                    s_val = float(cs.score(net.forward(x2[None, :]))[0])
+                    cr.value, cr.bound, cr.decided_by = s_val, bound, "milp"
+                    cr.seconds = time.perf_counter() - tc
+                    res.cases.append(cr)
+                    res.value = to_prop(s_val)
+                    res.notes.append("counterexample from the step model with a margin of 1e-6 on active units")
+                    _emit(on_case, cr)
+                    return finish(COUNTEREXAMPLE)
+            if not any(key in opts.solver_options for key in ("objective_target", "BestObjStop")):
+                break
+            # the solver stopped at an incumbent the forward pass does not confirm: finish the proof
+            left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
+            opts = _base_options(solver, options, left, False, strict)
+            raw = backend.solve(model, opts)
+            cr.status = str(raw.status)
+            bound = min(bound, _milp_bound(raw))
+        if raw.status is Status.TIME_LIMIT and (not decide or not _decided(bound, cs)):
+            timed_out = True
+        case_bounds[k] = min(case_bounds[k], bound)
+        cr.bound = float(case_bounds[k])
+        cr.value = None if not np.isfinite(case_values[k]) else float(case_values[k])
+        cr.decided_by = "milp" if (not decide or _decided(cr.bound, cs)) else "undecided"
+        if raw.status is Status.INFEASIBLE:
+            res.notes.append(f"case '{cs.label}': no input of the set reaches it (the model is infeasible)")
+        cr.seconds = time.perf_counter() - tc
+        res.cases.append(cr)
+        _emit(on_case, cr)
+
+    res.timed_out = timed_out
+    top = float(np.max(case_bounds)) if len(cases) else -np.inf
+    val = float(np.max(case_values)) if len(cases) else None
+    res.value = to_prop(val) if val is not None and np.isfinite(val) else None
+    res.bound = to_prop(top)
+    if prop.is_optimization:
+        if best_x is not None:
+            y = net.forward(best_x[None, :])
+            res.counterexample, res.output = best_x, y[0]
+            res.predicted = int(net.predict(best_x[None, :])[0])
+            res.notes.append("counterexample holds the input attaining 'value' (an optimum, not a violation)")
+        raw_ok = all(c.status == str(Status.OPTIMAL) for c in res.cases if c.decided_by == "milp")
+        if raw_ok and not timed_out and res.cases and res.cases[0].decided_by == "milp":
+            gap = abs(top - val) if val is not None and np.isfinite(val) else np.inf
+            if gap > 1e-5 * (1 + abs(top)):
+                res.notes.append(f"the proven bound and the best forward value differ by {gap:.3g}")
+            return finish(CERTIFIED)
+        return finish(UNKNOWN)
+    if all(_decided(case_bounds[k], cases[k]) for k in range(len(cases))):
+        return finish(CERTIFIED)
+    return finish(UNKNOWN)
+
+
+def _emit(cb: Callable[[CaseResult], None] | None, cr: CaseResult) -> None:
+    if cb is not None:
+        cb(cr)
+
+
+def _has_steps(net: Network) -> bool:
+    return any(op.kind in ("step", "sign") for _, op in net.items())
+
+
+def _case_lp_bound(lp: LpSession, model: Any) -> float:
+    """Sound LP bound of the case objective (the session holds the same rows for single-row cases)."""
+    if model.num_cols != lp.model.num_cols:
+        return LpSession(model).maximize({j: float(v) for j, v in enumerate(model.c) if v != 0}) + model.c0
+    return lp.maximize({j: float(v) for j, v in enumerate(model.c) if v != 0}) + model.c0
+
+
+def _milp_bound(raw: Any) -> float:
+    if raw.status is Status.INFEASIBLE:
+        return -np.inf
+    if raw.bound is not None and np.isfinite(raw.bound):
+        return float(raw.bound)
+    if raw.status is Status.OPTIMAL and raw.objective is not None:
+        return float(raw.objective)
+    return np.inf
+
+
+def _margin_search(net: Network, region: Region, rep: BoundReport, cs: Case, backend: Any, opts: SolveOptions,
+                   method: dict[str, str] | None) -> FloatArray | None:
+    m = {**(method or {}), "step": "margin", "sign": "margin"}
+    fm = build_fixed_model(net, region, rep.bounds, method=m)
+    raw = backend.solve(with_case(fm, cs), opts)
+    if raw.x is None:
+        return None
+    return region.project(raw.x[fm.x_cols])
+
+
+def robust_accuracy(net: Network, X: FloatArray, y: npt.ArrayLike | None, eps: float, *,
+                    domain: tuple[npt.ArrayLike, npt.ArrayLike] | None = None, solver: str = "highs",
+                    time_limit: float | None = None, tighten: str = "lp",
+                    progress: Callable[[int, int, VerifyResult | None], None] | None = None,
+                    **kw: Any) -> tuple[float, list[dict[str, Any]]]:
+    """Certify every row of ``X`` under an linf ball of radius ``eps``; return (robust accuracy, per-point rows).
+
+    A point counts as robust when the network classifies it as its label (``y``; the prediction when ``y`` is
+    None) and the ball is certified.  A misclassified point is not verified.
+    """
+    from nnmip.spec import classified, linf
+
+    X = np.atleast_2d(np.asarray(X, dtype=np.float64))
+    pred = net.predict(X)
+    labels = pred if y is None else np.asarray(y, dtype=np.int64)
+    rows: list[dict[str, Any]] = []
+    robust = 0
+    for i in range(X.shape[0]):
+        if labels[i] != pred[i]:
+            row = {"index": i, "label": int(labels[i]), "predicted": int(pred[i]), "result": "misclassified",
+                   "robust": False}
+            rows.append(row)
+            if progress:
+                progress(i + 1, X.shape[0], None)
+            continue
+        r = verify(net, [linf(X[i], eps)], classified(int(labels[i])), solver=solver, time_limit=time_limit,
+                   tighten=tighten, domain=domain, **kw)
+        ok = r.result == CERTIFIED
+        robust += ok
+        row = {**r.to_dict(), "index": i, "label": int(labels[i]), "predicted": int(pred[i]), "robust": ok}
+        rows.append(row)
+        if progress:
+            progress(i + 1, X.shape[0], r)
+    acc = robust / X.shape[0] if X.shape[0] else 0.0
+    return acc, rows
+
+
+def network_from_layers(layers: Sequence[tuple[FloatArray, FloatArray]], activation: str = "relu",
+                        name: str = "net") -> Network:
+    """A chain network from ``[(W, b), ...]`` with ``activation`` between layers (handy for scripts and tests)."""
+    nb = NetworkBuilder(name)
+    cur = nb.input("x", int(np.asarray(layers[0][0]).shape[1]))
+    for k, (W, b) in enumerate(layers):
+        W = np.asarray(W, dtype=np.float64)
+        cur = nb.dense(f"fc{k}", cur, W.shape[0], weights=fixed(W), bias=fixed(np.asarray(b, np.float64)))
+        if k < len(layers) - 1:
+            cur = nb.activation(activation, f"{activation}{k}", cur)
+    return nb.build()
+
+
+def verify_vnnlib(net: Network, vp: Any, *, solver: str = "highs", time_limit: float | None = None,
+                  **kw: Any) -> VerifyResult:
+    """Decide a parsed VNN-LIB property (:func:`nnmip.io.vnnlib.parse_vnnlib`): ``sat`` if some input region
+    has a counterexample, ``unsat`` if every region is certified."""
+    if vp.n_inputs != net.n_inputs or vp.n_outputs != net.n_outputs:
+        raise FormulationError.at("E0412", f"the property has {vp.n_inputs} inputs and {vp.n_outputs} outputs but "
+                                  f"network '{net.name}' has {net.n_inputs} and {net.n_outputs}")
+    t0 = time.perf_counter()
+    total = VerifyResult(CERTIFIED, f"vnnlib ({len(vp.cases)} input region(s))", -np.inf, None, solver=solver)
+    for i, vc in enumerate(vp.cases):
+        left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
+        if left is not None and left <= 0:
+            total.result, total.timed_out = UNKNOWN, True
+            total.notes.append(f"time limit reached before input region {i}")
+            break
+        r = verify(net, Region(vc.sets), vc.prop, solver=solver, time_limit=left, **kw)
+        for c in r.cases:
+            c.label = f"region {i}: {c.label}"
+        total.cases.extend(r.cases)
+        total.notes.extend(r.notes)
+        total.stable_units += r.stable_units
+        total.unstable_units += r.unstable_units
+        total.total_units += r.total_units
+        total.binaries = max(total.binaries, r.binaries)
+        total.binaries_saved += r.binaries_saved
+        total.bounds, total.model = r.bounds, r.model
+        if r.result == COUNTEREXAMPLE:
+            total.result, total.bound, total.value = COUNTEREXAMPLE, None, r.value
+            total.counterexample, total.output, total.predicted = r.counterexample, r.output, r.predicted
+            break
+        if r.result == UNKNOWN:
+            total.result = UNKNOWN
+            total.timed_out |= r.timed_out
+        if r.bound is not None and total.bound is not None:
+            total.bound = max(total.bound, r.bound)
+    total.seconds = time.perf_counter() - t0
+    return total
+
+
+# ------------------------------------------------------------------------------------------------------------
+# verify statements of .nnmip files
+# ------------------------------------------------------------------------------------------------------------
+def load_points(path: str | Any, *, label_column: int | None = -1, delimiter: str | None = None
+                ) -> tuple[FloatArray, npt.NDArray[np.int64] | None]:
+    """Rows (and labels, when there are any) from ``.npy``, ``.npz`` (keys ``X``/``y``), ``.csv`` or ``.txt``.
+
+    For text files ``label_column`` is the column holding the class (``None``: no labels); the delimiter is
+    guessed (',' ';' or white space) unless given.
+    """
+    from pathlib import Path
+
+    from nnmip.errors import DataError
+
+    p = Path(path)
+    if not p.is_file():
+        raise DataError.at("E0301", f"file '{p}' does not exist")
+    try:
+        if p.suffix == ".npy":
+            X = np.load(p)
+            return np.atleast_2d(np.asarray(X, dtype=np.float64)), None
+        if p.suffix == ".npz":
+            with np.load(p) as z:
+                key = "X" if "X" in z.files else z.files[0]
+                X = np.atleast_2d(np.asarray(z[key], dtype=np.float64))
+                y = np.asarray(z["y"]).astype(np.int64).ravel() if "y" in z.files else None
+            return X, y
+        text = p.read_text(encoding="utf-8")
+        first = next((ln for ln in text.splitlines() if ln.strip()), "")
+        delim = delimiter if delimiter is not None else (";" if ";" in first else ("," if "," in first else None))
+        A = np.atleast_2d(np.loadtxt(p, delimiter=delim, dtype=np.float64, ndmin=2))
+    except (OSError, ValueError) as exc:
+        raise DataError.at("E0302", f"'{p}' cannot be read as numbers: {exc}") from None
+    if label_column is None:
+        return A, None
+    col = label_column % A.shape[1]
+    y = A[:, col]
+    if not np.all(y == np.round(y)):
+        raise DataError.at("E0304", f"column {label_column} of '{p}' holds non-integer labels",
+                           notes=["help: give --label-column none when the file has no labels"])
+    return np.delete(A, col, axis=1), y.astype(np.int64)
+
+
+def _resolve_point(cp: Any, ref: Any, n: int | None, cache: dict[str, Any]) -> FloatArray:
+    from pathlib import Path
+
+    from nnmip.errors import DataError
+
+    if ref.kind == "values":
+        v = np.asarray(ref.values, dtype=np.float64)
+        return np.full(n, v[0]) if (v.size == 1 and n is not None) else v
+    if ref.kind == "file":
+        X, _ = load_points(Path(cp.base_dir) / ref.path, label_column=None)
+        return X.ravel()
+    if ref.kind == "row":
+        X, _ = load_points(Path(cp.base_dir) / ref.path, label_column=ref.label, delimiter=ref.delimiter)
+        if ref.index >= X.shape[0]:
+            raise DataError.at("E0305", f"'{ref.path}' has {X.shape[0]} rows; row {ref.index} does not exist",
+                               ref.span)
+        return X[ref.index]
+    from nnmip.io.data import load_dataset
+
+    if ref.data not in cache:
+        decl = cp.data[ref.data]
+        cache[ref.data] = load_dataset(decl.source, decl.pre, cp.base_dir)
+    ds = cache[ref.data]
+    if ref.index >= ds.n_rows:
+        raise DataError.at("E0305", f"data '{ref.data}' has {ds.n_rows} rows; row {ref.index} does not exist",
+                           ref.span)
+    return np.asarray(ds.X(np.array([ref.index])), dtype=np.float64)[0]
+
+
+def load_model(kind: str, path: Any) -> Network:
+    """A fixed-weight network on raw inputs from an ONNX file or an npz weights file (scaling folded in)."""
+    if kind == "onnx":
+        from nnmip.io.onnx import import_onnx
+
+        net, scaler = import_onnx(path)
+    else:
+        from nnmip.io.weights import load_npz
+
+        net, scaler = load_npz(path)
+    return fold_scaler(net, scaler)
+
+
+def spec_network(cp: Any, spec: Any) -> Network:
+    from pathlib import Path
+
+    if spec.model is not None:
+        return load_model(spec.model[0], Path(cp.base_dir) / spec.model[1])
+    return cp.networks[spec.name]  # type: ignore[no-any-return]
+
+
+def run_verify_spec(cp: Any, spec: Any, *, solver: str | None = None, time_limit: float | None = None,
+                    options: SolveOptions | None = None, tighten: str | None = None) -> VerifyResult:
+    """Run one checked ``verify`` statement (:class:`nnmip.check.verify_stmt.VerifySpec`) of a program."""
+    from nnmip import spec as vs
+    from nnmip.errors import NnmipError
+
+    try:
+        net = spec_network(cp, spec)
+        n = net.n_inputs
+        cache: dict[str, Any] = {}
+        sets: list[InputSet] = []
+        first_center: FloatArray | None = None
+        for st in spec.sets:
+            if st.kind == "box":
+                lo = _resolve_point(cp, st.lo, n, cache) if st.lo is not None else np.full(n, -np.inf)
+                hi = _resolve_point(cp, st.hi, n, cache) if st.hi is not None else np.full(n, np.inf)
+                sets.append(vs.box(lo, hi, span=st.span))
+            else:
+                c = _resolve_point(cp, st.center, n, cache)
+                first_center = c if first_center is None else first_center
+                sets.append(getattr(vs, st.kind)(c, st.radius, span=st.span))
+        ps = spec.prop
+        if ps.kind == "classified":
+            label = ps.label
+            if label is None:
+                assert first_center is not None
+                label = int(net.predict(first_center[None, :])[0])
+            prop = vs.classified(label, span=ps.span)
+        elif ps.kind in ("maximize", "minimize"):
+            coef = _resolve_point(cp, ps.coef, None, cache)
+            prop = getattr(vs, ps.kind)(coef, threshold=ps.threshold, span=ps.span)
+        else:
+            m = net.n_outputs
+            lo = _resolve_point(cp, ps.lo, m, cache) if ps.lo is not None else None
+            hi = _resolve_point(cp, ps.hi, m, cache) if ps.hi is not None else None
+            prop = vs.output_box(lo, hi, span=ps.span)
+        domain = None if spec.domain is None else (np.full(n, spec.domain[0]), np.full(n, spec.domain[1]))
+        return verify(net, sets, prop, solver=solver or cp.solver.name,
+                      time_limit=time_limit if time_limit is not None else spec.time_limit,
+                      tighten=tighten or spec.tighten, options=options, domain=domain)
+    except NnmipError as exc:
+        raise exc.with_source(cp.program.source) from None

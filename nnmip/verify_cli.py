@@ -1,0 +1,259 @@
+"""``nnmip verify``: certify, falsify or bound a fixed-weight network.
+
+::
+
+    nnmip verify --onnx net.onnx --point x.npy --linf 0.05 --label 3 [--domain 0 1] [--json OUT]
+    nnmip verify --onnx net.onnx --points data.csv --linf 0.02 [--json OUT]       # robust accuracy
+    nnmip verify --onnx net.onnx --vnnlib prop.vnnlib [--counterexample OUT]      # VNN-COMP answer
+    nnmip verify model.nnmip                                                       # the file's verify statements
+
+Exit codes: 0 every question got a definite answer (certified, or a counterexample re-checked by the forward
+pass); 1 some answer is unknown (time limit, undecided); 2 bad input; 3 solver problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nnmip.cli import EXIT_OK, EXIT_UNSOLVED, _add_solver_args, _write_json, command
+from nnmip.errors import NnmipError
+
+
+def _configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", nargs="?", help="a .nnmip file with verify statements")
+    src = p.add_argument_group("network")
+    src.add_argument("--onnx", metavar="M.onnx", help="the network as an ONNX file")
+    src.add_argument("--npz", metavar="W.npz", help="the network as an nnmip weights file (save_npz)")
+    st = p.add_argument_group("input set (intersected with --domain)")
+    st.add_argument("--point", metavar="X", help="center: .npy/.csv/.txt file or comma-separated numbers")
+    st.add_argument("--points", metavar="DATA", help="verify every row of a .csv/.npz/.npy file (robust accuracy)")
+    st.add_argument("--label-column", default="-1", metavar="K",
+                    help="label column of --points text files (default -1, the last; 'none': no labels)")
+    st.add_argument("--linf", type=float, metavar="EPS", help="linf ball radius around the point")
+    st.add_argument("--l1", type=float, metavar="R", help="l1 ball radius around the point")
+    st.add_argument("--l2", type=float, metavar="R", help="l2 ball radius (needs a conic solver)")
+    st.add_argument("--domain", nargs=2, type=float, metavar=("LO", "HI"), help="input domain, e.g. 0 1")
+    pr = p.add_argument_group("property")
+    pr.add_argument("--label", type=int, metavar="C", help="classified as C everywhere (default: the prediction "
+                                                           "at the point)")
+    pr.add_argument("--maximize", metavar="C0,C1,...", help="maximise this linear combination of the outputs")
+    pr.add_argument("--minimize", metavar="C0,C1,...", help="minimise this linear combination of the outputs")
+    pr.add_argument("--threshold", type=float, metavar="T",
+                    help="with --maximize: prove c.y < T; with --minimize: prove c.y > T")
+    pr.add_argument("--vnnlib", metavar="PROP", help="a VNN-LIB 1.0 property (input box and output constraints)")
+    pr.add_argument("--counterexample", metavar="OUT", help="write the VNN-COMP result file (sat/unsat/...)")
+    p.add_argument("--tighten", choices=("interval", "lp", "milp"), help="bound tightening (default lp)")
+    _add_solver_args(p)
+    p.add_argument("--json", metavar="OUT", help="write the result(s) as JSON ('-' for stdout)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress")
+
+
+def _banner_to_stderr() -> None:
+    """HiGHS prints its banner on stdout when the first instance is made; send it to stderr instead, so that
+    stdout holds only the answer."""
+    import os
+
+    try:
+        import highspy
+    except ImportError:
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        highspy.Highs()
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _vector(text: str) -> np.ndarray:
+    from nnmip.verify import load_points
+
+    if Path(text).is_file():
+        X, _ = load_points(text, label_column=None)
+        return X.ravel()
+    try:
+        return np.array([float(v) for v in text.replace(";", ",").split(",") if v.strip()])
+    except ValueError:
+        raise NnmipError.at("E0301", f"'{text}' is neither a file nor a list of numbers",
+                            notes=["help: give a .npy/.csv file or comma-separated numbers"]) from None
+
+
+def _progress(enabled: bool) -> Any:
+    t0 = time.perf_counter()
+    tty = sys.stderr.isatty()
+    state = {"robust": 0, "last": 0.0}
+
+    def cb(i: int, n: int, r: Any) -> None:
+        if r is not None and r.result == "certified":
+            state["robust"] += 1
+        if not enabled:
+            return
+        now = time.perf_counter()
+        if not tty and i < n and now - state["last"] < 2.0:
+            return
+        state["last"] = now
+        width = 30
+        fill = int(width * i / max(n, 1))
+        line = (f"  [{'#' * fill}{'.' * (width - fill)}] {i}/{n}  robust {state['robust']}  "
+                f"{now - t0:6.1f}s")
+        sys.stderr.write(("\r" + line) if tty else (line + "\n"))
+        if tty and i == n:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+    return cb
+
+
+def _summary(r: Any) -> str:
+    parts = [f"{r.result}: {r.property}"]
+    if r.bound is not None:
+        parts.append(f"bound {r.bound:.6g}")
+    if r.value is not None:
+        parts.append(f"value {r.value:.6g}")
+    parts.append(f"{r.stable_units}/{r.total_units} units stable, {r.binaries} binaries, {r.seconds:.2f}s")
+    return ", ".join(parts)
+
+
+@command("verify", "certify, falsify or bound a fixed-weight network over an input set")
+def cmd_verify(a: argparse.Namespace) -> int:
+    from nnmip.task import solve_options
+    from nnmip.verify import UNKNOWN, load_model
+
+    _banner_to_stderr()
+    if a.file:
+        return _run_file(a)
+    if bool(a.onnx) == bool(a.npz):
+        raise NnmipError.at("E0104", "give the network with exactly one of --onnx, --npz, or a .nnmip file",
+                            notes=["help: nnmip verify --onnx net.onnx --point x.npy --linf 0.05"])
+    from nnmip.check import SolverSpec
+
+    net = load_model("onnx" if a.onnx else "npz", a.onnx or a.npz)
+    solver = a.solver or "highs"
+    opts = solve_options(SolverSpec(solver), gap=a.gap, threads=a.threads, verbose=a.verbose)
+    opts.time_limit = None
+    common = {"solver": solver, "time_limit": a.time_limit, "tighten": a.tighten or "lp", "options": opts}
+    domain = None if a.domain is None else (np.full(net.n_inputs, a.domain[0]), np.full(net.n_inputs, a.domain[1]))
+    if a.vnnlib:
+        return _run_vnnlib(a, net, domain, common)
+    if a.points:
+        return _run_points(a, net, domain, common)
+    if a.point is None:
+        raise NnmipError.at("E0104", "give --point (with --linf/--l1/--l2), --points, --vnnlib or a .nnmip file")
+    r = _run_point(a, net, _vector(a.point), domain, common)
+    print(_summary(r))
+    if r.counterexample is not None and r.result == "counterexample":
+        print("counterexample: " + " ".join(f"{v:.9g}" for v in r.counterexample))
+        print("output:         " + " ".join(f"{v:.9g}" for v in r.output))
+    if a.json:
+        _write_json(a.json, r.to_dict())
+    return EXIT_UNSOLVED if r.result == UNKNOWN else EXIT_OK
+
+
+def _sets(a: argparse.Namespace, x0: np.ndarray) -> list[Any]:
+    from nnmip import spec as vs
+
+    sets = []
+    if a.linf is not None:
+        sets.append(vs.linf(x0, a.linf))
+    if a.l1 is not None:
+        sets.append(vs.l1(x0, a.l1))
+    if a.l2 is not None:
+        sets.append(vs.l2(x0, a.l2))
+    if not sets:
+        raise NnmipError.at("E0104", "give a set around the point: --linf EPS, --l1 R or --l2 R")
+    return sets
+
+
+def _run_point(a: argparse.Namespace, net: Any, x0: np.ndarray, domain: Any, common: dict[str, Any]) -> Any:
+    from nnmip import spec as vs
+    from nnmip.verify import verify
+
+    if x0.size != net.n_inputs:
+        raise NnmipError.at("E0412", f"the point has {x0.size} entries but the network has {net.n_inputs} inputs")
+    if a.maximize or a.minimize:
+        kind = "maximize" if a.maximize else "minimize"
+        coef = _vector(a.maximize or a.minimize)
+        prop = getattr(vs, kind)(coef, threshold=a.threshold)
+    else:
+        label = a.label if a.label is not None else int(net.predict(x0[None, :])[0])
+        prop = vs.classified(label)
+    return verify(net, _sets(a, x0), prop, domain=domain, **common)
+
+
+def _run_points(a: argparse.Namespace, net: Any, domain: Any, common: dict[str, Any]) -> int:
+    from nnmip.verify import load_points, robust_accuracy
+
+    if a.linf is None:
+        raise NnmipError.at("E0104", "--points needs --linf EPS")
+    col = None if a.label_column == "none" else int(a.label_column)
+    X, y = load_points(a.points, label_column=col)
+    if X.shape[1] != net.n_inputs:
+        raise NnmipError.at("E0412", f"'{a.points}' has {X.shape[1]} features but the network has "
+                            f"{net.n_inputs} inputs", notes=["help: check --label-column"])
+    if not a.quiet:
+        print(f"verifying {X.shape[0]} points, linf {a.linf:g}", file=sys.stderr)
+    t0 = time.perf_counter()
+    acc, rows = robust_accuracy(net, X, y, a.linf, domain=domain, progress=_progress(not a.quiet), **common)
+    clean = float(np.mean(net.predict(X) == (y if y is not None else net.predict(X))))
+    unknown = sum(1 for r in rows if r.get("result") == "unknown")
+    print(f"robust accuracy {acc:.4f} ({sum(r['robust'] for r in rows)}/{len(rows)}), clean accuracy {clean:.4f}, "
+          f"{unknown} unknown, {time.perf_counter() - t0:.1f}s")
+    if a.json:
+        _write_json(a.json, {"robust_accuracy": acc, "clean_accuracy": clean, "eps": a.linf, "points": len(rows),
+                             "unknown": unknown, "seconds": round(time.perf_counter() - t0, 3), "results": rows})
+    return EXIT_UNSOLVED if unknown else EXIT_OK
+
+
+def _run_vnnlib(a: argparse.Namespace, net: Any, domain: Any, common: dict[str, Any]) -> int:
+    from nnmip.io.vnnlib import format_counterexample, parse_vnnlib
+    from nnmip.verify import verify_vnnlib
+
+    vp = parse_vnnlib(a.vnnlib)
+    r = verify_vnnlib(net, vp, domain=domain, **common)
+    print(r.vnn_answer)
+    if not a.quiet:
+        print(_summary(r), file=sys.stderr)
+    if a.counterexample:
+        text = format_counterexample(r.counterexample, r.output) if r.result == "counterexample" \
+            else r.vnn_answer + "\n"
+        Path(a.counterexample).write_text(text, encoding="utf-8")
+    if a.json:
+        _write_json(a.json, dict(r.to_dict(), answer=r.vnn_answer))
+    return EXIT_UNSOLVED if r.vnn_answer in ("unknown", "timeout") else EXIT_OK
+
+
+def _run_file(a: argparse.Namespace) -> int:
+    from nnmip.task import load_program, solve_options
+    from nnmip.verify import UNKNOWN, run_verify_spec
+
+    cp = load_program(a.file)
+    if not cp.verify_specs:
+        raise NnmipError.at("E0181", f"'{a.file}' has no verify statement",
+                            notes=["help: add verify <network> { input x in linf(...); property = ... }"])
+    opts = solve_options(cp.solver, gap=a.gap, threads=a.threads, verbose=a.verbose or None)
+    opts.time_limit = None
+    results = []
+    worst = EXIT_OK
+    for spec in cp.verify_specs:
+        r = run_verify_spec(cp, spec, solver=a.solver, time_limit=a.time_limit or cp.solver.time_limit,
+                            options=opts, tighten=a.tighten)
+        print(f"{spec.name} (line {spec.span.line}): {_summary(r)}")
+        if r.result == "counterexample" and r.counterexample is not None:
+            print("  counterexample: " + " ".join(f"{v:.9g}" for v in r.counterexample))
+        results.append(dict(r.to_dict(), name=spec.name, line=spec.span.line))
+        if r.result == UNKNOWN:
+            worst = EXIT_UNSOLVED
+    if a.json:
+        _write_json(a.json, {"file": a.file, "results": results})
+    return worst
+
+
+cmd_verify.configure = _configure  # type: ignore[attr-defined]
