@@ -216,7 +216,7 @@ def cmd_solve(a: argparse.Namespace) -> int:
             d["onnx_file"] = a.save_onnx
     if a.json:
         _write_json(a.json, d)
-    if not a.quiet:
+    if not a.quiet and a.json != "-":   # with --json - the standard output holds the JSON alone
         _print_table(d)
     if res.network is None:
         return EXIT_UNSOLVED
