@@ -133,6 +133,13 @@ def _configure_compile(p: argparse.ArgumentParser) -> None:
                    help="model file: .lp, .mps, .lp.gz or .mps.gz")
     p.add_argument("--stats", action="store_true", help="print the model size")
     p.add_argument("--json", metavar="OUT", help="write the model size as JSON ('-' for stdout)")
+    _add_emit_args(p)
+
+
+def _add_emit_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--emit", choices=("milp", "perspective-conic", "perspective-cuts"), default="milp",
+                   help="how pruning's squared-norm term is written (see docs/robust.md)")
+    p.add_argument("--relax", action="store_true", help="relax integrality (a lower bound, no network)")
 
 
 @command("compile", "build the model of a .nnmip training task and write it as LP or MPS")
@@ -149,11 +156,14 @@ def cmd_compile(a: argparse.Namespace) -> int:
     ds = task_dataset(cp, task)
     net = cp.networks[task.network]
     t0 = time.perf_counter()
+    from nnmip.check.training_ext import prune_config
+
     tm = build_training_model(net, ds.X(ds.train), ds.y[ds.train], ds.n_classes, task.loss.kind,
-                              task.loss.margin, task.eps, task.l1)
+                              task.loss.margin, task.eps, task.l1, robust=task.robust, prune=prune_config(task),
+                              emit=a.emit)
     build_s = time.perf_counter() - t0
     out = Path(a.output)
-    write_model(tm.model, out)
+    write_model(tm.model.relaxed() if a.relax else tm.model, out)
     stats = dict(tm.model.stats(), build_seconds=round(build_s, 4), file=str(out))
     if a.stats:
         print("  ".join(f"{k} {v}" for k, v in stats.items() if k != "file"))
@@ -173,6 +183,7 @@ def _configure_solve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save-weights", metavar="W.npz", help="save the trained network (weights, scaling, graph)")
     p.add_argument("--save-onnx", metavar="M.onnx", help="save the trained network as ONNX (raw-feature input)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, no table")
+    _add_emit_args(p)
 
 
 @command("solve", "train the network of a .nnmip file and verify the result by the forward pass")
@@ -199,9 +210,23 @@ def cmd_solve(a: argparse.Namespace) -> int:
         t = cp.tasks[0]
         _err(f"training '{t.network}' on '{t.data}' (loss {t.loss.kind}) with {solver}")
     with printer:
-        report = run_train_task(cp, solver=solver, options=opts)
+        report = run_train_task(cp, solver=solver, options=opts, emit=a.emit, relax=a.relax)
     res = report.result
     d = report.to_dict()
+    if a.relax:
+        if a.json:
+            _write_json(a.json, d)
+        if not a.quiet:
+            print(f"relaxation ({res.status}): {_fmt(res.objective)}")
+        return EXIT_OK if res.status is Status.OPTIMAL else EXIT_UNSOLVED
+    if report.pruned is not None:  # save the smaller network (its inputs are the kept features)
+        from dataclasses import replace as _replace
+
+        from nnmip.formulations.pruning import sub_scaler
+
+        res = _replace(res, network=report.pruned)
+        report = _replace(report, dataset=_replace(report.dataset, scaler=sub_scaler(
+            report.dataset.scaler, report.kept_features)))
     if res.network is not None:
         if a.save_weights:
             from nnmip.io.weights import save_npz
@@ -252,6 +277,12 @@ def _print_table(d: dict[str, Any]) -> None:
         ("model", f"{model.get('variables')} variables ({model.get('binaries')} binary, "
                   f"{model.get('integers')} integer), {model.get('rows')} rows, {model.get('nonzeros')} nonzeros"),
     ]
+    ext = d.get("extension") or {}
+    rows += [(f"robust {k.replace('_', ' ')}", _fmt(m[k])) for k in ("certified_train", "certified_test",
+                                                                       "attack_test") if k in m]
+    if "removed_count" in ext:
+        rows.append(("pruned groups", f"{ext['removed_count']} of {ext.get('groups')} removed: "
+                     + (", ".join(g["name"] for g in ext["removed_groups"][:12]) or "none")))
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         print(f"{k:<{width}}  {v}")

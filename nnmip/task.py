@@ -28,6 +28,8 @@ class TrainReport:
     result: TrainResult
     metrics: dict[str, float | None]
     warnings: list[Diagnostic] = field(default_factory=list)
+    pruned: Network | None = None             # the smaller network after pruning (inputs: kept_features)
+    kept_features: np.ndarray | None = None
 
     @property
     def network(self) -> Network | None:
@@ -52,6 +54,9 @@ class TrainReport:
             "test": ds.test.tolist(),
         }
         d["warnings"] = [w.to_dict() for w in self.warnings]
+        if self.kept_features is not None:
+            d["pruned_network"] = {"kept_features": self.kept_features.tolist(),
+                                   "parameters": self.pruned.num_params() if self.pruned is not None else None}
         return d
 
 
@@ -92,7 +97,7 @@ def solve_options(spec: SolverSpec, *, time_limit: float | None = None, gap: flo
 
 def run_train_task(cp: CheckedProgram, task: TrainTask | None = None, *, solver: str | None = None,
                    options: SolveOptions | None = None,
-                   progress: Any = None) -> TrainReport:
+                   progress: Any = None, emit: str = "milp", relax: bool = False) -> TrainReport:
     """Train the network of ``task`` (default: the file's first task) and measure it on every split."""
     task = task or cp.tasks[0]
     ds = task_dataset(cp, task)
@@ -112,8 +117,11 @@ def run_train_task(cp: CheckedProgram, task: TrainTask | None = None, *, solver:
     else:
         X, y = ds.X(ds.train), ds.y[ds.train]
         t0 = time.perf_counter()
+        from nnmip.check.training_ext import prune_config
+
         res = train_network(net, X, y, ds.n_classes, loss=task.loss.kind, margin=task.loss.margin, eps=task.eps,
-                            l1=task.l1, solver=solver or cp.solver.name, options=opts)
+                            l1=task.l1, solver=solver or cp.solver.name, options=opts, robust=task.robust,
+                            prune=prune_config(task), emit=emit, relax=relax)
         res.seconds = max(res.seconds, 0.0)
         _ = t0
     metrics: dict[str, float | None] = {"train": None, "train_all": None, "validation": None, "test": None}
@@ -124,7 +132,12 @@ def run_train_task(cp: CheckedProgram, task: TrainTask | None = None, *, solver:
             "validation": accuracy(res.network, ds, ds.validation),
             "test": accuracy(res.network, ds, ds.test),
         }
-    return TrainReport(task, ds, res, metrics, list(cp.warnings))
+    report = TrainReport(task, ds, res, metrics, list(cp.warnings))
+    if res.network is not None and (task.robust is not None or task.prune):
+        from nnmip.formulations.pruning import finish_report
+
+        finish_report(report)
+    return report
 
 
 __all__ = ["Progress", "TrainReport", "load_program", "run_train_task", "solve_options", "task_dataset"]

@@ -66,6 +66,7 @@ class TrainResult:
     raw: RawResult | None = None
     training_model: TrainingModel | None = None
     x: FloatArray | None = None
+    extension: dict[str, Any] = field(default_factory=dict)       # robust set, pruned groups, emission
 
     @property
     def has_network(self) -> bool:
@@ -116,6 +117,9 @@ def check_solution(tm: TrainingModel, net: Network, X: FloatArray, y: IntArray, 
     dl = data_loss(tm.loss, out, y, tm.n_classes, tm.margin, levels)
     weight = tm.l1 + (1.0 if tm.loss == "min_weight" else 0.0)
     pen = weight * float(sum(np.abs(W).sum() for node, (W, _) in params.items() if tm.params[node].W_cols is not None))
+    if tm.extension is not None:  # pruning penalty, robust-set checks, exact objective of the solver's point
+        pen_x, bad, objective = tm.extension.check(trained, X, x, params, objective)
+        pen, mismatches = pen + pen_x, mismatches + bad
     loss = dl + pen
     viol = margin_violations(tm.loss, out, y, tm.margin)
     reason = ""
@@ -178,22 +182,37 @@ def repair_model(model: MatrixModel, x: FloatArray, objective: float | None) -> 
 def train_network(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, loss: str = "hamming",
                   margin: float = 1.0, eps: float | None = None, l1: float = 0.0, solver: str = "highs",
                   options: SolveOptions | None = None, groups: IntArray | None = None,
-                  warm_start: dict[str, tuple[FloatArray, FloatArray | None]] | None = None) -> TrainResult:
-    """Build the training MILP, solve it, read back the weights and check them by the forward pass."""
+                  warm_start: dict[str, tuple[FloatArray, FloatArray | None]] | None = None,
+                  robust: Any = None, prune: Any = None, emit: str = "milp", relax: bool = False) -> TrainResult:
+    """Build the training MILP, solve it, read back the weights and check them by the forward pass.
+
+    ``robust``, ``prune`` and ``emit``: see :func:`build_training_model`.  ``relax`` solves the continuous
+    relaxation instead and reports its value as a bound, without a network.
+    """
     X, y = validate_data(net, X, y, n_classes)
     opts = options or SolveOptions()
     backend = get_backend(solver)
     t0 = time.perf_counter()
-    tm = build_training_model(net, X, y, n_classes, loss, margin, eps, l1, groups)
+    tm = build_training_model(net, X, y, n_classes, loss, margin, eps, l1, groups, robust=robust, prune=prune,
+                              emit=emit, cones=bool(getattr(backend, "supports_mi_cones", backend.supports_cones)
+                                                    or (relax and backend.supports_cones)))
     build_s = time.perf_counter() - t0
     stats = tm.model.stats()
     log.info("training model: %s", stats)
     if warm_start is not None:
         opts = _with_warm_start(opts, tm, net, X, warm_start)
-    raw = backend.solve(tm.model, opts)
+    solve_model = tm.model.relaxed() if relax else tm.model
+    raw = tm.extension.solve(backend, solve_model, opts) if tm.extension is not None else \
+        backend.solve(solve_model, opts)
     res = TrainResult(raw.status, backend.name, None, False, None, None, None, raw.objective, raw.bound, raw.gap,
                       raw.seconds, build_s, stats, message=raw.message, notes=list(tm.notes), raw=raw,
                       training_model=tm)
+    if tm.extension is not None:
+        res.extension = tm.extension.summary(None)
+    if relax:
+        res.notes.append("continuous relaxation: its value bounds the training objective from below; no network")
+        res.x = raw.x
+        return res
     if raw.x is None:
         return res
     chk = check_solution(tm, net, X, y, raw.x, raw.objective)
@@ -218,6 +237,8 @@ def train_network(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, l
     res.loss, res.data_loss, res.penalty = chk.loss, chk.data_loss, chk.penalty
     res.mismatches = chk.mismatches
     res.x = x
+    if tm.extension is not None:
+        res.extension = tm.extension.summary(x)
     if not chk.verified:
         res.notes.append(f"NOT VERIFIED: {chk.reason}")
     return res
@@ -261,4 +282,5 @@ def result_dict(res: TrainResult) -> dict[str, Any]:
         "penalty": res.penalty,
         "model": res.model_stats,
         "notes": res.notes,
+        "extension": res.extension,
     }

@@ -20,6 +20,8 @@ from nnmip.ir.network import Network
 from nnmip.ir.ops import Dense, Identity, Input, ReLU, Sign, Step
 from nnmip.syntax import ast
 
+from . import training_ext
+
 LOSSES = ("hamming", "zero_one", "hinge", "min_weight", "max_margin")
 MARGIN_LOSSES = ("zero_one", "hinge", "min_weight", "max_margin")
 SOLVERS = ("highs", "cbc", "gurobi", "cvxpy")
@@ -71,6 +73,10 @@ class TrainTask:
     strategy: StrategySpec = StrategySpec()
     settings: tuple[ast.Setting | ast.SetDecl, ...] = ()
     span: Span = field(default=NO_SPAN, compare=False)
+    robust: Any = None                       # training_ext.RobustSpec
+    prune: tuple[Any, ...] = ()              # training_ext.PruneSpec, one per declaration
+    alpha: float = 0.0                       # weight of ||W_g||^2 against z_g in the lambda term
+    lam: float = 0.0                         # lambda * sum_g (alpha ||W_g||^2 + (1 - alpha) z_g)
 
 
 @dataclass
@@ -502,8 +508,8 @@ class _Checker:
         strategy = StrategySpec()
         seen: set[str] = set()
         for it in s.items:
-            if isinstance(it, ast.SetDecl):
-                continue  # robustness sets are interpreted by the robust-training pass
+            if isinstance(it, ast.SetDecl) or it.key in training_ext.KEYS:
+                continue  # robust sets, prune, alpha and lambda: see training_ext.interpret below
             if it.key in seen:
                 self.err("E0106", f"setting '{it.key}' is given twice", it.span)
                 continue
@@ -544,11 +550,13 @@ class _Checker:
                     ok = False
             else:
                 self.err("E0105", f"unknown training setting '{it.key}'", it.span,
-                         "help: settings are loss, eps, l1, subset, strategy")
+                         "help: settings are loss, eps, l1, subset, strategy, prune, alpha, lambda")
                 ok = False
-        if not ok:
+        ext = training_ext.interpret(self, s, networks.get(s.network))
+        if not ok or ext is None:
             return None
-        task = TrainTask(s.network, s.data, loss, eps, l1, subset, strategy, s.items, s.span)
+        task = TrainTask(s.network, s.data, loss, eps, l1, subset, strategy, s.items, s.span,
+                         robust=ext.robust, prune=ext.prune, alpha=ext.alpha, lam=ext.lam)
         self.check_trainable(networks[s.network], task)
         return task
 

@@ -1,0 +1,184 @@
+"""Robust counterparts of the first binary layer's margin rows (FORMULATIONS.md section 7).
+
+While training, the data are constants and the weights are variables.  A point ``x_i`` may move inside
+``U(x_i)``; the first binary layer's activation must then be the same for every point of the set, which holds
+exactly when its margin rows hold with the worst shift ``max_{d in U(0)} W_l . d = r ||W_l||_*`` (the dual norm
+of the set's norm).  Deeper layers see the same binary input for every point of the set and need nothing more.
+
+The dual norm of a variable weight row is modelled by auxiliary columns:
+
+==========  =====================================  =========================================================
+set         dual norm                              columns and rows (node ``{layer}_robust``)
+==========  =====================================  =========================================================
+linf(r)     ``r sum_j |W_lj|``                     ``xi_lj >= +/- W_lj``; shift ``r sum_j xi_lj``
+box(r_j)    ``sum_j r_j |W_lj|``                   ``xi_lj >= +/- W_lj``; shift ``sum_j r_j xi_lj``
+l1(r)       ``r max_j |W_lj|``                     ``t_l >= +/- W_lj`` for every j; shift ``r t_l``
+l2(r)       ``r ||W_l||_2``                        cone ``||W_l||_2 <= t_l`` (kind "soc"); shift ``r t_l``
+l2(r), MILP ``r ||W_l||_1 >= r ||W_l||_2``         as linf (sound, conservative; stated in the model notes)
+==========  =====================================  =========================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from nnmip.errors import FormulationError
+from nnmip.formulations.training import FORMULATIONS, Bin, Lin, ParamCols, _point_rows
+from nnmip.ir.ops import Dense, Sign, Step
+from nnmip.model import Affine, Cone
+
+if TYPE_CHECKING:
+    from nnmip.check.training_ext import RobustSpec
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass
+class Shift:
+    """The worst shift of each unit's pre-activation over the set: an affine block (d,) and its upper bound."""
+
+    expr: Affine          # shape (d,), non-negative at every feasible point
+    hi: FloatArray        # (d,) proven upper bound of the shift
+    conservative: bool = False
+
+
+def dual_norm_shift(layer: str, op: Dense, pc: ParamCols, robust: RobustSpec, f: Any, cones: bool) -> Shift:
+    r"""Columns and rows that bound ``max_{d in U(0)} W_l . d`` from above, exactly where the backend allows.
+
+    Math
+    ----
+    linf / box / l2 on a MILP-only backend: ``xi_lj - W_lj >= 0``, ``xi_lj + W_lj >= 0`` and the shift
+    ``sum_j rho_j xi_lj`` with ``rho_j = r`` (``r_j`` for a box).  l1: ``t_l - W_lj >= 0``,
+    ``t_l + W_lj >= 0`` and the shift ``r t_l``.  l2 with cones: ``||W_l||_2 <= t_l`` (one "soc" cone per unit)
+    and the shift ``r t_l``.  Upper bounds come from the weight domain: ``|W_lj| <= max(|lo_lj|, |hi_lj|)``.
+    Fixed weights give a constant shift.
+
+    Source: Dense on data (first layer) + a robust set.  Target: Shift (d,).
+    """
+    d_out, d_in = op.n_out, op.n_in
+    assert op.weights is not None
+    wmax = np.maximum(np.abs(op.weights.lo), np.abs(op.weights.hi))
+    node = f"{layer}_robust"
+    if pc.W_cols is None:
+        return Shift(Affine.constant(robust.dual_norm(pc.W_fixed)), robust.dual_norm(pc.W_fixed))
+    W = Affine.from_cols(pc.W_cols)
+    if robust.kind == "l1":
+        t = f.b.add_cols(node, "t", d_out, 0.0, wmax.max(axis=1), "C")
+        tt = Affine.from_cols(np.broadcast_to(t[:, None], (d_out, d_in)).copy())
+        f.b.add_rows(node, "dual_pos", tt - W, lb=0.0)
+        f.b.add_rows(node, "dual_neg", tt + W, lb=0.0)
+        return Shift(Affine.from_cols(t, robust.radius), robust.radius * wmax.max(axis=1))
+    if robust.kind == "l2" and cones:
+        hi = np.sqrt((wmax * wmax).sum(axis=1))
+        t = f.b.add_cols(node, "t", d_out, 0.0, hi, "C")
+        f.b.cones.append(Cone("soc", t[:, None].astype(np.int64), pc.W_cols.astype(np.int64)))
+        return Shift(Affine.from_cols(t, robust.radius), robust.radius * hi)
+    rho = np.asarray(robust.radii, dtype=np.float64) if robust.kind == "box" else np.full(d_in, robust.radius)
+    xi = f.b.add_cols(node, "xi", (d_out, d_in), 0.0, wmax, "C")
+    X = Affine.from_cols(xi)
+    f.b.add_rows(node, "dual_pos", X - W, lb=0.0)
+    f.b.add_rows(node, "dual_neg", X + W, lb=0.0)
+    conservative = robust.kind == "l2"
+    if conservative:
+        f.b.notes.append(f"{layer}: the l2 set uses the sound conservative bound ||W_l||_2 <= ||W_l||_1 "
+                         "(this backend takes no cones); the trained network is robust to a larger set")
+    return Shift(X.scale(np.broadcast_to(rho, (d_out, d_in))).sum(axis=1), wmax @ rho, conservative)
+
+
+def step_rows(node: str, op: Step | Sign, v: Lin, f: Any, shift: Shift | None = None,
+              z_units: IntArray | None = None) -> Bin:
+    r"""Step / sign with a margin, optionally robust over a set and optionally prunable per unit.
+
+    Math
+    ----
+    With ``[L, U]`` the bounds of ``a``, ``s_l`` the worst shift of unit ``l`` over the set (0 without a set,
+    bounded by ``S_l``) and ``z_l`` the unit's prune indicator (1 without pruning):
+    on-row ``a - s - (eps - L + S) u >= L - S`` (u = 1 forces ``a - s >= eps``: on for the whole set);
+    off-row ``a + s - (U + S + eps) u + eps z <= 0`` (u = 0 and z = 1 force ``a + s <= -eps``; a pruned unit has
+    ``a = s = 0``); ``u - z <= 0`` (a pruned unit is off).  ``u`` is fixed to 0 where ``U < eps``, and to 1
+    where ``L > -eps`` for units that cannot be pruned.
+
+    Source: Step/Sign on Lin.  Target: Bin; one binary and two rows per (row, unit), one more row per pruned
+    unit and row.  Raises FormulationError when a bound is infinite.
+    """
+    eps = f.eps
+    R, d = v.expr.shape
+    if not (np.isfinite(v.lo).all() and np.isfinite(v.hi).all()):
+        raise FormulationError.at("E0404", f"pre-activation of '{node}' has an infinite bound: no big-M exists",
+                                  op.span, ["help: give the input a bounded set or run propagate_bounds"])
+    to_cluster = v.space == "point" and f.clustered
+    space = "cluster" if to_cluster else v.space
+    R_u = f.n_clusters if to_cluster else R
+    row_of = f.groups if to_cluster else np.arange(R)
+    S = np.zeros(d) if shift is None else np.asarray(shift.hi, dtype=np.float64)
+    can_prune = np.zeros(d, dtype=bool) if z_units is None else z_units >= 0
+    lo_fix = np.zeros((R_u, d))
+    hi_fix = np.ones((R_u, d))
+    np.maximum.at(lo_fix, row_of, ((v.lo > -eps) & ~can_prune[None, :]).astype(float))
+    np.minimum.at(hi_fix, row_of, (v.hi >= eps).astype(float))
+    if (lo_fix > hi_fix).any():
+        f.b.notes.append(f"{node}: a cluster holds points forced to opposite activations (infeasible)")
+        hi_fix = np.maximum(hi_fix, lo_fix)
+    u = f.b.add_cols(node, "u", (R_u, d), lo_fix, hi_fix, "B")
+    u_rows = u[row_of]
+    u_aff = Affine.from_cols(u_rows)
+    on_expr, off_expr = v.expr, v.expr
+    L, U = v.lo - S[None, :], v.hi + S[None, :]
+    if shift is not None:
+        sh = _broadcast_rows(shift.expr, R)
+        on_expr, off_expr = v.expr - sh, v.expr + sh
+    on = f.b.add_rows(node, "on", on_expr - u_aff.scale(eps - L), lb=L)
+    off_body = off_expr - u_aff.scale(U + eps)
+    if z_units is not None and can_prune.any():
+        zc = np.where(can_prune, z_units, 0)
+        z_aff = Affine.from_cols(np.broadcast_to(zc[None, :], (R, d)).copy(),
+                                 scale=np.broadcast_to(np.where(can_prune, eps, 0.0)[None, :], (R, d)))
+        off = f.b.add_rows(node, "off", off_body + z_aff, ub=np.where(can_prune, 0.0, -eps)[None, :])
+        cols = np.flatnonzero(can_prune)
+        uz = Affine.from_cols(u[:, cols]) - Affine.from_cols(np.broadcast_to(z_units[cols][None, :],
+                                                                              (R_u, cols.size)).copy())
+        f.b.add_rows(node, "prune_off", uz, ub=0.0)
+        keep_margin = np.broadcast_to(~can_prune[None, :], (R, d))
+        f.b.add_margin(off[keep_margin], u_rows[keep_margin], 0)
+    else:
+        off = f.b.add_rows(node, "off", off_body, ub=-eps)
+        f.b.add_margin(off, u_rows, 0)
+    f.b.add_margin(on, u_rows, 1)
+    f.patterns[node] = (u, row_of if v.space == "point" else _point_rows(f, v.space))
+    return Bin(u, op.binary, space)  # type: ignore[attr-defined]
+
+
+def _broadcast_rows(expr: Affine, R: int) -> Affine:
+    """A (d,) block repeated as an (R, d) block."""
+    d = expr.shape[0]
+    return expr.take(np.tile(np.arange(d), R)).reshape((R, d))
+
+
+def step_robust(node: str, op: Step | Sign, v: Lin, f: Any, robust: RobustSpec, layer: str,
+                cones: bool = False, z_units: IntArray | None = None) -> Bin:
+    r"""Robust step / sign of the first binary layer: :func:`step_rows` with the dual-norm shift of ``layer``.
+
+    Math
+    ----
+    See :func:`dual_norm_shift` (the shift columns) and :func:`step_rows` (the rows).  The big-M bounds are
+    widened by the largest shift, ``L - S`` and ``U + S``.
+
+    Source: Step/Sign on Lin (data rows) + RobustSpec.  Target: Bin.
+    """
+    dense = f.net.op(layer)
+    assert isinstance(dense, Dense)
+    if v.space != "point":
+        raise FormulationError.at("E0220", f"robust set on '{robust.target}' needs '{layer}' to act on data rows",
+                                  op.span)
+    shift = dual_norm_shift(layer, dense, f.params[layer], robust, f, cones)
+    f.b.notes.append(f"{node}: activation constant over {robust.describe()} around every training point")
+    return step_rows(node, op, v, f, shift, z_units)
+
+
+FORMULATIONS[("step", "robust")] = step_robust  # type: ignore[assignment]
+FORMULATIONS[("sign", "robust")] = step_robust  # type: ignore[assignment]
