@@ -47,7 +47,8 @@ def test_lp_with_ranged_rows_matches_hand_optimum() -> None:
     raw = get_backend("cvxpy").solve(b.build("min"), SolveOptions())
     assert raw.status is Status.OPTIMAL
     assert raw.objective == pytest.approx(-11.5, rel=1e-6)
-    assert raw.x is not None and raw.x[0] == pytest.approx(2.75, abs=1e-5)
+    assert raw.x is not None
+    assert raw.x[0] == pytest.approx(2.75, abs=1e-5)
 
 
 def test_soc_cone() -> None:
@@ -58,7 +59,8 @@ def test_soc_cone() -> None:
     b.cones.append(Cone("soc", t.reshape(1, 1), uv.reshape(1, 2)))
     b.add_objective_cols(t, 1.0)
     raw = get_backend("cvxpy").solve(b.build("min"), SolveOptions())
-    assert raw.status is Status.OPTIMAL and raw.objective == pytest.approx(5.0, rel=1e-6)
+    assert raw.status is Status.OPTIMAL
+    assert raw.objective == pytest.approx(5.0, rel=1e-6)
 
 
 def test_rsoc_cones_vectorised() -> None:
@@ -72,7 +74,8 @@ def test_rsoc_cones_vectorised() -> None:
     raw = get_backend("cvxpy").solve(b.build("min"), SolveOptions())
     assert raw.status is Status.OPTIMAL
     assert raw.objective == pytest.approx(10.0, rel=1e-6)
-    assert raw.x is not None and raw.x[:2] == pytest.approx([2.0, 8.0], rel=1e-5)
+    assert raw.x is not None
+    assert raw.x[:2] == pytest.approx([2.0, 8.0], rel=1e-5)
 
 
 def test_milp_agrees_with_highs() -> None:
@@ -86,9 +89,11 @@ def test_milp_agrees_with_highs() -> None:
     model = b.build("max")
     raw = get_backend("cvxpy").solve(model, SolveOptions(solver_options={"solver": solver}))
     ref = get_backend("highs").solve(model, SolveOptions(mip_gap=0.0))
-    assert raw.status is Status.OPTIMAL and ref.status is Status.OPTIMAL
+    assert raw.status is Status.OPTIMAL
+    assert ref.status is Status.OPTIMAL
     assert raw.objective == pytest.approx(ref.objective, rel=1e-6) == 13.0
-    assert raw.x is not None and np.allclose(raw.x, np.round(raw.x), atol=1e-6)
+    assert raw.x is not None
+    assert np.allclose(raw.x, np.round(raw.x), atol=1e-6)
 
 
 def test_infeasible_status() -> None:
@@ -97,7 +102,8 @@ def test_infeasible_status() -> None:
     row(b, [int(x[0])], [1.0], lb=2.0)
     b.add_objective_cols(x, 1.0)
     raw = get_backend("cvxpy").solve(b.build("min"), SolveOptions())
-    assert raw.status in (Status.INFEASIBLE, Status.INF_OR_UNBD) and raw.x is None
+    assert raw.status in (Status.INFEASIBLE, Status.INF_OR_UNBD)
+    assert raw.x is None
 
 
 def test_mixed_integer_conic_without_a_solver_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -124,7 +124,9 @@ def test_robust_training_is_certified_point_by_point(spec: RobustSpec, tmp_path:
     net = small_net()
     X, y = data()
     res = train_network(net, X, y, 2, solver="highs", robust=spec, options=SolveOptions(mip_gap=0, time_limit=60))
-    assert res.status is Status.OPTIMAL and res.verified and res.network is not None
+    assert res.status is Status.OPTIMAL
+    assert res.verified
+    assert res.network is not None
     # the reported loss is the forward-pass loss
     assert res.loss == data_loss("hamming", res.network.forward(X), y, 2)
     save_npz(res.network, tmp_path / "w.npz")
@@ -162,7 +164,8 @@ def test_robustness_costs_training_loss() -> None:
     plain = train_network(net, X, y, 2, solver="highs", options=SolveOptions(mip_gap=0))
     rob = train_network(net, X, y, 2, solver="highs", robust=RobustSpec("x", "linf", 0.2),
                         options=SolveOptions(mip_gap=0))
-    assert plain.status is Status.OPTIMAL and rob.status is Status.OPTIMAL
+    assert plain.status is Status.OPTIMAL
+    assert rob.status is Status.OPTIMAL
     assert rob.loss >= plain.loss
     # a huge radius leaves only constant first-layer patterns: the loss is that of the best constant classifier
     huge = train_network(net, X, y, 2, solver="highs", robust=RobustSpec("x", "linf", 10.0),
@@ -193,7 +196,8 @@ def test_l2_uses_a_second_order_cone_on_gurobi() -> None:
     except BackendUnavailable as exc:
         pytest.skip(str(exc))
     assert res.model_stats["cones"] == 3
-    assert res.verified and res.network is not None
+    assert res.verified
+    assert res.network is not None
     assert oracle_stable(res.network, X, spec).all()
     ref = train_network(net, X, y, 2, solver="highs", robust=spec, options=SolveOptions(mip_gap=0))
     assert res.loss <= ref.loss  # the exact l2 set is smaller than the conservative one
@@ -211,10 +215,12 @@ def test_bcw_robust_task_reports_forward_loss_and_certified_accuracy(tmp_path: P
     assert task.robust == RobustSpec("x", "linf", 0.1)
     rep = run_train_task(cp)
     res, ds = rep.result, rep.dataset
-    assert res.network is not None and res.verified
+    assert res.network is not None
+    assert res.verified
     Xtr, ytr = ds.X(ds.train), ds.y[ds.train]
     assert res.loss == data_loss("hamming", res.network.forward(Xtr), ytr, 2)
-    assert ds.X(ds.train).min() >= 0 and ds.X(ds.train).max() <= 1    # minmax scaled
+    assert ds.X(ds.train).min() >= 0
+    assert ds.X(ds.train).max() <= 1
     for key, rows in (("train", ds.train), ("test", ds.test)):
         want = float(np.mean(oracle_stable(res.network, ds.X(rows), task.robust).all(axis=1)
                              & (res.network.predict(ds.X(rows)) == ds.y[rows])))

@@ -91,7 +91,8 @@ def test_conic_relaxation_equals_spr_on_random_cases() -> None:
         w, gid, M = random_case(rng, G=int(rng.integers(1, 6)), k=int(rng.integers(6, 14)))
         alpha, lam = float(rng.uniform(0.05, 0.95)), float(rng.uniform(0.1, 3.0))
         model, _ = group_model(w, gid, M, alpha, lam, "perspective-conic")
-        assert model.cones and model.cones[0].kind == "rsoc"
+        assert model.cones
+        assert model.cones[0].kind == "rsoc"
         raw = cv.solve(model, SolveOptions())
         assert raw.status is Status.OPTIMAL
         want = spr(w, gid, M, alpha, lam)[0]
@@ -107,7 +108,8 @@ def test_cut_loop_reaches_spr_with_highs() -> None:
         model, reg = group_model(w, gid, M, alpha, lam, "perspective-cuts")
         assert not model.cones
         raw, cut_model, rounds = solve_with_cuts(model, hs, SolveOptions(), reg)
-        assert rounds >= 1 and cut_model.num_rows >= model.num_rows
+        assert rounds >= 1
+        assert cut_model.num_rows >= model.num_rows
         assert raw.objective == pytest.approx(spr(w, gid, M, alpha, lam)[0], rel=1e-6, abs=1e-7)
 
 
@@ -135,7 +137,8 @@ train n on d { loss = hamming; prune = neurons(h); lambda = 0.5; alpha = 0.25 }
     w1 = np.array([1.0, 2.0, 0, 0.5, -1.0])
     want = spr(np.r_[w0, w1], np.r_[np.zeros(5, int), np.ones(5, int)], 2.0, 0.25, 0.5)[0]
     assert val == pytest.approx(want)
-    assert grad["h"][0].shape == (2, 3) and grad["o"][0].shape == (1, 2)
+    assert grad["h"][0].shape == (2, 3)
+    assert grad["o"][0].shape == (1, 2)
 
 
 def test_spr_torch_matches_numpy() -> None:
