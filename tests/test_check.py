@@ -184,3 +184,13 @@ def test_checker_builds_networks_through_the_builder_errors() -> None:
     with pytest.raises(CheckError):
         nb.step("h", "x")
     assert isinstance(nb.build().op("h"), Dense)
+
+
+def test_builder_rejects_a_second_input() -> None:
+    nb = NetworkBuilder("two")
+    nb.input("x", 2)
+    z = nb.input("z", 3)
+    nb.step("y", nb.dense("h", z, 1))
+    with pytest.raises(CheckError) as info:
+        nb.build()
+    assert [d.code for d in info.value.diagnostics] == ["E0113"]

@@ -418,3 +418,37 @@ def test_model_size_by_hand() -> None:
     assert st["variables"] == h * d + h + N * h + o * h + o + N * o * h + N * o
     assert st["binaries"] == N * h + N * o
     assert st["rows"] == 2 * N * h + 4 * N * o * h + 2 * N * o
+
+
+# -- other paths through the formulation ------------------------------------------------------------------------
+@pytest.mark.parametrize(("hidden", "optimum"), [(1, 1.0), (2, 0.0)])
+def test_fixed_layer_between_trainable_ones(milp_solver: str, hidden: int, optimum: float) -> None:
+    """A fixed copy layer (identity weights, bias -1/2, then step) between the hidden units and the output
+    passes the bits on unchanged, so the XOR optima stay 1 (one hidden unit) and 0 (two)."""
+    from nnmip.ir import fixed
+
+    nb = NetworkBuilder("copy")
+    a = nb.step("a", nb.dense("h", nb.input("x", 2), hidden, weights=real(-1, 1), bias=real(-1, 1)))
+    c = nb.step("c", nb.dense("f", a, hidden, weights=fixed(np.eye(hidden)), bias=fixed(np.full(hidden, -0.5))))
+    nb.step("y", nb.dense("o", c, 1, weights=real(-1, 1), bias=real(-1, 1)))
+    res = train(nb.build(), XOR_X, XOR_Y, 2, milp_solver)
+    assert_optimal(res, XOR_X, XOR_Y, "hamming", optimum)
+
+
+@pytest.mark.parametrize(("hidden", "optimum"), [(1, 1.0), (2, 0.0)])
+def test_sign_output_and_no_bias(milp_solver: str, hidden: int, optimum: float) -> None:
+    """A sign output (-1/+1, read as bit 1 when +1) under hamming, and a bias-free hidden layer fed with an
+    extra constant input 1: the same XOR optima."""
+    nb = NetworkBuilder("sgn")
+    a = nb.step("a", nb.dense("h", nb.input("x", 3), hidden, weights=real(-1, 1), bias=None))
+    nb.sign("y", nb.dense("o", a, 1, weights=real(-1, 1), bias=real(-1, 1)))
+    X = np.c_[XOR_X, np.ones(4)]
+    res = train(nb.build(), X, XOR_Y, 2, milp_solver)
+    assert res.status is Status.OPTIMAL
+    assert res.verified
+    assert res.objective == pytest.approx(optimum, abs=TOL)
+    assert res.loss == pytest.approx(optimum, abs=TOL)
+    assert res.network is not None
+    out = res.network.forward(X)[:, 0]
+    assert set(out.tolist()) <= {-1.0, 1.0}
+    assert float(np.sum((out == 1.0) != (XOR_Y == 1))) == pytest.approx(optimum)

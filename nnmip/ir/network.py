@@ -214,6 +214,10 @@ def validate_graph(g: nx.DiGraph, name: str) -> list[Diagnostic]:
     inputs = [n for n, d in g.nodes(data=True) if isinstance(d["op"], Input)]
     if not inputs:
         diags.append(Diagnostic("E0111", f"network '{name}' has no input"))
+    elif len(inputs) > 1:
+        diags.append(Diagnostic("E0113", f"network '{name}' has {len(inputs)} inputs ({', '.join(inputs)}); "
+                                "it takes exactly one", g.nodes[inputs[1]]["op"].span,
+                                ("help: declare one input holding every feature, e.g. network n(x: 12)",)))
     sinks = [n for n in g.nodes if g.out_degree(n) == 0 and not isinstance(g.nodes[n]["op"], Input)]
     if len(sinks) > 1:
         op = g.nodes[sinks[0]]["op"]
