@@ -57,7 +57,9 @@ class Diagnostic:
     severity: str = "error"
 
     def render(self, source: str | None = None) -> str:
-        head = f"{self.span}: {self.severity}[{self.code}]: {self.message}"
+        head = f"{self.severity}[{self.code}]: {self.message}"
+        if self.span.known or self.span.file:   # no '<input>:' prefix for errors that come from no file
+            head = f"{self.span}: {head}"
         lines = [head]
         if source is not None and self.span.known:
             src_lines = source.splitlines()

@@ -137,6 +137,7 @@ def test_unknown_solver_on_the_command_line(capsys: pytest.CaptureFixture[str],
     monkeypatch.chdir(ERRORS)
     assert main(["solve", "width_mismatch.nnmip", "--solver", "scip", "-q"]) == 3
     err = capsys.readouterr().err
+    assert err.splitlines()[0] == "error[E0503]: unknown solver 'scip'"   # no made-up file location
     assert "error[E0503]" in err
     assert "unknown solver 'scip'" in err
 

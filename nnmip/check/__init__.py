@@ -406,6 +406,10 @@ class _Checker:
     def param_domain(self, v: ast.Value, shape: tuple[int, ...], what: str, layer: str) -> DomainSpec | None:
         if isinstance(v, ast.Domain):
             lo, hi = float(v.lo.value), float(v.hi.value)
+            if not (math.isfinite(lo) and math.isfinite(hi)):
+                self.err("E0108", f"{what} domain {v.kind}[{lo:g}, {hi:g}] of '{layer}' must have finite bounds",
+                         v.span, "help: a number such as 1e999 overflows to infinity; give finite bounds")
+                return None
             if lo > hi:
                 self.err("E0130", f"{what} domain {v.kind}[{lo:g}, {hi:g}] of '{layer}' is empty", v.span,
                          "help: write the lower bound first")
