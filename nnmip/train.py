@@ -66,6 +66,7 @@ class TrainResult:
     raw: RawResult | None = None
     training_model: TrainingModel | None = None
     x: FloatArray | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)   # one record per strategy iteration
     extension: dict[str, Any] = field(default_factory=dict)       # robust set, pruned groups, emission
 
     @property
@@ -282,5 +283,6 @@ def result_dict(res: TrainResult) -> dict[str, Any]:
         "penalty": res.penalty,
         "model": res.model_stats,
         "notes": res.notes,
+        "history": res.history,
         "extension": res.extension,
     }

@@ -544,19 +544,20 @@ class _Checker:
                     self.err("E0108", "subset must be first(n) or random(n, seed=s)", _span(v))
                     ok = False
             elif it.key == "strategy":
-                if isinstance(v, ast.Ref):
-                    strategy = StrategySpec(v.name, (), _span(v))
-                elif isinstance(v, ast.Call):
-                    kws = tuple((a.key, _plain(a.value)) for a in v.args if isinstance(a, ast.KwArg))
-                    strategy = StrategySpec(v.func, kws, v.span)
-                else:
-                    self.err("E0108", "strategy must be exact, local_search(...) or split(...)", _span(v))
-                    ok = False
+                from nnmip.check.strategy_spec import check_strategy
+
+                spec = check_strategy(self, v)
+                ok &= spec is not None
+                strategy = spec or strategy
             else:
                 self.err("E0105", f"unknown training setting '{it.key}'", it.span,
                          "help: settings are loss, eps, l1, subset, strategy, prune, alpha, lambda")
                 ok = False
         ext = training_ext.interpret(self, s, networks.get(s.network))
+        if ext is not None and ok:
+            from nnmip.check.strategy_spec import check_combination
+
+            ok &= check_combination(self, strategy, ext.robust, ext.prune)
         if not ok or ext is None:
             return None
         task = TrainTask(s.network, s.data, loss, eps, l1, subset, strategy, s.items, s.span,

@@ -1,0 +1,46 @@
+"""Training strategies beyond one exact MILP: data splitting and local search (FORMULATIONS.md sections 10-11).
+
+They orchestrate solves of the training MILP and hold no maths of their own.  In a ``.nnmip`` file::
+
+    train net on data {
+        strategy = split(max_splits=20, batch=64, time_budget=60)
+    }
+
+and from Python :func:`train_split` and :func:`train_local_search`.  Every result is a
+:class:`~nnmip.train.TrainResult` whose loss is the forward-pass loss of the returned network and whose
+``history`` lists one record per solve (loss, validation accuracy, clusters, binaries, time).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from nnmip.solution import SolveOptions
+from nnmip.strategies.local_search import make_blocks, random_params, train_local_search
+from nnmip.strategies.split import train_split
+from nnmip.train import TrainResult
+
+if TYPE_CHECKING:
+    from nnmip.check import TrainTask
+    from nnmip.io.data import Dataset
+    from nnmip.ir.network import Network
+
+#: strategy name -> function; ``exact`` is :func:`nnmip.train.train_network` itself
+STRATEGIES = {"split": train_split, "local_search": train_local_search}
+
+
+def run_strategy(task: TrainTask, net: Network, ds: Dataset, solver: str, opts: SolveOptions) -> TrainResult:
+    """Run the strategy of a checked training task on its data set (train rows; validation rows select)."""
+    kind = task.strategy.kind
+    if kind not in STRATEGIES:
+        raise ValueError(f"unknown strategy '{kind}'")
+    X, y = ds.X(ds.train), ds.y[ds.train]
+    X_val = ds.X(ds.validation) if ds.validation.size else None
+    y_val = ds.y[ds.validation] if ds.validation.size else None
+    kwargs: dict[str, Any] = dict(task.strategy.options)
+    return STRATEGIES[kind](net, X, y, ds.n_classes, loss=task.loss.kind, margin=task.loss.margin,  # type: ignore[operator]
+                            eps=task.eps, l1=task.l1, solver=solver, options=opts, X_val=X_val, y_val=y_val,
+                            **kwargs)
+
+
+__all__ = ["STRATEGIES", "make_blocks", "random_params", "run_strategy", "train_local_search", "train_split"]

@@ -1,0 +1,188 @@
+"""What the training strategies share: forward-pass evaluation, time budgets, iteration records, results.
+
+The strategies orchestrate solves of the training MILP (:func:`nnmip.train.train_network`); every loss they
+compare or report comes from the numpy forward pass of a fixed-weight network, never from a solver objective.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from nnmip.ir.losses import data_loss, margin_violations
+from nnmip.ir.network import Network
+from nnmip.ir.ops import Dense, Sign, Step
+from nnmip.solution import SolveOptions, Status
+from nnmip.train import TrainResult
+
+log = logging.getLogger("nnmip.strategies")
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+Params = dict[str, tuple[FloatArray, FloatArray | None]]
+
+
+@dataclass(frozen=True)
+class Objective:
+    """The training objective of a task, evaluated by the forward pass."""
+
+    loss: str = "hamming"
+    margin: float = 1.0
+    l1: float = 0.0
+    n_classes: int = 2
+
+    def levels(self, net: Network) -> tuple[float, float]:
+        op = net.op(net.output)
+        return op.binary if isinstance(op, (Step, Sign)) else (0.0, 1.0)
+
+    def penalty(self, net: Network, trainable: set[str]) -> float:
+        weight = self.l1 + (1.0 if self.loss == "min_weight" else 0.0)
+        if weight == 0.0:
+            return 0.0
+        total = 0.0
+        for n in trainable:
+            op = net.op(n)
+            assert isinstance(op, Dense)
+            total += float(np.abs(op.W).sum())
+        return weight * total
+
+    def value(self, net: Network, X: FloatArray, y: IntArray, trainable: set[str]) -> float:
+        """Data loss plus penalty of the fixed network ``net``; ``inf`` when a hard margin is broken.
+
+        ``trainable`` names the dense layers whose weights the original task trains (the penalty's scope).
+        """
+        out = net.forward(X)
+        if margin_violations(self.loss, out, y, self.margin):
+            return float("inf")
+        dl = data_loss(self.loss, out, y, self.n_classes, self.margin, self.levels(net))
+        return dl + self.penalty(net, trainable)
+
+    def per_point(self, net: Network, X: FloatArray, y: IntArray) -> FloatArray:
+        """The data loss of each point alone (the same function, one row at a time)."""
+        out = net.forward(X)
+        lv = self.levels(net)
+        return np.array([data_loss(self.loss, out[i:i + 1], y[i:i + 1], self.n_classes, self.margin, lv)
+                         for i in range(y.size)])
+
+
+def trainable_layers(net: Network) -> list[str]:
+    """Dense layers with at least one trainable parameter, in topological order."""
+    return [n for n in net.dense_nodes() if net.op(n).trainable]  # type: ignore[attr-defined]
+
+
+def accuracy(net: Network, X: FloatArray | None, y: IntArray | None) -> float | None:
+    if X is None or y is None or y.size == 0:
+        return None
+    return float(np.mean(net.predict(X) == y))
+
+
+@dataclass
+class Budget:
+    """A wall-clock budget for a whole strategy plus a time limit per solve."""
+
+    total: float | None = None
+    per_solve: float | None = None
+    start: float = field(default_factory=time.perf_counter)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def remaining(self) -> float | None:
+        return None if self.total is None else self.total - self.elapsed()
+
+    def exhausted(self) -> bool:
+        rem = self.remaining()
+        return rem is not None and rem <= 0.05
+
+    def options(self, opts: SolveOptions) -> SolveOptions:
+        """``opts`` with the time limit of the next solve: the smaller of the per-solve limit and what is left."""
+        limits = [t for t in (self.per_solve, opts.time_limit, self.remaining()) if t is not None]
+        return replace(opts, time_limit=max(0.1, min(limits)) if limits else None, warm_start=None)
+
+
+def record(history: list[dict[str, Any]], *, strategy: str, step: str, res: TrainResult | None, loss: float,
+           best_loss: float, validation: float | None, clusters: int | None, budget: Budget,
+           accepted: bool, **extra: Any) -> dict[str, Any]:
+    """Append one iteration's record and log it as a progress line."""
+    rec: dict[str, Any] = {
+        "iteration": len(history),
+        "step": step,
+        "status": str(res.status) if res is not None else None,
+        "verified": bool(res.verified) if res is not None else None,
+        "loss": _num(loss),
+        "best_loss": _num(best_loss),
+        "validation_accuracy": validation,
+        "clusters": clusters,
+        "binaries": int(res.model_stats.get("binaries", 0)) if res is not None else None,
+        "solve_seconds": round(res.seconds, 4) if res is not None else None,
+        "seconds": round(budget.elapsed(), 4),
+        "accepted": accepted,
+        **extra,
+    }
+    history.append(rec)
+    val = "-" if validation is None else f"{validation:.4f}"
+    log.info("%s %d (%s): loss %s, best %s, validation accuracy %s, clusters %s, binaries %s, %.1fs%s",
+             strategy, rec["iteration"], step, _fmt(loss), _fmt(best_loss), val,
+             "-" if clusters is None else clusters, rec["binaries"], rec["seconds"],
+             "" if accepted else " (kept the previous network)")
+    return rec
+
+
+def _num(v: float) -> float | None:
+    return float(v) if np.isfinite(v) else None
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.6g}" if np.isfinite(v) else "inf"
+
+
+def full_params(net: Network) -> Params:
+    """The fixed weights and biases of every dense layer of ``net``."""
+    out: Params = {}
+    for n in net.dense_nodes():
+        op = net.op(n)
+        assert isinstance(op, Dense)
+        out[n] = (np.array(op.W, dtype=np.float64), None if op.bias is None else np.array(op.b, np.float64))
+    return out
+
+
+def final_result(strategy: str, solver: str, network: Network | None, loss: float, objective: Objective,
+                 X: FloatArray, y: IntArray, trainable: set[str], history: list[dict[str, Any]],
+                 budget: Budget, last: TrainResult | None, *, source: TrainResult | None = None,
+                 proven: bool = False, bound: float | None = None,
+                 notes: list[str] | None = None) -> TrainResult:
+    """The strategy's answer as a :class:`TrainResult` whose loss is re-checked by the forward pass.
+
+    ``source`` is the solve that produced ``network`` (its objective and model size are reported beside the
+    forward-pass loss); ``last`` is the last solve (its status when there is no network).
+
+    ``status`` is ``optimal`` only when the strategy proved the loss optimal (the data-splitting loop ending
+    on the exact model solved to optimality); otherwise it is ``time_limit``: a verified network that is not
+    proven optimal.
+    """
+    src = source if source is not None else last
+    stats = dict(src.model_stats) if src is not None else {}
+    notes = list(notes or [])
+    if network is None:
+        status = last.status if last is not None else Status.TIME_LIMIT
+        return TrainResult(status, solver, None, False, None, None, None, None, None, None, budget.elapsed(),
+                           0.0, stats, message=f"{strategy}: no verified network", notes=notes,
+                           history=history)
+    check = objective.value(network, X, y, trainable)
+    assert check == loss or (np.isinf(check) and np.isinf(loss)), (check, loss)
+    pen = objective.penalty(network, trainable)
+    status = Status.OPTIMAL if proven else Status.TIME_LIMIT
+    gap = None
+    if bound is not None and np.isfinite(loss):
+        gap = 0.0 if abs(loss - bound) <= 1e-9 * max(1.0, abs(loss)) else abs(loss - bound) / max(1e-10, abs(loss))
+    notes.append(f"{strategy}: {len(history)} iterations, loss {_fmt(loss)} by the forward pass"
+                 + ("" if proven else " (heuristic: not proven optimal)"))
+    return TrainResult(status, solver, network, bool(np.isfinite(loss)), _num(loss),
+                       _num(loss - pen) if np.isfinite(loss) else None, pen,
+                       src.objective if src is not None else None, bound, gap,
+                       budget.elapsed(), 0.0, stats, message=f"{strategy} finished", notes=notes,
+                       raw=src.raw if src is not None else None, history=history)

@@ -1,0 +1,199 @@
+"""Local search by block coordinate descent over layers (Kurtz & Bah; FORMULATIONS.md section 11).
+
+Each step fixes the weights of every layer outside one block (``Network.with_params``) and trains the block by
+the training MILP, warm-started from the current weights.  With the output layer fixed, the products of hidden
+activations and output weights are constants times binaries, so the model has no McCormick products (IP1);
+with the hidden layers fixed, the activations are data and only the output weights are variables (IP2).
+The default blocks are exactly these two ("pair"); ``blocks="layer"`` cycles through the trainable layers one
+at a time, which generalises the scheme to any depth.
+
+A step is accepted only when the forward-pass loss of the whole network does not increase, so the training
+loss never increases across steps (asserted).  The search stops after a round of all blocks without
+improvement, at zero loss, after ``rounds`` rounds, or when the time budget is spent.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from nnmip.ir.network import Network
+from nnmip.ir.ops import Dense
+from nnmip.solution import SolveOptions
+from nnmip.strategies.common import (
+    Budget,
+    FloatArray,
+    IntArray,
+    Objective,
+    Params,
+    accuracy,
+    final_result,
+    full_params,
+    record,
+    trainable_layers,
+)
+from nnmip.train import TrainResult, train_network
+
+log = logging.getLogger(__name__)
+
+BLOCKS = ("pair", "layer")
+INITS = ("random", "split")
+
+
+def make_blocks(net: Network, kind: str = "pair") -> list[list[str]]:
+    """Blocks of trainable layers: ``pair`` = [hidden layers], [output layer]; ``layer`` = one per layer."""
+    layers = trainable_layers(net)
+    if kind not in BLOCKS:
+        raise ValueError(f"blocks must be one of {BLOCKS}, got {kind!r}")
+    if kind == "layer" or len(layers) <= 1:
+        return [[n] for n in layers]
+    return [layers[:-1], layers[-1:]]
+
+
+def random_params(net: Network, X: FloatArray, seed: int = 0) -> Params:
+    """Random weights inside each trainable domain; each bias puts its unit's threshold at the median of the
+    unit's pre-activation over the data (clipped to the bias domain), so no unit starts constant."""
+    rng = np.random.default_rng(seed)
+    out: Params = {}
+    vals = np.asarray(X, dtype=np.float64)
+    for n, op in net.items():
+        if not net.inputs_of(n):
+            continue
+        if not isinstance(op, Dense):
+            vals = op.forward(vals)
+            continue
+        assert op.weights is not None
+        w = op.weights
+        if not w.trainable:
+            W = np.array(w.value)
+        elif w.kind == "int":
+            W = rng.integers(np.ceil(w.lo).astype(np.int64), np.floor(w.hi).astype(np.int64) + 1).astype(float)
+        else:
+            W = rng.uniform(w.lo, w.hi)
+        pre = vals @ W.T
+        b: FloatArray | None = None
+        if op.bias is not None:
+            if not op.bias.trainable:
+                b = np.array(op.bias.value)
+            else:
+                b = np.clip(-np.median(pre, axis=0), op.bias.lo, op.bias.hi)
+                if op.bias.kind == "int":
+                    b = np.clip(np.round(b), np.ceil(op.bias.lo), np.floor(op.bias.hi))
+        out[n] = (W, b)
+        vals = pre + (0.0 if b is None else b)
+    return out
+
+
+def train_local_search(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, loss: str = "hamming",
+                       margin: float = 1.0, eps: float | None = None, l1: float = 0.0, solver: str = "highs",
+                       options: SolveOptions | None = None, X_val: FloatArray | None = None,
+                       y_val: IntArray | None = None, init: str | Network | Params = "random",
+                       rounds: int = 10, blocks: str = "pair", time_budget: float | None = None,
+                       step_time: float | None = None, seed: int = 0, init_splits: int = 5) -> TrainResult:
+    """Train ``net`` by local search over blocks of layers.
+
+    Parameters
+    ----------
+    net, X, y, n_classes, loss, margin, eps, l1, solver, options
+        As for :func:`nnmip.train.train_network` (``options.time_limit`` limits each solve).
+    X_val, y_val
+        Validation data, reported in the history (the search itself minimises the training loss).
+    init
+        ``"random"`` (seeded weights inside the domains), ``"split"`` (the data-splitting strategy with
+        ``init_splits`` splits), a fixed-weight :class:`Network` or a dict of ``(W, b)`` per dense layer.
+    rounds
+        At most this many rounds over all blocks.
+    blocks
+        ``"pair"`` (IP1: hidden layers with the output layer fixed; IP2: output layer with the hidden layers
+        fixed) or ``"layer"`` (one block per trainable layer).
+    time_budget, step_time
+        Seconds for the whole search and for each solve.
+    seed
+        Seeds the random start.
+
+    Returns
+    -------
+    TrainResult
+        The final network (the lowest training loss met) with its forward-pass loss; ``history`` has the start
+        and one record per step.
+    """
+    opts = options or SolveOptions()
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.int64)
+    if rounds < 1:
+        raise ValueError(f"rounds must be positive, got {rounds}")
+    obj = Objective(loss, margin, l1, n_classes)
+    trainable = set(trainable_layers(net))
+    block_list = make_blocks(net, blocks)
+    budget = Budget(time_budget, step_time)
+    history: list[dict[str, Any]] = []
+    notes: list[str] = []
+    source: TrainResult | None = None
+    if isinstance(init, Network):
+        current = full_params(init)
+    elif isinstance(init, dict):
+        current = {k: (np.asarray(W, np.float64), None if b is None else np.asarray(b, np.float64))
+                   for k, (W, b) in init.items()}
+    elif init == "split":
+        from nnmip.strategies.split import train_split
+
+        rem = budget.remaining()
+        start = train_split(net, X, y, n_classes, loss=loss, margin=margin, eps=eps, l1=l1, solver=solver,
+                            options=opts, X_val=X_val, y_val=y_val, max_splits=init_splits, seed=seed,
+                            step_time=step_time, time_budget=None if rem is None else rem / 2)
+        source = start
+        current = full_params(start.network) if start.network is not None else random_params(net, X, seed)
+        notes.append(f"local search started from data splitting with {init_splits} splits")
+    elif init == "random":
+        current = random_params(net, X, seed)
+    else:
+        raise ValueError(f"init must be one of {INITS}, a Network or a parameter dict, got {init!r}")
+    cur_net = net.with_params(current)
+    cur_loss = obj.value(cur_net, X, y, trainable)
+    record(history, strategy="local_search", step=f"start ({init if isinstance(init, str) else 'given'})",
+           res=source, loss=cur_loss, best_loss=cur_loss, validation=accuracy(cur_net, X_val, y_val),
+           clusters=None, budget=budget, accepted=True)
+    last: TrainResult | None = source
+    done = False
+    for r in range(rounds):
+        improved = False
+        for bi, block in enumerate(block_list):
+            if budget.exhausted() or _zero(obj, cur_loss):
+                done = True
+                break
+            fixed = {n: current[n] for n in net.dense_nodes() if n not in block}
+            sub = net.with_params(fixed) if fixed else net
+            res = train_network(sub, X, y, n_classes, loss=loss, margin=margin, eps=eps, l1=l1, solver=solver,
+                                options=budget.options(opts),
+                                warm_start={n: current[n] for n in block})
+            last = res
+            accepted = False
+            cand_loss = np.inf
+            if res.network is not None and res.verified:
+                cand_loss = obj.value(res.network, X, y, trainable)
+                if cand_loss <= cur_loss:
+                    improved |= cand_loss < cur_loss - 1e-9 * (1.0 + abs(cur_loss))
+                    prev = cur_loss
+                    current, cur_net, cur_loss, source = full_params(res.network), res.network, cand_loss, res
+                    accepted = True
+                    assert cur_loss <= prev
+            step = ("IP1" if bi == 0 else "IP2") if blocks == "pair" and len(block_list) == 2 else "+".join(block)
+            record(history, strategy="local_search", step=f"round {r + 1} {step}", res=res, loss=cand_loss,
+                   best_loss=cur_loss, validation=accuracy(cur_net, X_val, y_val), clusters=None,
+                   budget=budget, accepted=accepted, block=list(block))
+        if done or not improved:
+            break
+    losses = [h["best_loss"] for h in history if h["best_loss"] is not None]
+    assert all(b <= a for a, b in zip(losses, losses[1:], strict=False)), "local search increased the training loss"
+    notes.append(f"local search: {len(history) - 1} steps over blocks {block_list}")
+    if not np.isfinite(cur_loss):
+        return final_result("local_search", solver, None, np.inf, obj, X, y, trainable, history, budget, last,
+                            notes=notes + ["no network met the hard margin constraints"])
+    return final_result("local_search", solver, cur_net, cur_loss, obj, X, y, trainable, history, budget, last,
+                        source=source, notes=notes)
+
+
+def _zero(obj: Objective, loss: float) -> bool:
+    return obj.loss in ("hamming", "zero_one", "hinge") and obj.l1 == 0.0 and loss == 0.0

@@ -1,0 +1,190 @@
+"""Iterative data splitting (Kurtz & Bah; FORMULATIONS.md section 10).
+
+Points of one cluster share every binary activation of the training MILP (first-layer rows stay per point), so
+a model over ``P`` clusters has ``P`` times the binaries of one point instead of ``N`` times.  The loop starts
+with one cluster and repeatedly splits the cluster with the largest forward-pass loss by 2-means, re-solving
+warm-started from the best network so far.  Splitting only removes constraints, so every earlier network stays
+feasible for every later partition.  When every cluster holds copies of a single point the model is the exact
+one (identical points get identical activations in the exact model anyway).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sklearn.cluster import KMeans
+
+from nnmip.ir.network import Network
+from nnmip.solution import SolveOptions, Status
+from nnmip.strategies.common import (
+    Budget,
+    FloatArray,
+    IntArray,
+    Objective,
+    accuracy,
+    final_result,
+    full_params,
+    record,
+    trainable_layers,
+)
+from nnmip.train import TrainResult, train_network
+
+log = logging.getLogger(__name__)
+
+SELECT = ("validation", "loss")
+
+
+def splittable(X: FloatArray, groups: IntArray, n_clusters: int) -> npt.NDArray[np.bool_]:
+    """Per cluster: whether it holds at least two distinct points."""
+    d = X.shape[1]
+    lo = np.full((n_clusters, d), np.inf)
+    hi = np.full((n_clusters, d), -np.inf)
+    np.minimum.at(lo, groups, X)
+    np.maximum.at(hi, groups, X)
+    return (hi - lo).max(axis=1) > 0 if d else np.zeros(n_clusters, dtype=bool)
+
+
+def split_cluster(X: FloatArray, members: IntArray, seed: int) -> IntArray:
+    """The members that go to the new cluster: 2-means on their features (seeded)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # duplicates inside a cluster are expected
+        labels = KMeans(n_clusters=2, n_init=4, random_state=seed).fit_predict(X[members])
+    if labels.min() == labels.max():      # only possible with (near-)identical points: halve the cluster
+        labels = (np.arange(members.size) >= members.size // 2).astype(np.int64)
+    return members[labels == 1]
+
+
+def train_split(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, loss: str = "hamming",
+                margin: float = 1.0, eps: float | None = None, l1: float = 0.0, solver: str = "highs",
+                options: SolveOptions | None = None, X_val: FloatArray | None = None,
+                y_val: IntArray | None = None, max_splits: int = 20, batch: int | str | None = None,
+                time_budget: float | None = None, step_time: float | None = None, seed: int = 0,
+                select: str | None = None, groups: IntArray | None = None) -> TrainResult:
+    """Train ``net`` by iterative data splitting.
+
+    Parameters
+    ----------
+    net, X, y, n_classes, loss, margin, eps, l1, solver, options
+        As for :func:`nnmip.train.train_network` (``options.time_limit`` limits each solve).
+    X_val, y_val
+        Validation data: the best network is the one with the highest validation accuracy (ties: lower
+        training loss).  Without them, or with ``select="loss"``, the lowest training loss wins.
+    max_splits
+        Number of 2-means splits (the loop solves ``max_splits + 1`` models at most).
+    batch
+        ``None`` or ``"full"``: every MIP sees all training points.  An integer ``k``: each MIP sees a fresh
+        random sample of ``k`` points (Kurtz & Bah used 64), clustered as the whole set is.
+    time_budget, step_time
+        Seconds for the whole loop and for each solve.
+    seed
+        Seeds the batches and the 2-means splits.
+    groups
+        An initial partition (default: one cluster).
+
+    Returns
+    -------
+    TrainResult
+        The best network with its forward-pass loss; ``history`` holds one record per solve.  The status is
+        ``optimal`` only when the loop reached the exact model, solved it to optimality, and returned a
+        network with that optimal loss.
+    """
+    opts = options or SolveOptions()
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.int64)
+    N = y.size
+    if select is None:
+        select = "validation" if y_val is not None and np.size(y_val) else "loss"
+    if select not in SELECT:
+        raise ValueError(f"select must be one of {SELECT}, got {select!r}")
+    if batch == "full" or batch == 0:
+        batch = None
+    if batch is not None and (not isinstance(batch, (int, np.integer)) or batch < 1):
+        raise ValueError(f"batch must be a positive integer or 'full', got {batch!r}")
+    if max_splits < 0:
+        raise ValueError(f"max_splits must not be negative, got {max_splits}")
+    full_batch = batch is None or batch >= N
+    obj = Objective(loss, margin, l1, n_classes)
+    trainable = set(trainable_layers(net))
+    budget = Budget(time_budget, step_time)
+    rng = np.random.default_rng(seed)
+    grp = np.zeros(N, dtype=np.int64) if groups is None else np.unique(groups, return_inverse=True)[1]
+    history: list[dict[str, Any]] = []
+    best: tuple[Network, float, float | None, TrainResult] | None = None   # network, loss, val acc, solve
+    last: TrainResult | None = None
+    proven, bound = False, None
+    splits = 0
+    while True:
+        n_clusters = int(grp.max()) + 1
+        can_split = splittable(X, grp, n_clusters)
+        exact = not can_split.any()
+        rows = np.arange(N) if full_batch else np.sort(rng.choice(N, size=int(batch), replace=False))  # type: ignore[arg-type]
+        start = full_params(best[0]) if best is not None else None
+        res = train_network(net, X[rows], y[rows], n_classes, loss=loss, margin=margin, eps=eps, l1=l1,
+                            solver=solver, options=budget.options(opts), groups=grp[rows], warm_start=start)
+        last = res
+        ref = best[0] if best is not None else None
+        accepted = False
+        cand_loss = np.inf
+        if res.network is not None and res.verified:
+            cand = res.network
+            cand_loss = obj.value(cand, X, y, trainable)
+            va = accuracy(cand, X_val, y_val)
+            ref = cand
+            if best is None or _better(select, cand_loss, va, best[1], best[2]):
+                best = (cand, cand_loss, va, res)
+                accepted = True
+            if exact and full_batch and res.status is Status.OPTIMAL and res.bound is not None:
+                bound = float(res.bound)
+        if best is not None and bound is not None:
+            proven = best[1] <= bound + 1e-6 * (1.0 + abs(bound))
+        record(history, strategy="split", step=f"split {splits}" if splits else "one cluster", res=res,
+               loss=cand_loss, best_loss=best[1] if best is not None else np.inf,
+               validation=accuracy(res.network, X_val, y_val) if res.network is not None else None,
+               clusters=int(np.unique(grp[rows]).size), budget=budget, accepted=accepted,
+               best_validation_accuracy=best[2] if best is not None else None, batch=int(rows.size))
+        if exact and full_batch:
+            log.info("split: every cluster holds a single point: the last model was the exact one")
+            break
+        if splits >= max_splits or budget.exhausted():
+            break
+        if ref is not None and _zero(obj, ref, X, y, trainable):
+            log.info("split: zero training loss")
+            break
+        # split the splittable cluster with the largest forward-pass loss (ties: the largest cluster)
+        size = np.bincount(grp, minlength=n_clusters).astype(float)
+        if ref is not None:
+            closs = np.bincount(grp, weights=obj.per_point(ref, X, y), minlength=n_clusters)
+        else:
+            closs = np.zeros(n_clusters)
+        key = np.where(can_split, closs * (N + 1) + size, -np.inf)
+        c = int(np.argmax(key))
+        members = np.flatnonzero(grp == c)
+        moved = split_cluster(X, members, seed + splits)
+        grp[moved] = n_clusters
+        splits += 1
+        log.debug("split: cluster %d (%d points, loss %g) -> %d + %d", c, members.size, closs[c],
+                  members.size - moved.size, moved.size)
+    notes = [f"data splitting: {splits} splits, {int(grp.max()) + 1} clusters, "
+             f"{'full batches' if full_batch else f'random batches of {batch} points'}, best by {select}"]
+    if best is None:
+        return final_result("split", solver, None, np.inf, obj, X, y, trainable, history, budget, last,
+                            notes=notes)
+    return final_result("split", solver, best[0], best[1], obj, X, y, trainable, history, budget, last,
+                        source=best[3], proven=proven, bound=bound, notes=notes)
+
+
+def _better(select: str, loss: float, val: float | None, best_loss: float, best_val: float | None) -> bool:
+    if select == "validation" and val is not None and best_val is not None and val != best_val:
+        return val > best_val
+    return loss < best_loss
+
+
+def _zero(obj: Objective, net: Network, X: FloatArray, y: IntArray, trainable: set[str]) -> bool:
+    """Training loss zero for a loss whose minimum is zero (no further split can lower it)."""
+    if obj.loss not in ("hamming", "zero_one", "hinge"):
+        return False
+    return obj.value(net, X, y, trainable) == 0.0
