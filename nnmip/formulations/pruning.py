@@ -275,7 +275,7 @@ class TrainingExtension:
 
     def activation(self, node: str, op: Op, v: Any) -> Any:
         """The robust or prunable step / sign, or ``None`` for the default formulation."""
-        from nnmip.formulations.robust import step_robust, step_rows
+        from nnmip.formulations.robust import step_rows
         from nnmip.formulations.training import FORMULATIONS, Bin, Const, Lin
 
         if not isinstance(op, (Step, Sign)) or isinstance(v, Const):
@@ -299,7 +299,6 @@ class TrainingExtension:
         if robust_here:
             fn = FORMULATIONS[(op.kind, "robust")]
             return fn(node, op, v, self.f, self.robust, layer, self.cones, z_units)  # type: ignore[call-arg]
-        _ = step_robust
         return step_rows(node, op, v, self.f, None, z_units)
 
     def finish(self) -> ExtensionInfo:
