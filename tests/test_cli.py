@@ -165,16 +165,19 @@ def test_json_to_stdout_in_a_real_process(tmp_path: Path) -> None:
 
 
 # -- compile: LP and MPS read back by HiGHS ----------------------------------------------------------------------
-def test_compile_lp_and_mps_give_the_solve_objective(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("case", ["small", "hinge"])
+def test_compile_lp_and_mps_give_the_solve_objective(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                     case: str) -> None:
     import highspy
 
-    path = variant(tmp_path, "hinge.nnmip", *HINGE)
+    path = variant(tmp_path, f"{case}.nnmip", *(HINGE if case == "hinge" else SMALL))
     code, _, err = solve(path, "--json", str(tmp_path / "r.json"), "-q", capsys=capsys)
     assert code == 0, err
     r = json.loads((tmp_path / "r.json").read_text())
     assert r["status"] == "optimal"
     assert r["verified"]
-    assert r["loss"] > 1.0                     # the margin argument above: not a trivial optimum
+    if case == "hinge":
+        assert r["loss"] > 1.0                 # the margin argument above: not a trivial optimum
     for suffix in ("lp", "mps"):
         target = tmp_path / f"model.{suffix}"
         assert main(["compile", str(path), "-o", str(target), "--json", str(tmp_path / f"{suffix}.json")]) == 0
@@ -187,7 +190,12 @@ def test_compile_lp_and_mps_give_the_solve_objective(tmp_path: Path, capsys: pyt
         h.setOptionValue("mip_rel_gap", 0.0)
         h.setOptionValue("mip_feasibility_tolerance", 1e-9)
         assert h.readModel(str(target)) == highspy.HighsStatus.kOk
-        assert h.getNumCol() == r["model"]["variables"]
+        lp = h.getLp()
+        extra = h.getNumCol() - r["model"]["variables"]   # the writers' fixed column holding the constant
+        assert extra == (1 if case == "small" else 0)       # hamming: sum of the targets; hinge: none
+        if extra:
+            assert lp.col_names_[-1] == "obj_constant"
+            assert (lp.col_lower_[-1], lp.col_upper_[-1], lp.col_cost_[-1]) == (1.0, 1.0, 30.0)
         assert h.getNumRow() == r["model"]["rows"]
         h.run()
         assert h.getModelStatus() == highspy.HighsModelStatus.kOptimal
