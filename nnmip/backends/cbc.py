@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from nnmip.backends._capture import captured
-from nnmip.errors import BackendUnavailable, SolverError
+from nnmip.backends._common import captured, finite, gap, import_solver, require_linear
+from nnmip.errors import SolverError
 from nnmip.model import MatrixModel
 from nnmip.solution import Progress, RawResult, SolveOptions, Status
 
@@ -32,14 +32,6 @@ _TOL = 1e-9  # integrality and primal feasibility tolerance unless solver_option
 _REFUSALS = ("Unrecognized parameter", "Illegal parameter", "Illegal keyword", "valid range is")
 
 
-def _finite(v: Any) -> float | None:
-    return float(v) if v is not None and math.isfinite(v) and abs(v) < 1e100 else None
-
-
-def _gap(incumbent: float | None, bound: float | None) -> float | None:
-    if incumbent is None or bound is None:
-        return None
-    return abs(incumbent - bound) / max(1e-10, abs(incumbent))
 
 
 def _check_native(mip: Any, params: dict[str, str]) -> None:
@@ -66,15 +58,8 @@ class CbcBackend:
     supports_cones = False
 
     def solve(self, model: MatrixModel, opts: SolveOptions) -> RawResult:
-        if model.cones:
-            raise SolverError.at("E0505", f"solver '{self.name}' cannot handle cone constraints",
-                                 notes=["help: use --solver cvxpy or gurobi, or emit perspective-cuts"])
-        try:
-            import mip
-        except ImportError as exc:
-            raise BackendUnavailable.at(
-                "E0504", f"solver '{self.name}' is not installed: python module 'mip' not found",
-                notes=["help: pip install mip, or choose another solver"]) from exc
+        require_linear(self.name, model)
+        mip = import_solver(self.name, "mip")
         start = time.perf_counter()
         if opts.progress is not None:
             opts.progress(Progress(0.0, None, None))
@@ -128,12 +113,12 @@ class CbcBackend:
         if status is Status.OPTIMAL and not model.is_mip:
             bound = objective
         elif status in (Status.OPTIMAL, Status.TIME_LIMIT):
-            b = _finite(m.objective_bound)
+            b = finite(m.objective_bound)
             bound = None if b is None else b + c0
         seconds = time.perf_counter() - start
         message = f"cbc status {result.name.lower()}"
         if opts.progress is not None:
-            opts.progress(Progress(seconds, objective, bound, _gap(objective, bound)))
+            opts.progress(Progress(seconds, objective, bound, gap(objective, bound)))
         log.info("cbc: %s, objective %s, bound %s, %.2fs", status, objective, bound, seconds)
         return RawResult(status, self.name, x_out, objective, bound, seconds, message, None)
 

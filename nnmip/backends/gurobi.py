@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from nnmip.backends._common import finite, gap
 from nnmip.errors import BackendUnavailable, SolverError
 from nnmip.model import MatrixModel
 from nnmip.solution import Progress, RawResult, SolveOptions, Status
@@ -49,14 +50,6 @@ def _licence_error(exc: Any) -> Exception:
         "E0506", msg, notes=["help: use --solver highs or cbc, or install a full Gurobi licence"])
 
 
-def _finite(v: float) -> float | None:
-    return float(v) if math.isfinite(v) and abs(v) < 1e100 else None
-
-
-def _gap(incumbent: float | None, bound: float | None) -> float | None:
-    if incumbent is None or bound is None:
-        return None
-    return abs(incumbent - bound) / max(1e-10, abs(incumbent))
 
 
 class GurobiBackend:
@@ -140,7 +133,7 @@ class GurobiBackend:
             objective = float(m.ObjVal)
         if m.IsMIP and status in (Status.OPTIMAL, Status.TIME_LIMIT):
             try:
-                bound = _finite(m.ObjBound)
+                bound = finite(m.ObjBound)
             except (AttributeError, gp.GurobiError):
                 bound = None
         elif status is Status.OPTIMAL:
@@ -152,7 +145,7 @@ class GurobiBackend:
         if status is Status.ERROR:
             message = f"gurobi ended with status {names.get(m.Status, '?')} (code {m.Status})"
         if opts.progress is not None:
-            opts.progress(Progress(seconds, objective, bound, _gap(objective, bound), nodes))
+            opts.progress(Progress(seconds, objective, bound, gap(objective, bound), nodes))
         log.info("gurobi: %s, objective %s, bound %s, %.2fs", status, objective, bound, seconds)
         return RawResult(status, self.name, x_out, objective, bound, seconds, message, nodes)
 
@@ -185,9 +178,9 @@ class GurobiBackend:
             else:
                 return
             last[0] = now
-            i, b = _finite(inc), _finite(bnd)
+            i, b = finite(inc), finite(bnd)
             try:
-                progress(Progress(now, i, b, _gap(i, b), int(nodes)))
+                progress(Progress(now, i, b, gap(i, b), int(nodes)))
             except Exception:  # a broken reporter must not kill the solve
                 log.exception("gurobi: progress callback failed")
 

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from nnmip.backends._capture import captured
-from nnmip.errors import BackendUnavailable, SolverError
+from nnmip.backends._common import captured, finite, gap, import_solver, require_linear
+from nnmip.errors import SolverError
 from nnmip.model import MatrixModel
 from nnmip.solution import Progress, RawResult, SolveOptions, Status
 
@@ -43,14 +43,6 @@ DEFAULTS: dict[str, Any] = {
 _REPORT_EVERY = 0.5  # seconds between periodic progress reports
 
 
-def _finite(v: float) -> float | None:
-    return float(v) if v is not None and math.isfinite(v) else None
-
-
-def _gap(incumbent: float | None, bound: float | None) -> float | None:
-    if incumbent is None or bound is None:
-        return None
-    return abs(incumbent - bound) / max(1e-10, abs(incumbent))
 
 
 class HighsBackend:
@@ -62,15 +54,8 @@ class HighsBackend:
     supports_cones = False
 
     def solve(self, model: MatrixModel, opts: SolveOptions) -> RawResult:
-        if model.cones:
-            raise SolverError.at("E0505", f"solver '{self.name}' cannot handle cone constraints",
-                                 notes=["help: use --solver cvxpy or gurobi, or emit perspective-cuts"])
-        try:
-            import highspy
-        except ImportError as exc:
-            raise BackendUnavailable.at(
-                "E0504", f"solver '{self.name}' is not installed: python module 'highspy' not found",
-                notes=["help: pip install highspy, or choose another solver"]) from exc
+        require_linear(self.name, model)
+        highspy = import_solver(self.name, "highspy")
         start = time.perf_counter()
         with captured(not opts.verbose):
             h = highspy.Highs()
@@ -108,14 +93,14 @@ class HighsBackend:
             bound = objective if status is Status.OPTIMAL else None
             nodes = None
         else:
-            bound = _finite(info.mip_dual_bound) if status in (Status.OPTIMAL, Status.TIME_LIMIT) else None
+            bound = finite(info.mip_dual_bound) if status in (Status.OPTIMAL, Status.TIME_LIMIT) else None
             nodes = int(info.mip_node_count) if info.mip_node_count >= 0 else None
         seconds = time.perf_counter() - start
         message = h.modelStatusToString(ms)
         if status is Status.ERROR:
             message = f"highs ended with model status '{message}' (run status {run_status.name})"
         if opts.progress is not None:
-            opts.progress(Progress(seconds, objective, bound, _gap(objective, bound), nodes))
+            opts.progress(Progress(seconds, objective, bound, gap(objective, bound), nodes))
         log.info("highs: %s, objective %s, bound %s, %.2fs", status, objective, bound, seconds)
         return RawResult(status, self.name, x, objective, bound, seconds, message, nodes)
 
@@ -180,8 +165,8 @@ class HighsBackend:
             last[0] = now
             d = event.data_out
             try:
-                progress(Progress(now, _finite(d.mip_primal_bound), _finite(d.mip_dual_bound),
-                                  _finite(d.mip_gap), int(d.mip_node_count)))
+                progress(Progress(now, finite(d.mip_primal_bound), finite(d.mip_dual_bound),
+                                  finite(d.mip_gap), int(d.mip_node_count)))
             except Exception:  # a broken reporter must not kill the solve
                 log.exception("highs: progress callback failed")
 

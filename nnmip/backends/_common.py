@@ -1,0 +1,68 @@
+"""What the MILP backends share: stdout capture, number clean-up, the checks before a solve."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import math
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+from nnmip.errors import BackendUnavailable, SolverError
+from nnmip.model import MatrixModel
+
+
+@contextlib.contextmanager
+def captured(enabled: bool = True) -> Iterator[list[str]]:
+    """Capture file descriptor 1 while enabled (CBC prints even at ``verbose = 0``, HiGHS prints a banner on
+    construction); yields a list that holds the captured text afterwards."""
+    out: list[str] = []
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1) if enabled else -1
+    except (OSError, ValueError):
+        saved = -1
+    if saved < 0:
+        yield out
+        return
+    with tempfile.TemporaryFile() as tmp:
+        try:
+            os.dup2(tmp.fileno(), 1)
+            yield out
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+            tmp.seek(0)
+            out.append(tmp.read().decode(errors="replace"))
+
+
+def finite(v: Any) -> float | None:
+    """``v`` as a float, or None for a missing or infinite value (solvers use 1e100 or inf for "none")."""
+    return float(v) if v is not None and math.isfinite(v) and abs(v) < 1e100 else None
+
+
+def gap(incumbent: float | None, bound: float | None) -> float | None:
+    """Relative gap ``|incumbent - bound| / max(1e-10, |incumbent|)``."""
+    if incumbent is None or bound is None:
+        return None
+    return abs(incumbent - bound) / max(1e-10, abs(incumbent))
+
+
+def require_linear(name: str, model: MatrixModel) -> None:
+    """Refuse a model with cone blocks before anything is built."""
+    if model.cones:
+        raise SolverError.at("E0505", f"solver '{name}' cannot handle cone constraints",
+                             notes=["help: use --solver cvxpy or gurobi, or emit perspective-cuts"])
+
+
+def import_solver(name: str, module: str) -> Any:
+    """Import a solver's Python module, or raise ``BackendUnavailable`` (E0504) with a help line."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise BackendUnavailable.at(
+            "E0504", f"solver '{name}' is not installed: python module '{module}' not found",
+            notes=[f"help: pip install {module}, or choose another solver"]) from exc
