@@ -1,0 +1,248 @@
+"""A scikit-learn classifier trained by mixed-integer optimisation: :class:`BinarizedNetworkClassifier`.
+
+>>> from sklearn.datasets import load_iris
+>>> from nnmip.sklearn import BinarizedNetworkClassifier
+>>> X, y = load_iris(return_X_y=True)
+>>> clf = BinarizedNetworkClassifier(hidden=(2,), time_limit=5).fit(X[::5], y[::5])
+>>> clf.verified_
+True
+
+The network is ``dense -> step`` (or ``sign``) per hidden width, then a dense output layer: one unit for two
+classes, one per class otherwise, followed by the same activation for the ``hamming`` loss or by identity
+scores for ``hinge`` and ``zero_one``.  ``fit`` trains it with the chosen strategy (the exact MILP, data
+splitting or local search), checks the result by the numpy forward pass and keeps the verified loss.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from nnmip.errors import NoSolutionError
+from nnmip.io.data import Scaler
+from nnmip.ir.builder import DomainSpec, NetworkBuilder
+from nnmip.ir.network import Network
+from nnmip.solution import SolveOptions
+from nnmip.train import TrainResult
+
+log = logging.getLogger(__name__)
+
+STRATEGIES = ("exact", "split", "local_search")
+_DOMAIN = re.compile(r"^\s*(real|int)\s*\[\s*([-+0-9.eE]+)\s*,\s*([-+0-9.eE]+)\s*\]\s*$")
+
+
+def parse_domain(spec: str | tuple[str, float, float], what: str) -> DomainSpec:
+    """``"real[-1, 1]"``, ``"int[-1, 1]"`` or ``("real", -1, 1)`` -> a parameter domain."""
+    if isinstance(spec, str):
+        m = _DOMAIN.match(spec)
+        if m is None:
+            raise ValueError(f"{what} must look like 'real[-1, 1]' or 'int[-1, 1]', got {spec!r}")
+        kind, lo, hi = m.group(1), float(m.group(2)), float(m.group(3))
+    else:
+        kind, lo, hi = spec[0], float(spec[1]), float(spec[2])
+    if kind not in ("real", "int") or not lo <= hi or not (np.isfinite(lo) and np.isfinite(hi)):
+        raise ValueError(f"{what} must be a finite real or int domain with lo <= hi, got {spec!r}")
+    return DomainSpec(kind, lo, hi)
+
+
+def expected_failed_checks(estimator: BinarizedNetworkClassifier) -> dict[str, str]:
+    """scikit-learn common checks that cannot apply to this estimator, each with the reason.
+
+    Pass it to ``parametrize_with_checks(..., expected_failed_checks=expected_failed_checks)`` or
+    ``check_estimator(est, expected_failed_checks=expected_failed_checks(est))``.
+    """
+    return {
+        "check_sample_weight_equivalence_on_dense_data":
+            "the training MILP has no sample weights (fit takes none)",
+        "check_sample_weights_not_an_array": "fit takes no sample_weight",
+        "check_classifiers_train":
+            "the check asks for training accuracy > 0.83 on three overlapping blobs; data splitting with a small "
+            "split budget cannot reach it (points of one cluster share their activations, so no hidden "
+            "hyperplane may cut a cluster) and a budget that does takes minutes per fit",
+    }
+
+
+class BinarizedNetworkClassifier(ClassifierMixin, BaseEstimator):
+    """A binarized (step or sign) network trained by MILP, as a scikit-learn classifier.
+
+    Parameters
+    ----------
+    hidden : tuple of int, default=(4,)
+        Widths of the hidden layers.
+    activation : {"step", "sign"}, default="step"
+        Activation of every hidden layer (and of the output layer for the hamming loss).
+    weights : str or tuple, default="real[-1, 1]"
+        Domain of the hidden layers' weights: ``"real[lo, hi]"`` or ``"int[lo, hi]"``.
+    bias : str or tuple, default="real[-10, 10]"
+        Domain of every bias.
+    output_weights : str, tuple or None, default="int[-1, 1]"
+        Domain of the output layer's weights (``None``: the same as ``weights``).
+    loss : {"hamming", "hinge", "zero_one"}, default="hamming"
+        Training loss (FORMULATIONS.md section 6).
+    margin : float, default=1.0
+        Output margin of the hinge and zero_one losses.
+    eps : float or None, default=None
+        Activation margin of the step units (``None``: the library default).
+    strategy : {"exact", "split", "local_search"}, default="split"
+        The exact MILP, iterative data splitting or local search (docs/training.md).
+    strategy_options : dict or None, default=None
+        Extra keyword arguments of the strategy, e.g. ``{"max_splits": 10}``.
+    solver : str, default="highs"
+        MILP backend.
+    time_limit : float or None, default=10.0
+        Seconds per MILP solve.
+    time_budget : float or None, default=None
+        Seconds for a whole strategy run.
+    scale : {"minmax", "none"}, default="minmax"
+        Feature scaling fitted in ``fit``; ``"none"`` when a scaler comes before this estimator in a Pipeline.
+    seed : int, default=0
+        Seeds the strategy (batches, 2-means splits, random starts).
+
+    Attributes
+    ----------
+    network_ : Network
+        The trained network (on scaled features).
+    scaler_ : Scaler
+        The feature scaling fitted in ``fit``.
+    loss_ : float
+        The training loss of ``network_`` by the forward pass.
+    status_ : str
+        How the last solve or strategy ended (``optimal`` only when proven).
+    verified_ : bool
+        Whether the forward pass reproduced the solver's activations.
+    history_ : list of dict
+        One record per strategy iteration.
+    classes_, n_features_in_
+        As usual.
+    """
+
+    def __init__(self, hidden: tuple[int, ...] = (4,), activation: str = "step", weights: Any = "real[-1, 1]",
+                 bias: Any = "real[-10, 10]", output_weights: Any = "int[-1, 1]", loss: str = "hamming",
+                 margin: float = 1.0, eps: float | None = None, strategy: str = "split",
+                 strategy_options: dict[str, Any] | None = None, solver: str = "highs",
+                 time_limit: float | None = 10.0, time_budget: float | None = None, scale: str = "minmax",
+                 seed: int = 0) -> None:
+        self.hidden = hidden
+        self.activation = activation
+        self.weights = weights
+        self.bias = bias
+        self.output_weights = output_weights
+        self.loss = loss
+        self.margin = margin
+        self.eps = eps
+        self.strategy = strategy
+        self.strategy_options = strategy_options
+        self.solver = solver
+        self.time_limit = time_limit
+        self.time_budget = time_budget
+        self.scale = scale
+        self.seed = seed
+
+    # -- scikit-learn protocol ---------------------------------------------------------------------------------
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False       # the training MILP needs finite data
+        tags.input_tags.sparse = False          # dense numpy only
+        tags.classifier_tags.multi_class = True
+        tags.target_tags.single_output = True
+        tags.non_deterministic = self.time_limit is not None   # a time-limited solve may stop at any incumbent
+        return tags
+
+    def build_network(self, n_features: int, n_classes: int) -> Network:
+        """The untrained network for ``n_features`` inputs and ``n_classes`` classes."""
+        if self.activation not in ("step", "sign"):
+            raise ValueError(f"activation must be 'step' or 'sign', got {self.activation!r}")
+        if self.loss not in ("hamming", "hinge", "zero_one"):
+            raise ValueError(f"loss must be 'hamming', 'hinge' or 'zero_one', got {self.loss!r}")
+        widths = tuple(int(w) for w in np.atleast_1d(np.asarray(self.hidden, dtype=np.int64)))
+        if any(w < 1 for w in widths):
+            raise ValueError(f"hidden widths must be positive, got {self.hidden!r}")
+        w_dom = parse_domain(self.weights, "weights")
+        b_dom = parse_domain(self.bias, "bias")
+        o_dom = w_dom if self.output_weights is None else parse_domain(self.output_weights, "output_weights")
+        nb = NetworkBuilder("classifier")
+        x = nb.input("x", n_features)
+        for i, w in enumerate(widths, start=1):
+            x = nb.activation(self.activation, f"a{i}", nb.dense(f"h{i}", x, w, weights=w_dom, bias=b_dom))
+        n_out = 1 if n_classes == 2 else n_classes
+        out = nb.dense("out", x, n_out, weights=o_dom, bias=b_dom)
+        if self.loss == "hamming":
+            nb.activation(self.activation, "y", out)
+        else:
+            nb.identity("y", out)
+        return nb.build()
+
+    def fit(self, X: npt.ArrayLike, y: npt.ArrayLike) -> BinarizedNetworkClassifier:
+        """Train the network on ``X`` (n_samples, n_features) and labels ``y``."""
+        X, y = validate_data(self, X, y, dtype=np.float64)
+        check_classification_targets(y)
+        self.classes_, y_idx = np.unique(y, return_inverse=True)
+        if self.classes_.size < 2:
+            raise ValueError(f"the classifier needs at least 2 classes in the data, got 1 class: "
+                             f"{self.classes_[0]!r}")
+        if self.scale not in ("minmax", "none"):
+            raise ValueError(f"scale must be 'minmax' or 'none', got {self.scale!r}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        self.scaler_ = Scaler.fit(self.scale, X)
+        Xs = self.scaler_.transform(X)
+        net = self.build_network(X.shape[1], int(self.classes_.size))
+        res = self._train(net, Xs, y_idx.astype(np.int64), int(self.classes_.size))
+        if res.network is None:
+            raise NoSolutionError.at("E0502", f"training ended '{res.status}' without a verified network",
+                                     notes=["help: raise time_limit, or use strategy='split'"])
+        self.result_ = res
+        self.network_ = res.network
+        self.loss_ = res.loss
+        self.status_ = str(res.status)
+        self.verified_ = bool(res.verified)
+        self.history_ = list(res.history)
+        return self
+
+    def _train(self, net: Network, X: npt.NDArray[np.float64], y: npt.NDArray[np.int64],
+               n_classes: int) -> TrainResult:
+        opts = SolveOptions(time_limit=self.time_limit)
+        common: dict[str, Any] = dict(loss=self.loss, margin=self.margin, eps=self.eps, solver=self.solver,
+                                      options=opts)
+        extra = dict(self.strategy_options or {})
+        if self.strategy == "exact":
+            from nnmip.train import train_network
+
+            return train_network(net, X, y, n_classes, **common, **extra)
+        extra.setdefault("seed", self.seed)
+        extra.setdefault("time_budget", self.time_budget)
+        if self.strategy == "split":
+            from nnmip.strategies import train_split
+
+            return train_split(net, X, y, n_classes, **common, **extra)
+        from nnmip.strategies import train_local_search
+
+        return train_local_search(net, X, y, n_classes, **common, **extra)
+
+    def decision_function(self, X: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """The network's output on ``X``: step/sign bits for hamming, scores for hinge and zero_one."""
+        check_is_fitted(self, "network_")
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        out = np.asarray(self.network_.forward(self.scaler_.transform(X)), dtype=np.float64)
+        return out[:, 0] if out.shape[1] == 1 else out
+
+    def predict(self, X: npt.ArrayLike) -> npt.NDArray[Any]:
+        """Class labels: argmax of the outputs (first index on ties); ``out > 0`` for one output unit."""
+        check_is_fitted(self, "network_")
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        return self.classes_[self.network_.predict(self.scaler_.transform(X))]  # type: ignore[no-any-return]
+
+    def to_onnx(self, path: str) -> str:
+        """Export the fitted network, raw features in, as ONNX (with the scaling folded in)."""
+        check_is_fitted(self, "network_")
+        from nnmip.io.onnx import export_onnx
+
+        export_onnx(self.network_, path, self.scaler_)
+        return path
