@@ -191,8 +191,9 @@ def train_local_search(net: Network, X: FloatArray, y: IntArray, n_classes: int,
     if not np.isfinite(cur_loss):
         return final_result("local_search", solver, None, np.inf, obj, X, y, trainable, history, budget, last,
                             notes=notes + ["no network met the hard margin constraints"])
+    zero = _zero(obj, cur_loss)   # zero loss of a loss that is never negative: optimal
     return final_result("local_search", solver, cur_net, cur_loss, obj, X, y, trainable, history, budget, last,
-                        source=source, notes=notes)
+                        source=source, notes=notes, proven=zero, bound=0.0 if zero else None)
 
 
 def _zero(obj: Objective, loss: float) -> bool:

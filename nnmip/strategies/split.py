@@ -90,7 +90,8 @@ def train_split(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, los
     TrainResult
         The best network with its forward-pass loss; ``history`` holds one record per solve.  The status is
         ``optimal`` only when the loop reached the exact model, solved it to optimality, and returned a
-        network with that optimal loss.
+        network with that optimal loss, or when the returned network has zero loss (a loss that is never
+        negative).
     """
     opts = options or SolveOptions()
     X = np.asarray(X, dtype=np.float64)
@@ -150,6 +151,10 @@ def train_split(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, los
             log.info("split: every cluster holds a single point: the last model was the exact one")
             break
         if splits >= max_splits or budget.exhausted():
+            break
+        if best is not None and _zero(obj, best[0], X, y, trainable):
+            log.info("split: zero training loss (optimal: the loss is never negative)")
+            proven, bound = True, 0.0
             break
         if ref is not None and _zero(obj, ref, X, y, trainable):
             log.info("split: zero training loss")
