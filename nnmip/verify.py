@@ -15,8 +15,12 @@ Answers
 For ``maximize``/``minimize`` without a threshold the answer is ``certified`` when the optimum is proven
 (``value`` is the forward-pass value of the best input found, ``bound`` the solver's proven bound).
 
-Pipeline: sample the set (a violating sample is returned at once), prove interval bounds, tighten them by LP
-for unstable units, then per failure case: the interval bound, the LP bound, and finally the MILP.
+Pipeline: sample the set (a violating sample is returned at once), prove interval bounds, tighten them
+(symbolic back-substitution, LP per unstable unit), then per failure case: the interval bound, the LP bound,
+and finally the MILP.  For a yes/no property the MILP carries the floor ``score >= 0``: it is infeasible exactly
+when the case cannot be hit (then ``bound`` is the best relaxation bound, or 0), and any solution it finds is a
+candidate counterexample for the forward pass.  A candidate the forward pass rejects (a tie, a step unit at
+``a = 0``) sends the case to the plain optimisation MILP, whose bound then decides.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from nnmip.formulations.verification import FixedModel, build_fixed_model, score
 from nnmip.ir.builder import NetworkBuilder, fixed
 from nnmip.ir.network import Network
 from nnmip.ir.ops import Dense, Input
-from nnmip.passes.bounds import BoundReport, LpSession, tighten_bounds
+from nnmip.passes.bounds import SAFETY, BoundReport, LpSession, tighten_bounds
 from nnmip.solution import SolveOptions, Status
 from nnmip.spec import Case, InputSet, Property, Region
 
@@ -44,6 +48,8 @@ log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float64]
 
 CERTIFIED, COUNTEREXAMPLE, UNKNOWN = "certified", "counterexample", "unknown"
+#: ``tighten="auto"`` runs per-unit LPs only on networks up to this many parameters (symbolic bounds beyond)
+AUTO_LP_PARAMS = 20_000
 VNN_ANSWERS = {CERTIFIED: "unsat", COUNTEREXAMPLE: "sat"}
 
 
@@ -188,7 +194,7 @@ def _base_options(solver: str, opts: SolveOptions | None, time_left: float | Non
         o.solver_options.setdefault("objective_target", 1e-9 if strict else 0.0)
     if decide and solver == "gurobi":
         o.solver_options.setdefault("BestObjStop", 1e-9 if strict else 0.0)
-        o.solver_options.setdefault("BestBdStop", -1e-7)
+        o.solver_options.setdefault("BestBdStop", -2 * SAFETY)   # decisive after widening
     return o
 
 
@@ -201,13 +207,14 @@ def _decided(bound: float, case: Case) -> bool:
 # verify
 # ------------------------------------------------------------------------------------------------------------
 def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Property, *, solver: str = "highs",
-           time_limit: float | None = None, tighten: str = "lp", options: SolveOptions | None = None,
+           time_limit: float | None = None, tighten: str = "auto", options: SolveOptions | None = None,
            samples: int = 256, seed: int = 0, method: dict[str, str] | None = None,
            domain: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
            on_case: Callable[[CaseResult], None] | None = None) -> VerifyResult:
     """Decide ``prop`` for every input of ``sets`` (intersected with the input domain); see the module docs.
 
-    ``tighten`` is ``"interval"``, ``"lp"`` (default) or ``"milp"``; ``time_limit`` caps the whole call;
+    ``tighten`` is ``"interval"``, ``"symbolic"``, ``"lp"``, ``"milp"`` or ``"auto"`` (default: ``"lp"`` for networks
+    with at most ``AUTO_LP_PARAMS`` parameters, else ``"symbolic"``); ``time_limit`` caps the whole call;
     ``options`` passes solver options (gap, threads, verbose, solver_options) to every MILP.
     """
     from nnmip.backends import canonical, get_backend
@@ -281,6 +288,8 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
 
     # 2. bounds
     left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
+    if tighten == "auto":
+        tighten = "lp" if net.num_params() <= AUTO_LP_PARAMS else "symbolic"
     rep: BoundReport = tighten_bounds(net, region, method=tighten, solver=solver,
                                       time_limit=None if left is None else 0.5 * left, method_map=method)
     fm: FixedModel = build_fixed_model(net, region, rep.bounds, method=method)
@@ -298,6 +307,7 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
     case_values = best_scores.copy()
     lp: LpSession | None = None
     timed_out = False
+    proven_negative: set[int] = set()     # cases whose floor model "score >= 0" is infeasible
     for k in order:
         cs = cases[k]
         tc = time.perf_counter()
@@ -329,9 +339,24 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
             continue
         strict = bool(np.all(cs.strict))
         opts = _base_options(solver, options, left, decide, strict)
-        raw = backend.solve(model, opts)
+        if decide:
+            # the decision only needs to know whether the score can reach 0: with the floor "score >= 0" the
+            # MILP is infeasible exactly when the case cannot be hit, which the solver proves without closing
+            # the gap of the optimisation problem
+            raw = backend.solve(_with_floor(model), opts)
+            if raw.status is Status.INFEASIBLE:
+                case_bounds[k] = min(case_bounds[k], 0.0)
+                cr.bound, cr.decided_by, cr.status = float(case_bounds[k]), "milp", "infeasible"
+                cr.binaries = model.num_binaries
+                proven_negative.add(k)
+                cr.seconds = time.perf_counter() - tc
+                res.cases.append(cr)
+                _emit(on_case, cr)
+                continue
+        else:
+            raw = backend.solve(model, opts)
         cr.status, cr.binaries = str(raw.status), model.num_binaries
-        bound = _milp_bound(raw)
+        bound = _milp_bound(raw, widen=decide)
         for attempt in range(2):
             if raw.x is not None:
                 x = region.project(raw.x[fm.x_cols])
@@ -344,7 +369,7 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
                     cr.value, cr.bound, cr.decided_by = s_val, bound, "milp"
                     cr.seconds = time.perf_counter() - tc
                     res.cases.append(cr)
-                    res.value = to_prop(s_val)
+                    res.value, res.bound = to_prop(s_val), to_prop(max(bound, s_val))
                     _emit(on_case, cr)
                     return finish(COUNTEREXAMPLE)
             if not decide and _has_steps(net) and raw.x is not None and attempt == 0 and \
@@ -365,7 +390,7 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
                     cr.value, cr.bound, cr.decided_by = s_val, bound, "milp"
                     cr.seconds = time.perf_counter() - tc
                     res.cases.append(cr)
-                    res.value = to_prop(s_val)
+                    res.value, res.bound = to_prop(s_val), to_prop(max(bound, s_val))
                     res.notes.append("counterexample from the step model with a margin of 1e-6 on active units")
                     _emit(on_case, cr)
                     return finish(COUNTEREXAMPLE)
@@ -376,7 +401,7 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
             opts = _base_options(solver, options, left, False, strict)
             raw = backend.solve(model, opts)
             cr.status = str(raw.status)
-            bound = min(bound, _milp_bound(raw))
+            bound = min(bound, _milp_bound(raw, widen=decide))
         if raw.status is Status.TIME_LIMIT and (not decide or not _decided(bound, cs)):
             timed_out = True
         case_bounds[k] = min(case_bounds[k], bound)
@@ -407,7 +432,10 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
                 res.notes.append(f"the proven bound and the best forward value differ by {gap:.3g}")
             return finish(CERTIFIED)
         return finish(UNKNOWN)
-    if all(_decided(case_bounds[k], cases[k]) for k in range(len(cases))):
+    if all(k in proven_negative or _decided(case_bounds[k], cases[k]) for k in range(len(cases))):
+        if proven_negative:
+            res.notes.append("certified by the infeasibility of 'score >= 0': max score < 0 (bound reported as 0 "
+                             "when no relaxation proved a negative number)")
         return finish(CERTIFIED)
     return finish(UNKNOWN)
 
@@ -428,14 +456,30 @@ def _case_lp_bound(lp: LpSession, model: Any) -> float:
     return lp.maximize({j: float(v) for j, v in enumerate(model.c) if v != 0}) + model.c0
 
 
-def _milp_bound(raw: Any) -> float:
+def _with_floor(model: Any) -> Any:
+    """``model`` with the extra row ``objective >= 0`` (the case score may not be negative)."""
+    import scipy.sparse as sp
+
+    from nnmip.model import Block
+
+    row = sp.csr_array(model.c.reshape(1, -1))
+    return model.replace(A=sp.csr_array(sp.vstack([model.A, row], format="csr")),
+                         row_lb=np.r_[model.row_lb, -model.c0], row_ub=np.r_[model.row_ub, np.inf],
+                         row_blocks=model.row_blocks + (Block("case", "floor", model.num_rows, (1,)),))
+
+
+def _milp_bound(raw: Any, widen: bool = False) -> float:
+    """The solver's bound of the case score; ``widen`` relaxes it by the LP safety margin ``1e-7 (1 + |b|)``
+    (the solver proves it only up to its tolerances, so a decision at 0 needs the margin)."""
     if raw.status is Status.INFEASIBLE:
         return -np.inf
     if raw.bound is not None and np.isfinite(raw.bound):
-        return float(raw.bound)
-    if raw.status is Status.OPTIMAL and raw.objective is not None:
-        return float(raw.objective)
-    return np.inf
+        b = float(raw.bound)
+    elif raw.status is Status.OPTIMAL and raw.objective is not None:
+        b = float(raw.objective)
+    else:
+        return np.inf
+    return b + SAFETY * (1 + abs(b)) if widen else b
 
 
 def _margin_search(net: Network, region: Region, rep: BoundReport, cs: Case, backend: Any, opts: SolveOptions,
@@ -450,7 +494,7 @@ def _margin_search(net: Network, region: Region, rep: BoundReport, cs: Case, bac
 
 def robust_accuracy(net: Network, X: FloatArray, y: npt.ArrayLike | None, eps: float, *,
                     domain: tuple[npt.ArrayLike, npt.ArrayLike] | None = None, solver: str = "highs",
-                    time_limit: float | None = None, tighten: str = "lp",
+                    time_limit: float | None = None, tighten: str = "auto",
                     progress: Callable[[int, int, VerifyResult | None], None] | None = None,
                     **kw: Any) -> tuple[float, list[dict[str, Any]]]:
     """Certify every row of ``X`` under an linf ball of radius ``eps``; return (robust accuracy, per-point rows).

@@ -48,7 +48,8 @@ def _configure(p: argparse.ArgumentParser) -> None:
                     help="with --maximize: prove c.y < T; with --minimize: prove c.y > T")
     pr.add_argument("--vnnlib", metavar="PROP", help="a VNN-LIB 1.0 property (input box and output constraints)")
     pr.add_argument("--counterexample", metavar="OUT", help="write the VNN-COMP result file (sat/unsat/...)")
-    p.add_argument("--tighten", choices=("interval", "lp", "milp"), help="bound tightening (default lp)")
+    p.add_argument("--tighten", choices=("interval", "symbolic", "lp", "milp", "auto"),
+                   help="bound tightening (default auto: lp on small networks, symbolic on large ones)")
     _add_solver_args(p)
     p.add_argument("--json", metavar="OUT", help="write the result(s) as JSON ('-' for stdout)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress")
@@ -139,7 +140,7 @@ def cmd_verify(a: argparse.Namespace) -> int:
     solver = a.solver or "highs"
     opts = solve_options(SolverSpec(solver), gap=a.gap, threads=a.threads, verbose=a.verbose)
     opts.time_limit = None
-    common = {"solver": solver, "time_limit": a.time_limit, "tighten": a.tighten or "lp", "options": opts}
+    common = {"solver": solver, "time_limit": a.time_limit, "tighten": a.tighten or "auto", "options": opts}
     domain = None if a.domain is None else (np.full(net.n_inputs, a.domain[0]), np.full(net.n_inputs, a.domain[1]))
     if a.vnnlib:
         return _run_vnnlib(a, net, domain, common)

@@ -24,12 +24,13 @@ def test_bounds_contain_forward_values_and_are_ordered(act: str, seed: int) -> N
     x0 = np.random.default_rng(seed).random(5)
     region = vs.Region((vs.linf(x0, 0.25), vs.l1(x0, 0.6)), np.zeros(5), np.ones(5))
     ibp = propagate_bounds(net, region)
+    sym = tighten_bounds(net, region, method="symbolic")
     lp = tighten_bounds(net, region, method="lp")
     milp = tighten_bounds(net, region, method="milp", bounds=lp.bounds)
     vals = net.forward(_samples(region, 5, 4000, seed), all_nodes=True)
     for n in net.nodes:
         v = vals[n]
-        for bm in (ibp, lp.bounds, milp.bounds):
+        for bm in (ibp, sym.bounds, lp.bounds, milp.bounds):
             assert np.all(v >= bm[n][0] - 1e-9), n
             assert np.all(v <= bm[n][1] + 1e-9), n
         # tightening never loosens (beyond the safety margin)
@@ -38,7 +39,7 @@ def test_bounds_contain_forward_values_and_are_ordered(act: str, seed: int) -> N
         assert np.all(lp.bounds[n][1] <= hi_w + 1e-12)
         assert np.all(milp.bounds[n][0] >= lp.bounds[n][0] - 1e-12)
         assert np.all(milp.bounds[n][1] <= lp.bounds[n][1] + 1e-12)
-    assert milp.unstable <= lp.unstable <= lp.unstable_interval
+    assert milp.unstable <= lp.unstable <= sym.unstable <= lp.unstable_interval
     assert lp.binaries_saved == lp.unstable_interval - lp.unstable >= 0
 
 
@@ -71,6 +72,10 @@ def test_lp_bound_by_hand_with_l1_ball() -> None:
     region = vs.Region((vs.l1(np.zeros(2), 1.0),))
     ibp = propagate_bounds(net, region)
     assert ibp["fc1"][1][0] == pytest.approx(1.9)
+    sym = tighten_bounds(net, region, method="symbolic")      # chord (x + 1) / 2, then the l1 dual norm
+    assert sym.bounds["fc1"][1][0] == pytest.approx(1.4, abs=1e-6)
+    sym_box = tighten_bounds(net, vs.Region((vs.box(-np.ones(2), np.ones(2)),)), method="symbolic")
+    assert sym_box.bounds["fc1"][1][0] == pytest.approx(1.9, abs=1e-6)
     lp = tighten_bounds(net, region, method="lp")
     assert lp.bounds["fc1"][1][0] == pytest.approx(1.4, abs=1e-6)
     assert lp.bounds["fc1"][1][0] >= 1.4                     # widened, never below the LP optimum

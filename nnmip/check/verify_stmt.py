@@ -9,7 +9,7 @@
         input x in l1(0.5, around=point("x.npy"))      # several sets are intersected
         input x in box(lo=0.1, hi=[0.5, 0.9])
         property = classified(3)          # classified() = the class predicted at the first center
-        tighten = lp                      # interval | lp | milp
+        tighten = lp                      # interval | symbolic | lp | milp | auto (default)
         time_limit = 30
     }
 
@@ -25,7 +25,7 @@ from typing import Any
 from nnmip.errors import NO_SPAN, Span
 from nnmip.syntax import ast
 
-TIGHTEN = ("interval", "lp", "milp")
+TIGHTEN = ("interval", "symbolic", "lp", "milp", "auto")
 SETS = ("box", "linf", "l1", "l2")
 PROPS = ("classified", "maximize", "minimize", "output_box")
 _REQ = object()
@@ -77,7 +77,7 @@ class VerifySpec:
     sets: tuple[SetSpec, ...]
     prop: PropSpec
     domain: tuple[float, float] | None = None
-    tighten: str = "lp"
+    tighten: str = "auto"
     time_limit: float | None = None
     span: Span = field(default=NO_SPAN, compare=False)
 
@@ -89,7 +89,7 @@ def check_verify(ck: Any, s: ast.VerifyStmt, networks: dict[str, Any], data: dic
     model: tuple[str, str] | None = None
     prop: PropSpec | None = None
     domain = None
-    tighten = "lp"
+    tighten = "auto"
     time_limit = None
     seen: set[str] = set()
     sets: list[SetSpec] = []

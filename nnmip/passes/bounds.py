@@ -2,9 +2,13 @@
 
 * :func:`propagate_bounds` -- interval arithmetic (IBP) through :meth:`Network.interval`: for a fixed dense
   layer ``lo' = W+ lo + W- hi + b``.
-* :func:`tighten_bounds` -- progressive screening: layer by layer, IBP from the bounds proven so far, then for
-  the units that are still unstable an LP (``method="lp"``: min and max of ``a_i`` over the LP relaxation of
-  the layers before it) or a MILP (``method="milp"``: the exact question, used for lossless compression).
+* :func:`symbolic_bounds` -- linear bounds by back-substitution (the DeepPoly / CROWN relaxation: each unstable
+  ReLU between ``y >= s a`` and the chord ``y <= U (a - L) / (U - L)``), all units of a layer at once, concretised
+  over the input box and, where tighter, over the l1 / l2 balls by their dual norms.
+* :func:`tighten_bounds` -- progressive screening: layer by layer, IBP from the bounds proven so far, then
+  symbolic bounds, then for the units that are still unstable an LP (``method="lp"``: min and max of ``a_i``
+  over the LP relaxation of the layers before it) or a MILP (``method="milp"``: the exact question, used for
+  lossless compression).  ``method="symbolic"`` stops after the symbolic bounds.
 
 Soundness of LP bounds: the solver's optimum is not trusted.  From the LP's row duals ``y`` we compute the
 weak-duality bound ``sup c.x <= sum_i sup_{r in [rl_i, ru_i]} y_i r + sum_j sup_{x_j in [l_j, u_j]} (c - A^T y)_j x_j``,
@@ -35,7 +39,7 @@ Interval = tuple[FloatArray, FloatArray]
 BoundMap = dict[str, Interval]
 
 SAFETY = 1e-7
-METHODS = ("interval", "lp", "milp")
+METHODS = ("interval", "symbolic", "lp", "milp")
 
 
 def widen(lo: FloatArray, hi: FloatArray) -> Interval:
@@ -146,6 +150,8 @@ class LpSession:
         self.model = model.relaxed().replace(c=np.zeros(model.num_cols), c0=0.0, sense="max", cones=())
         self.h = highspy.Highs()
         self.h.setOptionValue("output_flag", False)
+        # every solve differs from the last only in its cost vector: keep the basis, skip presolve
+        self.h.setOptionValue("presolve", "off")
         if time_limit is not None:
             self.h.setOptionValue("time_limit", max(float(time_limit), 1e-3))
         HighsBackend._pass_model(self.h, highspy, self.model)  # the backend's own array translation
@@ -174,6 +180,83 @@ class LpSession:
             cv[j] = v
         b = min(dual_bound(self.model, cv, y), dual_bound(self.model, cv, -y))
         return b + SAFETY * (1 + abs(b)) if np.isfinite(b) else np.inf
+
+
+# ------------------------------------------------------------------------------------------------------------
+# symbolic (back-substitution) bounds
+# ------------------------------------------------------------------------------------------------------------
+def _relaxation(op: Op, L: FloatArray, U: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Linear bounds ``sl a + tl <= y <= su a + tu`` of an activation on ``[L, U]``."""
+    if isinstance(op, Identity):
+        one, zero = np.ones_like(L), np.zeros_like(L)
+        return one, zero, one, zero
+    if isinstance(op, ReLU):
+        act = L >= 0
+        dead = U <= 0
+        unst = ~act & ~dead
+        with np.errstate(divide="ignore", invalid="ignore"):
+            slope = np.where(unst, U / (U - L), 0.0)
+        su = np.where(act, 1.0, slope)
+        tu = np.where(unst, -slope * L, 0.0)
+        sl = np.where(act | (unst & (U >= -L)), 1.0, 0.0)
+        return sl, np.zeros_like(L), su, tu
+    lo, hi = op.interval(L, U)          # step / sign: constant bounds
+    z = np.zeros_like(L)
+    return z, np.asarray(lo, np.float64), z, np.asarray(hi, np.float64)
+
+
+def _concretize(C: FloatArray, region: Region, lo: FloatArray, hi: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Bounds of ``C @ x`` (rows of C) over the region: the box, and each ball by its dual norm if tighter."""
+    Cp, Cn = np.maximum(C, 0.0), np.minimum(C, 0.0)
+    with np.errstate(invalid="ignore"):
+        up = Cp @ hi + Cn @ lo
+        down = Cp @ lo + Cn @ hi
+    for s in region.sets:
+        if s.kind in ("l1", "l2", "linf") and s.center is not None:
+            norm = {"l1": np.inf, "l2": 2, "linf": 1}[s.kind]
+            mid = C @ s.center
+            rad = s.radius * np.linalg.norm(C, ord=norm, axis=1)
+            up, down = np.minimum(up, mid + rad), np.maximum(down, mid - rad)
+    return np.where(np.isnan(down), -np.inf, down), np.where(np.isnan(up), np.inf, up)
+
+
+def symbolic_bounds(net: Network, region: Region, node: str, bounds: BoundMap) -> Interval:
+    """Bounds of ``node`` (a dense layer) by back-substitution through the layers before it.
+
+    ``bounds`` must hold proven bounds of every pre-activation before ``node``; the result is sound and
+    widened by the safety margin.
+    """
+    op = net.op(node)
+    assert isinstance(op, Dense)
+    W = np.asarray(op.W, dtype=np.float64)
+    # upper: Au x-side coefficients, cu constant; lower likewise
+    Au, cu = W.copy(), op.b.astype(np.float64).copy()
+    Al, cl = W.copy(), op.b.astype(np.float64).copy()
+    cur = net.inputs_of(node)[0]
+    while not isinstance(net.op(cur), Input):
+        cop = net.op(cur)
+        src = net.inputs_of(cur)[0]
+        if isinstance(cop, Dense):
+            Wc, bc = np.asarray(cop.W, dtype=np.float64), cop.b.astype(np.float64)
+            cu, cl = cu + Au @ bc, cl + Al @ bc
+            Au, Al = Au @ Wc, Al @ Wc
+        else:
+            L, U = bounds[src]
+            if not (np.isfinite(L).all() and np.isfinite(U).all()):
+                return np.full(op.n_out, -np.inf), np.full(op.n_out, np.inf)
+            sl, tl, su, tu = _relaxation(cop, L, U)
+            # upper bound of sum_i Au_i y_i: Au_i >= 0 takes the upper relaxation, Au_i < 0 the lower one
+            Aup, Aun = np.maximum(Au, 0.0), np.minimum(Au, 0.0)
+            cu = cu + Aup @ tu + Aun @ tl
+            Au = Aup * su + Aun * sl
+            Alp, Aln = np.maximum(Al, 0.0), np.minimum(Al, 0.0)
+            cl = cl + Alp @ tl + Aln @ tu
+            Al = Alp * sl + Aln * su
+        cur = src
+    lo_x, hi_x = bounds[cur]
+    _, up = _concretize(Au, region, lo_x, hi_x)
+    down, _ = _concretize(Al, region, lo_x, hi_x)
+    return widen(down + cl, up + cu)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -213,11 +296,19 @@ def tighten_bounds(net: Network, region: Region, *, method: str = "lp", bounds: 
         lo, hi = np.maximum(lo, bm[n][0]), np.minimum(hi, bm[n][1])
         bm[n] = (lo, hi)
         nxt = _feeds(net, n)
-        if not isinstance(op, Dense) or not isinstance(nxt, (ReLU, Step, Sign)):
+        if not isinstance(op, Dense):
             continue
-        todo = np.flatnonzero(unstable_mask(nxt, lo, hi))
         if isinstance(net.op(net.inputs_of(n)[0]), Input) and region.kinds() <= {"box", "linf"}:
             continue   # interval bounds of a first layer over a box are exact
+        if not isinstance(nxt, (ReLU, Step, Sign)) or unstable_mask(nxt, lo, hi).any():
+            s_lo, s_hi = symbolic_bounds(net, region, n, bm)
+            lo, hi = np.maximum(lo, s_lo), np.minimum(hi, s_hi)
+            bm[n] = (lo, hi)
+        if not isinstance(nxt, (ReLU, Step, Sign)):
+            continue
+        todo = np.flatnonzero(unstable_mask(nxt, lo, hi))
+        if method == "symbolic":
+            continue
         left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
         if todo.size == 0 or (left is not None and left <= 0):
             rep.complete &= todo.size == 0
