@@ -316,8 +316,8 @@ class Property:
                 if j == c:
                     continue
                 G = np.zeros((1, n_out))
-                G[0, c], G[0, j] = 1.0, -1.0       # fails when y_j - y_c >= 0
-                out.append(Case(G, np.zeros(1), np.array([False]), f"y{j} >= y{c}"))
+                G[0, c], G[0, j] = 1.0, -1.0       # fails when y_j - y_c >= 0 (> 0 for j > c: ties go to c)
+                out.append(Case(G, np.zeros(1), np.array([j > c]), f"y{j} {'>' if j > c else '>='} y{c}"))
             return out
         if self.kind == "output_box":
             lo = np.full(n_out, -np.inf) if self.lo is None else np.broadcast_to(self.lo, (n_out,))
@@ -384,7 +384,8 @@ def minimize(coef: npt.ArrayLike, offset: float = 0.0, threshold: float | None =
 
 
 def classified(label: int, span: Span = NO_SPAN) -> Property:
-    """Every input of the set is classified as ``label``: ``max_{j != label} y_j - y_label < 0``."""
+    """Every input of the set is classified as ``label`` (argmax, first index on ties): ``y_j < y_label`` for
+    ``j < label`` and ``y_j <= y_label`` for ``j > label``."""
     return Property("classified", label=int(label), span=span)
 
 
