@@ -220,3 +220,20 @@ def test_scaler_folding_matches_raw_inputs() -> None:
     raw = fold_scaler(net, sc)
     X = np.random.default_rng(0).random((50, 3)) * 5
     np.testing.assert_allclose(raw.forward(X), net.forward(sc.transform(X)), atol=1e-12)
+
+
+@pytest.mark.skipif(not is_installed("gurobi"), reason="gurobipy is not installed")
+def test_l2_ball_as_a_cone_with_gurobi() -> None:
+    from nnmip.errors import BackendUnavailable
+
+    # f(x) = relu(x0 - x1) over the l2 ball of radius 0.3 around (0.5, 0.5): max 0.3 * sqrt(2)
+    net = network_from_layers([(np.array([[1.0, -1.0]]), np.array([0.0])), (np.array([[1.0]]), np.array([0.0]))])
+    x0 = np.array([0.5, 0.5])
+    try:
+        r = verify(net, [vs.l2(x0, 0.3)], vs.maximize([1.0]), solver="gurobi", samples=0)
+    except BackendUnavailable as exc:      # an unlicensed or size-limited installation
+        pytest.skip(str(exc))
+    assert r.result == CERTIFIED
+    assert r.bound == pytest.approx(0.3 * np.sqrt(2), abs=1e-5)
+    assert np.linalg.norm(r.counterexample - x0) <= 0.3 + 1e-9
+    assert r.value == pytest.approx(0.3 * np.sqrt(2), abs=1e-5)
