@@ -617,11 +617,11 @@ def load_points(path: str | Any, *, label_column: int | None = -1, delimiter: st
     if label_column is None:
         return A, None
     col = label_column % A.shape[1]
-    y = A[:, col]
-    if not np.all(y == np.round(y)):
+    labels = A[:, col]
+    if not np.all(labels == np.round(labels)):
         raise DataError.at("E0304", f"column {label_column} of '{p}' holds non-integer labels",
                            notes=["help: give --label-column none when the file has no labels"])
-    return np.delete(A, col, axis=1), y.astype(np.int64)
+    return np.delete(A, col, axis=1), labels.astype(np.int64)
 
 
 def _resolve_point(cp: Any, ref: Any, n: int | None, cache: dict[str, Any]) -> FloatArray:
