@@ -56,12 +56,15 @@ def test_lp_tightening_helps_on_deeper_layers() -> None:
 def test_interval_bounds_by_hand() -> None:
     # a = [1, -2] . x + 0.5 on x in [0, 1]^2 -> [-1.5, 1.5]; relu -> [0, 1.5]
     net = network_from_layers([(np.array([[1.0, -2.0]]), np.array([0.5])), (np.array([[3.0]]), np.array([0.0]))])
+    # every affine bound is widened outward by SAFETY (1 + |b|), so that rounding in the forward pass cannot
+    # leave the interval
     bm = propagate_bounds(net, (np.zeros(2), np.ones(2)))
-    assert bm["fc0"][0][0] == -1.5
-    assert bm["fc0"][1][0] == 1.5
+    d = SAFETY * 2.5
+    assert bm["fc0"][0][0] == -1.5 - d
+    assert bm["fc0"][1][0] == 1.5 + d
     assert bm["relu0"][0][0] == 0.0
-    assert bm["relu0"][1][0] == 1.5
-    assert bm["fc1"][1][0] == 4.5
+    assert bm["relu0"][1][0] == 1.5 + d
+    assert bm["fc1"][1][0] == 3.0 * (1.5 + d) + SAFETY * (1 + 3.0 * (1.5 + d))
 
 
 def test_lp_bound_by_hand_with_l1_ball() -> None:

@@ -665,3 +665,22 @@ def test_robust_training_keeps_first_layer_patterns_constant(kind: str, act: str
         pats = res.network.forward(P, all_nodes=True)["h1"] > 0
         assert (pats == first[i]).all(), i
         assert (res.network.predict(P) == res.network.predict(X[i:i + 1])[0]).all()
+
+
+def test_a_rounding_tie_in_the_forward_pass_is_never_certified() -> None:
+    # step(W x + b) with W = [0.1, -0.5, 0.6], b = 0.11 at the single point x = (-0.7, 0.2, 0.1): exactly 0 in
+    # real arithmetic, but numpy's forward pass gives about 1e-17 > 0 (class 1) while unwidened interval
+    # arithmetic gives the bounds [0, 0] (class 0 for certain).  The affine bounds must be widened.
+    W = np.array([[0.1, -0.5, 0.6]])
+    b = np.array([0.11])
+    x = np.array([-0.7, 0.2, 0.1])
+    layers = [(W, b), (np.array([[-1.0], [1.0]]), np.array([0.5, 0.0]))]
+    net = network_from_layers(layers, "step")
+    predicted = int(net.predict(x[None, :])[0])
+    lo, hi = propagate_bounds(net, (x, x))[net.dense_nodes()[0]]
+    pre = float((x @ W.T + b)[0])
+    assert lo[0] <= pre <= hi[0]
+    for label in (0, 1):
+        r = verify(net, [vs.box(x, x)], vs.classified(label), samples=0)
+        if label != predicted:
+            assert r.result != CERTIFIED, r.to_dict()

@@ -59,7 +59,12 @@ def propagate_bounds(net: Network, region: Region | Interval) -> BoundMap:
             src = (lo, hi) if isinstance(op, Input) else out[net.inputs_of(n)[0]]
             a, b = op.interval(np.asarray(src[0], np.float64), np.asarray(src[1], np.float64))
             # 0 * inf gives NaN in the interval product; the sound answer is "unbounded"
-            out[n] = (np.where(np.isnan(a), -np.inf, a), np.where(np.isnan(b), np.inf, b))
+            a, b = np.where(np.isnan(a), -np.inf, a), np.where(np.isnan(b), np.inf, b)
+            if isinstance(op, Dense):
+                # floating-point sums may round differently in the forward pass (an exact tie such as
+                # [0, 0] can evaluate to 1e-17): widen affine bounds so that they stay sound
+                a, b = widen(a, b)
+            out[n] = (a, b)
     return out
 
 
@@ -293,6 +298,8 @@ def tighten_bounds(net: Network, region: Region, *, method: str = "lp", bounds: 
             continue
         lo_in, hi_in = bm[net.inputs_of(n)[0]]
         lo, hi = op.interval(lo_in, hi_in)
+        if isinstance(op, Dense):
+            lo, hi = widen(lo, hi)   # as in propagate_bounds: float sums may round the other way
         lo, hi = np.maximum(lo, bm[n][0]), np.minimum(hi, bm[n][1])
         bm[n] = (lo, hi)
         nxt = _feeds(net, n)
