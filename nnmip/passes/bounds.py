@@ -148,12 +148,14 @@ class LpSession:
     def __init__(self, model: MatrixModel, time_limit: float | None = None) -> None:
         import highspy
 
+        from nnmip.backends._common import captured
         from nnmip.backends.highs import HighsBackend
 
         self.hs = highspy
         # cones are dropped: a relaxation with fewer constraints still bounds from above
         self.model = model.relaxed().replace(c=np.zeros(model.num_cols), c0=0.0, sense="max", cones=())
-        self.h = highspy.Highs()
+        with captured():   # the HiGHS start-up banner would otherwise go to standard output
+            self.h = highspy.Highs()
         self.h.setOptionValue("output_flag", False)
         # every solve differs from the last only in its cost vector: keep the basis, skip presolve
         self.h.setOptionValue("presolve", "off")
