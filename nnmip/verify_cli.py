@@ -55,24 +55,9 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress")
 
 
-def _banner_to_stderr() -> None:
-    """HiGHS prints its banner on stdout when the first instance is made; send it to stderr instead, so that
-    stdout holds only the answer."""
-    import os
-
-    try:
-        import highspy
-    except ImportError:
-        return
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        os.dup2(2, 1)
-        highspy.Highs()
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
+def _say(a: argparse.Namespace, text: str) -> None:
+    """Human-readable output: standard output, or standard error when standard output carries the JSON."""
+    print(text, file=sys.stderr if getattr(a, "json", None) == "-" else sys.stdout)
 
 
 def _vector(text: str) -> np.ndarray:
@@ -128,7 +113,6 @@ def cmd_verify(a: argparse.Namespace) -> int:
     from nnmip.task import solve_options
     from nnmip.verify import UNKNOWN, load_model
 
-    _banner_to_stderr()
     if a.file:
         return _run_file(a)
     if bool(a.onnx) == bool(a.npz):
@@ -149,10 +133,10 @@ def cmd_verify(a: argparse.Namespace) -> int:
     if a.point is None:
         raise NnmipError.at("E0104", "give --point (with --linf/--l1/--l2), --points, --vnnlib or a .nnmip file")
     r = _run_point(a, net, _vector(a.point), domain, common)
-    print(_summary(r))
+    _say(a, _summary(r))
     if r.counterexample is not None and r.result == "counterexample":
-        print("counterexample: " + " ".join(f"{v:.9g}" for v in r.counterexample))
-        print("output:         " + " ".join(f"{v:.9g}" for v in r.output))
+        _say(a, "counterexample: " + " ".join(f"{v:.9g}" for v in r.counterexample))
+        _say(a, "output:         " + " ".join(f"{v:.9g}" for v in r.output))
     if a.json:
         _write_json(a.json, r.to_dict())
     return EXIT_UNSOLVED if r.result == UNKNOWN else EXIT_OK
@@ -205,7 +189,7 @@ def _run_points(a: argparse.Namespace, net: Any, domain: Any, common: dict[str, 
     acc, rows = robust_accuracy(net, X, y, a.linf, domain=domain, progress=_progress(not a.quiet), **common)
     clean = float(np.mean(net.predict(X) == (y if y is not None else net.predict(X))))
     unknown = sum(1 for r in rows if r.get("result") == "unknown")
-    print(f"robust accuracy {acc:.4f} ({sum(r['robust'] for r in rows)}/{len(rows)}), clean accuracy {clean:.4f}, "
+    _say(a, f"robust accuracy {acc:.4f} ({sum(r['robust'] for r in rows)}/{len(rows)}), clean accuracy {clean:.4f}, "
           f"{unknown} unknown, {time.perf_counter() - t0:.1f}s")
     if a.json:
         _write_json(a.json, {"robust_accuracy": acc, "clean_accuracy": clean, "eps": a.linf, "points": len(rows),
@@ -219,7 +203,7 @@ def _run_vnnlib(a: argparse.Namespace, net: Any, domain: Any, common: dict[str, 
 
     vp = parse_vnnlib(a.vnnlib)
     r = verify_vnnlib(net, vp, domain=domain, **common)
-    print(r.vnn_answer)
+    _say(a, r.vnn_answer)
     if not a.quiet:
         print(_summary(r), file=sys.stderr)
     if a.counterexample:
@@ -246,9 +230,9 @@ def _run_file(a: argparse.Namespace) -> int:
     for spec in cp.verify_specs:
         r = run_verify_spec(cp, spec, solver=a.solver, time_limit=a.time_limit or cp.solver.time_limit,
                             options=opts, tighten=a.tighten)
-        print(f"{spec.name} (line {spec.span.line}): {_summary(r)}")
+        _say(a, f"{spec.name} (line {spec.span.line}): {_summary(r)}")
         if r.result == "counterexample" and r.counterexample is not None:
-            print("  counterexample: " + " ".join(f"{v:.9g}" for v in r.counterexample))
+            _say(a, "  counterexample: " + " ".join(f"{v:.9g}" for v in r.counterexample))
         results.append(dict(r.to_dict(), name=spec.name, line=spec.span.line))
         if r.result == UNKNOWN:
             worst = EXIT_UNSOLVED

@@ -161,3 +161,15 @@ def test_verify_statement_checks_clean(tmp_path: Path) -> None:
     # the interval bound 0.2 plus the outward safety margins 1e-7 (1 + |b|) of the two affine layers
     assert 0.15 <= r.bound <= 0.2 + 4e-7
     assert r.cases[0].decided_by in ("interval", "lp")
+
+
+def test_json_to_stdout_is_pure_json(capsys) -> None:
+    from nnmip.cli import main
+
+    code = main(["verify", "--onnx", "examples/data/verify_bcw.onnx", "--point", "5,1,1,1,2,1,3,1,1",
+                 "--linf", "0.5", "--domain", "1", "10", "--json", "-"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    d = json.loads(out)
+    assert d["result"] == "certified"
+    assert "certified" in err
