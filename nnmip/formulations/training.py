@@ -271,19 +271,22 @@ def dense_on_binary(node: str, op: Dense, v: Bin, pc: ParamCols, f: _Formulator)
     return Lin(expr, lo, hi, v.space)
 
 
-def step_margin(node: str, op: Step | Sign, v: Lin, f: _Formulator) -> Bin:
-    r"""Step / sign activation with a margin ``eps`` on both sides (Kurtz & Bah).
+def step_margin(node: str, op: Step | Sign, v: Lin, f: _Formulator, shift: Any = None,
+                z_units: IntArray | None = None) -> Bin:
+    r"""Step / sign activation with a margin ``eps`` on both sides (Kurtz & Bah), optionally robust over an input
+    set (``shift``, see :mod:`nnmip.formulations.robust`) and optionally prunable per unit (``z_units``).
 
     Math
     ----
-    With ``[L, U]`` the proven bounds of ``a`` and ``u`` binary:
-    on-row ``a - (eps - L) u >= L``  (u = 1 forces a >= eps);
-    off-row ``a - (U + eps) u <= -eps`` (u = 0 forces a <= -eps).
-    ``u`` is fixed to 1 where ``L > -eps`` and to 0 where ``U < eps``.  Output ``y = lo + (hi - lo) u``
-    (step: ``u``; sign: ``2u - 1``).  On data rows with clusters, ``u`` is the cluster's column.
+    With ``[L, U]`` the bounds of ``a``, ``s_l`` the worst shift of unit ``l`` over the set (0 without a set,
+    bounded by ``S_l``) and ``z_l`` the unit's prune indicator (1 without pruning):
+    on-row ``a - s - (eps - L + S) u >= L - S`` (u = 1 forces ``a - s >= eps``: on for the whole set);
+    off-row ``a + s - (U + S + eps) u + eps z <= 0`` (u = 0 and z = 1 force ``a + s <= -eps``; a pruned unit has
+    ``a = s = 0``); ``u - z <= 0`` (a pruned unit is off).  ``u`` is fixed to 0 where ``U < eps``, and to 1
+    where ``L > -eps`` for units that cannot be pruned.
 
-    Source: Step/Sign on Lin.  Target: Bin; one binary and two rows per (row, unit).
-    Raises FormulationError when a bound is infinite.
+    Source: Step/Sign on Lin.  Target: Bin; one binary and two rows per (row, unit), one more row per pruned
+    unit and row.  Raises FormulationError when a bound is infinite.
     """
     eps = f.eps
     R, d = v.expr.shape
@@ -294,23 +297,48 @@ def step_margin(node: str, op: Step | Sign, v: Lin, f: _Formulator) -> Bin:
     space = "cluster" if to_cluster else v.space
     R_u = f.n_clusters if to_cluster else R
     row_of = f.groups if to_cluster else np.arange(R)
+    S = np.zeros(d) if shift is None else np.asarray(shift.hi, dtype=np.float64)
+    can_prune = np.zeros(d, dtype=bool) if z_units is None else z_units >= 0
     lo_fix = np.zeros((R_u, d))
     hi_fix = np.ones((R_u, d))
-    np.maximum.at(lo_fix, row_of, (v.lo > -eps).astype(float))
+    np.maximum.at(lo_fix, row_of, ((v.lo > -eps) & ~can_prune[None, :]).astype(float))
     np.minimum.at(hi_fix, row_of, (v.hi >= eps).astype(float))
     if (lo_fix > hi_fix).any():
         f.b.notes.append(f"{node}: a cluster holds points forced to opposite activations (infeasible)")
         hi_fix = np.maximum(hi_fix, lo_fix)
     u = f.b.add_cols(node, "u", (R_u, d), lo_fix, hi_fix, "B")
-    u_rows = u[row_of]                                       # (R, d) column of each row's activation
+    u_rows = u[row_of]
     u_aff = Affine.from_cols(u_rows)
-    on = f.b.add_rows(node, "on", v.expr - u_aff.scale(eps - v.lo), lb=v.lo)
-    off = f.b.add_rows(node, "off", v.expr - u_aff.scale(v.hi + eps), ub=-eps)
+    on_expr, off_expr = v.expr, v.expr
+    L, U = v.lo - S[None, :], v.hi + S[None, :]
+    if shift is not None:
+        sh = _broadcast_rows(shift.expr, R)
+        on_expr, off_expr = v.expr - sh, v.expr + sh
+    on = f.b.add_rows(node, "on", on_expr - u_aff.scale(eps - L), lb=L)
+    off_body = off_expr - u_aff.scale(U + eps)
+    if z_units is not None and can_prune.any():
+        zc = np.where(can_prune, z_units, 0)
+        z_aff = Affine.from_cols(np.broadcast_to(zc[None, :], (R, d)).copy(),
+                                 scale=np.broadcast_to(np.where(can_prune, eps, 0.0)[None, :], (R, d)))
+        off = f.b.add_rows(node, "off", off_body + z_aff, ub=np.where(can_prune, 0.0, -eps)[None, :])
+        cols = np.flatnonzero(can_prune)
+        uz = Affine.from_cols(u[:, cols]) - Affine.from_cols(np.broadcast_to(z_units[cols][None, :],
+                                                                              (R_u, cols.size)).copy())
+        f.b.add_rows(node, "prune_off", uz, ub=0.0)
+        keep_margin = np.broadcast_to(~can_prune[None, :], (R, d))
+        f.b.add_margin(off[keep_margin], u_rows[keep_margin], 0)
+    else:
+        off = f.b.add_rows(node, "off", off_body, ub=-eps)
+        f.b.add_margin(off, u_rows, 0)
     f.b.add_margin(on, u_rows, 1)
-    f.b.add_margin(off, u_rows, 0)
-    levels = op.binary  # type: ignore[union-attr]
     f.patterns[node] = (u, row_of if v.space == "point" else _point_rows(f, v.space))
-    return Bin(u, levels, space)
+    return Bin(u, op.binary, space)  # type: ignore[attr-defined]
+
+
+def _broadcast_rows(expr: Affine, R: int) -> Affine:
+    """A (d,) block repeated as an (R, d) block."""
+    d = expr.shape[0]
+    return expr.take(np.tile(np.arange(d), R)).reshape((R, d))
 
 
 def _point_rows(f: _Formulator, space: str) -> IntArray:
