@@ -296,19 +296,6 @@ def _value_kind(a: Any) -> str:
     return type(a).__name__.lower()
 
 
-def _dense_users(net: Network, node: str) -> list[str]:
-    """Dense layers fed by ``node`` (directly or through one activation)."""
-    out = []
-    for n in net.nodes:
-        if not net.inputs_of(n) or net.inputs_of(n)[0] != node:
-            continue
-        if isinstance(net.op(n), Dense):
-            out.append(n)
-        else:
-            out.extend(_dense_users(net, n))
-    return out
-
-
 def _prune_targets(ck: Any, v: ast.Call, net: Network, names: list[tuple[str, Span]]) -> tuple[str, ...] | None:
     trainable = [n for n in net.dense_nodes() if net.op(n).trainable]  # type: ignore[attr-defined]
     if v.func == "features":
@@ -324,7 +311,7 @@ def _prune_targets(ck: Any, v: ast.Call, net: Network, names: list[tuple[str, Sp
                    "help: for example layers(h2, cost=1)")
             return None
         if v.func == "neurons":
-            hidden = [n for n in trainable if _dense_users(net, _act_of(net, n))] if trainable else []
+            hidden = [n for n in trainable if net.dense_users(_act_of(net, n))] if trainable else []
             return tuple(hidden)
         return tuple(trainable)
     out = []
@@ -372,7 +359,7 @@ def _prunable(ck: Any, net: Network, spec: PruneSpec) -> None:
     """Every parameter of every group must be able to be zero, and a group may not cut the output off."""
     params: list[tuple[str, Any, str]] = []   # (layer, domain, what)
     if spec.kind == "features":
-        for d in _dense_users(net, net.input):
+        for d in net.dense_users(net.input):
             params.append((d, net.op(d).weights, "weights"))  # type: ignore[attr-defined]
     for n in spec.layers if spec.kind != "features" else ():
         op = net.op(n)
@@ -381,7 +368,7 @@ def _prunable(ck: Any, net: Network, spec: PruneSpec) -> None:
         if spec.kind in ("neurons", "layers"):
             params.append((n, op.bias, "bias"))
         if spec.kind == "neurons":
-            users = _dense_users(net, _act_of(net, n))
+            users = net.dense_users(_act_of(net, n))
             if not users:
                 ck.err("E0213", f"cannot prune neurons of '{n}': the output depends on every one of them",
                        spec.span, "help: prune hidden layers' neurons, or the output layer's weights with "

@@ -108,19 +108,6 @@ def _act_of(net: Network, node: str) -> str | None:
     return nxt[0] if nxt else None
 
 
-def dense_users(net: Network, node: str) -> list[str]:
-    """Dense layers fed by ``node`` directly or through element-wise ops."""
-    out = []
-    for n in net.nodes:
-        if not net.inputs_of(n) or net.inputs_of(n)[0] != node:
-            continue
-        if isinstance(net.op(n), Dense):
-            out.append(n)
-        else:
-            out.extend(dense_users(net, n))
-    return out
-
-
 def build_groups(net: Network, specs: tuple[PruneSpec, ...]) -> Groups:
     """Enumerate the groups of every declaration (vectorised per layer)."""
     refs: list[GroupRef] = []
@@ -171,7 +158,7 @@ def build_groups(net: Network, specs: tuple[PruneSpec, ...]) -> Groups:
                 add(np.repeat(gids, op.n_in), layer, "W", np.arange(d * op.n_in))
                 add(gids, layer, "b", np.arange(d))
                 act = _act_of(net, layer)
-                users = dense_users(net, act) if act is not None else []
+                users = net.dense_users(act) if act is not None else []
                 if not users or not isinstance(net.op(act), (Step, Sign)):  # type: ignore[arg-type]
                     raise FormulationError.at("E0213", f"cannot prune neurons of '{layer}': the output depends "
                                               "on every one of them or they are not step/sign units", op.span)
@@ -186,7 +173,7 @@ def build_groups(net: Network, specs: tuple[PruneSpec, ...]) -> Groups:
             base = len(refs)
             refs.extend(GroupRef("feature", net.input, (j,)) for j in range(d))
             gids = np.arange(base, base + d)
-            for u in dense_users(net, net.input):
+            for u in net.dense_users(net.input):
                 uop = dense(u)
                 r, j = np.meshgrid(np.arange(uop.n_out), np.arange(d), indexing="ij")
                 add(gids[j.ravel()], u, "W", (r * d + j).ravel())
@@ -486,14 +473,14 @@ def prune_network(net: Network, removed: list[GroupRef] | tuple[GroupRef, ...]) 
         W, b = params[layer]
         params[layer] = (W[keep], b[keep])
         act = _act_of(net, layer)
-        for u in dense_users(net, act) if act is not None else []:
+        for u in net.dense_users(act) if act is not None else []:
             Wu = params[u][0]
             gone = np.array(sorted(units))
             if np.any(Wu[:, gone] != 0):
                 raise ValueError(f"neurons {sorted(units)} of '{layer}' still feed '{u}' with non-zero weights")
             new_cols[u] = keep
     if drop_feat:
-        for u in dense_users(net, net.input):
+        for u in net.dense_users(net.input):
             Wu = params[u][0]
             gone = np.array(sorted(drop_feat))
             if np.any(Wu[:, gone] != 0):

@@ -69,6 +69,17 @@ class Network:
     def n_outputs(self) -> int:
         return self.dim(self.output)
 
+    def consumers(self, node: str) -> list[str]:
+        """Nodes whose input is ``node``, in topological order."""
+        return [n for n in self._order if self.inputs_of(n) and self.inputs_of(n)[0] == node]
+
+    def dense_users(self, node: str) -> list[str]:
+        """Dense layers fed by ``node``, directly or through element-wise ops."""
+        out: list[str] = []
+        for n in self.consumers(node):
+            out.extend([n] if isinstance(self.op(n), Dense) else self.dense_users(n))
+        return out
+
     def dense_nodes(self) -> list[str]:
         return [n for n in self._order if isinstance(self.op(n), Dense)]
 
