@@ -181,7 +181,8 @@ class BinarizedNetworkClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: npt.ArrayLike, y: npt.ArrayLike) -> BinarizedNetworkClassifier:
         """Train the network on ``X`` (n_samples, n_features) and labels ``y``."""
-        X, y = validate_data(self, X, y, dtype=np.float64)
+        Xv, y = validate_data(self, X, y, dtype=np.float64)
+        X = np.asarray(Xv, dtype=np.float64)
         check_classification_targets(y)
         self.classes_, y_idx = np.unique(y, return_inverse=True)
         if self.classes_.size < 2:
