@@ -304,3 +304,12 @@ def test_strategy_runs_from_a_program() -> None:
     report = run_train_task(cp)
     assert report.result.verified
     assert report.result.history[0]["step"] == "start (random)"
+
+
+def test_strategy_with_robust_training_is_rejected() -> None:
+    src = PROGRAM.replace("STRATEGY", "split(max_splits=3)").replace(
+        "    subset = random(30, seed=1)\n", "    subset = random(30, seed=1)\n    robust x in linf(0.1)\n")
+    with pytest.raises(CheckError) as ei:
+        check(parse(src, "<test>"))
+    d = ei.value.diagnostics[0]
+    assert (d.code, d.span.line, d.span.column) == ("E0155", 11, 16)

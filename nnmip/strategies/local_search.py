@@ -52,9 +52,26 @@ def make_blocks(net: Network, kind: str = "pair") -> list[list[str]]:
     return [layers[:-1], layers[-1:]]
 
 
+def _threshold(pre: FloatArray) -> FloatArray:
+    """Per column: the middle of the widest gap between sorted values in the central 20-80% of the data (the
+    median when the data have no gap there), so no point sits close to the threshold."""
+    out = np.empty(pre.shape[1])
+    for j in range(pre.shape[1]):
+        v = np.sort(pre[:, j])
+        lo, hi = int(0.2 * v.size), max(int(0.8 * v.size), int(0.2 * v.size) + 1)
+        seg = v[lo:min(hi + 1, v.size)]
+        if seg.size < 2 or seg[-1] == seg[0]:
+            out[j] = float(np.median(v))
+            continue
+        k = int(np.argmax(np.diff(seg)))
+        out[j] = 0.5 * (seg[k] + seg[k + 1])
+    return out
+
+
 def random_params(net: Network, X: FloatArray, seed: int = 0) -> Params:
-    """Random weights inside each trainable domain; each bias puts its unit's threshold at the median of the
-    unit's pre-activation over the data (clipped to the bias domain), so no unit starts constant."""
+    """Random weights inside each trainable domain; each bias puts its unit's threshold in the widest gap of
+    the unit's central pre-activations over the data (clipped to the bias domain), so no unit starts constant
+    and few points start within the activation margin."""
     rng = np.random.default_rng(seed)
     out: Params = {}
     vals = np.asarray(X, dtype=np.float64)
@@ -78,7 +95,7 @@ def random_params(net: Network, X: FloatArray, seed: int = 0) -> Params:
             if not op.bias.trainable:
                 b = np.array(op.bias.value)
             else:
-                b = np.clip(-np.median(pre, axis=0), op.bias.lo, op.bias.hi)
+                b = np.clip(-_threshold(pre), op.bias.lo, op.bias.hi)
                 if op.bias.kind == "int":
                     b = np.clip(np.round(b), np.ceil(op.bias.lo), np.floor(op.bias.hi))
         out[n] = (W, b)
