@@ -88,8 +88,9 @@ class BinarizedNetworkClassifier(ClassifierMixin, BaseEstimator):
         Training loss (FORMULATIONS.md section 6).
     margin : float, default=1.0
         Output margin of the hinge and zero_one losses.
-    eps : float or None, default=None
-        Activation margin of the step units (``None``: the library default).
+    eps : float or None, default=0.05
+        Activation margin of the step units on the scaled features (``None``: the library default 1e-3; a
+        wider margin generalises better on minmax-scaled data, see docs/training.md).
     strategy : {"exact", "split", "local_search"}, default="split"
         The exact MILP, iterative data splitting or local search (docs/training.md).
     strategy_options : dict or None, default=None
@@ -125,7 +126,7 @@ class BinarizedNetworkClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, hidden: tuple[int, ...] = (4,), activation: str = "step", weights: Any = "real[-1, 1]",
                  bias: Any = "real[-10, 10]", output_weights: Any = "int[-1, 1]", loss: str = "hamming",
-                 margin: float = 1.0, eps: float | None = None, strategy: str = "split",
+                 margin: float = 1.0, eps: float | None = 0.05, strategy: str = "split",
                  strategy_options: dict[str, Any] | None = None, solver: str = "highs",
                  time_limit: float | None = 10.0, time_budget: float | None = None, scale: str = "minmax",
                  seed: int = 0) -> None:
