@@ -37,3 +37,8 @@ def milp_solver(request: pytest.FixtureRequest) -> str:
     if not is_installed(name):
         pytest.skip(f"solver '{name}' is not installed")
     return name
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-golden", action="store_true", default=False,
+                     help="rewrite the golden LP/MPS files under tests/golden (review the diff afterwards)")
