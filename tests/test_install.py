@@ -64,7 +64,9 @@ def test_wheel_installs_and_parses_outside_the_source_tree(tmp_path: Path) -> No
     deps = [p for p in {*site.getsitepackages(), sysconfig.get_paths()["purelib"],
                         sysconfig.get_paths()["platlib"]} if Path(p).is_dir()]
     (purelib / "_test_deps.pth").write_text("\n".join(sorted(deps)) + "\n")
-    run([str(py), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)], cwd=tmp_path)
+    # --ignore-installed: the running environment (seen through the .pth file) may hold nnmip already
+    run([str(py), "-m", "pip", "install", "--no-deps", "--no-index", "--ignore-installed", "-q", str(wheel)],
+        cwd=tmp_path)
 
     outside = tmp_path / "elsewhere"
     outside.mkdir()
