@@ -243,6 +243,9 @@ def cmd_solve(a: argparse.Namespace) -> int:
         _write_json(a.json, d)
     if not a.quiet and a.json != "-":   # with --json - the standard output holds the JSON alone
         _print_table(d)
+    why = explain_status(d["status"], d.get("task", {}).get("loss"), res.network is not None)
+    if why:
+        _err(why)
     if res.network is None:
         return EXIT_UNSOLVED
     return EXIT_OK if res.verified else EXIT_UNSOLVED
@@ -289,6 +292,25 @@ def _print_table(d: dict[str, Any]) -> None:
     for n in d.get("notes", []):
         if n.startswith("NOT VERIFIED") or n.startswith("forward-pass") or n.startswith("repair"):
             print(f"note: {n}")
+
+
+def explain_status(status: str, loss: str | None, has_network: bool) -> str:
+    """A sentence on what an unsuccessful status means and what to try (empty when there is nothing to say)."""
+    if status == "infeasible":
+        hard = loss in ("min_weight", "max_margin")
+        return ("note: the model is infeasible: no weights in the declared domains satisfy the constraints"
+                + (f" ({loss} requires every training point to be classified with the margin; equal points with "
+                   "different labels make that impossible)" if hard else "")
+                + "\nhelp: " + ("use loss = hinge or zero_one, " if hard else "")
+                + "widen the weight or bias domains, lower the margin or eps, or add units")
+    if status in ("unbounded", "infeasible_or_unbounded"):
+        return "note: the solver reports an unbounded or infeasible model\nhelp: check the domains and the loss"
+    if status == "time_limit" and not has_network:
+        return "note: the time limit ended the solve before any solution was found\nhelp: raise --time-limit, " \
+               "train on fewer points (subset = random(n)), or use strategy = split(...)"
+    if status == "error":
+        return "note: the solver failed; run again with --verbose to see its log"
+    return ""
 
 
 def _write_json(target: str, data: dict[str, Any]) -> None:

@@ -45,3 +45,4 @@ def test_predict_wrong_width_is_a_located_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "E0122" in err
     assert "--label" in err
+
