@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from nnmip.backends import get_backend
 from nnmip.errors import DataError
 from nnmip.formulations.training import TrainingModel, build_training_model
-from nnmip.ir.losses import data_loss, margin_violations
+from nnmip.ir.losses import objective_terms
 from nnmip.ir.network import Network
 from nnmip.ir.ops import Sign, Step
 from nnmip.model import MatrixModel
@@ -112,17 +112,12 @@ def check_solution(tm: TrainingModel, net: Network, X: FloatArray, y: IntArray, 
         sol = np.round(x[u_cols]).astype(np.int64)[rows]
         mismatches += int(np.count_nonzero(fwd != sol))
         assert isinstance(op, (Step, Sign))
-    out = vals[net.output]
-    out_op = net.op(net.output)
-    levels = out_op.binary if isinstance(out_op, (Step, Sign)) else (0.0, 1.0)
-    dl = data_loss(tm.loss, out, y, tm.n_classes, tm.margin, levels)
-    weight = tm.l1 + (1.0 if tm.loss == "min_weight" else 0.0)
-    pen = weight * float(sum(np.abs(W).sum() for node, (W, _) in params.items() if tm.params[node].W_cols is not None))
+    weighted = [n for n, p in tm.params.items() if p.W_cols is not None]
+    dl, pen, viol = objective_terms(trained, vals[net.output], y, tm.loss, tm.margin, tm.n_classes, tm.l1, weighted)
     if tm.extension is not None:  # pruning penalty, robust-set checks, exact objective of the solver's point
         pen_x, bad, objective = tm.extension.check(trained, X, x, params, objective)
         pen, mismatches = pen + pen_x, mismatches + bad
     loss = dl + pen
-    viol = margin_violations(tm.loss, out, y, tm.margin)
     reason = ""
     ok = mismatches == 0 and viol == 0
     if mismatches:

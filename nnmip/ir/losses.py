@@ -6,8 +6,14 @@ outputs, ``(2y - 1) * out`` for a single output unit.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from typing import TYPE_CHECKING
+
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from nnmip.ir.network import Network
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -73,3 +79,25 @@ def margin_violations(kind: str, out: FloatArray, y: npt.NDArray[np.int64], marg
     if kind == "max_margin":
         return int(np.count_nonzero(margins(out, y) <= 0))
     return 0
+
+
+def objective_terms(net: Network, out: FloatArray, y: npt.NDArray[np.int64], kind: str, margin: float,
+                    n_classes: int, l1: float, weighted: Collection[str]) -> tuple[float, float, int]:
+    """The training objective of the fixed network ``net`` at its outputs ``out``, as the MILP defines it.
+
+    Returns ``(data loss, weight penalty, hard-margin violations)``.  The penalty is ``l1 * sum |W|`` (plus
+    ``sum |W|`` for ``min_weight``) over the dense layers named in ``weighted`` (those whose weights are trained).
+    """
+    from nnmip.ir.ops import Dense, Sign, Step
+
+    out_op = net.op(net.output)
+    levels = out_op.binary if isinstance(out_op, (Step, Sign)) else (0.0, 1.0)
+    dl = data_loss(kind, out, y, n_classes, margin, levels)
+    weight = l1 + (1.0 if kind == "min_weight" else 0.0)
+    pen = 0.0
+    if weight:
+        for n in weighted:
+            op = net.op(n)
+            assert isinstance(op, Dense)
+            pen += float(np.abs(op.W).sum())
+    return dl, weight * pen, margin_violations(kind, out, y, margin)

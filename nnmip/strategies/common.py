@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from nnmip.ir.losses import data_loss, margin_violations
+from nnmip.ir.losses import data_loss, objective_terms
 from nnmip.ir.network import Network
 from nnmip.ir.ops import Dense, Sign, Step
 from nnmip.solution import SolveOptions, Status
@@ -39,27 +39,15 @@ class Objective:
         op = net.op(net.output)
         return op.binary if isinstance(op, (Step, Sign)) else (0.0, 1.0)
 
-    def penalty(self, net: Network, trainable: set[str]) -> float:
-        weight = self.l1 + (1.0 if self.loss == "min_weight" else 0.0)
-        if weight == 0.0:
-            return 0.0
-        total = 0.0
-        for n in trainable:
-            op = net.op(n)
-            assert isinstance(op, Dense)
-            total += float(np.abs(op.W).sum())
-        return weight * total
+    def terms(self, net: Network, X: FloatArray, y: IntArray, weighted: set[str]) -> tuple[float, float, int]:
+        """``(data loss, penalty, hard-margin violations)`` of the fixed network ``net``; ``weighted`` names the
+        dense layers whose weights the original task trains (the penalty's scope, see :func:`weighted_layers`)."""
+        return objective_terms(net, net.forward(X), y, self.loss, self.margin, self.n_classes, self.l1, weighted)
 
-    def value(self, net: Network, X: FloatArray, y: IntArray, trainable: set[str]) -> float:
-        """Data loss plus penalty of the fixed network ``net``; ``inf`` when a hard margin is broken.
-
-        ``trainable`` names the dense layers whose weights the original task trains (the penalty's scope).
-        """
-        out = net.forward(X)
-        if margin_violations(self.loss, out, y, self.margin):
-            return float("inf")
-        dl = data_loss(self.loss, out, y, self.n_classes, self.margin, self.levels(net))
-        return dl + self.penalty(net, trainable)
+    def value(self, net: Network, X: FloatArray, y: IntArray, weighted: set[str]) -> float:
+        """Data loss plus penalty of the fixed network ``net``; ``inf`` when a hard margin is broken."""
+        dl, pen, viol = self.terms(net, X, y, weighted)
+        return float("inf") if viol else dl + pen
 
     def per_point(self, net: Network, X: FloatArray, y: IntArray) -> FloatArray:
         """The data loss of each point alone (the same function, one row at a time)."""
@@ -67,6 +55,11 @@ class Objective:
         lv = self.levels(net)
         return np.array([data_loss(self.loss, out[i:i + 1], y[i:i + 1], self.n_classes, self.margin, lv)
                          for i in range(y.size)])
+
+
+def weighted_layers(net: Network) -> set[str]:
+    """Dense layers whose weights are trained: the scope of the l1 / min_weight penalty, as in the MILP."""
+    return {n for n in net.dense_nodes() if net.op(n).weights.trainable}  # type: ignore[attr-defined]
 
 
 def trainable_layers(net: Network) -> list[str]:
@@ -172,9 +165,9 @@ def final_result(strategy: str, solver: str, network: Network | None, loss: floa
         return TrainResult(status, solver, None, False, None, None, None, None, None, None, budget.elapsed(),
                            0.0, stats, message=f"{strategy}: no verified network", notes=notes,
                            history=history)
-    check = objective.value(network, X, y, trainable)
+    dl, pen, viol = objective.terms(network, X, y, trainable)
+    check = float("inf") if viol else dl + pen
     assert check == loss or (np.isinf(check) and np.isinf(loss)), (check, loss)
-    pen = objective.penalty(network, trainable)
     status = Status.OPTIMAL if proven else Status.TIME_LIMIT
     gap = None
     if bound is not None and np.isfinite(loss):

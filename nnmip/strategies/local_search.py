@@ -33,6 +33,7 @@ from nnmip.strategies.common import (
     full_params,
     record,
     trainable_layers,
+    weighted_layers,
 )
 from nnmip.train import TrainResult, train_network
 
@@ -142,7 +143,7 @@ def train_local_search(net: Network, X: FloatArray, y: IntArray, n_classes: int,
     if rounds < 1:
         raise ValueError(f"rounds must be positive, got {rounds}")
     obj = Objective(loss, margin, l1, n_classes)
-    trainable = set(trainable_layers(net))
+    trainable = weighted_layers(net)   # the penalty's scope
     block_list = make_blocks(net, blocks)
     budget = Budget(time_budget, step_time)
     history: list[dict[str, Any]] = []

@@ -29,7 +29,7 @@ from nnmip.strategies.common import (
     final_result,
     full_params,
     record,
-    trainable_layers,
+    weighted_layers,
 )
 from nnmip.train import TrainResult, train_network
 
@@ -109,7 +109,7 @@ def train_split(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, los
         raise ValueError(f"max_splits must not be negative, got {max_splits}")
     full_batch = batch is None or batch >= N
     obj = Objective(loss, margin, l1, n_classes)
-    trainable = set(trainable_layers(net))
+    trainable = weighted_layers(net)   # the penalty's scope
     budget = Budget(time_budget, step_time)
     rng = np.random.default_rng(seed)
     grp = np.zeros(N, dtype=np.int64) if groups is None else np.unique(groups, return_inverse=True)[1]
