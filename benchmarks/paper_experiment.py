@@ -3,7 +3,7 @@
 For each data set (BCW, iris, digits) and seed: a 50/25/25 train/validation/test split (minmax scaling fitted on
 the train rows), then
 
-* ``split``: the binarized network trained by iterative data splitting (``nnmip.strategies.train_split``);
+* ``split``: the binarized network trained by iterative data splitting (``nnmip.drivers.strategies.train_split``);
 * ``local_search``: the same network trained by local search from a seeded random start;
 * ``local_search_split``: local search started from a 5-split data-splitting network;
 * ``mlp``: ``MLPClassifier`` (ReLU, Adam) with the same hidden width.
@@ -95,7 +95,7 @@ def run_seed(name: str, seed: int, quick: bool) -> dict[str, Any]:
     from sklearn.neural_network import MLPClassifier
 
     from nnmip.solution import SolveOptions
-    from nnmip.strategies import train_local_search, train_split
+    from nnmip.drivers.strategies import train_local_search, train_split
 
     cfg = CONFIGS[name]
     ds = load(name, seed)
@@ -146,8 +146,8 @@ def _measure(res: Any, seconds: float, Xt: np.ndarray, yt: np.ndarray) -> dict[s
 def run_exact(name: str, seed: int, quick: bool) -> dict[str, Any]:
     """Training loss of the heuristics against the exact MILP optimum on a small subset of the train rows."""
     from nnmip.solution import SolveOptions, Status
-    from nnmip.strategies import train_local_search, train_split
-    from nnmip.train import train_network
+    from nnmip.drivers.strategies import train_local_search, train_split
+    from nnmip.drivers.train import train_network
 
     cfg = CONFIGS[name]
     ds = load(name, seed)

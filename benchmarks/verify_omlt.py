@@ -37,8 +37,8 @@ from onnx import TensorProto, helper, numpy_helper
 from nnmip.formulations.verification import build_fixed_model, with_case
 from nnmip.io.onnx import import_onnx
 from nnmip.passes.bounds import tighten_bounds
-from nnmip.spec import Case, Region, linf
-from nnmip.verify import verify
+from nnmip.ir.spec import Case, Region, linf
+from nnmip.drivers.verify import verify
 
 
 def mlp(sizes: list[int], seed: int) -> tuple[onnx.ModelProto, list[tuple[np.ndarray, np.ndarray]]]:
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         coef = np.zeros(2)
         coef[j], coef[c] = 1.0, -1.0
         from nnmip.solution import SolveOptions
-        from nnmip.spec import classified, maximize
+        from nnmip.ir.spec import classified, maximize
 
         opts = SolveOptions(threads=1)
         t0 = time.perf_counter()

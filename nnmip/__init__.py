@@ -10,6 +10,8 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from nnmip.check import check
+from nnmip.drivers.task import load_program, run_train_task
+from nnmip.drivers.train import TrainResult, train_network
 from nnmip.errors import (
     BackendUnavailable,
     CheckError,
@@ -24,8 +26,6 @@ from nnmip.ir import Network, NetworkBuilder, fixed, integer, real
 from nnmip.model import MatrixModel
 from nnmip.solution import SolveOptions, Status
 from nnmip.syntax import format_program, parse, parse_file
-from nnmip.task import load_program, run_train_task
-from nnmip.train import TrainResult, train_network
 
 __all__ = [
     "BackendUnavailable", "CheckError", "DataError", "FormulationError", "MatrixModel", "Network",

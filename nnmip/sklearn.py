@@ -25,12 +25,12 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from nnmip.drivers.train import TrainResult
 from nnmip.errors import NoSolutionError
 from nnmip.io.data import Scaler
 from nnmip.ir.builder import DomainSpec, NetworkBuilder
 from nnmip.ir.network import Network
 from nnmip.solution import SolveOptions
-from nnmip.train import TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -215,16 +215,16 @@ class BinarizedNetworkClassifier(ClassifierMixin, BaseEstimator):
                                       options=opts)
         extra = dict(self.strategy_options or {})
         if self.strategy == "exact":
-            from nnmip.train import train_network
+            from nnmip.drivers.train import train_network
 
             return train_network(net, X, y, n_classes, **common, **extra)
         extra.setdefault("seed", self.seed)
         extra.setdefault("time_budget", self.time_budget)
         if self.strategy == "split":
-            from nnmip.strategies import train_split
+            from nnmip.drivers.strategies import train_split
 
             return train_split(net, X, y, n_classes, **common, **extra)
-        from nnmip.strategies import train_local_search
+        from nnmip.drivers.strategies import train_local_search
 
         return train_local_search(net, X, y, n_classes, **common, **extra)
 

@@ -20,7 +20,7 @@ import pytest
 
 from nnmip.backends import get_backend, is_installed
 from nnmip.solution import SolveOptions, Status
-from nnmip.train import train_network
+from nnmip.drivers.train import train_network
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "build_training.py"
 

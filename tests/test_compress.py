@@ -7,9 +7,9 @@ import pytest
 from verify_nets import mlp_layers, mlp_onnx, ort_forward
 
 from nnmip.cli import main
-from nnmip.compress import compress, prove_equivalence, sampled_difference
+from nnmip.drivers.compress import compress, prove_equivalence, sampled_difference
 from nnmip.errors import FormulationError
-from nnmip.verify import network_from_layers
+from nnmip.drivers.verify import network_from_layers
 
 
 def _shifted(sizes: list[int], seed: int, shift: float) -> list[tuple[np.ndarray, np.ndarray]]:

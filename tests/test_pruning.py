@@ -16,7 +16,7 @@ from nnmip.ir.builder import NetworkBuilder, real
 from nnmip.ir.losses import data_loss
 from nnmip.solution import SolveOptions, Status
 from nnmip.syntax import parse
-from nnmip.train import train_network
+from nnmip.drivers.train import train_network
 
 ROOT = Path(__file__).resolve().parents[1]
 BCW = ROOT / "examples" / "data" / "breast-cancer-wisconsin.csv"

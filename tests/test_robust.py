@@ -19,10 +19,10 @@ from nnmip.check.training_ext import RobustSpec
 from nnmip.errors import BackendUnavailable, CheckError
 from nnmip.ir.builder import NetworkBuilder, integer, real
 from nnmip.ir.losses import data_loss
-from nnmip.robust import attack, certified, first_layer_stable
+from nnmip.drivers.evaluate import attack, certified, first_layer_stable
 from nnmip.solution import SolveOptions, Status
 from nnmip.syntax import parse
-from nnmip.train import train_network
+from nnmip.drivers.train import train_network
 
 ROOT = Path(__file__).resolve().parents[1]
 BCW = ROOT / "examples" / "data" / "breast-cancer-wisconsin.csv"
@@ -204,7 +204,7 @@ def test_l2_uses_a_second_order_cone_on_gurobi() -> None:
 
 
 def test_bcw_robust_task_reports_forward_loss_and_certified_accuracy(tmp_path: Path) -> None:
-    from nnmip.task import run_train_task
+    from nnmip.drivers.task import run_train_task
 
     src = (ROOT / "examples" / "bcw_robust.nnmip").read_text()
     src = src.replace("random(40, seed=1)", "random(16, seed=1)").replace("time_limit=60", "time_limit=20")

@@ -23,10 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
-from nnmip import spec as vs
+from nnmip.ir import spec as vs
 from nnmip.backends import is_installed
 from nnmip.passes.bounds import propagate_bounds, tighten_bounds
-from nnmip.verify import CERTIFIED, COUNTEREXAMPLE, network_from_layers, verify
+from nnmip.drivers.verify import CERTIFIED, COUNTEREXAMPLE, network_from_layers, verify
 
 SETTINGS = settings(derandomize=True, deadline=None, max_examples=25,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -636,7 +636,7 @@ def test_robust_training_keeps_first_layer_patterns_constant(kind: str, act: str
     from nnmip.check.training_ext import RobustSpec
     from nnmip.ir.builder import NetworkBuilder, integer, real
     from nnmip.solution import SolveOptions
-    from nnmip.train import train_network
+    from nnmip.drivers.train import train_network
 
     rng = np.random.default_rng(seed)
     d, N = 3, 8

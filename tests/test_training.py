@@ -19,7 +19,7 @@ from nnmip.backends import get_backend, is_installed
 from nnmip.formulations.training import DEFAULT_EPS, build_training_model
 from nnmip.ir import Dense, Network, NetworkBuilder, integer, real
 from nnmip.solution import RawResult, SolveOptions, Status
-from nnmip.train import TrainResult, check_solution, repair_model, train_network
+from nnmip.drivers.train import TrainResult, check_solution, repair_model, train_network
 
 EXACT = SolveOptions(mip_gap=0.0, time_limit=60)
 TOL = 1e-6
@@ -377,7 +377,7 @@ def test_train_network_repairs_and_reports_it(monkeypatch: pytest.MonkeyPatch) -
     net = two_layer(2, 2, 1)
     _, x, objective = _broken_solution(net, XOR_X, XOR_Y)
     fake = _PerturbingBackend(get_backend("highs"), x, objective)
-    monkeypatch.setattr("nnmip.train.get_backend", lambda name: fake)
+    monkeypatch.setattr("nnmip.drivers.train.get_backend", lambda name: fake)
     res = train_network(net, XOR_X, XOR_Y, 2, solver="highs", options=EXACT)
     assert fake.calls == 2
     assert res.repaired
@@ -399,7 +399,7 @@ def test_unrepairable_solution_is_reported_unverified(monkeypatch: pytest.Monkey
     u_out, rows = tm.patterns["y"]
     x[u_out[rows, 0]] = XOR_Y            # claim every output bit right
     fake = _PerturbingBackend(get_backend("highs"), x, 0.0)
-    monkeypatch.setattr("nnmip.train.get_backend", lambda name: fake)
+    monkeypatch.setattr("nnmip.drivers.train.get_backend", lambda name: fake)
     res = train_network(net, XOR_X, XOR_Y, 2, solver="highs", options=EXACT)
     assert not res.verified
     assert not res.repaired

@@ -20,7 +20,7 @@ from test_training import forward_loss, oracle_loss
 from nnmip.backends import is_installed
 from nnmip.ir import Network, NetworkBuilder, integer, real
 from nnmip.solution import SolveOptions, Status
-from nnmip.train import train_network
+from nnmip.drivers.train import train_network
 
 pytestmark = pytest.mark.skipif(not is_installed("highs"), reason="highspy is not installed")
 

@@ -152,7 +152,7 @@ def test_verify_statement_checks_clean(tmp_path: Path) -> None:
     assert spec.prop.threshold == 1.0
     assert spec.tighten == "interval"
     assert spec.time_limit == 5.0
-    from nnmip.verify import run_verify_spec
+    from nnmip.drivers.verify import run_verify_spec
 
     r = run_verify_spec(cp, spec)
     # y = x on [0, 1]^2: max x0 - x1 over the intersection is 0.15 < 1; interval bounds (tighten = interval)

@@ -15,7 +15,7 @@ from sklearn.neural_network import MLPClassifier
 
 from nnmip.io.data import DataSource, Preprocess, load_dataset
 from nnmip.io.onnx import export_onnx
-from nnmip.verify import network_from_layers
+from nnmip.drivers.verify import network_from_layers
 
 HERE = Path(__file__).resolve().parent
 

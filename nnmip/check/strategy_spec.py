@@ -7,7 +7,7 @@ Syntax (see docs/training.md)::
     strategy = local_search(rounds=10, init=random, blocks=pair, time_budget=60, step_time=5, seed=0)
 
 Each option is checked here with a located diagnostic; the options reach
-:func:`nnmip.strategies.run_strategy` as keyword arguments of the same names.
+:func:`nnmip.drivers.strategies.run_strategy` as keyword arguments of the same names.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ quadratic part that three emission modes write differently:
     ``v = w / z``) until the gap between the model's value and the exact value at its point closes.  The
     model stays linear, so CBC and HiGHS solve it and the LP/MPS writers write it.
 
-Projecting z out of the conic relaxation gives the Structured Perspective Regulariser (:mod:`nnmip.spr`).
+Projecting z out of the conic relaxation gives the Structured Perspective Regulariser (:mod:`nnmip.formulations.spr`).
 """
 
 from __future__ import annotations

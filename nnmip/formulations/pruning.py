@@ -409,7 +409,7 @@ class ExtensionInfo:
         """Training points whose first binary layer is not constant over the robust set (forward pass)."""
         if self.robust is None or self.robust_layer is None:
             return 0
-        from nnmip.robust import first_layer_stable
+        from nnmip.drivers.evaluate import first_layer_stable
 
         return int(np.count_nonzero(~first_layer_stable(net, X, self.robust).all(axis=1)))
 
@@ -522,7 +522,7 @@ def finish_report(report: Any) -> None:
     if net is None:
         return
     if task.robust is not None:
-        from nnmip.robust import robust_metrics
+        from nnmip.drivers.evaluate import robust_metrics
 
         report.metrics.update(robust_metrics(net, ds, task.robust))
     tm = res.training_model

@@ -27,8 +27,8 @@ import scipy.sparse as sp
 from nnmip.errors import FormulationError
 from nnmip.ir.network import Network
 from nnmip.ir.ops import Dense, Identity, Input, Op, ReLU, Sign, Step
+from nnmip.ir.spec import Case, InputSet, Region
 from nnmip.model import Affine, Block, Cone, MatrixModel, ModelBuilder
-from nnmip.spec import Case, InputSet, Region
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

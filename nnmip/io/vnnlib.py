@@ -7,7 +7,7 @@ unary) and ``*`` by a constant.  A comparison may speak of inputs or of outputs,
 
 :func:`parse_vnnlib` returns the assertion in disjunctive normal form, grouped by input region: a list of
 :class:`VnnCase`, each an input box (plus any linear input constraints) and the output cases (a
-:class:`nnmip.spec.Property` of kind ``unsafe``) that are unsafe on it.
+:class:`nnmip.ir.spec.Property` of kind ``unsafe``) that are unsafe on it.
 
 Errors: :class:`VnnlibError` ``E0710`` (not VNN-LIB syntax), ``E0711`` (a construct outside this subset),
 ``E0712`` (a constraint that mixes inputs and outputs, or an unbounded input).
@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from nnmip.errors import NnmipError, Span
-from nnmip.spec import Case, InputSet, Property, box, halfspaces, unsafe
+from nnmip.ir.spec import Case, InputSet, Property, box, halfspaces, unsafe
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -29,8 +29,8 @@ import numpy.typing as npt
 from nnmip.errors import FormulationError
 from nnmip.ir.network import Network
 from nnmip.ir.ops import Dense, Identity, Input, Op, ReLU, Sign, Step
+from nnmip.ir.spec import Region
 from nnmip.model import MatrixModel
-from nnmip.spec import Region
 
 log = logging.getLogger(__name__)
 

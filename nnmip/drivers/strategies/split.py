@@ -18,9 +18,7 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.cluster import KMeans
 
-from nnmip.ir.network import Network
-from nnmip.solution import SolveOptions, Status
-from nnmip.strategies.common import (
+from nnmip.drivers.strategies.common import (
     Budget,
     FloatArray,
     IntArray,
@@ -31,7 +29,9 @@ from nnmip.strategies.common import (
     record,
     weighted_layers,
 )
-from nnmip.train import TrainResult, train_network
+from nnmip.drivers.train import TrainResult, train_network
+from nnmip.ir.network import Network
+from nnmip.solution import SolveOptions, Status
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def train_split(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, los
     Parameters
     ----------
     net, X, y, n_classes, loss, margin, eps, l1, solver, options
-        As for :func:`nnmip.train.train_network` (``options.time_limit`` limits each solve).
+        As for :func:`nnmip.drivers.train.train_network` (``options.time_limit`` limits each solve).
     X_val, y_val
         Validation data: the best network is the one with the highest validation accuracy (ties: lower
         training loss).  Without them, or with ``select="loss"``, the lowest training loss wins.

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from nnmip.cli import EXIT_OK, EXIT_UNSOLVED, _add_solver_args, _write_json, command
+from nnmip.cli.common import EXIT_OK, EXIT_UNSOLVED, add_solver_args, command, write_json
 from nnmip.errors import NnmipError
 
 
@@ -50,7 +50,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
     pr.add_argument("--counterexample", metavar="OUT", help="write the VNN-COMP result file (sat/unsat/...)")
     p.add_argument("--tighten", choices=("interval", "symbolic", "lp", "milp", "auto"),
                    help="bound tightening (default auto: lp on small networks, symbolic on large ones)")
-    _add_solver_args(p)
+    add_solver_args(p)
     p.add_argument("--json", metavar="OUT", help="write the result(s) as JSON ('-' for stdout)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress")
 
@@ -61,7 +61,7 @@ def _say(a: argparse.Namespace, text: str) -> None:
 
 
 def _vector(text: str) -> np.ndarray:
-    from nnmip.verify import load_points
+    from nnmip.drivers.verify import load_points
 
     if Path(text).is_file():
         X, _ = load_points(text, label_column=None)
@@ -110,8 +110,8 @@ def _summary(r: Any) -> str:
 
 @command("verify", "certify, falsify or bound a fixed-weight network over an input set")
 def cmd_verify(a: argparse.Namespace) -> int:
-    from nnmip.task import solve_options
-    from nnmip.verify import UNKNOWN, load_model
+    from nnmip.drivers.task import solve_options
+    from nnmip.drivers.verify import UNKNOWN, load_model
 
     if a.file:
         return _run_file(a)
@@ -138,12 +138,12 @@ def cmd_verify(a: argparse.Namespace) -> int:
         _say(a, "counterexample: " + " ".join(f"{v:.9g}" for v in r.counterexample))
         _say(a, "output:         " + " ".join(f"{v:.9g}" for v in r.output))
     if a.json:
-        _write_json(a.json, r.to_dict())
+        write_json(a.json, r.to_dict())
     return EXIT_UNSOLVED if r.result == UNKNOWN else EXIT_OK
 
 
 def _sets(a: argparse.Namespace, x0: np.ndarray) -> list[Any]:
-    from nnmip import spec as vs
+    from nnmip.ir import spec as vs
 
     sets = []
     if a.linf is not None:
@@ -158,8 +158,8 @@ def _sets(a: argparse.Namespace, x0: np.ndarray) -> list[Any]:
 
 
 def _run_point(a: argparse.Namespace, net: Any, x0: np.ndarray, domain: Any, common: dict[str, Any]) -> Any:
-    from nnmip import spec as vs
-    from nnmip.verify import verify
+    from nnmip.drivers.verify import verify
+    from nnmip.ir import spec as vs
 
     if x0.size != net.n_inputs:
         raise NnmipError.at("E0412", f"the point has {x0.size} entries but the network has {net.n_inputs} inputs")
@@ -174,7 +174,7 @@ def _run_point(a: argparse.Namespace, net: Any, x0: np.ndarray, domain: Any, com
 
 
 def _run_points(a: argparse.Namespace, net: Any, domain: Any, common: dict[str, Any]) -> int:
-    from nnmip.verify import load_points, robust_accuracy
+    from nnmip.drivers.verify import load_points, robust_accuracy
 
     if a.linf is None:
         raise NnmipError.at("E0104", "--points needs --linf EPS")
@@ -192,14 +192,14 @@ def _run_points(a: argparse.Namespace, net: Any, domain: Any, common: dict[str, 
     _say(a, f"robust accuracy {acc:.4f} ({sum(r['robust'] for r in rows)}/{len(rows)}), clean accuracy {clean:.4f}, "
           f"{unknown} unknown, {time.perf_counter() - t0:.1f}s")
     if a.json:
-        _write_json(a.json, {"robust_accuracy": acc, "clean_accuracy": clean, "eps": a.linf, "points": len(rows),
+        write_json(a.json, {"robust_accuracy": acc, "clean_accuracy": clean, "eps": a.linf, "points": len(rows),
                              "unknown": unknown, "seconds": round(time.perf_counter() - t0, 3), "results": rows})
     return EXIT_UNSOLVED if unknown else EXIT_OK
 
 
 def _run_vnnlib(a: argparse.Namespace, net: Any, domain: Any, common: dict[str, Any]) -> int:
+    from nnmip.drivers.verify import verify_vnnlib
     from nnmip.io.vnnlib import format_counterexample, parse_vnnlib
-    from nnmip.verify import verify_vnnlib
 
     vp = parse_vnnlib(a.vnnlib)
     r = verify_vnnlib(net, vp, domain=domain, **common)
@@ -211,13 +211,13 @@ def _run_vnnlib(a: argparse.Namespace, net: Any, domain: Any, common: dict[str, 
             else r.vnn_answer + "\n"
         Path(a.counterexample).write_text(text, encoding="utf-8")
     if a.json:
-        _write_json(a.json, dict(r.to_dict(), answer=r.vnn_answer))
+        write_json(a.json, dict(r.to_dict(), answer=r.vnn_answer))
     return EXIT_UNSOLVED if r.vnn_answer in ("unknown", "timeout") else EXIT_OK
 
 
 def _run_file(a: argparse.Namespace) -> int:
-    from nnmip.task import load_program, solve_options
-    from nnmip.verify import UNKNOWN, run_verify_spec
+    from nnmip.drivers.task import load_program, solve_options
+    from nnmip.drivers.verify import UNKNOWN, run_verify_spec
 
     cp = load_program(a.file)
     if not cp.verify_specs:
@@ -237,7 +237,7 @@ def _run_file(a: argparse.Namespace) -> int:
         if r.result == UNKNOWN:
             worst = EXIT_UNSOLVED
     if a.json:
-        _write_json(a.json, {"file": a.file, "results": results})
+        write_json(a.json, {"file": a.file, "results": results})
     return worst
 
 

@@ -19,10 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from nnmip.ir.network import Network
-from nnmip.ir.ops import Dense
-from nnmip.solution import SolveOptions
-from nnmip.strategies.common import (
+from nnmip.drivers.strategies.common import (
     Budget,
     FloatArray,
     IntArray,
@@ -35,7 +32,10 @@ from nnmip.strategies.common import (
     trainable_layers,
     weighted_layers,
 )
-from nnmip.train import TrainResult, train_network
+from nnmip.drivers.train import TrainResult, train_network
+from nnmip.ir.network import Network
+from nnmip.ir.ops import Dense
+from nnmip.solution import SolveOptions
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def train_local_search(net: Network, X: FloatArray, y: IntArray, n_classes: int,
     Parameters
     ----------
     net, X, y, n_classes, loss, margin, eps, l1, solver, options
-        As for :func:`nnmip.train.train_network` (``options.time_limit`` limits each solve).
+        As for :func:`nnmip.drivers.train.train_network` (``options.time_limit`` limits each solve).
     X_val, y_val
         Validation data, reported in the history (the search itself minimises the training loss).
     init
@@ -155,7 +155,7 @@ def train_local_search(net: Network, X: FloatArray, y: IntArray, n_classes: int,
         current = {k: (np.asarray(W, np.float64), None if b is None else np.asarray(b, np.float64))
                    for k, (W, b) in init.items()}
     elif init == "split":
-        from nnmip.strategies.split import train_split
+        from nnmip.drivers.strategies.split import train_split
 
         rem = budget.remaining()
         start = train_split(net, X, y, n_classes, loss=loss, margin=margin, eps=eps, l1=l1, solver=solver,

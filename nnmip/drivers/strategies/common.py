@@ -1,6 +1,6 @@
 """What the training strategies share: forward-pass evaluation, time budgets, iteration records, results.
 
-The strategies orchestrate solves of the training MILP (:func:`nnmip.train.train_network`); every loss they
+The strategies orchestrate solves of the training MILP (:func:`nnmip.drivers.train.train_network`); every loss they
 compare or report comes from the numpy forward pass of a fixed-weight network, never from a solver objective.
 """
 
@@ -14,13 +14,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from nnmip.drivers.train import TrainResult
 from nnmip.ir.losses import data_loss, objective_terms
 from nnmip.ir.network import Network
 from nnmip.ir.ops import Dense, Sign, Step
 from nnmip.solution import SolveOptions, Status
-from nnmip.train import TrainResult
 
-log = logging.getLogger("nnmip.strategies")
+log = logging.getLogger("nnmip.drivers.strategies")
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 Params = dict[str, tuple[FloatArray, FloatArray | None]]

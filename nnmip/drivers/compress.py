@@ -17,9 +17,7 @@ MILP over the domain proves ``max_x |f(x) - g(x)|`` (:func:`prove_equivalence`).
 
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,14 +26,14 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from nnmip.errors import FormulationError, NnmipError
+from nnmip.errors import FormulationError
 from nnmip.formulations.verification import FixedModel, build_fixed_model
 from nnmip.ir.builder import NetworkBuilder, fixed
 from nnmip.ir.network import Network
 from nnmip.ir.ops import Dense, Identity, Input, ReLU, Sign, Step
+from nnmip.ir.spec import Region, box
 from nnmip.model import Block
 from nnmip.passes.bounds import BoundReport, tighten_bounds
-from nnmip.spec import Region, box
 
 log = logging.getLogger(__name__)
 
@@ -267,99 +265,3 @@ def _joint(fa: FixedModel, ga: FixedModel) -> tuple[Any, list[FloatArray], list[
         outs_a = [np.r_[o, fa.out.const[i]] for i, o in enumerate(outs_a)]
         outs_b = [np.r_[o, ga.out.const[i]] for i, o in enumerate(outs_b)]
     return m, outs_a, outs_b, fa.x_cols, ga.x_cols + na
-
-
-# ------------------------------------------------------------------------------------------------------------
-# the command
-# ------------------------------------------------------------------------------------------------------------
-def _configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", nargs="?", help="a .nnmip file whose network has fixed weights")
-    p.add_argument("--network", metavar="NAME", help="the network of the .nnmip file (default: the first)")
-    p.add_argument("--onnx", metavar="M.onnx", help="the network as an ONNX file")
-    p.add_argument("--npz", metavar="W.npz", help="the network as an nnmip weights file")
-    p.add_argument("--domain", nargs=2, type=float, metavar=("LO", "HI"),
-                   help="input box in the model's input units (default: the declared input domain)")
-    p.add_argument("--method", choices=("interval", "symbolic", "lp", "milp"), default="milp",
-                   help="how stability is proven (default milp: interval, then LP, then a MILP per unit)")
-    p.add_argument("-o", "--output", action="append", required=True, metavar="OUT",
-                   help="write the smaller network: .onnx or .npz (may be repeated)")
-    p.add_argument("--samples", type=int, default=10_000, help="random inputs for the equivalence check")
-    p.add_argument("--prove", action="store_true", help="prove max |f - g| = 0 by MILP (small networks)")
-    p.add_argument("--solver", default="highs")
-    p.add_argument("--time-limit", type=float, metavar="T")
-    p.add_argument("--json", metavar="OUT", help="write the report as JSON ('-' for stdout)")
-
-
-def _load(a: argparse.Namespace) -> tuple[Network, Any]:
-    if a.onnx:
-        from nnmip.io.onnx import import_onnx
-
-        return import_onnx(a.onnx)
-    if a.npz:
-        from nnmip.io.weights import load_npz
-
-        return load_npz(a.npz)
-    if a.file:
-        from nnmip.task import load_program
-
-        cp = load_program(a.file)
-        if not cp.networks:
-            raise NnmipError.at("E0181", f"'{a.file}' defines no network")
-        name = a.network or next(iter(cp.networks))
-        if name not in cp.networks:
-            raise NnmipError.at("E0102", f"'{a.file}' has no network '{name}'",
-                                notes=[f"help: it defines {', '.join(cp.networks)}"])
-        return cp.networks[name], None
-    raise NnmipError.at("E0104", "give the network: --onnx, --npz or a .nnmip file")
-
-
-def cmd_compress(a: argparse.Namespace) -> int:
-    from nnmip.cli import EXIT_OK, EXIT_UNSOLVED, _write_json
-
-    net, scaler = _load(a)
-    n = net.n_inputs
-    lo = hi = None
-    if a.domain is not None:
-        lo, hi = np.full(n, a.domain[0]), np.full(n, a.domain[1])
-        if scaler is not None:        # the domain is given on raw inputs; the network sees scaled ones
-            lo, hi = scaler.transform(lo[None, :])[0], scaler.transform(hi[None, :])[0]
-    res = compress(net, lo, hi, method=a.method, solver=a.solver, time_limit=a.time_limit)
-    op_in = net.op(net.input)
-    lo_b = lo if lo is not None else op_in.lo  # type: ignore[attr-defined]
-    hi_b = hi if hi is not None else op_in.hi  # type: ignore[attr-defined]
-    res.samples = a.samples
-    res.max_sampled_diff = sampled_difference(net, res.network, lo_b, hi_b, a.samples)
-    if a.prove:
-        res.proof = prove_equivalence(net, res.network, lo_b, hi_b, solver=a.solver, time_limit=a.time_limit)
-    for out in a.output:
-        if out.lower().endswith(".onnx"):
-            from nnmip.io.onnx import export_onnx
-
-            export_onnx(res.network, out, scaler)
-        elif out.lower().endswith(".npz"):
-            from nnmip.io.weights import save_npz
-
-            save_npz(res.network, out, scaler)
-        else:
-            raise NnmipError.at("E0603", f"unknown output format '{out}'", notes=["help: use .onnx or .npz"])
-    print(f"units {res.units_before} -> {res.units_after}, parameters {res.params_before} -> {res.params_after}, "
-          f"folded layers {len(res.folded_layers)}; max |f - g| on {a.samples} samples {res.max_sampled_diff:.3g}"
-          + ("" if res.proof is None else f"; proven max |f - g| <= {res.proof['bound']:.3g}"))
-    for out in a.output:
-        print(f"wrote {out}", file=sys.stderr)
-    if a.json:
-        _write_json(a.json, res.to_dict())
-    ok = res.max_sampled_diff is None or res.max_sampled_diff <= 1e-8
-    ok = ok and (res.proof is None or res.proof["bound"] <= 1e-6)
-    return EXIT_OK if ok else EXIT_UNSOLVED
-
-
-def _register() -> None:
-    from nnmip.cli import command
-
-    cmd_compress.configure = _configure  # type: ignore[attr-defined]
-    command("compress", "remove units that are stable over an input domain; the output computes the same function")(
-        cmd_compress)
-
-
-_register()

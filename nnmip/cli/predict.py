@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnmip.cli import EXIT_OK, command
+from nnmip.cli.common import EXIT_OK, command
 from nnmip.errors import DataError
 
 

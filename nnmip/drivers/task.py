@@ -11,12 +11,12 @@ from typing import Any
 import numpy as np
 
 from nnmip.check import CheckedProgram, SolverSpec, TrainTask, check
+from nnmip.drivers.train import TrainResult, result_dict, train_network
 from nnmip.errors import DataError, Diagnostic
 from nnmip.io.data import Dataset, Preprocess, load_dataset
 from nnmip.ir.network import Network
 from nnmip.solution import Progress, SolveOptions
 from nnmip.syntax import parse_file
-from nnmip.train import TrainResult, result_dict, train_network
 
 
 @dataclass
@@ -111,7 +111,7 @@ def run_train_task(cp: CheckedProgram, task: TrainTask | None = None, *, solver:
                             source=cp.program.source)
     opts = options or solve_options(cp.solver, progress=progress)
     if task.strategy.kind != "exact":
-        from nnmip.strategies import run_strategy
+        from nnmip.drivers.strategies import run_strategy
 
         res = run_strategy(task, net, ds, solver or cp.solver.name, opts)
     else:

@@ -39,9 +39,9 @@ from nnmip.formulations.verification import FixedModel, build_fixed_model, score
 from nnmip.ir.builder import NetworkBuilder, fixed
 from nnmip.ir.network import Network
 from nnmip.ir.ops import Dense, Input
+from nnmip.ir.spec import Case, InputSet, Property, Region
 from nnmip.passes.bounds import SAFETY, BoundReport, LpSession, tighten_bounds
 from nnmip.solution import SolveOptions, Status
-from nnmip.spec import Case, InputSet, Property, Region
 
 log = logging.getLogger(__name__)
 
@@ -502,7 +502,7 @@ def robust_accuracy(net: Network, X: FloatArray, y: npt.ArrayLike | None, eps: f
     A point counts as robust when the network classifies it as its label (``y``; the prediction when ``y`` is
     None) and the ball is certified.  A misclassified point is not verified.
     """
-    from nnmip.spec import classified, linf
+    from nnmip.ir.spec import classified, linf
 
     X = np.atleast_2d(np.asarray(X, dtype=np.float64))
     pred = net.predict(X)
@@ -677,8 +677,8 @@ def spec_network(cp: Any, spec: Any) -> Network:
 def run_verify_spec(cp: Any, spec: Any, *, solver: str | None = None, time_limit: float | None = None,
                     options: SolveOptions | None = None, tighten: str | None = None) -> VerifyResult:
     """Run one checked ``verify`` statement (:class:`nnmip.check.verify_stmt.VerifySpec`) of a program."""
-    from nnmip import spec as vs
     from nnmip.errors import NnmipError
+    from nnmip.ir import spec as vs
 
     try:
         net = spec_network(cp, spec)

@@ -98,7 +98,7 @@ def spr_torch(values: Any, gid: Any, M: Any, alpha: float, lam: float = 1.0) -> 
     try:
         import torch
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("spr_torch needs PyTorch: pip install torch (or use nnmip.spr.spr)") from exc
+        raise ImportError("spr_torch needs PyTorch: pip install torch (or use nnmip.formulations.spr.spr)") from exc
     if not 0.0 <= alpha < 1.0:
         raise ValueError(f"alpha must lie in [0, 1), got {alpha}")
     w = values.reshape(-1)

@@ -7,7 +7,7 @@ They orchestrate solves of the training MILP and hold no maths of their own.  In
     }
 
 and from Python :func:`train_split` and :func:`train_local_search`.  Every result is a
-:class:`~nnmip.train.TrainResult` whose loss is the forward-pass loss of the returned network and whose
+:class:`~nnmip.drivers.train.TrainResult` whose loss is the forward-pass loss of the returned network and whose
 ``history`` lists one record per solve (loss, validation accuracy, clusters, binaries, time).
 """
 
@@ -15,17 +15,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from nnmip.drivers.strategies.local_search import make_blocks, random_params, train_local_search
+from nnmip.drivers.strategies.split import train_split
+from nnmip.drivers.train import TrainResult
 from nnmip.solution import SolveOptions
-from nnmip.strategies.local_search import make_blocks, random_params, train_local_search
-from nnmip.strategies.split import train_split
-from nnmip.train import TrainResult
 
 if TYPE_CHECKING:
     from nnmip.check import TrainTask
     from nnmip.io.data import Dataset
     from nnmip.ir.network import Network
 
-#: strategy name -> function; ``exact`` is :func:`nnmip.train.train_network` itself
+#: strategy name -> function; ``exact`` is :func:`nnmip.drivers.train.train_network` itself
 STRATEGIES = {"split": train_split, "local_search": train_local_search}
 
 

@@ -1,0 +1,7 @@
+"""``python -m nnmip.cli``."""
+
+import sys
+
+from nnmip.cli import main
+
+sys.exit(main())

@@ -1,0 +1,151 @@
+"""What every ``nnmip`` subcommand shares: the exit codes, the command registry, progress, JSON output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from nnmip.errors import NnmipError
+from nnmip.solution import Progress, Status
+
+EXIT_OK, EXIT_UNSOLVED, EXIT_INPUT, EXIT_SOLVER, EXIT_INTERRUPT = 0, 1, 2, 3, 130
+
+Command = Callable[[argparse.Namespace], int]
+COMMANDS: dict[str, tuple[Command, Callable[[argparse.ArgumentParser], None], str]] = {}
+
+
+def command(name: str, help_text: str) -> Callable[[Command], Command]:
+    """Register a subcommand; ``configure`` adds its arguments (set as ``fn.configure``)."""
+    def deco(fn: Command) -> Command:
+        COMMANDS[name] = (fn, getattr(fn, "configure", lambda p: None), help_text)
+        return fn
+    return deco
+
+
+def err(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+class ProgressPrinter:
+    """Prints elapsed time, incumbent and bound on one updating stderr line during a solve."""
+
+    def __init__(self, enabled: bool, label: str) -> None:
+        self.enabled = enabled
+        self.label = label
+        self.last: Progress | None = None
+        self.t0 = time.perf_counter()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._tty = sys.stderr.isatty()
+        self._last_print = 0.0
+
+    def __call__(self, p: Progress) -> None:
+        self.last = p
+        self._print()
+
+    def _print(self, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if not force and not self._tty and now - self._last_print < 5.0:
+            return
+        self._last_print = now
+        p = self.last
+        inc = "-" if p is None or p.incumbent is None else f"{p.incumbent:.6g}"
+        bnd = "-" if p is None or p.bound is None else f"{p.bound:.6g}"
+        gap = "" if p is None or p.gap is None else f"  gap {100 * p.gap:.2f}%"
+        line = f"  {self.label}: {now - self.t0:7.1f}s  incumbent {inc}  bound {bnd}{gap}"
+        if self._tty:
+            sys.stderr.write("\r" + line.ljust(78))
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    def __enter__(self) -> ProgressPrinter:
+        if self.enabled:
+            def beat() -> None:
+                while not self._stop.wait(1.0):
+                    self._print()
+            self._thread = threading.Thread(target=beat, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        if self.enabled and self._tty:
+            sys.stderr.write("\n")
+
+
+
+def add_solver_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--solver", help="highs (default), cbc or gurobi; overrides the file's 'solve with'")
+    p.add_argument("--time-limit", type=float, metavar="T", help="seconds")
+    p.add_argument("--gap", type=float, metavar="G", help="relative MIP gap (0 proves optimality)")
+    p.add_argument("--threads", type=int, metavar="N")
+    p.add_argument("--verbose", action="store_true", help="show the solver's own log")
+
+
+def add_emit_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--emit", choices=("milp", "perspective-conic", "perspective-cuts"), default="milp",
+                   help="how pruning's squared-norm term is written (see docs/robust.md)")
+    p.add_argument("--relax", action="store_true", help="relax integrality (a lower bound, no network)")
+
+
+def fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+def explain_status(status: str, loss: str | None, has_network: bool) -> str:
+    """A sentence on what an unsuccessful status means and what to try (empty when there is nothing to say)."""
+    if status == "infeasible":
+        hard = loss in ("min_weight", "max_margin")
+        return ("note: the model is infeasible: no weights in the declared domains satisfy the constraints"
+                + (f" ({loss} requires every training point to be classified with the margin; equal points with "
+                   "different labels make that impossible)" if hard else "")
+                + "\nhelp: " + ("use loss = hinge or zero_one, " if hard else "")
+                + "widen the weight or bias domains, lower the margin or eps, or add units")
+    if status in ("unbounded", "infeasible_or_unbounded"):
+        return "note: the solver reports an unbounded or infeasible model\nhelp: check the domains and the loss"
+    if status == "time_limit" and not has_network:
+        return "note: the time limit ended the solve before any solution was found\nhelp: raise --time-limit, " \
+               "train on fewer points (subset = random(n)), or use strategy = split(...)"
+    if status == "error":
+        return "note: the solver failed; run again with --verbose to see its log"
+    return ""
+
+
+def write_json(target: str, data: dict[str, Any]) -> None:
+    text = json.dumps(data, indent=2, default=json_default)
+    if target == "-":
+        print(text)
+        return
+    p = Path(target)
+    if p.suffix == ".nnmip":
+        raise NnmipError.at("E0603", f"refusing to write JSON over the model file '{p}'")
+    p.write_text(text + "\n", encoding="utf-8")
+
+
+def json_default(o: Any) -> Any:
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Status):
+        return str(o)
+    return str(o)
+
+

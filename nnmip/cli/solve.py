@@ -1,0 +1,132 @@
+"""``nnmip solve``: train the network of a .nnmip file and verify the result by the forward pass."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from nnmip.cli.common import (
+    EXIT_OK,
+    EXIT_UNSOLVED,
+    ProgressPrinter,
+    add_emit_args,
+    add_solver_args,
+    command,
+    err,
+    explain_status,
+    fmt,
+    write_json,
+)
+from nnmip.errors import NnmipError
+from nnmip.solution import Status
+
+
+def _configure_solve(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help="a .nnmip file")
+    add_solver_args(p)
+    p.add_argument("--json", metavar="OUT", help="write the full result as JSON ('-' for stdout)")
+    p.add_argument("--save-weights", metavar="W.npz", help="save the trained network (weights, scaling, graph)")
+    p.add_argument("--save-onnx", metavar="M.onnx", help="save the trained network as ONNX (raw-feature input)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress, no table")
+    add_emit_args(p)
+
+
+@command("solve", "train the network of a .nnmip file and verify the result by the forward pass")
+def cmd_solve(a: argparse.Namespace) -> int:
+    import numpy as np
+
+    from nnmip.drivers.task import load_program, run_train_task, solve_options
+
+    cp = load_program(a.file)
+    for w in cp.warnings:
+        if not a.quiet:
+            err(w.render(cp.program.source))
+    if not cp.tasks:
+        raise NnmipError.at("E0181", f"'{a.file}' has no training task",
+                            notes=["help: add train <network> on <data> { ... }, or use 'nnmip verify'"])
+    solver = a.solver or cp.solver.name
+    from nnmip.backends import get_backend
+
+    get_backend(solver)  # a missing solver fails before any work
+    printer = ProgressPrinter(not a.quiet, solver)
+    opts = solve_options(cp.solver, time_limit=a.time_limit, gap=a.gap, threads=a.threads,
+                         verbose=a.verbose or None, progress=printer)
+    if not a.quiet:
+        t = cp.tasks[0]
+        err(f"training '{t.network}' on '{t.data}' (loss {t.loss.kind}) with {solver}")
+    with printer:
+        report = run_train_task(cp, solver=solver, options=opts, emit=a.emit, relax=a.relax)
+    res = report.result
+    d = report.to_dict()
+    if a.relax:
+        if a.json:
+            write_json(a.json, d)
+        if not a.quiet:
+            print(f"relaxation ({res.status}): {fmt(res.objective)}")
+        return EXIT_OK if res.status is Status.OPTIMAL else EXIT_UNSOLVED
+    if report.pruned is not None:  # save the smaller network (its inputs are the kept features)
+        from dataclasses import replace as _replace
+
+        from nnmip.formulations.pruning import sub_scaler
+
+        res = _replace(res, network=report.pruned)
+        report = _replace(report, dataset=_replace(report.dataset, scaler=sub_scaler(
+            report.dataset.scaler, report.kept_features)))
+    if res.network is not None:
+        if a.save_weights:
+            from nnmip.io.weights import save_npz
+
+            save_npz(res.network, a.save_weights, report.dataset.scaler,
+                     extra={"classes": np.asarray(report.dataset.classes)})
+            d["weights_file"] = a.save_weights
+        if a.save_onnx:
+            from nnmip.io.onnx import export_onnx
+
+            export_onnx(res.network, a.save_onnx, report.dataset.scaler)
+            d["onnx_file"] = a.save_onnx
+    if a.json:
+        write_json(a.json, d)
+    if not a.quiet and a.json != "-":   # with --json - the standard output holds the JSON alone
+        _print_table(d)
+    why = explain_status(d["status"], d.get("task", {}).get("loss"), res.network is not None)
+    if why:
+        err(why)
+    if res.network is None:
+        return EXIT_UNSOLVED
+    return EXIT_OK if res.verified else EXIT_UNSOLVED
+
+
+cmd_solve.configure = _configure_solve  # type: ignore[attr-defined]
+
+
+def _print_table(d: dict[str, Any]) -> None:
+    m = d.get("metrics", {})
+    model = d.get("model", {})
+    rows = [
+        ("status", d["status"]),
+        ("solver", d["solver"]),
+        ("verified", "yes" if d["verified"] else "NO"),
+        ("loss (forward pass)", fmt(d["loss"])),
+        ("solver objective", fmt(d["objective"])),
+        ("best bound", fmt(d["bound"])),
+        ("gap", "-" if d["gap"] is None else f"{100 * d['gap']:.3g}%"),
+        ("solve seconds", fmt(d["seconds"])),
+        ("accuracy train", fmt(m.get("train"))),
+        ("accuracy validation", fmt(m.get("validation"))),
+        ("accuracy test", fmt(m.get("test"))),
+        ("model", f"{model.get('variables')} variables ({model.get('binaries')} binary, "
+                  f"{model.get('integers')} integer), {model.get('rows')} rows, {model.get('nonzeros')} nonzeros"),
+    ]
+    ext = d.get("extension") or {}
+    rows += [(f"robust {k.replace('_', ' ')}", fmt(m[k])) for k in ("certified_train", "certified_test",
+                                                                       "attack_test") if k in m]
+    if "removed_count" in ext:
+        rows.append(("pruned groups", f"{ext['removed_count']} of {ext.get('groups')} removed: "
+                     + (", ".join(g["name"] for g in ext["removed_groups"][:12]) or "none")))
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+    for n in d.get("notes", []):
+        if n.startswith("NOT VERIFIED") or n.startswith("forward-pass") or n.startswith("repair"):
+            print(f"note: {n}")
+
