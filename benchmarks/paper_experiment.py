@@ -94,8 +94,8 @@ def run_seed(name: str, seed: int, quick: bool) -> dict[str, Any]:
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier
 
-    from nnmip.solution import SolveOptions
     from nnmip.drivers.strategies import train_local_search, train_split
+    from nnmip.solution import SolveOptions
 
     cfg = CONFIGS[name]
     ds = load(name, seed)
@@ -145,9 +145,9 @@ def _measure(res: Any, seconds: float, Xt: np.ndarray, yt: np.ndarray) -> dict[s
 
 def run_exact(name: str, seed: int, quick: bool) -> dict[str, Any]:
     """Training loss of the heuristics against the exact MILP optimum on a small subset of the train rows."""
-    from nnmip.solution import SolveOptions, Status
     from nnmip.drivers.strategies import train_local_search, train_split
     from nnmip.drivers.train import train_network
+    from nnmip.solution import SolveOptions, Status
 
     cfg = CONFIGS[name]
     ds = load(name, seed)

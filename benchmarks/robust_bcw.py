@@ -33,11 +33,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nnmip.check.training_ext import RobustSpec  # noqa: E402
+from nnmip.drivers.evaluate import attack, certified  # noqa: E402
+from nnmip.drivers.train import train_network  # noqa: E402
 from nnmip.io.data import DataSource, Preprocess, load_dataset  # noqa: E402
 from nnmip.ir.builder import NetworkBuilder, integer, real  # noqa: E402
-from nnmip.drivers.evaluate import attack, certified  # noqa: E402
 from nnmip.solution import SolveOptions  # noqa: E402
-from nnmip.drivers.train import train_network  # noqa: E402
 
 log = logging.getLogger("robust_bcw")
 RADII = [0.0, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.175, 0.2]

@@ -34,11 +34,11 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from nnmip.drivers.verify import verify
 from nnmip.formulations.verification import build_fixed_model, with_case
 from nnmip.io.onnx import import_onnx
-from nnmip.passes.bounds import tighten_bounds
 from nnmip.ir.spec import Case, Region, linf
-from nnmip.drivers.verify import verify
+from nnmip.passes.bounds import tighten_bounds
 
 
 def mlp(sizes: list[int], seed: int) -> tuple[onnx.ModelProto, list[tuple[np.ndarray, np.ndarray]]]:
@@ -188,8 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         c, j = question(net, x0)
         coef = np.zeros(2)
         coef[j], coef[c] = 1.0, -1.0
-        from nnmip.solution import SolveOptions
         from nnmip.ir.spec import classified, maximize
+        from nnmip.solution import SolveOptions
 
         opts = SolveOptions(threads=1)
         t0 = time.perf_counter()

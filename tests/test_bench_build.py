@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 from nnmip.backends import get_backend, is_installed
-from nnmip.solution import SolveOptions, Status
 from nnmip.drivers.train import train_network
+from nnmip.solution import SolveOptions, Status
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "build_training.py"
 

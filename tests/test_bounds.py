@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from verify_nets import mlp_layers
 
-from nnmip.ir import spec as vs
+from nnmip.drivers.verify import network_from_layers
 from nnmip.errors import FormulationError
+from nnmip.ir import spec as vs
 from nnmip.model import ModelBuilder
 from nnmip.passes.bounds import SAFETY, dual_bound, propagate_bounds, tighten_bounds, widen
-from nnmip.drivers.verify import network_from_layers
 
 
 def _samples(region: vs.Region, n: int, k: int, seed: int) -> np.ndarray:

@@ -8,8 +8,8 @@ from verify_nets import mlp_layers, mlp_onnx, ort_forward
 
 from nnmip.cli import main
 from nnmip.drivers.compress import compress, prove_equivalence, sampled_difference
-from nnmip.errors import FormulationError
 from nnmip.drivers.verify import network_from_layers
+from nnmip.errors import FormulationError
 
 
 def _shifted(sizes: list[int], seed: int, shift: float) -> list[tuple[np.ndarray, np.ndarray]]:

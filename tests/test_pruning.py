@@ -10,13 +10,13 @@ import pytest
 
 from nnmip.check import check
 from nnmip.check.training_ext import PruneConfig, PruneSpec
+from nnmip.drivers.train import train_network
 from nnmip.errors import CheckError
 from nnmip.formulations.pruning import GroupRef, build_groups, prune_network
 from nnmip.ir.builder import NetworkBuilder, real
 from nnmip.ir.losses import data_loss
 from nnmip.solution import SolveOptions, Status
 from nnmip.syntax import parse
-from nnmip.drivers.train import train_network
 
 ROOT = Path(__file__).resolve().parents[1]
 BCW = ROOT / "examples" / "data" / "breast-cancer-wisconsin.csv"

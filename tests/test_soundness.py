@@ -23,10 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
-from nnmip.ir import spec as vs
 from nnmip.backends import is_installed
-from nnmip.passes.bounds import propagate_bounds, tighten_bounds
 from nnmip.drivers.verify import CERTIFIED, COUNTEREXAMPLE, network_from_layers, verify
+from nnmip.ir import spec as vs
+from nnmip.passes.bounds import propagate_bounds, tighten_bounds
 
 SETTINGS = settings(derandomize=True, deadline=None, max_examples=25,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -634,9 +634,9 @@ def _ball_points(kind: str, r: float, radii: np.ndarray, W: np.ndarray, d: int, 
        r=st.sampled_from([0.03, 0.1, 0.2]), seed=st.integers(0, 10_000))
 def test_robust_training_keeps_first_layer_patterns_constant(kind: str, act: str, r: float, seed: int) -> None:
     from nnmip.check.training_ext import RobustSpec
+    from nnmip.drivers.train import train_network
     from nnmip.ir.builder import NetworkBuilder, integer, real
     from nnmip.solution import SolveOptions
-    from nnmip.drivers.train import train_network
 
     rng = np.random.default_rng(seed)
     d, N = 3, 8

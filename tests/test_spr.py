@@ -10,8 +10,8 @@ import pytest
 
 from nnmip.backends import get_backend, is_installed
 from nnmip.formulations.perspective import group_model, solve_with_cuts
-from nnmip.solution import SolveOptions, Status
 from nnmip.formulations.spr import spr, spr_from_task, spr_groups, spr_torch
+from nnmip.solution import SolveOptions, Status
 
 needs_cvxpy = pytest.mark.skipif(not is_installed("cvxpy"), reason="cvxpy is not installed")
 

@@ -9,16 +9,16 @@ import pytest
 
 from nnmip.backends import is_installed
 from nnmip.check import check
+from nnmip.drivers.strategies import make_blocks, random_params, train_local_search, train_split
+from nnmip.drivers.strategies.split import split_cluster, splittable
+from nnmip.drivers.task import run_train_task
+from nnmip.drivers.train import result_dict, train_network
 from nnmip.errors import CheckError
 from nnmip.ir.builder import NetworkBuilder, integer, real
 from nnmip.ir.losses import data_loss
 from nnmip.model import Affine, ModelBuilder
 from nnmip.solution import SolveOptions, Status
-from nnmip.drivers.strategies import make_blocks, random_params, train_local_search, train_split
-from nnmip.drivers.strategies.split import split_cluster, splittable
 from nnmip.syntax import parse
-from nnmip.drivers.task import run_train_task
-from nnmip.drivers.train import result_dict, train_network
 
 EXACT = SolveOptions(mip_gap=0.0, time_limit=60)
 

@@ -16,10 +16,10 @@ import pytest
 from conftest import licence_skip
 
 from nnmip.backends import get_backend, is_installed
+from nnmip.drivers.train import TrainResult, check_solution, repair_model, train_network
 from nnmip.formulations.training import DEFAULT_EPS, build_training_model
 from nnmip.ir import Dense, Network, NetworkBuilder, integer, real
 from nnmip.solution import RawResult, SolveOptions, Status
-from nnmip.drivers.train import TrainResult, check_solution, repair_model, train_network
 
 EXACT = SolveOptions(mip_gap=0.0, time_limit=60)
 TOL = 1e-6

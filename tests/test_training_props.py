@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from test_training import forward_loss, oracle_loss
 
 from nnmip.backends import is_installed
+from nnmip.drivers.train import train_network
 from nnmip.ir import Network, NetworkBuilder, integer, real
 from nnmip.solution import SolveOptions, Status
-from nnmip.drivers.train import train_network
 
 pytestmark = pytest.mark.skipif(not is_installed("highs"), reason="highspy is not installed")
 

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 from verify_nets import mlp_layers, mlp_onnx, ort_forward, pattern_oracle
 
-from nnmip.ir import spec as vs
 from nnmip.backends import is_installed
+from nnmip.drivers.verify import CERTIFIED, COUNTEREXAMPLE, fold_scaler, network_from_layers, verify
 from nnmip.errors import FormulationError
 from nnmip.formulations.verification import FORMULATIONS, build_fixed_model, with_case
 from nnmip.io.onnx import import_onnx
+from nnmip.ir import spec as vs
 from nnmip.ir.ops import ReLU
 from nnmip.passes.bounds import propagate_bounds
-from nnmip.drivers.verify import CERTIFIED, COUNTEREXAMPLE, fold_scaler, network_from_layers, verify
 
 ACTS = ("relu", "step", "sign")
 

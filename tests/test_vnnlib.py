@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from verify_nets import mlp_layers, mlp_onnx, ort_forward
 
+from nnmip.drivers.verify import verify_vnnlib
 from nnmip.io.onnx import import_onnx
 from nnmip.io.vnnlib import VnnlibError, format_counterexample, parse_vnnlib
-from nnmip.drivers.verify import verify_vnnlib
 
 HEAD = "".join(f"(declare-const X_{i} Real)\n" for i in range(3)) + \
        "".join(f"(declare-const Y_{j} Real)\n" for j in range(2))
