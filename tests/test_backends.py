@@ -1,4 +1,5 @@
-"""Standard problems for the MILP backends (HiGHS, CBC via python-mip, Gurobi), with hand-computed optima.
+"""Standard problems for the MILP backends (HiGHS, CBC via python-mip, Gurobi, SCIP via PySCIPOpt), with
+hand-computed optima.
 
 Every test runs on each *installed* backend; a missing module is skipped with a reason, and a Gurobi
 size-limited licence that refuses a model skips that test.  Status and objective are compared (rtol 1e-6),
@@ -21,7 +22,7 @@ from nnmip.errors import BackendUnavailable, SolverError
 from nnmip.model import Affine, Cone, MatrixModel, ModelBuilder
 from nnmip.solution import Progress, RawResult, SolveOptions, Status
 
-MILP_BACKENDS = ["highs", "cbc", "gurobi"]
+MILP_BACKENDS = ["highs", "cbc", "gurobi", "scip"]
 INSTALLED = [n for n in MILP_BACKENDS if is_installed(n)]
 BACKEND_DIR = Path(__file__).resolve().parents[1] / "nnmip" / "backends"
 
@@ -180,13 +181,14 @@ def unbounded_milp() -> MatrixModel:
     return b.build("min")
 
 
-# The verdict each solver gives on an unbounded problem.  On the LP all three can tell (Gurobi answers
+# The verdict each solver gives on an unbounded problem.  On the LP all of them can tell (Gurobi answers
 # INF_OR_UNBD after presolve; the backend then re-solves with DualReductions=0 to decide).  On the MILP,
-# HiGHS's presolve stops at "primal infeasible or unbounded" and cannot tell; CBC and Gurobi can.
+# HiGHS's presolve stops at "primal infeasible or unbounded" and cannot tell; CBC, Gurobi and SCIP can.
 # INF_OR_UNBD is accepted only where it is listed here.
 UNBOUNDED_VERDICT = {
-    "lp": {"highs": Status.UNBOUNDED, "cbc": Status.UNBOUNDED, "gurobi": Status.UNBOUNDED},
-    "milp": {"highs": Status.INF_OR_UNBD, "cbc": Status.UNBOUNDED, "gurobi": Status.UNBOUNDED},
+    "lp": {"highs": Status.UNBOUNDED, "cbc": Status.UNBOUNDED, "gurobi": Status.UNBOUNDED, "scip": Status.UNBOUNDED},
+    "milp": {"highs": Status.INF_OR_UNBD, "cbc": Status.UNBOUNDED, "gurobi": Status.UNBOUNDED,
+             "scip": Status.UNBOUNDED},
 }
 
 
@@ -260,7 +262,8 @@ def test_progress_called(backend: str) -> None:
 
 
 def test_verbose_and_native_options(backend: str) -> None:
-    native = {"highs": {"presolve": "off"}, "cbc": {"cuts": 0}, "gurobi": {"Presolve": 0}}[backend]
+    native = {"highs": {"presolve": "off"}, "cbc": {"cuts": 0}, "gurobi": {"Presolve": 0},
+              "scip": {"presolving/maxrounds": 0}}[backend]
     res = run(backend, knapsack(), threads=1, solver_options=native)
     assert res.status is Status.OPTIMAL
     assert res.objective == pytest.approx(21.0)
@@ -331,7 +334,7 @@ def rsoc_model() -> MatrixModel:
     return b.build("min")
 
 
-@pytest.mark.parametrize("name", ["highs", "cbc"])
+@pytest.mark.parametrize("name", ["highs", "cbc", "scip"])
 def test_cones_refused(name: str) -> None:
     if not is_installed(name):
         pytest.skip(f"solver '{name}' is not installed")
@@ -352,7 +355,8 @@ def test_gurobi_cones(build: Callable[[], MatrixModel], objective: float) -> Non
 
 
 # -- availability, licences, layering ------------------------------------------------------------------------
-@pytest.mark.parametrize(("name", "module"), [("highs", "highspy"), ("cbc", "mip"), ("gurobi", "gurobipy")])
+@pytest.mark.parametrize(("name", "module"), [("highs", "highspy"), ("cbc", "mip"), ("gurobi", "gurobipy"),
+                                                  ("scip", "pyscipopt")])
 def test_missing_module_is_backend_unavailable(name: str, module: str,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     if not is_installed(name):
@@ -385,7 +389,7 @@ def test_gurobi_size_limit_is_backend_unavailable() -> None:
     assert any(n.startswith("help:") for n in error.diagnostics[0].notes)
 
 
-@pytest.mark.parametrize("file", ["highs.py", "cbc.py", "gurobi.py", "_common.py"])
+@pytest.mark.parametrize("file", ["highs.py", "cbc.py", "gurobi.py", "scip.py", "_common.py"])
 def test_backend_imports_only_model_solution_errors(file: str) -> None:
     tree = ast.parse((BACKEND_DIR / file).read_text())
     mods = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}

@@ -31,9 +31,12 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "cbc": ("nnmip.backends.cbc", "CbcBackend"),
     "gurobi": ("nnmip.backends.gurobi", "GurobiBackend"),
     "cvxpy": ("nnmip.backends.cvxpy", "CvxpyBackend"),
+    "scip": ("nnmip.backends.scip", "ScipBackend"),
 }
 ALIASES = {"mip": "cbc", "python-mip": "cbc", "grb": "gurobi", "clarabel": "cvxpy"}
-SOLVER_MODULES = {"highs": "highspy", "cbc": "mip", "gurobi": "gurobipy", "cvxpy": "cvxpy"}
+SOLVER_MODULES = {"highs": "highspy", "cbc": "mip", "gurobi": "gurobipy", "cvxpy": "cvxpy", "scip": "pyscipopt"}
+#: solvers that are optional extras of the package: ``pip install 'nnmip[<extra>]'``
+EXTRAS = {"gurobi": "gurobi", "scip": "scip"}
 
 
 def solver_names() -> list[str]:
@@ -68,7 +71,7 @@ def get_backend(name: str) -> Backend:
         raise BackendUnavailable.at(
             "E0503", f"unknown solver '{name}'", notes=[f"help: choose one of {', '.join(_REGISTRY)}"])
     if not is_installed(key):
-        extra = " (pip install 'nnmip[gurobi]')" if key == "gurobi" else ""
+        extra = f" (pip install 'nnmip[{EXTRAS[key]}]')" if key in EXTRAS else ""
         raise BackendUnavailable.at(
             "E0504", f"solver '{key}' is not installed: python module '{SOLVER_MODULES[key]}' not found",
             notes=[f"help: install it{extra} or choose another solver: {', '.join(available_backends())}"])

@@ -24,7 +24,7 @@ from . import training_ext
 
 LOSSES = ("hamming", "zero_one", "hinge", "min_weight", "max_margin")
 MARGIN_LOSSES = ("zero_one", "hinge", "min_weight", "max_margin")
-SOLVERS = ("highs", "cbc", "gurobi", "cvxpy")
+SOLVERS = ("highs", "cbc", "gurobi", "cvxpy", "scip")
 ACTIVATION_CALLS = {"step": "step", "sign": "sign", "relu": "relu", "identity": "identity"}
 _REQUIRED = object()
 
