@@ -135,11 +135,11 @@ def test_missing_model_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
 def test_unknown_solver_on_the_command_line(capsys: pytest.CaptureFixture[str],
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ERRORS)
-    assert main(["solve", "width_mismatch.nnmip", "--solver", "scip", "-q"]) == 3
+    assert main(["solve", "width_mismatch.nnmip", "--solver", "cplex", "-q"]) == 3
     err = capsys.readouterr().err
-    assert err.splitlines()[0] == "error[E0503]: unknown solver 'scip'"   # no made-up file location
+    assert err.splitlines()[0] == "error[E0503]: unknown solver 'cplex'"   # no made-up file location
     assert "error[E0503]" in err
-    assert "unknown solver 'scip'" in err
+    assert "unknown solver 'cplex'" in err
 
 
 @pytest.mark.skipif(not is_installed("gurobi"), reason="gurobipy is not installed")
