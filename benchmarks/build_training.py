@@ -4,7 +4,7 @@
   hand-over of the finished model to HiGHS (``Highs.passModel``).
 * ``mip``: the same model written term by term with python-mip expressions (one ``add_var`` per variable, one
   ``xsum`` and ``+=`` per constraint), the way published training code builds it.  The baseline below is
-  written directly from FORMULATIONS.md sections 3, 4 and 6 and shares no code with nnmip's formulation.
+  written directly from docs/formulations.md §3, §4 and §7 and shares no code with nnmip's formulation.
 
 The instance: BCW rows (minmax-scaled), network 9-16-16-2 with integer weights ``int[-1, 1]`` in every layer,
 continuous biases ``real[-16, 16]`` (Kurtz & Bah's bound ``max(max_i ||x_i||_1, max_k d_k) = 16``), step
@@ -108,7 +108,7 @@ class MipBuild:
 def build_mip(X: np.ndarray, y: np.ndarray, n_classes: int, spec: Spec) -> MipBuild:
     """The training MILP written with python-mip expressions, one Python object per variable and term.
 
-    Math (FORMULATIONS.md): first layer ``a_il = sum_j x_ij W_lj + b_l`` (linear in W on data); deeper layers
+    Math (docs/formulations.md §3-§4): first layer ``a_il = sum_j x_ij W_lj + b_l`` (linear in W on data); deeper layers
     ``a_il = sum_j s_ilj + b_l`` with ``s = W u`` linearised exactly by four McCormick rows; each unit a binary
     ``u`` with the margin rows ``a - (eps - L) u >= L`` and ``a - (U + eps) u <= -eps`` where ``[L, U]`` is
     the interval bound of ``a``; objective ``sum_ic T_ic + (1 - 2 T_ic) u_ic`` (hamming, one-hot ``T``).

@@ -85,7 +85,7 @@ class BinarizedNetworkClassifier(ClassifierMixin, BaseEstimator):
     output_weights : str, tuple or None, default="int[-1, 1]"
         Domain of the output layer's weights (``None``: the same as ``weights``).
     loss : {"hamming", "hinge", "zero_one"}, default="hamming"
-        Training loss (FORMULATIONS.md section 6).
+        Training loss (docs/formulations.md §7).
     margin : float, default=1.0
         Output margin of the hinge and zero_one losses.
     eps : float or None, default=0.05

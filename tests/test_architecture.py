@@ -1,4 +1,4 @@
-"""Layering rules read from the source with ``ast`` (ARCHITECTURE.md, STYLE.md 2.2 and 2.8).
+"""Layering rules read from the source with ``ast`` (the layers of docs/architecture.md).
 
 * backends and the LP/MPS writers import only ``model``, ``solution`` and ``errors`` (never ``nnmip.ir`` or
   ``nnmip.formulations``);

@@ -1,4 +1,4 @@
-"""Perspective relaxation of the pruning objective (FORMULATIONS.md section 9): emission modes and ordering.
+"""Perspective relaxation of the pruning objective (docs/formulations.md §10): emission modes and ordering.
 
 On small training instances: big-M LP relaxation <= perspective relaxation (conic = cut loop) <= MILP optimum.
 """

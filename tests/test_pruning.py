@@ -1,4 +1,4 @@
-"""Pruning indicators (FORMULATIONS.md section 8): language, formulation, the smaller network and its files."""
+"""Pruning indicators (docs/formulations.md §9): language, formulation, the smaller network and its files."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Robust training (FORMULATIONS.md section 7): language, formulation, certification and attack.
+"""Robust training (docs/formulations.md §8): language, formulation, certification and attack.
 
 Certification is re-checked here by an independent oracle: the extreme values of each first-layer unit over the
 set, found by enumerating the set's vertices (linf, box, l1) or its maximiser (l2), from weights saved to and

@@ -17,6 +17,8 @@ from nnmip.solution import RawResult, SolveOptions
 
 
 class Backend(Protocol):
+    """What every solver backend offers: ``solve(model, options) -> RawResult`` and its capabilities."""
+
     name: str
     module: str
     supports_mip: bool
@@ -40,10 +42,12 @@ EXTRAS = {"gurobi": "gurobi", "scip": "scip"}
 
 
 def solver_names() -> list[str]:
+    """Names of every registered backend, installed or not."""
     return list(_REGISTRY)
 
 
 def canonical(name: str) -> str:
+    """The registered name of a solver, from any accepted spelling or alias."""
     key = name.strip().lower()
     return ALIASES.get(key, key)
 
@@ -61,6 +65,7 @@ def is_installed(name: str) -> bool:
 
 
 def available_backends() -> list[str]:
+    """Names of the backends whose solver package is installed."""
     return [n for n in _REGISTRY if is_installed(n)]
 
 

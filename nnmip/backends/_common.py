@@ -18,7 +18,8 @@ from nnmip.model import MatrixModel
 @contextlib.contextmanager
 def captured(enabled: bool = True) -> Iterator[list[str]]:
     """Capture file descriptor 1 while enabled (CBC prints even at ``verbose = 0``, HiGHS prints a banner on
-    construction); yields a list that holds the captured text afterwards."""
+    construction); yields a list that holds the captured text afterwards.
+    """
     out: list[str] = []
     try:
         sys.stdout.flush()

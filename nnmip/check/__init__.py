@@ -31,6 +31,8 @@ _REQUIRED = object()
 
 @dataclass(frozen=True)
 class LossSpec:
+    """The loss of a training task: its kind and margin."""
+
     kind: str = "hamming"
     margin: float = 1.0
     span: Span = field(default=NO_SPAN, compare=False)
@@ -38,6 +40,8 @@ class LossSpec:
 
 @dataclass(frozen=True)
 class SolverSpec:
+    """The ``solve with`` statement: solver name and options."""
+
     name: str = "highs"
     time_limit: float | None = None
     gap: float | None = None
@@ -49,6 +53,8 @@ class SolverSpec:
 
 @dataclass(frozen=True)
 class DataDecl:
+    """A checked ``data`` statement: where the data come from and how they are prepared."""
+
     name: str
     source: DataSource
     pre: Preprocess
@@ -57,6 +63,8 @@ class DataDecl:
 
 @dataclass(frozen=True)
 class StrategySpec:
+    """The training strategy of a task (``exact``, ``split``, ``local_search``, ...) and its options."""
+
     kind: str = "exact"
     options: tuple[tuple[str, Any], ...] = ()
     span: Span = field(default=NO_SPAN, compare=False)
@@ -64,6 +72,8 @@ class StrategySpec:
 
 @dataclass(frozen=True)
 class TrainTask:
+    """A checked ``train`` statement: network, data, loss, margins, strategy, robust set and pruning."""
+
     network: str
     data: str
     loss: LossSpec
@@ -81,6 +91,8 @@ class TrainTask:
 
 @dataclass
 class CheckedProgram:
+    """A program that passed every check: its networks (IR), data declarations and tasks."""
+
     program: ast.Program
     base_dir: Path
     data: dict[str, DataDecl]
@@ -623,7 +635,7 @@ class _Checker:
         self.trap_warning(net)
 
     def trap_warning(self, net: Network) -> None:
-        """FORMULATIONS.md section 4: 0/1 step inputs, integer weights in {-1,0,1} and an integer bias."""
+        """docs/formulations.md §4: 0/1 step inputs, integer weights in {-1,0,1} and an integer bias."""
         for n, op in net.items():
             if not isinstance(op, Dense) or op.weights is None or op.weights.kind != "int":
                 continue

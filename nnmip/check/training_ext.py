@@ -99,6 +99,8 @@ class PruneConfig:
 
 @dataclass
 class Extension:
+    """The robust set and pruning declarations of a training task."""
+
     robust: RobustSpec | None = None
     prune: tuple[PruneSpec, ...] = ()
     alpha: float = 0.0

@@ -34,7 +34,8 @@ _REQ = object()
 @dataclass(frozen=True)
 class PointRef:
     """Where a vector comes from: ``values`` (a literal), ``file`` (point("x.npy")), ``row`` of a csv file or
-    ``data`` row of a declared data set."""
+    ``data`` row of a declared data set.
+    """
 
     kind: str
     values: tuple[float, ...] = ()
@@ -48,6 +49,8 @@ class PointRef:
 
 @dataclass(frozen=True)
 class SetSpec:
+    """A checked input-set declaration of a ``verify`` statement."""
+
     kind: str
     radius: float = 0.0
     center: PointRef | None = None
@@ -58,6 +61,8 @@ class SetSpec:
 
 @dataclass(frozen=True)
 class PropSpec:
+    """A checked property declaration of a ``verify`` statement."""
+
     kind: str
     label: int | None = None
     coef: PointRef | None = None

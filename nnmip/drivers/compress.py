@@ -109,7 +109,8 @@ def _chain(net: Network) -> tuple[str, list[_Layer], str | None]:
 def compress(net: Network, lo: npt.ArrayLike | None = None, hi: npt.ArrayLike | None = None, *,
              method: str = "milp", solver: str = "highs", time_limit: float | None = None) -> CompressResult:
     """Remove the units of ``net`` whose activation is fixed on the box ``[lo, hi]`` (default: the input domain)
-    and fold layers that became linear; the result computes the same function on the box."""
+    and fold layers that became linear; the result computes the same function on the box.
+    """
     t0 = time.perf_counter()
     op_in = net.op(net.input)
     assert isinstance(op_in, Input)

@@ -67,6 +67,7 @@ def load_program(path: str | Path) -> CheckedProgram:
 
 
 def task_dataset(cp: CheckedProgram, task: TrainTask) -> Dataset:
+    """The data set of a training task, loaded and split as the task declares."""
     decl = cp.data[task.data]
     pre: Preprocess = dataclasses.replace(decl.pre, subset=task.subset, span=task.span if task.subset else
                                           decl.pre.span)
@@ -85,6 +86,7 @@ def accuracy(net: Network, ds: Dataset, rows: np.ndarray) -> float | None:
 def solve_options(spec: SolverSpec, *, time_limit: float | None = None, gap: float | None = None,
                   threads: int | None = None, verbose: bool | None = None,
                   progress: Any = None) -> SolveOptions:
+    """Solve options from the file's ``solve with`` statement, overridden by the given values."""
     return SolveOptions(
         time_limit=time_limit if time_limit is not None else spec.time_limit,
         mip_gap=gap if gap is not None else spec.gap,

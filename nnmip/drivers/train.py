@@ -1,4 +1,4 @@
-"""Train a network by MILP, then check the result with the numpy forward pass (FORMULATIONS.md section 4).
+"""Train a network by MILP, then check the result with the numpy forward pass (docs/formulations.md §5).
 
 The loss reported is always the forward-pass loss of the returned weights.  A solver solution whose activation
 pattern the forward pass does not reproduce is repaired when possible (fix the rounded pattern, maximise the
@@ -46,6 +46,12 @@ class Check:
 
 @dataclass
 class TrainResult:
+    """A trained network with its forward-pass loss and the solver's status, objective, bound and gap.
+
+    ``loss`` is always the forward-pass loss of ``network``; ``verified`` says whether the forward pass
+    reproduces every activation the solver chose.
+    """
+
     status: Status
     solver: str
     network: Network | None
@@ -263,6 +269,7 @@ def _with_warm_start(opts: SolveOptions, tm: TrainingModel, net: Network, X: Flo
 
 
 def result_dict(res: TrainResult) -> dict[str, Any]:
+    """A JSON-able summary of a training result."""
     return {
         "status": str(res.status),
         "solver": res.solver,

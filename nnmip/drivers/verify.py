@@ -470,7 +470,8 @@ def _with_floor(model: Any) -> Any:
 
 def _milp_bound(raw: Any, widen: bool = False) -> float:
     """The solver's bound of the case score; ``widen`` relaxes it by the LP safety margin ``1e-7 (1 + |b|)``
-    (the solver proves it only up to its tolerances, so a decision at 0 needs the margin)."""
+    (the solver proves it only up to its tolerances, so a decision at 0 needs the margin).
+    """
     if raw.status is Status.INFEASIBLE:
         return -np.inf
     if raw.bound is not None and np.isfinite(raw.bound):
@@ -545,7 +546,8 @@ def network_from_layers(layers: Sequence[tuple[FloatArray, FloatArray]], activat
 def verify_vnnlib(net: Network, vp: Any, *, solver: str = "highs", time_limit: float | None = None,
                   **kw: Any) -> VerifyResult:
     """Decide a parsed VNN-LIB property (:func:`nnmip.io.vnnlib.parse_vnnlib`): ``sat`` if some input region
-    has a counterexample, ``unsat`` if every region is certified."""
+    has a counterexample, ``unsat`` if every region is certified.
+    """
     if vp.n_inputs != net.n_inputs or vp.n_outputs != net.n_outputs:
         raise FormulationError.at("E0412", f"the property has {vp.n_inputs} inputs and {vp.n_outputs} outputs but "
                                   f"network '{net.name}' has {net.n_inputs} and {net.n_outputs}")
@@ -667,6 +669,7 @@ def load_model(kind: str, path: Any) -> Network:
 
 
 def spec_network(cp: Any, spec: Any) -> Network:
+    """The network a checked ``verify`` statement names."""
     from pathlib import Path
 
     if spec.model is not None:

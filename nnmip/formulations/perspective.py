@@ -1,4 +1,4 @@
-"""The squared group-norm term and its perspective reformulation (FORMULATIONS.md section 9).
+"""The squared group-norm term and its perspective reformulation (docs/formulations.md §10).
 
 The pruning objective ``lambda sum_g (alpha ||W_g||^2 + (1 - alpha) z_g)`` with ``|w| <= M_g z_g`` has a
 quadratic part that three emission modes write differently:

@@ -1,4 +1,4 @@
-"""Pruning indicators (FORMULATIONS.md section 8) and the training-model extension for robust sets and pruning.
+"""Pruning indicators (docs/formulations.md §9) and the training-model extension for robust sets and pruning.
 
 A group ``g`` (one weight; a neuron = its incoming weights, its bias and its outgoing weights; an input feature =
 its outgoing weights; a whole layer) gets a binary ``z_g`` with ``L z_g <= w <= U z_g`` for every parameter ``w``

@@ -1,4 +1,4 @@
-"""Robust counterparts of the first binary layer's margin rows (FORMULATIONS.md section 7).
+"""Robust counterparts of the first binary layer's margin rows (docs/formulations.md §8).
 
 While training, the data are constants and the weights are variables.  A point ``x_i`` may move inside
 ``U(x_i)``; the first binary layer's activation must then be the same for every point of the set, which holds

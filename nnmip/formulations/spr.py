@@ -1,4 +1,4 @@
-"""The Structured Perspective Regulariser (Cacciola, Frangioni, Li, Lodi; FORMULATIONS.md section 9).
+"""The Structured Perspective Regulariser (Cacciola, Frangioni, Li, Lodi; docs/formulations.md §10).
 
 Projecting the indicators out of the perspective relaxation of
 ``min lambda sum_g (alpha ||W_g||^2 + (1 - alpha) z_g)  s.t.  |w| <= M z_g, z_g in [0, 1]`` gives, per group with

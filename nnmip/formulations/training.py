@@ -1,4 +1,4 @@
-"""The training MILP (FORMULATIONS.md sections 2-6 and 10): weights are decision variables, data are constants.
+"""The training MILP (docs/formulations.md §2-§5, §7 and §11): weights are decision variables, data are constants.
 
 Each node's value while formulating is one of
 
@@ -189,7 +189,7 @@ class _Formulator:
 
 
 # ------------------------------------------------------------------------------------------------------------
-# Formulations (FORMULATIONS.md sections 3 and 4)
+# Formulations (docs/formulations.md §3 and §4)
 # ------------------------------------------------------------------------------------------------------------
 def dense_on_constant(node: str, op: Dense, v: Const, pc: ParamCols, f: _Formulator) -> Lin:
     r"""Dense layer with trainable weights on constant input (data).
@@ -346,7 +346,7 @@ def _point_rows(f: _Formulator, space: str) -> IntArray:
 
 
 # ------------------------------------------------------------------------------------------------------------
-# Losses (FORMULATIONS.md section 6)
+# Losses (docs/formulations.md §7)
 # ------------------------------------------------------------------------------------------------------------
 def _per_point(f: _Formulator, v: Value) -> IntArray:
     return f.groups if v.space == "cluster" else np.arange(f.X.shape[0])
@@ -390,7 +390,8 @@ def _as_lin(v: Value) -> Lin:
 
 def _margin_pairs(f: _Formulator, out: Value, y: IntArray, n_classes: int) -> tuple[Affine, FloatArray, IntArray]:
     """Affine ``a_{i,y_i} - a_{i,c}`` for every point and wrong class (or ``(2y-1) a`` for one output), its
-    lower bound, and the point of each pair."""
+    lower bound, and the point of each pair.
+    """
     lin = _as_lin(out)
     R, n_out = lin.expr.shape
     _targets(f, y, n_out, n_classes)

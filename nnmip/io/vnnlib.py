@@ -89,6 +89,8 @@ class VnnCase:
 
 @dataclass
 class VnnProperty:
+    """A parsed VNN-LIB property: its input and output sizes and its cases (the disjuncts of the unsafe region)."""
+
     n_inputs: int
     n_outputs: int
     cases: list[VnnCase] = field(default_factory=list)

@@ -34,6 +34,7 @@ def targets(y: npt.NDArray[np.int64], n_out: int, n_classes: int) -> FloatArray:
 
 
 def margins(out: FloatArray, y: npt.NDArray[np.int64]) -> FloatArray:
+    """Per point, the output margin of the true class over the best other class (``(2y - 1) a`` for one output)."""
     out = np.asarray(out, dtype=np.float64)
     if out.shape[1] == 1:
         return (2.0 * y - 1.0) * out[:, 0]

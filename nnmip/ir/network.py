@@ -185,6 +185,7 @@ class Network:
 
 
 def predict_from_output(out: FloatArray) -> npt.NDArray[np.int64]:
+    """Class indices from outputs: argmax with first-index ties; one output unit gives class ``output > 0``."""
     out = np.asarray(out)
     if out.ndim == 1:
         out = out[:, None]

@@ -1,6 +1,6 @@
 """What a fixed-weight question is about: input sets (where the input may be) and output properties.
 
-Input sets (FORMULATIONS.md section 7) are intersected with each other and with the input domain:
+Input sets (docs/formulations.md §13) are intersected with each other and with the input domain:
 
 * ``box(lo, hi)``: ``lo <= x <= hi``;
 * ``linf(center, r)``: ``|x - center|_inf <= r`` (a box);
@@ -263,7 +263,8 @@ class Case:
 @dataclass(frozen=True, eq=False)
 class Property:
     """An output property; build it with :func:`maximize`, :func:`minimize`, :func:`classified`,
-    :func:`output_box` or :func:`unsafe`."""
+    :func:`output_box` or :func:`unsafe`.
+    """
 
     kind: str
     coef: FloatArray | None = None
@@ -385,7 +386,8 @@ def minimize(coef: npt.ArrayLike, offset: float = 0.0, threshold: float | None =
 
 def classified(label: int, span: Span = NO_SPAN) -> Property:
     """Every input of the set is classified as ``label`` (argmax, first index on ties): ``y_j < y_label`` for
-    ``j < label`` and ``y_j <= y_label`` for ``j > label``."""
+    ``j < label`` and ``y_j <= y_label`` for ``j > label``.
+    """
     return Property("classified", label=int(label), span=span)
 
 

@@ -1,4 +1,4 @@
-"""Proven bounds of every node of a fixed-weight network over an input region (FORMULATIONS.md section 5).
+"""Proven bounds of every node of a fixed-weight network over an input region (docs/formulations.md §6).
 
 * :func:`propagate_bounds` -- interval arithmetic (IBP) through :meth:`Network.interval`: for a fixed dense
   layer ``lo' = W+ lo + W- hi + b``.

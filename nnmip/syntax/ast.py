@@ -14,18 +14,24 @@ from nnmip.errors import NO_SPAN, Span
 
 @dataclass(frozen=True, slots=True)
 class Num:
+    """A number literal."""
+
     value: int | float
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class Str:
+    """A string literal."""
+
     value: str
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class Ref:
+    """A reference to a name."""
+
     name: str
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
@@ -42,12 +48,16 @@ class Domain:
 
 @dataclass(frozen=True, slots=True)
 class ListLit:
+    """A list literal."""
+
     items: tuple[Value, ...]
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class KwArg:
+    """A keyword argument ``key=value``."""
+
     key: str
     value: Value
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
@@ -55,6 +65,8 @@ class KwArg:
 
 @dataclass(frozen=True, slots=True)
 class Call:
+    """A call ``func(args)``."""
+
     func: str
     args: tuple[Value | KwArg, ...]
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
@@ -73,6 +85,8 @@ Value = Union[Num, Str, Ref, Domain, ListLit, Call]
 
 @dataclass(frozen=True, slots=True)
 class DataStmt:
+    """``data name = source(...) split(...)``."""
+
     name: str
     calls: tuple[Call, ...]
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
@@ -80,6 +94,8 @@ class DataStmt:
 
 @dataclass(frozen=True, slots=True)
 class Param:
+    """A network parameter ``x: dim``."""
+
     name: str
     dim: int
     domain: Domain | None = None
@@ -88,6 +104,8 @@ class Param:
 
 @dataclass(frozen=True, slots=True)
 class NodeDef:
+    """A node ``name = op(...)`` of a network."""
+
     name: str
     call: Call
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
@@ -95,6 +113,8 @@ class NodeDef:
 
 @dataclass(frozen=True, slots=True)
 class NetworkStmt:
+    """``network name(x: d) { ... }``."""
+
     name: str
     params: tuple[Param, ...]
     nodes: tuple[NodeDef, ...]
@@ -103,6 +123,8 @@ class NetworkStmt:
 
 @dataclass(frozen=True, slots=True)
 class Setting:
+    """A setting ``key = value``."""
+
     key: str
     value: Value
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
@@ -120,6 +142,8 @@ class SetDecl:
 
 @dataclass(frozen=True, slots=True)
 class TrainStmt:
+    """``train network on data { ... }``."""
+
     network: str
     data: str
     items: tuple[Setting | SetDecl, ...]
@@ -128,6 +152,8 @@ class TrainStmt:
 
 @dataclass(frozen=True, slots=True)
 class VerifyStmt:
+    """``verify network { ... }``."""
+
     network: str
     items: tuple[Setting | SetDecl, ...]
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
@@ -135,6 +161,8 @@ class VerifyStmt:
 
 @dataclass(frozen=True, slots=True)
 class SolveStmt:
+    """``solve with solver(...)``."""
+
     solver: Call | Ref
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
@@ -144,6 +172,8 @@ Stmt = Union[DataStmt, NetworkStmt, TrainStmt, VerifyStmt, SolveStmt]
 
 @dataclass(frozen=True, slots=True)
 class Program:
+    """A parsed ``.nnmip`` file: its statements in order."""
+
     items: tuple[Stmt, ...]
     file: str = field(default="", compare=False, repr=False)
     source: str = field(default="", compare=False, repr=False)

@@ -8,6 +8,7 @@ from nnmip.syntax import ast
 
 
 def format_value(v: ast.Value | ast.KwArg) -> str:
+    """Canonical text of a value or keyword argument."""
     if isinstance(v, ast.KwArg):
         return f"{v.key}={format_value(v.value)}"
     if isinstance(v, ast.Num):
@@ -35,6 +36,7 @@ def _num(x: int | float) -> str:
 
 
 def format_stmt(s: ast.Stmt) -> str:
+    """Canonical text of one statement."""
     if isinstance(s, ast.DataStmt):
         pad = " " * (len(f"data {s.name} = "))
         return f"data {s.name} = " + ("\n" + pad).join(format_value(c) for c in s.calls)
@@ -63,4 +65,5 @@ def _items(items: tuple[ast.Setting | ast.SetDecl, ...]) -> str:
 
 
 def format_program(p: ast.Program) -> str:
+    """Canonical text of a program (parsing it gives an equal AST)."""
     return "\n\n".join(format_stmt(s) for s in p.items) + "\n"

@@ -57,6 +57,7 @@ def parse(text: str, file: str = "<input>") -> ast.Program:
 
 
 def parse_file(path: str | Path) -> ast.Program:
+    """Parse a ``.nnmip`` file; errors carry the file name and the source text."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")

@@ -1,4 +1,4 @@
-"""Training strategies beyond one exact MILP: data splitting and local search (FORMULATIONS.md sections 10-11).
+"""Training strategies beyond one exact MILP: data splitting and local search (docs/formulations.md §11-§12).
 
 They orchestrate solves of the training MILP and hold no maths of their own.  In a ``.nnmip`` file::
 

@@ -41,7 +41,8 @@ class Objective:
 
     def terms(self, net: Network, X: FloatArray, y: IntArray, weighted: set[str]) -> tuple[float, float, int]:
         """``(data loss, penalty, hard-margin violations)`` of the fixed network ``net``; ``weighted`` names the
-        dense layers whose weights the original task trains (the penalty's scope, see :func:`weighted_layers`)."""
+        dense layers whose weights the original task trains (the penalty's scope, see :func:`weighted_layers`).
+        """
         return objective_terms(net, net.forward(X), y, self.loss, self.margin, self.n_classes, self.l1, weighted)
 
     def value(self, net: Network, X: FloatArray, y: IntArray, weighted: set[str]) -> float:
@@ -68,6 +69,7 @@ def trainable_layers(net: Network) -> list[str]:
 
 
 def accuracy(net: Network, X: FloatArray | None, y: IntArray | None) -> float | None:
+    """Accuracy of ``net`` on ``(X, y)``, or None without data."""
     if X is None or y is None or y.size == 0:
         return None
     return float(np.mean(net.predict(X) == y))

@@ -1,4 +1,4 @@
-"""Local search by block coordinate descent over layers (Kurtz & Bah; FORMULATIONS.md section 11).
+"""Local search by block coordinate descent over layers (Kurtz & Bah; docs/formulations.md §12).
 
 Each step fixes the weights of every layer outside one block (``Network.with_params``) and trains the block by
 the training MILP, warm-started from the current weights.  With the output layer fixed, the products of hidden
@@ -55,7 +55,8 @@ def make_blocks(net: Network, kind: str = "pair") -> list[list[str]]:
 
 def _threshold(pre: FloatArray) -> FloatArray:
     """Per column: the middle of the widest gap between sorted values in the central 20-80% of the data (the
-    median when the data have no gap there), so no point sits close to the threshold."""
+    median when the data have no gap there), so no point sits close to the threshold.
+    """
     out = np.empty(pre.shape[1])
     for j in range(pre.shape[1]):
         v = np.sort(pre[:, j])
@@ -72,7 +73,8 @@ def _threshold(pre: FloatArray) -> FloatArray:
 def random_params(net: Network, X: FloatArray, seed: int = 0) -> Params:
     """Random weights inside each trainable domain; each bias puts its unit's threshold in the widest gap of
     the unit's central pre-activations over the data (clipped to the bias domain), so no unit starts constant
-    and few points start within the activation margin."""
+    and few points start within the activation margin.
+    """
     rng = np.random.default_rng(seed)
     out: Params = {}
     vals = np.asarray(X, dtype=np.float64)

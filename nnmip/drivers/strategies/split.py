@@ -1,4 +1,4 @@
-"""Iterative data splitting (Kurtz & Bah; FORMULATIONS.md section 10).
+"""Iterative data splitting (Kurtz & Bah; docs/formulations.md §11).
 
 Points of one cluster share every binary activation of the training MILP (first-layer rows stay per point), so
 a model over ``P`` clusters has ``P`` times the binaries of one point instead of ``N`` times.  The loop starts
