@@ -1,11 +1,10 @@
-"""``nnmip compile``: build the model of a training task and write it as LP or MPS."""
+"""``nnmip compile``: build the model of every question of a file (training and verification) and write LP/MPS."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import time
-from pathlib import Path
 
 from nnmip.cli.common import EXIT_OK, add_emit_args, command, write_json
 from nnmip.errors import NnmipError
@@ -14,41 +13,42 @@ from nnmip.errors import NnmipError
 def _configure_compile(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="a .nnmip file")
     p.add_argument("-o", "--output", required=True, metavar="MODEL",
-                   help="model file: .lp, .mps, .lp.gz or .mps.gz")
+                   help="model file: .lp, .mps, .lp.gz or .mps.gz; several questions are numbered "
+                        "(v.mps -> v.q0.mps, v.q1.mps, v.q2.c0.mps ...)")
     p.add_argument("--stats", action="store_true", help="print the model size")
-    p.add_argument("--json", metavar="OUT", help="write the model size as JSON ('-' for stdout)")
+    p.add_argument("--json", metavar="OUT", help="write the files and model sizes as JSON ('-' for stdout)")
+    p.add_argument("--solver", default="highs", help="solver of the bound-tightening LPs of verification (highs)")
     add_emit_args(p)
+    p.set_defaults(emit=None, relax=None)     # unset: each training task's own emit/relax settings
 
 
-
-@command("compile", "build the model of a .nnmip training task and write it as LP or MPS")
+@command("compile", "build the model of every training and verification question of a .nnmip file and write "
+                    "it as LP or MPS")
 def cmd_compile(a: argparse.Namespace) -> int:
-    from nnmip.drivers.task import load_program, task_dataset
-    from nnmip.formulations.training import build_training_model
+    from nnmip.drivers.compile import program_questions, question_paths
+    from nnmip.drivers.task import load_program
     from nnmip.io.writers import write_model
 
     cp = load_program(a.file)
-    if not cp.tasks:
-        raise NnmipError.at("E0181", f"'{a.file}' has no training task to compile",
-                            notes=["help: add train <network> on <data> { ... }"])
-    task = cp.tasks[0]
-    ds = task_dataset(cp, task)
-    net = cp.networks[task.network]
+    if not cp.tasks and not cp.verify_specs:
+        raise NnmipError.at("E0181", f"'{a.file}' has no training or verification task to compile",
+                            notes=["help: add train <network> on <data> { ... } or verify <network> { ... }"])
     t0 = time.perf_counter()
-    from nnmip.check.training_ext import prune_config
-
-    tm = build_training_model(net, ds.X(ds.train), ds.y[ds.train], ds.n_classes, task.loss.kind,
-                              task.loss.margin, task.eps, task.l1, robust=task.robust, prune=prune_config(task),
-                              emit=a.emit)
+    questions = program_questions(cp, emit=a.emit, relax=a.relax, solver=a.solver)
     build_s = time.perf_counter() - t0
-    out = Path(a.output)
-    write_model(tm.model.relaxed() if a.relax else tm.model, out)
-    stats = dict(tm.model.stats(), build_seconds=round(build_s, 4), file=str(out))
-    if a.stats:
-        print("  ".join(f"{k} {v}" for k, v in stats.items() if k != "file"))
+    paths = question_paths(a.output, questions)
+    files = []
+    for q, path in zip(questions, paths, strict=True):
+        write_model(q.model, path)
+        stats = dict(q.model.stats(), question=q.describe(), file=str(path))
+        files.append(stats)
+        if a.stats:
+            print(f"{path}: " + "  ".join(f"{k} {v}" for k, v in stats.items() if k not in ("file", "question")))
+        print(f"wrote {path}  ({q.describe()})", file=sys.stderr)
     if a.json:
-        write_json(a.json, stats)
-    print(f"wrote {out}", file=sys.stderr)
+        out = dict(files[0], build_seconds=round(build_s, 4)) if len(files) == 1 else \
+            {"build_seconds": round(build_s, 4), "files": files}
+        write_json(a.json, out)
     return EXIT_OK
 
 

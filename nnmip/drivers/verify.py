@@ -677,9 +677,20 @@ def spec_network(cp: Any, spec: Any) -> Network:
     return cp.networks[spec.name]  # type: ignore[no-any-return]
 
 
-def run_verify_spec(cp: Any, spec: Any, *, solver: str | None = None, time_limit: float | None = None,
-                    options: SolveOptions | None = None, tighten: str | None = None) -> VerifyResult:
-    """Run one checked ``verify`` statement (:class:`nnmip.check.verify_stmt.VerifySpec`) of a program."""
+@dataclass
+class VerifyProblem:
+    """A checked ``verify`` statement resolved to arrays: the network, its input sets, the property, the domain."""
+
+    net: Network
+    sets: list[InputSet]
+    prop: Property
+    domain: tuple[FloatArray, FloatArray] | None
+    tighten: str
+    time_limit: float | None
+
+
+def resolve_verify_spec(cp: Any, spec: Any) -> VerifyProblem:
+    """The network, sets and property of one checked ``verify`` statement (points and files loaded)."""
     from nnmip.errors import NnmipError
     from nnmip.ir import spec as vs
 
@@ -714,8 +725,20 @@ def run_verify_spec(cp: Any, spec: Any, *, solver: str | None = None, time_limit
             hi = _resolve_point(cp, ps.hi, m, cache) if ps.hi is not None else None
             prop = vs.output_box(lo, hi, span=ps.span)
         domain = None if spec.domain is None else (np.full(n, spec.domain[0]), np.full(n, spec.domain[1]))
-        return verify(net, sets, prop, solver=solver or cp.solver.name,
-                      time_limit=time_limit if time_limit is not None else spec.time_limit,
-                      tighten=tighten or spec.tighten, options=options, domain=domain)
+        return VerifyProblem(net, sets, prop, domain, spec.tighten, spec.time_limit)
+    except NnmipError as exc:
+        raise exc.with_source(cp.program.source) from None
+
+
+def run_verify_spec(cp: Any, spec: Any, *, solver: str | None = None, time_limit: float | None = None,
+                    options: SolveOptions | None = None, tighten: str | None = None) -> VerifyResult:
+    """Run one checked ``verify`` statement (:class:`nnmip.check.verify_stmt.VerifySpec`) of a program."""
+    from nnmip.errors import NnmipError
+
+    vp = resolve_verify_spec(cp, spec)
+    try:
+        return verify(vp.net, vp.sets, vp.prop, solver=solver or cp.solver.name,
+                      time_limit=time_limit if time_limit is not None else vp.time_limit,
+                      tighten=tighten or vp.tighten, options=options, domain=vp.domain)
     except NnmipError as exc:
         raise exc.with_source(cp.program.source) from None
