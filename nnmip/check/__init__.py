@@ -22,7 +22,7 @@ from nnmip.syntax import ast
 
 from . import training_ext
 
-LOSSES = ("hamming", "zero_one", "hinge", "min_weight", "max_margin")
+LOSSES = ("hamming", "zero_one", "hinge", "min_weight", "max_margin", "cross_entropy", "squared_error")
 MARGIN_LOSSES = ("zero_one", "hinge", "min_weight", "max_margin")
 SOLVERS = ("highs", "cbc", "gurobi", "cvxpy", "scip")
 ACTIVATION_CALLS = {"step": "step", "sign": "sign", "relu": "relu", "identity": "identity"}
@@ -565,7 +565,10 @@ class _Checker:
                 self.err("E0105", f"unknown training setting '{it.key}'", it.span,
                          "help: settings are loss, eps, l1, subset, strategy, prune, alpha, lambda")
                 ok = False
-        ext = training_ext.interpret(self, s, networks.get(s.network))
+        from nnmip.check import sparse_spec
+
+        gradient = sparse_spec.is_gradient(strategy.kind)
+        ext = training_ext.interpret(self, s, networks.get(s.network), gradient=gradient)
         if ext is not None and ok:
             from nnmip.check.strategy_spec import check_combination
 
@@ -574,6 +577,10 @@ class _Checker:
             return None
         task = TrainTask(s.network, s.data, loss, eps, l1, subset, strategy, s.items, s.span,
                          robust=ext.robust, prune=ext.prune, alpha=ext.alpha, lam=ext.lam)
+        if gradient:
+            return sparse_spec.check_task(self, networks[s.network], task, "loss" in seen)
+        if not sparse_spec.loss_fits(self, task):
+            return None
         self.check_trainable(networks[s.network], task)
         return task
 

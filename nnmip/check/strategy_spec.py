@@ -47,12 +47,17 @@ def check_strategy(ck: _Checker, v: ast.Value) -> StrategySpec | None:
     else:
         ck.err("E0108", f"strategy must be exact, local_search(...) or split(...), got {_describe(v)}", _span(v))
         return None
-    if name not in OPTIONS:
+    from nnmip.check import sparse_spec
+
+    if name not in OPTIONS and not sparse_spec.is_gradient(name):
         ck.err("E0153", f"unknown training strategy '{name}'", _span(v),
-               f"help: choose one of {', '.join(OPTIONS)}")
+               f"help: choose one of {', '.join([*OPTIONS, *sparse_spec.OPTIONS])}")
         return None
     if call is None:
         return StrategySpec(name, (), _span(v))
+    if sparse_spec.is_gradient(name):
+        opts = sparse_spec.check_options(ck, name, call)
+        return None if opts is None else StrategySpec(name, tuple(opts), call.span)
     b = ck.bind(call, [(k, t, None) for k, t in OPTIONS[name]])
     if b is None:
         return None
@@ -89,8 +94,11 @@ def check_strategy(ck: _Checker, v: ast.Value) -> StrategySpec | None:
 
 
 def check_combination(ck: _Checker, spec: StrategySpec, robust: Any, prune: Any) -> bool:
-    """Robust and pruning tasks are trained by the exact model only (E0155)."""
-    if spec.kind == "exact" or (robust is None and not prune):
+    """Robust and pruning tasks are trained by the exact model only (E0155); the gradient strategies use the
+    pruning groups and are checked by :func:`nnmip.check.sparse_spec.check_task`."""
+    from nnmip.check import sparse_spec
+
+    if spec.kind == "exact" or (robust is None and not prune) or sparse_spec.is_gradient(spec.kind):
         return True
     what = "robust training" if robust is not None else "pruning"
     ck.err("E0155", f"strategy '{spec.kind}' cannot be combined with {what}", spec.span,

@@ -116,8 +116,11 @@ def prune_config(task: Any) -> PruneConfig | None:
 
 
 # ------------------------------------------------------------------------------------------------------------
-def interpret(ck: Any, s: ast.TrainStmt, net: Network | None) -> Extension | None:
-    """Interpret the robust sets and pruning settings of ``s``; ``None`` when a diagnostic was recorded."""
+def interpret(ck: Any, s: ast.TrainStmt, net: Network | None, *, gradient: bool = False) -> Extension | None:
+    """Interpret the robust sets and pruning settings of ``s``; ``None`` when a diagnostic was recorded.
+
+    ``gradient``: the task is trained by a gradient strategy (``nnmip.check.sparse_spec``), whose groups need no
+    cost or budget and whose neurons may be relu units."""
     n_before = len(ck.diags)
     ext = Extension()
     seen: dict[str, Span] = {}
@@ -164,7 +167,7 @@ def interpret(ck: Any, s: ast.TrainStmt, net: Network | None) -> Extension | Non
         items = prune_val.value.items if isinstance(prune_val.value, ast.ListLit) else (prune_val.value,)
         specs = []
         for v in items:
-            sp = _prune(ck, v, net, ext.lam)
+            sp = _prune(ck, v, net, ext.lam, gradient)
             if sp is not None:
                 specs.append(sp)
         ext.prune = tuple(specs)
@@ -247,7 +250,7 @@ def _robust_structure(ck: Any, it: ast.SetDecl, net: Network) -> None:
                "the set; with other layers use 'nnmip verify' on the trained network instead")
 
 
-def _prune(ck: Any, v: ast.Value, net: Network | None, lam: float) -> PruneSpec | None:
+def _prune(ck: Any, v: ast.Value, net: Network | None, lam: float, gradient: bool = False) -> PruneSpec | None:
     if not isinstance(v, ast.Call) or v.func not in PRUNE_KINDS:
         what = f"'{v.func}'" if isinstance(v, ast.Call) else "this value"
         ck.err("E0210", f"unknown pruning group {what}", _span(v),
@@ -275,7 +278,7 @@ def _prune(ck: Any, v: ast.Value, net: Network | None, lam: float) -> PruneSpec 
             ck.err("E0108", f"'{v.func}' takes layer names, got {_value_kind(a)}", _span(a),
                    f"help: for example {v.func}(h1, cost=0.1)")
             return None
-    if kw["budget"] is None and kw["cost"] == 0.0 and lam == 0.0:
+    if kw["budget"] is None and kw["cost"] == 0.0 and lam == 0.0 and not gradient:
         ck.err("E0214", f"pruning '{v.func}' has neither a cost nor a budget", v.span,
                "help: add cost=0.1 (per kept group), budget=5 (kept groups at most), or set lambda")
         return None
@@ -290,7 +293,7 @@ def _prune(ck: Any, v: ast.Value, net: Network | None, lam: float) -> PruneSpec 
         ck.err("E0212", f"budget {spec.budget} is larger than the {count} groups of '{v.func}'", v.span,
                f"help: keep at most {count} groups, or drop the budget")
         return None
-    _prunable(ck, net, spec)
+    _prunable(ck, net, spec, gradient)
     return spec
 
 
@@ -357,7 +360,7 @@ def _excludes_zero(dom: Any) -> bool:
     return dom is not None and dom.kind != "fixed" and bool(np.any((dom.lo > 0) | (dom.hi < 0)))
 
 
-def _prunable(ck: Any, net: Network, spec: PruneSpec) -> None:
+def _prunable(ck: Any, net: Network, spec: PruneSpec, gradient: bool = False) -> None:
     """Every parameter of every group must be able to be zero, and a group may not cut the output off."""
     params: list[tuple[str, Any, str]] = []   # (layer, domain, what)
     if spec.kind == "features":
@@ -376,7 +379,7 @@ def _prunable(ck: Any, net: Network, spec: PruneSpec) -> None:
                        spec.span, "help: prune hidden layers' neurons, or the output layer's weights with "
                        f"weights({n}, ...)")
                 return
-            if not isinstance(net.op(_act_of(net, n)), (Step, Sign)):
+            if not isinstance(net.op(_act_of(net, n)), (Step, Sign)) and not gradient:
                 ck.err("E0216", f"neurons of '{n}' are not followed by step(...) or sign(...)", spec.span,
                        "help: neuron pruning forces the pruned unit's binary activation off")
                 return

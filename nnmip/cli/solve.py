@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 from nnmip.cli.common import (
@@ -48,13 +52,17 @@ def cmd_solve(a: argparse.Namespace) -> int:
     from nnmip.backends import get_backend
 
     get_backend(solver)  # a missing solver fails before any work
-    printer = ProgressPrinter(not a.quiet, solver)
+    from nnmip.check.sparse_spec import is_gradient
+
+    gradient = is_gradient(cp.tasks[0].strategy.kind)
+    printer = ProgressPrinter(not a.quiet and not gradient, solver)
     opts = solve_options(cp.solver, time_limit=a.time_limit, gap=a.gap, threads=a.threads,
                          verbose=a.verbose or None, progress=printer)
     if not a.quiet:
         t = cp.tasks[0]
-        err(f"training '{t.network}' on '{t.data}' (loss {t.loss.kind}) with {solver}")
-    with printer:
+        err(f"training '{t.network}' on '{t.data}' (loss {t.loss.kind}) with "
+            + (f"{t.strategy.kind} (stochastic gradient)" if gradient else solver))
+    with printer, _epoch_lines(gradient and not a.quiet):
         report = run_train_task(cp, solver=solver, options=opts, emit=a.emit, relax=a.relax)
     res = report.result
     d = report.to_dict()
@@ -99,6 +107,27 @@ def cmd_solve(a: argparse.Namespace) -> int:
 cmd_solve.configure = _configure_solve  # type: ignore[attr-defined]
 
 
+@contextlib.contextmanager
+def _epoch_lines(enabled: bool) -> Iterator[None]:
+    """Print the per-epoch lines of gradient training (logger ``nnmip.sparse``) on standard error."""
+    if not enabled:
+        yield
+        return
+    log = logging.getLogger("nnmip.sparse")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("  %(message)s"))
+    old = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(old)
+        log.propagate = True
+
+
 def _print_table(d: dict[str, Any]) -> None:
     m = d.get("metrics", {})
     model = d.get("model", {})
@@ -117,10 +146,21 @@ def _print_table(d: dict[str, Any]) -> None:
         ("model", f"{model.get('variables')} variables ({model.get('binaries')} binary, "
                   f"{model.get('integers')} integer), {model.get('rows')} rows, {model.get('nonzeros')} nonzeros"),
     ]
+    if not model:   # gradient training: no solver model
+        rows = [r for r in rows if r[0] not in ("model", "solver objective", "best bound", "gap")]
     ext = d.get("extension") or {}
     rows += [(f"robust {k.replace('_', ' ')}", fmt(m[k])) for k in ("certified_train", "certified_test",
                                                                        "attack_test") if k in m]
-    if "removed_count" in ext:
+    sp = ext.get("sparse")
+    if sp:
+        rows.append(("zero weights", f"{sp['zero_weights']} of {sp['weights']} "
+                     f"({100 * sp['zero_fraction']:.1f}%)"))
+        for g in sp.get("groups", []):
+            rows.append((f"zero groups ({g['kind']})", f"{g['zero']} of {g['groups']}"))
+        rows.append(("pruned network", f"{sp['neurons_removed']} neurons and {sp['features_removed']} features "
+                     f"removed; {sp['parameters_after']} of {sp['parameters_before']} parameters left, "
+                     f"{sp['nonzero_after']} non-zero"))
+    elif "removed_count" in ext:
         rows.append(("pruned groups", f"{ext['removed_count']} of {ext.get('groups')} removed: "
                      + (", ".join(g["name"] for g in ext["removed_groups"][:12]) or "none")))
     width = max(len(k) for k, _ in rows)

@@ -112,7 +112,14 @@ def run_train_task(cp: CheckedProgram, task: TrainTask | None = None, *, solver:
                             [f"help: declare the input as ({net.input}: {ds.n_features})"],
                             source=cp.program.source)
     opts = options or solve_options(cp.solver, progress=progress)
-    if task.strategy.kind != "exact":
+    from nnmip.check.sparse_spec import is_gradient
+
+    sparse = None
+    if is_gradient(task.strategy.kind):
+        from nnmip.drivers.sparse.task import run_sparse_task
+
+        res, sparse = run_sparse_task(task, net, ds)
+    elif task.strategy.kind != "exact":
         from nnmip.drivers.strategies import run_strategy
 
         res = run_strategy(task, net, ds, solver or cp.solver.name, opts)
@@ -135,6 +142,9 @@ def run_train_task(cp: CheckedProgram, task: TrainTask | None = None, *, solver:
             "test": accuracy(res.network, ds, ds.test),
         }
     report = TrainReport(task, ds, res, metrics, list(cp.warnings))
+    if sparse is not None:
+        report.pruned, report.kept_features = sparse.pruned, sparse.kept_features
+        return report
     if res.network is not None and (task.robust is not None or task.prune):
         from nnmip.formulations.pruning import finish_report
 

@@ -65,11 +65,53 @@ def data_loss(kind: str, out: FloatArray, y: npt.NDArray[np.int64], n_classes: i
         viol = np.maximum(0.0, margin - diff)
         viol[idx, y] = 0.0
         return float(viol.max(axis=1).sum())
+    if kind in SMOOTH_LOSSES:
+        return float(smooth_loss(kind, out, y, n_classes)[0] * y.size)
     if kind == "min_weight":
         return 0.0   # the objective is the weight norm; feasibility is checked by ``margin_violations``
     if kind == "max_margin":
         return float(-m.min()) if m.size else 0.0
     raise ValueError(f"unknown loss '{kind}'")
+
+
+#: losses of gradient training (mean over the points; ``data_loss`` reports their sum like the other losses)
+SMOOTH_LOSSES = ("cross_entropy", "squared_error")
+
+
+def smooth_loss(kind: str, out: FloatArray, y: npt.NDArray[np.int64], n_classes: int) -> tuple[float, FloatArray]:
+    """Mean loss over the N rows of ``out`` and its gradient with respect to ``out`` (N, n_out).
+
+    Math:
+        cross_entropy, several outputs (softmax):  l_i = logsumexp(o_i) - o_{i, y_i};
+                                                   dl_i/do_i = softmax(o_i) - e_{y_i}
+        cross_entropy, one output (logistic):      l_i = log(1 + exp(-s_i o_i)), s_i = 2 y_i - 1;
+                                                   dl_i/do_i = -s_i / (1 + exp(s_i o_i))
+        squared_error:                             l_i = 1/2 ||o_i - t_i||^2 with t_i the 0/1 targets (one-hot);
+                                                   dl_i/do_i = o_i - t_i
+    The value is ``(1/N) sum_i l_i`` and the gradient ``(1/N) dl_i/do_i`` row by row.
+    """
+    out = np.asarray(out, dtype=np.float64)
+    N = max(y.size, 1)
+    if kind == "cross_entropy":
+        if out.shape[1] == 1:
+            s = 2.0 * y - 1.0
+            z = s * out[:, 0]
+            val = np.logaddexp(0.0, -z)
+            g = (-s * np.exp(-np.logaddexp(0.0, z)))[:, None]
+            return float(val.sum() / N), g / N
+        if out.shape[1] != n_classes:
+            raise ValueError(f"{out.shape[1]} outputs cannot encode {n_classes} classes")
+        mx = out.max(axis=1, keepdims=True)
+        lse = mx[:, 0] + np.log(np.exp(out - mx).sum(axis=1))
+        idx = np.arange(y.size)
+        val = lse - out[idx, y]
+        p = np.exp(out - lse[:, None])
+        p[idx, y] -= 1.0
+        return float(val.sum() / N), p / N
+    if kind == "squared_error":
+        diff = out - targets(y, out.shape[1], n_classes)
+        return float(0.5 * (diff * diff).sum() / N), diff / N
+    raise ValueError(f"unknown smooth loss '{kind}'")
 
 
 def margin_violations(kind: str, out: FloatArray, y: npt.NDArray[np.int64], margin: float) -> int:

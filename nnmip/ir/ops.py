@@ -2,7 +2,10 @@
 and its interval propagation; no op knows anything about formulations.
 
 Arrays carry a leading batch axis: ``forward`` maps (N, d_in) to (N, d_out); ``interval`` maps bounds of shape
-(N, d_in) (or (d_in,)) to bounds of the output of the same leading shape.
+(N, d_in) (or (d_in,)) to bounds of the output of the same leading shape.  ``backward`` is the vector-Jacobian
+product used by gradient training: given the op's input ``x`` (N, d_in) and the gradient ``gy`` (N, d_out) of a
+scalar with respect to its output, it returns the gradient with respect to ``x`` (a dense layer also returns the
+gradients of its weights and bias, and takes them explicitly: :meth:`Dense.affine`, :meth:`Dense.backward`).
 """
 
 from __future__ import annotations
@@ -75,6 +78,10 @@ class Op:
     def interval(self, lo: FloatArray, hi: FloatArray) -> tuple[FloatArray, FloatArray]:
         raise NotImplementedError
 
+    def backward(self, x: FloatArray, gy: FloatArray) -> FloatArray:
+        """Vector-Jacobian product ``gy @ d forward(x) / d x`` (row by row)."""
+        raise NotImplementedError(f"op '{self.kind}' has no gradient")
+
 
 @dataclass(frozen=True, eq=False)
 class Input(Op):
@@ -90,6 +97,9 @@ class Input(Op):
 
     def forward(self, x: FloatArray) -> FloatArray:
         return x
+
+    def backward(self, x: FloatArray, gy: FloatArray) -> FloatArray:
+        return gy
 
     def interval(self, lo: FloatArray, hi: FloatArray) -> tuple[FloatArray, FloatArray]:
         if self.lo is not None and self.hi is not None:
@@ -128,7 +138,25 @@ class Dense(Op):
         if self.trainable:
             raise FormulationError.at("E0403", "cannot run the forward pass of a layer whose weights are not fixed",
                                       self.span, ["help: train the network first, or give fixed weights"])
-        return np.asarray(x @ self.W.T + self.b, dtype=np.float64)
+        return self.affine(x, self.W, self.b)
+
+    @staticmethod
+    def affine(x: FloatArray, W: FloatArray, b: FloatArray | None) -> FloatArray:
+        """The forward pass with explicit parameters: ``x @ W.T + b`` (``b`` None: no bias)."""
+        out = x @ W.T
+        return np.asarray(out if b is None else out + b, dtype=np.float64)
+
+    @staticmethod
+    def backward_params(x: FloatArray, gy: FloatArray, W: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Gradients of a scalar ``L`` through ``a = x W^T + b``.
+
+        Math:
+            dL/dx = gy W,    dL/dW = gy^T x,    dL/db = sum_i gy_i     (gy = dL/da, one row per point)
+        """
+        return gy @ W, gy.T @ x, gy.sum(axis=0)
+
+    def backward(self, x: FloatArray, gy: FloatArray) -> FloatArray:
+        return gy @ self.W
 
     def interval(self, lo: FloatArray, hi: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Interval product summed over inputs (exact for fixed weights: ``W+ lo + W- hi + b``)."""
@@ -189,6 +217,10 @@ class ReLU(Op):
     def forward(self, x: FloatArray) -> FloatArray:
         return np.maximum(x, 0.0)
 
+    def backward(self, x: FloatArray, gy: FloatArray) -> FloatArray:
+        """``gy * 1[x > 0]`` (the subgradient 0 at the kink)."""
+        return np.where(x > 0, gy, 0.0)
+
     def interval(self, lo: FloatArray, hi: FloatArray) -> tuple[FloatArray, FloatArray]:
         return np.maximum(lo, 0.0), np.maximum(hi, 0.0)
 
@@ -202,6 +234,9 @@ class Identity(Op):
 
     def forward(self, x: FloatArray) -> FloatArray:
         return x
+
+    def backward(self, x: FloatArray, gy: FloatArray) -> FloatArray:
+        return gy
 
     def interval(self, lo: FloatArray, hi: FloatArray) -> tuple[FloatArray, FloatArray]:
         return lo, hi

@@ -1,0 +1,60 @@
+"""Run a checked ``train`` task whose strategy is ``obproxsg``, ``prox_sg``, ``rda`` or ``spr``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nnmip.drivers.sparse.train import SparseConfig, SparseResult, train_sparse
+from nnmip.drivers.train import TrainResult
+from nnmip.solution import Status
+
+if TYPE_CHECKING:
+    from nnmip.check import TrainTask
+    from nnmip.io.data import Dataset
+    from nnmip.ir.network import Network
+
+#: strategy option -> SparseConfig field
+_FIELDS = {"lambda": "lam", "lr": "lr", "epochs": "epochs", "batch": "batch", "seed": "seed", "schedule": "schedule",
+           "step_every": "step_every", "decay": "decay", "finetune": "finetune", "n_p": "n_p", "n_o": "n_o",
+           "penalty": "penalty", "gamma": "gamma", "tau": "tau"}
+
+
+def config_of(task: TrainTask) -> SparseConfig:
+    kw: dict[str, Any] = {"method": task.strategy.kind, "loss": task.loss.kind}
+    opts = dict(task.strategy.options)
+    for k, v in opts.items():
+        kw[_FIELDS[k]] = v
+    if task.strategy.kind == "spr":
+        kw["alpha"] = float(task.alpha)
+        if "lambda" not in opts and task.lam:
+            kw["lam"] = float(task.lam)
+    return SparseConfig(**kw)
+
+
+def run_sparse_task(task: TrainTask, net: Network, ds: Dataset) -> tuple[TrainResult, SparseResult]:
+    """Train on the train rows (validation rows reported per epoch); prune; check the pruned network against the
+    full one on every row of the data set by the forward pass."""
+    cfg = config_of(task)
+    X, y = ds.X(ds.train), ds.y[ds.train]
+    X_val = ds.X(ds.validation) if ds.validation.size else None
+    y_val = ds.y[ds.validation] if ds.validation.size else None
+    res = train_sparse(net, X, y, ds.n_classes, cfg, specs=tuple(task.prune), X_val=X_val, y_val=y_val)
+    X_all = ds.X(np.arange(ds.X_raw.shape[0]))
+    agree = bool(np.array_equal(res.pruned.predict(X_all[:, res.kept_features]), res.network.predict(X_all)))
+    notes = [f"{cfg.method}: {len(res.history)} epochs of stochastic gradient; objective (mean {cfg.loss} + "
+             f"penalty) {res.objective:.6g} by the forward pass (a local solution, not proven optimal)"]
+    verified = True
+    if not agree:   # cannot happen: every removed term is an exact zero; never hide it
+        notes.append("NOT VERIFIED: the pruned network's predictions differ from the full network's")
+        verified = False
+    sp = dict(res.sparsity)
+    ext: dict[str, Any] = {"sparse": sp, "strategy": cfg.method, "pruned_agrees": agree,
+                           "removed_groups": [r.to_dict() for r in res.removed], "removed_count": len(res.removed),
+                           "parameters_before": sp["parameters_before"], "parameters_after": sp["parameters_after"],
+                           "nonzero_after": sp["nonzero_after"]}
+    tr = TrainResult(Status.TIME_LIMIT, "numpy", res.network, verified, res.objective, res.data_loss, res.penalty,
+                     None, None, None, res.seconds, 0.0, {}, message=f"{cfg.method} finished", notes=notes,
+                     history=res.history, extension=ext)
+    return tr, res
