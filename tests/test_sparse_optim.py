@@ -232,3 +232,21 @@ def test_spr_penalty_value_and_prox_step() -> None:
 def test_sgd_keeps_frozen_coordinates() -> None:
     out = SGD(frozen=np.array([True, False])).step(np.array([0.0, 1.0]), np.array([5.0, 5.0]), 0.1)
     assert out.tolist() == [0.0, 0.5]
+
+
+def test_torch_optimizers_match_the_numpy_steps() -> None:
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed (the torch optimisers are optional)")
+    from nnmip.optim.torch_optim import OBProxSGTorch, ProxSGTorch
+
+    x = np.array([0.5, -0.5, 0.0, 0.2])
+    g = np.array([1.0, 1.0, 5.0, 4.0])
+    pen = L1Penalty(1.0, np.ones(4, bool))
+    for opt_cls, epoch, ref in ((ProxSGTorch, 0, ProxSG(pen)), (OBProxSGTorch, 1, OBProxSG(pen, n_p=1, n_o=1))):
+        p = torch.nn.Parameter(torch.tensor(x))
+        opt = opt_cls([p], lr=0.1, lam=1.0)
+        if hasattr(opt, "start_epoch"):
+            opt.start_epoch(epoch)
+        ref.start_epoch(epoch)
+        p.grad = torch.tensor(g)
+        opt.step()
+        np.testing.assert_allclose(p.detach().numpy(), ref.step(x, g, 0.1))
