@@ -41,6 +41,7 @@ LOSSES = ("cross_entropy", "squared_error")
 
 
 def is_gradient(name: str) -> bool:
+    """Whether ``name`` is a gradient-training strategy (obproxsg, prox_sg, rda, spr)."""
     return name in OPTIONS
 
 

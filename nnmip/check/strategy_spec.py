@@ -95,7 +95,8 @@ def check_strategy(ck: _Checker, v: ast.Value) -> StrategySpec | None:
 
 def check_combination(ck: _Checker, spec: StrategySpec, robust: Any, prune: Any) -> bool:
     """Robust and pruning tasks are trained by the exact model only (E0155); the gradient strategies use the
-    pruning groups and are checked by :func:`nnmip.check.sparse_spec.check_task`."""
+    pruning groups and are checked by :func:`nnmip.check.sparse_spec.check_task`.
+    """
     from nnmip.check import sparse_spec
 
     if spec.kind == "exact" or (robust is None and not prune) or sparse_spec.is_gradient(spec.kind):

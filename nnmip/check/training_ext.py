@@ -120,7 +120,8 @@ def interpret(ck: Any, s: ast.TrainStmt, net: Network | None, *, gradient: bool 
     """Interpret the robust sets and pruning settings of ``s``; ``None`` when a diagnostic was recorded.
 
     ``gradient``: the task is trained by a gradient strategy (``nnmip.check.sparse_spec``), whose groups need no
-    cost or budget and whose neurons may be relu units."""
+    cost or budget and whose neurons may be relu units.
+    """
     n_before = len(ck.diags)
     ext = Extension()
     seen: dict[str, Span] = {}

@@ -6,7 +6,8 @@ mini-batch gradient ``g`` of ``f`` at ``x``; ``step`` returns the new point and 
 The box is applied last (``clip``): for ``psi = l1`` and a box containing 0 this is the exact proximal step of
 ``psi`` plus the box, for the group penalties an approximation that only acts when a bound is reached.
 
-References:
+References
+----------
     Chen, Ding, Ji, Wang, Shi, Tian, Yi, Tu, Zhu, "Orthant Based Proximal Stochastic Gradient Method for
     l1-Regularized Optimization", ECML-PKDD 2020, arXiv:2004.03639 (OBProx-SG, OBProx-SG+).
     Chen, Ji, Shi, Ding, Fang, Yi, Tu, "Neural Network Compression Via Sparse Optimization", arXiv:2011.04868.
@@ -29,7 +30,8 @@ BoolArray = npt.NDArray[np.bool_]
 
 class SGD:
     """Plain stochastic gradient on ``f`` (the penalty is ignored): ``x <- clip(x - a g)``.  Coordinates in
-    ``frozen`` stay exactly where they are (fine-tuning a pruned network keeps its zeros)."""
+    ``frozen`` stay exactly where they are (fine-tuning a pruned network keeps its zeros).
+    """
 
     name = "sgd"
 

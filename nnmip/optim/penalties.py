@@ -171,7 +171,8 @@ class SPRPenalty(Penalty):
 
     def indicators(self, x: FloatArray) -> list[FloatArray]:
         """The optimal indicator of every group: ``z_g = min(1, max(||x_g||_inf / M_g, c ||x_g||_2))``,
-        ``c = sqrt(alpha / (1 - alpha))`` (the minimiser in the definition of SPR)."""
+        ``c = sqrt(alpha / (1 - alpha))`` (the minimiser in the definition of SPR).
+        """
         c = np.sqrt(self.alpha / (1.0 - self.alpha))
         out = []
         for p, M in zip(self.partitions, self.M, strict=False):

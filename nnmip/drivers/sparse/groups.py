@@ -33,6 +33,8 @@ FloatArray = npt.NDArray[np.float64]
 
 @dataclass
 class Partition:
+    """The groups of one declaration over the flat parameter vector."""
+
     spec: PruneSpec
     gid: IntArray            # (n,) group of every coordinate or -1
     refs: list[GroupRef]
@@ -40,6 +42,7 @@ class Partition:
 
 
 def partitions(net: Network, layout: Layout, specs: tuple[PruneSpec, ...]) -> list[Partition]:
+    """One :class:`Partition` per declaration (see the module docstring for the members of each group)."""
     out: list[Partition] = []
     for spec in specs:
         gid = np.full(layout.size, -1, dtype=np.int64)

@@ -55,6 +55,7 @@ class Layout:
 
 
 def layout_of(net: Network) -> Layout:
+    """The flat layout of every dense layer's weights and bias (integer domains are refused: E0170)."""
     keys: list[tuple[str, str]] = []
     shapes: list[tuple[int, ...]] = []
     offsets: list[int] = []
@@ -89,7 +90,8 @@ def layout_of(net: Network) -> Layout:
 
 def initial_point(net: Network, layout: Layout, rng: np.random.Generator) -> FloatArray:
     """Glorot-uniform weights ``U(-s, s)``, ``s = sqrt(6 / (n_in + n_out))``, zero biases, clipped to the
-    domains; fixed parameters keep their values."""
+    domains; fixed parameters keep their values.
+    """
     x = np.zeros(layout.size)
     for (layer, role), shape, off in zip(layout.keys, layout.shapes, layout.offsets, strict=False):
         op = net.op(layer)

@@ -24,6 +24,7 @@ IntArray = npt.NDArray[np.int64]
 
 
 def removable_units(net: Network) -> list[GroupRef]:
+    """The dead or unused hidden units of ``net`` (at least one unit of every layer is kept)."""
     refs: list[GroupRef] = []
     params = net.params()
     for n in net.dense_nodes():
@@ -47,7 +48,8 @@ def removable_units(net: Network) -> list[GroupRef]:
 
 def remove_dead(net: Network, *, features: bool = False) -> tuple[Network, IntArray, list[GroupRef]]:
     """The smaller network, the kept input features (``X[:, kept]`` is its input) and the removed groups (named
-    by their index in the original network)."""
+    by their index in the original network).
+    """
     kept = np.arange(net.n_inputs, dtype=np.int64)
     index = {n: np.arange(net.op(n).n_out) for n in net.dense_nodes()}  # type: ignore[attr-defined]
     removed: list[GroupRef] = []

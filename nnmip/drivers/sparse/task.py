@@ -22,6 +22,7 @@ _FIELDS = {"lambda": "lam", "lr": "lr", "epochs": "epochs", "batch": "batch", "s
 
 
 def config_of(task: TrainTask) -> SparseConfig:
+    """The :class:`SparseConfig` of a checked task (``spr``: ``alpha`` and, by default, ``lambda`` of the task)."""
     kw: dict[str, Any] = {"method": task.strategy.kind, "loss": task.loss.kind}
     opts = dict(task.strategy.options)
     for k, v in opts.items():
@@ -35,7 +36,8 @@ def config_of(task: TrainTask) -> SparseConfig:
 
 def run_sparse_task(task: TrainTask, net: Network, ds: Dataset) -> tuple[TrainResult, SparseResult]:
     """Train on the train rows (validation rows reported per epoch); prune; check the pruned network against the
-    full one on every row of the data set by the forward pass."""
+    full one on every row of the data set by the forward pass.
+    """
     cfg = config_of(task)
     X, y = ds.X(ds.train), ds.y[ds.train]
     X_val = ds.X(ds.validation) if ds.validation.size else None

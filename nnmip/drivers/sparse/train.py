@@ -69,6 +69,8 @@ class SparseConfig:
 
 @dataclass
 class SparseResult:
+    """A trained network, its pruned form and what the training measured."""
+
     network: Network                  # the trained network (zeros in place)
     pruned: Network                   # the dead units (and features) removed
     kept_features: IntArray
@@ -83,6 +85,7 @@ class SparseResult:
 
 
 def make_penalty(cfg: SparseConfig, layout: Layout, parts: list[Partition]) -> Penalty:
+    """The penalty ``psi`` of a configuration (see the module docstring)."""
     if cfg.method == "sgd" or cfg.lam == 0:
         return Penalty()
     if cfg.method == "spr":
@@ -93,6 +96,7 @@ def make_penalty(cfg: SparseConfig, layout: Layout, parts: list[Partition]) -> P
 
 
 def make_method(cfg: SparseConfig, penalty: Penalty, layout: Layout, x0: FloatArray) -> SGD:
+    """The optimiser of a configuration, with the weight domains as its box."""
     lo, hi = layout.lo, layout.hi
     if cfg.method == "obproxsg":
         return OBProxSG(penalty, lo, hi, n_p=cfg.n_p, n_o=cfg.n_o)
