@@ -60,9 +60,9 @@ def files(*patterns: str) -> list[Path]:
     return out
 
 
-SOLVER_SIDE = files("backends/*.py", "io/lp.py", "io/mps.py", "io/writers.py")
+SOLVER_SIDE = files("backends/*.py", "io/lp.py", "io/mps.py", "io/writers.py", "io/safe.py")
 SOLVER_SIDE_MAY_USE = ("nnmip.model", "nnmip.solution", "nnmip.errors", "nnmip.backends", "nnmip.io.lp",
-                       "nnmip.io.mps", "nnmip.io.writers")
+                       "nnmip.io.mps", "nnmip.io.writers", "nnmip.io.safe")
 
 
 @pytest.mark.parametrize("path", SOLVER_SIDE, ids=[str(p.relative_to(PKG)) for p in SOLVER_SIDE])

@@ -326,6 +326,9 @@ class _Checker:
         return p if p.is_absolute() else self.base_dir / p
 
     def check_file(self, path: str, span: Span) -> bool:
+        from nnmip.io.safe import note_input
+
+        note_input(self.resolve(path))
         if not self.resolve(path).is_file():
             self.err("E0301", f"file '{path}' does not exist", span,
                      f"help: paths are relative to the .nnmip file's folder ({self.base_dir})")

@@ -2,7 +2,8 @@
 
 Exit codes: 0 success (a verified result); 1 solved without a verified result (infeasible, unbounded, a time
 limit without an incumbent, or a solution the forward pass does not reproduce); 2 bad input (syntax, check,
-data, model); 3 solver missing, unlicensed or failing; 130 interrupted.
+data, model, an output that cannot or must not be written); 3 solver missing, unlicensed or failing; 4 an
+internal error (a bug: reported without a traceback); 130 interrupted (Ctrl-C; the outputs hold the incumbent).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from nnmip.cli import check, compile, compress, predict, solve, verify  # noqa: 
 from nnmip.cli.common import (  # noqa: F401  (the exit codes are part of the interface)
     COMMANDS,
     EXIT_INPUT,
+    EXIT_INTERNAL,
     EXIT_INTERRUPT,
     EXIT_OK,
     EXIT_SOLVER,
@@ -32,7 +34,7 @@ from nnmip.errors import BackendUnavailable, NnmipError, SolverError
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nnmip", description="Neural networks as mixed-integer optimization models.",
                                 epilog="exit codes: 0 verified result, 1 no verified result, 2 bad input, "
-                                       "3 solver problem, 130 interrupted")
+                                       "3 solver problem, 4 internal error, 130 interrupted")
     p.add_argument("--version", action="version", version=f"nnmip {__version__}")
     p.add_argument("--log-level", default="WARNING", help="library log level (DEBUG, INFO, WARNING)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -44,29 +46,51 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``nnmip`` command and return its exit code (argument errors give 2, ``--help`` 0)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:   # argparse: --help, --version (0) or a bad option (2, message printed)
+        return exc.code if isinstance(exc.code, int) else EXIT_INPUT
     if not args.command:
         parser.print_help(sys.stderr)
         return EXIT_INPUT
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
                         format="%(levelname)s %(name)s: %(message)s")
     fn = COMMANDS[args.command][0]
-    try:
-        return fn(args)
-    except KeyboardInterrupt:
-        err("interrupted")
-        return EXIT_INTERRUPT
-    except (BackendUnavailable, SolverError) as exc:
-        err(_with_file_source(exc, args).render())
-        _maybe_json_error(args, exc)
-        return EXIT_SOLVER
-    except NnmipError as exc:
-        err(_with_file_source(exc, args).render())
-        _maybe_json_error(args, exc)
-        return EXIT_INPUT
-    except BrokenPipeError:  # pragma: no cover
-        return EXIT_OK
+    from nnmip.io.safe import run_scope
+
+    with run_scope():
+        try:
+            return fn(args)
+        except KeyboardInterrupt:
+            err("interrupted")
+            _maybe_json(args, {"status": "interrupted", "errors": []})
+            return EXIT_INTERRUPT
+        except (BackendUnavailable, SolverError) as exc:
+            err(_with_file_source(exc, args).render())
+            _maybe_json_error(args, exc)
+            return EXIT_SOLVER
+        except NnmipError as exc:
+            err(_with_file_source(exc, args).render())
+            _maybe_json_error(args, exc)
+            return EXIT_INPUT
+        except BrokenPipeError:  # pragma: no cover
+            return EXIT_OK
+        except MemoryError:
+            err(NnmipError.at("E0431", "out of memory",
+                              notes=["help: make the problem smaller (fewer rows, units or points)"]).render())
+            return EXIT_INPUT
+        except RecursionError:
+            err(NnmipError.at("E0432", "the input is nested too deeply to be processed",
+                              notes=["help: flatten the nesting"]).render())
+            return EXIT_INPUT
+        except Exception as exc:   # a bug: say so plainly, without a traceback unless asked for
+            logging.getLogger("nnmip").debug("internal error", exc_info=True)
+            err(NnmipError.at("E0900", f"internal error: {type(exc).__name__}: {exc}", notes=[
+                "note: this is a bug in nnmip; run again with --log-level DEBUG to see where it happened",
+                "help: please report it with the command and its input files"]).render())
+            return EXIT_INTERNAL
 
 
 def _with_file_source(exc: NnmipError, args: argparse.Namespace) -> NnmipError:
@@ -80,11 +104,28 @@ def _with_file_source(exc: NnmipError, args: argparse.Namespace) -> NnmipError:
 
 
 def _maybe_json_error(args: argparse.Namespace, exc: NnmipError) -> None:
+    if any(d.code in ("E0603", "E0610", "E0611", "E0612", "E0613", "E0614", "E0615") for d in exc.diagnostics):
+        return   # the error is about an output: write nothing more
+    _maybe_json(args, {"status": "error", "errors": [d.to_dict() for d in exc.diagnostics]
+                       or [{"code": exc.code, "message": str(exc)}]})
+
+
+def _maybe_json(args: argparse.Namespace, data: dict[str, object]) -> None:
+    """Write ``data`` to the command's ``--json`` file when it has one that may be written."""
     target = getattr(args, "json", None)
     if not target or target == "-":
         return
+    from nnmip.io.safe import note_input
+
+    for p in _command_inputs(args):
+        note_input(p)
     with contextlib.suppress(OSError, NnmipError):
-        write_json(target, {"status": "error", "errors": [d.to_dict() for d in exc.diagnostics]
-                             or [{"code": exc.code, "message": str(exc)}]})
+        write_json(target, data)
+
+
+def _command_inputs(args: argparse.Namespace) -> list[str]:
+    """The files a command's arguments name as inputs (never to be written over, even by an error report)."""
+    names = ("file", "weights", "data", "onnx", "npz", "vnnlib", "points", "point")
+    return [v for k in names if isinstance(v := getattr(args, k, None), str)]
 
 

@@ -14,9 +14,11 @@ def _configure_check(p: argparse.ArgumentParser) -> None:
 
 @command("check", "parse and check a .nnmip file")
 def cmd_check(a: argparse.Namespace) -> int:
+    from nnmip.cli.common import preflight
     from nnmip.drivers.task import load_program
 
     cp = load_program(a.file)
+    preflight(a, inputs=[a.file], outputs={"--json": a.json})
     for w in cp.warnings:
         err(w.render(cp.program.source))
     summary = {"file": a.file, "ok": True, "networks": sorted(cp.networks), "data": sorted(cp.data),

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import threading
 import time
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from nnmip.errors import NnmipError
 from nnmip.solution import Progress, Status
 
-EXIT_OK, EXIT_UNSOLVED, EXIT_INPUT, EXIT_SOLVER, EXIT_INTERRUPT = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_UNSOLVED, EXIT_INPUT, EXIT_SOLVER, EXIT_INTERNAL, EXIT_INTERRUPT = 0, 1, 2, 3, 4, 130
 
 Command = Callable[[argparse.Namespace], int]
 COMMANDS: dict[str, tuple[Command, Callable[[argparse.ArgumentParser], None], str]] = {}
@@ -93,6 +93,38 @@ def add_solver_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verbose", action="store_true", help="show the solver's own log")
 
 
+def _bad_option(option: str, value: object, what: str) -> NnmipError:
+    return NnmipError.at("E0109", f"{option}: {value!r} {what}",
+                         notes=[f"help: see 'nnmip COMMAND --help' for {option}"])
+
+
+def check_number(option: str, value: float | int | None, *, positive: bool = False, upper: float | None = None,
+                 integer: bool = False) -> None:
+    """Refuse a non-finite, negative (or, with ``positive``, zero) or too large option value (``E0109``)."""
+    if value is None:
+        return
+    if not math.isfinite(value):
+        raise _bad_option(option, value, "is not a finite number")
+    if value < 0 or (positive and value == 0):
+        raise _bad_option(option, value, "must be positive" if positive else "must not be negative")
+    if upper is not None and value > upper:
+        raise _bad_option(option, value, f"must be at most {upper:g}")
+    if integer and value != int(value):
+        raise _bad_option(option, value, "must be a whole number")
+
+
+def check_solver_args(a: argparse.Namespace) -> None:
+    """The options of :func:`add_solver_args`, checked before any work."""
+    check_number("--time-limit", getattr(a, "time_limit", None), positive=True)
+    check_number("--gap", getattr(a, "gap", None), upper=1e6)
+    check_number("--threads", getattr(a, "threads", None), upper=4096, integer=True)
+    solver = getattr(a, "solver", None)
+    if solver is not None:
+        from nnmip.backends import get_backend
+
+        get_backend(solver)   # an unknown or missing solver fails before any work (exit code 3)
+
+
 def add_emit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--emit", choices=("milp", "perspective-conic", "perspective-cuts"), default="milp",
                    help="how pruning's squared-norm term is written (see docs/robust.md)")
@@ -126,15 +158,37 @@ def explain_status(status: str, loss: str | None, has_network: bool) -> str:
     return ""
 
 
-def write_json(target: str, data: dict[str, Any]) -> None:
+def write_json(target: str, data: dict[str, Any], option: str = "--json") -> None:
+    """Write ``data`` as JSON to standard output (``-``) or atomically to a file (see :mod:`nnmip.io.safe`)."""
+    from nnmip.io.safe import write_text
+
     text = json.dumps(data, indent=2, default=json_default)
     if target == "-":
         print(text)
         return
-    p = Path(target)
-    if p.suffix == ".nnmip":
-        raise NnmipError.at("E0603", f"refusing to write JSON over the model file '{p}'")
-    p.write_text(text + "\n", encoding="utf-8")
+    write_text(target, text + "\n", option)
+
+
+def preflight(a: argparse.Namespace, inputs: Iterable[str | None] = (),
+              outputs: dict[str, str | list[str] | None] | None = None) -> None:
+    """Record the command's input files and check every output before any work (``E0603``, ``E0610``-``E0615``).
+
+    ``outputs`` maps an option name to its path (or list of paths); None and ``-`` (standard output) are skipped.
+    """
+    from nnmip.io.safe import OutputError, check_writable, note_input
+
+    for p in inputs:
+        note_input(p)
+    seen: dict[str, str] = {}
+    for option, value in (outputs or {}).items():
+        for path in ([value] if isinstance(value, str) else (value or [])):
+            if not path or path == "-":
+                continue
+            target = str(check_writable(path, option))
+            if target in seen:
+                raise OutputError.at("E0615", f"{option} and {seen[target]} name the same file '{path}'",
+                                     notes=["help: give each output its own file"])
+            seen[target] = option
 
 
 def json_default(o: Any) -> Any:

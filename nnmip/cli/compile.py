@@ -25,11 +25,17 @@ def _configure_compile(p: argparse.ArgumentParser) -> None:
 @command("compile", "build the model of every training and verification question of a .nnmip file and write "
                     "it as LP or MPS")
 def cmd_compile(a: argparse.Namespace) -> int:
+    from nnmip.cli.common import preflight
     from nnmip.drivers.compile import program_questions, question_paths
     from nnmip.drivers.task import load_program
-    from nnmip.io.writers import write_model
+    from nnmip.io.safe import check_writable
+    from nnmip.io.writers import EXTENSIONS, write_model
 
+    if not a.output.lower().endswith((*EXTENSIONS, ".nnmip")):
+        raise NnmipError.at("E0601", f"-o: unknown model file extension in '{a.output}'",
+                            notes=["help: use .lp, .mps, .lp.gz or .mps.gz"])
     cp = load_program(a.file)
+    preflight(a, inputs=[a.file], outputs={"-o": a.output, "--json": a.json})
     if not cp.tasks and not cp.verify_specs:
         raise NnmipError.at("E0181", f"'{a.file}' has no training or verification task to compile",
                             notes=["help: add train <network> on <data> { ... } or verify <network> { ... }"])
@@ -37,6 +43,8 @@ def cmd_compile(a: argparse.Namespace) -> int:
     questions = program_questions(cp, emit=a.emit, relax=a.relax, solver=a.solver)
     build_s = time.perf_counter() - t0
     paths = question_paths(a.output, questions)
+    for path in paths:   # every numbered file is checked before the first one is written
+        check_writable(path, "-o")
     files = []
     for q, path in zip(questions, paths, strict=True):
         write_model(q.model, path)

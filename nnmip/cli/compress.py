@@ -57,7 +57,29 @@ def _load(a: argparse.Namespace) -> tuple[Network, Any]:
 
 @command("compress", "remove units that are stable over an input domain; the output computes the same function")
 def cmd_compress(a: argparse.Namespace) -> int:
+    from nnmip.cli.common import check_number, preflight
+
+    check_number("--samples", a.samples, upper=10**8, integer=True)
+    check_number("--time-limit", a.time_limit, positive=True)
+    if a.domain is not None:
+        if not np.isfinite(a.domain).all():
+            raise NnmipError.at("E0109", f"--domain: {a.domain[0]:g} {a.domain[1]:g} is not a finite box")
+        if a.domain[0] > a.domain[1]:
+            raise NnmipError.at("E0410", f"--domain: the lower end {a.domain[0]:g} is above the upper end "
+                                f"{a.domain[1]:g}")
+    for out in a.output:
+        if not out.lower().endswith((".onnx", ".npz")):
+            raise NnmipError.at("E0601", f"-o: unknown output format '{out}'", notes=["help: use .onnx or .npz"])
+    if sum(1 for v in (a.file, a.onnx, a.npz) if v) > 1:
+        raise NnmipError.at("E0104", "give the network only once: --onnx, --npz or a .nnmip file")
+    from nnmip.backends import get_backend
+
+    get_backend(a.solver)
+    preflight(a, inputs=[a.file, a.onnx, a.npz], outputs={"-o": a.output, "--json": a.json})
     net, scaler = _load(a)
+    from nnmip.io.files import check_memory
+
+    check_memory(8.0 * a.samples * (net.n_inputs + sum(net.dim(m) for m in net.nodes)), f"--samples {a.samples}")
     n = net.n_inputs
     lo = hi = None
     if a.domain is not None:
@@ -82,7 +104,7 @@ def cmd_compress(a: argparse.Namespace) -> int:
 
             save_npz(res.network, out, scaler)
         else:
-            raise NnmipError.at("E0603", f"unknown output format '{out}'", notes=["help: use .onnx or .npz"])
+            raise NnmipError.at("E0601", f"unknown output format '{out}'", notes=["help: use .onnx or .npz"])
     print(f"units {res.units_before} -> {res.units_after}, parameters {res.params_before} -> {res.params_after}, "
           f"folded layers {len(res.folded_layers)}; max |f - g| on {a.samples} samples {res.max_sampled_diff:.3g}"
           + ("" if res.proof is None else f"; proven max |f - g| <= {res.proof['bound']:.3g}"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -26,32 +25,49 @@ def _configure(p: argparse.ArgumentParser) -> None:
 def read_features(path: str, delimiter: str = ",", header: bool = False,
                   label: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Raw feature rows (and the label column when asked) of a CSV, .npy or .npz file."""
+    from nnmip.errors import Span
+    from nnmip.io.files import load_npy_arrays, numeric_array, read_number_table
+
     p = Path(path)
-    if not p.is_file():
-        raise DataError.at("E0301", f"file '{path}' does not exist")
-    if p.suffix == ".npy":
-        return np.asarray(np.load(p), dtype=np.float64), None
-    if p.suffix == ".npz":
-        with np.load(p) as z:
-            if "X" not in z.files:
-                raise DataError.at("E0309", f"'{path}' has no array 'X'", notes=[f"help: it holds {z.files}"])
-            return np.asarray(z["X"], dtype=np.float64), (np.asarray(z["y"]) if "y" in z.files else None)
-    table = np.genfromtxt(p, delimiter=delimiter, skip_header=1 if header else 0, dtype=np.float64, ndmin=2)
-    if not np.isfinite(table).all():
-        i, j = np.argwhere(~np.isfinite(table))[0]
-        raise DataError.at("E0302", f"row {i + 1 + int(header)}, column {j + 1} of '{path}' is not a number")
+    if p.suffix.lower() in (".npy", ".npz"):
+        arrays = load_npy_arrays(p)
+        if "" in arrays:
+            X = numeric_array(arrays[""], f"'{path}'")
+            y = None
+        else:
+            if "X" not in arrays:
+                raise DataError.at("E0309", f"'{path}' has no array 'X'", Span(file=path),
+                                   notes=[f"help: it holds {sorted(arrays)}"])
+            X = numeric_array(arrays["X"], f"array 'X' of '{path}'")
+            y = np.asarray(arrays["y"]).ravel() if "y" in arrays else None
+        X = np.atleast_2d(X)
+        if X.ndim != 2:
+            raise DataError.at("E0309", f"'{path}' holds an array of shape {X.shape}; expected rows x features",
+                               Span(file=path))
+        if y is not None and y.shape[0] != X.shape[0]:
+            raise DataError.at("E0309", f"array 'y' of '{path}' has {y.shape[0]} labels for {X.shape[0]} rows",
+                               Span(file=path))
+        return X, y
+    table = read_number_table(p, delimiter, header, display=path)
     if label is None:
         return table, None
     col = label if label >= 0 else table.shape[1] + label
     if not 0 <= col < table.shape[1]:
-        raise DataError.at("E0304", f"label column {label} is out of range: the file has {table.shape[1]} columns")
+        raise DataError.at("E0304", f"--label: column {label} is out of range: the file has {table.shape[1]} "
+                           "columns", Span(file=path),
+                           [f"help: columns are counted from 0 (0..{table.shape[1] - 1}); -1 is the last"])
     return np.delete(table, col, axis=1), table[:, col]
 
 
 @command("predict", "run a saved network (.npz) on new raw data")
 def cmd_predict(a: argparse.Namespace) -> int:
+    from nnmip.cli.common import preflight, write_json
     from nnmip.io.weights import load_npz, read_extra
 
+    if len(a.delimiter) != 1 or a.delimiter in "\r\n\"#":
+        raise DataError.at("E0109", f"--delimiter: '{a.delimiter}' is not a single separator character",
+                           notes=["help: use ',', ';' or a tab"])
+    preflight(a, inputs=[a.weights, a.data], outputs={"--json": a.json})
     net, scaler = load_npz(a.weights)
     X_raw, y_raw = read_features(a.data, a.delimiter, a.header, a.label)
     if X_raw.shape[1] != net.n_inputs:
@@ -64,13 +80,20 @@ def cmd_predict(a: argparse.Namespace) -> int:
     labels = classes[pred] if classes is not None else pred
     out: dict[str, object] = {"predictions": np.asarray(labels).tolist(), "rows": int(X.shape[0])}
     if y_raw is not None:
+        known = np.asarray(classes) if classes is not None else np.arange(net.n_outputs)
+        try:
+            y_cmp = np.asarray(y_raw).astype(known.dtype) if known.dtype.kind in "biuf" else np.asarray(y_raw)
+            unknown = ~np.isin(y_cmp, known)
+        except (TypeError, ValueError):
+            unknown = np.ones(len(y_raw), dtype=bool)
+        if unknown.any():
+            i = int(np.argmax(unknown))
+            raise DataError.at("E0312", f"label '{y_raw[i]}' in data row {i + 1} of '{a.data}' is not one of the "
+                               f"network's classes {known.tolist()}", notes=[
+                                   "help: check --label (the column of the true label)"])
         out["accuracy"] = float(np.mean(np.asarray(labels, dtype=np.float64) == np.asarray(y_raw, dtype=np.float64)))
     if a.json:
-        text = json.dumps(out, indent=2)
-        if a.json == "-":
-            print(text)
-        else:
-            Path(a.json).write_text(text + "\n", encoding="utf-8")
+        write_json(a.json, out)
     else:
         for v in out["predictions"]:  # type: ignore[attr-defined]
             print(v)

@@ -39,9 +39,13 @@ def _configure_solve(p: argparse.ArgumentParser) -> None:
 def cmd_solve(a: argparse.Namespace) -> int:
     import numpy as np
 
+    from nnmip.cli.common import check_solver_args, preflight
     from nnmip.drivers.task import load_program, run_train_task, solve_options
 
+    check_solver_args(a)
     cp = load_program(a.file)
+    preflight(a, inputs=[a.file], outputs={"--json": a.json, "--save-weights": a.save_weights,
+                                           "--save-onnx": a.save_onnx})
     for w in cp.warnings:
         if not a.quiet:
             err(w.render(cp.program.source))

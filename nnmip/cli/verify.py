@@ -60,17 +60,63 @@ def _say(a: argparse.Namespace, text: str) -> None:
     print(text, file=sys.stderr if getattr(a, "json", None) == "-" else sys.stdout)
 
 
-def _vector(text: str) -> np.ndarray:
+def _vector(text: str, option: str = "--point") -> np.ndarray:
     from nnmip.drivers.verify import load_points
 
     if Path(text).is_file():
         X, _ = load_points(text, label_column=None)
         return X.ravel()
+    if Path(text).is_dir():
+        raise NnmipError.at("E0301", f"{option}: '{text}' is a folder, not a file or a list of numbers")
     try:
-        return np.array([float(v) for v in text.replace(";", ",").split(",") if v.strip()])
+        v = np.array([float(v) for v in text.replace(";", ",").split(",") if v.strip()])
     except ValueError:
-        raise NnmipError.at("E0301", f"'{text}' is neither a file nor a list of numbers",
+        raise NnmipError.at("E0301", f"{option}: '{text[:80]}' is neither a file nor a list of numbers",
                             notes=["help: give a .npy/.csv file or comma-separated numbers"]) from None
+    if v.size == 0:
+        raise NnmipError.at("E0301", f"{option}: '{text}' holds no numbers",
+                            notes=["help: give a .npy/.csv file or comma-separated numbers"])
+    if not np.isfinite(v).all():
+        raise NnmipError.at("E0109", f"{option}: entry {int(np.argmax(~np.isfinite(v))) + 1} is not a finite "
+                            "number", notes=["help: every entry must be a finite number"])
+    return v
+
+
+def _check_args(a: argparse.Namespace) -> None:
+    """Every option checked before any file is read or any solve starts."""
+    from nnmip.cli.common import check_number, check_solver_args, preflight
+
+    check_solver_args(a)
+    for opt in ("linf", "l1", "l2"):
+        check_number(f"--{opt}", getattr(a, opt))
+    if a.threshold is not None and not np.isfinite(a.threshold):
+        raise NnmipError.at("E0109", f"--threshold: {a.threshold} is not a finite number")
+    if a.domain is not None:
+        lo, hi = a.domain
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise NnmipError.at("E0109", f"--domain: {lo:g} {hi:g} is not a finite box",
+                                notes=["help: for example --domain 0 1"])
+        if lo > hi:
+            raise NnmipError.at("E0410", f"--domain: the lower end {lo:g} is above the upper end {hi:g}",
+                                notes=["help: give LO HI with LO <= HI"])
+    if a.label is not None and a.label < 0:
+        raise NnmipError.at("E0414", f"--label: class {a.label} does not exist (classes count from 0)")
+    lc = str(a.label_column).strip().lower()
+    if lc != "none":
+        try:
+            int(lc)
+        except ValueError:
+            raise NnmipError.at("E0109", f"--label-column: '{a.label_column}' is not a column number or 'none'",
+                                notes=["help: give a column number (0 first, -1 last) or 'none'"]) from None
+    if a.maximize and a.minimize:
+        raise NnmipError.at("E0104", "give only one of --maximize and --minimize")
+    given = [o for o in ("file", "onnx", "npz") if getattr(a, o)]
+    if len(given) > 1:
+        names = " and ".join("a .nnmip file" if g == "file" else "--" + g for g in given)
+        raise NnmipError.at("E0104", f"give the network only once: {names} were given")
+    point_file = a.point if a.point is not None and Path(a.point).is_file() else None
+    preflight(a, inputs=[a.file, a.onnx, a.npz, a.vnnlib, a.points, point_file],
+              outputs={"--json": a.json, "--counterexample": a.counterexample})
 
 
 def _progress(enabled: bool) -> Any:
@@ -113,6 +159,7 @@ def cmd_verify(a: argparse.Namespace) -> int:
     from nnmip.drivers.task import solve_options
     from nnmip.drivers.verify import UNKNOWN, load_model
 
+    _check_args(a)
     if a.file:
         return _run_file(a)
     if bool(a.onnx) == bool(a.npz):
@@ -165,7 +212,7 @@ def _run_point(a: argparse.Namespace, net: Any, x0: np.ndarray, domain: Any, com
         raise NnmipError.at("E0412", f"the point has {x0.size} entries but the network has {net.n_inputs} inputs")
     if a.maximize or a.minimize:
         kind = "maximize" if a.maximize else "minimize"
-        coef = _vector(a.maximize or a.minimize)
+        coef = _vector(a.maximize or a.minimize, "--maximize" if a.maximize else "--minimize")
         prop = getattr(vs, kind)(coef, threshold=a.threshold)
     else:
         label = a.label if a.label is not None else int(net.predict(x0[None, :])[0])
@@ -183,6 +230,11 @@ def _run_points(a: argparse.Namespace, net: Any, domain: Any, common: dict[str, 
     if X.shape[1] != net.n_inputs:
         raise NnmipError.at("E0412", f"'{a.points}' has {X.shape[1]} features but the network has "
                             f"{net.n_inputs} inputs", notes=["help: check --label-column"])
+    n_classes = max(2, net.n_outputs)
+    if y is not None and y.size and (y.min() < 0 or y.max() >= n_classes):
+        i = int(np.argmax((y < 0) | (y >= n_classes)))
+        raise NnmipError.at("E0414", f"label {int(y[i])} in data row {i + 1} of '{a.points}' is not a class of the "
+                            f"network (0..{n_classes - 1})", notes=["help: check --label-column"])
     if not a.quiet:
         print(f"verifying {X.shape[0]} points, linf {a.linf:g}", file=sys.stderr)
     t0 = time.perf_counter()
@@ -209,17 +261,21 @@ def _run_vnnlib(a: argparse.Namespace, net: Any, domain: Any, common: dict[str, 
     if a.counterexample:
         text = format_counterexample(r.counterexample, r.output) if r.result == "counterexample" \
             else r.vnn_answer + "\n"
-        Path(a.counterexample).write_text(text, encoding="utf-8")
+        from nnmip.io.safe import write_text
+
+        write_text(a.counterexample, text, "--counterexample")
     if a.json:
         write_json(a.json, dict(r.to_dict(), answer=r.vnn_answer))
     return EXIT_UNSOLVED if r.vnn_answer in ("unknown", "timeout") else EXIT_OK
 
 
 def _run_file(a: argparse.Namespace) -> int:
+    from nnmip.cli.common import preflight
     from nnmip.drivers.task import load_program, solve_options
     from nnmip.drivers.verify import UNKNOWN, run_verify_spec
 
     cp = load_program(a.file)
+    preflight(a, outputs={"--json": a.json, "--counterexample": a.counterexample})
     if not cp.verify_specs:
         raise NnmipError.at("E0181", f"'{a.file}' has no verify statement",
                             notes=["help: add verify <network> { input x in linf(...); property = ... }"])

@@ -62,6 +62,9 @@ class TrainReport:
 
 def load_program(path: str | Path) -> CheckedProgram:
     """Parse and check a ``.nnmip`` file (relative paths inside it are relative to its folder)."""
+    from nnmip.io.safe import note_input
+
+    note_input(path)
     prog = parse_file(path)
     return check(prog, Path(path).resolve().parent)
 

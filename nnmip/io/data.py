@@ -23,7 +23,6 @@ E0310  rows with different numbers of columns
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from nnmip.errors import NO_SPAN, DataError, Span
+from nnmip.io.safe import note_input
 
 __all__ = [
     "SCALE_KINDS",
@@ -198,6 +198,7 @@ def _resolve(src: DataSource, base_dir: str | Path) -> Path:
     if not p.is_absolute():
         p = Path(base_dir) / p
     p = p.resolve()
+    note_input(p)
     if not p.is_file():
         what = "is a directory, not a file" if p.is_dir() else "not found"
         raise _err("E0301", f"data file {what}: {p}", src.span,
@@ -335,24 +336,21 @@ def _read_csv(src: DataSource, base_dir: str | Path) -> _Table:
 def _read_npz(src: DataSource, base_dir: str | Path) -> _Table:
     path = _resolve(src, base_dir)
     name, span = src.path, src.span
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            keys = list(z.files)
-            for key in (src.x_key, src.y_key):
-                if key not in keys:
-                    raise _err("E0309", f"'{name}' has no array '{key}'", span,
-                               f"help: the file holds {', '.join(repr(k) for k in keys) or 'no arrays'}; "
-                               "choose with npz(..., x=\"...\", y=\"...\")")
-            X = np.asarray(z[src.x_key])
-            y = np.asarray(z[src.y_key])
-            names = tuple(str(s) for s in z["feature_names"]) if "feature_names" in keys else None
-    except DataError:
-        raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        detail = str(e).strip().rstrip(".")
-        raise _err("E0309", f"'{name}' cannot be read as an npz file", span,
-                   *([f"note: {detail}"] if detail else []),
-                   "help: write it with numpy.savez(path, X=..., y=...) and no object arrays") from None
+    from nnmip.io.files import load_npy_arrays
+
+    z = load_npy_arrays(path, span, name)
+    if "" in z:
+        raise _err("E0309", f"'{name}' cannot be read as an npz file: it holds a single array", span,
+                   "help: write it with numpy.savez(path, X=..., y=...)")
+    keys = list(z)
+    for key in (src.x_key, src.y_key):
+        if key not in keys:
+            raise _err("E0309", f"'{name}' has no array '{key}'", span,
+                       f"help: the file holds {', '.join(repr(k) for k in keys) or 'no arrays'}; "
+                       "choose with npz(..., x=\"...\", y=\"...\")")
+    X = np.asarray(z[src.x_key])
+    y = np.asarray(z[src.y_key])
+    names = tuple(str(s) for s in z["feature_names"]) if "feature_names" in keys else None
     if X.ndim != 2:
         raise _err("E0309", f"array '{src.x_key}' of '{name}' must be 2-D (rows x features), "
                             f"got shape {X.shape}", span)

@@ -60,6 +60,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from nnmip.errors import NnmipError
 from nnmip.io.data import Scaler
+from nnmip.io.safe import check_writable, note_input, write_bytes
 from nnmip.io.writers import ExportError
 from nnmip.ir.builder import NetworkBuilder, fixed
 from nnmip.ir.network import Network
@@ -228,8 +229,9 @@ def export_onnx(net: Network, path: str | os.PathLike[str], scaler: Scaler | Non
     if target.name.lower().endswith(".nnmip"):
         raise _export_error("E0603", f"refusing to write an ONNX model over the source file '{target}'",
                             "help: give the output a .onnx name")
+    check_writable(target)   # before the export work; written atomically below
     model = to_onnx(net, scaler, opset)
-    onnx.save_model(model, str(target))
+    write_bytes(target, model.SerializeToString())
     return target
 
 
@@ -313,8 +315,14 @@ def _load(path_or_model: str | os.PathLike[str] | bytes | onnx.ModelProto) -> on
     where = "the bytes" if isinstance(path_or_model, bytes) else f"'{os.fspath(path_or_model)}'"
     try:
         if isinstance(path_or_model, bytes):
-            return onnx.load_model_from_string(path_or_model)
-        return onnx.load_model(os.fspath(path_or_model))
+            model = onnx.load_model_from_string(path_or_model)
+        else:
+            note_input(path_or_model)
+            if os.path.isdir(path_or_model):
+                raise _import_error("E0703", f"{where} is a folder, not an ONNX file")
+            model = onnx.load_model(os.fspath(path_or_model))
+    except OnnxImportError:
+        raise
     except FileNotFoundError:
         raise _import_error("E0703", f"onnx file {where} does not exist") from None
     except Exception as e:  # protobuf DecodeError, OSError, external-data errors
@@ -322,6 +330,21 @@ def _load(path_or_model: str | os.PathLike[str] | bytes | onnx.ModelProto) -> on
         raise _import_error("E0703", f"{where} cannot be read as an ONNX model",
                             *([f"note: {detail}"] if detail else []),
                             "help: write the file with onnx.save_model or torch.onnx.export") from None
+    _check_finite(model, where)
+    return model
+
+
+def _check_finite(model: onnx.ModelProto, where: str) -> None:
+    """Refuse NaN or infinite numbers in the constant tensors of the graph, naming the file and the tensor."""
+    for t in model.graph.initializer:
+        try:
+            arr = numpy_helper.to_array(t)
+        except Exception:  # an unreadable tensor is reported where it is used
+            continue
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            bad = int(np.count_nonzero(~np.isfinite(arr)))
+            raise _import_error("E0704", f"onnx tensor '{t.name}' of {where} holds {bad} NaN or infinite "
+                                "value(s)", "help: export the network again from finite weights")
 
 
 def _analyse(model: onnx.ModelProto) -> _Graph:

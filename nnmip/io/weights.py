@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ import numpy as np
 
 from nnmip.errors import NnmipError
 from nnmip.io.data import Scaler
+from nnmip.io.safe import atomic_write, note_input
 from nnmip.io.writers import ExportError
 from nnmip.ir.network import Network, from_description
 from nnmip.ir.ops import Dense
@@ -83,26 +83,31 @@ def save_npz(net: Network, path: str | os.PathLike[str], scaler: Scaler | None =
                                          "stored in an npz file",
                                 "help: pass numbers, strings or arrays of them")
         arrays[f"extra.{key}"] = a
-    with open(target, "wb") as f:  # a file object: numpy would otherwise append ".npz" to the name
+    with atomic_write(target) as f:  # a file object: numpy would otherwise append ".npz" to the name
         np.savez(f, **arrays)  # type: ignore[arg-type]
     return target
 
 
 def _open(path: Path) -> dict[str, np.ndarray]:
+    from nnmip.errors import DataError
+    from nnmip.io.files import load_npy_arrays
+
+    note_input(path)
     if not path.exists():
         err = WeightsError.at("E0608", f"weights file '{path}' does not exist",
                               notes=["help: check the path; write the file with save_npz"])
         assert isinstance(err, WeightsError)
         raise err
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise ValueError("it holds a single array, not an npz archive")
-        with loaded as z:
-            return {k: np.asarray(z[k]) for k in z.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
-        detail = str(e).strip().rstrip(".") or type(e).__name__
-        raise _corrupt(path, detail) from None
+        arrays = load_npy_arrays(path)
+    except DataError as e:
+        if e.diagnostics and e.diagnostics[0].code == "E0311":
+            raise
+        notes = [n[len("note: "):] for d in e.diagnostics for n in d.notes if n.startswith("note: ")]
+        raise _corrupt(path, notes[0] if notes else str(e)) from None
+    if "" in arrays:
+        raise _corrupt(path, "it holds a single array, not an npz archive")
+    return arrays
 
 
 def load_npz(path: str | os.PathLike[str]) -> tuple[Network, Scaler | None]:

@@ -38,6 +38,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from nnmip.errors import NnmipError
+from nnmip.io.safe import atomic_write
 from nnmip.model import MatrixModel
 
 log = logging.getLogger(__name__)
@@ -167,25 +168,24 @@ def comment_text(text: str) -> str:
 def open_text(target: PathOrFile) -> Iterator[TextIO]:
     """A text stream to write to: a path (gzip when it ends in ``.gz``) or an open text or binary file.
 
-    A path whose writing fails is removed; an open file is flushed and left open.
+    A path is written through :func:`nnmip.io.safe.atomic_write`: a failure leaves the previous file as it was.
+    An open file is flushed and left open.
     """
     if isinstance(target, (str, os.PathLike)):
         path = Path(target)
-        raw = path.open("wb")
-        try:
+        with atomic_write(path) as raw:   # a temporary file renamed over the target only on success
             if path.name.lower().endswith(".gz"):
                 gz = gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0)
-                with io.TextIOWrapper(gz, encoding="ascii", newline="\n") as text:
-                    yield text
+                text = io.TextIOWrapper(gz, encoding="ascii", newline="\n")
+                yield text
+                text.flush()
+                text.detach()
+                gz.close()   # writes the gzip trailer; the temporary file itself stays open
             else:
-                with io.TextIOWrapper(raw, encoding="ascii", newline="\n") as text:
-                    yield text
-        except BaseException:
-            raw.close()
-            path.unlink(missing_ok=True)
-            raise
-        finally:
-            raw.close()
+                text = io.TextIOWrapper(raw, encoding="ascii", newline="\n")
+                yield text
+                text.flush()
+                text.detach()
     elif isinstance(target, io.TextIOBase) or hasattr(target, "encoding"):
         yield target  # type: ignore[misc]
         target.flush()
