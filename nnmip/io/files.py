@@ -43,6 +43,7 @@ def memory_limit() -> int:
 
 
 def human_bytes(n: float) -> str:
+    """``n`` bytes in B, KiB, MiB, GiB or TiB."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
