@@ -5,8 +5,10 @@ Backends import only this module, :mod:`nnmip.model` and :mod:`nnmip.errors`.
 
 from __future__ import annotations
 
+import contextlib
 import enum
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +24,7 @@ class Status(str, enum.Enum):
     INFEASIBLE = "infeasible"
     UNBOUNDED = "unbounded"
     INF_OR_UNBD = "infeasible_or_unbounded"
+    INTERRUPTED = "interrupted"        # stopped on request (Ctrl-C); ``x`` is the incumbent when there is one
     ERROR = "error"
 
     def __str__(self) -> str:
@@ -80,3 +83,64 @@ class RawResult:
         if diff <= 1e-9 * max(1.0, abs(self.objective)):
             return 0.0
         return diff / max(1e-10, abs(self.objective))
+
+
+class StopRequest:
+    """A process-wide request to stop the running solves (Ctrl-C), shared by the command line and the backends.
+
+    ``request()`` may be called from a signal handler: it sets a flag and calls the cancel hooks of the solves that
+    are running (each backend registers one with :meth:`watch` while its solver runs, e.g. HiGHS's
+    ``cancelSolve``).  A backend that starts after the request returns at once with ``Status.INTERRUPTED``.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._hooks: list[Callable[[], None]] = []
+        #: solver threads that could not be stopped and were left to finish (the process should end soon)
+        self.abandoned: list[threading.Thread] = []
+        #: solves started since the last :meth:`clear` (a Ctrl-C before the first one has nothing to keep)
+        self.started = 0
+
+    def request(self) -> None:
+        self._event.set()
+        with self._lock:
+            hooks = list(self._hooks)
+        for hook in hooks:
+            with contextlib.suppress(Exception):
+                hook()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def clear(self) -> None:
+        """Forget the request (before the next run in the same process)."""
+        self._event.clear()
+        self.started = 0
+
+    def wait(self, timeout: float) -> bool:
+        return self._event.wait(timeout)
+
+    @property
+    def watched(self) -> bool:
+        """Whether a solve has a cancel hook registered right now."""
+        with self._lock:
+            return bool(self._hooks)
+
+    @contextlib.contextmanager
+    def watch(self, cancel: Callable[[], None]) -> Iterator[None]:
+        """Call ``cancel`` on a request while the block runs (at once if the request came before)."""
+        with self._lock:
+            self._hooks.append(cancel)
+            self.started += 1
+        try:
+            if self._event.is_set():
+                cancel()
+            yield
+        finally:
+            with self._lock:
+                self._hooks.remove(cancel)
+
+
+#: The stop request of this process (set by ``nnmip``'s Ctrl-C handler; library users may call ``request()``).
+STOP = StopRequest()

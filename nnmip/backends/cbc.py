@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from typing import Any
 
@@ -12,7 +13,7 @@ import numpy as np
 from nnmip.backends._common import captured, finite, gap, import_solver, require_linear
 from nnmip.errors import SolverError
 from nnmip.model import MatrixModel
-from nnmip.solution import Progress, RawResult, SolveOptions, Status
+from nnmip.solution import STOP, Progress, RawResult, SolveOptions, Status
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ class CbcBackend:
         require_linear(self.name, model)
         mip = import_solver(self.name, "mip")
         start = time.perf_counter()
+        if STOP.is_set():
+            return RawResult(Status.INTERRUPTED, self.name, seconds=0.0, message="interrupted before the solve")
         if opts.progress is not None:
             opts.progress(Progress(0.0, None, None))
         empty = np.diff(model.A.indptr) == 0
@@ -101,8 +104,13 @@ class CbcBackend:
                   model.A.nnz)
         limit = float(opts.time_limit) if opts.time_limit is not None else math.inf
         with captured(not opts.verbose) as out:
-            result = m.optimize(max_seconds=limit)
+            result = self._optimize(m, limit)
         log.debug("cbc output:\n%s", "".join(out))
+        if result is None:
+            seconds = time.perf_counter() - start
+            return RawResult(Status.INTERRUPTED, self.name, None, None, None, seconds,
+                             "interrupted: CBC cannot be stopped from outside while it runs, so its incumbent is not "
+                             "available (HiGHS, Gurobi and SCIP keep theirs)")
         status = STATUS.get(result.name, Status.ERROR)
         c0 = float(model.c0)
         x_out: np.ndarray | None = None
@@ -121,6 +129,34 @@ class CbcBackend:
             opts.progress(Progress(seconds, objective, bound, gap(objective, bound)))
         log.info("cbc: %s, objective %s, bound %s, %.2fs", status, objective, bound, seconds)
         return RawResult(status, self.name, x_out, objective, bound, seconds, message, None)
+
+    @staticmethod
+    def _optimize(m: Any, limit: float) -> Any:
+        """``m.optimize`` in a worker thread while this thread waits for it or for a stop request.
+
+        python-mip offers no way to stop CBC from outside, so on a stop request the worker is left to finish (it
+        is a daemon thread, recorded in ``STOP.abandoned``) and None is returned at once: the command line then
+        writes its outputs and ends the process.
+        """
+        box: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                box["result"] = m.optimize(max_seconds=limit)
+            except BaseException as exc:  # re-raised in the calling thread
+                box["error"] = exc
+
+        worker = threading.Thread(target=work, name="nnmip-cbc", daemon=True)
+        worker.start()
+        with STOP.watch(lambda: None):
+            while worker.is_alive():
+                if STOP.wait(0.05):
+                    STOP.abandoned.append(worker)
+                    return None
+                worker.join(0.0)
+        if "error" in box:
+            raise box["error"]
+        return box["result"]
 
     @staticmethod
     def _build(mip: Any, m: Any, model: MatrixModel) -> list[Any]:

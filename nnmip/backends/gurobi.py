@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from nnmip.backends._common import finite, gap
 from nnmip.errors import BackendUnavailable, SolverError
 from nnmip.model import MatrixModel
-from nnmip.solution import Progress, RawResult, SolveOptions, Status
+from nnmip.solution import STOP, Progress, RawResult, SolveOptions, Status
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ STATUS: dict[int, Status] = {
     8: Status.TIME_LIMIT,   # NODE_LIMIT
     9: Status.TIME_LIMIT,   # TIME_LIMIT
     10: Status.TIME_LIMIT,  # SOLUTION_LIMIT
-    11: Status.TIME_LIMIT,  # INTERRUPTED
+    11: Status.INTERRUPTED,  # INTERRUPTED (Ctrl-C or Model.terminate)
     15: Status.TIME_LIMIT,  # USER_OBJ_LIMIT
     16: Status.TIME_LIMIT,  # WORK_LIMIT
     17: Status.TIME_LIMIT,  # MEM_LIMIT
@@ -68,6 +68,8 @@ class GurobiBackend:
                 "E0504", f"solver '{self.name}' is not installed: python module 'gurobipy' not found",
                 notes=["help: pip install 'nnmip[gurobi]', or choose another solver"]) from exc
         start = time.perf_counter()
+        if STOP.is_set():
+            return RawResult(Status.INTERRUPTED, self.name, seconds=0.0, message="interrupted before the solve")
         try:
             with gp.Env(empty=True) as env:
                 env.setParam("OutputFlag", 1 if opts.verbose else 0)
@@ -116,22 +118,23 @@ class GurobiBackend:
             if ws.shape != (model.num_cols,):
                 raise ValueError(f"warm start has shape {ws.shape}, expected ({model.num_cols},)")
             x.Start = np.where(np.isnan(ws), GRB.UNDEFINED, ws)  # NaN marks unknown entries
-        callback = self._callback(gp, opts, start, model.sense) if opts.progress is not None else None
+        callback = self._callback(gp, opts, start, model.sense)
 
         log.debug("gurobi: solving %d columns, %d rows, %d nonzeros", model.num_cols, model.num_rows,
                   A.nnz)
-        m.optimize(callback)
-        if m.Status == GRB.INF_OR_UNBD and "DualReductions" not in opts.solver_options:
-            log.debug("gurobi: infeasible or unbounded, re-solving with DualReductions=0 to tell which")
-            m.setParam("DualReductions", 0)
-            m.reset()
+        with STOP.watch(m.terminate):   # Model.terminate may be called from a signal handler or another thread
             m.optimize(callback)
+            if m.Status == GRB.INF_OR_UNBD and "DualReductions" not in opts.solver_options and not STOP.is_set():
+                log.debug("gurobi: infeasible or unbounded, re-solving with DualReductions=0 to tell which")
+                m.setParam("DualReductions", 0)
+                m.reset()
+                m.optimize(callback)
         status = STATUS.get(m.Status, Status.ERROR)
         x_out, objective, bound = None, None, None
-        if m.SolCount > 0 and status in (Status.OPTIMAL, Status.TIME_LIMIT, Status.ERROR):
+        if m.SolCount > 0 and status in (Status.OPTIMAL, Status.TIME_LIMIT, Status.INTERRUPTED, Status.ERROR):
             x_out = np.asarray(x.X, dtype=np.float64)
             objective = float(m.ObjVal)
-        if m.IsMIP and status in (Status.OPTIMAL, Status.TIME_LIMIT):
+        if m.IsMIP and status in (Status.OPTIMAL, Status.TIME_LIMIT, Status.INTERRUPTED):
             try:
                 bound = finite(m.ObjBound)
             except (AttributeError, gp.GurobiError):
@@ -162,12 +165,16 @@ class GurobiBackend:
 
     @staticmethod
     def _callback(gp: Any, opts: SolveOptions, start: float, sense: str) -> Any:
-        """Report on each new incumbent (MIPSOL) and at most every 0.5 s from the MIP loop."""
+        """Stop on a stop request; report on each new incumbent (MIPSOL) and at most every 0.5 s from the MIP loop."""
         cb, progress = gp.GRB.Callback, opts.progress
-        assert progress is not None
         last = [-math.inf]
 
         def callback(model: Any, where: int) -> None:
+            if STOP.is_set():
+                model.terminate()
+                return
+            if progress is None:
+                return
             now = time.perf_counter() - start
             if where == cb.MIPSOL:
                 new, best, bnd, nodes = (model.cbGet(k) for k in (cb.MIPSOL_OBJ, cb.MIPSOL_OBJBST,

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from nnmip.backends._common import captured, finite, gap, import_solver, require_linear
 from nnmip.errors import SolverError
 from nnmip.model import MatrixModel
-from nnmip.solution import Progress, RawResult, SolveOptions, Status
+from nnmip.solution import STOP, Progress, RawResult, SolveOptions, Status
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ STATUS: dict[str, Status] = {
     "kSolutionLimit": Status.TIME_LIMIT,
     "kObjectiveBound": Status.TIME_LIMIT,
     "kObjectiveTarget": Status.TIME_LIMIT,
-    "kInterrupt": Status.TIME_LIMIT,
+    "kInterrupt": Status.INTERRUPTED,
     "kHighsInterrupt": Status.TIME_LIMIT,
     "kMemoryLimit": Status.TIME_LIMIT,
 }
@@ -57,6 +57,8 @@ class HighsBackend:
         require_linear(self.name, model)
         highspy = import_solver(self.name, "highspy")
         start = time.perf_counter()
+        if STOP.is_set():
+            return RawResult(Status.INTERRUPTED, self.name, seconds=0.0, message="interrupted before the solve")
         with captured(not opts.verbose):
             h = highspy.Highs()
         self._set_options(h, opts)
@@ -77,14 +79,16 @@ class HighsBackend:
             self._subscribe(h, opts, start)
         log.debug("highs: solving %d columns, %d rows, %d nonzeros", model.num_cols, model.num_rows,
                   model.A.nnz)
-        run_status = h.run()
+        run_status = self._run(h)
         ms = h.getModelStatus()
         status = STATUS.get(ms.name, Status.ERROR)
+        if STOP.is_set() and status is not Status.OPTIMAL:
+            status = Status.INTERRUPTED
         info = h.getInfo()
         has_x = info.primal_solution_status == highspy.SolutionStatus.kSolutionStatusFeasible
         if ms.name == "kModelEmpty":
             x, objective = np.zeros(0), float(model.c0)
-        elif has_x and status in (Status.OPTIMAL, Status.TIME_LIMIT, Status.ERROR):
+        elif has_x and status in (Status.OPTIMAL, Status.TIME_LIMIT, Status.INTERRUPTED, Status.ERROR):
             x = np.asarray(h.getSolution().col_value, dtype=np.float64)
             objective = float(info.objective_function_value)
         else:
@@ -93,7 +97,8 @@ class HighsBackend:
             bound = objective if status is Status.OPTIMAL else None
             nodes = None
         else:
-            bound = finite(info.mip_dual_bound) if status in (Status.OPTIMAL, Status.TIME_LIMIT) else None
+            bound = finite(info.mip_dual_bound) if status in (Status.OPTIMAL, Status.TIME_LIMIT,
+                                                              Status.INTERRUPTED) else None
             nodes = int(info.mip_node_count) if info.mip_node_count >= 0 else None
         seconds = time.perf_counter() - start
         message = h.modelStatusToString(ms)
@@ -105,6 +110,28 @@ class HighsBackend:
         return RawResult(status, self.name, x, objective, bound, seconds, message, nodes)
 
     # -- helpers ---------------------------------------------------------------------------------------
+    @staticmethod
+    def _run(h: Any) -> Any:
+        """Solve in HiGHS's own solver thread while this thread waits, so that Ctrl-C is handled at once.
+
+        A stop request (:data:`nnmip.solution.STOP`) calls ``cancelSolve``; HiGHS's user-interrupt callbacks
+        (simplex, interior point, MIP) then end the solve within one callback period and keep the incumbent.  A
+        ``KeyboardInterrupt`` here (no stop handler installed) also cancels the solve, waits for it and is re-raised.
+        """
+        h.HandleUserInterrupt = True
+        h.startSolve()
+        with STOP.watch(h.cancelSolve):
+            try:
+                while True:
+                    done, run_status = h.wait(0.05)
+                    if done:
+                        return run_status
+            except KeyboardInterrupt:
+                h.cancelSolve()
+                while not h.wait(0.05)[0]:
+                    pass
+                raise
+
     def _set_options(self, h: Any, opts: SolveOptions) -> None:
         options: dict[str, Any] = {"output_flag": bool(opts.verbose), **DEFAULTS}
         if opts.time_limit is not None:

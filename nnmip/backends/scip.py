@@ -27,7 +27,7 @@ STATUS: dict[str, Status] = {
     "unbounded": Status.UNBOUNDED,
     "inforunbd": Status.INF_OR_UNBD,
     "timelimit": Status.TIME_LIMIT,
-    "userinterrupt": Status.TIME_LIMIT,
+    "userinterrupt": Status.INTERRUPTED,
     "nodelimit": Status.TIME_LIMIT,
     "totalnodelimit": Status.TIME_LIMIT,
     "stallnodelimit": Status.TIME_LIMIT,
@@ -85,13 +85,13 @@ class ScipBackend:
         c0 = float(model.c0)
         x_out: np.ndarray | None = None
         objective = bound = None
-        if status in (Status.OPTIMAL, Status.TIME_LIMIT, Status.ERROR) and m.getNSols() > 0:
+        if status in (Status.OPTIMAL, Status.TIME_LIMIT, Status.INTERRUPTED, Status.ERROR) and m.getNSols() > 0:
             sol = m.getBestSol()
             x_out = np.array([sol[v] for v in x], dtype=np.float64) if x else np.zeros(0)
             objective = float(m.getSolObjVal(sol)) + c0
         if status is Status.OPTIMAL and not model.is_mip:
             bound = objective
-        elif status in (Status.OPTIMAL, Status.TIME_LIMIT):
+        elif status in (Status.OPTIMAL, Status.TIME_LIMIT, Status.INTERRUPTED):
             b = finite(m.getDualbound())
             bound = None if b is None else b + c0
         nodes = int(m.getNNodes()) if model.is_mip else None

@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from nnmip import __version__
 from nnmip.cli import check, compile, compress, predict, solve, verify  # noqa: F401  (each registers its command)
@@ -58,11 +60,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
                         format="%(levelname)s %(name)s: %(message)s")
     fn = COMMANDS[args.command][0]
+    from nnmip.cli.common import interruptible
     from nnmip.io.safe import run_scope
+    from nnmip.solution import STOP
 
-    with run_scope():
+    code = _run(fn, args, run_scope, interruptible)
+    if STOP.is_set() and code in (EXIT_OK, EXIT_UNSOLVED):
+        code = EXIT_INTERRUPT   # stopped by Ctrl-C: the outputs hold what was found, marked 'interrupted'
+    if STOP.is_set() and (argv is None or any(t.is_alive() for t in STOP.abandoned)):
+        # Interrupted as the 'nnmip' program (or with a solver thread that cannot be stopped): every output is
+        # written and synced, so end now instead of waiting for the solvers' worker threads to wind down.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _run(fn: Any, args: argparse.Namespace, run_scope: Any, interruptible: Any) -> int:
+    with run_scope(), interruptible():
         try:
-            return fn(args)
+            return int(fn(args))
         except KeyboardInterrupt:
             err("interrupted")
             _maybe_json(args, {"status": "interrupted", "errors": []})

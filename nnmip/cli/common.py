@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from nnmip.errors import NnmipError
@@ -85,6 +87,38 @@ class ProgressPrinter:
 
 
 
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """Ctrl-C handling of a command (main thread only).
+
+    Before any solve has started, Ctrl-C ends the command at once (``KeyboardInterrupt``: there is nothing to keep).
+    Once a solve has started, the first Ctrl-C asks the solvers to stop (:data:`nnmip.solution.STOP`): the running
+    solve ends with its incumbent, later solves return at once, and the command checks what it has by the forward
+    pass and writes its outputs marked ``interrupted`` (exit code 130).  A second Ctrl-C ends the command at once.
+    """
+    from nnmip.solution import STOP
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    STOP.clear()
+    count = [0]
+
+    def handler(signum: int, frame: object) -> None:
+        count[0] += 1
+        if count[0] > 1 or STOP.started == 0:
+            raise KeyboardInterrupt
+        err("\ninterrupted: stopping the solver; the best solution found so far is kept (Ctrl-C again to quit "
+            "at once)")
+        STOP.request()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def add_solver_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--solver", help="highs (default), cbc or gurobi; overrides the file's 'solve with'")
     p.add_argument("--time-limit", type=float, metavar="T", help="seconds")
@@ -153,6 +187,9 @@ def explain_status(status: str, loss: str | None, has_network: bool) -> str:
     if status == "time_limit" and not has_network:
         return "note: the time limit ended the solve before any solution was found\nhelp: raise --time-limit, " \
                "train on fewer points (subset = random(n)), or use strategy = split(...)"
+    if status == "interrupted":
+        return ("note: interrupted: the result is the best solution found before Ctrl-C, checked by the forward pass"
+                if has_network else "note: interrupted before the solver found a solution")
     if status == "error":
         return "note: the solver failed; run again with --verbose to see its log"
     return ""
