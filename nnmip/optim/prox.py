@@ -53,7 +53,7 @@ def group_soft_threshold(v: npt.ArrayLike, gid: npt.ArrayLike, t: float) -> Floa
 
 
 def spr_prox(v: npt.ArrayLike, gid: npt.ArrayLike, M: float | npt.ArrayLike, alpha: float, t: float,
-             iterations: int = 64) -> FloatArray:
+             iterations: int = 48) -> FloatArray:
     """The proximal operator of ``t SPR`` (Structured Perspective Regulariser, Cacciola et al.) per group.
 
     Math:
@@ -70,7 +70,7 @@ def spr_prox(v: npt.ArrayLike, gid: npt.ArrayLike, M: float | npt.ArrayLike, alp
             h'(0+) = -v.u + t alpha ||u||^2 + t (1 - alpha)
 
         and the group is exactly zero iff h'(0+) >= 0.  Otherwise z* is found by golden-section search on (0, 1]
-        (``iterations`` steps, all groups at once).  The prox includes the bound |w_i| <= M_g that the
+        (``iterations`` steps, all groups at once: the interval shrinks to 0.618^48 < 1e-9).  The prox includes the bound |w_i| <= M_g that the
         regulariser's z <= 1 implies.
     """
     if not 0.0 <= alpha < 1.0:
@@ -104,17 +104,14 @@ def spr_prox(v: npt.ArrayLike, gid: npt.ArrayLike, M: float | npt.ArrayLike, alp
     a = hi - _GOLDEN * (hi - lo)
     b = lo + _GOLDEN * (hi - lo)
     ha, hb = h(a), h(b)
-    for _ in range(iterations):
-        left = ha < hb                          # minimum in [lo, b]
+    for _ in range(iterations):        # one new evaluation per iteration and group
+        left = ha < hb                 # the minimum lies in [lo, b]: b <- a, new a; else [a, hi]: a <- b, new b
         hi = np.where(left, b, hi)
         lo = np.where(left, lo, a)
-        new_a = hi - _GOLDEN * (hi - lo)
-        new_b = lo + _GOLDEN * (hi - lo)
-        a_next = np.where(left, new_a, b)
-        b_next = np.where(left, a, new_b)
-        h_a_next = np.where(left, h(new_a), hb)
-        h_b_next = np.where(left, ha, h(new_b))
-        a, b, ha, hb = a_next, b_next, h_a_next, h_b_next
+        new = np.where(left, hi - _GOLDEN * (hi - lo), lo + _GOLDEN * (hi - lo))
+        h_new = h(new)
+        a, b, ha, hb = (np.where(left, new, b), np.where(left, a, new), np.where(left, h_new, hb),
+                        np.where(left, ha, h_new))
     z = (lo + hi) / 2.0
     z = np.where(h(np.ones(G)) <= h(z), 1.0, z)
     z[(d0 >= 0) | ~present] = 0.0
