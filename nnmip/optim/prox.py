@@ -70,8 +70,8 @@ def spr_prox(v: npt.ArrayLike, gid: npt.ArrayLike, M: float | npt.ArrayLike, alp
             h'(0+) = -v.u + t alpha ||u||^2 + t (1 - alpha)
 
         and the group is exactly zero iff h'(0+) >= 0.  Otherwise z* is found by golden-section search on (0, 1]
-        (``iterations`` steps, all groups at once: the interval shrinks to 0.618^48 < 1e-9).  The prox includes the bound |w_i| <= M_g that the
-        regulariser's z <= 1 implies.
+        (``iterations`` steps, all groups at once: the interval shrinks to 0.618^48 < 1e-9).  The prox includes
+        the bound |w_i| <= M_g that the regulariser's z <= 1 implies.
     """
     if not 0.0 <= alpha < 1.0:
         raise ValueError(f"alpha must lie in [0, 1), got {alpha}")
