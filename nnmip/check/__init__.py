@@ -25,6 +25,8 @@ from . import training_ext
 LOSSES = ("hamming", "zero_one", "hinge", "min_weight", "max_margin", "cross_entropy", "squared_error")
 MARGIN_LOSSES = ("zero_one", "hinge", "min_weight", "max_margin")
 SOLVERS = ("highs", "cbc", "gurobi", "cvxpy", "scip")
+#: ``emit`` of a train statement (language name -> the library's mode)
+EMIT_MODES = {"milp": "milp", "perspective_cuts": "perspective-cuts", "perspective_conic": "perspective-conic"}
 ACTIVATION_CALLS = {"step": "step", "sign": "sign", "relu": "relu", "identity": "identity"}
 _REQUIRED = object()
 
@@ -87,6 +89,10 @@ class TrainTask:
     prune: tuple[Any, ...] = ()              # training_ext.PruneSpec, one per declaration
     alpha: float = 0.0                       # weight of ||W_g||^2 against z_g in the lambda term
     lam: float = 0.0                         # lambda * sum_g (alpha ||W_g||^2 + (1 - alpha) z_g)
+    emit: str = "milp"                       # how pruning's squared-norm term is written (EMIT_MODES)
+    relax: bool = False                      # solve the continuous relaxation (a bound, no network)
+    time_limit: float | None = None          # seconds for this task (over the solve statement's)
+    warm_start: Path | None = None           # an nnmip weights file whose weights start the solver
 
 
 @dataclass
@@ -525,6 +531,7 @@ class _Checker:
         l1 = 0.0
         subset = None
         strategy = StrategySpec()
+        emit, relax, time_limit, warm_start = "milp", False, None, None
         seen: set[str] = set()
         for it in s.items:
             if isinstance(it, ast.SetDecl) or it.key in training_ext.KEYS:
@@ -558,6 +565,35 @@ class _Checker:
                 else:
                     self.err("E0108", "subset must be first(n) or random(n, seed=s)", _span(v))
                     ok = False
+            elif it.key == "emit":
+                name = v.name if isinstance(v, ast.Ref) else v.value if isinstance(v, ast.Str) else None
+                name = None if name is None else str(name).replace("-", "_")
+                if name not in EMIT_MODES:
+                    self.err("E0108", f"emit must be one of {', '.join(EMIT_MODES)}, got {_describe(v)}", _span(v))
+                    ok = False
+                else:
+                    emit = EMIT_MODES[name]
+            elif it.key == "relax":
+                r = self.convert(v, "bool", "train", "relax")
+                ok &= r is not None
+                relax = bool(r)
+            elif it.key == "time_limit":
+                t = self.convert(v, "posnum", "train", "time_limit")
+                ok &= t is not None
+                time_limit = t
+            elif it.key == "warm_start":
+                path = v.value if isinstance(v, ast.Str) else None
+                if isinstance(v, ast.Call) and v.func == "npz":
+                    b = self.bind(v, [("path", "str", _REQUIRED)])
+                    path = None if b is None else b["path"]
+                if not isinstance(path, str):
+                    self.err("E0108", "warm_start must be npz(\"weights.npz\"), an nnmip weights file", _span(v),
+                             "help: write one with nnmip solve --save-weights or nnmip.io.weights.save_npz")
+                    ok = False
+                elif self.check_file(path, _span(v)):
+                    warm_start = self.resolve(path)
+                else:
+                    ok = False
             elif it.key == "strategy":
                 from nnmip.check.strategy_spec import check_strategy
 
@@ -566,7 +602,8 @@ class _Checker:
                 strategy = spec or strategy
             else:
                 self.err("E0105", f"unknown training setting '{it.key}'", it.span,
-                         "help: settings are loss, eps, l1, subset, strategy, prune, alpha, lambda")
+                         "help: settings are loss, eps, l1, subset, strategy, prune, alpha, lambda, emit, relax, "
+                         "time_limit, warm_start")
                 ok = False
         from nnmip.check import sparse_spec
 
@@ -579,7 +616,8 @@ class _Checker:
         if not ok or ext is None:
             return None
         task = TrainTask(s.network, s.data, loss, eps, l1, subset, strategy, s.items, s.span,
-                         robust=ext.robust, prune=ext.prune, alpha=ext.alpha, lam=ext.lam)
+                         robust=ext.robust, prune=ext.prune, alpha=ext.alpha, lam=ext.lam, emit=emit, relax=relax,
+                         time_limit=time_limit, warm_start=warm_start)
         if gradient:
             return sparse_spec.check_task(self, networks[s.network], task, "loss" in seen)
         if not sparse_spec.loss_fits(self, task):

@@ -22,12 +22,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from nnmip.errors import NO_SPAN, Span
 from nnmip.syntax import ast
 
 TIGHTEN = ("interval", "symbolic", "lp", "milp", "auto")
-SETS = ("box", "linf", "l1", "l2")
-PROPS = ("classified", "maximize", "minimize", "output_box")
+SETS = ("box", "linf", "l1", "l2", "halfspaces")
+PROPS = ("classified", "maximize", "minimize", "output_box", "unsafe")
 _REQ = object()
 
 
@@ -56,6 +58,8 @@ class SetSpec:
     center: PointRef | None = None
     lo: PointRef | None = None
     hi: PointRef | None = None
+    A: Any = field(default=None, compare=False)          # halfspaces: A x <= b
+    b: Any = field(default=None, compare=False)
     span: Span = field(default=NO_SPAN, compare=False)
 
 
@@ -69,6 +73,7 @@ class PropSpec:
     threshold: float | None = None
     lo: PointRef | None = None
     hi: PointRef | None = None
+    cases: tuple[tuple[Any, Any, Any], ...] = field(default=(), compare=False)   # unsafe: (G, h, strict) each
     span: Span = field(default=NO_SPAN, compare=False)
 
 
@@ -248,6 +253,18 @@ def _set(ck: Any, c: ast.Call, data: dict[str, Any]) -> SetSpec | None:
         if (b["lo"] is not None and lo is None) or (b["hi"] is not None and hi is None):
             return None
         return SetSpec("box", lo=lo, hi=hi, span=c.span)
+    if c.func == "halfspaces":
+        b = ck.bind(c, [("A", "any", _REQ), ("b", "any", _REQ)])
+        if b is None:
+            return None
+        A, rhs = _array(ck, b["A"], 2, "A"), _array(ck, b["b"], 1, "b")
+        if A is None or rhs is None:
+            return None
+        if A.shape[0] != rhs.size:
+            ck.err("E0121", f"halfspaces: A has {A.shape[0]} rows but b has {rhs.size} entries", c.span,
+                   "help: one bound per row: A x <= b")
+            return None
+        return SetSpec("halfspaces", A=A, b=rhs, span=c.span)
     b = ck.bind(c, [("radius", "nonneg", _REQ), ("around", "any", _REQ)])
     if b is None:
         return None
@@ -259,9 +276,11 @@ def _set(ck: Any, c: ast.Call, data: dict[str, Any]) -> SetSpec | None:
 
 def _prop(ck: Any, v: Any, data: dict[str, Any]) -> PropSpec | None:
     if not isinstance(v, ast.Call) or v.func not in PROPS:
-        ck.err("E0150", "property must be classified(c), maximize([...]), minimize([...]) or output_box(...)",
-               _span(v))
+        ck.err("E0150", "property must be classified(c), maximize([...]), minimize([...]), output_box(...) or "
+               "unsafe(case(...), ...)", _span(v))
         return None
+    if v.func == "unsafe":
+        return _unsafe(ck, v)
     if v.func == "classified":
         b = ck.bind(v, [("label", "int", None)])
         if b is None:
@@ -288,3 +307,72 @@ def _prop(ck: Any, v: Any, data: dict[str, Any]) -> PropSpec | None:
         ck.err("E0104", "output_box needs lo or hi", v.span)
         return None
     return PropSpec("output_box", lo=lo, hi=hi, span=v.span)
+
+
+def _array(ck: Any, v: Any, ndim: int, what: str) -> Any:
+    """A matrix (``ndim`` 2) or vector (1) of finite numbers: a list literal or ``load("file.npz", "key")``."""
+    arr = None
+    if isinstance(v, ast.ListLit):
+        def plain(x: Any) -> Any:
+            if isinstance(x, ast.ListLit):
+                return [plain(i) for i in x.items]
+            if isinstance(x, ast.Num):
+                return x.value
+            raise ValueError
+        try:
+            arr = np.array(plain(v), dtype=np.float64)
+        except ValueError:
+            arr = None
+    elif isinstance(v, ast.Num) and ndim == 1:
+        arr = np.array([v.value], dtype=np.float64)
+    elif isinstance(v, ast.Call) and v.func == "load":
+        b = ck.bind(v, [("path", "str", _REQ), ("key", "str", _REQ)])
+        if b is None or not ck.check_file(b["path"], b["__spans__"]["path"]):
+            return None
+        try:
+            with np.load(ck.resolve(b["path"])) as z:
+                if b["key"] not in z.files:
+                    ck.err("E0161", f"'{b['path']}' has no array '{b['key']}'", b["__spans__"]["key"],
+                           f"help: it holds {', '.join(z.files) or 'nothing'}")
+                    return None
+                arr = np.asarray(z[b["key"]], dtype=np.float64)
+        except (OSError, ValueError) as exc:
+            ck.err("E0162", f"'{b['path']}' is not a readable .npz file: {exc}", b["__spans__"]["path"])
+            return None
+    if arr is not None and ndim == 1 and arr.ndim == 2 and 1 in arr.shape:
+        arr = arr.ravel()
+    if arr is None or arr.ndim != ndim or not np.isfinite(arr).all() or arr.size == 0:
+        shape = "a matrix (a list of rows)" if ndim == 2 else "a vector"
+        ck.err("E0108", f"{what} must be {shape} of finite numbers, or load(\"file.npz\", \"key\")", _span(v))
+        return None
+    return arr
+
+
+def _unsafe(ck: Any, v: ast.Call) -> PropSpec | None:
+    """``unsafe(case(G=..., h=..., strict=false), ...)``: the property fails where any case holds, a case holding
+    when every row ``G_r . y + h_r <= 0`` (``< 0`` when strict) -- VNN-LIB's ``(or (and ...) ...)``.
+    """
+    if v.keywords or not v.positional:
+        ck.err("E0108", "unsafe takes one or more case(G=..., h=...) arguments", v.span,
+               "help: unsafe(case(G=[[1, -1]], h=[0])) fails where y0 - y1 <= 0")
+        return None
+    cases = []
+    for c in v.positional:
+        if not isinstance(c, ast.Call) or c.func != "case":
+            ck.err("E0108", f"an argument of unsafe must be case(G=..., h=...), got {type(c).__name__.lower()}",
+                   _span(c))
+            return None
+        b = ck.bind(c, [("G", "any", _REQ), ("h", "any", None), ("strict", "bool", False)])
+        if b is None:
+            return None
+        G = _array(ck, b["G"], 2, "G")
+        if G is None:
+            return None
+        h = np.zeros(G.shape[0]) if b["h"] is None else _array(ck, b["h"], 1, "h")
+        if h is None:
+            return None
+        if h.size != G.shape[0]:
+            ck.err("E0121", f"case: G has {G.shape[0]} rows but h has {h.size} entries", c.span)
+            return None
+        cases.append((G, h, np.full(G.shape[0], bool(b["strict"]))))
+    return PropSpec("unsafe", cases=tuple(cases), span=v.span)

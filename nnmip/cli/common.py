@@ -160,9 +160,10 @@ def check_solver_args(a: argparse.Namespace) -> None:
 
 
 def add_emit_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--emit", choices=("milp", "perspective-conic", "perspective-cuts"), default="milp",
-                   help="how pruning's squared-norm term is written (see docs/robust.md)")
-    p.add_argument("--relax", action="store_true", help="relax integrality (a lower bound, no network)")
+    p.add_argument("--emit", choices=("milp", "perspective-conic", "perspective-cuts"), default=None,
+                   help="how pruning's squared-norm term is written (see docs/robust.md); overrides the task's emit")
+    p.add_argument("--relax", action="store_true", default=None,
+                   help="relax integrality (a lower bound, no network); overrides the task's relax")
 
 
 def fmt(v: Any) -> str:

@@ -19,7 +19,6 @@ def _configure_compile(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", metavar="OUT", help="write the files and model sizes as JSON ('-' for stdout)")
     p.add_argument("--solver", default="highs", help="solver of the bound-tightening LPs of verification (highs)")
     add_emit_args(p)
-    p.set_defaults(emit=None, relax=None)     # unset: each training task's own emit/relax settings
 
 
 @command("compile", "build the model of every training and verification question of a .nnmip file and write "

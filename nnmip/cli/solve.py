@@ -60,7 +60,9 @@ def cmd_solve(a: argparse.Namespace) -> int:
 
     gradient = is_gradient(cp.tasks[0].strategy.kind)
     printer = ProgressPrinter(not a.quiet and not gradient, solver)
-    opts = solve_options(cp.solver, time_limit=a.time_limit, gap=a.gap, threads=a.threads,
+    task_limit = cp.tasks[0].time_limit
+    opts = solve_options(cp.solver, time_limit=a.time_limit if a.time_limit is not None else task_limit,
+                         gap=a.gap, threads=a.threads,
                          verbose=a.verbose or None, progress=printer)
     if not a.quiet:
         t = cp.tasks[0]
@@ -70,7 +72,7 @@ def cmd_solve(a: argparse.Namespace) -> int:
         report = run_train_task(cp, solver=solver, options=opts, emit=a.emit, relax=a.relax)
     res = report.result
     d = report.to_dict()
-    if a.relax:
+    if a.relax or (a.relax is None and cp.tasks[0].relax):
         if a.json:
             write_json(a.json, d)
         if not a.quiet:

@@ -102,9 +102,15 @@ def solve_options(spec: SolverSpec, *, time_limit: float | None = None, gap: flo
 
 def run_train_task(cp: CheckedProgram, task: TrainTask | None = None, *, solver: str | None = None,
                    options: SolveOptions | None = None,
-                   progress: Any = None, emit: str = "milp", relax: bool = False) -> TrainReport:
-    """Train the network of ``task`` (default: the file's first task) and measure it on every split."""
+                   progress: Any = None, emit: str | None = None, relax: bool | None = None) -> TrainReport:
+    """Train the network of ``task`` (default: the file's first task) and measure it on every split.
+
+    ``emit``/``relax`` default to the task's own settings; without ``options`` the task's ``time_limit`` (else the
+    ``solve`` statement's) applies, and a ``warm_start`` weights file starts the exact solve.
+    """
     task = task or cp.tasks[0]
+    emit = task.emit if emit is None else emit
+    relax = task.relax if relax is None else relax
     ds = task_dataset(cp, task)
     net = cp.networks[task.network]
     if ds.n_features != net.n_inputs:
@@ -114,7 +120,7 @@ def run_train_task(cp: CheckedProgram, task: TrainTask | None = None, *, solver:
                             f"'{task.network}' takes {net.n_inputs} inputs", task.span,
                             [f"help: declare the input as ({net.input}: {ds.n_features})"],
                             source=cp.program.source)
-    opts = options or solve_options(cp.solver, progress=progress)
+    opts = options or solve_options(cp.solver, time_limit=task.time_limit, progress=progress)
     from nnmip.check.sparse_spec import is_gradient
 
     sparse = None
@@ -131,9 +137,14 @@ def run_train_task(cp: CheckedProgram, task: TrainTask | None = None, *, solver:
         t0 = time.perf_counter()
         from nnmip.check.training_ext import prune_config
 
+        warm = None
+        if task.warm_start is not None:
+            from nnmip.io.weights import load_npz
+
+            warm = _warm_params(load_npz(task.warm_start)[0], net, task)
         res = train_network(net, X, y, ds.n_classes, loss=task.loss.kind, margin=task.loss.margin, eps=task.eps,
                             l1=task.l1, solver=solver or cp.solver.name, options=opts, robust=task.robust,
-                            prune=prune_config(task), emit=emit, relax=relax)
+                            prune=prune_config(task), emit=emit, relax=relax, warm_start=warm)
         res.seconds = max(res.seconds, 0.0)
         _ = t0
     metrics: dict[str, float | None] = {"train": None, "train_all": None, "validation": None, "test": None}
@@ -153,6 +164,23 @@ def run_train_task(cp: CheckedProgram, task: TrainTask | None = None, *, solver:
 
         finish_report(report)
     return report
+
+
+def _warm_params(start: Network, net: Network, task: TrainTask) -> dict[str, Any]:
+    """The weights of ``start`` for the dense layers of ``net`` (same names and shapes), else E0163."""
+    from nnmip.errors import CheckError
+
+    params = start.params()
+    out: dict[str, Any] = {}
+    for n in net.dense_nodes():
+        op = net.op(n)
+        W = params.get(n, (None, None))[0]
+        if W is None or W.shape != (op.n_out, op.n_in):  # type: ignore[attr-defined]
+            raise CheckError.at("E0163", f"the warm start of '{task.network}' has no weights of shape "
+                                f"({op.n_out}, {op.n_in}) for layer '{n}'", task.span,  # type: ignore[attr-defined]
+                                ["help: start from weights saved for this network (nnmip solve --save-weights)"])
+        out[n] = params[n]
+    return out
 
 
 __all__ = ["Progress", "TrainReport", "load_program", "run_train_task", "solve_options", "task_dataset"]

@@ -724,6 +724,8 @@ def resolve_verify_spec(cp: Any, spec: Any) -> VerifyProblem:
                 lo = _resolve_point(cp, st.lo, n, cache) if st.lo is not None else np.full(n, -np.inf)
                 hi = _resolve_point(cp, st.hi, n, cache) if st.hi is not None else np.full(n, np.inf)
                 sets.append(vs.box(lo, hi, span=st.span))
+            elif st.kind == "halfspaces":
+                sets.append(vs.halfspaces(st.A, st.b, span=st.span))
             else:
                 c = _resolve_point(cp, st.center, n, cache)
                 first_center = c if first_center is None else first_center
@@ -738,6 +740,9 @@ def resolve_verify_spec(cp: Any, spec: Any) -> VerifyProblem:
         elif ps.kind in ("maximize", "minimize"):
             coef = _resolve_point(cp, ps.coef, None, cache)
             prop = getattr(vs, ps.kind)(coef, threshold=ps.threshold, span=ps.span)
+        elif ps.kind == "unsafe":
+            prop = vs.unsafe([vs.Case(G, h, strict, f"case {k}") for k, (G, h, strict) in enumerate(ps.cases)],
+                             span=ps.span)
         else:
             m = net.n_outputs
             lo = _resolve_point(cp, ps.lo, m, cache) if ps.lo is not None else None
