@@ -256,3 +256,13 @@ def test_names_and_domains_the_language_cannot_say(tmp_path: Path) -> None:
     assert "layer_0 = step(data_)" in text
     with pytest.raises(NnmipError, match="E0603|nnmip"):
         write_network(nb.build(), tmp_path / "n.onnx")
+
+
+def test_import_never_writes_over_its_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mnistfc_like(tmp_path / "m.onnx")
+    before = (tmp_path / "m.onnx").read_bytes()
+    assert main(["import", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "m.nnmip"),
+                 "--npz", str(tmp_path / "m.onnx")]) == 2
+    assert "error[E0613]" in capsys.readouterr().err
+    assert (tmp_path / "m.onnx").read_bytes() == before
+    assert not (tmp_path / "m.nnmip").exists()

@@ -29,13 +29,17 @@ def cmd_import(a: argparse.Namespace) -> int:
 
     import numpy as np
 
+    from nnmip.cli.common import preflight
     from nnmip.drivers.verify import fold_scaler
     from nnmip.io.onnx import import_onnx
+    from nnmip.io.safe import check_writable
     from nnmip.io.source import INLINE, source_name, write_network
     from nnmip.io.writers import ExportError
     from nnmip.ir.network import Network
     from nnmip.ir.ops import Input
 
+    preflight(a, inputs=[a.file], outputs={"--npz": a.npz})
+    check_writable(a.output, "-o", source=True)
     net, scaler = import_onnx(a.file, name=source_name(a.name) if a.name else None)
     if scaler is not None:
         if not a.fold_scaling:

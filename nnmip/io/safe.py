@@ -102,17 +102,18 @@ def _err(code: str, message: str, option: str | None, *notes: str) -> OutputErro
     return e
 
 
-def check_writable(path: str | os.PathLike[str], option: str | None = None) -> Path:
+def check_writable(path: str | os.PathLike[str], option: str | None = None, *, source: bool = False) -> Path:
     """Refuse an output target that cannot or must not be written; return the file that will be replaced.
 
     ``option`` (for example ``"--json"``) names where the path came from in messages.  The returned path is the
-    symlink-resolved target.
+    symlink-resolved target.  ``source=True`` is for the writers of ``.nnmip`` text (``nnmip.io.source``), the
+    only outputs that may end in ``.nnmip``; inputs of the run are refused all the same.
     """
     text = os.fspath(path)
     if not text:
         raise _err("E0611", "the output path is empty", option, "help: give a file name")
     given = Path(text)
-    if given.name.lower().endswith(".nnmip"):
+    if given.name.lower().endswith(".nnmip") and not source:
         raise _err("E0603", f"refusing to write over the source file '{text}'", option,
                    "help: give the output another name; .nnmip files are only read")
     owner = _input_named_by(text)
@@ -145,12 +146,13 @@ def _mode_for(target: Path) -> int:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike[str], option: str | None = None) -> Iterator[IO[bytes]]:
+def atomic_write(path: str | os.PathLike[str], option: str | None = None, *, source: bool = False
+                 ) -> Iterator[IO[bytes]]:
     """A binary file to write ``path``'s new content to; it replaces ``path`` only when the block succeeds.
 
     Raises :class:`OutputError` (``E0603``, ``E0610``-``E0614``); the previous file is untouched on any error.
     """
-    target = check_writable(path, option)
+    target = check_writable(path, option, source=source)
     tmp = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", suffix=".part",  # noqa: SIM115
                                       delete=False)
     done = False
@@ -174,13 +176,15 @@ def atomic_write(path: str | os.PathLike[str], option: str | None = None) -> Ite
                 os.unlink(tmp.name)
 
 
-def write_bytes(path: str | os.PathLike[str], data: bytes, option: str | None = None) -> Path:
+def write_bytes(path: str | os.PathLike[str], data: bytes, option: str | None = None, *,
+                source: bool = False) -> Path:
     """Atomically replace ``path`` by ``data``."""
-    with atomic_write(path, option) as f:
+    with atomic_write(path, option, source=source) as f:
         f.write(data)
     return Path(path)
 
 
-def write_text(path: str | os.PathLike[str], text: str, option: str | None = None) -> Path:
+def write_text(path: str | os.PathLike[str], text: str, option: str | None = None, *,
+               source: bool = False) -> Path:
     """Atomically replace ``path`` by ``text`` (UTF-8)."""
-    return write_bytes(path, text.encode("utf-8"), option)
+    return write_bytes(path, text.encode("utf-8"), option, source=source)

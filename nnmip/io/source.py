@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from nnmip.io.safe import atomic_write, check_writable, write_text
 from nnmip.io.writers import ExportError
 from nnmip.ir.network import Network
 from nnmip.ir.ops import ACTIVATIONS, Dense, Input, ParamDomain
@@ -166,9 +167,14 @@ def _relative(side: Path, out: Path) -> str:
         return str(side.resolve())
 
 
-def _save(side: Path, arrays: Mapping[str, np.ndarray]) -> None:
+def _save(out: Path, text: str, side: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Both files checked first, then written atomically (the side file before the text that loads it)."""
+    check_writable(out, source=True)
     if arrays:
-        np.savez(side, **{k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()})
+        check_writable(side)
+        with atomic_write(side) as f:
+            np.savez(f, **{k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()})  # type: ignore[arg-type]
+    write_text(out, text, source=True)
 
 
 def write_network(net: Network, path: str | os.PathLike[str], npz: str | os.PathLike[str] | None = None, *,
@@ -179,8 +185,7 @@ def write_network(net: Network, path: str | os.PathLike[str], npz: str | os.Path
     out, side = _targets(path, npz)
     text, arrays = network_source(net, _relative(side, out), inline=inline, name=name)
     comment = "".join(f"# {line}\n".replace("# \n", "#\n") for line in header.splitlines())
-    out.write_text(comment + ("\n" if comment else "") + text, encoding="utf-8")
-    _save(side, arrays)
+    _save(out, comment + ("\n" if comment else "") + text, side, arrays)
     return out, (side if arrays else None)
 
 
@@ -200,6 +205,5 @@ def write_program(program: ast.Program, path: str | os.PathLike[str], networks: 
             items.append(network_stmt(networks[s.name], ref, inline=inline, arrays=arrays, name=s.name))
         else:
             items.append(s)
-    out.write_text(format_program(ast.Program(tuple(items))), encoding="utf-8")
-    _save(side, arrays)
+    _save(out, format_program(ast.Program(tuple(items))), side, arrays)
     return out, (side if arrays else None)
