@@ -396,29 +396,46 @@ def test_import_scaling_prefix_from_helper_model() -> None:
 
 
 def test_import_unsupported_op_names_the_node() -> None:
-    nodes = [helper.make_node("Conv", ["x_in", "K"], ["y"], name="conv1")]
+    nodes = [helper.make_node("Gemm", ["x_in", "W"], ["g"], name="fc1"),
+             helper.make_node("Tanh", ["g"], ["t"], name="tanh1"),
+             helper.make_node("Gemm", ["t", "W"], ["y"], name="fc2")]
     graph = helper.make_graph(
-        nodes, "cnn", [helper.make_tensor_value_info("x_in", TensorProto.FLOAT, ["N", 1, 5, 5])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1, 3, 3])],
-        [numpy_helper.from_array(np.ones((1, 1, 3, 3), np.float32), "K")])
+        nodes, "tanh_net", [helper.make_tensor_value_info("x_in", TensorProto.FLOAT, ["N", 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])],
+        [numpy_helper.from_array(np.ones((2, 2), np.float32), "W")])
     with pytest.raises(OnnxImportError) as e:
         import_onnx(helper.make_model(graph))
     err = e.value
     assert isinstance(err, NnmipError)
     assert isinstance(err, ValueError)
     assert err.diagnostics[0].code == "E0701"
-    assert str(err) == "onnx node 'conv1' has op type 'Conv', which nnmip cannot import"
+    assert str(err) == "onnx node 'tanh1' has op type 'Tanh', which nnmip cannot import"
     assert any("Gemm" in n and "Relu" in n for n in err.diagnostics[0].notes)
+    assert any("piecewise-linear" in n for n in err.diagnostics[0].notes)
 
 
-def test_import_softmax_gets_a_hint() -> None:
+def test_import_unsupported_op_is_located_in_the_file(tmp_path: Path) -> None:
+    nodes = [helper.make_node("Gemm", ["x_in", "W"], ["g"], name="fc1"),
+             helper.make_node("LeakyRelu", ["g"], ["y"], name="leaky")]
+    path = tmp_path / "leaky.onnx"
+    onnx.save_model(make_model(nodes, {"W": np.ones((2, 2))}, 2, 2), str(path))
+    with pytest.raises(OnnxImportError) as e:
+        import_onnx(path)
+    d = e.value.diagnostics[0]
+    assert d.span.file == str(path)
+    assert e.value.render().startswith(f"{path}: error[E0701]: onnx node 'leaky' has op type 'LeakyRelu'")
+    assert any(n.startswith("help:") for n in d.notes)
+
+
+def test_import_softmax_inside_gets_a_hint() -> None:
     nodes = [helper.make_node("Gemm", ["x_in", "W"], ["g"], name="h"),
-             helper.make_node("Softmax", ["g"], ["y"], name="probs")]
+             helper.make_node("Softmax", ["g"], ["s"], name="probs"),
+             helper.make_node("Gemm", ["s", "W"], ["y"], name="h2")]
     with pytest.raises(OnnxImportError) as e:
         import_onnx(make_model(nodes, {"W": np.ones((2, 2))}, 2, 2))
     assert e.value.diagnostics[0].code == "E0701"
     assert "'probs'" in str(e.value)
-    assert any("predicted class" in n for n in e.value.diagnostics[0].notes)
+    assert any("cut off" in n for n in e.value.diagnostics[0].notes)
 
 
 def test_import_structure_errors() -> None:

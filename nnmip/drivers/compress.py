@@ -79,6 +79,9 @@ class CompressResult:
 
 def _chain(net: Network) -> tuple[str, list[_Layer], str | None]:
     """The network as [dense (+ activation)] layers; raises for shapes compression does not handle."""
+    from nnmip.formulations.training import check_trainable_chain
+
+    check_trainable_chain(net)
     layers: list[_Layer] = []
     out_identity = None
     nodes = [n for n in net.nodes if not isinstance(net.op(n), Input)]

@@ -241,6 +241,7 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
         raise FormulationError.at("E0413", "the input region is unbounded", region.span,
                                   ["help: give the input a domain or a bounded set (box, linf, ...)"])
     res = VerifyResult(UNKNOWN, prop.describe(), None, None, solver=solver)
+    res.notes.extend(net.notes)   # e.g. an output softmax cut off at import
     decide = not prop.is_optimization
 
     def finish(result: str) -> VerifyResult:
@@ -563,7 +564,7 @@ def verify_vnnlib(net: Network, vp: Any, *, solver: str = "highs", time_limit: f
         for c in r.cases:
             c.label = f"region {i}: {c.label}"
         total.cases.extend(r.cases)
-        total.notes.extend(r.notes)
+        total.notes.extend(n for n in r.notes if n not in total.notes)
         total.stable_units += r.stable_units
         total.unstable_units += r.unstable_units
         total.total_units += r.total_units

@@ -518,6 +518,22 @@ FORMULATIONS: dict[tuple[str, str], Callable[..., Value]] = {
 }
 
 
+TRAINABLE_KINDS = ("input", "dense", "step", "sign", "relu", "identity")
+
+
+def check_trainable_chain(net: Network) -> None:
+    """Training formulations read chains of dense layers and activations; raise E0426 for anything else
+    (residual sums, max pooling, a node with two inputs or two consumers)."""
+    for n, op in net.items():
+        if op.kind not in TRAINABLE_KINDS or len(net.inputs_of(n)) > 1 or net.graph.out_degree(n) > 1:
+            what = (f"'{n}' is a {op.kind} node" if op.kind not in TRAINABLE_KINDS else
+                    f"'{n}' has {len(net.inputs_of(n))} inputs and feeds {net.graph.out_degree(n)} nodes")
+            raise FormulationError.at("E0426", f"network '{net.name}' is not a chain of dense layers and "
+                                      f"activations: {what}", op.span,
+                                      ["help: training, pruning and compression read chains of dense layers "
+                                       "and activations; verify such a network instead"])
+
+
 def build_training_model(net: Network, X: FloatArray, y: IntArray, n_classes: int, loss: str = "hamming",
                          margin: float = 1.0, eps: float | None = None, l1: float = 0.0,
                          groups: IntArray | None = None, robust: Any = None, prune: Any = None,
@@ -529,6 +545,7 @@ def build_training_model(net: Network, X: FloatArray, y: IntArray, n_classes: in
     over a set around each point (``cones``: the backend takes "soc" cones); ``prune`` (a ``PruneConfig``) adds
     pruning indicators, with the quadratic term emitted as ``emit`` (see nnmip.formulations.pruning).
     """
+    check_trainable_chain(net)
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.int64)
     N = X.shape[0]

@@ -26,7 +26,7 @@ import scipy.sparse as sp
 
 from nnmip.errors import FormulationError
 from nnmip.ir.network import Network
-from nnmip.ir.ops import Dense, Identity, Input, Op, ReLU, Sign, Step
+from nnmip.ir.ops import Dense, Identity, Input, MaxPool, Op, ReLU, Sign, Step, Sum
 from nnmip.ir.spec import Case, InputSet, Region
 from nnmip.model import Affine, Block, Cone, MatrixModel, ModelBuilder
 
@@ -155,10 +155,10 @@ def dense_fixed(node: str, op: Dense, inp: Val, out: Bounds, b: ModelBuilder) ->
         raise FormulationError.at("E0421", f"layer '{node}' has weights that are not fixed", op.span,
                                   ["help: verification needs fixed weights: load(...) them, import an ONNX "
                                    "model, or train the network first"])
-    W = np.asarray(op.W, dtype=np.float64)
+    W = sp.csr_array(op.matrix)     # dense weights or the sparse matrix of a lowered convolution
     lo, hi = out
     a = b.add_cols(node, "a", op.n_out, lb=lo, ub=hi)
-    Wx = Affine(sp.csr_array(sp.csr_array(W) @ inp.expr.coef), W @ inp.expr.const, (op.n_out,))
+    Wx = Affine(sp.csr_array(W @ inp.expr.coef), np.asarray(W @ inp.expr.const, np.float64), (op.n_out,))
     b.add_rows(node, "a_def", Affine.from_cols(a) - Wx, op.b, op.b)
     return Val(Affine.from_cols(a), np.asarray(lo, np.float64), np.asarray(hi, np.float64))
 
@@ -286,6 +286,83 @@ def identity_pass(node: str, op: Identity, inp: Val, out: Bounds, b: ModelBuilde
     return Val(inp.expr, inp.lo, inp.hi)
 
 
+def sum_pass(node: str, op: Sum, inps: list[Val], out: Bounds, b: ModelBuilder) -> Val:
+    r"""Sum of computed vectors ``y = x_1 + x_2 + ...`` (a residual connection).
+
+    Math
+    ----
+    No column and no row: the output is the sum of the input expressions; its bounds are the proven ``out``.
+
+    Source / Target: Sum -> nothing.
+    """
+    expr = inps[0].expr
+    for v in inps[1:]:
+        expr = expr + v.expr
+    return Val(expr, np.asarray(out[0], np.float64), np.asarray(out[1], np.float64))
+
+
+def maxpool_bigm(node: str, op: MaxPool, inp: Val, out: Bounds, b: ModelBuilder) -> Val:
+    r"""Max over groups ``y_j = max_{i in G_j} x_i`` (max pooling) with binaries only where bounds leave the
+    maximum open.
+
+    Math
+    ----
+    With ``[L_i, U_i]`` the proven bounds of the inputs and ``m_j = max_{i in G_j} L_i``, a member with
+    ``U_i < m_j`` can never be the maximum and is dropped; let ``C_j`` be the remaining candidates.  When one
+    candidate is left, ``y_j = x_i`` (no column, no row).  Otherwise, with ``U^*_j = max_{i in C_j} U_i``, a column
+    ``y_j`` in ``[m_j, U^*_j]``, a binary ``z_ji`` per candidate and
+
+        ``y_j >= x_i``   and   ``y_j <= x_i + (U^*_j - L_i) (1 - z_ji)``   for ``i in C_j``,   ``sum_i z_ji = 1``.
+
+    The lower rows make ``y_j`` at least every candidate (and so at least every member); the selected ``z``
+    makes it at most the selected candidate, so ``y_j = max_i x_i`` exactly, with big-Ms from proven bounds.
+
+    Source / Target: MaxPool -> per open group one continuous ``y``, ``|C_j|`` binaries and ``2 |C_j| + 1`` rows.
+
+    Raises
+    ------
+    FormulationError
+        E0420 when a candidate of an open group has an infinite bound.
+    """
+    L, U = inp.lo, inp.hi
+    parts: list[tuple[IntArray, Affine]] = []
+    fixed_rows: list[int] = []
+    fixed_src: list[int] = []
+    open_groups: list[tuple[int, IntArray]] = []
+    for j, g in enumerate(op.groups):
+        m = float(np.max(L[g]))
+        cand = g[U[g] >= m]
+        if cand.size == 1:
+            fixed_rows.append(j)
+            fixed_src.append(int(cand[0]))
+        else:
+            open_groups.append((j, cand))
+    if fixed_rows:
+        parts.append((np.asarray(fixed_rows, np.int64), inp.expr.take(np.asarray(fixed_src, np.int64))))
+    if open_groups:
+        rows_j = np.asarray([j for j, _ in open_groups], np.int64)
+        cands = [c for _, c in open_groups]
+        members = np.concatenate(cands)
+        owner = np.repeat(np.arange(len(cands)), [c.size for c in cands])
+        _check_finite(node, L[members], U[members], op)
+        y_lo = np.array([float(np.max(L[c])) for c in cands])
+        y_hi = np.array([float(np.max(U[c])) for c in cands])
+        y = b.add_cols(node, "y", len(cands), lb=y_lo, ub=y_hi)
+        z = b.add_cols(node, "z", members.size, vtype="B")
+        xs = inp.expr.take(members)
+        Y = Affine.from_cols(y[owner])
+        b.add_rows(node, "y_ge_x", Y - xs, 0.0, np.inf)
+        M = y_hi[owner] - L[members]
+        # y - x_i + M z_i <= M
+        b.add_rows(node, "y_le_x", Y - xs + Affine.from_cols(z, scale=M), -np.inf, M)
+        sel = sp.csr_array((np.ones(members.size), (owner, z)), shape=(len(cands), b.num_cols))
+        b.add_rows(node, "one_max", Affine(sel, np.zeros(len(cands)), (len(cands),)), 1.0, 1.0)
+        parts.append((rows_j, Affine.from_cols(y)))
+    b.notes.append(f"{node}: max pool, {len(fixed_rows)} groups settled by bounds, {len(open_groups)} open")
+    return Val(_rows_from(parts, op.index.shape[0]), np.asarray(out[0], np.float64),
+               np.asarray(out[1], np.float64))
+
+
 FormulationFn = Callable[[str, Op, Val, Bounds, ModelBuilder], Val]
 
 FORMULATIONS: dict[tuple[type[Op], str], FormulationFn] = {
@@ -296,9 +373,11 @@ FORMULATIONS: dict[tuple[type[Op], str], FormulationFn] = {
     (Step, "margin"): step_margin,          # type: ignore[dict-item]
     (Sign, "margin"): step_margin,          # type: ignore[dict-item]
     (Identity, "identity"): identity_pass,  # type: ignore[dict-item]
+    (Sum, "sum"): sum_pass,                 # type: ignore[dict-item]
+    (MaxPool, "bigm"): maxpool_bigm,        # type: ignore[dict-item]
 }
 DEFAULT_METHOD: dict[str, str] = {"dense": "fixed", "relu": "bigm", "step": "bigm", "sign": "bigm",
-                                  "identity": "identity"}
+                                  "identity": "identity", "add": "sum", "maxpool": "bigm"}
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -409,7 +488,8 @@ def build_fixed_model(net: Network, region: Region, bounds: dict[str, Bounds], *
                 SET_FORMULATIONS[s.kind](f"{n}_set{k}", s, x_cols, np.asarray(lo), np.asarray(hi), b)
             vals[n] = Val(Affine.from_cols(x_cols), np.asarray(lo, np.float64), np.asarray(hi, np.float64))
         else:
-            inp = vals[net.inputs_of(n)[0]]
+            srcs = net.inputs_of(n)
+            inp = vals[srcs[0]]
             key = (type(op), methods.get(op.kind, ""))
             fn = FORMULATIONS.get(key)
             if fn is None:
@@ -418,7 +498,8 @@ def build_fixed_model(net: Network, region: Region, bounds: dict[str, Bounds], *
                                           [f"help: choose one of {known}"])
             if isinstance(op, (ReLU, Step, Sign)):
                 units[n] = _count(op, inp.lo, inp.hi)
-            vals[n] = fn(n, op, inp, bounds[n], b)
+            arg = inp if op.arity == 1 else [vals[s_] for s_ in srcs]
+            vals[n] = fn(n, op, arg, bounds[n], b)  # type: ignore[arg-type]
             if isinstance(op, Dense):
                 cols = _plain_cols(vals[n])
                 if cols is not None:

@@ -46,25 +46,27 @@ network that cannot be exported (weights not fixed, a scaler of the wrong width,
 
 from __future__ import annotations
 
+import gzip
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import networkx as nx
 import numpy as np
 import numpy.typing as npt
 import onnx
+import scipy.sparse as sp
 from onnx import TensorProto, helper, numpy_helper
 
-from nnmip.errors import NnmipError
+from nnmip.errors import NO_SPAN, NnmipError, Span
 from nnmip.io.data import Scaler
 from nnmip.io.safe import check_writable, note_input, write_bytes
 from nnmip.io.writers import ExportError
-from nnmip.ir.builder import NetworkBuilder, fixed
-from nnmip.ir.network import Network
-from nnmip.ir.ops import Dense, Identity, Input, ReLU, Sign, Step
+from nnmip.ir.network import Network, validate_graph
+from nnmip.ir.ops import Dense, Identity, Input, MaxPool, Op, ParamDomain, ReLU, Sign, Step, Sum
 
 __all__ = ["OnnxImportError", "export_onnx", "to_onnx", "import_onnx", "SUPPORTED_OPS", "MIN_OPSET"]
 
@@ -240,8 +242,8 @@ def export_onnx(net: Network, path: str | os.PathLike[str], scaler: Scaler | Non
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _import_error(code: str, message: str, *notes: str) -> OnnxImportError:
-    err = OnnxImportError.at(code, message, notes=notes)
+def _import_error(code: str, message: str, *notes: str, file: str = "") -> OnnxImportError:
+    err = OnnxImportError.at(code, message, Span(file=file) if file else NO_SPAN, notes=notes)
     assert isinstance(err, OnnxImportError)
     return err
 
@@ -258,45 +260,11 @@ def lp_safe(name: str) -> str:
     return s
 
 
-@dataclass
-class _Layer:
-    kind: str
-    name: str
-    W: np.ndarray | None = None
-    b: np.ndarray | None = None
-
-
-@dataclass
-class _Graph:
-    """The nodes of an ONNX graph that compute its primary output, with its constants."""
-
-    model: onnx.ModelProto
-    consts: dict[str, np.ndarray] = field(default_factory=dict)
-    consumers: dict[str, list[onnx.NodeProto]] = field(default_factory=dict)
-    input: str = ""
-    input_dim: int | None = None
-    input_rank: int | None = None
-    output: str = ""
-
-    def const(self, name: str, node: onnx.NodeProto, what: str) -> np.ndarray:
-        if name not in self.consts:
-            raise _import_error("E0702", f"{_label(node)} ({node.op_type}) takes {what} from '{name}', "
-                                         "which is not a constant", _SUPPORTED_HELP)
-        return self.consts[name]
-
-    def only_consumer(self, tensor: str) -> onnx.NodeProto | None:
-        users = self.consumers.get(tensor, [])
-        if len(users) > 1:
-            names = ", ".join(f"'{u.name or u.output[0]}'" for u in users)
-            raise _import_error("E0702", f"onnx tensor '{tensor}' feeds {len(users)} nodes ({names}); nnmip "
-                                         "imports chains of layers only")
-        return users[0] if users else None
-
-
 def _attr(node: onnx.NodeProto, name: str, default: Any) -> Any:
     for a in node.attribute:
         if a.name == name:
-            return helper.get_attribute_value(a)
+            v = helper.get_attribute_value(a)
+            return v.decode() if isinstance(v, bytes) else v
     return default
 
 
@@ -309,23 +277,34 @@ def _constant_value(node: onnx.NodeProto) -> np.ndarray:
     raise _import_error("E0702", f"{_label(node)} (Constant) has no numeric value", _SUPPORTED_HELP)
 
 
+_GZIP = b"\x1f\x8b"
+
+
 def _load(path_or_model: str | os.PathLike[str] | bytes | onnx.ModelProto) -> onnx.ModelProto:
+    """The model from a file (``.onnx`` or gzip-compressed ``.onnx.gz``), bytes or a ModelProto."""
     if isinstance(path_or_model, onnx.ModelProto):
         return path_or_model
     where = "the bytes" if isinstance(path_or_model, bytes) else f"'{os.fspath(path_or_model)}'"
     try:
         if isinstance(path_or_model, bytes):
-            model = onnx.load_model_from_string(path_or_model)
+            model = onnx.load_model_from_string(gzip.decompress(path_or_model) if path_or_model[:2] == _GZIP
+                                                else path_or_model)
         else:
             note_input(path_or_model)
             if os.path.isdir(path_or_model):
                 raise _import_error("E0703", f"{where} is a folder, not an ONNX file")
-            model = onnx.load_model(os.fspath(path_or_model))
+            with open(os.fspath(path_or_model), "rb") as fh:
+                gz = fh.read(2) == _GZIP
+            if gz:   # .onnx.gz as the benchmarks ship them
+                with gzip.open(os.fspath(path_or_model), "rb") as fz:
+                    model = onnx.load_model_from_string(fz.read())
+            else:
+                model = onnx.load_model(os.fspath(path_or_model))
     except OnnxImportError:
         raise
     except FileNotFoundError:
         raise _import_error("E0703", f"onnx file {where} does not exist") from None
-    except Exception as e:  # protobuf DecodeError, OSError, external-data errors
+    except Exception as e:  # protobuf DecodeError, OSError, gzip errors
         detail = str(e).strip()
         raise _import_error("E0703", f"{where} cannot be read as an ONNX model",
                             *([f"note: {detail}"] if detail else []),
@@ -347,252 +326,860 @@ def _check_finite(model: onnx.ModelProto, where: str) -> None:
                                 "value(s)", "help: export the network again from finite weights")
 
 
-def _analyse(model: onnx.ModelProto) -> _Graph:
-    g = model.graph
-    info = _Graph(model)
-    for t in g.initializer:
-        info.consts[t.name] = np.asarray(numpy_helper.to_array(t))
-    for n in g.node:  # nodes are topologically sorted; fold Constant and Identity-of-constant
-        if n.op_type == "Constant" and n.domain in ("", "ai.onnx"):
-            info.consts[n.output[0]] = _constant_value(n)
-        elif n.op_type == "Identity" and n.input and n.input[0] in info.consts:
-            info.consts[n.output[0]] = info.consts[n.input[0]]
-    inputs = [v for v in g.input if v.name not in info.consts]
-    if len(inputs) != 1:
-        raise _import_error("E0702", f"the onnx graph has {len(inputs)} non-constant inputs; nnmip imports "
-                                     "networks with exactly one input")
-    if not g.output:
-        raise _import_error("E0702", "the onnx graph has no output")
-    inp = inputs[0]
-    info.input = inp.name
-    tt = inp.type.tensor_type
-    if tt.elem_type not in _FLOAT_TYPES:
-        raise _import_error("E0702", f"onnx input '{inp.name}' has element type "
-                                     f"{TensorProto.DataType.Name(tt.elem_type)}; nnmip needs real numbers")
-    if tt.HasField("shape"):  # a rank other than 2 is reported after the walk, so that ops are named first
-        dims = tt.shape.dim
-        info.input_rank = len(dims)
-        if len(dims) == 2 and dims[1].HasField("dim_value") and dims[1].dim_value > 0:
-            info.input_dim = int(dims[1].dim_value)
-    outs = [o.name for o in g.output]
-    info.output = "output" if "output" in outs else outs[0]
+@dataclass
+class _Lin:
+    """An ONNX tensor that is an affine function of IR nodes: ``sum_v M_v z_v + c``, of ``shape`` (batch 1, C order).
 
-    producer = {o: n for n in g.node for o in n.output}
-    needed: set[int] = set()
-    stack = [info.output]
-    seen: set[str] = set()
-    while stack:
-        t = stack.pop()
-        if t in seen or t in info.consts or t == info.input or not t:
-            continue
-        seen.add(t)
-        if t not in producer:
-            raise _import_error("E0702", f"onnx tensor '{t}' is neither an input, a constant nor computed by "
-                                         "a node")
-        n = producer[t]
-        needed.add(id(n))
-        stack.extend(n.input)
-    for n in g.node:
-        if id(n) not in needed:
-            continue
-        for t in n.input:
-            if t and t not in info.consts:
-                info.consumers.setdefault(t, []).append(n)
-    return info
+    ``name`` is the ONNX node the affine map is named after (the first weight-bearing one, else the first one).
+    """
+
+    shape: tuple[int, ...]
+    terms: dict[str, sp.csr_array]
+    c: np.ndarray
+    name: str = ""
+    weighty: bool = False
+    has_bias: bool = False
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @classmethod
+    def of(cls, node: str, shape: tuple[int, ...]) -> _Lin:
+        n = int(np.prod(shape, dtype=np.int64))
+        return cls(tuple(shape), {node: sp.identity(n, format="csr")}, np.zeros(n))
+
+    def named(self, name: str, weighty: bool) -> _Lin:
+        out = replace(self)
+        if weighty and not self.weighty:
+            out.name, out.weighty = name, True
+        elif not self.name:
+            out.name = name
+        return out
+
+    def with_shape(self, shape: tuple[int, ...]) -> _Lin:
+        return replace(self, shape=tuple(int(s) for s in shape))
+
+    def rows(self, idx: np.ndarray, shape: tuple[int, ...]) -> _Lin:
+        """Entries ``idx`` (flat) of this tensor, arranged in ``shape``."""
+        return replace(self, shape=tuple(shape), terms={k: sp.csr_array(M[idx]) for k, M in self.terms.items()},
+                       c=self.c[idx])
+
+    def left(self, K: Any, bias: np.ndarray | None, shape: tuple[int, ...]) -> _Lin:
+        """``K @ self + bias`` with ``K`` a (sparse) matrix of shape (new size, size)."""
+        K = sp.csr_array(K)
+        c = np.asarray(K @ self.c, dtype=np.float64)
+        if bias is not None:
+            c = c + bias
+        return replace(self, shape=tuple(shape), terms={k: sp.csr_array(K @ M) for k, M in self.terms.items()},
+                       c=c, has_bias=self.has_bias or bias is not None)
+
+    def scaled(self, v: np.ndarray) -> _Lin:
+        D = sp.diags_array(np.asarray(v, dtype=np.float64))
+        return replace(self, terms={k: sp.csr_array(D @ M) for k, M in self.terms.items()}, c=self.c * v)
+
+    def shifted(self, v: np.ndarray) -> _Lin:
+        return replace(self, c=self.c + v, has_bias=True)
+
+    def plus(self, o: _Lin, sign: float = 1.0) -> _Lin:
+        terms = dict(self.terms)
+        for k, M in o.terms.items():
+            terms[k] = sp.csr_array(terms[k] + sign * M) if k in terms else sp.csr_array(sign * M)
+        return replace(self, terms=terms, c=self.c + sign * o.c, has_bias=self.has_bias or o.has_bias)
+
+    def broadcast(self, shape: tuple[int, ...]) -> _Lin:
+        if tuple(shape) == self.shape:
+            return self
+        idx = np.broadcast_to(np.arange(self.size).reshape(self.shape), shape).ravel()
+        return self.rows(idx, tuple(shape))
+
+    def is_node(self) -> str | None:
+        """The IR node this tensor is exactly (identity map, no constant), else None."""
+        if len(self.terms) != 1 or self.c.any():
+            return None
+        (k, M), = self.terms.items()
+        n = self.size
+        if M.shape != (n, n) or M.nnz != n:
+            return None
+        M = sp.csr_array(M)
+        M.sort_indices()
+        if np.array_equal(M.indices, np.arange(n)) and np.all(M.data == 1.0) and np.all(np.diff(M.indptr) == 1):
+            return k
+        return None
 
 
-def _is_const_value(g: _Graph, name: str, value: float) -> bool:
-    return name in g.consts and g.consts[name].size > 0 and bool(np.all(g.consts[name] == value))
+@dataclass
+class _Cmp:
+    """``Greater(a, 0)`` of a computed tensor, waiting for the Cast / Where that makes it a step or a sign."""
+
+    node: onnx.NodeProto
+    src: str
+    shape: tuple[int, ...]
 
 
-def _vector(v: np.ndarray, d: int | None, node: onnx.NodeProto, what: str) -> np.ndarray:
-    """A constant broadcast over the feature axis: shape (), (1,), (d,), (1, 1) or (1, d) -> (d,)."""
-    a = np.asarray(v, dtype=np.float64)
-    if a.ndim == 2 and a.shape[0] == 1:
-        a = a[0]
-    if a.ndim > 1 or (d is not None and a.size not in (1, d)):
-        width = d if d is not None else "the"
-        raise _import_error("E0702", f"{_label(node)} ({node.op_type}) has a {what} of shape {v.shape}, "
-                                     f"which does not broadcast over {width} features")
-    if d is None:
-        return a.reshape(-1)
-    return np.broadcast_to(a.reshape(-1), (d,)).copy()
+_Value = np.ndarray | _Lin | _Cmp
+CUT_OPS = ("Softmax", "LogSoftmax", "Sigmoid", "ArgMax", "ZipMap")
+_PASS_OPS = ("Identity", "Dropout", "Cast")
 
 
-def _dense(g: _Graph, node: onnx.NodeProto, cur: str) -> tuple[np.ndarray, np.ndarray | None, str]:
-    """Weights (n_out, n_in), bias and output tensor of a Gemm node or a MatMul (+ Add) pair."""
-    if not node.input or node.input[0] != cur:
-        raise _import_error("E0702", f"{_label(node)} ({node.op_type}) multiplies a constant by the layer "
-                                     "input from the left; nnmip needs the input as the first operand")
-    if node.op_type == "Gemm":
-        B = np.asarray(g.const(node.input[1], node, "its weights"), dtype=np.float64)
-        alpha = float(_attr(node, "alpha", 1.0))
-        beta = float(_attr(node, "beta", 1.0))
-        if int(_attr(node, "transA", 0)) != 0:
-            raise _import_error("E0702", f"{_label(node)} (Gemm) has transA=1; nnmip needs the batch along "
-                                         "the first axis of the input")
-        if B.ndim != 2:
-            raise _import_error("E0702", f"{_label(node)} (Gemm) has weights of shape {B.shape}")
-        W = B if int(_attr(node, "transB", 0)) else B.T
-        if alpha != 1.0:
-            W = alpha * W
-        b = None
+def _windows(size: int, k: int, s: int, p0: int, p1: int, d: int, ceil: bool) -> tuple[int, np.ndarray]:
+    """Output length and input positions (out, k) of a sliding window along one axis (may fall outside)."""
+    span = size + p0 + p1 - d * (k - 1) - 1
+    n_out = (-(-span // s) if ceil else span // s) + 1
+    if ceil and (n_out - 1) * s >= size + p0:   # the last window must start inside the input or the left pad
+        n_out -= 1
+    pos = np.arange(n_out)[:, None] * s - p0 + np.arange(k)[None, :] * d
+    return int(n_out), pos
+
+
+class _Importer:
+    """Reads the nodes that compute the primary output, in graph order, into IR nodes."""
+
+    def __init__(self, model: onnx.ModelProto, name: str | None, file: str) -> None:
+        self.model = model
+        self.file = file
+        self.opset = next((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
+        self.graph = nx.DiGraph()
+        self.dims: dict[str, int] = {}
+        self.names = _Names(["x"])
+        self.values: dict[str, _Value] = {}
+        self.made: dict[str, str] = {}      # tensor -> IR node materialised for it
+        self.notes: list[str] = []
+        self.skip: set[int] = set()     # nodes of an extracted input scaling
+        self._used = {t for n in model.graph.node for t in n.input} | {o.name for o in model.graph.output}
+        meta = {p.key: p.value for p in model.metadata_props}
+        self.meta = meta
+        self.net_name = name if name is not None else meta.get(_META_NETWORK) or model.graph.name or "net"
+
+    # errors ----------------------------------------------------------------------------------------------------
+    def err(self, code: str, message: str, *notes: str) -> OnnxImportError:
+        return _import_error(code, message, *notes, file=self.file)
+
+    def unsupported(self, node: onnx.NodeProto, *notes: str) -> OnnxImportError:
+        op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
+        return self.err("E0701", f"{_label(node)} has op type '{op}', which nnmip cannot import",
+                        *(notes or (_SUPPORTED_HELP,)))
+
+    # IR ----------------------------------------------------------------------------------------------------------
+    def add(self, base: str, op: Op, inputs: tuple[str, ...], dim: int) -> str:
+        name = self.names.take(lp_safe(base))
+        self.graph.add_node(name, op=op, inputs=inputs)
+        for s_ in inputs:
+            self.graph.add_edge(s_, name)
+        self.dims[name] = int(dim)
+        return name
+
+    def materialize(self, v: _Lin, tensor: str) -> str:
+        """The IR node holding tensor ``v`` (a new dense layer, or a sum of several, when it is not one)."""
+        node = v.is_node()
+        if node is not None:
+            return node
+        if tensor in self.made:
+            return self.made[tensor]
+        base = v.name or tensor
+        parts: list[str] = []
+        for i, (src, M) in enumerate(v.terms.items()):
+            bias = v.c if i == 0 else None
+            if bias is not None and not v.has_bias and not bias.any():
+                bias = None
+            M = sp.csr_array(M)
+            n_out, n_in = M.shape
+            ident = M.shape[0] == M.shape[1] and _Lin(v.shape, {src: M}, np.zeros(n_out)).is_node() is not None
+            if ident and bias is None:
+                parts.append(src)
+                continue
+            dense = M.nnz >= 0.25 * n_out * n_in or n_out * n_in <= 4096
+            op = Dense(n_in=n_in, n_out=n_out,
+                       weights=ParamDomain.fixed(M.toarray()) if dense else None,
+                       bias=None if bias is None else ParamDomain.fixed(bias),
+                       sparse=None if dense else M)
+            parts.append(self.add(base, op, (src,), n_out))
+        out = parts[0] if len(parts) == 1 else self.add(f"{base}_sum", Sum(), tuple(parts), v.size)
+        self.made[tensor] = out
+        return out
+
+    # values ------------------------------------------------------------------------------------------------------
+    def get(self, name: str, node: onnx.NodeProto) -> _Value:
+        if name not in self.values:
+            raise self.err("E0702", f"{_label(node)} ({node.op_type}) reads '{name}', which is neither an input, "
+                           "a constant nor computed by a node")
+        return self.values[name]
+
+    def const(self, name: str, node: onnx.NodeProto, what: str) -> np.ndarray:
+        v = self.values.get(name)
+        if not isinstance(v, np.ndarray):
+            raise self.err("E0702", f"{_label(node)} ({node.op_type}) takes {what} from '{name}', which is not a "
+                           "constant", _SUPPORTED_HELP)
+        return v
+
+    def lin(self, name: str, node: onnx.NodeProto) -> _Lin:
+        v = self.get(name, node)
+        if isinstance(v, _Cmp):
+            raise self.cmp_error(v)
+        if isinstance(v, np.ndarray):
+            raise self.err("E0702", f"{_label(node)} ({node.op_type}) expects a computed tensor in '{name}'")
+        return v
+
+    def cmp_error(self, v: _Cmp) -> OnnxImportError:
+        return self.err("E0702", f"{_label(v.node)} (Greater) is not followed by Cast to a float type (step) or "
+                        "Where(., 1, -1) (sign)", _SUPPORTED_HELP)
+
+    # folding -----------------------------------------------------------------------------------------------------
+    def fold(self, node: onnx.NodeProto) -> None:
+        """Evaluate a node whose inputs are all constants (shape arithmetic, weight preprocessing)."""
+        from onnx.reference import ReferenceEvaluator
+
+        ins = [t for t in node.input if t]
+        feeds = {t: self.values[t] for t in ins}
+        vinfo = [helper.make_tensor_value_info(t, helper.np_dtype_to_tensor_dtype(np.asarray(v).dtype),
+                                               np.asarray(v).shape) for t, v in feeds.items()]
+        outs = [helper.make_value_info(o, onnx.TypeProto()) for o in node.output if o]
+        g = helper.make_graph([node], "fold", vinfo, outs)
+        m = helper.make_model(g, opset_imports=list(self.model.opset_import))
+        try:
+            res = ReferenceEvaluator(m).run(None, {t: np.asarray(v) for t, v in feeds.items()})
+        except Exception as e:  # an op the reference evaluator does not know, or bad constants
+            raise self.err("E0702", f"{_label(node)} ({node.op_type}) on constants cannot be evaluated: {e}",
+                           _SUPPORTED_HELP) from None
+        for o, r in zip([o for o in node.output if o], res, strict=False):
+            self.values[o] = np.asarray(r)
+
+    # the walk ------------------------------------------------------------------------------------------------------
+    def run(self) -> tuple[Network, Scaler | None]:
+        g = self.model.graph
+        for t in g.initializer:
+            self.values[t.name] = np.asarray(numpy_helper.to_array(t))
+        inputs = [v for v in g.input if v.name not in self.values]
+        if len(inputs) != 1:
+            raise self.err("E0702", f"the onnx graph has {len(inputs)} non-constant inputs; nnmip imports "
+                           "networks with exactly one input")
+        if not g.output:
+            raise self.err("E0702", "the onnx graph has no output")
+        inp = inputs[0]
+        tt = inp.type.tensor_type
+        if tt.elem_type not in _FLOAT_TYPES:
+            raise self.err("E0702", f"onnx input '{inp.name}' has element type "
+                           f"{TensorProto.DataType.Name(tt.elem_type)}; nnmip needs real numbers")
+        producer = {o: n for n in g.node for o in n.output}
+        out_name = self.primary_output(producer)
+        needed = self.needed(out_name, inp.name, producer)
+        shape = self.input_shape(inp, [n for n in g.node if id(n) in needed])
+        n_in = int(np.prod(shape, dtype=np.int64))
+        x = "x"
+        self.graph.add_node(x, op=Input(dim=n_in), inputs=())
+        self.dims[x] = n_in
+        self.values[inp.name] = _Lin.of(x, shape)
+        scaler = self.scaler_prefix(inp.name, shape, [n for n in g.node if id(n) in needed])
+
+        for node in g.node:
+            if id(node) not in needed:
+                continue
+            if node.domain not in ("", "ai.onnx"):
+                raise self.unsupported(node)
+            if node.op_type == "Constant":
+                self.values[node.output[0]] = _constant_value(node)
+                continue
+            ins = [t for t in node.input if t]
+            if node.op_type == "Shape" and ins and isinstance(self.values.get(ins[0]), _Lin | _Cmp):
+                v = self.values[ins[0]]
+                shp = np.asarray(v.shape, dtype=np.int64)
+                self.values[node.output[0]] = shp[int(_attr(node, "start", 0)):_attr(node, "end", None)]
+                continue
+            if ins and all(isinstance(self.values.get(t), np.ndarray) for t in ins) and node.op_type not in (
+                    "Identity",) or (not ins and node.op_type not in ("Constant",)):
+                self.fold(node)
+                continue
+            if node.op_type == "Identity" and ins and isinstance(self.values.get(ins[0]), np.ndarray):
+                self.values[node.output[0]] = self.values[ins[0]]
+                continue
+            self.step(node)
+
+        final = self.values.get(out_name)
+        if isinstance(final, _Cmp):
+            raise self.cmp_error(final)
+        if not isinstance(final, _Lin):
+            raise self.err("E0702", f"the onnx output '{out_name}' does not depend on the input")
+        out = self.materialize(final, out_name)
+        if out == x:
+            raise self.err("E0702", "the onnx model has no layers nnmip can import", _SUPPORTED_HELP)
+        keep = nx.ancestors(self.graph, out) | {out, x}
+        self.graph.remove_nodes_from([n for n in list(self.graph.nodes) if n not in keep])
+        self.graph.graph["notes"] = list(self.notes)
+        self.graph.graph["source_shapes"] = {"input_name": inp.name, "input": list(shape),
+                                             "output_name": out_name, "output": list(final.shape)}
+        diags = validate_graph(self.graph, self.net_name)
+        if diags:
+            raise self.err("E0702", diags[0].message)
+        return Network(self.graph, self.net_name), scaler
+
+    def primary_output(self, producer: dict[str, onnx.NodeProto]) -> str:
+        g = self.model.graph
+        outs = [o.name for o in g.output]
+        floats = [o.name for o in g.output if o.type.HasField("tensor_type")
+                  and o.type.tensor_type.elem_type in _FLOAT_TYPES]
+        zipped = [o for o in outs if o in producer and producer[o].op_type == "ZipMap"]
+        name = "output" if "output" in outs else (floats or zipped or outs)[0]
+        while name in producer and producer[name].op_type in CUT_OPS and producer[name].domain in (
+                "", "ai.onnx", "ai.onnx.ml"):
+            node = producer[name]
+            name = node.input[0]
+            self.notes.append(f"the final {node.op_type} ({_label(node)}) is cut off: the network's outputs are "
+                              f"the values before it (the logits), and properties are checked on them")
+        return name
+
+    def needed(self, out: str, inp: str, producer: dict[str, onnx.NodeProto]) -> set[int]:
+        needed: set[int] = set()
+        stack, seen = [out], set()
+        while stack:
+            t = stack.pop()
+            if t in seen or t == inp or not t or t in self.values:
+                continue
+            seen.add(t)
+            if t not in producer:
+                raise self.err("E0702", f"onnx tensor '{t}' is neither an input, a constant nor computed by a node")
+            n = producer[t]
+            needed.add(id(n))
+            stack.extend(n.input)
+        return needed
+
+    def input_shape(self, inp: onnx.ValueInfoProto, nodes: list[onnx.NodeProto]) -> tuple[int, ...]:
+        tt = inp.type.tensor_type
+        if not tt.HasField("shape"):
+            dims: list[int | None] = [None, None]
+        else:
+            dims = [int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else None for d in tt.shape.dim]
+        if len(dims) >= 2:
+            if dims[0] not in (None, 1):
+                raise self.err("E0702", f"onnx input '{inp.name}' has a batch of {dims[0]}; nnmip reads networks "
+                               "with a batch axis of 1 (or a symbolic one)")
+            dims[0] = 1
+        if all(d is not None for d in dims):
+            return tuple(int(d) for d in dims)  # type: ignore[arg-type]
+        if len(dims) == 2:
+            width = self.infer_width(inp.name, nodes)
+            if width is not None:
+                return (1, width)
+        raise self.err("E0702", "cannot infer the input width of the onnx model",
+                       "help: give the graph input a static shape such as [1, d] or [1, c, h, w]")
+
+    def infer_width(self, start: str, nodes: list[onnx.NodeProto]) -> int | None:
+        """The width of a symbolic ``[N, d]`` input, from the first weights or scaling vector it meets."""
+        consts = {k: v for k, v in self.values.items() if isinstance(v, np.ndarray)}
+        for n in nodes:
+            if n.op_type == "Constant":
+                consts[n.output[0]] = _constant_value(n)
+        t = start
+        for _ in range(len(nodes)):
+            users = [n for n in nodes if t in n.input]
+            if len(users) != 1:
+                return None
+            n = users[0]
+            others = [consts.get(i) for i in n.input if i and i != t]
+            if n.op_type == "Gemm" and others and others[0] is not None and others[0].ndim == 2:
+                return int(others[0].shape[1 if int(_attr(n, "transB", 0)) else 0])
+            if n.op_type == "MatMul" and n.input[0] == t and others[0] is not None and others[0].ndim == 2:
+                return int(others[0].shape[0])
+            if n.op_type in ("Sub", "Div", "Add", "Mul") and others and others[0] is not None \
+                    and others[0].size > 1:
+                return int(others[0].size)
+            if n.op_type not in ("Sub", "Div", "Add", "Mul", "Identity", "Cast", "Dropout", "Flatten", "Reshape"):
+                return None
+            t = n.output[0]
+        return None
+
+    def scaler_prefix(self, start: str, shape: tuple[int, ...], nodes: list[onnx.NodeProto]) -> Scaler | None:
+        """The ``Sub``/``Div`` scaling of an ``[N, d]`` input right before its first dense layer, as a Scaler."""
+        if len(shape) != 2:
+            return None
+        d = shape[1]
+        consts = {k: v for k, v in self.values.items() if isinstance(v, np.ndarray)}
+        for n in nodes:
+            if n.op_type == "Constant":
+                consts[n.output[0]] = _constant_value(n)
+        t = start
+        found: dict[str, np.ndarray] = {}
+        chain: list[onnx.NodeProto] = []
+        for op in ("Sub", "Div"):
+            users = [n for n in nodes if t in n.input]
+            if len(users) != 1 or users[0].op_type != op or users[0].input[0] != t:
+                continue
+            c = consts.get(users[0].input[1])
+            if c is None:
+                return None
+            a = np.asarray(c, dtype=np.float64)
+            if a.ndim == 2 and a.shape[0] == 1:
+                a = a[0]
+            if a.ndim > 1 or a.size not in (1, d):
+                return None
+            found[op] = np.broadcast_to(a.reshape(-1), (d,)).copy()
+            chain.append(users[0])
+            t = users[0].output[0]
+        if not chain:
+            return None
+        users = [n for n in nodes if t in n.input]
+        if len(users) != 1 or users[0].op_type not in ("Gemm", "MatMul") or users[0].input[0] != t \
+                or (users[0].op_type == "Gemm" and int(_attr(users[0], "transA", 0))):
+            return None
+        for n in chain:   # the scaling is returned, not formulated: its nodes pass the input through
+            self.values[n.output[0]] = self.values[start]
+            self.skip.add(id(n))
+        off = found.get("Sub", np.zeros(d))
+        sc = found.get("Div", np.ones(d))
+        kind = self.meta.get(_META_SCALER_KIND) or ("none" if not off.any() and np.all(sc == 1) else "custom")
+        off.setflags(write=False)
+        sc.setflags(write=False)
+        return Scaler(kind, off, sc)
+
+    # one node --------------------------------------------------------------------------------------------------------
+    def step(self, node: onnx.NodeProto) -> None:
+        if id(node) in self.skip:
+            return
+        op = node.op_type
+        handler = getattr(self, f"op_{op}", None)
+        if op in ("Add", "Sub", "Mul", "Div"):
+            handler = self.elementwise
+        if handler is None:
+            notes = [_SUPPORTED_HELP]
+            if op in CUT_OPS or op in ("Tanh", "Softplus", "Elu", "Exp", "Log"):
+                notes.append(f"help: nnmip verifies piecewise-linear networks; {op} is read only as the last node "
+                             "of the graph, where it is cut off and the properties are checked on its input")
+            raise self.unsupported(node, *notes)
+        handler(node)
+
+    def put(self, node: onnx.NodeProto, v: _Value) -> None:
+        self.values[node.output[0]] = v
+
+    # shape ops
+    def op_Identity(self, node: onnx.NodeProto) -> None:
+        v = self.lin(node.input[0], node)
+        src = self.materialize(v, node.input[0])
+        out = self.add(node.name or node.output[0], Identity(), (src,), v.size)
+        self.put(node, _Lin.of(out, v.shape))
+
+    def op_Dropout(self, node: onnx.NodeProto) -> None:
+        if len(node.output) > 1 and node.output[1] and node.output[1] in self._used:
+            raise self.err("E0702", f"{_label(node)} (Dropout) has its mask used; nnmip reads Dropout in "
+                           "inference mode only")
+        self.put(node, self.get(node.input[0], node))
+
+    def op_Cast(self, node: onnx.NodeProto) -> None:
+        v = self.get(node.input[0], node)
+        to = int(_attr(node, "to", 0))
+        if isinstance(v, _Cmp):
+            if to not in _FLOAT_TYPES:
+                raise self.cmp_error(v)
+            out = self.add(v.node.name or v.node.output[0], Step(), (v.src,), self.dims[v.src])
+            self.put(node, _Lin.of(out, v.shape))
+            return
+        if to not in _FLOAT_TYPES:
+            raise self.err("E0702", f"{_label(node)} (Cast) casts a computed tensor to "
+                           f"{TensorProto.DataType.Name(to)}; nnmip computes with real numbers", _SUPPORTED_HELP)
+        self.put(node, v)
+
+    def op_Flatten(self, node: onnx.NodeProto) -> None:
+        v = self.lin(node.input[0], node)
+        axis = int(_attr(node, "axis", 1))
+        axis = axis + len(v.shape) if axis < 0 else axis
+        s = v.shape
+        self.put(node, v.with_shape((int(np.prod(s[:axis], dtype=np.int64)), int(np.prod(s[axis:], dtype=np.int64)))))
+
+    def op_Reshape(self, node: onnx.NodeProto) -> None:
+        v = self.lin(node.input[0], node)
+        if len(node.input) > 1:
+            target = [int(s) for s in np.asarray(self.const(node.input[1], node, "its shape")).reshape(-1)]
+        else:
+            target = [int(s) for s in _attr(node, "shape", [])]
+        allowzero = int(_attr(node, "allowzero", 0))
+        shape = [v.shape[i] if (s == 0 and not allowzero and i < len(v.shape)) else s for i, s in enumerate(target)]
+        if shape.count(-1) == 1:
+            rest = int(np.prod([s for s in shape if s != -1], dtype=np.int64))
+            shape[shape.index(-1)] = v.size // rest if rest else 0
+        if int(np.prod(shape, dtype=np.int64)) != v.size or any(s < 0 for s in shape):
+            raise self.err("E0702", f"{_label(node)} (Reshape) reshapes a tensor of shape {list(v.shape)} to "
+                           f"{target}, which does not fit")
+        self.put(node, v.with_shape(tuple(shape)))
+
+    def _axes(self, node: onnx.NodeProto) -> list[int] | None:
+        if len(node.input) > 1 and node.input[1]:
+            return [int(a) for a in np.asarray(self.const(node.input[1], node, "its axes")).reshape(-1)]
+        a = _attr(node, "axes", None)
+        return None if a is None else [int(x) for x in a]
+
+    def op_Squeeze(self, node: onnx.NodeProto) -> None:
+        v = self.lin(node.input[0], node)
+        axes = self._axes(node)
+        r = len(v.shape)
+        drop = {a % r for a in axes} if axes is not None else {i for i, s in enumerate(v.shape) if s == 1}
+        if any(v.shape[a] != 1 for a in drop):
+            raise self.err("E0702", f"{_label(node)} (Squeeze) squeezes an axis of length other than 1")
+        self.put(node, v.with_shape(tuple(s for i, s in enumerate(v.shape) if i not in drop)))
+
+    def op_Unsqueeze(self, node: onnx.NodeProto) -> None:
+        v = self.lin(node.input[0], node)
+        axes = self._axes(node) or []
+        r = len(v.shape) + len(axes)
+        shape = list(v.shape)
+        for a in sorted(x % r for x in axes):
+            shape.insert(a, 1)
+        self.put(node, v.with_shape(tuple(shape)))
+
+    def op_Transpose(self, node: onnx.NodeProto) -> None:
+        v = self.lin(node.input[0], node)
+        perm = _attr(node, "perm", None)
+        perm = list(range(len(v.shape)))[::-1] if perm is None else [int(p) for p in perm]
+        idx = np.arange(v.size).reshape(v.shape).transpose(perm)
+        self.put(node, v.rows(idx.ravel(), idx.shape))
+
+    # elementwise
+    def elementwise(self, node: onnx.NodeProto) -> None:
+        op = node.op_type
+        a, b = self.get(node.input[0], node), self.get(node.input[1], node)
+        for v in (a, b):
+            if isinstance(v, _Cmp):
+                raise self.cmp_error(v)
+        if isinstance(a, _Lin) and isinstance(b, _Lin):
+            if op not in ("Add", "Sub"):
+                raise self.err("E0702", f"{_label(node)} ({op}) multiplies or divides two computed tensors, "
+                               "which is not piecewise linear", _SUPPORTED_HELP)
+            shape = np.broadcast_shapes(a.shape, b.shape)
+            out = a.broadcast(shape).plus(b.broadcast(shape), 1.0 if op == "Add" else -1.0)
+            self.put(node, out.named(node.name or node.output[0], False))
+            return
+        lin_first = isinstance(a, _Lin)
+        v = a if lin_first else b
+        C = np.asarray(b if lin_first else a, dtype=np.float64)
+        assert isinstance(v, _Lin)
+        try:
+            shape = np.broadcast_shapes(v.shape, C.shape)
+        except ValueError:
+            raise self.err("E0702", f"{_label(node)} ({op}) has a constant of shape {list(C.shape)}, which does not "
+                           f"broadcast over a tensor of shape {list(v.shape)}") from None
+        v = v.broadcast(shape)
+        Cb = np.broadcast_to(C, shape).ravel()
+        if op == "Add":
+            out = v.shifted(Cb)
+        elif op == "Sub":
+            out = v.shifted(-Cb) if lin_first else v.scaled(-np.ones(v.size)).shifted(Cb)
+        elif op == "Mul":
+            out = v.scaled(Cb)
+        else:
+            if not lin_first:
+                raise self.err("E0702", f"{_label(node)} (Div) divides a constant by a computed tensor, which is "
+                               "not piecewise linear", _SUPPORTED_HELP)
+            if not np.all(Cb != 0):
+                raise self.err("E0702", f"{_label(node)} (Div) divides by 0")
+            out = v.scaled(1.0 / Cb)
+        self.put(node, out.named(node.name or node.output[0], False))
+
+    # products
+    def matmul_right(self, node: onnx.NodeProto, v: _Lin, B: np.ndarray) -> _Lin:
+        """``v @ B`` for a constant ``B`` (2-D, or 1-D)."""
+        s = v.shape
+        k = s[-1]
+        if B.ndim > 2:
+            raise self.err("E0702", f"{_label(node)} ({node.op_type}) has weights of shape {list(B.shape)}; nnmip "
+                           "imports 2-D weight matrices")
+        if B.shape[0] != k:
+            raise self.err("E0702", f"{_label(node)} ({node.op_type}) has weights for {B.shape[0]} inputs but "
+                           f"receives {k}")
+        Bt = sp.csr_array(np.atleast_2d(B.T) if B.ndim == 2 else B[None, :])
+        reps = v.size // k
+        K = sp.kron(sp.identity(reps, format="csr"), Bt, format="csr")
+        shape = s[:-1] + ((B.shape[1],) if B.ndim == 2 else ())
+        return v.left(K, None, shape)
+
+    def matmul_left(self, node: onnx.NodeProto, A: np.ndarray, v: _Lin) -> _Lin:
+        """``A @ v`` for a constant 2-D ``A``."""
+        if A.ndim != 2:
+            raise self.err("E0702", f"{_label(node)} ({node.op_type}) has weights of shape {list(A.shape)}; nnmip "
+                           "imports 2-D weight matrices")
+        s = v.shape
+        n = s[0] if len(s) == 1 else s[-2]
+        if A.shape[1] != n:
+            raise self.err("E0702", f"{_label(node)} ({node.op_type}) has weights for {A.shape[1]} inputs but "
+                           f"receives {n}")
+        if len(s) == 1:
+            return v.left(sp.csr_array(A), None, (A.shape[0],))
+        k = s[-1]
+        reps = v.size // (n * k)
+        K = sp.kron(sp.identity(reps, format="csr"), sp.kron(sp.csr_array(A), sp.identity(k, format="csr")),
+                    format="csr")
+        return v.left(K, None, s[:-2] + (A.shape[0], k))
+
+    def layer_input(self, node: onnx.NodeProto, k: int) -> _Value:
+        """Input ``k`` of a weight-bearing node: a tensor that already went through weights becomes a layer of its
+        own first, so that every Gemm, MatMul and Conv of the file stays one layer (normalisations, shape ops and
+        pooling fold into the next one)."""
+        v = self.get(node.input[k], node)
+        if isinstance(v, _Lin) and v.weighty:
+            return _Lin.of(self.materialize(v, node.input[k]), v.shape)
+        return v
+
+    def op_MatMul(self, node: onnx.NodeProto) -> None:
+        a, b = self.layer_input(node, 0), self.layer_input(node, 1)
+        if isinstance(a, _Lin) and isinstance(b, np.ndarray):
+            out = self.matmul_right(node, a, np.asarray(b, np.float64))
+        elif isinstance(b, _Lin) and isinstance(a, np.ndarray):
+            out = self.matmul_left(node, np.asarray(a, np.float64), b)
+        else:
+            raise self.err("E0702", f"{_label(node)} (MatMul) multiplies two computed tensors; nnmip needs one "
+                           "constant operand", _SUPPORTED_HELP)
+        self.put(node, out.named(node.name or node.output[0], True))
+
+    def op_Gemm(self, node: onnx.NodeProto) -> None:
+        a, b = self.layer_input(node, 0), self.layer_input(node, 1)
+        alpha, beta = float(_attr(node, "alpha", 1.0)), float(_attr(node, "beta", 1.0))
+        ta, tb = int(_attr(node, "transA", 0)), int(_attr(node, "transB", 0))
+        if isinstance(a, _Lin) and isinstance(b, np.ndarray):
+            if len(a.shape) != 2:
+                raise self.err("E0702", f"{_label(node)} (Gemm) multiplies a tensor of shape {list(a.shape)}; Gemm "
+                               "needs a matrix")
+            if ta:
+                idx = np.arange(a.size).reshape(a.shape).T
+                a = a.rows(idx.ravel(), idx.shape)
+            B = np.asarray(b, np.float64)
+            if B.ndim != 2:
+                raise self.err("E0702", f"{_label(node)} (Gemm) has weights of shape {list(B.shape)}")
+            W = B.T if tb else B
+            out = self.matmul_right(node, a, alpha * W if alpha != 1.0 else W)
+        elif isinstance(b, _Lin) and isinstance(a, np.ndarray):
+            if len(b.shape) != 2:
+                raise self.err("E0702", f"{_label(node)} (Gemm) multiplies a tensor of shape {list(b.shape)}; Gemm "
+                               "needs a matrix")
+            if tb:
+                idx = np.arange(b.size).reshape(b.shape).T
+                b = b.rows(idx.ravel(), idx.shape)
+            A = np.asarray(a, np.float64)
+            A = A.T if ta else A
+            out = self.matmul_left(node, alpha * A if alpha != 1.0 else A, b)
+        else:
+            raise self.err("E0702", f"{_label(node)} (Gemm) multiplies two computed tensors; nnmip needs one "
+                           "constant operand", _SUPPORTED_HELP)
         if len(node.input) > 2 and node.input[2]:
-            C = g.const(node.input[2], node, "its bias")
-            b = _vector(C, W.shape[0], node, "bias")
-            if beta != 1.0:
-                b = beta * b
-        return np.ascontiguousarray(W), b, node.output[0]
-    B = np.asarray(g.const(node.input[1], node, "its weights"), dtype=np.float64)
-    if B.ndim != 2:
-        raise _import_error("E0702", f"{_label(node)} (MatMul) has weights of shape {B.shape}; nnmip imports "
-                                     "2-D weight matrices")
-    W = np.ascontiguousarray(B.T)
-    out = node.output[0]
-    nxt = g.only_consumer(out)
-    if nxt is None or nxt.op_type != "Add" or out == g.output:
-        return W, None, out
-    other = nxt.input[1] if nxt.input[0] == out else nxt.input[0]
-    b = _vector(g.const(other, nxt, "its bias"), W.shape[0], nxt, "bias")
-    return W, b, nxt.output[0]
+            C = np.asarray(self.const(node.input[2], node, "its bias"), np.float64)
+            try:
+                Cb = np.broadcast_to(C, out.shape).ravel()
+            except ValueError:
+                raise self.err("E0702", f"{_label(node)} (Gemm) has a bias of shape {list(C.shape)}, which does not "
+                               f"broadcast over {list(out.shape)}") from None
+            out = out.shifted(beta * Cb if beta != 1.0 else Cb.copy())
+        self.put(node, out.named(node.name or node.output[0], True))
+
+    # convolution and pooling
+    def _image(self, node: onnx.NodeProto, v: _Lin) -> tuple[int, int, int]:
+        if len(v.shape) != 4 or v.shape[0] != 1:
+            raise self.err("E0702", f"{_label(node)} ({node.op_type}) reads a tensor of shape {list(v.shape)}; "
+                           "nnmip imports 2-D images [1, c, h, w]")
+        return v.shape[1], v.shape[2], v.shape[3]
+
+    def _geometry(self, node: onnx.NodeProto, H: int, W: int, kernel: list[int], ceil: bool = False
+                  ) -> tuple[int, np.ndarray, int, np.ndarray]:
+        strides = [int(s) for s in _attr(node, "strides", [1, 1])]
+        dil = [int(s) for s in _attr(node, "dilations", [1, 1])]
+        pads = [int(p) for p in _attr(node, "pads", [0, 0, 0, 0])]
+        auto = str(_attr(node, "auto_pad", "NOTSET"))
+        if auto in ("SAME_UPPER", "SAME_LOWER"):
+            pads = [0, 0, 0, 0]
+            for ax, size in enumerate((H, W)):
+                out = -(-size // strides[ax])
+                total = max((out - 1) * strides[ax] + (kernel[ax] - 1) * dil[ax] + 1 - size, 0)
+                first = total // 2 if auto == "SAME_UPPER" else total - total // 2
+                pads[ax], pads[ax + 2] = first, total - first
+        elif auto == "VALID":
+            pads = [0, 0, 0, 0]
+        Ho, ih = _windows(H, kernel[0], strides[0], pads[0], pads[2], dil[0], ceil)
+        Wo, iw = _windows(W, kernel[1], strides[1], pads[1], pads[3], dil[1], ceil)
+        return Ho, ih, Wo, iw
+
+    def op_Conv(self, node: onnx.NodeProto) -> None:
+        v = self.layer_input(node, 0)
+        if not isinstance(v, _Lin):
+            v = self.lin(node.input[0], node)
+        Cin, H, W = self._image(node, v)
+        K = np.asarray(self.const(node.input[1], node, "its kernel"), np.float64)
+        if K.ndim != 4:
+            raise self.err("E0702", f"{_label(node)} (Conv) has a kernel of shape {list(K.shape)}; nnmip imports "
+                           "2-D convolutions")
+        groups = int(_attr(node, "group", 1))
+        Cout, Cg, kh, kw = K.shape
+        if Cg * groups != Cin or Cout % groups:
+            raise self.err("E0702", f"{_label(node)} (Conv) has a kernel for {Cg * groups} channels in {groups} "
+                           f"group(s) but receives {Cin}")
+        Ho, ih, Wo, iw = self._geometry(node, H, W, [kh, kw])
+        co = np.arange(Cout)[:, None, None, None, None, None]
+        cl = np.arange(Cg)[None, :, None, None, None, None]
+        oh = np.arange(Ho)[None, None, :, None, None, None]
+        ow = np.arange(Wo)[None, None, None, :, None, None]
+        IH = ih[None, None, :, None, :, None]
+        IW = iw[None, None, None, :, None, :]
+        ci = (co // (Cout // groups)) * Cg + cl
+        a = np.arange(kh)[None, None, None, None, :, None]
+        b = np.arange(kw)[None, None, None, None, None, :]
+        shape = (Cout, Cg, Ho, Wo, kh, kw)
+        rows = np.broadcast_to((co * Ho + oh) * Wo + ow, shape)
+        cols = np.broadcast_to((ci * H + IH) * W + IW, shape)
+        vals = np.broadcast_to(K[co, cl, a, b], shape)
+        ok = np.broadcast_to((IH >= 0) & (IH < H) & (IW >= 0) & (IW < W), shape) & (vals != 0)
+        M = sp.csr_array((vals[ok], (rows[ok], cols[ok])), shape=(Cout * Ho * Wo, Cin * H * W))
+        bias = None
+        if len(node.input) > 2 and node.input[2]:
+            bias = np.repeat(np.asarray(self.const(node.input[2], node, "its bias"), np.float64), Ho * Wo)
+        self.put(node, v.left(M, bias, (1, Cout, Ho, Wo)).named(node.name or node.output[0], True))
+
+    def op_BatchNormalization(self, node: onnx.NodeProto) -> None:
+        v = self.lin(node.input[0], node)
+        if len(v.shape) < 2:
+            raise self.err("E0702", f"{_label(node)} (BatchNormalization) reads a tensor of shape {list(v.shape)}")
+        gamma, beta, mean, var = (np.asarray(self.const(t, node, what), np.float64).reshape(-1) for t, what in
+                                  zip(node.input[1:5], ("its scale", "its bias", "its mean", "its variance"),
+                                      strict=True))
+        eps = float(_attr(node, "epsilon", 1e-5))
+        s = gamma / np.sqrt(var + eps)
+        t = beta - mean * s
+        per = (v.shape[1],) + (1,) * (len(v.shape) - 2)
+        S = np.broadcast_to(s.reshape(per), v.shape).ravel()
+        T = np.broadcast_to(t.reshape(per), v.shape).ravel()
+        self.put(node, v.scaled(S).shifted(T).named(node.name or node.output[0], False))
+
+    def op_Pad(self, node: onnx.NodeProto) -> None:
+        v = self.lin(node.input[0], node)
+        mode = str(_attr(node, "mode", "constant"))
+        if self.opset >= 11:
+            pads = [int(p) for p in np.asarray(self.const(node.input[1], node, "its pads")).reshape(-1)]
+            value = 0.0
+            if len(node.input) > 2 and node.input[2]:
+                value = float(np.asarray(self.const(node.input[2], node, "its value")).reshape(-1)[0])
+            if len(node.input) > 3 and node.input[3]:
+                axes = [int(a) % len(v.shape) for a in np.asarray(self.const(node.input[3], node, "its axes"))]
+                full = [0] * (2 * len(v.shape))
+                for i, ax in enumerate(axes):
+                    full[ax], full[ax + len(v.shape)] = pads[i], pads[i + len(axes)]
+                pads = full
+        else:
+            pads = [int(p) for p in _attr(node, "pads", [])]
+            value = float(_attr(node, "value", 0.0))
+        r = len(v.shape)
+        if len(pads) != 2 * r or any(p < 0 for p in pads):
+            raise self.err("E0702", f"{_label(node)} (Pad) has pads {pads} for a tensor of rank {r}")
+        width = [(pads[i], pads[i + r]) for i in range(r)]
+        src = np.arange(v.size).reshape(v.shape)
+        if mode == "constant":
+            idx = np.pad(src, width, mode="constant", constant_values=-1)
+        elif mode in ("edge", "reflect"):
+            idx = np.pad(src, width, mode=mode)  # type: ignore[call-overload]
+        else:
+            raise self.err("E0702", f"{_label(node)} (Pad) has mode '{mode}'; nnmip imports constant, edge and "
+                           "reflect padding")
+        flat = idx.ravel()
+        inside = flat >= 0
+        S = sp.csr_array((np.ones(int(inside.sum())), (np.flatnonzero(inside), flat[inside])),
+                         shape=(flat.size, v.size))
+        bias = np.where(inside, 0.0, value) if value != 0.0 else None
+        self.put(node, v.left(S, bias, idx.shape).named(node.name or node.output[0], False))
+
+    def _pool(self, node: onnx.NodeProto, v: _Lin) -> tuple[int, int, int, int, int, np.ndarray, np.ndarray]:
+        C, H, W = self._image(node, v)
+        kernel = [int(k) for k in _attr(node, "kernel_shape", [])]
+        if len(kernel) != 2:
+            raise self.err("E0702", f"{_label(node)} ({node.op_type}) has kernel {kernel}; nnmip imports 2-D pooling")
+        ceil = bool(int(_attr(node, "ceil_mode", 0)))
+        Ho, ih, Wo, iw = self._geometry(node, H, W, kernel, ceil)
+        return C, H, W, Ho, Wo, ih, iw
+
+    def _pool_index(self, C: int, H: int, W: int, Ho: int, Wo: int, ih: np.ndarray, iw: np.ndarray
+                    ) -> np.ndarray:
+        """Input units of every window, (C * Ho * Wo, kh * kw), -1 outside the image."""
+        c = np.arange(C)[:, None, None, None, None]
+        IH = ih[None, :, None, :, None]
+        IW = iw[None, None, :, None, :]
+        ok = (IH >= 0) & (IH < H) & (IW >= 0) & (IW < W)
+        idx = np.where(ok, (c * H + IH) * W + IW, -1)
+        return np.asarray(idx.reshape(C * Ho * Wo, -1), dtype=np.int64)
+
+    def op_AveragePool(self, node: onnx.NodeProto) -> None:
+        v = self.lin(node.input[0], node)
+        C, H, W, Ho, Wo, ih, iw = self._pool(node, v)
+        idx = self._pool_index(C, H, W, Ho, Wo, ih, iw)
+        ok = idx >= 0
+        if int(_attr(node, "count_include_pad", 0)):
+            kh, kw = ih.shape[1], iw.shape[1]
+            # the divisor counts the window's positions inside the padded image
+            pads = [int(p) for p in _attr(node, "pads", [0, 0, 0, 0])]
+            inh = (ih >= -pads[0]) & (ih < H + pads[2])
+            inw = (iw >= -pads[1]) & (iw < W + pads[3])
+            cnt = (inh.sum(1)[:, None] * inw.sum(1)[None, :]).astype(np.float64)
+            count = np.tile(cnt.ravel(), C)
+            del kh, kw
+        else:
+            count = ok.sum(axis=1).astype(np.float64)
+        if np.any(count == 0):
+            raise self.err("E0702", f"{_label(node)} (AveragePool) has a window with no input")
+        rows = np.repeat(np.arange(idx.shape[0]), idx.shape[1]).reshape(idx.shape)
+        M = sp.csr_array(((1.0 / count)[rows[ok]], (rows[ok], idx[ok])), shape=(idx.shape[0], v.size))
+        self.put(node, v.left(M, None, (1, C, Ho, Wo)).named(node.name or node.output[0], False))
+
+    def op_GlobalAveragePool(self, node: onnx.NodeProto) -> None:
+        v = self.lin(node.input[0], node)
+        C, H, W = self._image(node, v)
+        M = sp.kron(sp.identity(C, format="csr"), sp.csr_array(np.full((1, H * W), 1.0 / (H * W))), format="csr")
+        self.put(node, v.left(M, None, (1, C, 1, 1)).named(node.name or node.output[0], False))
+
+    def op_MaxPool(self, node: onnx.NodeProto) -> None:
+        if len(node.output) > 1 and node.output[1] and node.output[1] in self._used:
+            raise self.err("E0702", f"{_label(node)} (MaxPool) has its Indices output used; nnmip reads the "
+                           "pooled values only")
+        v = self.lin(node.input[0], node)
+        C, H, W, Ho, Wo, ih, iw = self._pool(node, v)
+        idx = self._pool_index(C, H, W, Ho, Wo, ih, iw)
+        if np.any((idx < 0).all(axis=1)):
+            raise self.err("E0702", f"{_label(node)} (MaxPool) has a window with no input")
+        src = self.materialize(v, node.input[0])
+        out = self.add(node.name or node.output[0], MaxPool(index=idx), (src,), idx.shape[0])
+        self.put(node, _Lin.of(out, (1, C, Ho, Wo)))
+
+    # activations
+    def _activation(self, node: onnx.NodeProto, op: Op) -> None:
+        v = self.lin(node.input[0], node)
+        src = self.materialize(v, node.input[0])
+        out = self.add(node.name or node.output[0], op, (src,), v.size)
+        self.put(node, _Lin.of(out, v.shape))
+
+    def op_Relu(self, node: onnx.NodeProto) -> None:
+        self._activation(node, ReLU())
+
+    def op_Sign(self, node: onnx.NodeProto) -> None:
+        self._activation(node, Sign())
+
+    def op_Greater(self, node: onnx.NodeProto) -> None:
+        a = self.get(node.input[0], node)
+        zero = self.values.get(node.input[1])
+        if not isinstance(a, _Lin) or not isinstance(zero, np.ndarray) or zero.size == 0 or np.any(zero != 0):
+            raise self.err("E0702", f"{_label(node)} (Greater) is not a comparison 'a > 0'", _SUPPORTED_HELP)
+        self.put(node, _Cmp(node, self.materialize(a, node.input[0]), a.shape))
+
+    def op_Where(self, node: onnx.NodeProto) -> None:
+        cond = self.get(node.input[0], node)
+        if not isinstance(cond, _Cmp):
+            raise self.err("E0702", f"{_label(node)} (Where) is not a step Where(a > 0, 1, 0) or a sign "
+                           "Where(a > 0, 1, -1)", _SUPPORTED_HELP)
+        t, f = self.values.get(node.input[1]), self.values.get(node.input[2])
+        if isinstance(t, np.ndarray) and isinstance(f, np.ndarray) and t.size and f.size and np.all(t == 1):
+            kind: type[Op] | None = Sign if np.all(f == -1) else Step if np.all(f == 0) else None
+        else:
+            kind = None
+        if kind is None:
+            raise self.cmp_error(cond)
+        out = self.add(cond.node.name or cond.node.output[0], kind(), (cond.src,), self.dims[cond.src])
+        self.put(node, _Lin.of(out, cond.shape))
 
 
 def import_onnx(path_or_model: str | os.PathLike[str] | bytes | onnx.ModelProto,
                 name: str | None = None) -> tuple[Network, Scaler | None]:
-    """Read a fixed-weight MLP from an ONNX file or model; return the network and its input scaler (or None).
+    """Read a fixed-weight network from an ONNX file (``.onnx`` or ``.onnx.gz``) or model; return the network
+    and its input scaler (or None).
 
     See the module docstring for the supported ops.  Raises :class:`OnnxImportError`.
     """
+    file = "" if isinstance(path_or_model, bytes | onnx.ModelProto) else os.fspath(path_or_model)
     model = _load(path_or_model)
-    g = _analyse(model)
-    meta = {p.key: p.value for p in model.metadata_props}
-
-    layers: list[_Layer] = []
-    offset: np.ndarray | None = None
-    scale: np.ndarray | None = None
-    d = g.input_dim
-    cur = g.input
-    prefix = True  # still reading the Sub/Div scaling of the raw input
-    while cur != g.output:
-        node = g.only_consumer(cur)
-        if node is None:
-            raise _import_error("E0702", f"onnx tensor '{cur}' does not lead to the output '{g.output}'")
-        op = node.op_type
-        if node.domain not in ("", "ai.onnx"):
-            raise _import_error("E0701", f"{_label(node)} has op type '{node.domain}.{op}', which nnmip "
-                                         "cannot import", _SUPPORTED_HELP)
-        base = node.name or node.output[0]
-        if op in ("Sub", "Div") and prefix and not layers:
-            if node.input[0] != cur:
-                raise _import_error("E0702", f"{_label(node)} ({op}) must take the input as its first "
-                                             "operand")
-            v = _vector(g.const(node.input[1], node, f"its {'offset' if op == 'Sub' else 'scale'}"), d, node,
-                        "constant")
-            if d is None and v.size > 1:
-                d = int(v.size)
-            if op == "Sub":
-                if offset is not None or scale is not None:
-                    raise _import_error("E0702", f"{_label(node)} (Sub) follows another scaling node; nnmip "
-                                                 "imports a Sub followed by a Div")
-                offset = v
-            else:
-                if scale is not None:
-                    raise _import_error("E0702", f"{_label(node)} (Div) follows another Div")
-                scale = v
-            cur = node.output[0]
-            continue
-        prefix = False
-        if op in ("Sub", "Div", "Add"):
-            where = "right after a MatMul" if op == "Add" else "on the graph input, before every layer"
-            raise _import_error("E0702", f"{_label(node)} ({op}) is not part of a pattern nnmip imports: "
-                                         f"{op} is supported {where}", _SUPPORTED_HELP)
-        if op in ("Gemm", "MatMul"):
-            W, b, cur = _dense(g, node, cur)
-            if d is None:
-                d = int(W.shape[1])
-            elif W.shape[1] != d:
-                raise _import_error("E0702", f"{_label(node)} ({op}) has weights for {W.shape[1]} inputs but "
-                                             f"receives {d}")
-            layers.append(_Layer("dense", base, W, b))
-            d = int(W.shape[0])
-        elif op in ("Relu", "Sign", "Identity"):
-            layers.append(_Layer({"Relu": "relu", "Sign": "sign", "Identity": "identity"}[op], base))
-            cur = node.output[0]
-        elif op == "Flatten":
-            if int(_attr(node, "axis", 1)) != 1:
-                raise _import_error("E0702", f"{_label(node)} (Flatten) has axis {_attr(node, 'axis', 1)}; "
-                                             "nnmip imports Flatten(axis=1) on [N, d] tensors only")
-            cur = node.output[0]
-        elif op == "Reshape":
-            shape = [int(s) for s in np.asarray(g.const(node.input[1], node, "its shape")).reshape(-1)]
-            keeps = (len(shape) == 2 and shape[0] in (0, -1) and shape != [-1, -1]
-                     and (shape[1] == -1 or (d is not None and shape[1] == d)
-                          or (shape[1] == 0 and not _attr(node, "allowzero", 0))))
-            if not keeps:
-                raise _import_error("E0702", f"{_label(node)} (Reshape) reshapes to {shape}; nnmip imports "
-                                             "reshapes that keep [N, d] only")
-            cur = node.output[0]
-        elif op == "Greater":
-            if node.input[0] != cur or not _is_const_value(g, node.input[1], 0.0):
-                raise _import_error("E0702", f"{_label(node)} (Greater) is not a comparison 'a > 0'",
-                                    _SUPPORTED_HELP)
-            nxt = g.only_consumer(node.output[0])
-            kind = None
-            if nxt is not None and nxt.op_type == "Cast" and int(_attr(nxt, "to", 0)) in _FLOAT_TYPES:
-                kind = "step"
-            elif nxt is not None and nxt.op_type == "Where" and nxt.input[0] == node.output[0]:
-                if _is_const_value(g, nxt.input[1], 1.0) and _is_const_value(g, nxt.input[2], -1.0):
-                    kind = "sign"
-                elif _is_const_value(g, nxt.input[1], 1.0) and _is_const_value(g, nxt.input[2], 0.0):
-                    kind = "step"
-            if kind is None or nxt is None:
-                raise _import_error("E0702", f"{_label(node)} (Greater) is not followed by Cast to a float "
-                                             "type (step) or Where(., 1, -1) (sign)", _SUPPORTED_HELP)
-            layers.append(_Layer(kind, base))
-            cur = nxt.output[0]
-        else:
-            notes = [_SUPPORTED_HELP]
-            if op in ("Softmax", "LogSoftmax"):
-                notes.append(f"help: {op} does not change the predicted class; export the network without it")
-            raise _import_error("E0701", f"{_label(node)} has op type '{op}', which nnmip cannot import",
-                                *notes)
-
-    if g.input_rank not in (None, 2):
-        raise _import_error("E0702", f"onnx input '{g.input}' has {g.input_rank} axes; nnmip imports inputs "
-                                     "of shape [N, d]")
-    if not layers:
-        raise _import_error("E0702", "the onnx model has no layers nnmip can import", _SUPPORTED_HELP)
-    first = next((ly.W for ly in layers if ly.W is not None), None)
-    n_in = g.input_dim or (int(first.shape[1]) if first is not None else None)
-    for vec in (offset, scale):
-        if n_in is None and vec is not None and vec.size > 1:
-            n_in = int(vec.size)
-    if n_in is None:
-        raise _import_error("E0702", "cannot infer the input width of the onnx model",
-                            "help: give the graph input a static shape [N, d]")
-
-    net_name = name if name is not None else meta.get(_META_NETWORK) or model.graph.name or "net"
-    nb = NetworkBuilder(net_name)
-    names = _Names(["x"])
-    prev = nb.input("x", n_in)
-    for ly in layers:
-        node_name = names.take(lp_safe(ly.name))
-        if ly.kind == "dense":
-            assert ly.W is not None
-            prev = nb.dense(node_name, prev, int(ly.W.shape[0]), weights=fixed(ly.W),
-                            bias=None if ly.b is None else fixed(ly.b))
-        else:
-            prev = nb.activation(ly.kind, node_name, prev)
-    net = nb.build()
-
-    scaler = None
-    if offset is not None or scale is not None:
-        off = offset if offset is not None else np.zeros(n_in)
-        sc = scale if scale is not None else np.ones(n_in)
-        off = np.broadcast_to(off, (n_in,)).copy()
-        sc = np.broadcast_to(sc, (n_in,)).copy()
-        kind = meta.get(_META_SCALER_KIND) or ("none" if not off.any() and np.all(sc == 1) else "custom")
-        off.setflags(write=False)
-        sc.setflags(write=False)
-        scaler = Scaler(kind, off, sc)
-    return net, scaler
+    return _Importer(model, name, file).run()

@@ -15,6 +15,7 @@ Errors: :class:`VnnlibError` ``E0710`` (not VNN-LIB syntax), ``E0711`` (a constr
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import os
 import re
@@ -134,13 +135,19 @@ def _sexprs(toks: list[_Tok], file: str) -> list[object]:
 
 
 def parse_vnnlib(source: str | os.PathLike[str], text: str | None = None) -> VnnProperty:
-    """Read a VNN-LIB file (or ``text`` with ``source`` as its name) into input regions and unsafe output cases."""
+    """Read a VNN-LIB file (``.vnnlib`` or gzip-compressed ``.vnnlib.gz``; or ``text`` with ``source`` as its
+    name) into input regions and unsafe output cases."""
     file = os.fspath(source)
     if text is None:
         try:
-            text = Path(file).read_text(encoding="utf-8")
+            data = Path(file).read_bytes()
+            if data[:2] == b"\x1f\x8b":      # gzip magic
+                data = gzip.decompress(data)
+            text = data.decode("utf-8")
         except OSError as exc:
             raise _err("E0710", f"cannot read '{file}': {exc.strerror or exc}", None, file) from None
+        except (UnicodeDecodeError, EOFError, gzip.BadGzipFile) as exc:
+            raise _err("E0710", f"cannot read '{file}' as text: {exc}", None, file) from None
     toks = _tokens(text)
     exprs = _sexprs(toks, file)
     declared: dict[tuple[str, int], _Tok] = {}

@@ -71,7 +71,7 @@ class Network:
 
     def consumers(self, node: str) -> list[str]:
         """Nodes whose input is ``node``, in topological order."""
-        return [n for n in self._order if self.inputs_of(n) and self.inputs_of(n)[0] == node]
+        return [n for n in self._order if node in self.inputs_of(n)]
 
     def dense_users(self, node: str) -> list[str]:
         """Dense layers fed by ``node``, directly or through element-wise ops."""
@@ -82,6 +82,21 @@ class Network:
 
     def dense_nodes(self) -> list[str]:
         return [n for n in self._order if isinstance(self.op(n), Dense)]
+
+    @property
+    def is_chain(self) -> bool:
+        """Every node has at most one input and feeds at most one node (no residual connections)."""
+        return all(len(self.inputs_of(n)) <= 1 and self.graph.out_degree(n) <= 1 for n in self._order)
+
+    @property
+    def notes(self) -> list[str]:
+        """What an importer changed or cut (e.g. a softmax removed from the output), carried into reports."""
+        return list(self.graph.graph.get("notes", []))
+
+    @property
+    def source_shapes(self) -> dict[str, Any]:
+        """Shapes of the input and output tensors in the file the network was read from (empty if none)."""
+        return dict(self.graph.graph.get("source_shapes", {}))
 
     @property
     def trainable(self) -> bool:
@@ -104,8 +119,10 @@ class Network:
             op = self.op(n)
             if isinstance(op, Input):
                 vals[n] = X
-            else:
+            elif op.arity == 1:
                 vals[n] = op.forward(vals[self.inputs_of(n)[0]])
+            else:
+                vals[n] = op.forward_many([vals[s] for s in self.inputs_of(n)])  # type: ignore[attr-defined]
         return vals if all_nodes else vals[self.output]
 
     def predict(self, X: npt.ArrayLike) -> npt.NDArray[np.int64]:
@@ -123,7 +140,7 @@ class Network:
             if isinstance(op, Input):
                 out[n] = op.interval(lo_a, hi_a)
             else:
-                out[n] = op.interval(*out[self.inputs_of(n)[0]])
+                out[n] = node_interval(self, n, out)
         return out
 
     # parameters ------------------------------------------------------------------------------------------------
@@ -159,7 +176,7 @@ class Network:
         for n in self.dense_nodes():
             op = self.op(n)
             assert isinstance(op, Dense)
-            total += op.n_in * op.n_out + (op.n_out if op.bias is not None else 0)
+            total += op.nnz + (op.n_out if op.bias is not None else 0)
         return total
 
     # description ------------------------------------------------------------------------------------------------
@@ -169,7 +186,8 @@ class Network:
         for n, op in self.items():
             d: dict[str, Any] = {"name": n, "op": op.kind, "inputs": self.inputs_of(n), "dim": self.dim(n)}
             if isinstance(op, Dense):
-                d["weights"] = op.weights.describe() if op.weights else None
+                d["weights"] = ("fixed" if op.sparse is not None else
+                                op.weights.describe() if op.weights else None)
                 d["bias"] = op.bias.describe() if op.bias else None
             if isinstance(op, Input) and op.lo is not None and op.hi is not None:
                 d["domain"] = [op.lo.tolist(), op.hi.tolist()]
@@ -182,6 +200,16 @@ class Network:
     def __repr__(self) -> str:
         chain = " -> ".join(f"{n}:{self.op(n).kind}({self.dim(n)})" for n in self._order)
         return f"Network({self.name}: {chain})"
+
+
+def node_interval(net: Network, node: str, bounds: dict[str, tuple[FloatArray, FloatArray]]
+                  ) -> tuple[FloatArray, FloatArray]:
+    """Interval of ``node``'s output from the intervals of its inputs in ``bounds``."""
+    op = net.op(node)
+    srcs = net.inputs_of(node)
+    if op.arity == 1:
+        return op.interval(*bounds[srcs[0]])
+    return op.interval_many([bounds[s][0] for s in srcs], [bounds[s][1] for s in srcs])  # type: ignore
 
 
 def predict_from_output(out: FloatArray) -> npt.NDArray[np.int64]:

@@ -11,10 +11,11 @@ gradients of its weights and bias, and takes them explicitly: :meth:`Dense.affin
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
+import scipy.sparse as sp
 
 from nnmip.errors import NO_SPAN, FormulationError, Span
 
@@ -68,6 +69,8 @@ class Op:
     span: Span = field(default=NO_SPAN, kw_only=True)
     kind: ClassVar[str] = "op"
     elementwise: ClassVar[bool] = False
+    #: number of inputs; ``0`` means any number (see :meth:`forward_many`)
+    arity: ClassVar[int] = 1
 
     def out_dim(self, in_dim: int) -> int:
         return in_dim
@@ -109,12 +112,18 @@ class Input(Op):
 
 @dataclass(frozen=True, eq=False)
 class Dense(Op):
-    """``a = x @ W.T + b`` with ``W`` of shape (n_out, n_in) and ``b`` of shape (n_out,) (zero when absent)."""
+    """``a = x @ W.T + b`` with ``W`` of shape (n_out, n_in) and ``b`` of shape (n_out,) (zero when absent).
+
+    Fixed weights may be held as a scipy.sparse matrix in ``sparse`` instead of ``weights`` (convolutions,
+    pooling and other structured affine maps lowered from ONNX): :attr:`matrix` is then that sparse matrix,
+    the forward pass and the interval propagation use it directly, and :attr:`W` is its dense copy.
+    """
 
     n_in: int = 0
     n_out: int = 0
     weights: ParamDomain | None = None
     bias: ParamDomain | None = None
+    sparse: Any = None
     kind: ClassVar[str] = "dense"
 
     @property
@@ -127,8 +136,20 @@ class Dense(Op):
 
     @property
     def W(self) -> FloatArray:
+        if self.sparse is not None:
+            return np.asarray(self.sparse.toarray(), dtype=np.float64)
         assert self.weights is not None
         return self.weights.value
+
+    @property
+    def matrix(self) -> Any:
+        """The fixed weight matrix as held: a scipy.sparse csr array or a dense (n_out, n_in) array."""
+        return self.sparse if self.sparse is not None else self.W
+
+    @property
+    def nnz(self) -> int:
+        """Stored weights: non-zeros of a sparse matrix, else ``n_out * n_in``."""
+        return int(self.sparse.nnz) if self.sparse is not None else self.n_in * self.n_out
 
     @property
     def b(self) -> FloatArray:
@@ -138,6 +159,8 @@ class Dense(Op):
         if self.trainable:
             raise FormulationError.at("E0403", "cannot run the forward pass of a layer whose weights are not fixed",
                                       self.span, ["help: train the network first, or give fixed weights"])
+        if self.sparse is not None:
+            return np.asarray(_times(self.sparse, x) + self.b, dtype=np.float64)
         return self.affine(x, self.W, self.b)
 
     @staticmethod
@@ -156,10 +179,17 @@ class Dense(Op):
         return gy @ W, gy.T @ x, gy.sum(axis=0)
 
     def backward(self, x: FloatArray, gy: FloatArray) -> FloatArray:
+        if self.sparse is not None:
+            return _times(sp.csr_array(self.sparse).T, gy)
         return gy @ self.W
 
     def interval(self, lo: FloatArray, hi: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Interval product summed over inputs (exact for fixed weights: ``W+ lo + W- hi + b``)."""
+        if self.sparse is not None:
+            S = sp.csr_array(self.sparse)
+            sp_, sn = S.maximum(0.0), S.minimum(0.0)
+            with np.errstate(invalid="ignore"):
+                return (_times(sp_, lo) + _times(sn, hi) + self.b, _times(sp_, hi) + _times(sn, lo) + self.b)
         assert self.weights is not None
         wl, wh = self.weights.lo, self.weights.hi
         if self.bias is None:
@@ -175,6 +205,17 @@ class Dense(Op):
         xh = hi[..., None, :]
         cands = np.stack([wl * xl, wl * xh, wh * xl, wh * xh])
         return cands.min(axis=0).sum(axis=-1) + bl, cands.max(axis=0).sum(axis=-1) + bh
+
+
+def _times(S: Any, x: FloatArray) -> FloatArray:
+    """``x @ S.T`` for a sparse ``S`` and rows ``x`` of shape (..., n_in) (or (n_in,))."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 1:
+        return np.asarray(S @ x, dtype=np.float64)
+    flat = x.reshape(-1, x.shape[-1])
+    # 0 * inf terms are not stored in a sparse product, so an infinite bound only reaches the units it touches
+    out = np.asarray((S @ flat.T).T, dtype=np.float64)
+    return out.reshape(*x.shape[:-1], S.shape[0])
 
 
 @dataclass(frozen=True, eq=False)
@@ -240,6 +281,71 @@ class Identity(Op):
 
     def interval(self, lo: FloatArray, hi: FloatArray) -> tuple[FloatArray, FloatArray]:
         return lo, hi
+
+
+@dataclass(frozen=True, eq=False)
+class Sum(Op):
+    """``y = x_1 + x_2 + ...``: the sum of two or more computed vectors of one width (residual connections)."""
+
+    kind: ClassVar[str] = "add"
+    arity: ClassVar[int] = 0
+
+    def forward(self, x: FloatArray) -> FloatArray:
+        return x
+
+    def forward_many(self, xs: list[FloatArray]) -> FloatArray:
+        out = np.array(xs[0], dtype=np.float64)
+        for v in xs[1:]:
+            out = out + v
+        return out
+
+    def interval_many(self, los: list[FloatArray], his: list[FloatArray]) -> tuple[FloatArray, FloatArray]:
+        return self.forward_many(los), self.forward_many(his)
+
+    def backward_many(self, xs: list[FloatArray], gy: FloatArray) -> list[FloatArray]:
+        """Vector-Jacobian products: the gradient reaches every summand unchanged."""
+        return [gy for _ in xs]
+
+
+@dataclass(frozen=True, eq=False)
+class MaxPool(Op):
+    """``y_j = max_{i in G_j} x_i``: the maximum over groups of input units (max pooling).
+
+    ``index`` (n_out, k) holds the input units of every group, padded with -1 where a group has fewer than ``k``
+    (windows that hang over the border of the image).
+    """
+
+    index: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros((0, 1), dtype=np.int64))
+    kind: ClassVar[str] = "maxpool"
+
+    def out_dim(self, in_dim: int) -> int:
+        return int(self.index.shape[0])
+
+    @property
+    def groups(self) -> list[npt.NDArray[np.int64]]:
+        return [row[row >= 0] for row in self.index]
+
+    def _gather(self, x: FloatArray) -> FloatArray:
+        x = np.asarray(x, dtype=np.float64)
+        vals = x[..., np.maximum(self.index, 0)]
+        return np.where(self.index >= 0, vals, -np.inf)
+
+    def forward(self, x: FloatArray) -> FloatArray:
+        return np.asarray(self._gather(x).max(axis=-1), dtype=np.float64)
+
+    def interval(self, lo: FloatArray, hi: FloatArray) -> tuple[FloatArray, FloatArray]:
+        return self.forward(lo), self.forward(hi)
+
+    def backward(self, x: FloatArray, gy: FloatArray) -> FloatArray:
+        """Each output's gradient goes to the first input unit attaining its maximum."""
+        x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+        gy = np.atleast_2d(np.asarray(gy, dtype=np.float64))
+        win = np.take_along_axis(self.index[None, :, :].repeat(x.shape[0], 0),
+                                 self._gather(x).argmax(axis=-1)[..., None], axis=-1)[..., 0]
+        gx = np.zeros_like(x)
+        rows = np.repeat(np.arange(x.shape[0]), win.shape[1])
+        np.add.at(gx, (rows, win.ravel()), gy.ravel())
+        return gx
 
 
 ACTIVATIONS: dict[str, type[Op]] = {"step": Step, "sign": Sign, "relu": ReLU, "identity": Identity}

@@ -25,10 +25,11 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import scipy.sparse as sp
 
 from nnmip.errors import FormulationError
-from nnmip.ir.network import Network
-from nnmip.ir.ops import Dense, Identity, Input, Op, ReLU, Sign, Step
+from nnmip.ir.network import Network, node_interval
+from nnmip.ir.ops import Dense, Identity, Input, MaxPool, Op, ReLU, Sign, Step, Sum
 from nnmip.ir.spec import Region
 from nnmip.model import MatrixModel
 
@@ -56,11 +57,13 @@ def propagate_bounds(net: Network, region: Region | Interval) -> BoundMap:
     out: BoundMap = {}
     with np.errstate(invalid="ignore"):
         for n, op in net.items():
-            src = (lo, hi) if isinstance(op, Input) else out[net.inputs_of(n)[0]]
-            a, b = op.interval(np.asarray(src[0], np.float64), np.asarray(src[1], np.float64))
+            if isinstance(op, Input):
+                a, b = op.interval(np.asarray(lo, np.float64), np.asarray(hi, np.float64))
+            else:
+                a, b = node_interval(net, n, out)
             # 0 * inf gives NaN in the interval product; the sound answer is "unbounded"
             a, b = np.where(np.isnan(a), -np.inf, a), np.where(np.isnan(b), np.inf, b)
-            if isinstance(op, Dense):
+            if isinstance(op, (Dense, Sum)):
                 # floating-point sums may round differently in the forward pass (an exact tie such as
                 # [0, 0] can evaluate to 1e-17): widen affine bounds so that they stay sound
                 a, b = widen(a, b)
@@ -227,43 +230,114 @@ def _concretize(C: FloatArray, region: Region, lo: FloatArray, hi: FloatArray) -
     return np.where(np.isnan(down), -np.inf, down), np.where(np.isnan(up), np.inf, up)
 
 
-def symbolic_bounds(net: Network, region: Region, node: str, bounds: BoundMap) -> Interval:
-    """Bounds of ``node`` (a dense layer) by back-substitution through the layers before it.
+def _maxpool_relaxation(op: MaxPool, L: FloatArray, U: FloatArray
+                        ) -> tuple[sp.csr_array, sp.csr_array, FloatArray]:
+    """Linear bounds of a max over groups: ``y_j >= x_{i_j}`` and ``y_j <= x_{i_j}`` or ``y_j <= max_i U_i``.
 
-    ``bounds`` must hold proven bounds of every pre-activation before ``node``; the result is sound and
-    widened by the safety margin.
+    Math
+    ----
+    For group ``G_j`` let ``i_j`` be the member with the largest lower bound.  Then ``y_j >= x_{i_j}`` always;
+    when ``L_{i_j} >= U_i`` for every other member the maximum is settled and ``y_j <= x_{i_j}``, otherwise
+    ``y_j <= max_{i in G_j} U_i`` (a constant).  Returns the lower selection matrix, the upper selection matrix
+    (zero rows where the upper bound is the constant) and the constants (0 where settled).
+    """
+    idx = op.index
+    Lg = np.where(idx >= 0, L[np.maximum(idx, 0)], -np.inf)
+    Ug = np.where(idx >= 0, U[np.maximum(idx, 0)], -np.inf)
+    best = np.argmax(Lg, axis=1)
+    rows = np.arange(idx.shape[0])
+    pick = idx[rows, best]
+    others = Ug.copy()
+    others[rows, best] = -np.inf
+    settled = Lg[rows, best] >= others.max(axis=1)
+    n_in = L.shape[0]
+    low = sp.csr_array((np.ones(rows.size), (rows, pick)), shape=(rows.size, n_in))
+    keep = np.flatnonzero(settled)
+    up = sp.csr_array((np.ones(keep.size), (keep, pick[keep])), shape=(rows.size, n_in))
+    const = np.where(settled, 0.0, Ug.max(axis=1))
+    return low, up, const
+
+
+def symbolic_bounds(net: Network, region: Region, node: str, bounds: BoundMap) -> Interval:
+    """Bounds of ``node`` (a dense layer) by back-substitution through the nodes before it.
+
+    The network may be a DAG (residual sums): linear bounds are pushed back in reverse topological order, a sum
+    node handing its coefficients to each of its inputs.  ``bounds`` must hold proven bounds of every node
+    before ``node``; the result is sound and widened by the safety margin.
     """
     op = net.op(node)
     assert isinstance(op, Dense)
-    W = np.asarray(op.W, dtype=np.float64)
-    # upper: Au x-side coefficients, cu constant; lower likewise
-    Au, cu = W.copy(), op.b.astype(np.float64).copy()
-    Al, cl = W.copy(), op.b.astype(np.float64).copy()
-    cur = net.inputs_of(node)[0]
-    while not isinstance(net.op(cur), Input):
+    n_out = op.n_out
+    inf = (np.full(n_out, -np.inf), np.full(n_out, np.inf))
+    # pending linear bounds on each node: upper  sum_v Au[v] z_v + cu,  lower  sum_v Al[v] z_v + cl
+    Au: dict[str, FloatArray] = {}
+    Al: dict[str, FloatArray] = {}
+    cu = op.b.astype(np.float64).copy()
+    cl = cu.copy()
+    src = net.inputs_of(node)[0]
+    Au[src] = _right_times(np.eye(n_out), op.matrix)
+    Al[src] = Au[src].copy()
+    order = net.nodes
+    pos = {n: i for i, n in enumerate(order)}
+    x_node = net.input
+
+    def push(target: str, A: dict[str, FloatArray], M: FloatArray) -> None:
+        A[target] = A[target] + M if target in A else M
+
+    for cur in sorted(set(order[:pos[node]]), key=lambda v: -pos[v]):
+        if cur not in Au:
+            continue
         cop = net.op(cur)
-        src = net.inputs_of(cur)[0]
+        if isinstance(cop, Input):
+            continue
+        au, al = Au.pop(cur), Al.pop(cur)
+        srcs = net.inputs_of(cur)
         if isinstance(cop, Dense):
-            Wc, bc = np.asarray(cop.W, dtype=np.float64), cop.b.astype(np.float64)
-            cu, cl = cu + Au @ bc, cl + Al @ bc
-            Au, Al = Au @ Wc, Al @ Wc
-        else:
-            L, U = bounds[src]
+            bc = cop.b.astype(np.float64)
+            cu, cl = cu + au @ bc, cl + al @ bc
+            push(srcs[0], Au, _right_times(au, cop.matrix))
+            push(srcs[0], Al, _right_times(al, cop.matrix))
+        elif isinstance(cop, Sum):
+            for s_ in srcs:
+                push(s_, Au, au)
+                push(s_, Al, al)
+        elif isinstance(cop, MaxPool):
+            L, U = bounds[srcs[0]]
             if not (np.isfinite(L).all() and np.isfinite(U).all()):
-                return np.full(op.n_out, -np.inf), np.full(op.n_out, np.inf)
+                return inf
+            low, up, const = _maxpool_relaxation(cop, L, U)
+            aup, aun = np.maximum(au, 0.0), np.minimum(au, 0.0)
+            alp, aln = np.maximum(al, 0.0), np.minimum(al, 0.0)
+            # upper: positive coefficients take the upper relaxation, negative ones the lower one
+            cu = cu + aup @ const
+            push(srcs[0], Au, _right_times(aup, up) + _right_times(aun, low))
+            cl = cl + aln @ const
+            push(srcs[0], Al, _right_times(alp, low) + _right_times(aln, up))
+        else:
+            L, U = bounds[srcs[0]]
+            if not (np.isfinite(L).all() and np.isfinite(U).all()):
+                return inf
             sl, tl, su, tu = _relaxation(cop, L, U)
             # upper bound of sum_i Au_i y_i: Au_i >= 0 takes the upper relaxation, Au_i < 0 the lower one
-            Aup, Aun = np.maximum(Au, 0.0), np.minimum(Au, 0.0)
-            cu = cu + Aup @ tu + Aun @ tl
-            Au = Aup * su + Aun * sl
-            Alp, Aln = np.maximum(Al, 0.0), np.minimum(Al, 0.0)
-            cl = cl + Alp @ tl + Aln @ tu
-            Al = Alp * sl + Aln * su
-        cur = src
-    lo_x, hi_x = bounds[cur]
-    _, up = _concretize(Au, region, lo_x, hi_x)
-    down, _ = _concretize(Al, region, lo_x, hi_x)
-    return widen(down + cl, up + cu)
+            aup, aun = np.maximum(au, 0.0), np.minimum(au, 0.0)
+            cu = cu + aup @ tu + aun @ tl
+            push(srcs[0], Au, aup * su + aun * sl)
+            alp, aln = np.maximum(al, 0.0), np.minimum(al, 0.0)
+            cl = cl + alp @ tl + aln @ tu
+            push(srcs[0], Al, alp * sl + aln * su)
+    lo_x, hi_x = bounds[x_node]
+    if x_node not in Au:      # the node does not depend on the input
+        return widen(cl, cu)
+    _, up_ = _concretize(Au[x_node], region, lo_x, hi_x)
+    down, _ = _concretize(Al[x_node], region, lo_x, hi_x)
+    return widen(down + cl, up_ + cu)
+
+
+def _right_times(A: FloatArray, M: Any) -> FloatArray:
+    """``A @ M`` for a dense ``A`` and a dense or scipy.sparse ``M``, as a dense array."""
+    if sp.issparse(M):
+        return np.asarray((M.T @ A.T).T, dtype=np.float64)
+    return np.asarray(A @ M, dtype=np.float64)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -298,9 +372,8 @@ def tighten_bounds(net: Network, region: Region, *, method: str = "lp", bounds: 
     for n, op in net.items():
         if isinstance(op, Input):
             continue
-        lo_in, hi_in = bm[net.inputs_of(n)[0]]
-        lo, hi = op.interval(lo_in, hi_in)
-        if isinstance(op, Dense):
+        lo, hi = node_interval(net, n, bm)
+        if isinstance(op, (Dense, Sum)):
             lo, hi = widen(lo, hi)   # as in propagate_bounds: float sums may round the other way
         lo, hi = np.maximum(lo, bm[n][0]), np.minimum(hi, bm[n][1])
         bm[n] = (lo, hi)
