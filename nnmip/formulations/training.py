@@ -523,7 +523,8 @@ TRAINABLE_KINDS = ("input", "dense", "step", "sign", "relu", "identity")
 
 def check_trainable_chain(net: Network) -> None:
     """Training formulations read chains of dense layers and activations; raise E0426 for anything else
-    (residual sums, max pooling, a node with two inputs or two consumers)."""
+    (residual sums, max pooling, a node with two inputs or two consumers).
+    """
     for n, op in net.items():
         if op.kind not in TRAINABLE_KINDS or len(net.inputs_of(n)) > 1 or net.graph.out_degree(n) > 1:
             what = (f"'{n}' is a {op.kind} node" if op.kind not in TRAINABLE_KINDS else

@@ -1,4 +1,4 @@
-"""Fixed-weight networks as MILPs (docs/formulations.md §6 and §13): the input is the decision variable.
+"""Fixed-weight networks as MILPs (docs/formulations.md §6, §13 and §17): the input is the decision variable.
 
 The weights are constants, so every dense layer is linear in its input and the only non-linear pieces are the
 activations.  Bounds are not computed here: :mod:`nnmip.passes.bounds` proves them and hands them in; every

@@ -909,7 +909,8 @@ class _Importer:
     def layer_input(self, node: onnx.NodeProto, k: int) -> _Value:
         """Input ``k`` of a weight-bearing node: a tensor that already went through weights becomes a layer of its
         own first, so that every Gemm, MatMul and Conv of the file stays one layer (normalisations, shape ops and
-        pooling fold into the next one)."""
+        pooling fold into the next one).
+        """
         v = self.get(node.input[k], node)
         if isinstance(v, _Lin) and v.weighty:
             return _Lin.of(self.materialize(v, node.input[k]), v.shape)

@@ -136,7 +136,8 @@ def _sexprs(toks: list[_Tok], file: str) -> list[object]:
 
 def parse_vnnlib(source: str | os.PathLike[str], text: str | None = None) -> VnnProperty:
     """Read a VNN-LIB file (``.vnnlib`` or gzip-compressed ``.vnnlib.gz``; or ``text`` with ``source`` as its
-    name) into input regions and unsafe output cases."""
+    name) into input regions and unsafe output cases.
+    """
     file = os.fspath(source)
     if text is None:
         try:
