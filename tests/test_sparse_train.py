@@ -205,3 +205,15 @@ def test_example_digits_sparse() -> None:
     assert rep.metrics["test"] >= 0.93
     assert rep.pruned is not None
     assert rep.pruned.num_params() < rep.network.num_params()
+
+
+@pytest.mark.parametrize("args", [["compile", "-o", "OUT.lp"], ["solve", "--relax"],
+                                  ["solve", "--emit", "perspective-cuts"]])
+def test_gradient_tasks_have_no_training_model(args: list[str], tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "t.nnmip"
+    src.write_text(TASK.replace("STRATEGY", "strategy = prox_sg(epochs=1)"), encoding="utf-8")
+    argv = [a.replace("OUT", str(tmp_path / "m")) for a in args]
+    assert main([argv[0], str(src), *argv[1:]]) == 2
+    assert "error[E0173]" in capsys.readouterr().err
+    assert not (tmp_path / "m.lp").exists()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from nnmip.errors import NnmipError
 from nnmip.ir.ops import Dense, Identity, Input, ReLU
 from nnmip.syntax import ast
 
@@ -154,3 +155,12 @@ def check_task(ck: _Checker, net: Network, task: TrainTask, loss_given: bool) ->
                + " needs pruning groups", spec.span,
                "help: add prune = neurons(h1) (or features(x), layers(...), weights(...)) to the task")
     return task
+
+
+def no_training_model(task: TrainTask, why: str, source: str | None = None) -> NnmipError:
+    """E0173: a gradient-trained task has no training MILP to write, relax or emit."""
+    return NnmipError.at("E0173", f"task 'train {task.network} on {task.data}' is trained by stochastic gradient "
+                         f"(strategy {task.strategy.kind}): there is no training model to {why}",
+                         task.strategy.span, ["help: 'nnmip solve' trains it; to see a MILP, compile or verify the "
+                                              "trained network (verify statements, nnmip verify --npz/--onnx)"],
+                         source=source)

@@ -110,6 +110,10 @@ def program_questions(cp: Any, *, emit: str | None = None, relax: bool | None = 
     out: list[Question] = []
     for i, (_, kind, st) in enumerate(stmts):
         if kind == "train":
+            from nnmip.check.sparse_spec import is_gradient, no_training_model
+
+            if is_gradient(st.strategy.kind):
+                raise no_training_model(st, "compile", cp.program.source)
             ds = task_dataset(cp, st)
             net = cp.networks[st.network]
             mode = emit if emit is not None else getattr(st, "emit", "milp")

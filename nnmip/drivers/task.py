@@ -127,6 +127,11 @@ def run_train_task(cp: CheckedProgram, task: TrainTask | None = None, *, solver:
     if is_gradient(task.strategy.kind):
         from nnmip.drivers.sparse.task import run_sparse_task
 
+        if relax or emit != "milp":
+            from nnmip.check.sparse_spec import no_training_model
+
+            raise no_training_model(task, "relax" if relax else f"emit as {emit}", cp.program.source)
+
         res, sparse = run_sparse_task(task, net, ds)
     elif task.strategy.kind != "exact":
         from nnmip.drivers.strategies import run_strategy
