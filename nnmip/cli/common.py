@@ -159,6 +159,24 @@ def check_solver_args(a: argparse.Namespace) -> None:
         get_backend(solver)   # an unknown or missing solver fails before any work (exit code 3)
 
 
+def add_executor_args(p: argparse.ArgumentParser) -> None:
+    """``--jobs`` and ``--scheduler``: where the tasks of a batch run (:mod:`nnmip.drivers.executor`)."""
+    g = p.add_argument_group("parallel runs (batches only)")
+    g.add_argument("--jobs", type=int, metavar="N",
+                   help="worker processes on this machine (default: the cores available; 1: serial); with "
+                        "--scheduler local, the number of Dask workers")
+    g.add_argument("--scheduler", metavar="ADDR",
+                   help="run on a Dask cluster: its scheduler address (tcp://host:8786), or 'local' to start one "
+                        "here (needs pip install 'nnmip[dask]')")
+
+
+def make_executor_from_args(a: argparse.Namespace) -> Any:
+    """The :class:`nnmip.drivers.executor.Executor` that ``--jobs`` / ``--scheduler`` ask for."""
+    from nnmip.drivers.executor import make_executor
+
+    return make_executor(getattr(a, "jobs", None), getattr(a, "scheduler", None))
+
+
 def add_emit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--emit", choices=("milp", "perspective-conic", "perspective-cuts"), default=None,
                    help="how pruning's squared-norm term is written (see docs/robust.md); overrides the task's emit")

@@ -21,7 +21,15 @@ from typing import Any
 
 import numpy as np
 
-from nnmip.cli.common import EXIT_OK, EXIT_UNSOLVED, add_solver_args, command, write_json
+from nnmip.cli.common import (
+    EXIT_OK,
+    EXIT_UNSOLVED,
+    add_executor_args,
+    add_solver_args,
+    command,
+    make_executor_from_args,
+    write_json,
+)
 from nnmip.errors import NnmipError
 
 
@@ -51,6 +59,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tighten", choices=("interval", "symbolic", "lp", "milp", "auto"),
                    help="bound tightening (default auto: lp on small networks, symbolic on large ones)")
     add_solver_args(p)
+    add_executor_args(p)
     p.add_argument("--json", metavar="OUT", help="write the result(s) as JSON ('-' for stdout)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress")
 
@@ -120,25 +129,25 @@ def _check_args(a: argparse.Namespace) -> None:
 
 
 def _progress(enabled: bool) -> Any:
-    t0 = time.perf_counter()
+    """Progress of a batch on stderr: tasks done / running / failed and the robust points so far."""
     tty = sys.stderr.isatty()
     state = {"robust": 0, "last": 0.0}
 
-    def cb(i: int, n: int, r: Any) -> None:
-        if r is not None and r.result == "certified":
+    def cb(st: Any, out: Any) -> None:
+        if out.ok and out.value.get("robust"):
             state["robust"] += 1
         if not enabled:
             return
         now = time.perf_counter()
-        if not tty and i < n and now - state["last"] < 2.0:
+        if not tty and st.finished < st.total and now - state["last"] < 2.0:
             return
         state["last"] = now
         width = 30
-        fill = int(width * i / max(n, 1))
-        line = (f"  [{'#' * fill}{'.' * (width - fill)}] {i}/{n}  robust {state['robust']}  "
-                f"{now - t0:6.1f}s")
+        fill = int(width * st.finished / max(st.total, 1))
+        line = (f"  [{'#' * fill}{'.' * (width - fill)}] {st.finished}/{st.total}  running {st.running}  "
+                f"failed {st.failed}  robust {state['robust']}  {now - st.started:6.1f}s")
         sys.stderr.write(("\r" + line) if tty else (line + "\n"))
-        if tty and i == n:
+        if tty and st.finished == st.total:
             sys.stderr.write("\n")
         sys.stderr.flush()
     return cb
@@ -235,18 +244,24 @@ def _run_points(a: argparse.Namespace, net: Any, domain: Any, common: dict[str, 
         i = int(np.argmax((y < 0) | (y >= n_classes)))
         raise NnmipError.at("E0414", f"label {int(y[i])} in data row {i + 1} of '{a.points}' is not a class of the "
                             f"network (0..{n_classes - 1})", notes=["help: check --label-column"])
-    if not a.quiet:
-        print(f"verifying {X.shape[0]} points, linf {a.linf:g}", file=sys.stderr)
     t0 = time.perf_counter()
-    acc, rows = robust_accuracy(net, X, y, a.linf, domain=domain, progress=_progress(not a.quiet), **common)
+    with make_executor_from_args(a) as ex:
+        if not a.quiet:
+            print(f"verifying {X.shape[0]} points, linf {a.linf:g}, on {ex.describe()}", file=sys.stderr)
+        acc, rows = robust_accuracy(net, X, y, a.linf, domain=domain, progress=_progress(not a.quiet), executor=ex,
+                                    **common)
     clean = float(np.mean(net.predict(X) == (y if y is not None else net.predict(X))))
     unknown = sum(1 for r in rows if r.get("result") == "unknown")
+    errors = [r for r in rows if r.get("result") == "error"]
     _say(a, f"robust accuracy {acc:.4f} ({sum(r['robust'] for r in rows)}/{len(rows)}), clean accuracy {clean:.4f}, "
-          f"{unknown} unknown, {time.perf_counter() - t0:.1f}s")
+          f"{unknown} unknown, {len(errors)} errors, {time.perf_counter() - t0:.1f}s")
+    for r in errors:
+        print(f"error[{r['error']['code']}]: point {r['index']}: {r['error']['message']}", file=sys.stderr)
     if a.json:
         write_json(a.json, {"robust_accuracy": acc, "clean_accuracy": clean, "eps": a.linf, "points": len(rows),
-                             "unknown": unknown, "seconds": round(time.perf_counter() - t0, 3), "results": rows})
-    return EXIT_UNSOLVED if unknown else EXIT_OK
+                             "unknown": unknown, "errors": len(errors), "seconds": round(time.perf_counter() - t0, 3),
+                             "results": rows})
+    return EXIT_UNSOLVED if unknown or errors else EXIT_OK
 
 
 def _run_vnnlib(a: argparse.Namespace, net: Any, domain: Any, common: dict[str, Any]) -> int:

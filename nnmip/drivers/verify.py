@@ -497,38 +497,80 @@ def _margin_search(net: Network, region: Region, rep: BoundReport, cs: Case, bac
 def robust_accuracy(net: Network, X: FloatArray, y: npt.ArrayLike | None, eps: float, *,
                     domain: tuple[npt.ArrayLike, npt.ArrayLike] | None = None, solver: str = "highs",
                     time_limit: float | None = None, tighten: str = "auto",
-                    progress: Callable[[int, int, VerifyResult | None], None] | None = None,
+                    progress: Callable[[Any, Any], None] | None = None, executor: Any = None,
                     **kw: Any) -> tuple[float, list[dict[str, Any]]]:
     """Certify every row of ``X`` under an linf ball of radius ``eps``; return (robust accuracy, per-point rows).
 
     A point counts as robust when the network classifies it as its label (``y``; the prediction when ``y`` is
-    None) and the ball is certified.  A misclassified point is not verified.
+    None) and the ball is certified.  A misclassified point is not verified.  The points are tasks of
+    ``executor`` (:mod:`nnmip.drivers.executor`; default serial), each running :func:`verify_point`; every
+    counterexample that comes back is re-checked here by the forward pass.  A point whose task has no answer
+    (its worker was lost twice) gets ``result: "error"`` and the error.  ``progress(state, outcome)`` follows
+    :data:`nnmip.drivers.executor.Progress`.
     """
-    from nnmip.ir.spec import classified, linf
+    from nnmip.drivers.executor import SerialExecutor
 
     X = np.atleast_2d(np.asarray(X, dtype=np.float64))
     pred = net.predict(X)
     labels = pred if y is None else np.asarray(y, dtype=np.int64)
+    lo_hi = None if domain is None else tuple(np.broadcast_to(np.asarray(d, np.float64), (net.n_inputs,)).copy()
+                                              for d in domain)
+    options = {"solver": solver, "time_limit": time_limit, "tighten": tighten, "domain": lo_hi, **kw}
+    tasks = [(X[i], int(labels[i]), int(pred[i]), float(eps), options) for i in range(X.shape[0])]
+    ex = executor if executor is not None else SerialExecutor()
+    outcomes = ex.map(verify_point, tasks, shared=net, progress=progress)
     rows: list[dict[str, Any]] = []
-    robust = 0
-    for i in range(X.shape[0]):
-        if labels[i] != pred[i]:
-            row = {"index": i, "label": int(labels[i]), "predicted": int(pred[i]), "result": "misclassified",
-                   "robust": False}
-            rows.append(row)
-            if progress:
-                progress(i + 1, X.shape[0], None)
-            continue
-        r = verify(net, [linf(X[i], eps)], classified(int(labels[i])), solver=solver, time_limit=time_limit,
-                   tighten=tighten, domain=domain, **kw)
-        ok = r.result == CERTIFIED
-        robust += ok
-        row = {**r.to_dict(), "index": i, "label": int(labels[i]), "predicted": int(pred[i]), "robust": ok}
+    for i, out in enumerate(outcomes):
+        if out.error is not None:
+            row = {"index": i, "label": int(labels[i]), "predicted": int(pred[i]), "result": "error",
+                   "robust": False, "error": out.error.to_dict()}
+        else:
+            row = {"index": i, **out.value}
+            if not point_answer_holds(net, row, X[i], eps, lo_hi):
+                row = {"index": i, "label": int(labels[i]), "predicted": int(pred[i]), "result": "error",
+                       "robust": False, "error": {"code": "E0806", "message": f"the counterexample of point {i} "
+                                                  "does not survive the forward pass here; answer dropped"}}
         rows.append(row)
-        if progress:
-            progress(i + 1, X.shape[0], r)
+    robust = sum(bool(r["robust"]) for r in rows)
     acc = robust / X.shape[0] if X.shape[0] else 0.0
     return acc, rows
+
+
+def verify_point(net: Network, task: tuple[FloatArray, int, int, float, dict[str, Any]]) -> dict[str, Any]:
+    """One point of :func:`robust_accuracy` (a task of its executor): ``(x, label, predicted, eps, options)``
+    -> the point's row (without ``index``).  A counterexample is re-checked by the forward pass before it is
+    returned.
+    """
+    from nnmip.ir.spec import classified, linf
+
+    x, label, predicted, eps, options = task
+    if label != predicted:
+        return {"label": label, "predicted": predicted, "result": "misclassified", "robust": False}
+    r = verify(net, [linf(x, eps)], classified(label), **options)
+    row = {**r.to_dict(), "label": label, "predicted": predicted, "robust": r.result == CERTIFIED}
+    if not point_answer_holds(net, row, x, eps, options.get("domain")):
+        return {"label": label, "predicted": predicted, "result": "error", "robust": False,
+                "error": {"code": "E0806", "message": "the counterexample does not survive the forward pass on the "
+                                                     "worker; answer dropped"}}
+    return row
+
+
+def point_answer_holds(net: Network, row: dict[str, Any], x0: FloatArray, eps: float,
+                       domain: tuple[FloatArray, FloatArray] | None) -> bool:
+    """A ``counterexample`` row is kept only when its input lies in the ball and the domain and the numpy
+    forward pass shows it violating ``classified(label)`` (the test :func:`verify` itself applies); other answers
+    pass through.
+    """
+    from nnmip.ir.spec import classified, linf
+
+    if row.get("result") != COUNTEREXAMPLE:
+        return True
+    x = np.asarray(row["counterexample"], dtype=np.float64)
+    if x.shape != x0.shape:
+        return False
+    region = as_region(net, [linf(x0, eps)], domain)
+    return bool(region.contains(x[None, :], tol=0.0)[0]
+                and classified(int(row["label"])).violated(net.forward(x[None, :]))[0])
 
 
 def network_from_layers(layers: Sequence[tuple[FloatArray, FloatArray]], activation: str = "relu",

@@ -1,0 +1,522 @@
+"""Run a batch of independent tasks serially, in local processes or on a Dask cluster, with ordered results.
+
+Every batch path of nnmip (the points of ``nnmip verify --points``, the members of an ensemble, the seeds of a
+benchmark, the instances of a VNN-COMP family) hands its work to an :class:`Executor`::
+
+    with make_executor(jobs=4) as ex:                      # or scheduler="tcp://host:8786" / "local"
+        outcomes = ex.map(task_fn, items, shared=net)      # one Outcome per item, in the order of ``items``
+    values = unwrap(outcomes)                              # the values, or an ExecutorError for the first failure
+
+``task_fn`` is a module-level function (workers import it by name) called as ``task_fn(item)`` or, with
+``shared``, ``task_fn(shared, item)``; ``items`` and ``shared`` are small picklable descriptions (a network,
+a point, a question, options).  ``shared`` travels once per worker, not once per task.
+
+What every executor guarantees
+------------------------------
+* **Order**: ``map`` returns one :class:`Outcome` per item, at the item's position, whatever the completion order.
+* **No silent gap**: each outcome holds either the task's value or a :class:`TaskError` with a code.  A worker
+  that dies while running a task (killed, out of memory, a crash in native code) costs that task one attempt;
+  the task is run once more and, if its worker dies again, reported as ``E0804``.  An exception inside the task
+  is ``E0805`` (not retried: it would fail the same way again).  An :class:`~nnmip.errors.NnmipError` raised by
+  a task (bad input, a missing solver) is raised again by ``map`` in the calling process, exactly as a serial
+  loop would raise it.
+* **Time limits** belong to the task description and are enforced on the worker: the clock starts when the task
+  starts there, not when it was queued.
+* **Progress**: ``progress(state, outcome)`` after every finished task, with the counts done / running / failed.
+
+Processes use :class:`concurrent.futures.ProcessPoolExecutor` (``forkserver`` start where available).  A dead
+worker breaks the whole pool, and the pool cannot say whose worker died: every task that was running is charged
+an attempt and run again *alone*, so the second crash of a task is its own and an innocent neighbour of a
+crashing task is never reported lost.
+Dask uses ``distributed.Client``; the scheduler re-runs a task whose worker died and reports ``KilledWorker``
+after ``distributed.scheduler.allowed-failures`` deaths (set to 1 for the clusters nnmip starts, so a task is
+retried once; see docs/distributed.md for clusters started by hand).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import pickle
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import Any
+
+from nnmip.errors import NnmipError
+
+log = logging.getLogger(__name__)
+
+DASK_HELP = "help: install the extra: pip install 'nnmip[dask]' (or run without --scheduler: --jobs N uses local " \
+            "processes)"
+#: attempts a task gets when its worker dies under it (the first run and one retry)
+ATTEMPTS = 2
+
+
+class ExecutorError(NnmipError, RuntimeError):
+    """A batch cannot be run (no Dask, an unreachable scheduler, a bad job count) or a task has no answer."""
+
+    code = "E0800"
+
+
+@dataclass(frozen=True)
+class TaskError:
+    """Why a task has no value: a code (``E0804`` worker lost twice, ``E0805`` exception in the task) and a
+    message.
+    """
+
+    code: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+@dataclass
+class Outcome:
+    """The end of one task: its value or its error, the attempts it took, and its time on the worker."""
+
+    index: int
+    value: Any = None
+    error: TaskError | None = None
+    attempts: int = 1
+    seconds: float = 0.0        # wall-clock time of the last attempt, on the worker
+    cpu_seconds: float = 0.0    # CPU time of the worker process during the last attempt
+    worker: str = ""            # host:pid of the worker that ran the last attempt
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class BatchState:
+    """Counts for a progress display: ``done`` tasks with a value, ``failed`` with an error, ``running`` now."""
+
+    total: int
+    done: int = 0
+    failed: int = 0
+    running: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def finished(self) -> int:
+        return self.done + self.failed
+
+
+Progress = Callable[[BatchState, Outcome], None]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# what runs on a worker
+# ------------------------------------------------------------------------------------------------------------
+_SHARED: dict[str, Any] = {}     # the ``shared`` payload of the current batch, unpickled once per worker process
+
+
+def _set_shared(token: str, blob: bytes) -> Any:
+    """The batch's ``shared`` object from its pickle bytes (unpickled once per process and batch).
+
+    The payload travels as pickle bytes (protocol 4: numpy arrays come back as fresh aligned copies) rather than
+    through Dask's own serialisation, which may hand numpy arrays over as views of a network buffer: numpy then
+    takes other code paths and a forward pass can differ from the serial one in the last bits.
+    """
+    if token not in _SHARED:
+        _SHARED.clear()
+        _SHARED[token] = pickle.loads(blob)
+    return _SHARED[token]
+
+
+def _worker_name() -> str:
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _call(fn: Callable[..., Any], item: Any, shared: Any = None, token: str | None = None,
+          with_shared: bool = False, blob: bytes | None = None) -> tuple[Any, ...]:
+    """Run one task and describe how it ended: ``("ok", value, ...)``, ``("nnmip", error, ...)`` or
+    ``("error", message, ...)``, each followed by (wall seconds, CPU seconds, worker).  Never raises, so that an
+    exception of the task is not taken for a lost worker.
+    """
+    if token is not None:
+        shared, with_shared = (_SHARED[token] if blob is None else _set_shared(token, blob)), True
+    t0, c0 = time.perf_counter(), time.process_time()
+
+    def tail() -> tuple[float, float, str]:
+        return time.perf_counter() - t0, time.process_time() - c0, _worker_name()
+    try:
+        value = fn(shared, item) if with_shared else fn(item)
+    except NnmipError as exc:
+        return ("nnmip", exc, *tail())
+    except Exception as exc:   # noqa: BLE001  (reported as the task's error, with its type)
+        log.exception("task failed")
+        return ("error", f"{type(exc).__name__}: {exc}", *tail())
+    return ("ok", value, *tail())
+
+
+def _record(out: Outcome, raw: tuple[Any, ...]) -> None:
+    kind, payload, out.seconds, out.cpu_seconds, out.worker = raw
+    if kind == "nnmip":
+        raise payload
+    if kind == "error":
+        out.error = TaskError("E0805", f"task {out.index} failed: {payload}")
+    else:
+        out.value = payload
+
+
+def _lost(out: Outcome, detail: str) -> None:
+    out.error = TaskError("E0804", f"task {out.index} lost its worker {ATTEMPTS} times ({detail}); no answer")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# executors
+# ------------------------------------------------------------------------------------------------------------
+class Executor:
+    """Runs ``fn`` over ``items``; see the module docstring for the guarantees."""
+
+    name = "executor"
+
+    @property
+    def workers(self) -> int:
+        return 1
+
+    def map(self, fn: Callable[..., Any], items: Iterable[Any], *, shared: Any = None, has_shared: bool = False,
+            progress: Progress | None = None) -> list[Outcome]:
+        """One :class:`Outcome` per item, in order.  ``fn(item)``, or ``fn(shared, item)`` when ``shared`` is
+        given (or ``has_shared`` is true: a ``shared`` that is ``None``).
+        """
+        raise NotImplementedError
+
+    def values(self, fn: Callable[..., Any], items: Iterable[Any], *, shared: Any = None,
+               has_shared: bool = False) -> list[Any]:
+        """The values of :meth:`map`; an :class:`ExecutorError` for the first task without one."""
+        return unwrap(self.map(fn, items, shared=shared, has_shared=has_shared))
+
+    def describe(self) -> str:
+        return self.name
+
+    def close(self) -> None:
+        """Release the workers (idempotent)."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def unwrap(outcomes: Sequence[Outcome]) -> list[Any]:
+    """The values of ``outcomes``; an :class:`ExecutorError` naming the first task that has none."""
+    for o in outcomes:
+        if o.error is not None:
+            raise ExecutorError.at(o.error.code, o.error.message,
+                                   notes=["help: run the batch again; a task that always loses its worker may need "
+                                          "more memory, or has crashed the solver (try --jobs 1 to see)"])
+    return [o.value for o in outcomes]
+
+
+class SerialExecutor(Executor):
+    """Every task in this process, one after another (the reference the others must match)."""
+
+    name = "serial"
+
+    def map(self, fn: Callable[..., Any], items: Iterable[Any], *, shared: Any = None, has_shared: bool = False,
+            progress: Progress | None = None) -> list[Outcome]:
+        items = list(items)
+        with_shared = has_shared or shared is not None
+        state = BatchState(len(items))
+        outs = []
+        for i, item in enumerate(items):
+            out = Outcome(i)
+            state.running = 1
+            _record(out, _call(fn, item, shared, with_shared=with_shared))
+            state.running = 0
+            state.done += out.ok
+            state.failed += not out.ok
+            outs.append(out)
+            if progress:
+                progress(state, out)
+        return outs
+
+
+def _context() -> Any:
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+class ProcessExecutor(Executor):
+    """``jobs`` worker processes on this machine (``concurrent.futures.ProcessPoolExecutor``)."""
+
+    name = "processes"
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = int(jobs)
+        if self.jobs < 1:
+            raise ExecutorError.at("E0803", f"--jobs must be at least 1, not {jobs}",
+                                   notes=["help: --jobs 1 runs serially; the default is the number of cores"])
+
+    @property
+    def workers(self) -> int:
+        return self.jobs
+
+    def describe(self) -> str:
+        return f"{self.jobs} local processes"
+
+    def map(self, fn: Callable[..., Any], items: Iterable[Any], *, shared: Any = None, has_shared: bool = False,
+            progress: Progress | None = None) -> list[Outcome]:
+        items = list(items)
+        n = len(items)
+        outs = [Outcome(i, attempts=0) for i in range(n)]
+        state = BatchState(n)
+        if n == 0:
+            return outs
+        with_shared = has_shared or shared is not None
+        token = uuid.uuid4().hex if with_shared else None
+        blob = pickle.dumps(shared, protocol=4) if with_shared else b""
+        ctx = _context()
+        if ctx.get_start_method() == "forkserver":
+            ctx.set_forkserver_preload([__name__, fn.__module__])
+
+        def new_pool() -> ProcessPoolExecutor:
+            init = (_set_shared, (token, blob)) if token is not None else (None, ())
+            return ProcessPoolExecutor(max_workers=min(self.jobs, n), mp_context=ctx, initializer=init[0],
+                                       initargs=init[1])
+
+        pending = deque(range(n))      # not yet run
+        alone: deque[int] = deque()    # suspects of a pool crash, each re-run on its own
+        charged = [0] * n              # crashes each task was running in
+        inflight: dict[Future[Any], int] = {}
+        pool = new_pool()
+        try:
+            while pending or alone or inflight:
+                if alone:
+                    if not inflight:
+                        i = alone.popleft()
+                        outs[i].attempts += 1
+                        inflight[pool.submit(_call, fn, items[i], None, token)] = i
+                else:
+                    while pending and len(inflight) < self.jobs:
+                        i = pending.popleft()
+                        outs[i].attempts += 1
+                        inflight[pool.submit(_call, fn, items[i], None, token)] = i
+                state.running = len(inflight)
+                done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+                crashed: list[int] = []
+                for f in done:
+                    i = inflight.pop(f)
+                    try:
+                        _record(outs[i], f.result())
+                    except BrokenProcessPool:
+                        crashed.append(i)
+                        continue
+                    except NnmipError:
+                        for g in inflight:
+                            g.cancel()
+                        raise
+                    self._finish(state, outs[i], progress)
+                if not crashed:
+                    continue
+                # the pool is broken: every other running task fails too; collect them and start a new pool
+                for f, i in list(inflight.items()):
+                    try:
+                        _record(outs[i], f.result())
+                        self._finish(state, outs[i], progress)
+                    except BrokenProcessPool:
+                        crashed.append(i)
+                inflight.clear()
+                pool.shutdown(wait=True, cancel_futures=True)
+                pool = new_pool()
+                # every task the crash took is charged; the survivors run again one at a time, so that a task
+                # that crashes its worker twice (the second time alone) is the one reported
+                log.warning("a worker process ended abruptly under tasks %s; running them again one at a time",
+                            sorted(crashed))
+                for i in sorted(crashed):
+                    charged[i] += 1
+                    if charged[i] >= ATTEMPTS:
+                        _lost(outs[i], "its worker process ended abruptly")
+                        self._finish(state, outs[i], progress)
+                    else:
+                        alone.append(i)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return outs
+
+    @staticmethod
+    def _finish(state: BatchState, out: Outcome, progress: Progress | None) -> None:
+        state.done += out.ok
+        state.failed += not out.ok
+        if progress:
+            progress(state, out)
+
+
+def _distributed() -> Any:
+    try:
+        import distributed
+    except ImportError:
+        raise ExecutorError.at("E0801", "--scheduler needs Dask distributed, which is not installed",
+                               notes=[DASK_HELP]) from None
+    return distributed
+
+
+class DaskExecutor(Executor):
+    """Tasks on a Dask distributed cluster: ``scheduler`` is an address (``tcp://host:8786``) or ``"local"``
+    (a :class:`distributed.LocalCluster` of ``workers`` single-threaded processes, started here).
+    """
+
+    name = "dask"
+
+    def __init__(self, scheduler: str, workers: int | None = None, timeout: float = 10.0) -> None:
+        distributed = _distributed()
+        import dask
+
+        self._cluster: Any = None
+        # the cluster's chatter follows the library's log level (nnmip --log-level), not distributed's INFO default
+        logging.getLogger("distributed").setLevel(max(logging.getLogger().getEffectiveLevel(), logging.INFO))
+        # a task whose worker dies is re-run once (allowed-failures: 1); a 1-thread worker holds only the task it
+        # runs (saturation 1.0), so a dying worker takes no queued task down with it
+        cfg = {"distributed.scheduler.allowed-failures": ATTEMPTS - 1,
+               "distributed.scheduler.worker-saturation": 1.0}
+        try:
+            with dask.config.set(cfg):
+                if scheduler == "local":
+                    n = workers or available_cores()
+                    if n < 1:
+                        raise ExecutorError.at("E0803", f"a local cluster needs at least 1 worker, not {n}")
+                    self._cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                                             dashboard_address=None)
+                    self.client = distributed.Client(self._cluster)
+                else:
+                    self.client = distributed.Client(scheduler, timeout=timeout)
+        except (OSError, TimeoutError) as exc:
+            self.close()
+            raise ExecutorError.at("E0802", f"cannot reach the Dask scheduler at '{scheduler}': {exc}",
+                                   notes=["help: start one with 'dask scheduler' and workers with 'dask worker "
+                                          "tcp://HOST:8786', or use --scheduler local"]) from None
+        self.scheduler = scheduler
+
+    @property
+    def address(self) -> str:
+        return str(self.client.scheduler.address)
+
+    @property
+    def workers(self) -> int:
+        info = self.client.scheduler_info()
+        return max(1, sum(int(w.get("nthreads", 1)) for w in info.get("workers", {}).values()))
+
+    def describe(self) -> str:
+        return f"Dask at {self.address} ({self.workers} worker threads)"
+
+    def map(self, fn: Callable[..., Any], items: Iterable[Any], *, shared: Any = None, has_shared: bool = False,
+            progress: Progress | None = None) -> list[Outcome]:
+        distributed = _distributed()
+        items = list(items)
+        n = len(items)
+        outs = [Outcome(i) for i in range(n)]
+        state = BatchState(n)
+        if n == 0:
+            return outs
+        with_shared = has_shared or shared is not None
+        batch = uuid.uuid4().hex[:12]
+        extra: tuple[Any, ...] = ()
+        if with_shared:
+            blob = pickle.dumps(shared, protocol=4)
+            extra = (None, batch, True, self.client.scatter(blob, broadcast=True, hash=False))
+        futures = [self.client.submit(_call, fn, item, *extra, key=f"nnmip-{batch}-{i}", pure=False, retries=1)
+                   for i, item in enumerate(items)]
+        where = {f.key: i for i, f in enumerate(futures)}
+        slots = self.workers
+        try:
+            for fut, res in distributed.as_completed(futures, with_results=True, raise_errors=False):
+                i = where[fut.key]
+                if isinstance(res, BaseException) or fut.status == "error":
+                    exc = res if isinstance(res, BaseException) else fut.exception()
+                    if type(exc).__name__ == "KilledWorker":
+                        outs[i].attempts = ATTEMPTS
+                        _lost(outs[i], "its Dask worker died")
+                    else:
+                        outs[i].error = TaskError("E0805", f"task {i} failed: {type(exc).__name__}: {exc}")
+                else:
+                    _record(outs[i], res)
+                state.done += outs[i].ok
+                state.failed += not outs[i].ok
+                state.running = min(slots, n - state.finished)
+                if progress:
+                    progress(state, outs[i])
+            for key, lost in self._lost_counts([f.key for f in futures]).items():
+                if outs[where[key]].ok:
+                    outs[where[key]].attempts = 1 + lost
+        finally:
+            self.client.cancel([f for f in futures if not f.done()])
+            for f in futures:
+                f.release()
+        return outs
+
+    def _lost_counts(self, keys: list[Any]) -> dict[Any, int]:
+        """How many times the worker of each task died under it (the scheduler's count; empty if it will not
+        say).
+        """
+        try:
+            return dict(self.client.run_on_scheduler(_suspicious, keys))
+        except Exception:   # noqa: BLE001  (the count is for the report only)
+            return {}
+
+    def close(self) -> None:
+        client, cluster = getattr(self, "client", None), self._cluster
+        self._cluster = None
+        if client is not None:
+            client.close()
+            del self.client
+        if cluster is not None:
+            cluster.close()
+
+
+def _suspicious(keys: list[Any], dask_scheduler: Any = None) -> dict[Any, int]:
+    """On the scheduler: the tasks of ``keys`` whose worker died under them, with the count."""
+    out = {}
+    for k in keys:
+        ts = dask_scheduler.tasks.get(k)
+        if ts is not None and ts.suspicious:
+            out[k] = int(ts.suspicious)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------------
+# choosing one
+# ------------------------------------------------------------------------------------------------------------
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:   # pragma: no cover  (macOS, Windows)
+        return os.cpu_count() or 1
+
+
+def make_executor(jobs: int | None = None, scheduler: str | None = None) -> Executor:
+    """``scheduler`` (an address or ``"local"``, needs ``nnmip[dask]``): a :class:`DaskExecutor`, with ``jobs``
+    workers for ``"local"``; otherwise ``jobs`` local processes (default: the cores available), serial for 1.
+    """
+    if jobs is not None and jobs < 1:
+        raise ExecutorError.at("E0803", f"--jobs must be at least 1, not {jobs}",
+                               notes=["help: --jobs 1 runs serially; the default is the number of cores"])
+    if scheduler:
+        return DaskExecutor(scheduler, workers=jobs)
+    n = available_cores() if jobs is None else jobs
+    return SerialExecutor() if n == 1 else ProcessExecutor(n)
+
+
+def parallel_map(fn: Callable[..., Any], items: Iterable[Any], *, jobs: int | None = None,
+                 scheduler: str | None = None, executor: Executor | None = None, shared: Any = None,
+                 has_shared: bool = False) -> list[Any]:
+    """``[fn(item) for item in items]`` (or ``fn(shared, item)``) on an executor: the one given, else
+    :func:`make_executor` of ``jobs`` / ``scheduler`` (closed afterwards).  An :class:`ExecutorError` when a task
+    has no value; an :class:`~nnmip.errors.NnmipError` of a task is raised as is.
+    """
+    if executor is not None:
+        return executor.values(fn, items, shared=shared, has_shared=has_shared)
+    with make_executor(jobs, scheduler) as ex:
+        return ex.values(fn, items, shared=shared, has_shared=has_shared)

@@ -1,0 +1,53 @@
+"""Task functions for the executor tests (a module the worker processes can import by name)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from nnmip.errors import DataError
+
+
+def square(x: int) -> int:
+    time.sleep(0.01 * (x % 3))       # finish out of order
+    return x * x
+
+
+def scaled(k: int, x: int) -> int:
+    return k * x
+
+
+def fail_on_three(x: int) -> int:
+    if x == 3:
+        raise ValueError("three is not allowed")
+    return x
+
+
+def bad_input_on_two(x: int) -> int:
+    if x == 2:
+        raise DataError.at("E0301", "file 'two.csv' does not exist", notes=["help: give the file"])
+    return x
+
+
+def die_once(task: tuple[int, str]) -> int:
+    """Ends its worker process abruptly the first time (marker file absent), returns on the retry."""
+    x, marker = task
+    if x == 1:
+        m = Path(marker)
+        if not m.exists():
+            m.write_text("died once")
+            os._exit(13)
+    time.sleep(0.05)
+    return x + 100
+
+
+def die_always(task: tuple[int, str]) -> int:
+    """Ends its worker process abruptly on every attempt (counting them in the marker file) for ``x == 1``."""
+    x, marker = task
+    if x == 1:
+        m = Path(marker)
+        m.write_text(str(int(m.read_text()) + 1 if m.exists() else 1))
+        os._exit(13)
+    time.sleep(0.05)
+    return x + 100

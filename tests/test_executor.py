@@ -1,0 +1,216 @@
+"""Batches on every executor: ordered values, explicit errors, a lost worker retried once, and the same JSON
+answers from ``nnmip verify --points`` serially, in local processes and on a 2-worker Dask cluster."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+from executor_tasks import bad_input_on_two, die_always, die_once, fail_on_three, scaled, square
+from verify_nets import mlp_layers, mlp_onnx, ort_forward
+
+from nnmip.cli import main
+from nnmip.drivers.executor import (
+    BatchState,
+    Executor,
+    ExecutorError,
+    Outcome,
+    ProcessExecutor,
+    SerialExecutor,
+    available_cores,
+    make_executor,
+    parallel_map,
+)
+from nnmip.drivers.verify import network_from_layers, robust_accuracy
+from nnmip.errors import DataError
+
+
+@pytest.fixture(scope="module")
+def dask_cluster() -> Iterator[Executor]:
+    """One 2-worker LocalCluster (single-threaded worker processes) for the whole module: it takes seconds."""
+    pytest.importorskip("distributed", reason="Dask distributed is not installed (pip install 'nnmip[dask]')")
+    from nnmip.drivers.executor import DaskExecutor
+
+    ex = DaskExecutor("local", workers=2)
+    yield ex
+    ex.close()
+
+
+@pytest.fixture(params=["serial", "processes", "dask"])
+def executor(request: pytest.FixtureRequest) -> Iterator[Executor]:
+    if request.param == "serial":
+        yield SerialExecutor()
+    elif request.param == "processes":
+        yield ProcessExecutor(2)
+    else:
+        yield request.getfixturevalue("dask_cluster")
+
+
+def test_values_in_order_with_progress(executor: Executor) -> None:
+    seen: list[tuple[int, int, int, int]] = []
+
+    def progress(st: BatchState, out: Outcome) -> None:
+        seen.append((st.done, st.failed, st.running, out.index))
+    outs = executor.map(square, range(10), progress=progress)
+    assert [o.value for o in outs] == [i * i for i in range(10)]
+    assert [o.index for o in outs] == list(range(10))
+    assert all(o.ok and o.attempts == 1 and o.worker for o in outs)
+    assert [d for d, _, _, _ in seen] == list(range(1, 11))
+    assert sorted(i for _, _, _, i in seen) == list(range(10))
+    assert all(0 <= r <= 2 for _, _, r, _ in seen)
+    assert executor.map(square, []) == []
+
+
+def test_shared_payload_travels_once_and_is_used(executor: Executor) -> None:
+    assert executor.values(scaled, [1, 2, 3], shared=7) == [7, 14, 21]
+
+
+def test_exception_in_a_task_is_that_tasks_error(executor: Executor) -> None:
+    outs = executor.map(fail_on_three, range(5))
+    assert [o.value for o in outs if o.ok] == [0, 1, 2, 4]
+    bad = outs[3]
+    assert bad.error is not None
+    assert bad.error.code == "E0805"
+    assert "ValueError: three is not allowed" in bad.error.message
+    assert bad.attempts == 1                 # not retried: it would fail the same way
+    with pytest.raises(ExecutorError) as info:
+        executor.values(fail_on_three, range(5))
+    assert info.value.diagnostics[0].code == "E0805"
+
+
+def test_input_error_of_a_task_is_raised_as_in_a_serial_loop(executor: Executor) -> None:
+    with pytest.raises(DataError) as info:
+        executor.map(bad_input_on_two, range(4))
+    d = info.value.diagnostics[0]
+    assert d.code == "E0301"
+    assert d.notes == ("help: give the file",)
+
+
+def test_worker_lost_once_is_retried(executor: Executor, tmp_path: Path) -> None:
+    if isinstance(executor, SerialExecutor):
+        pytest.skip("a serial run has no worker to lose")
+    marker = tmp_path / "died"
+    outs = executor.map(die_once, [(i, str(marker)) for i in range(4)])
+    assert marker.read_text() == "died once"
+    assert [o.value for o in outs] == [i + 100 for i in range(4)]
+    assert outs[1].attempts == 2
+    # a process pool cannot tell whose worker died: the tasks running next to it are run again as well
+    assert all(1 <= o.attempts <= 2 for o in outs)
+
+
+def test_worker_lost_twice_is_an_explicit_error(executor: Executor, tmp_path: Path) -> None:
+    if isinstance(executor, SerialExecutor):
+        pytest.skip("a serial run has no worker to lose")
+    marker = tmp_path / "deaths"
+    outs = executor.map(die_always, [(i, str(marker)) for i in range(4)])
+    assert marker.read_text() == "2"                     # the first run and one retry
+    lost = outs[1]
+    assert lost.error is not None
+    assert lost.error.code == "E0804"
+    assert "lost its worker 2 times" in lost.error.message
+    assert [o.value for k, o in enumerate(outs) if k != 1] == [i + 100 for i in range(4) if i != 1]
+
+
+def test_make_executor_choices() -> None:
+    assert isinstance(make_executor(1), SerialExecutor)
+    ex = make_executor(3)
+    assert isinstance(ex, ProcessExecutor)
+    assert ex.workers == 3
+    assert make_executor().workers == available_cores()
+    with pytest.raises(ExecutorError) as info:
+        make_executor(0)
+    assert info.value.diagnostics[0].code == "E0803"
+    assert parallel_map(square, [3, 4], jobs=2) == [9, 16]
+
+
+def test_scheduler_without_dask_names_the_extra(monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)      # import distributed -> ImportError
+    with pytest.raises(ExecutorError) as info:
+        make_executor(scheduler="local")
+    assert info.value.diagnostics[0].code == "E0801"
+    path, _ = _net(tmp_path)
+    np.savetxt(tmp_path / "p.csv", np.random.default_rng(0).random((3, 4)), delimiter=",")
+    rc = main(["verify", "--onnx", str(path), "--points", str(tmp_path / "p.csv"), "--label-column", "none",
+               "--linf", "0.01", "--scheduler", "tcp://127.0.0.1:8786", "-q"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "error[E0801]" in err
+    assert "pip install 'nnmip[dask]'" in err
+
+
+def test_unreachable_scheduler_is_a_clear_error() -> None:
+    pytest.importorskip("distributed", reason="Dask distributed is not installed")
+    from nnmip.drivers.executor import DaskExecutor
+
+    with pytest.raises(ExecutorError) as info:
+        DaskExecutor("tcp://127.0.0.1:9", timeout=1)
+    assert info.value.diagnostics[0].code == "E0802"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# verify --points: the same answers everywhere
+# ------------------------------------------------------------------------------------------------------------
+def _net(tmp_path: Path) -> tuple[Path, onnx.ModelProto]:
+    model = mlp_onnx(mlp_layers([4, 16, 16, 3], 1, scale=2.0), "relu")
+    p = tmp_path / "net.onnx"
+    onnx.save(model, p)
+    return p, model
+
+
+def _untimed(d: Any) -> Any:
+    if isinstance(d, dict):
+        return {k: _untimed(v) for k, v in d.items() if k != "seconds"}
+    if isinstance(d, list):
+        return [_untimed(v) for v in d]
+    return d
+
+
+def test_verify_points_same_json_serial_processes_dask(tmp_path: Path, dask_cluster: Any) -> None:
+    path, model = _net(tmp_path)
+    X = np.random.default_rng(1).random((20, 4))
+    y = np.argmax(ort_forward(model, X), axis=1)
+    y[4] = (y[4] + 1) % 3                                     # one misclassified point
+    np.savetxt(tmp_path / "pts.csv", np.column_stack([X, y]), delimiter=",")
+    texts = {}
+    for name, extra in {"serial": ["--jobs", "1"], "jobs2": ["--jobs", "2"],
+                        "dask": ["--scheduler", dask_cluster.address]}.items():
+        out = tmp_path / f"{name}.json"
+        rc = main(["verify", "--onnx", str(path), "--points", str(tmp_path / "pts.csv"), "--linf", "0.1",
+                   "--domain", "0", "1", "--json", str(out), "-q", *extra])
+        assert rc == 0
+        texts[name] = json.dumps(_untimed(json.loads(out.read_text())), sort_keys=True)
+    assert texts["serial"] == texts["jobs2"] == texts["dask"]
+    d = json.loads(texts["serial"])
+    kinds = {r["result"] for r in d["results"]}
+    assert {"certified", "counterexample", "misclassified"} <= kinds   # the batch exercises every answer
+    for r in d["results"]:
+        if r["result"] == "counterexample":
+            x = np.array(r["counterexample"])
+            assert np.max(np.abs(x - X[r["index"]])) <= 0.1 + 1e-12
+            assert np.argmax(ort_forward(model, x)[0]) != r["label"]
+
+
+def test_robust_accuracy_marks_a_lost_point_and_keeps_the_rest(tmp_path: Path, monkeypatch) -> None:
+    """The driver never leaves a gap: a point whose task has no answer becomes an explicit error row."""
+    net = network_from_layers(mlp_layers([3, 8, 2], 2))
+    X = np.random.default_rng(3).random((5, 3))
+
+    class LosesPointTwo(SerialExecutor):
+        def map(self, fn, items, **kw):  # type: ignore[no-untyped-def]
+            outs = super().map(fn, items, **kw)
+            from nnmip.drivers.executor import TaskError
+            outs[2] = Outcome(2, error=TaskError("E0804", "task 2 lost its worker 2 times"), attempts=2)
+            return outs
+    acc, rows = robust_accuracy(net, X, None, 0.01, executor=LosesPointTwo())
+    assert [r["index"] for r in rows] == list(range(5))
+    assert rows[2]["result"] == "error"
+    assert rows[2]["error"]["code"] == "E0804"
+    assert not rows[2]["robust"]
+    assert all(r["result"] in ("certified", "counterexample") for k, r in enumerate(rows) if k != 2)
+    assert acc == sum(r["robust"] for r in rows) / 5
