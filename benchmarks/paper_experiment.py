@@ -28,12 +28,13 @@ import logging
 import sys
 import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from nnmip.drivers.executor import parallel_map
 
 ROOT = Path(__file__).resolve().parents[1]
 BCW = ROOT / "examples" / "data" / "breast-cancer-wisconsin.csv"
@@ -267,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--datasets", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--exact-seeds", type=int, default=3)
-    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--jobs", type=int, default=2, help="worker processes (with --scheduler local: Dask workers)")
+    p.add_argument("--scheduler", help="run the seeds on a Dask cluster (tcp://host:8786, or 'local')")
     p.add_argument("--quick", action="store_true", help="2 seeds, short limits")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "paper_experiment.json")
     p.add_argument("--plot", type=Path, default=ROOT / "docs" / "img" / "paper_experiment.png")
@@ -277,8 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     jobs = [("seed", d, s, a.quick) for d in a.datasets for s in range(seeds)]
     jobs += [("exact", d, s, a.quick) for d in a.datasets for s in range(min(seeds, a.exact_seeds))]
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=a.jobs) as pool:
-        results = list(pool.map(_job, jobs))
+    results = parallel_map(_job, jobs, jobs=a.jobs, scheduler=a.scheduler)
     rows = [r for (k, *_), r in zip(jobs, results, strict=True) if k == "seed"]
     exact = [r for (k, *_), r in zip(jobs, results, strict=True) if k == "exact"]
     summary = summarise(rows, exact)
@@ -289,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
                                  "runs": rows, "exact": exact, "summary": summary}, indent=1, default=str) + "\n")
     plot(summary, a.plot)
     print(tables(summary))
-    print(f"\ntotal wall time {total:.0f} s with {a.jobs} worker processes")
+    where = f"Dask ({a.scheduler})" if a.scheduler else f"{a.jobs} worker processes"
+    print(f"\ntotal wall time {total:.0f} s on {where}")
     return 0
 
 
