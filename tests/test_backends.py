@@ -235,6 +235,39 @@ def test_time_limit_stops_early(backend: str) -> None:
         assert res.objective is None
 
 
+def test_stop_request_interrupts(backend: str) -> None:
+    """A stop request from another thread (what Ctrl-C sends) ends the solve early and keeps the incumbent."""
+    import threading
+
+    from nnmip.solution import STOP
+
+    if backend == "cbc":
+        pytest.skip("CBC cannot be stopped from outside (the command line abandons its thread)")
+    model = random_mdk(seed=11, n=120, m=30)
+    timer = threading.Timer(0.5, STOP.request)
+    timer.start()
+    try:
+        res = run(backend, model, time_limit=60.0)
+    finally:
+        timer.cancel()
+        stopped = STOP.is_set()
+        STOP.clear()
+    assert stopped
+    assert res.status in (Status.INTERRUPTED, Status.OPTIMAL), res.message
+    assert res.seconds < 30.0
+    if res.x is not None:
+        assert model.max_violation(res.x) <= 1e-6
+        assert res.objective == pytest.approx(model.objective_value(res.x), rel=1e-6)
+    # a request made before the solve: nothing is solved
+    STOP.request()
+    try:
+        early = run(backend, knapsack())
+    finally:
+        STOP.clear()
+    assert early.status is Status.INTERRUPTED
+    assert early.x is None
+
+
 @pytest.mark.parametrize("start", ["optimal", "zeros", "partial"])
 def test_warm_start_accepted(backend: str, start: str) -> None:
     model = random_mdk(seed=3, n=20, m=4)

@@ -1,7 +1,9 @@
 """SCIP backend through PySCIPOpt: the columns as one ``addMatrixVar``, the CSR rows as linear constraints.
 
 PySCIPOpt ships SCIP in its wheels (``pip install 'nnmip[scip]'``).  Ranged rows stay one linear constraint
-``lhs <= a.x <= rhs``; the objective offset is added to the reported objective and bound.
+``lhs <= a.x <= rhs``; the objective offset is added to the reported objective and bound.  SCIP solves without
+the GIL; a stop request (:data:`nnmip.solution.STOP`) calls ``interruptSolve`` and the incumbent is kept
+(``Status.INTERRUPTED``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 from nnmip.backends._common import captured, finite, gap, import_solver, require_linear
 from nnmip.errors import SolverError
 from nnmip.model import MatrixModel
-from nnmip.solution import Progress, RawResult, SolveOptions, Status
+from nnmip.solution import STOP, Progress, RawResult, SolveOptions, Status
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,8 @@ class ScipBackend:
         require_linear(self.name, model)
         scip = import_solver(self.name, "pyscipopt")
         start = time.perf_counter()
+        if STOP.is_set():
+            return RawResult(Status.INTERRUPTED, self.name, seconds=0.0, message="interrupted before the solve")
         empty = np.diff(model.A.indptr) == 0
         bad = empty & ((model.row_lb > 0.0) | (model.row_ub < 0.0))
         if bad.any():
@@ -78,10 +82,13 @@ class ScipBackend:
             self._subscribe(scip, m, opts, start, float(model.c0))
         log.debug("scip: solving %d columns, %d rows, %d nonzeros", model.num_cols, model.num_rows,
                   model.A.nnz)
-        with captured(not opts.verbose):
-            m.optimize()
+        with captured(not opts.verbose), STOP.watch(m.interruptSolve):
+            # without the GIL, so that a stop request from another thread (or Ctrl-C) reaches interruptSolve
+            m.optimizeNogil()
         name = str(m.getStatus())
         status = STATUS.get(name, Status.ERROR)
+        if STOP.is_set() and status is not Status.OPTIMAL:
+            status = Status.INTERRUPTED
         c0 = float(model.c0)
         x_out: np.ndarray | None = None
         objective = bound = None
