@@ -11,6 +11,7 @@ import pytest
 from conftest import BCW_CSV
 
 from nnmip.check.training_ext import prune_config
+from nnmip.cli import main
 from nnmip.drivers.task import load_program, run_train_task, task_dataset
 from nnmip.drivers.train import train_network
 from nnmip.drivers.verify import CERTIFIED, COUNTEREXAMPLE, UNKNOWN, run_verify_spec, verify
@@ -171,3 +172,52 @@ def test_bad_sets_and_properties_are_located(tmp_path: Path, body: str, code: st
     d = info.value.diagnostics[0]
     assert d.code == code
     assert d.span.known
+
+
+def test_compress_statement_matches_python(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from nnmip.drivers.compress import compress
+    from nnmip.io.weights import load_npz
+
+    (tmp_path / "c.nnmip").write_text(VERIFY.split("verify")[0] + """
+compress fixed_relu {
+    domain = real[0, 0.1]
+    method = lp
+    output = ["small.onnx", "small.npz"]
+    prove = true
+    samples = 500
+}
+""", encoding="utf-8")
+    cp = load_program(tmp_path / "c.nnmip")
+    assert main(["compress", str(tmp_path / "c.nnmip"), "--json", str(tmp_path / "r.json")]) == 0
+    capsys.readouterr()
+    import json
+
+    r = json.loads((tmp_path / "r.json").read_text())
+    net = cp.networks["fixed_relu"]
+    py = compress(net, np.zeros(2), np.full(2, 0.1), method="lp")
+    small, _ = load_npz(tmp_path / "small.npz")
+    assert (tmp_path / "small.onnx").is_file()
+    assert small.num_params() == py.network.num_params() < net.num_params()
+    assert r["params_after"] == py.params_after
+    X = np.random.default_rng(0).random((200, 2)) * 0.1
+    assert np.array_equal(small.forward(X), py.network.forward(X))
+    assert r["proof"]["bound"] <= 1e-6
+    # the command line overrides the statement
+    assert main(["compress", str(tmp_path / "c.nnmip"), "--domain", "-1", "1", "-o",
+                 str(tmp_path / "wide.npz")]) == 0
+    wide, _ = load_npz(tmp_path / "wide.npz")
+    assert wide.num_params() == net.num_params()
+
+
+def test_bad_compress_statements_are_located(tmp_path: Path) -> None:
+    (tmp_path / "c.nnmip").write_text(VERIFY.split("verify")[0] + """
+compress fixed_relu {
+    method = exact
+    output = "small.txt"
+    depth = 3
+}
+""", encoding="utf-8")
+    with pytest.raises(NnmipError) as info:
+        load_program(tmp_path / "c.nnmip")
+    assert [d.code for d in info.value.diagnostics] == ["E0108", "E0601", "E0105"]
+    assert all(d.span.known for d in info.value.diagnostics)

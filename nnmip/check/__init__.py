@@ -108,6 +108,7 @@ class CheckedProgram:
     warnings: list[Diagnostic]
     verify_tasks: list[ast.VerifyStmt] = field(default_factory=list)
     verify_specs: list[Any] = field(default_factory=list)   # check.verify_stmt.VerifySpec, one per verify_tasks
+    compress_specs: list[Any] = field(default_factory=list)  # check.compress_stmt.CompressSpec
 
 
 class _Checker:
@@ -225,6 +226,7 @@ class _Checker:
         tasks: list[TrainTask] = []
         solver: SolverSpec | None = None
         verify: list[ast.VerifyStmt] = []
+        compress: list[ast.CompressStmt] = []
         defined: dict[str, Span] = {}
         for s in self.p.items:
             if isinstance(s, (ast.DataStmt, ast.NetworkStmt)):
@@ -249,6 +251,8 @@ class _Checker:
                 solver = self.solve_stmt(s)
             elif isinstance(s, ast.VerifyStmt):
                 verify.append(s)
+            elif isinstance(s, ast.CompressStmt):
+                compress.append(s)
         for s in self.p.items:
             if isinstance(s, ast.TrainStmt):
                 t = self.train_stmt(s, data, networks, defined)
@@ -257,13 +261,17 @@ class _Checker:
         from nnmip.check.verify_stmt import check_verify
 
         specs = [check_verify(self, s, networks, data, defined) for s in verify]
+        from nnmip.check.compress_stmt import check_compress
+
+        cspecs = [check_compress(self, s, networks, defined) for s in compress]
         if not tasks and not verify and not self.diags and not networks:
             self.err("E0180", "the file defines no network and no task", Span(1, 1, 1, 2, self.file),
                      "help: see docs/language.md for a complete example")
         if self.diags:
             raise CheckError(diagnostics=self.diags, source=self.p.source)
         return CheckedProgram(self.p, self.base_dir, data, networks, tasks, solver or SolverSpec(),
-                              self.warnings, verify, verify_specs=[sp for sp in specs if sp is not None])
+                              self.warnings, verify, verify_specs=[sp for sp in specs if sp is not None],
+                              compress_specs=[c for c in cspecs if c is not None])
 
     # data ------------------------------------------------------------------------------------------------------
     def data_stmt(self, s: ast.DataStmt) -> DataDecl | None:

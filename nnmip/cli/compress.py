@@ -21,11 +21,12 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--npz", metavar="W.npz", help="the network as an nnmip weights file")
     p.add_argument("--domain", nargs=2, type=float, metavar=("LO", "HI"),
                    help="input box in the model's input units (default: the declared input domain)")
-    p.add_argument("--method", choices=("interval", "symbolic", "lp", "milp"), default="milp",
+    p.add_argument("--method", choices=("interval", "symbolic", "lp", "milp"), default=None,
                    help="how stability is proven (default milp: interval, then LP, then a MILP per unit)")
-    p.add_argument("-o", "--output", action="append", required=True, metavar="OUT",
-                   help="write the smaller network: .onnx or .npz (may be repeated)")
-    p.add_argument("--samples", type=int, default=10_000, help="random inputs for the equivalence check")
+    p.add_argument("-o", "--output", action="append", metavar="OUT",
+                   help="write the smaller network: .onnx or .npz (may be repeated); required unless the file's "
+                        "compress statement names its outputs")
+    p.add_argument("--samples", type=int, default=None, help="random inputs for the equivalence check (10000)")
     p.add_argument("--prove", action="store_true", help="prove max |f - g| = 0 by MILP (small networks)")
     p.add_argument("--solver", default="highs")
     p.add_argument("--time-limit", type=float, metavar="T")
@@ -59,6 +60,7 @@ def _load(a: argparse.Namespace) -> tuple[Network, Any]:
 def cmd_compress(a: argparse.Namespace) -> int:
     from nnmip.cli.common import check_number, preflight
 
+    _from_statement(a)
     check_number("--samples", a.samples, upper=10**8, integer=True)
     check_number("--time-limit", a.time_limit, positive=True)
     if a.domain is not None:
@@ -115,6 +117,31 @@ def cmd_compress(a: argparse.Namespace) -> int:
     ok = res.max_sampled_diff is None or res.max_sampled_diff <= 1e-8
     ok = ok and (res.proof is None or res.proof["bound"] <= 1e-6)
     return EXIT_OK if ok else EXIT_UNSOLVED
+
+
+def _from_statement(a: argparse.Namespace) -> None:
+    """Fill the options the command line leaves open from the file's ``compress`` statement (if any)."""
+    if a.file and not (a.onnx or a.npz):
+        from pathlib import Path
+
+        from nnmip.drivers.task import load_program
+
+        cp = load_program(a.file)
+        specs = [c for c in cp.compress_specs if a.network is None or c.network == a.network]
+        if specs:
+            c = specs[0]
+            a.network = a.network or c.network
+            a.domain = a.domain if a.domain is not None else (list(c.domain) if c.domain is not None else None)
+            a.method = a.method or c.method
+            a.output = a.output or [str(Path(cp.base_dir) / o) for o in c.outputs] or None
+            a.samples = a.samples if a.samples is not None else c.samples
+            a.time_limit = a.time_limit if a.time_limit is not None else c.time_limit
+            a.prove = a.prove or c.prove
+    a.method = a.method or "milp"
+    a.samples = 10_000 if a.samples is None else a.samples
+    if not a.output:
+        raise NnmipError.at("E0104", "no output: give -o OUT (.onnx or .npz) or output = \"small.onnx\" in the "
+                            "file's compress statement")
 
 
 cmd_compress.configure = _configure  # type: ignore[attr-defined]

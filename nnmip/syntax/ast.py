@@ -160,6 +160,15 @@ class VerifyStmt:
 
 
 @dataclass(frozen=True, slots=True)
+class CompressStmt:
+    """``compress NET { domain = ...; method = ...; output = "small.onnx" }``."""
+
+    network: str
+    items: tuple[Setting, ...]
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class SolveStmt:
     """``solve with solver(...)``."""
 
@@ -167,7 +176,7 @@ class SolveStmt:
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
-Stmt = Union[DataStmt, NetworkStmt, TrainStmt, VerifyStmt, SolveStmt]
+Stmt = Union[DataStmt, NetworkStmt, TrainStmt, VerifyStmt, CompressStmt, SolveStmt]
 
 
 @dataclass(frozen=True, slots=True)

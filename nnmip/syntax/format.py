@@ -49,6 +49,8 @@ def format_stmt(s: ast.Stmt) -> str:
         return f"train {s.network} on {s.data} {{\n{_items(s.items)}}}"
     if isinstance(s, ast.VerifyStmt):
         return f"verify {s.network} {{\n{_items(s.items)}}}"
+    if isinstance(s, ast.CompressStmt):
+        return f"compress {s.network} {{\n{_items(s.items)}}}"
     if isinstance(s, ast.SolveStmt):
         return f"solve with {format_value(s.solver)}"
     raise TypeError(f"not a statement: {s!r}")

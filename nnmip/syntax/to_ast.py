@@ -89,6 +89,9 @@ class ToAst(Transformer[Token, ast.Program]):
     def verify_stmt(self, meta: Any, network: Token, *items: Any) -> ast.VerifyStmt:
         return ast.VerifyStmt(str(network), tuple(items), span=self._span(meta))
 
+    def compress_stmt(self, meta: Any, network: Token, *items: Any) -> ast.CompressStmt:
+        return ast.CompressStmt(str(network), tuple(items), span=self._span(meta))
+
     def solve_stmt(self, meta: Any, solver: ast.Call | ast.Ref) -> ast.SolveStmt:
         return ast.SolveStmt(solver, span=self._span(meta))
 
