@@ -250,3 +250,51 @@ def test_torch_optimizers_match_the_numpy_steps() -> None:
         p.grad = torch.tensor(g)
         opt.step()
         np.testing.assert_allclose(p.detach().numpy(), ref.step(x, g, 0.1))
+
+
+def test_sum_and_maxpool_backward_match_finite_differences() -> None:
+    from nnmip.ir.ops import MaxPool, Sum
+
+    rng = np.random.default_rng(5)
+    xs = [rng.normal(size=(4, 3)) for _ in range(3)]
+    gy = rng.normal(size=(4, 3))
+    grads = Sum().backward_many(xs, gy)
+    for k in range(3):
+        def f(v: np.ndarray, k: int = k) -> np.ndarray:
+            return Sum().forward_many([v if j == k else xs[j] for j in range(3)])
+        np.testing.assert_allclose(grads[k], fd_vjp(f, xs[k], gy), atol=1e-7)
+    pool = MaxPool(index=np.array([[0, 1, 2], [2, 3, -1], [4, -1, -1]]))
+    x = rng.normal(size=(5, 5))          # distinct values: the maximum is unique, so the gradient exists
+    gy = rng.normal(size=(5, 3))
+    np.testing.assert_allclose(pool.backward(x, gy), fd_vjp(pool.forward, x, gy), atol=1e-7)
+
+
+def test_dag_network_gradient_matches_finite_differences() -> None:
+    import networkx as nx
+
+    from nnmip.ir.network import Network
+    from nnmip.ir.ops import MaxPool, ParamDomain, Sum
+
+    def dense(n_in: int, n_out: int) -> Dense:
+        return Dense(n_in=n_in, n_out=n_out, weights=ParamDomain.box("real", -5, 5, (n_out, n_in)),
+                     bias=ParamDomain.box("real", -5, 5, (n_out,)))
+
+    g = nx.DiGraph()
+    nodes = [("x", Input(dim=3), ()), ("h1", dense(3, 4), ("x",)), ("r1", ReLU(), ("h1",)),
+             ("h2", dense(4, 4), ("r1",)), ("s", Sum(), ("r1", "h2")), ("p", MaxPool(index=np.array([[0, 1], [2, 3]])),
+                                                                     ("s",)), ("o", dense(2, 3), ("p",))]
+    for name, op, ins in nodes:
+        g.add_node(name, op=op, inputs=ins)
+        for i in ins:
+            g.add_edge(i, name)
+    net = Network(g, "dag")
+    lay = layout_of(net)
+    rng = np.random.default_rng(6)
+    p = rng.normal(size=lay.size)
+    X, y = rng.normal(size=(7, 3)), rng.integers(0, 3, 7)
+    val, grad = loss_and_grad(net, lay, p, X, y, 3, "cross_entropy")
+    num = fd_vjp(lambda v: np.array(loss_and_grad(net, lay, v, X, y, 3, "cross_entropy")[0]), p, np.array(1.0))
+    np.testing.assert_allclose(grad, num, atol=1e-6)
+    from nnmip.drivers.sparse.layout import with_point
+
+    assert val == pytest.approx(smooth_loss("cross_entropy", with_point(net, lay, p).forward(X), y, 3)[0])

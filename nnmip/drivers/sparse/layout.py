@@ -121,6 +121,8 @@ def loss_and_grad(net: Network, layout: Layout, x: FloatArray, X: FloatArray, y:
         elif isinstance(op, Dense):
             W, b = params[n]
             vals[n] = Dense.affine(vals[net.inputs_of(n)[0]], W, b)  # type: ignore[arg-type]
+        elif op.arity != 1:      # several inputs (residual sums)
+            vals[n] = op.forward_many([vals[s] for s in net.inputs_of(n)])  # type: ignore[attr-defined]
         else:
             vals[n] = op.forward(vals[net.inputs_of(n)[0]])
     value, g_out = smooth_loss(loss, vals[net.output], y, n_classes)
@@ -132,20 +134,23 @@ def loss_and_grad(net: Network, layout: Layout, x: FloatArray, X: FloatArray, y:
         op = net.op(n)
         if isinstance(op, Input):
             continue
-        src = net.inputs_of(n)[0]
+        srcs = net.inputs_of(n)
         gy = grads.pop(n)
         if isinstance(op, Dense):
             W, _ = params[n]
             assert W is not None
-            g_in, gW, gb = Dense.backward_params(vals[src], gy, W)
+            g_in, gW, gb = Dense.backward_params(vals[srcs[0]], gy, W)
             gx[layout.slice(n, "W")] = gW.ravel()
             if layout.has(n, "b"):
                 gx[layout.slice(n, "b")] = gb
+            g_ins = [g_in]
+        elif op.arity != 1:
+            g_ins = op.backward_many([vals[s] for s in srcs], gy)  # type: ignore[attr-defined]
         else:
-            g_in = op.backward(vals[src], gy)
-        if isinstance(net.op(src), Input):
-            continue
-        grads[src] = grads[src] + g_in if src in grads else g_in
+            g_ins = [op.backward(vals[srcs[0]], gy)]
+        for src, g_in in zip(srcs, g_ins, strict=True):
+            if not isinstance(net.op(src), Input):
+                grads[src] = grads[src] + g_in if src in grads else g_in
     gx[~layout.trainable] = 0.0
     return value, gx
 
