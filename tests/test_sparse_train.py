@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -217,3 +218,34 @@ def test_gradient_tasks_have_no_training_model(args: list[str], tmp_path: Path,
     assert main([argv[0], str(src), *argv[1:]]) == 2
     assert "error[E0173]" in capsys.readouterr().err
     assert not (tmp_path / "m.lp").exists()
+
+
+def test_obproxsg_reaches_the_l1_logistic_optimum_sparser_than_prox_sg() -> None:
+    """The convex benchmark in small: lambda = 1/N l1 logistic regression on breast_cancer, 100 epochs."""
+    import warnings
+
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    N, d = X.shape
+    nb = NetworkBuilder("logreg")
+    nb.identity("y", nb.dense("w", nb.input("x", d), 1, weights=real(-1e6, 1e6), bias=None))
+    net = nb.build()
+    import sklearn
+
+    new = tuple(int(v) for v in sklearn.__version__.split(".")[:2]) >= (1, 8)   # l1_ratio replaces penalty
+    l1: dict[str, Any] = {"l1_ratio": 1.0} if new else {"penalty": "l1"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        w_sk = LogisticRegression(**l1, solver="liblinear", C=1.0, fit_intercept=False, tol=1e-12,
+                                  max_iter=100_000).fit(X, y).coef_.ravel()
+    F_sk = smooth_loss("cross_entropy", X @ w_sk[:, None], y, 2)[0] + np.abs(w_sk).sum() / N
+    runs = {m: train_sparse(net, X, y, 2, SparseConfig(method=m, lam=1.0 / N, lr=1.0, epochs=100, n_p=20, n_o=None),
+                            x0=np.zeros(d)) for m in ("obproxsg", "prox_sg")}
+    ob, px = runs["obproxsg"], runs["prox_sg"]
+    assert ob.objective <= 1.01 * F_sk
+    assert ob.sparsity["density"] <= np.mean(w_sk != 0) + 0.1
+    assert px.sparsity["density"] > ob.sparsity["density"] + 0.2
