@@ -133,8 +133,8 @@ def test_onnx_nnmip_onnx_is_exact(tmp_path: Path, scaled: bool, capsys: pytest.C
 
 
 def mnistfc_like(path: Path, widths: tuple[int, ...] = (784, 8, 8, 10), seed: int = 0) -> None:
-    """An ONNX network shaped like VNN-COMP 2021 mnistfc (Flatten, then float32 Gemm(transB=1) and Relu layers
-    named layers.<k>), with narrower hidden layers so that a test can train it."""
+    """An ONNX network shaped like VNN-COMP 2021 mnistfc (input [1, 784, 1], Flatten, then float32
+    Gemm(transB=1) and Relu layers named layers.<k>); narrower hidden layers let a test train it."""
     rng = np.random.default_rng(seed)
     inits: list[onnx.TensorProto] = []
     nodes = [helper.make_node("Flatten", ["0"], ["7"], axis=1)]
@@ -150,7 +150,7 @@ def mnistfc_like(path: Path, widths: tuple[int, ...] = (784, 8, 8, 10), seed: in
         if i < len(widths) - 2:
             nodes.append(helper.make_node("Relu", [cur], [f"r{i}"]))
             cur = f"r{i}"
-    graph = helper.make_graph(nodes, "torch_jit", [helper.make_tensor_value_info("0", TensorProto.FLOAT, [1, 784])],
+    graph = helper.make_graph(nodes, "torch_jit", [helper.make_tensor_value_info("0", TensorProto.FLOAT, [1, 784, 1])],
                               [helper.make_tensor_value_info(cur, TensorProto.FLOAT, [1, widths[-1]])], inits)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)]), str(path))
 
@@ -211,6 +211,20 @@ verify mnistfc {
     again = load_program(out).networks[trained.name]
     assert not again.trainable
     assert np.array_equal(again.forward(X), trained.forward(X))
+
+
+def test_full_size_mnistfc_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """784-256-256-10 as in mnist-net_256x2: the weights live in the side file and come back bit for bit."""
+    mnistfc_like(tmp_path / "m.onnx", (784, 256, 256, 10))
+    assert main(["import", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "m.nnmip"), "--name", "mnist"]) == 0
+    capsys.readouterr()
+    text = (tmp_path / "m.nnmip").read_text(encoding="utf-8")
+    assert len(text) < 2000                     # readable: every large array is in m.npz
+    first = import_onnx(tmp_path / "m.onnx", name="mnist")[0]
+    back = load_program(tmp_path / "m.nnmip").networks["mnist"]
+    same_network(first, back)
+    assert to_onnx(back).SerializeToString() == to_onnx(first).SerializeToString()
+    assert network_source(back, "m.npz")[0] == text.split("\n", 2)[2]    # IR -> .nnmip: the same text
 
 
 @dataclass(frozen=True, eq=False)
