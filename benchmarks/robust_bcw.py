@@ -32,11 +32,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nnmip.check.training_ext import RobustSpec  # noqa: E402
 from nnmip.drivers.evaluate import attack, certified  # noqa: E402
 from nnmip.drivers.train import train_network  # noqa: E402
 from nnmip.io.data import DataSource, Preprocess, load_dataset  # noqa: E402
 from nnmip.ir.builder import NetworkBuilder, integer, real  # noqa: E402
+from nnmip.ir.train_spec import RobustSpec  # noqa: E402
 from nnmip.solution import SolveOptions  # noqa: E402
 
 log = logging.getLogger("robust_bcw")

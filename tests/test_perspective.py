@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 from nnmip.backends import get_backend, is_installed
-from nnmip.check.training_ext import PruneConfig, PruneSpec
+from nnmip.drivers.cuts import solve_with_cuts
 from nnmip.drivers.train import train_network
 from nnmip.errors import BackendUnavailable, SolverError
-from nnmip.formulations.perspective import solve_with_cuts
 from nnmip.formulations.training import build_training_model
 from nnmip.ir.builder import NetworkBuilder, real
+from nnmip.ir.train_spec import PruneConfig, PruneSpec
 from nnmip.solution import SolveOptions, Status
 
 needs_cvxpy = pytest.mark.skipif(not is_installed("cvxpy"), reason="cvxpy is not installed")

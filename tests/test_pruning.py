@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 
 from nnmip.check import check
-from nnmip.check.training_ext import PruneConfig, PruneSpec
 from nnmip.drivers.train import train_network
 from nnmip.errors import CheckError
-from nnmip.formulations.pruning import GroupRef, build_groups, prune_network
+from nnmip.formulations.groups import GroupRef, build_groups
 from nnmip.ir.builder import NetworkBuilder, real
 from nnmip.ir.losses import data_loss
+from nnmip.ir.train_spec import PruneConfig, PruneSpec
+from nnmip.passes.prune import prune_network
 from nnmip.solution import SolveOptions, Status
 from nnmip.syntax import parse
 

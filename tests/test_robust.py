@@ -15,12 +15,12 @@ import pytest
 
 from nnmip.backends import is_installed
 from nnmip.check import check
-from nnmip.check.training_ext import RobustSpec
 from nnmip.drivers.evaluate import attack, certified, first_layer_stable
 from nnmip.drivers.train import train_network
 from nnmip.errors import BackendUnavailable, CheckError
 from nnmip.ir.builder import NetworkBuilder, integer, real
 from nnmip.ir.losses import data_loss
+from nnmip.ir.train_spec import RobustSpec
 from nnmip.solution import SolveOptions, Status
 from nnmip.syntax import parse
 

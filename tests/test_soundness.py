@@ -456,8 +456,8 @@ def _margins(out: np.ndarray, y: np.ndarray) -> np.ndarray:
 @given(data=st.data())
 def test_fixed_parameters_make_the_training_model_exact(data) -> None:
     from nnmip.backends import get_backend
-    from nnmip.check.training_ext import PruneConfig, PruneSpec, RobustSpec
     from nnmip.formulations.training import build_training_model
+    from nnmip.ir.train_spec import PruneConfig, PruneSpec, RobustSpec
     from nnmip.solution import SolveOptions, Status
 
     net, X, y, params, act, loss, extra = data.draw(training_cases())
@@ -633,9 +633,9 @@ def _ball_points(kind: str, r: float, radii: np.ndarray, W: np.ndarray, d: int, 
 @given(kind=st.sampled_from(["linf", "l1", "l2", "box"]), act=st.sampled_from(["step", "sign"]),
        r=st.sampled_from([0.03, 0.1, 0.2]), seed=st.integers(0, 10_000))
 def test_robust_training_keeps_first_layer_patterns_constant(kind: str, act: str, r: float, seed: int) -> None:
-    from nnmip.check.training_ext import RobustSpec
     from nnmip.drivers.train import train_network
     from nnmip.ir.builder import NetworkBuilder, integer, real
+    from nnmip.ir.train_spec import RobustSpec
     from nnmip.solution import SolveOptions
 
     rng = np.random.default_rng(seed)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from nnmip.backends import get_backend, is_installed
-from nnmip.formulations.perspective import group_model, solve_with_cuts
+from nnmip.drivers.cuts import solve_with_cuts
+from nnmip.formulations.perspective import group_model
 from nnmip.formulations.spr import spr, spr_from_task, spr_groups, spr_torch
 from nnmip.solution import SolveOptions, Status
 

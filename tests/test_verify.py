@@ -10,10 +10,9 @@ from verify_nets import mlp_layers, mlp_onnx, ort_forward, pattern_oracle
 from nnmip.backends import is_installed
 from nnmip.drivers.verify import CERTIFIED, COUNTEREXAMPLE, fold_scaler, network_from_layers, verify
 from nnmip.errors import FormulationError
-from nnmip.formulations.verification import FORMULATIONS, build_fixed_model, with_case
+from nnmip.formulations.verification import build_fixed_model, with_case
 from nnmip.io.onnx import import_onnx
 from nnmip.ir import spec as vs
-from nnmip.ir.ops import ReLU
 from nnmip.passes.bounds import propagate_bounds
 
 ACTS = ("relu", "step", "sign")
@@ -197,8 +196,15 @@ def test_errors() -> None:
 
 
 def test_registry_names_every_formulation() -> None:
-    assert FORMULATIONS[(ReLU, "bigm")].__doc__
-    assert "Math" in FORMULATIONS[(ReLU, "bigm")].__doc__
+    import nnmip.formulations.training  # noqa: F401  (training imports robust, pruning and perspective)
+    from nnmip.formulations.common import FORMULATIONS, methods
+    from nnmip.formulations.verification import relu_bigm
+
+    assert FORMULATIONS[("verification", "relu", "bigm")] is relu_bigm
+    assert set(methods("training", "step")) >= {"margin", "robust", "prunable"}
+    assert set(methods("training", "regulariser")) == {"milp", "perspective-cuts", "perspective-conic"}
+    assert set(methods("training", "loss")) == {"hamming", "zero_one", "hinge", "min_weight", "max_margin"}
+    assert set(methods("verification", "set")) == {"box", "linf", "l1", "l2", "halfspaces"}
     for fn in set(FORMULATIONS.values()):
         assert "Math" in (fn.__doc__ or ""), fn.__name__
 

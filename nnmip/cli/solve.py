@@ -81,7 +81,7 @@ def cmd_solve(a: argparse.Namespace) -> int:
     if report.pruned is not None:  # save the smaller network (its inputs are the kept features)
         from dataclasses import replace as _replace
 
-        from nnmip.formulations.pruning import sub_scaler
+        from nnmip.passes.prune import sub_scaler
 
         res = _replace(res, network=report.pruned)
         report = _replace(report, dataset=_replace(report.dataset, scaler=sub_scaler(

@@ -25,7 +25,7 @@ from nnmip.ir.network import Network
 from nnmip.ir.ops import Dense, Sign, Step
 
 if TYPE_CHECKING:
-    from nnmip.check.training_ext import RobustSpec
+    from nnmip.ir.train_spec import RobustSpec
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

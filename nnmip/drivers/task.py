@@ -11,10 +11,12 @@ from typing import Any
 import numpy as np
 
 from nnmip.check import CheckedProgram, SolverSpec, TrainTask, check
+from nnmip.drivers.evaluate import robust_metrics
 from nnmip.drivers.train import TrainResult, result_dict, train_network
 from nnmip.errors import DataError, Diagnostic
 from nnmip.io.data import Dataset, Preprocess, load_dataset
 from nnmip.ir.network import Network
+from nnmip.passes.prune import prune_network
 from nnmip.solution import Progress, SolveOptions
 from nnmip.syntax import parse_file
 
@@ -165,8 +167,6 @@ def run_train_task(cp: CheckedProgram, task: TrainTask | None = None, *, solver:
         report.pruned, report.kept_features = sparse.pruned, sparse.kept_features
         return report
     if res.network is not None and (task.robust is not None or task.prune):
-        from nnmip.formulations.pruning import finish_report
-
         finish_report(report)
     return report
 
@@ -186,6 +186,31 @@ def _warm_params(start: Network, net: Network, task: TrainTask) -> dict[str, Any
                                 ["help: start from weights saved for this network (nnmip solve --save-weights)"])
         out[n] = params[n]
     return out
+
+
+def finish_report(report: Any) -> None:
+    """Add robust metrics and the smaller pruned network to a task report (checked by the forward pass)."""
+    res, ds, task = report.result, report.dataset, report.task
+    net = res.network
+    if net is None:
+        return
+    if task.robust is not None:
+        report.metrics.update(robust_metrics(net, ds, task.robust))
+    tm = res.training_model
+    if task.prune and tm is not None and tm.extension is not None and res.x is not None:
+        removed = tm.extension.removed(res.x)
+        small, kept = prune_network(net, removed)
+        X_all = ds.X(np.arange(ds.X_raw.shape[0]))
+        agree = bool(np.array_equal(small.predict(X_all[:, kept]), net.predict(X_all)))
+        if not agree:  # cannot happen when removed groups have zero outgoing weights; never hide it
+            res.notes.append("NOT VERIFIED: the pruned network's predictions differ from the full network's")
+            res.verified = False
+        report.pruned, report.kept_features = small, kept
+        res.extension["pruned_agrees"] = agree
+        res.extension["parameters_before"] = net.num_params()
+        res.extension["parameters_after"] = small.num_params()
+        res.extension["nonzero_after"] = int(sum(np.count_nonzero(W) + np.count_nonzero(b)
+                                                 for W, b in small.params().values()))
 
 
 __all__ = ["Progress", "TrainReport", "load_program", "run_train_task", "solve_options", "task_dataset"]

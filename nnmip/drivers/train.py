@@ -17,7 +17,10 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from nnmip.backends import get_backend
+from nnmip.drivers.cuts import solve_with_cuts
+from nnmip.drivers.evaluate import first_layer_stable
 from nnmip.errors import DataError
+from nnmip.formulations.pruning import ExtensionInfo
 from nnmip.formulations.training import TrainingModel, build_training_model
 from nnmip.ir.losses import objective_terms
 from nnmip.ir.network import Network
@@ -104,6 +107,31 @@ def validate_data(net: Network, X: npt.ArrayLike, y: npt.ArrayLike, n_classes: i
     return Xa, ya
 
 
+def solve_training_model(tm: TrainingModel, backend: Any, model: MatrixModel, opts: SolveOptions) -> RawResult:
+    """Solve ``model`` (the training model or its relaxation), with the cut loop when pruning's regulariser is
+    written by tangents (:mod:`nnmip.drivers.cuts`)."""
+    reg = tm.extension.reg if tm.extension is not None else None
+    if reg is not None and reg.cuts:
+        raw, _, rounds = solve_with_cuts(model, backend, opts, reg)
+        log.info("cut loop: %d rounds", rounds)
+        return raw
+    return backend.solve(model, opts)  # type: ignore[no-any-return]
+
+
+def _extension_check(ext: ExtensionInfo, net: Network, X: FloatArray, x: FloatArray,
+                     params: dict[str, tuple[FloatArray, FloatArray | None]], objective: float | None
+                     ) -> tuple[float, int, float | None]:
+    """(forward penalty of pruning, training points whose first binary layer is not constant over the robust set,
+    the exact objective of the solver's point) for :func:`check_solution`."""
+    pen = ext.penalty(params)
+    bad = 0
+    if ext.robust is not None and ext.robust_layer is not None:
+        bad = int(np.count_nonzero(~first_layer_stable(net, X, ext.robust).all(axis=1)))
+    if objective is not None and ext.reg is not None:
+        objective = objective + ext.reg.approximation_gap(x)
+    return pen, bad, objective
+
+
 def check_solution(tm: TrainingModel, net: Network, X: FloatArray, y: IntArray, x: FloatArray,
                    objective: float | None) -> Check:
     """Re-run the trained network on the training data and compare with the solver's solution."""
@@ -121,7 +149,7 @@ def check_solution(tm: TrainingModel, net: Network, X: FloatArray, y: IntArray, 
     weighted = [n for n, p in tm.params.items() if p.W_cols is not None]
     dl, pen, viol = objective_terms(trained, vals[net.output], y, tm.loss, tm.margin, tm.n_classes, tm.l1, weighted)
     if tm.extension is not None:  # pruning penalty, robust-set checks, exact objective of the solver's point
-        pen_x, bad, objective = tm.extension.check(trained, X, x, params, objective)
+        pen_x, bad, objective = _extension_check(tm.extension, trained, X, x, params, objective)
         pen, mismatches = pen + pen_x, mismatches + bad
     loss = dl + pen
     reason = ""
@@ -204,8 +232,7 @@ def train_network(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, l
     if warm_start is not None:
         opts = _with_warm_start(opts, tm, net, X, warm_start)
     solve_model = tm.model.relaxed() if relax else tm.model
-    raw = tm.extension.solve(backend, solve_model, opts) if tm.extension is not None else \
-        backend.solve(solve_model, opts)
+    raw = solve_training_model(tm, backend, solve_model, opts)
     res = TrainResult(raw.status, backend.name, None, False, None, None, None, raw.objective, raw.bound, raw.gap,
                       raw.seconds, build_s, stats, message=raw.message, notes=list(tm.notes), raw=raw,
                       training_model=tm)

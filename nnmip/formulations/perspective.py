@@ -20,22 +20,17 @@ Projecting z out of the conic relaxation gives the Structured Perspective Regula
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from nnmip.errors import FormulationError
+from nnmip.formulations.common import formulation, register
+from nnmip.formulations.groups import GroupRef, Groups
 from nnmip.model import Affine, Block, Cone, MatrixModel, ModelBuilder
 
-if TYPE_CHECKING:
-    from nnmip.formulations.pruning import Groups
-    from nnmip.solution import RawResult, SolveOptions
-
-log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
@@ -97,47 +92,103 @@ def tangent_rows(b: ModelBuilder, reg: Regulariser, idx: IntArray, v: FloatArray
                           -(v * v), np.inf, k)
 
 
+@dataclass
+class RegulariserInput:
+    """What the regulariser formulations act on: the groups' indicators, their members' columns, the weight
+    ``lambda * alpha`` and the number of fixed tangent points."""
+
+    z: IntArray
+    wcols: IntArray
+    weight: float
+    tangents: int = 5
+
+
+@dataclass
+class BuilderContext:
+    """The smallest formulation context: a model builder."""
+
+    b: ModelBuilder
+
+
 def emit_regulariser(b: ModelBuilder, g: Groups, z: IntArray, wcols: IntArray, weight: float, emit: str,
                      tangents: int = 5) -> Regulariser:
-    r"""Emit ``weight * sum_g ||W_g||^2`` for groups whose links ``L z_g <= w <= U z_g`` are already in place.
+    """Emit ``weight * sum_g ||W_g||^2`` in the mode ``emit`` (the registered ``("training", "regulariser", emit)``
+    formulation) for groups whose links ``L z_g <= w <= U z_g`` are already in place."""
+    fn = formulation("training", "regulariser", emit, code="E0221")
+    return fn(BuilderContext(b), "prune", g, RegulariserInput(z, wcols, weight, tangents))  # type: ignore[no-any-return]
+
+
+@register("training", "regulariser", "perspective-conic")
+def regulariser_conic(ctx: Any, node: str, g: Groups, inp: RegulariserInput) -> Regulariser:
+    r"""The squared group norms as rotated cones: the perspective reformulation.
 
     Math
     ----
-    perspective-conic: ``s_g >= 0`` and ``||W_g||_2^2 <= s_g z_g`` (one "rsoc" cone per group, blocks by group
-    size); objective ``+ weight sum_g s_g``.
-    milp / perspective-cuts: ``s_m >= 0`` per member and the tangent rows of :func:`tangent_rows` at
-    ``v = t M_m`` for ``t`` in ``tangents`` equally spaced points of ``[-1, 1]``; objective
-    ``+ weight sum_m s_m``.
+    ``s_g >= 0`` and ``||W_g||_2^2 <= s_g z_g`` (one "rsoc" cone per group, blocks by group size); objective
+    ``+ weight sum_g s_g``.  Exact for binary ``z``; the perspective relaxation for ``z in [0, 1]``.
 
-    Source: Groups + links.  Target: Regulariser.
+    Source: Groups + links.  Target: Regulariser; one column and one cone per group.
     """
+    b, z, wcols, weight = ctx.b, inp.z, inp.wcols, inp.weight
     M = np.maximum(-g.lo, g.hi)
     zm = z[g.gid]
-    if emit == "perspective-conic":
-        ub = np.bincount(g.gid, M * M, minlength=g.count)
-        s = b.add_cols("prune", "s", g.count, 0.0, ub, "C")
-        order = np.argsort(g.gid, kind="stable")
-        sizes = np.bincount(g.gid, minlength=g.count)
-        starts = np.r_[0, np.cumsum(sizes)[:-1]]
-        for size in np.unique(sizes[sizes > 0]):
-            gs = np.flatnonzero(sizes == size)
-            tail = wcols[order[starts[gs][:, None] + np.arange(size)[None, :]]]
-            head = np.stack([s[gs], z[gs]], axis=1)
-            b.cones.append(Cone("rsoc", head.astype(np.int64), tail.astype(np.int64)))
-        b.add_objective_cols(s, weight)
-        b.notes.append(f"perspective: {g.count} rotated cones ||W_g||^2 <= s_g z_g")
-        return Regulariser(weight, emit, wcols, zm, g.gid, s, M)
-    if emit not in ("milp", "perspective-cuts"):
-        raise FormulationError.at("E0221", f"unknown emission mode '{emit}'")
-    s = b.add_cols("prune", "s", g.gid.size, 0.0, M * M, "C")
-    reg = Regulariser(weight, emit, wcols, zm, g.gid, s, M)
-    pts = np.linspace(-1.0, 1.0, max(int(tangents), 1)) if tangents > 1 else np.zeros(1)
+    ub = np.bincount(g.gid, M * M, minlength=g.count)
+    s = b.add_cols(node, "s", g.count, 0.0, ub, "C")
+    order = np.argsort(g.gid, kind="stable")
+    sizes = np.bincount(g.gid, minlength=g.count)
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    for size in np.unique(sizes[sizes > 0]):
+        gs = np.flatnonzero(sizes == size)
+        tail = wcols[order[starts[gs][:, None] + np.arange(size)[None, :]]]
+        head = np.stack([s[gs], z[gs]], axis=1)
+        b.cones.append(Cone("rsoc", head.astype(np.int64), tail.astype(np.int64)))
+    b.add_objective_cols(s, weight)
+    b.notes.append(f"perspective: {g.count} rotated cones ||W_g||^2 <= s_g z_g")
+    return Regulariser(weight, "perspective-conic", wcols, zm, g.gid, s, M)
+
+
+@register("training", "regulariser", "milp")
+def regulariser_tangents(ctx: Any, node: str, g: Groups, inp: RegulariserInput) -> Regulariser:
+    r"""The squared norms by plain tangents of ``w^2`` per member (a linear outer approximation).
+
+    Math
+    ----
+    ``s_m >= 0`` per member and ``s_m - 2 v w_m >= -v^2`` (:func:`tangent_rows`) at ``v = t M_m`` for ``t`` in
+    ``tangents`` equally spaced points of ``[-1, 1]``; objective ``+ weight sum_m s_m``.  The z's are big-M
+    indicators only.  A cut loop (:mod:`nnmip.drivers.cuts`) adds the most violated tangent at the solver's point.
+
+    Source: Groups + links.  Target: Regulariser; one column per member and ``tangents - 1`` rows per member.
+    """
+    return _tangents(ctx.b, node, g, inp, "milp")
+
+
+@register("training", "regulariser", "perspective-cuts")
+def regulariser_perspective_cuts(ctx: Any, node: str, g: Groups, inp: RegulariserInput) -> Regulariser:
+    r"""The squared norms by the linear perspective cuts of Frangioni & Gentile per member.
+
+    Math
+    ----
+    ``s_m >= 0`` per member and ``s_m - 2 v w_m + v^2 z_m >= 0`` (:func:`tangent_rows`) at ``v = t M_m`` for ``t``
+    in ``tangents`` equally spaced points of ``[-1, 1]``; objective ``+ weight sum_m s_m``.  The model stays
+    linear; a cut loop (:mod:`nnmip.drivers.cuts`) adds the tangent at ``v = w / z`` where it is violated.
+
+    Source: Groups + links.  Target: Regulariser; one column per member and ``tangents - 1`` rows per member.
+    """
+    return _tangents(ctx.b, node, g, inp, "perspective-cuts")
+
+
+def _tangents(b: ModelBuilder, node: str, g: Groups, inp: RegulariserInput, emit: str) -> Regulariser:
+    M = np.maximum(-g.lo, g.hi)
+    zm = inp.z[g.gid]
+    s = b.add_cols(node, "s", g.gid.size, 0.0, M * M, "C")
+    reg = Regulariser(inp.weight, emit, inp.wcols, zm, g.gid, s, M)
+    pts = np.linspace(-1.0, 1.0, max(int(inp.tangents), 1)) if inp.tangents > 1 else np.zeros(1)
     members = np.arange(g.gid.size)
     for i, t in enumerate(pts):
         if t == 0.0:
             continue  # s >= 0 is a bound
         tangent_rows(b, reg, members, t * M, f"tangent{i}")
-    b.add_objective_cols(s, weight)
+    b.add_objective_cols(s, inp.weight)
     kind = "perspective cuts s >= 2 v w - v^2 z" if reg.perspective else "tangents s >= 2 v w - v^2"
     b.notes.append(f"quadratic term: {kind}, {len(pts)} fixed points per weight, then a cut loop")
     return reg
@@ -174,37 +225,6 @@ def separate(reg: Regulariser, x: FloatArray, tol: float = 1e-9) -> tuple[IntArr
     return sel, v[sel], reg.weight * float(np.maximum(viol, 0.0).sum())
 
 
-def solve_with_cuts(model: MatrixModel, backend: Any, opts: SolveOptions, reg: Regulariser,
-                    max_rounds: int = 200, tol: float = 1e-8) -> tuple[RawResult, MatrixModel, int]:
-    """Solve, add the most violated tangent of every member, repeat until the gap closes.
-
-    The gap is ``exact - modelled`` value of the quadratic term at the solver's point; the loop stops when it is
-    below ``tol (1 + |objective|)``, when nothing is violated, or after ``max_rounds`` solves.  Returns the last
-    result, the model with every cut, and the number of solves.
-    """
-    m = model
-    raw = backend.solve(m, opts)
-    for rnd in range(1, max_rounds + 1):
-        if raw.x is None or raw.objective is None:
-            return raw, m, rnd
-        sel, v, gap = separate(reg, raw.x)
-        if sel.size == 0 or gap <= tol * (1.0 + abs(raw.objective)):
-            log.info("cut loop closed after %d solves (gap %.3g)", rnd, gap)
-            return raw, m, rnd
-        k = sel.size
-        r = np.arange(k)
-        if reg.perspective:
-            m = append_rows(m, np.r_[r, r, r], np.r_[reg.s[sel], reg.w[sel], reg.zm[sel]],
-                            np.r_[np.ones(k), -2.0 * v, v * v], np.zeros(k), np.full(k, np.inf), "prune",
-                            f"cut{rnd}")
-        else:
-            m = append_rows(m, np.r_[r, r], np.r_[reg.s[sel], reg.w[sel]], np.r_[np.ones(k), -2.0 * v],
-                            -(v * v), np.full(k, np.inf), "prune", f"cut{rnd}")
-        raw = backend.solve(m, opts)
-    log.warning("cut loop stopped after %d solves without closing the gap", max_rounds)
-    return raw, m, max_rounds + 1
-
-
 def group_model(values: FloatArray, gid: IntArray, M: FloatArray, alpha: float, lam: float,
                 emit: str = "perspective-conic", tangents: int = 5) -> tuple[MatrixModel, Regulariser]:
     """The regulariser alone for fixed weights: ``min lambda sum_g (alpha s_g + (1 - alpha) z_g)`` over
@@ -212,8 +232,6 @@ def group_model(values: FloatArray, gid: IntArray, M: FloatArray, alpha: float, 
 
     ``values`` (k,) are the weights, ``gid`` (k,) their groups, ``M`` (G,) the group bounds.
     """
-    from nnmip.formulations.pruning import GroupRef, Groups
-
     values = np.asarray(values, dtype=np.float64)
     gid = np.asarray(gid, dtype=np.int64)
     M = np.asarray(M, dtype=np.float64)

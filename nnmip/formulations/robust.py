@@ -21,19 +21,16 @@ l2(r), MILP ``r ||W_l||_1 >= r ||W_l||_2``         as linf (sound, conservative;
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from nnmip.errors import FormulationError
-from nnmip.formulations.training import FORMULATIONS, Bin, Lin, ParamCols
-from nnmip.formulations.training import step_margin as step_rows
+from nnmip.formulations.common import Bin, Lin, ParamCols, register, step_units
 from nnmip.ir.ops import Dense, Sign, Step
+from nnmip.ir.train_spec import RobustSpec
 from nnmip.model import Affine, Cone
-
-if TYPE_CHECKING:
-    from nnmip.check.training_ext import RobustSpec
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -91,26 +88,28 @@ def dual_norm_shift(layer: str, op: Dense, pc: ParamCols, robust: RobustSpec, f:
     return Shift(X.scale(np.broadcast_to(rho, (d_out, d_in))).sum(axis=1), wmax @ rho, conservative)
 
 
-def step_robust(node: str, op: Step | Sign, v: Lin, f: Any, robust: RobustSpec, layer: str,
-                cones: bool = False, z_units: IntArray | None = None) -> Bin:
-    r"""Robust step / sign of the first binary layer: :func:`step_rows` with the dual-norm shift of ``layer``.
+@register("training", ("step", "sign"), "robust")
+def step_robust(ctx: Any, node: str, op: Step | Sign, v: Any) -> Bin:
+    r"""Robust step / sign of the first binary layer: :func:`~nnmip.formulations.common.step_units` with the
+    dual-norm shift of the dense layer before it (``ctx.ext.robust``; units may also be prunable).
 
     Math
     ----
-    See :func:`dual_norm_shift` (the shift columns) and :func:`step_rows` (the rows).  The big-M bounds are
-    widened by the largest shift, ``L - S`` and ``U + S``.
+    See :func:`dual_norm_shift` (the shift columns) and :func:`~nnmip.formulations.common.step_units` (the rows).
+    The big-M bounds are widened by the largest shift, ``L - S`` and ``U + S``.
 
     Source: Step/Sign on Lin (data rows) + RobustSpec.  Target: Bin.
     """
-    dense = f.net.op(layer)
+    ext = ctx.ext
+    robust: RobustSpec = ext.robust
+    layer = ctx.net.inputs_of(node)[0]
+    if isinstance(v, Bin):
+        v = Lin(v.affine(), *v.bounds(), v.space)
+    dense = ctx.net.op(layer)
     assert isinstance(dense, Dense)
     if v.space != "point":
         raise FormulationError.at("E0220", f"robust set on '{robust.target}' needs '{layer}' to act on data rows",
                                   op.span)
-    shift = dual_norm_shift(layer, dense, f.params[layer], robust, f, cones)
-    f.b.notes.append(f"{node}: activation constant over {robust.describe()} around every training point")
-    return step_rows(node, op, v, f, shift, z_units)
-
-
-FORMULATIONS[("step", "robust")] = step_robust  # type: ignore[assignment]
-FORMULATIONS[("sign", "robust")] = step_robust  # type: ignore[assignment]
+    shift = dual_norm_shift(layer, dense, ctx.params[layer], robust, ctx, ext.cones)
+    ctx.b.notes.append(f"{node}: activation constant over {robust.describe()} around every training point")
+    return step_units(ctx, node, op, v, shift, ext.unit_indicators(layer))

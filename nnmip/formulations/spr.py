@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from nnmip.formulations.groups import build_groups
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
@@ -158,8 +160,6 @@ class SprSpec:
 
 def spr_from_task(net: Any, task: Any) -> SprSpec:
     """Groups, M, alpha and lambda from a checked task's ``prune`` declarations (``lambda`` defaults to 1)."""
-    from nnmip.formulations.pruning import build_groups
-
     specs = tuple(getattr(task, "prune", ()) or ())
     if not specs:
         raise ValueError("the task declares no pruning groups")

@@ -13,7 +13,6 @@ point, after which everything is per cluster.  With one cluster per point this i
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,9 +20,26 @@ import numpy as np
 import numpy.typing as npt
 
 from nnmip.errors import FormulationError
+
+# robust and pruning register their step / sign formulations on import; perspective its regularisers
+from nnmip.formulations import perspective as _perspective  # noqa: F401
+from nnmip.formulations import robust as _robust  # noqa: F401
+from nnmip.formulations.common import (
+    Bin,
+    Const,
+    Lin,
+    ParamCols,
+    Value,
+    as_lin,
+    formulation,
+    mccormick,
+    register,
+    step_units,
+)
+from nnmip.formulations.pruning import TrainingExtension
 from nnmip.ir.losses import targets
 from nnmip.ir.network import Network
-from nnmip.ir.ops import Dense, Identity, Input, Op, ReLU, Sign, Step
+from nnmip.ir.ops import Dense, Identity, Input, Op, Sign, Step
 from nnmip.model import Affine, MatrixModel, ModelBuilder
 
 FloatArray = npt.NDArray[np.float64]
@@ -32,49 +48,6 @@ IntArray = npt.NDArray[np.int64]
 #: default activation margin: far above the tightest integrality tolerance times any big-M we emit
 #: (1e-9 * M with M < 1e4) plus the feasibility tolerance (1e-9), and far below the scale of scaled data
 DEFAULT_EPS = 1e-3
-
-
-@dataclass
-class Const:
-    values: FloatArray
-    space: str = "point"
-
-
-@dataclass
-class Bin:
-    cols: IntArray
-    levels: tuple[float, float]
-    space: str
-
-    def affine(self) -> Affine:
-        lo, hi = self.levels
-        return Affine.from_cols(self.cols, scale=hi - lo, offset=lo)
-
-    def bounds(self) -> tuple[FloatArray, FloatArray]:
-        return np.full(self.cols.shape, self.levels[0]), np.full(self.cols.shape, self.levels[1])
-
-
-@dataclass
-class Lin:
-    expr: Affine
-    lo: FloatArray
-    hi: FloatArray
-    space: str
-
-
-Value = Const | Bin | Lin
-
-
-@dataclass
-class ParamCols:
-    """Where a trainable layer's parameters live: column indices, or fixed values."""
-
-    W_cols: IntArray | None
-    W_fixed: FloatArray | None
-    b_cols: IntArray | None
-    b_fixed: FloatArray | None
-    W_int: bool = False
-    b_int: bool = False
 
 
 @dataclass
@@ -114,10 +87,17 @@ class TrainingModel:
         return out
 
 
-class _Formulator:
-    def __init__(self, net: Network, X: FloatArray, groups: IntArray, n_clusters: int, eps: float) -> None:
+class TrainingContext:
+    """The formulation context of a training model: the network, the data, the builder, and what the
+    formulations record for the read-back (parameter columns, activation patterns, the error columns)."""
+
+    def __init__(self, net: Network, X: FloatArray, y: IntArray, n_classes: int, margin: float, groups: IntArray,
+                 n_clusters: int, eps: float) -> None:
         self.net = net
         self.X = X
+        self.y = y
+        self.n_classes = n_classes
+        self.margin = margin
         self.groups = groups
         self.n_clusters = n_clusters
         self.eps = eps
@@ -126,6 +106,7 @@ class _Formulator:
         self.patterns: dict[str, tuple[IntArray, IntArray]] = {}
         self.clustered = n_clusters < X.shape[0]
         self.error_cols: IntArray | None = None
+        self.ext: TrainingExtension | None = None
 
     def rows_of(self, space: str) -> int:
         return self.X.shape[0] if space == "point" else self.n_clusters
@@ -156,42 +137,84 @@ class _Formulator:
             return Affine.from_cols(np.broadcast_to(pc.b_cols, (R, n_out)).copy())
         return np.zeros((R, n_out)) if pc.b_fixed is None else np.broadcast_to(pc.b_fixed, (R, n_out)).copy()
 
-    # ops ---------------------------------------------------------------------------------------------------------
-    def dense(self, node: str, op: Dense, v: Value) -> Value:
-        pc = self.param_cols(node, op)
-        if not op.trainable:
-            W, bias = op.W, op.b
+    # dispatch ----------------------------------------------------------------------------------------------------
+    def method(self, node: str, op: Op, v: Value) -> str:
+        """The registered method that formulates ``op`` on ``v``."""
+        if isinstance(op, Dense):
+            if not op.trainable:
+                return "fixed"
             if isinstance(v, Const):
-                return Const(v.values @ W.T + bias, v.space)
-            lin = v if isinstance(v, Lin) else Lin(v.affine(), *v.bounds(), v.space)
-            lo, hi = op.interval(lin.lo, lin.hi)
-            return Lin(lin.expr.matmul_t(W) + bias, lo, hi, lin.space)
-        if isinstance(v, Const):
-            return dense_on_constant(node, op, v, pc, self)
-        if isinstance(v, Bin):
-            return dense_on_binary(node, op, v, pc, self)
-        raise FormulationError.at(
-            "E0141", f"layer '{node}' multiplies trainable weights by a continuous variable (bilinear)", op.span,
-            ["help: put step(...) or sign(...) before it, or give it fixed weights"])
-
-    def activation(self, node: str, op: Op, v: Value) -> Value:
-        if isinstance(v, Const):
-            return Const(op.forward(v.values), v.space)
-        if isinstance(op, Identity):
-            return v
-        if isinstance(op, (Step, Sign)):
+                return "constant"
             if isinstance(v, Bin):
-                v = Lin(v.affine(), *v.bounds(), v.space)
-            return step_margin(node, op, v, self)
+                return "mccormick"
+            raise FormulationError.at(
+                "E0141", f"layer '{node}' multiplies trainable weights by a continuous variable (bilinear)",
+                op.span, ["help: put step(...) or sign(...) before it, or give it fixed weights"])
+        hooked = self.ext.method(node, op, v) if self.ext is not None else None
+        if hooked is not None:
+            return hooked
+        if isinstance(v, Const):
+            return "constant"
+        if isinstance(op, Identity):
+            return "identity"
+        if isinstance(op, (Step, Sign)):
+            return "margin"
         raise FormulationError.at(
             "E0140", f"{op.kind} '{node}' follows trainable weights: training through it is not a MILP here",
             op.span, ["help: use step(...) or sign(...) for training, or fixed weights"])
+
+    def node(self, node: str, op: Op, v: Value) -> Value:
+        """Formulate one node with the registered formulation."""
+        fn = formulation("training", op.kind, self.method(node, op, v), op.span)
+        return fn(self, node, op, v)  # type: ignore[no-any-return]
 
 
 # ------------------------------------------------------------------------------------------------------------
 # Formulations (docs/formulations.md §3 and §4)
 # ------------------------------------------------------------------------------------------------------------
-def dense_on_constant(node: str, op: Dense, v: Const, pc: ParamCols, f: _Formulator) -> Lin:
+@register("training", "dense", "fixed")
+def dense_fixed(f: TrainingContext, node: str, op: Dense, v: Value) -> Value:
+    r"""Dense layer with fixed weights and bias.
+
+    Math
+    ----
+    On constants: ``x W^T + b`` (numbers).  On a variable block: ``a = v W^T + b`` with interval bounds; no rows.
+
+    Source: Dense (fixed) on any value.  Target: Const or Lin.
+    """
+    f.param_cols(node, op)
+    W, bias = op.W, op.b
+    if isinstance(v, Const):
+        return Const(v.values @ W.T + bias, v.space)
+    lin = as_lin(v)
+    lo, hi = op.interval(lin.lo, lin.hi)
+    return Lin(lin.expr.matmul_t(W) + bias, lo, hi, lin.space)
+
+
+@register("training", ("relu", "step", "sign", "identity"), "constant")
+def activation_constant(f: TrainingContext, node: str, op: Op, v: Const) -> Const:
+    r"""An activation of constants: the forward pass.
+
+    Math
+    ----
+    ``y = act(x)`` computed in numpy; no column, no row.
+    """
+    return Const(op.forward(v.values), v.space)
+
+
+@register("training", "identity", "identity")
+def identity(f: TrainingContext, node: str, op: Identity, v: Value) -> Value:
+    r"""Identity ``y = a``.
+
+    Math
+    ----
+    No column and no row: the output is the input value.
+    """
+    return v
+
+
+@register("training", "dense", "constant")
+def dense_on_constant(f: TrainingContext, node: str, op: Dense, v: Const) -> Lin:
     r"""Dense layer with trainable weights on constant input (data).
 
     Math
@@ -201,6 +224,7 @@ def dense_on_constant(node: str, op: Dense, v: Const, pc: ParamCols, f: _Formula
 
     Source: Dense on Const.  Target: Lin (R, n_out).
     """
+    pc = f.param_cols(node, op)
     R = v.values.shape[0]
     n_out, n_in = op.n_out, op.n_in
     X = v.values
@@ -217,7 +241,8 @@ def dense_on_constant(node: str, op: Dense, v: Const, pc: ParamCols, f: _Formula
     return Lin(expr, lo, hi, v.space)
 
 
-def dense_on_binary(node: str, op: Dense, v: Bin, pc: ParamCols, f: _Formulator) -> Lin:
+@register("training", "dense", "mccormick")
+def dense_on_binary(f: TrainingContext, node: str, op: Dense, v: Bin) -> Lin:
     r"""Dense layer with trainable weights on binary activations: exact McCormick products.
 
     Math
@@ -229,6 +254,7 @@ def dense_on_binary(node: str, op: Dense, v: Bin, pc: ParamCols, f: _Formulator)
 
     Source: Dense (trainable W) on Bin.  Target: Lin (R, n_out); R*n_out*n_in columns ``s`` and 4 rows each.
     """
+    pc = f.param_cols(node, op)
     if pc.W_cols is None:  # only the bias is trainable: the weights are fixed
         lin = Lin(v.affine(), *v.bounds(), v.space)
         lo, hi = op.interval(lin.lo, lin.hi)
@@ -237,25 +263,9 @@ def dense_on_binary(node: str, op: Dense, v: Bin, pc: ParamCols, f: _Formulator)
     assert op.weights is not None
     R, n_in = v.cols.shape
     n_out = op.n_out
-    Lw, Uw = op.weights.lo, op.weights.hi
-    s = f.b.add_cols(node, "s", (R, n_out, n_in), np.minimum(Lw, 0.0)[None], np.maximum(Uw, 0.0)[None], "C")
-    u = np.broadcast_to(v.cols[:, None, :], s.shape)
-    W = np.broadcast_to(pc.W_cols[None], s.shape)
-    L = np.broadcast_to(Lw[None], s.shape)
-    U = np.broadcast_to(Uw[None], s.shape)
-    k = s.size
-    r = np.arange(k)
-    one = np.ones(k)
-    # rows 1-2: L u <= s <= U u  (one two-sided row would mix directions; keep them apart)
-    f.b.add_rows_coo(node, "mc_lo", np.r_[r, r], np.r_[s.ravel(), u.ravel()], np.r_[one, -L.ravel()],
-                     0.0, np.inf, s.shape)
-    f.b.add_rows_coo(node, "mc_hi", np.r_[r, r], np.r_[s.ravel(), u.ravel()], np.r_[one, -U.ravel()],
-                     -np.inf, 0.0, s.shape)
-    # rows 3-4: W - U (1 - u) <= s <= W - L (1 - u)
-    f.b.add_rows_coo(node, "mc_wlo", np.r_[r, r, r], np.r_[s.ravel(), W.ravel(), u.ravel()],
-                     np.r_[one, -one, -U.ravel()], -U.ravel(), np.inf, s.shape)
-    f.b.add_rows_coo(node, "mc_whi", np.r_[r, r, r], np.r_[s.ravel(), W.ravel(), u.ravel()],
-                     np.r_[one, -one, -L.ravel()], -np.inf, -L.ravel(), s.shape)
+    shape = (R, n_out, n_in)
+    s = mccormick(f.b, node, np.broadcast_to(pc.W_cols[None], shape), np.broadcast_to(v.cols[:, None, :], shape),
+                  op.weights.lo[None], op.weights.hi[None])
     lo_v, hi_v = v.levels
     # a_rl = (hi - lo) sum_j s_rlj + lo sum_j W_lj + b_l
     rows = np.repeat(np.arange(R * n_out), n_in)
@@ -271,88 +281,29 @@ def dense_on_binary(node: str, op: Dense, v: Bin, pc: ParamCols, f: _Formulator)
     return Lin(expr, lo, hi, v.space)
 
 
-def step_margin(node: str, op: Step | Sign, v: Lin, f: _Formulator, shift: Any = None,
-                z_units: IntArray | None = None) -> Bin:
-    r"""Step / sign activation with a margin ``eps`` on both sides (Kurtz & Bah), optionally robust over an input
-    set (``shift``, see :mod:`nnmip.formulations.robust`) and optionally prunable per unit (``z_units``).
+@register("training", ("step", "sign"), "margin")
+def step_margin(f: TrainingContext, node: str, op: Step | Sign, v: Value) -> Bin:
+    r"""Step / sign with a margin ``eps`` on both sides (Kurtz & Bah).
 
     Math
     ----
-    With ``[L, U]`` the bounds of ``a``, ``s_l`` the worst shift of unit ``l`` over the set (0 without a set,
-    bounded by ``S_l``) and ``z_l`` the unit's prune indicator (1 without pruning):
-    on-row ``a - s - (eps - L + S) u >= L - S`` (u = 1 forces ``a - s >= eps``: on for the whole set);
-    off-row ``a + s - (U + S + eps) u + eps z <= 0`` (u = 0 and z = 1 force ``a + s <= -eps``; a pruned unit has
-    ``a = s = 0``); ``u - z <= 0`` (a pruned unit is off).  ``u`` is fixed to 0 where ``U < eps``, and to 1
-    where ``L > -eps`` for units that cannot be pruned.
+    ``a - (eps - L) u >= L`` and ``a - (U + eps) u <= -eps`` (:func:`~nnmip.formulations.common.step_units`):
+    ``u = 1`` forces ``a >= eps``, ``u = 0`` forces ``a <= -eps``.
 
-    Source: Step/Sign on Lin.  Target: Bin; one binary and two rows per (row, unit), one more row per pruned
-    unit and row.  Raises FormulationError when a bound is infinite.
+    Source: Step/Sign on Lin or Bin.  Target: Bin; one binary and two rows per (row, unit).
     """
-    eps = f.eps
-    R, d = v.expr.shape
-    if not (np.isfinite(v.lo).all() and np.isfinite(v.hi).all()):
-        raise FormulationError.at("E0404", f"pre-activation of '{node}' has an infinite bound: no big-M exists",
-                                  op.span, ["help: give the input a bounded set or run propagate_bounds"])
-    to_cluster = v.space == "point" and f.clustered
-    space = "cluster" if to_cluster else v.space
-    R_u = f.n_clusters if to_cluster else R
-    row_of = f.groups if to_cluster else np.arange(R)
-    S = np.zeros(d) if shift is None else np.asarray(shift.hi, dtype=np.float64)
-    can_prune = np.zeros(d, dtype=bool) if z_units is None else z_units >= 0
-    lo_fix = np.zeros((R_u, d))
-    hi_fix = np.ones((R_u, d))
-    np.maximum.at(lo_fix, row_of, ((v.lo > -eps) & ~can_prune[None, :]).astype(float))
-    np.minimum.at(hi_fix, row_of, (v.hi >= eps).astype(float))
-    if (lo_fix > hi_fix).any():
-        f.b.notes.append(f"{node}: a cluster holds points forced to opposite activations (infeasible)")
-        hi_fix = np.maximum(hi_fix, lo_fix)
-    u = f.b.add_cols(node, "u", (R_u, d), lo_fix, hi_fix, "B")
-    u_rows = u[row_of]
-    u_aff = Affine.from_cols(u_rows)
-    on_expr, off_expr = v.expr, v.expr
-    L, U = v.lo - S[None, :], v.hi + S[None, :]
-    if shift is not None:
-        sh = _broadcast_rows(shift.expr, R)
-        on_expr, off_expr = v.expr - sh, v.expr + sh
-    on = f.b.add_rows(node, "on", on_expr - u_aff.scale(eps - L), lb=L)
-    off_body = off_expr - u_aff.scale(U + eps)
-    if z_units is not None and can_prune.any():
-        zc = np.where(can_prune, z_units, 0)
-        z_aff = Affine.from_cols(np.broadcast_to(zc[None, :], (R, d)).copy(),
-                                 scale=np.broadcast_to(np.where(can_prune, eps, 0.0)[None, :], (R, d)))
-        off = f.b.add_rows(node, "off", off_body + z_aff, ub=np.where(can_prune, 0.0, -eps)[None, :])
-        cols = np.flatnonzero(can_prune)
-        uz = Affine.from_cols(u[:, cols]) - Affine.from_cols(np.broadcast_to(z_units[cols][None, :],
-                                                                              (R_u, cols.size)).copy())
-        f.b.add_rows(node, "prune_off", uz, ub=0.0)
-        keep_margin = np.broadcast_to(~can_prune[None, :], (R, d))
-        f.b.add_margin(off[keep_margin], u_rows[keep_margin], 0)
-    else:
-        off = f.b.add_rows(node, "off", off_body, ub=-eps)
-        f.b.add_margin(off, u_rows, 0)
-    f.b.add_margin(on, u_rows, 1)
-    f.patterns[node] = (u, row_of if v.space == "point" else _point_rows(f, v.space))
-    return Bin(u, op.binary, space)  # type: ignore[attr-defined]
-
-
-def _broadcast_rows(expr: Affine, R: int) -> Affine:
-    """A (d,) block repeated as an (R, d) block."""
-    d = expr.shape[0]
-    return expr.take(np.tile(np.arange(d), R)).reshape((R, d))
-
-
-def _point_rows(f: _Formulator, space: str) -> IntArray:
-    return f.groups if space == "cluster" else np.arange(f.X.shape[0])
+    return step_units(f, node, op, as_lin(v))
 
 
 # ------------------------------------------------------------------------------------------------------------
 # Losses (docs/formulations.md §7)
 # ------------------------------------------------------------------------------------------------------------
-def _per_point(f: _Formulator, v: Value) -> IntArray:
+def _per_point(f: TrainingContext, v: Value) -> IntArray:
     return f.groups if v.space == "cluster" else np.arange(f.X.shape[0])
 
 
-def loss_hamming(f: _Formulator, out: Value, y: IntArray, n_classes: int, margin: float) -> None:
+@register("training", "loss", "hamming")
+def loss_hamming(f: TrainingContext, node: str, loss: str, out: Value) -> None:
     r"""Hamming loss on step/sign outputs.
 
     Math
@@ -360,6 +311,7 @@ def loss_hamming(f: _Formulator, out: Value, y: IntArray, n_classes: int, margin
     ``sum_i sum_c |T_ic - u_ic| = sum_ic T_ic + (1 - 2 T_ic) u_{r(i) c}`` with 0/1 targets ``T`` (one-hot, or
     the label for a single output) and ``r(i)`` the row (cluster) of point ``i``.  No rows.
     """
+    y, n_classes = f.y, f.n_classes
     if not isinstance(out, Bin):
         raise FormulationError.at("E0151", "loss hamming needs a step or sign output", f.net.op(f.net.output).span)
     T = _targets(f, y, out.cols.shape[1], n_classes)
@@ -368,7 +320,7 @@ def loss_hamming(f: _Formulator, out: Value, y: IntArray, n_classes: int, margin
     f.b.c0 += float(T.sum())
 
 
-def _targets(f: _Formulator, y: IntArray, n_out: int, n_classes: int) -> FloatArray:
+def _targets(f: TrainingContext, y: IntArray, n_out: int, n_classes: int) -> FloatArray:
     try:
         return targets(y, n_out, n_classes)
     except ValueError:
@@ -379,20 +331,11 @@ def _targets(f: _Formulator, y: IntArray, n_out: int, n_classes: int) -> FloatAr
              + (" or 1 unit for two classes" if n_classes == 2 else "")]) from None
 
 
-def _as_lin(v: Value) -> Lin:
-    if isinstance(v, Lin):
-        return v
-    if isinstance(v, Bin):
-        lo, hi = v.bounds()
-        return Lin(v.affine(), lo, hi, v.space)
-    return Lin(Affine.constant(v.values), v.values, v.values, v.space)
-
-
-def _margin_pairs(f: _Formulator, out: Value, y: IntArray, n_classes: int) -> tuple[Affine, FloatArray, IntArray]:
+def _margin_pairs(f: TrainingContext, out: Value, y: IntArray, n_classes: int) -> tuple[Affine, FloatArray, IntArray]:
     """Affine ``a_{i,y_i} - a_{i,c}`` for every point and wrong class (or ``(2y-1) a`` for one output), its
     lower bound, and the point of each pair.
     """
-    lin = _as_lin(out)
+    lin = as_lin(out)
     R, n_out = lin.expr.shape
     _targets(f, y, n_out, n_classes)
     rows = _per_point(f, lin)
@@ -415,7 +358,8 @@ def _margin_pairs(f: _Formulator, out: Value, y: IntArray, n_classes: int) -> tu
     return expr, lower, pts
 
 
-def loss_zero_one(f: _Formulator, out: Value, y: IntArray, n_classes: int, margin: float) -> None:
+@register("training", "loss", "zero_one")
+def loss_zero_one(f: TrainingContext, node: str, loss: str, out: Value) -> None:
     r"""0-1 loss with margin ``g`` on output scores.
 
     Math
@@ -424,6 +368,7 @@ def loss_zero_one(f: _Formulator, out: Value, y: IntArray, n_classes: int, margi
     ``M_ic = g - lower(a_{i,y_i} - a_{i,c})`` (rows whose bound already exceeds ``g`` are dropped);
     minimise ``sum_i e_i``.
     """
+    y, n_classes, margin = f.y, f.n_classes, f.margin
     expr, lower, pts = _margin_pairs(f, out, y, n_classes)
     e = f.b.add_cols("loss", "e", y.size, 0.0, 1.0, "B")
     M = margin - lower
@@ -439,20 +384,23 @@ def loss_zero_one(f: _Formulator, out: Value, y: IntArray, n_classes: int, margi
     f.error_cols = e
 
 
-def loss_hinge(f: _Formulator, out: Value, y: IntArray, n_classes: int, margin: float) -> None:
+@register("training", "loss", "hinge")
+def loss_hinge(f: TrainingContext, node: str, loss: str, out: Value) -> None:
     r"""Multi-class hinge loss (Crammer-Singer) with margin ``g``.
 
     Math
     ----
     ``xi_i >= 0``; ``xi_i + a_{i,y_i} - a_{i,c} >= g`` for every wrong class ``c``; minimise ``sum_i xi_i``.
     """
+    y, n_classes, margin = f.y, f.n_classes, f.margin
     expr, lower, pts = _margin_pairs(f, out, y, n_classes)
     xi = f.b.add_cols("loss", "xi", y.size, 0.0, np.inf, "C")
     f.b.add_rows("loss", "hinge", expr + Affine.from_cols(xi[pts]), lb=margin)
     f.b.add_objective_cols(xi, 1.0)
 
 
-def loss_min_weight(f: _Formulator, out: Value, y: IntArray, n_classes: int, margin: float) -> None:
+@register("training", "loss", "min_weight")
+def loss_min_weight(f: TrainingContext, node: str, loss: str, out: Value) -> None:
     r"""Every point classified with margin ``g`` (hard rows); the objective is the weight norm (added by
     :func:`l1_penalty` with weight 1).
 
@@ -460,12 +408,14 @@ def loss_min_weight(f: _Formulator, out: Value, y: IntArray, n_classes: int, mar
     ----
     ``a_{i,y_i} - a_{i,c} >= g`` for every point and wrong class.
     """
+    y, n_classes, margin = f.y, f.n_classes, f.margin
     expr, lower, pts = _margin_pairs(f, out, y, n_classes)
     rows = f.b.add_rows("loss", "margin", expr, lb=margin)
     f.b.add_margin(rows, None)
 
 
-def loss_max_margin(f: _Formulator, out: Value, y: IntArray, n_classes: int, margin: float) -> None:
+@register("training", "loss", "max_margin")
+def loss_max_margin(f: TrainingContext, node: str, loss: str, out: Value) -> None:
     r"""Every point classified correctly; maximise the smallest output margin ``gamma``.
 
     Math
@@ -473,6 +423,7 @@ def loss_max_margin(f: _Formulator, out: Value, y: IntArray, n_classes: int, mar
     ``a_{i,y_i} - a_{i,c} - gamma >= 0`` for every point and wrong class, ``gamma >= eps``;
     minimise ``-gamma`` (the reported loss is minus the smallest margin).
     """
+    y, n_classes = f.y, f.n_classes
     expr, lower, pts = _margin_pairs(f, out, y, n_classes)
     lin = out if isinstance(out, Lin) else None
     gmax = float(np.max(lin.hi) - np.min(lin.lo)) if lin is not None else 2.0
@@ -482,7 +433,7 @@ def loss_max_margin(f: _Formulator, out: Value, y: IntArray, n_classes: int, mar
     f.b.add_objective_cols(gamma, -1.0)
 
 
-def l1_penalty(f: _Formulator, weight: float) -> None:
+def l1_penalty(f: TrainingContext, weight: float) -> None:
     r"""``weight * sum |W|`` over trainable weights.
 
     Math
@@ -499,23 +450,6 @@ def l1_penalty(f: _Formulator, weight: float) -> None:
         f.b.add_rows(node, "abs_pos", xa - w, lb=0.0)
         f.b.add_rows(node, "abs_neg", xa + w, lb=0.0)
         f.b.add_objective_cols(xi, weight)
-
-
-LOSS_FORMULATIONS: dict[str, Callable[..., None]] = {
-    "hamming": loss_hamming,
-    "zero_one": loss_zero_one,
-    "hinge": loss_hinge,
-    "min_weight": loss_min_weight,
-    "max_margin": loss_max_margin,
-}
-
-#: (op kind, method) -> formulation; users may override an entry
-FORMULATIONS: dict[tuple[str, str], Callable[..., Value]] = {
-    ("dense", "constant"): dense_on_constant,
-    ("dense", "mccormick"): dense_on_binary,
-    ("step", "margin"): step_margin,
-    ("sign", "margin"): step_margin,
-}
 
 
 TRAINABLE_KINDS = ("input", "dense", "step", "sign", "relu", "identity")
@@ -561,27 +495,20 @@ def build_training_model(net: Network, X: FloatArray, y: IntArray, n_classes: in
         _, groups = np.unique(groups, return_inverse=True)
         n_clusters = int(groups.max()) + 1 if N else 0
     eps = DEFAULT_EPS if eps is None else float(eps)
-    f = _Formulator(net, X, groups, n_clusters, eps)
+    f = TrainingContext(net, X, y, n_classes, margin, groups, n_clusters, eps)
     ext = None
     if robust is not None or (prune is not None and prune.specs):
-        from nnmip.formulations.pruning import TrainingExtension
-
         ext = TrainingExtension(f, robust, prune, emit, cones)
     vals: dict[str, Value] = {}
     for node, op in net.items():
         if isinstance(op, Input):
             vals[node] = Const(X, "point")
             continue
-        v = vals[net.inputs_of(node)[0]]
-        if isinstance(op, Dense):
-            vals[node] = f.dense(node, op, v)
-        else:
-            hooked = ext.activation(node, op, v) if ext is not None else None
-            vals[node] = hooked if hooked is not None else f.activation(node, op, v)
+        vals[node] = f.node(node, op, vals[net.inputs_of(node)[0]])
     out = vals[net.output]
     if isinstance(out, Const):
         raise FormulationError.at("E0142", f"network '{net.name}' has no trainable weights", net.op(net.output).span)
-    LOSS_FORMULATIONS[loss](f, out, y, n_classes, margin)
+    formulation("training", "loss", loss, net.op(net.output).span)(f, "loss", loss, out)
     penalty = l1 + (1.0 if loss == "min_weight" else 0.0)
     if penalty > 0:
         l1_penalty(f, penalty)
@@ -592,6 +519,4 @@ def build_training_model(net: Network, X: FloatArray, y: IntArray, n_classes: in
                          f.error_cols, list(model.notes), extension=info)
 
 
-# backward-compatible re-export for the registry users
-__all__ = ["DEFAULT_EPS", "FORMULATIONS", "LOSS_FORMULATIONS", "TrainingModel", "build_training_model",
-           "ReLU"]
+__all__ = ["DEFAULT_EPS", "TrainingContext", "TrainingModel", "build_training_model"]

@@ -4,11 +4,12 @@ The weights are constants, so every dense layer is linear in its input and the o
 activations.  Bounds are not computed here: :mod:`nnmip.passes.bounds` proves them and hands them in; every
 big-M below comes from those bounds, and an infinite one is a :class:`~nnmip.errors.FormulationError`.
 
-Registries
-----------
-``FORMULATIONS[(op type, method)]`` maps an IR op to the function that emits it, with the signature
-``fn(node, op, inp: Val, out_bounds, b: ModelBuilder) -> Val``; ``SET_FORMULATIONS[kind]`` maps an input-set
-kind to ``fn(node, s: InputSet, x: IntArray, lo, hi, b) -> None``.  Override an entry or pass
+Registry
+--------
+The functions below are filed in :data:`nnmip.formulations.common.FORMULATIONS` under
+``("verification", op kind, method)`` and ``("verification", "set", set kind)``, with the one signature
+``fn(ctx, node, item, inp: Val)`` where ``ctx`` is a :class:`FixedContext` (the builder ``ctx.b``, the proven
+``ctx.bounds`` of every node, the input columns ``ctx.x_cols``).  Override an entry or pass
 ``method={"relu": "bigm"}`` to :func:`build_fixed_model` to choose a formulation.
 
 Role names: ``x`` input, ``a`` pre-activation, ``d``/``u`` binary (ReLU phase / step activation), ``y``
@@ -17,7 +18,6 @@ post-activation, ``t`` auxiliary (l1 radius split, case score), ``r`` l2 offset.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +25,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from nnmip.errors import FormulationError
+from nnmip.formulations.common import formulation, register, step_rows
 from nnmip.ir.network import Network
 from nnmip.ir.ops import Dense, Identity, Input, MaxPool, Op, ReLU, Sign, Step, Sum
 from nnmip.ir.spec import Case, InputSet, Region
@@ -48,6 +49,15 @@ class Val:
     @property
     def size(self) -> int:
         return self.expr.size
+
+
+@dataclass
+class FixedContext:
+    """The formulation context of a fixed-weight network: the builder, the proven bounds, the input columns."""
+
+    b: ModelBuilder
+    bounds: dict[str, tuple[FloatArray, FloatArray]]
+    x_cols: IntArray | None = None
 
 
 @dataclass
@@ -136,7 +146,8 @@ def _check_finite(node: str, lo: FloatArray, hi: FloatArray, op: Op) -> None:
 # ------------------------------------------------------------------------------------------------------------
 # layers
 # ------------------------------------------------------------------------------------------------------------
-def dense_fixed(node: str, op: Dense, inp: Val, out: Bounds, b: ModelBuilder) -> Val:
+@register("verification", "dense", "fixed")
+def dense_fixed(ctx: FixedContext, node: str, op: Dense, inp: Val) -> Val:
     r"""Dense layer with constant weights: ``a = W x + b`` as columns.
 
     Math
@@ -151,6 +162,7 @@ def dense_fixed(node: str, op: Dense, inp: Val, out: Bounds, b: ModelBuilder) ->
     FormulationError
         E0421 when the layer's weights are not fixed.
     """
+    b, out = ctx.b, ctx.bounds[node]
     if op.trainable:
         raise FormulationError.at("E0421", f"layer '{node}' has weights that are not fixed", op.span,
                                   ["help: verification needs fixed weights: load(...) them, import an ONNX "
@@ -163,7 +175,8 @@ def dense_fixed(node: str, op: Dense, inp: Val, out: Bounds, b: ModelBuilder) ->
     return Val(Affine.from_cols(a), np.asarray(lo, np.float64), np.asarray(hi, np.float64))
 
 
-def relu_bigm(node: str, op: ReLU, inp: Val, out: Bounds, b: ModelBuilder) -> Val:
+@register("verification", "relu", "bigm")
+def relu_bigm(ctx: FixedContext, node: str, op: ReLU, inp: Val) -> Val:
     r"""Big-M ReLU ``y = max(0, a)`` with binaries only for unstable units.
 
     Math
@@ -181,6 +194,7 @@ def relu_bigm(node: str, op: ReLU, inp: Val, out: Bounds, b: ModelBuilder) -> Va
     FormulationError
         E0420 when an unstable unit has an infinite bound.
     """
+    b, out = ctx.b, ctx.bounds[node]
     L, U = inp.lo, inp.hi
     active = L >= 0
     inactive = ~active & (U <= 0)
@@ -203,7 +217,8 @@ def relu_bigm(node: str, op: ReLU, inp: Val, out: Bounds, b: ModelBuilder) -> Va
     return Val(_rows_from(parts, inp.size), np.maximum(out[0], 0.0), np.maximum(out[1], 0.0))
 
 
-def step_fixed(node: str, op: Step | Sign, inp: Val, out: Bounds, b: ModelBuilder) -> Val:
+@register("verification", ("step", "sign"), "bigm")
+def step_fixed(ctx: FixedContext, node: str, op: Step | Sign, inp: Val) -> Val:
     r"""Step (``y = u``) or sign (``y = 2u - 1``) with fixed weights: the sound verification encoding.
 
     Math
@@ -225,6 +240,7 @@ def step_fixed(node: str, op: Step | Sign, inp: Val, out: Bounds, b: ModelBuilde
     FormulationError
         E0420 when an unstable unit has an infinite bound.
     """
+    b, out = ctx.b, ctx.bounds[node]
     return _step(node, op, inp, out, b, 0.0)
 
 
@@ -243,19 +259,20 @@ def _step(node: str, op: Step | Sign, inp: Val, out: Bounds, b: ModelBuilder, ep
         _check_finite(node, Lu, Uu, op)
         a = _as_cols(node, inp, b, idx)
         u = b.add_cols(node, "u", idx.size, vtype="B")
-        b.add_rows(node, "on", Affine.from_cols(a) + Affine.from_cols(u, scale=Lu - eps), Lu, np.inf)
-        b.add_rows(node, "off", Affine.from_cols(a) - Affine.from_cols(u, scale=Uu), -np.inf, 0.0)
+        A = Affine.from_cols(a)
+        step_rows(b, node, Affine.from_cols(u), A, A, Lu, Uu, eps, 0.0)
         parts.append((idx, Affine.from_cols(u, scale=hi_v - lo_v, offset=lo_v)))
     expr = _rows_from(parts, inp.size) + const
     b.notes.append(f"{node}: {op.kind}, {int(on.sum())} on, {int(off.sum())} off, {idx.size} unstable")
     return Val(expr, np.asarray(out[0], np.float64), np.asarray(out[1], np.float64))
 
 
-#: margin of :func:`step_margin`: far above solver tolerances, far below the scale of pre-activations
+#: margin of :func:`step_strict`: far above solver tolerances, far below the scale of pre-activations
 STRICT_EPS = 1e-6
 
 
-def step_margin(node: str, op: Step | Sign, inp: Val, out: Bounds, b: ModelBuilder) -> Val:
+@register("verification", ("step", "sign"), "margin")
+def step_strict(ctx: FixedContext, node: str, op: Step | Sign, inp: Val) -> Val:
     r"""Step/sign with a margin on the ``u = 1`` side: an under-approximation whose solutions the forward pass
     reproduces (used to turn a solution at ``a = 0`` into a genuine counterexample).
 
@@ -271,10 +288,12 @@ def step_margin(node: str, op: Step | Sign, inp: Val, out: Bounds, b: ModelBuild
     FormulationError
         E0420 when an unstable unit has an infinite bound.
     """
+    b, out = ctx.b, ctx.bounds[node]
     return _step(node, op, inp, out, b, STRICT_EPS)
 
 
-def identity_pass(node: str, op: Identity, inp: Val, out: Bounds, b: ModelBuilder) -> Val:
+@register("verification", "identity", "identity")
+def identity_pass(ctx: FixedContext, node: str, op: Identity, inp: Val) -> Val:
     r"""Identity ``y = a``.
 
     Math
@@ -286,7 +305,8 @@ def identity_pass(node: str, op: Identity, inp: Val, out: Bounds, b: ModelBuilde
     return Val(inp.expr, inp.lo, inp.hi)
 
 
-def sum_pass(node: str, op: Sum, inps: list[Val], out: Bounds, b: ModelBuilder) -> Val:
+@register("verification", "add", "sum")
+def sum_pass(ctx: FixedContext, node: str, op: Sum, inps: list[Val]) -> Val:
     r"""Sum of computed vectors ``y = x_1 + x_2 + ...`` (a residual connection).
 
     Math
@@ -295,13 +315,15 @@ def sum_pass(node: str, op: Sum, inps: list[Val], out: Bounds, b: ModelBuilder) 
 
     Source / Target: Sum -> nothing.
     """
+    out = ctx.bounds[node]
     expr = inps[0].expr
     for v in inps[1:]:
         expr = expr + v.expr
     return Val(expr, np.asarray(out[0], np.float64), np.asarray(out[1], np.float64))
 
 
-def maxpool_bigm(node: str, op: MaxPool, inp: Val, out: Bounds, b: ModelBuilder) -> Val:
+@register("verification", "maxpool", "bigm")
+def maxpool_bigm(ctx: FixedContext, node: str, op: MaxPool, inp: Val) -> Val:
     r"""Max over groups ``y_j = max_{i in G_j} x_i`` (max pooling) with binaries only where bounds leave the
     maximum open.
 
@@ -324,6 +346,7 @@ def maxpool_bigm(node: str, op: MaxPool, inp: Val, out: Bounds, b: ModelBuilder)
     FormulationError
         E0420 when a candidate of an open group has an infinite bound.
     """
+    b, out = ctx.b, ctx.bounds[node]
     L, U = inp.lo, inp.hi
     parts: list[tuple[IntArray, Affine]] = []
     fixed_rows: list[int] = []
@@ -363,19 +386,6 @@ def maxpool_bigm(node: str, op: MaxPool, inp: Val, out: Bounds, b: ModelBuilder)
                np.asarray(out[1], np.float64))
 
 
-FormulationFn = Callable[[str, Op, Val, Bounds, ModelBuilder], Val]
-
-FORMULATIONS: dict[tuple[type[Op], str], FormulationFn] = {
-    (Dense, "fixed"): dense_fixed,          # type: ignore[dict-item]
-    (ReLU, "bigm"): relu_bigm,              # type: ignore[dict-item]
-    (Step, "bigm"): step_fixed,             # type: ignore[dict-item]
-    (Sign, "bigm"): step_fixed,             # type: ignore[dict-item]
-    (Step, "margin"): step_margin,          # type: ignore[dict-item]
-    (Sign, "margin"): step_margin,          # type: ignore[dict-item]
-    (Identity, "identity"): identity_pass,  # type: ignore[dict-item]
-    (Sum, "sum"): sum_pass,                 # type: ignore[dict-item]
-    (MaxPool, "bigm"): maxpool_bigm,        # type: ignore[dict-item]
-}
 DEFAULT_METHOD: dict[str, str] = {"dense": "fixed", "relu": "bigm", "step": "bigm", "sign": "bigm",
                                   "identity": "identity", "add": "sum", "maxpool": "bigm"}
 
@@ -383,7 +393,9 @@ DEFAULT_METHOD: dict[str, str] = {"dense": "fixed", "relu": "bigm", "step": "big
 # ------------------------------------------------------------------------------------------------------------
 # input sets
 # ------------------------------------------------------------------------------------------------------------
-def set_box(node: str, s: InputSet, x: IntArray, lo: FloatArray, hi: FloatArray, b: ModelBuilder) -> None:
+@register("verification", "set", "box")
+@register("verification", "set", "linf")
+def set_box(ctx: FixedContext, node: str, s: InputSet, inp: Val) -> None:
     r"""Box or l-infinity ball: nothing beyond the column bounds.
 
     Math
@@ -394,7 +406,8 @@ def set_box(node: str, s: InputSet, x: IntArray, lo: FloatArray, hi: FloatArray,
     """
 
 
-def set_l1(node: str, s: InputSet, x: IntArray, lo: FloatArray, hi: FloatArray, b: ModelBuilder) -> None:
+@register("verification", "set", "l1")
+def set_l1(ctx: FixedContext, node: str, s: InputSet, inp: Val) -> None:
     r"""l1 ball ``|x - c|_1 <= r`` as linear rows.
 
     Math
@@ -404,6 +417,8 @@ def set_l1(node: str, s: InputSet, x: IntArray, lo: FloatArray, hi: FloatArray, 
 
     Source / Target: l1 -> ``n`` columns ``t``, ``2n + 1`` rows.
     """
+    b, x, lo, hi = ctx.b, ctx.x_cols, inp.lo, inp.hi
+    assert x is not None
     assert s.center is not None
     c = np.asarray(s.center, dtype=np.float64)
     n = x.size
@@ -415,7 +430,8 @@ def set_l1(node: str, s: InputSet, x: IntArray, lo: FloatArray, hi: FloatArray, 
     b.add_rows(node, "l1_sum", T.reshape((1, n)).sum(axis=1), -np.inf, s.radius)
 
 
-def set_l2_soc(node: str, s: InputSet, x: IntArray, lo: FloatArray, hi: FloatArray, b: ModelBuilder) -> None:
+@register("verification", "set", "l2")
+def set_l2_soc(ctx: FixedContext, node: str, s: InputSet, inp: Val) -> None:
     r"""l2 ball ``|x - c|_2 <= r`` as a second-order cone (MISOCP: Gurobi, or cvxpy with a conic MIP solver).
 
     Math
@@ -424,6 +440,8 @@ def set_l2_soc(node: str, s: InputSet, x: IntArray, lo: FloatArray, hi: FloatArr
 
     Source / Target: l2 -> ``n + 1`` columns, ``n`` rows, one ``soc`` cone.
     """
+    b, x, lo, hi = ctx.b, ctx.x_cols, inp.lo, inp.hi
+    assert x is not None
     assert s.center is not None
     c = np.asarray(s.center, dtype=np.float64)
     n = x.size
@@ -434,7 +452,8 @@ def set_l2_soc(node: str, s: InputSet, x: IntArray, lo: FloatArray, hi: FloatArr
     b.notes.append(f"{node}: l2 ball of radius {s.radius:g} as a second-order cone")
 
 
-def set_halfspaces(node: str, s: InputSet, x: IntArray, lo: FloatArray, hi: FloatArray, b: ModelBuilder) -> None:
+@register("verification", "set", "halfspaces")
+def set_halfspaces(ctx: FixedContext, node: str, s: InputSet, inp: Val) -> None:
     r"""Linear input constraints ``A x <= b``.
 
     Math
@@ -443,20 +462,12 @@ def set_halfspaces(node: str, s: InputSet, x: IntArray, lo: FloatArray, hi: Floa
 
     Source / Target: halfspaces -> ``m`` rows.
     """
+    b, x = ctx.b, ctx.x_cols
+    assert x is not None
     assert s.A is not None
     assert s.b is not None
     expr = Affine.from_cols(x.reshape(1, -1)).matmul_t(s.A).reshape((s.A.shape[0],))
     b.add_rows(node, "halfspace", expr, -np.inf, s.b)
-
-
-SetFn = Callable[[str, InputSet, IntArray, FloatArray, FloatArray, ModelBuilder], None]
-SET_FORMULATIONS: dict[str, SetFn] = {
-    "box": set_box,
-    "linf": set_box,
-    "l1": set_l1,
-    "l2": set_l2_soc,
-    "halfspaces": set_halfspaces,
-}
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -476,6 +487,7 @@ def build_fixed_model(net: Network, region: Region, bounds: dict[str, Bounds], *
     """
     methods = {**DEFAULT_METHOD, **(method or {})}
     b = ModelBuilder(name or f"verify_{net.name}")
+    ctx = FixedContext(b, bounds)
     vals: dict[str, Val] = {}
     units: dict[str, UnitCounts] = {}
     pre: dict[str, IntArray] = {}
@@ -484,22 +496,17 @@ def build_fixed_model(net: Network, region: Region, bounds: dict[str, Bounds], *
         if isinstance(op, Input):
             lo, hi = bounds[n]
             x_cols = b.add_cols(n, "x", op.dim, lb=lo, ub=hi)
-            for k, s in enumerate(region.sets):
-                SET_FORMULATIONS[s.kind](f"{n}_set{k}", s, x_cols, np.asarray(lo), np.asarray(hi), b)
+            ctx.x_cols = x_cols
             vals[n] = Val(Affine.from_cols(x_cols), np.asarray(lo, np.float64), np.asarray(hi, np.float64))
+            for k, s in enumerate(region.sets):
+                formulation("verification", "set", s.kind, s.span)(ctx, f"{n}_set{k}", s, vals[n])
         else:
             srcs = net.inputs_of(n)
             inp = vals[srcs[0]]
-            key = (type(op), methods.get(op.kind, ""))
-            fn = FORMULATIONS.get(key)
-            if fn is None:
-                known = ", ".join(m for t, m in FORMULATIONS if t is type(op))
-                raise FormulationError.at("E0422", f"no formulation '{key[1]}' for {op.kind} node '{n}'", op.span,
-                                          [f"help: choose one of {known}"])
+            fn = formulation("verification", op.kind, methods.get(op.kind, ""), op.span)
             if isinstance(op, (ReLU, Step, Sign)):
                 units[n] = _count(op, inp.lo, inp.hi)
-            arg = inp if op.arity == 1 else [vals[s_] for s_ in srcs]
-            vals[n] = fn(n, op, arg, bounds[n], b)  # type: ignore[arg-type]
+            vals[n] = fn(ctx, n, op, inp if op.arity == 1 else [vals[s_] for s_ in srcs])
             if isinstance(op, Dense):
                 cols = _plain_cols(vals[n])
                 if cols is not None:
