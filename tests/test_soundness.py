@@ -456,6 +456,7 @@ def _margins(out: np.ndarray, y: np.ndarray) -> np.ndarray:
 @given(data=st.data())
 def test_fixed_parameters_make_the_training_model_exact(data) -> None:
     from nnmip.backends import get_backend
+    from nnmip.drivers.train import solve_training_model
     from nnmip.formulations.training import build_training_model
     from nnmip.ir.train_spec import PruneConfig, PruneSpec, RobustSpec
     from nnmip.solution import SolveOptions, Status
@@ -555,7 +556,7 @@ def test_fixed_parameters_make_the_training_model_exact(data) -> None:
     feasible &= robust_ok[False]
     backend = get_backend("highs")
     opts = SolveOptions(mip_gap=0.0)
-    raw = tm.extension.solve(backend, m, opts) if tm.extension is not None else backend.solve(m, opts)
+    raw = solve_training_model(tm, backend, m, opts)
     if not feasible:
         assert raw.status is Status.INFEASIBLE, (raw.status, raw.objective)
         return
