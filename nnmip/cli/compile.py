@@ -48,10 +48,14 @@ def cmd_compile(a: argparse.Namespace) -> int:
     for q, path in zip(questions, paths, strict=True):
         write_model(q.model, path)
         stats = dict(q.model.stats(), question=q.describe(), file=str(path))
+        if q.notes:
+            stats["notes"] = list(q.notes)
         files.append(stats)
         if a.stats:
             print(f"{path}: " + "  ".join(f"{k} {v}" for k, v in stats.items() if k not in ("file", "question")))
         print(f"wrote {path}  ({q.describe()})", file=sys.stderr)
+        for note in q.notes:
+            print(note, file=sys.stderr)
     if a.json:
         out = dict(files[0], build_seconds=round(build_s, 4)) if len(files) == 1 else \
             {"build_seconds": round(build_s, 4), "files": files}

@@ -53,6 +53,7 @@ class Question:
     case_label: str = ""
     n_cases: int = 1
     span: Span = NO_SPAN
+    notes: tuple[str, ...] = ()  # what a reader of the file must know (printed by ``nnmip compile``)
 
     def describe(self) -> str:
         where = f" (line {self.span.line})" if self.span.known else ""
@@ -125,7 +126,8 @@ def program_questions(cp: Any, *, emit: str | None = None, relax: bool | None = 
             except NnmipError as exc:
                 raise exc.with_source(cp.program.source) from None
             model = tm.model.relaxed() if relaxed else tm.model
-            out.append(Question(i, "train", f"train {st.network} on {st.data}", model, span=st.span))
+            out.append(Question(i, "train", f"train {st.network} on {st.data}", model, span=st.span,
+                                notes=emission_notes(tm, mode)))
             continue
         vp = resolve_verify_spec(cp, st)
         try:
@@ -137,6 +139,26 @@ def program_questions(cp: Any, *, emit: str | None = None, relax: bool | None = 
             out.append(Question(i, "verify", f"verify {st.name}", model, case=k, case_label=label,
                                 n_cases=len(models), span=st.span))
     return out
+
+
+def emission_notes(tm: Any, emit: str) -> tuple[str, ...]:
+    """What a written training model does not say by itself about pruning's squared-norm term.
+
+    The tangent emissions (``milp`` and ``perspective-cuts``) are refined by a cut loop while ``nnmip solve`` runs;
+    a file holds the starting tangents only, an outer approximation.  A perspective emission of a task without the
+    term changes nothing.
+    """
+    reg = tm.extension.reg if tm.extension is not None else None
+    if reg is None:
+        if emit != "milp":
+            return (f"warning: --emit {emit} changes nothing here: the task has no squared-norm term to reformulate "
+                    "or cut (it needs pruning groups with lambda * alpha > 0)",)
+        return ()
+    if reg.cuts:
+        return ("note: the squared-norm term is written with its starting tangents only; nnmip solve adds cuts in a "
+                "loop, so this file is an outer approximation whose optimum bounds the training objective from "
+                "below",)
+    return ()
 
 
 def _split_ext(path: Path) -> tuple[str, str]:
@@ -161,4 +183,4 @@ def question_paths(out: str | Path, questions: Sequence[Question]) -> list[Path]
     return paths
 
 
-__all__ = ["Question", "program_questions", "question_paths", "verification_models"]
+__all__ = ["Question", "emission_notes", "program_questions", "question_paths", "verification_models"]

@@ -28,7 +28,8 @@ MIN_SOLVE_SECONDS = 0.01
 def add_cuts(model: MatrixModel, reg: Regulariser, x: np.ndarray, rnd: int, tol: float = 1e-8,
              objective: float = 0.0) -> tuple[MatrixModel, bool]:
     """``model`` with the most violated tangent of every member at ``x``, and whether anything was added (nothing
-    is added when the gap between the model's and the exact value is below ``tol (1 + |objective|)``)."""
+    is added when the gap between the model's and the exact value is below ``tol (1 + |objective|)``).
+    """
     sel, v, gap = separate(reg, x)
     if sel.size == 0 or gap <= tol * (1.0 + abs(objective)):
         return model, False

@@ -109,7 +109,8 @@ def validate_data(net: Network, X: npt.ArrayLike, y: npt.ArrayLike, n_classes: i
 
 def solve_training_model(tm: TrainingModel, backend: Any, model: MatrixModel, opts: SolveOptions) -> RawResult:
     """Solve ``model`` (the training model or its relaxation), with the cut loop when pruning's regulariser is
-    written by tangents (:mod:`nnmip.drivers.cuts`)."""
+    written by tangents (:mod:`nnmip.drivers.cuts`).
+    """
     reg = tm.extension.reg if tm.extension is not None else None
     if reg is not None and reg.cuts:
         raw, _, rounds = solve_with_cuts(model, backend, opts, reg)
@@ -122,7 +123,8 @@ def _extension_check(ext: ExtensionInfo, net: Network, X: FloatArray, x: FloatAr
                      params: dict[str, tuple[FloatArray, FloatArray | None]], objective: float | None
                      ) -> tuple[float, int, float | None]:
     """(forward penalty of pruning, training points whose first binary layer is not constant over the robust set,
-    the exact objective of the solver's point) for :func:`check_solution`."""
+    the exact objective of the solver's point) for :func:`check_solution`.
+    """
     pen = ext.penalty(params)
     bad = 0
     if ext.robust is not None and ext.robust_layer is not None:

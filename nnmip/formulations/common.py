@@ -1,5 +1,6 @@
 """What the formulations share: the one registry and its signature, the values of nodes while formulating a training
-model, and the pieces more than one formulation emits (the step/sign margin rows, the McCormick products).
+model, and the pieces more than one formulation emits: the step/sign margin rows (docs/formulations.md §4 and §13)
+and the McCormick products (§3).
 
 Registry
 --------

@@ -1,4 +1,4 @@
-"""Prunable groups of a network (see :mod:`nnmip.formulations.pruning`): which parameters share one indicator.
+"""Prunable groups of a network (docs/formulations.md §9): which parameters share one indicator.
 
 A group ``g`` is one weight; a neuron (its incoming weights, its bias and its outgoing weights); an input feature
 (its outgoing weights); or a whole layer.  :func:`build_groups` enumerates the groups of every declaration as flat
@@ -85,6 +85,7 @@ class Groups:
 
 
 def act_of(net: Network, node: str) -> str | None:
+    """The node that takes ``node`` as its input (the activation after a dense layer), or ``None``."""
     nxt = [n for n in net.nodes if net.inputs_of(n) and net.inputs_of(n)[0] == node]
     return nxt[0] if nxt else None
 

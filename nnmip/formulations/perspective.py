@@ -95,7 +95,8 @@ def tangent_rows(b: ModelBuilder, reg: Regulariser, idx: IntArray, v: FloatArray
 @dataclass
 class RegulariserInput:
     """What the regulariser formulations act on: the groups' indicators, their members' columns, the weight
-    ``lambda * alpha`` and the number of fixed tangent points."""
+    ``lambda * alpha`` and the number of fixed tangent points.
+    """
 
     z: IntArray
     wcols: IntArray
@@ -113,7 +114,8 @@ class BuilderContext:
 def emit_regulariser(b: ModelBuilder, g: Groups, z: IntArray, wcols: IntArray, weight: float, emit: str,
                      tangents: int = 5) -> Regulariser:
     """Emit ``weight * sum_g ||W_g||^2`` in the mode ``emit`` (the registered ``("training", "regulariser", emit)``
-    formulation) for groups whose links ``L z_g <= w <= U z_g`` are already in place."""
+    formulation) for groups whose links ``L z_g <= w <= U z_g`` are already in place.
+    """
     fn = formulation("training", "regulariser", emit, code="E0221")
     return fn(BuilderContext(b), "prune", g, RegulariserInput(z, wcols, weight, tangents))  # type: ignore[no-any-return]
 

@@ -89,7 +89,8 @@ class TrainingModel:
 
 class TrainingContext:
     """The formulation context of a training model: the network, the data, the builder, and what the
-    formulations record for the read-back (parameter columns, activation patterns, the error columns)."""
+    formulations record for the read-back (parameter columns, activation patterns, the error columns).
+    """
 
     def __init__(self, net: Network, X: FloatArray, y: IntArray, n_classes: int, margin: float, groups: IntArray,
                  n_clusters: int, eps: float) -> None:
