@@ -52,6 +52,11 @@ class SolveOptions:
     verbose: bool = False
     warm_start: npt.NDArray[np.float64] | None = None
     progress: Callable[[Progress], None] | None = None
+    #: stop at the first solution whose objective is at least this (``max``) or at most this (``min``); honoured
+    #: by backends whose ``capabilities.early_stop`` is true, a hint for the others
+    stop_objective: float | None = None
+    #: stop once the best bound proves the optimum is no better than this (where the solver can)
+    stop_bound: float | None = None
     solver_options: dict[str, Any] = field(default_factory=dict)
 
 

@@ -1,100 +1,128 @@
-"""Layering rules read from the source with ``ast`` (the layers of docs/architecture.md).
+"""The layout as rules (the layers of docs/architecture.md).
 
-* backends and the LP/MPS writers import only ``model``, ``solution`` and ``errors`` (never ``nnmip.ir`` or
-  ``nnmip.formulations``);
-* earlier stages never import later ones: ``errors`` nothing, ``model`` only ``errors``, ``syntax`` only
-  ``errors``, ``ir`` only ``errors``;
-* the library logs and never prints: ``print(`` only in the ``nnmip.cli`` package.
+* The layers and what each may import are import-linter contracts in ``pyproject.toml`` (``[tool.importlinter]``,
+  run by ``lint-imports`` in CI); here they are checked to hold, and to break when a backend imports a formulation.
+* No import cycle between files; the top level holds at most six modules.
+* Nothing outside ``nnmip.backends`` compares with a solver's name (backends declare capability flags).
+* The library logs and never prints: ``print(`` only in the ``nnmip.cli`` package.
 """
 
 from __future__ import annotations
 
 import ast
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import networkx as nx
 import pytest
 from conftest import ROOT
 
 PKG = ROOT / "nnmip"
 
 
-def module_name(path: Path, root: Path = ROOT) -> str:
-    parts = list(path.relative_to(root).with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
+def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    """``lint-imports`` (import-linter) with the contracts of ``root/pyproject.toml`` on the package under ``root``."""
+    code = ("import sys; from importlinter.cli import lint_imports; "
+            "sys.exit(lint_imports(config_filename='pyproject.toml', no_cache=True, no_logo=True))")
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
 
 
-def imports(path: Path, root: Path = ROOT) -> list[tuple[str, int]]:
-    """Every module ``path`` imports (also inside functions), with relative imports resolved."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    name = module_name(path, root)
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    out: list[tuple[str, int]] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            out.extend((a.name, node.lineno) for a in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[:len(base) - (node.level - 1)]
-                mod = ".".join(base + ([node.module] if node.module else []))
-            else:
-                mod = node.module or ""
-            out.append((mod, node.lineno))
-            out.extend((f"{mod}.{a.name}", node.lineno) for a in node.names)   # from nnmip import ir
-    return out
+def copy_of_the_package(tmp_path: Path) -> Path:
+    shutil.copytree(PKG, tmp_path / "nnmip", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    return tmp_path
 
 
-def nnmip_imports(path: Path) -> list[tuple[str, int]]:
-    return [(m, line) for m, line in imports(path) if m == "nnmip" or m.startswith("nnmip.")]
+def test_import_contracts_hold() -> None:
+    pytest.importorskip("importlinter")
+    res = lint_imports(ROOT)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "0 broken" in res.stdout
 
 
-def within(mod: str, allowed: tuple[str, ...]) -> bool:
-    return any(mod == a or mod.startswith(a + ".") for a in allowed)
-
-
-def files(*patterns: str) -> list[Path]:
-    out = sorted({p for pat in patterns for p in PKG.glob(pat)})
-    assert out, patterns
-    return out
-
-
-SOLVER_SIDE = files("backends/*.py", "io/lp.py", "io/mps.py", "io/writers.py", "io/safe.py")
-SOLVER_SIDE_MAY_USE = ("nnmip.model", "nnmip.solution", "nnmip.errors", "nnmip.backends", "nnmip.io.lp",
-                       "nnmip.io.mps", "nnmip.io.writers", "nnmip.io.safe")
-
-
-@pytest.mark.parametrize("path", SOLVER_SIDE, ids=[str(p.relative_to(PKG)) for p in SOLVER_SIDE])
-def test_backends_and_writers_do_not_know_networks(path: Path) -> None:
-    for mod, line in nnmip_imports(path):
-        assert not within(mod, ("nnmip.ir", "nnmip.formulations")), f"{path.name}:{line} imports {mod}"
-        assert mod == "nnmip" or within(mod, SOLVER_SIDE_MAY_USE), f"{path.name}:{line} imports {mod}"
-
-
-@pytest.mark.parametrize(("pattern", "allowed"), [
-    ("errors.py", ()),
-    ("model.py", ("nnmip.errors",)),
-    ("solution.py", ("nnmip.errors",)),
-    ("syntax/*.py", ("nnmip.errors", "nnmip.syntax")),
-    ("ir/*.py", ("nnmip.errors", "nnmip.ir")),
+@pytest.mark.parametrize(("module", "line", "broken"), [
+    ("backends/highs.py", "from nnmip.formulations import training", "nnmip.backends.highs -> nnmip.formulations"),
+    ("formulations/robust.py", "def f():\n    from nnmip.backends import get_backend",
+     "nnmip.formulations.robust -> nnmip.backends"),
+    ("formulations/common.py", "import nnmip.check", "nnmip.formulations.common -> nnmip.check"),
+    ("io/lp.py", "from nnmip.ir.network import Network", "nnmip.io.lp -> nnmip.ir.network"),
+    ("drivers/evaluate.py", "from nnmip.cli import common", "nnmip.drivers.evaluate -> nnmip.cli.common"),
 ])
-def test_early_stages_do_not_import_later_ones(pattern: str, allowed: tuple[str, ...]) -> None:
-    for path in files(pattern):
-        for mod, line in nnmip_imports(path):
-            assert within(mod, allowed), f"{path.relative_to(PKG)}:{line} imports {mod}"
+def test_a_forbidden_import_breaks_the_contract(tmp_path: Path, module: str, line: str, broken: str) -> None:
+    """The contracts are not vacuous: one added import (also one inside a function) breaks them."""
+    pytest.importorskip("importlinter")
+    root = copy_of_the_package(tmp_path)
+    assert lint_imports(root).returncode == 0
+    target = root / "nnmip" / module
+    target.write_text(target.read_text(encoding="utf-8") + "\n" + line + "\n", encoding="utf-8")
+    res = lint_imports(root)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "BROKEN" in res.stdout
+    assert broken in res.stdout
 
 
-def test_import_reader_sees_every_form(tmp_path: Path) -> None:
-    """The checks above cannot pass by not seeing an import."""
-    pkg = tmp_path / "nnmip" / "backends"
-    pkg.mkdir(parents=True)
-    src = pkg / "fake.py"
-    src.write_text("import nnmip.ir.ops\nfrom ..formulations import training\n"
-                   "def f():\n    from nnmip import ir\n    from . import highs\n")
-    found = {m for m, _ in imports(src, tmp_path)}
-    assert {"nnmip.ir.ops", "nnmip.formulations", "nnmip.formulations.training", "nnmip.ir",
-            "nnmip.backends.highs"} <= found
+def import_graph(package: str = "nnmip") -> nx.DiGraph:
+    """Module -> module imports of the package (inside functions too; not those under ``TYPE_CHECKING``)."""
+    grimp = pytest.importorskip("grimp")
+    g = grimp.build_graph(package, exclude_type_checking_imports=True, cache_dir=None)
+    out = nx.DiGraph()
+    for m in g.modules:
+        out.add_node(m)
+        out.add_edges_from((m, t) for t in g.find_modules_directly_imported_by(m))
+    return out
+
+
+def test_no_import_cycle_between_files() -> None:
+    g = import_graph()
+    assert g.number_of_nodes() > 50
+    cycles = list(nx.simple_cycles(g))
+    assert not cycles, cycles
+
+
+def test_cycle_finder_finds_a_cycle() -> None:
+    g = nx.DiGraph([("nnmip.a", "nnmip.b"), ("nnmip.b", "nnmip.a")])
+    assert list(nx.simple_cycles(g))
+
+
+def test_top_level_holds_the_shared_vocabulary_only() -> None:
+    modules = sorted(p.name for p in PKG.glob("*.py"))
+    assert len(modules) <= 6, modules
+    assert {"__init__.py", "errors.py", "model.py", "solution.py"} <= set(modules)
+
+
+SOLVER_NAMES = {"highs", "cbc", "gurobi", "cvxpy", "scip", "HIGHS", "CBC", "GUROBI"}
+
+
+def solver_name_tests(path: Path) -> list[int]:
+    """Lines comparing something with a solver's name (``==``, ``!=``, ``in``): capability flags do that job."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    out = []
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Compare):
+            parts = [n.left, *n.comparators]
+            consts = [p for p in parts if isinstance(p, ast.Constant)]
+            consts += [e for p in parts if isinstance(p, ast.Tuple | ast.List | ast.Set) for e in p.elts
+                       if isinstance(e, ast.Constant)]
+            if any(c.value in SOLVER_NAMES for c in consts):
+                out.append(n.lineno)
+    return out
+
+
+def test_no_solver_names_compared_outside_the_backends() -> None:
+    offenders = [f"{p.relative_to(ROOT)}:{line}" for p in sorted(PKG.rglob("*.py"))
+                 if p.relative_to(PKG).parts[0] != "backends" for line in solver_name_tests(p)]
+    assert not offenders, offenders
+
+
+def test_solver_name_finder_finds_comparisons(tmp_path: Path) -> None:
+    src = tmp_path / "m.py"
+    src.write_text("if s == 'highs':\n    pass\nok = b.name in ('gurobi', 'x')\nfine = s == 'lp'\n")
+    assert solver_name_tests(src) == [1, 3]
 
 
 def prints(path: Path) -> list[int]:

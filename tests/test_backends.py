@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nnmip.backends import get_backend, is_installed
+from nnmip.backends import get_backend, is_installed, solver_names
 from nnmip.errors import BackendUnavailable, SolverError
 from nnmip.model import Affine, Cone, MatrixModel, ModelBuilder
 from nnmip.solution import Progress, RawResult, SolveOptions, Status
@@ -371,7 +371,7 @@ def rsoc_model() -> MatrixModel:
 def test_cones_refused(name: str) -> None:
     if not is_installed(name):
         pytest.skip(f"solver '{name}' is not installed")
-    assert get_backend(name).supports_cones is False
+    assert get_backend(name).capabilities.cones is False
     with pytest.raises(SolverError) as info:
         get_backend(name).solve(soc_model(), SolveOptions())
     assert info.value.diagnostics[0].code == "E0505"
@@ -395,7 +395,7 @@ def test_missing_module_is_backend_unavailable(name: str, module: str,
     if not is_installed(name):
         pytest.skip(f"solver '{name}' is not installed")
     backend = get_backend(name)
-    assert (backend.name, backend.module, backend.supports_mip) == (name, module, True)
+    assert (backend.name, backend.module, backend.capabilities.integer) == (name, module, True)
     monkeypatch.setitem(sys.modules, module, None)  # makes ``import module`` raise ImportError
     with pytest.raises(BackendUnavailable) as info:
         backend.solve(knapsack(), SolveOptions())
@@ -430,3 +430,31 @@ def test_backend_imports_only_model_solution_errors(file: str) -> None:
     nnmip = {m for m in mods if m.startswith("nnmip")}
     # the backends' shared helpers (_common) follow the same rule (checked by its own case)
     assert nnmip <= {"nnmip.model", "nnmip.solution", "nnmip.errors", "nnmip.backends._common"}, nnmip
+
+
+def test_capabilities_are_flags_not_names() -> None:
+    """Every backend declares what it can do; early stopping is translated to each solver's own option."""
+    from nnmip.backends import Capabilities
+
+    for name in solver_names():
+        if not is_installed(name):
+            continue
+        caps = get_backend(name).capabilities
+        assert isinstance(caps, Capabilities)
+        assert caps.integer
+        assert caps.integer_cones <= caps.cones
+    assert get_backend("highs").capabilities.early_stop
+    assert get_backend("highs").capabilities.lp_duals
+    # the solver-neutral option reaches HiGHS under its own name
+    import highspy
+
+    from nnmip.backends.highs import HighsBackend
+
+    def target(opts: SolveOptions) -> float:
+        h = highspy.Highs()
+        HighsBackend()._set_options(h, opts)
+        value = h.getOptionValue("objective_target")
+        return float(value[-1] if isinstance(value, tuple) else value)   # (status, value) in some versions
+
+    assert target(SolveOptions(stop_objective=0.5)) == 0.5
+    assert target(SolveOptions(stop_objective=0.5, solver_options={"objective_target": 2.0})) == 2.0  # options win

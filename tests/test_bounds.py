@@ -128,3 +128,44 @@ def test_infinite_input_gives_infinite_not_nan_bounds() -> None:
     net = network_from_layers([(np.array([[0.0, 1.0]]), np.zeros(1))])
     bm = propagate_bounds(net, (np.array([-np.inf, 0.0]), np.array([np.inf, 1.0])))
     assert not np.isnan(bm["fc0"][0]).any()
+
+
+@pytest.mark.parametrize("solver", ["cbc", "cvxpy"])
+def test_lp_and_milp_tightening_run_in_the_chosen_solver(solver: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``solver="cbc"`` solves the bound LPs and MILPs with CBC (its LP session); a solver without LP sessions
+    (cvxpy) lends HiGHS's for the LPs.  The bounds stay sound either way."""
+    from nnmip.backends import get_backend, is_installed
+    from nnmip.backends.cbc import CbcBackend, CbcLpSession
+    from nnmip.backends.highs import HighsBackend, HighsLpSession
+
+    if not is_installed(solver):
+        pytest.skip(f"{solver} is not installed")
+    used: list[str] = []
+    for cls, tag in ((CbcLpSession, "cbc-lp"), (HighsLpSession, "highs-lp")):
+        orig = cls.maximize
+        monkeypatch.setattr(cls, "maximize", lambda self, c, orig=orig, tag=tag: (used.append(tag), orig(self, c))[1])
+    for cls, tag in ((CbcBackend, "cbc-milp"), (HighsBackend, "highs-milp")):
+        orig_solve = cls.solve
+        monkeypatch.setattr(cls, "solve", lambda self, m, o, orig=orig_solve, tag=tag:
+                            (used.append(tag), orig(self, m, o))[1])
+    net = network_from_layers(mlp_layers([4, 6, 6, 2], 1))
+    x0 = np.full(4, 0.5)
+    region = vs.Region((vs.linf(x0, 0.3),))
+    lp = tighten_bounds(net, region, method="lp", solver=solver)
+    ref = tighten_bounds(net, region, method="lp", solver="highs")
+    lp_tags = {t for t in used if t.endswith("-lp")}
+    assert lp_tags == ({"cbc-lp", "highs-lp"} if solver == "cbc" else {"highs-lp"})
+    assert lp.lps > 0
+    vals = net.forward(_samples(region, 4, 3000, 1), all_nodes=True)
+    for n in net.nodes:
+        assert np.all(vals[n] >= lp.bounds[n][0] - 1e-9), n
+        assert np.all(vals[n] <= lp.bounds[n][1] + 1e-9), n
+        # the same LPs: the same bounds up to the solvers' tolerances (a warm-started HiGHS may be looser)
+        assert np.all(lp.bounds[n][1] <= ref.bounds[n][1] + 1e-5), n
+    if solver == "cbc":
+        used.clear()
+        milp = tighten_bounds(net, region, method="milp", solver="cbc", bounds=lp.bounds)
+        assert milp.milps > 0
+        assert "cbc-milp" in used
+        assert "highs-milp" not in used
+        assert get_backend("cbc").capabilities.lp_duals

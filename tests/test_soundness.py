@@ -340,7 +340,7 @@ def test_solver_evidence_within_its_tolerance_of_zero_decides_nothing(monkeypatc
     real = backends.get_backend("highs")
 
     class Loose:
-        name, supports_cones, supports_mip = "highs", False, True
+        name, capabilities = "highs", real.capabilities
 
         def solve(self, model, opts):
             raw = real.solve(model, opts)

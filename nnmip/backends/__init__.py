@@ -1,8 +1,10 @@
 """Solver backends: array translation from :class:`~nnmip.model.MatrixModel` to a solver and back.
 
 Each backend module defines one class with ``name``, ``module`` (checked with ``importlib.util.find_spec``),
-``supports_mip``, ``supports_cones`` and ``solve(model, opts) -> RawResult``.  The solver is imported inside
-``solve``; a missing or unlicensed solver raises :class:`~nnmip.errors.BackendUnavailable`.
+``capabilities`` (a :class:`Capabilities`: integer, cones, warm start, callbacks, interrupts, early stop) and
+``solve(model, opts) -> RawResult``.  Everything solver-specific stays here: callers ask the capability flags
+instead of comparing solver names, and solver option names are translated only inside the backends.  The solver
+is imported inside ``solve``; a missing or unlicensed solver raises :class:`~nnmip.errors.BackendUnavailable`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import importlib
 import importlib.util
 from typing import Protocol
 
+from nnmip.backends._common import Capabilities, LpSession
 from nnmip.errors import BackendUnavailable
 from nnmip.model import MatrixModel
 from nnmip.solution import RawResult, SolveOptions
@@ -21,10 +24,14 @@ class Backend(Protocol):
 
     name: str
     module: str
-    supports_mip: bool
-    supports_cones: bool
+
+    @property
+    def capabilities(self) -> Capabilities: ...
 
     def solve(self, model: MatrixModel, opts: SolveOptions) -> RawResult: ...
+
+    # backends with ``capabilities.lp_duals`` also offer
+    # ``lp_session(model: MatrixModel, time_limit: float | None) -> LpSession``
 
 
 # name -> (module path, class name); aliases map to a canonical name
@@ -88,3 +95,7 @@ def get_backend(name: str) -> Backend:
 def solve(model: MatrixModel, solver: str = "highs", opts: SolveOptions | None = None) -> RawResult:
     """Solve ``model`` with the named backend."""
     return get_backend(solver).solve(model, opts or SolveOptions())
+
+
+__all__ = ["ALIASES", "SOLVER_MODULES", "Backend", "Capabilities", "LpSession", "available_backends", "canonical",
+           "get_backend", "is_installed", "solve", "solver_names"]

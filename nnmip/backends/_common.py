@@ -9,10 +9,41 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
 
 from nnmip.errors import BackendUnavailable, SolverError
 from nnmip.model import MatrixModel
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do; callers ask these flags instead of comparing solver names."""
+
+    integer: bool = True          # integer and binary columns
+    cones: bool = False           # second-order and rotated cones (continuous columns)
+    integer_cones: bool = False   # cones together with integer columns
+    warm_start: bool = False      # ``SolveOptions.warm_start`` (full or partial)
+    callbacks: bool = False       # live ``SolveOptions.progress`` reports during a solve
+    interrupts: bool = False      # a SIGINT stops the solve and returns the incumbent
+    early_stop: bool = False      # honours ``SolveOptions.stop_objective``
+    lp_duals: bool = False        # ``lp_session``: one LP re-solved for many objectives, with row duals
+
+
+class LpSession(Protocol):
+    """One LP over a model's rows and column bounds (integrality ignored), re-solved for many objectives."""
+
+    solves: int
+
+    def maximize(self, c: dict[int, float]) -> tuple[str, npt.NDArray[np.float64] | None]:
+        """Maximise ``sum_j c_j x_j``: ``("optimal", row duals)``, ``("infeasible", None)`` or
+        ``("failed", None)``.  The duals need not be exact: callers turn any vector into a sound bound by weak
+        duality.
+        """
+        ...
 
 
 @contextlib.contextmanager

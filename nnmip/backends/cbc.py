@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from nnmip.backends._common import captured, finite, gap, import_solver, require_linear
+from nnmip.backends._common import Capabilities, captured, finite, gap, import_solver, require_linear
 from nnmip.errors import SolverError
 from nnmip.model import MatrixModel
 from nnmip.solution import STOP, Progress, RawResult, SolveOptions, Status
@@ -55,8 +55,11 @@ class CbcBackend:
 
     name = "cbc"
     module = "mip"
-    supports_mip = True
-    supports_cones = False
+    capabilities = Capabilities(warm_start=True, lp_duals=True)
+
+    def lp_session(self, model: MatrixModel, time_limit: float | None = None) -> CbcLpSession:
+        """One LP (integrality dropped; cones refused) built once in python-mip and re-solved per objective."""
+        return CbcLpSession(model, time_limit)
 
     def solve(self, model: MatrixModel, opts: SolveOptions) -> RawResult:
         require_linear(self.name, model)
@@ -184,3 +187,41 @@ class CbcBackend:
             if hi < math.inf:
                 m.add_constr(expr <= hi)
         return x
+
+
+class CbcLpSession:
+    """The LP in one python-mip model; each solve sets a new objective and re-optimises the relaxation."""
+
+    def __init__(self, model: MatrixModel, time_limit: float | None = None) -> None:
+        require_linear("cbc", model)
+        self.mip = import_solver("cbc", "mip")
+        self.model = model.relaxed().replace(c=np.zeros(model.num_cols), c0=0.0, sense="max")
+        self.m = self.mip.Model(sense=self.mip.MAXIMIZE, solver_name=self.mip.CBC)
+        self.m.verbose = 0
+        self.x = CbcBackend._build(self.mip, self.m, self.model)
+        # which constraints carry each model row (a ranged row becomes two): their duals add up to the row's
+        A = self.model.A
+        nonempty = np.diff(A.indptr) > 0
+        free = np.isneginf(self.model.row_lb) & np.isposinf(self.model.row_ub)
+        counts = np.where(nonempty & ~free, np.where(self.model.row_lb == self.model.row_ub, 1,
+                                                     np.isfinite(self.model.row_lb).astype(int)
+                                                     + np.isfinite(self.model.row_ub).astype(int)), 0)
+        self.row_of = np.repeat(np.arange(self.model.num_rows), counts)
+        self.limit = math.inf if time_limit is None else max(float(time_limit), 1e-3)
+        self.solves = 0
+
+    def maximize(self, c: dict[int, float]) -> tuple[str, np.ndarray | None]:
+        """Maximise ``sum_j c_j x_j``; the row duals (CLP's ``pi``) when the LP is solved to optimality."""
+        mip = self.mip
+        self.m.objective = mip.maximize(mip.xsum(float(v) * self.x[j] for j, v in c.items()))
+        with captured():
+            status = self.m.optimize(relax=True, max_seconds=self.limit)
+        self.solves += 1
+        if status.name in ("INFEASIBLE", "INT_INFEASIBLE"):
+            return "infeasible", None
+        if status.name != "OPTIMAL":
+            return "failed", None
+        pi = np.array([0.0 if k.pi is None else float(k.pi) for k in self.m.constrs], dtype=np.float64)
+        if pi.size != self.row_of.size:
+            return "failed", None
+        return "optimal", np.bincount(self.row_of, pi, minlength=self.model.num_rows)

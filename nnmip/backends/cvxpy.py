@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from nnmip.backends._common import Capabilities
 from nnmip.errors import BackendUnavailable, SolverError
 from nnmip.model import MatrixModel
 from nnmip.solution import Progress, RawResult, SolveOptions, Status
@@ -61,8 +62,10 @@ class CvxpyBackend:
 
     name = "cvxpy"
     module = "cvxpy"
-    supports_mip = True
-    supports_cones = True
+    @property
+    def capabilities(self) -> Capabilities:
+        """Cones always (Clarabel); cones with integer columns only when a mixed-integer conic solver is installed."""
+        return Capabilities(cones=True, integer_cones=self.supports_mi_cones)
 
     @property
     def supports_mi_cones(self) -> bool:

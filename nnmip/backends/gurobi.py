@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from nnmip.backends._common import finite, gap
+from nnmip.backends._common import Capabilities, finite, gap
 from nnmip.errors import BackendUnavailable, SolverError
 from nnmip.model import MatrixModel
 from nnmip.solution import STOP, Progress, RawResult, SolveOptions, Status
@@ -57,8 +57,8 @@ class GurobiBackend:
 
     name = "gurobi"
     module = "gurobipy"
-    supports_mip = True
-    supports_cones = True
+    capabilities = Capabilities(cones=True, integer_cones=True, warm_start=True, callbacks=True, interrupts=True,
+                                early_stop=True)
 
     def solve(self, model: MatrixModel, opts: SolveOptions) -> RawResult:
         try:
@@ -92,6 +92,10 @@ class GurobiBackend:
             params["MIPGap"] = float(opts.mip_gap)
         if opts.threads is not None:
             params["Threads"] = int(opts.threads)
+        if opts.stop_objective is not None:
+            params["BestObjStop"] = float(opts.stop_objective)
+        if opts.stop_bound is not None:
+            params["BestBdStop"] = float(opts.stop_bound)
         params.update(opts.solver_options)
         for key, value in params.items():
             m.setParam(key, value)

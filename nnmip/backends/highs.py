@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from nnmip.backends._common import captured, finite, gap, import_solver, require_linear
+from nnmip.backends._common import Capabilities, captured, finite, gap, import_solver, require_linear
 from nnmip.errors import SolverError
 from nnmip.model import MatrixModel
 from nnmip.solution import STOP, Progress, RawResult, SolveOptions, Status
@@ -50,8 +50,11 @@ class HighsBackend:
 
     name = "highs"
     module = "highspy"
-    supports_mip = True
-    supports_cones = False
+    capabilities = Capabilities(warm_start=True, callbacks=True, early_stop=True, lp_duals=True)
+
+    def lp_session(self, model: MatrixModel, time_limit: float | None = None) -> HighsLpSession:
+        """One LP (integrality and cones dropped) kept in HiGHS and re-solved for many objectives."""
+        return HighsLpSession(model, time_limit)
 
     def solve(self, model: MatrixModel, opts: SolveOptions) -> RawResult:
         require_linear(self.name, model)
@@ -140,6 +143,8 @@ class HighsBackend:
             options["mip_rel_gap"] = float(opts.mip_gap)
         if opts.threads is not None:
             options["threads"] = int(opts.threads)
+        if opts.stop_objective is not None:
+            options["objective_target"] = float(opts.stop_objective)
         options.update(opts.solver_options)
         if "threads" in options:
             # HiGHS keeps one global thread scheduler; a different thread count needs a fresh one
@@ -199,3 +204,39 @@ class HighsBackend:
 
         h.cbMipImprovingSolution.subscribe(lambda e: report(e, True))
         h.cbMipInterrupt.subscribe(lambda e: report(e, False))
+
+
+class HighsLpSession:
+    """The LP in one ``Highs`` object: each solve changes only the cost vector, so the basis is kept."""
+
+    def __init__(self, model: MatrixModel, time_limit: float | None = None) -> None:
+        highspy = import_solver("highs", "highspy")
+        self.model = model.relaxed().replace(c=np.zeros(model.num_cols), c0=0.0, sense="max", cones=())
+        with captured():   # the HiGHS start-up banner would otherwise go to standard output
+            self.h = highspy.Highs()
+        self.h.setOptionValue("output_flag", False)
+        # every solve differs from the last only in its cost vector: keep the basis, skip presolve
+        self.h.setOptionValue("presolve", "off")
+        if time_limit is not None:
+            self.h.setOptionValue("time_limit", max(float(time_limit), 1e-3))
+        HighsBackend._pass_model(self.h, highspy, self.model)
+        self._cost_cols: list[int] = []
+        self.solves = 0
+
+    def maximize(self, c: dict[int, float]) -> tuple[str, np.ndarray | None]:
+        """Maximise ``sum_j c_j x_j``; the row duals when HiGHS proves the LP optimal."""
+        h = self.h
+        for j in self._cost_cols:
+            h.changeColCost(int(j), 0.0)
+        for j, v in c.items():
+            h.changeColCost(int(j), float(v))
+        self._cost_cols = list(c)
+        h.run()
+        self.solves += 1
+        ms = h.getModelStatus().name
+        if ms == "kInfeasible":
+            return "infeasible", None
+        sol = h.getSolution()
+        if ms != "kOptimal" or not sol.dual_valid:
+            return "failed", None
+        return "optimal", np.asarray(sol.row_dual, dtype=np.float64)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from nnmip.backends._common import captured, finite, gap, import_solver, require_linear
+from nnmip.backends._common import Capabilities, captured, finite, gap, import_solver, require_linear
 from nnmip.errors import SolverError
 from nnmip.model import MatrixModel
 from nnmip.solution import STOP, Progress, RawResult, SolveOptions, Status
@@ -57,8 +57,7 @@ class ScipBackend:
 
     name = "scip"
     module = "pyscipopt"
-    supports_mip = True
-    supports_cones = False
+    capabilities = Capabilities(warm_start=True, callbacks=True)
 
     def solve(self, model: MatrixModel, opts: SolveOptions) -> RawResult:
         require_linear(self.name, model)

@@ -103,7 +103,7 @@ def check_options(ck: _Checker, name: str, call: ast.Call) -> list[tuple[str, An
 
 
 def _describe(v: Any) -> str:
-    from nnmip.check import _describe as d
+    from nnmip.check.specs import _describe as d
 
     return d(v)
 

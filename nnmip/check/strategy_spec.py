@@ -38,7 +38,7 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
 
 def check_strategy(ck: _Checker, v: ast.Value) -> StrategySpec | None:
     """Validate ``strategy = ...``; record diagnostics on ``ck`` and return None on error."""
-    from nnmip.check import StrategySpec, _describe, _span
+    from nnmip.check.specs import StrategySpec, _describe, _span
 
     if isinstance(v, ast.Ref):
         name, call = v.name, None

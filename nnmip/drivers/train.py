@@ -225,9 +225,9 @@ def train_network(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, l
     opts = options or SolveOptions()
     backend = get_backend(solver)
     t0 = time.perf_counter()
+    caps = backend.capabilities
     tm = build_training_model(net, X, y, n_classes, loss, margin, eps, l1, groups, robust=robust, prune=prune,
-                              emit=emit, cones=bool(getattr(backend, "supports_mi_cones", backend.supports_cones)
-                                                    or (relax and backend.supports_cones)))
+                              emit=emit, cones=caps.integer_cones or (relax and caps.cones))
     build_s = time.perf_counter() - t0
     stats = tm.model.stats()
     log.info("training model: %s", stats)

@@ -189,12 +189,11 @@ def _base_options(solver: str, opts: SolveOptions | None, time_left: float | Non
         o.time_limit = max(time_left, 0.01) if o.time_limit is None else min(o.time_limit, max(time_left, 0.01))
     if o.mip_gap is None:
         o.mip_gap = 1e-4 if decide else 1e-6
-    if decide and solver == "highs":
-        # stop at the first incumbent that fails the property (the forward pass re-checks it)
-        o.solver_options.setdefault("objective_target", 1e-9 if strict else 0.0)
-    if decide and solver == "gurobi":
-        o.solver_options.setdefault("BestObjStop", 1e-9 if strict else 0.0)
-        o.solver_options.setdefault("BestBdStop", -2 * SAFETY)   # decisive after widening
+    if decide:
+        # stop at the first incumbent that fails the property (the forward pass re-checks it), or once the bound
+        # is decisive after widening (backends without early stopping solve to the gap)
+        o.stop_objective = 1e-9 if strict else 0.0
+        o.stop_bound = -2 * SAFETY
     return o
 
 
@@ -230,7 +229,7 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
         raise FormulationError.at("E0421", f"layer '{trainable[0]}' of '{net.name}' has weights that are not fixed",
                                   op.span, ["help: verification needs fixed weights: load(...) them, import an "
                                             "ONNX model, or train the network first"])
-    if "l2" in region.kinds() and not backend.supports_cones:
+    if "l2" in region.kinds() and not backend.capabilities.cones:
         raise FormulationError.at("E0415", f"an l2 input set needs a solver with second-order cones, and "
                                   f"'{solver}' has none", region.span,
                                   ["help: use --solver gurobi (or cvxpy with a mixed-integer conic solver), or "
@@ -395,7 +394,7 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
                     res.notes.append("counterexample from the step model with a margin of 1e-6 on active units")
                     _emit(on_case, cr)
                     return finish(COUNTEREXAMPLE)
-            if not any(key in opts.solver_options for key in ("objective_target", "BestObjStop")):
+            if opts.stop_objective is None or not backend.capabilities.early_stop:
                 break
             # the solver stopped at an incumbent the forward pass does not confirm: finish the proof
             left = None if time_limit is None else time_limit - (time.perf_counter() - t0)

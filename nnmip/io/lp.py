@@ -30,7 +30,7 @@ from typing import TextIO
 
 import numpy as np
 
-from nnmip.io.writers import Lines, PathOrFile, Prepared, comment_text, num, open_text, prepare, unique_name
+from nnmip.io.plumbing import Lines, PathOrFile, Prepared, comment_text, num, open_text, prepare, unique_name
 from nnmip.model import MatrixModel
 
 log = logging.getLogger(__name__)

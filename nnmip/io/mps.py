@@ -36,7 +36,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from nnmip.io.writers import ExportError, PathOrFile, Prepared, comment_text, num, open_text, prepare
+from nnmip.io.plumbing import ExportError, PathOrFile, Prepared, comment_text, num, open_text, prepare
 from nnmip.model import MatrixModel, lp_safe
 
 log = logging.getLogger(__name__)

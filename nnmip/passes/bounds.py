@@ -145,51 +145,44 @@ def dual_bound(m: MatrixModel, c: FloatArray, y: FloatArray) -> float:
     return total if np.isfinite(total) else np.inf
 
 
-class LpSession:
-    """One LP (the continuous relaxation of ``model``) in HiGHS, re-solved for many single-column objectives."""
+class LpBounds:
+    """Sound LP bounds over ``model`` (its continuous relaxation, cones dropped) from the chosen backend's LP
+    session: the backend returns row duals, and weak duality (:func:`dual_bound`) turns them into a bound that
+    holds whatever their accuracy, widened by ``SAFETY``.  A backend without LP sessions lends HiGHS's.
+    """
 
-    def __init__(self, model: MatrixModel, time_limit: float | None = None) -> None:
-        import highspy
+    def __init__(self, model: MatrixModel, time_limit: float | None = None, solver: str = "highs") -> None:
+        from nnmip.backends import get_backend
 
-        from nnmip.backends._common import captured
-        from nnmip.backends.highs import HighsBackend
-
-        self.hs = highspy
+        backend = get_backend(solver)
+        if not backend.capabilities.lp_duals:
+            log.info("bounds: solver '%s' has no LP sessions; the bound LPs run in HiGHS", backend.name)
+            backend = get_backend("highs")
         # cones are dropped: a relaxation with fewer constraints still bounds from above
         self.model = model.relaxed().replace(c=np.zeros(model.num_cols), c0=0.0, sense="max", cones=())
-        with captured():   # the HiGHS start-up banner would otherwise go to standard output
-            self.h = highspy.Highs()
-        self.h.setOptionValue("output_flag", False)
-        # every solve differs from the last only in its cost vector: keep the basis, skip presolve
-        self.h.setOptionValue("presolve", "off")
-        if time_limit is not None:
-            self.h.setOptionValue("time_limit", max(float(time_limit), 1e-3))
-        HighsBackend._pass_model(self.h, highspy, self.model)  # the backend's own array translation
-        self._cost_cols: list[int] = []
-        self.solves = 0
+        self.session = backend.lp_session(self.model, time_limit)  # type: ignore[attr-defined]
+        self.solver = backend.name
+
+    @property
+    def solves(self) -> int:
+        return int(self.session.solves)
 
     def maximize(self, c: dict[int, float]) -> float:
         """A sound upper bound of ``max sum_j c_j x_j`` (``inf`` when the LP fails or the bound is not finite)."""
-        h = self.h
-        for j in self._cost_cols:
-            h.changeColCost(int(j), 0.0)
-        for j, v in c.items():
-            h.changeColCost(int(j), float(v))
-        self._cost_cols = list(c)
-        h.run()
-        self.solves += 1
-        ms = h.getModelStatus().name
-        if ms == "kInfeasible":
+        status, y = self.session.maximize(c)
+        if status == "infeasible":
             return -np.inf
-        sol = h.getSolution()
-        if ms != "kOptimal" or not sol.dual_valid:
+        if status != "optimal" or y is None:
             return np.inf
-        y = np.asarray(sol.row_dual, dtype=np.float64)
         cv = np.zeros(self.model.num_cols)
         for j, v in c.items():
             cv[j] = v
         b = min(dual_bound(self.model, cv, y), dual_bound(self.model, cv, -y))
         return b + SAFETY * (1 + abs(b)) if np.isfinite(b) else np.inf
+
+
+#: the name :mod:`nnmip.drivers.verify` uses for the case LPs (HiGHS unless a solver is named)
+LpSession = LpBounds
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -398,7 +391,7 @@ def tighten_bounds(net: Network, region: Region, *, method: str = "lp", bounds: 
         fm = build_fixed_model(net, region, bm, upto=n, method=method_map)
         cols = fm.pre_cols[n]
         if method == "lp":
-            lo, hi, done, solves = _lp_pass(fm.model, cols, todo, lo, hi, nxt, t0, time_limit)
+            lo, hi, done, solves = _lp_pass(fm.model, cols, todo, lo, hi, nxt, t0, time_limit, solver)
             rep.lps += solves
         else:
             lo, hi, done, solves = _milp_pass(net, fm, n, cols, todo, lo, hi, nxt, solver, t0, time_limit)
@@ -414,11 +407,11 @@ def tighten_bounds(net: Network, region: Region, *, method: str = "lp", bounds: 
 
 
 def _lp_pass(model: MatrixModel, cols: npt.NDArray[np.int64], todo: npt.NDArray[np.int64], lo: FloatArray,
-             hi: FloatArray, act: Op, t0: float, time_limit: float | None
+             hi: FloatArray, act: Op, t0: float, time_limit: float | None, solver: str = "highs"
              ) -> tuple[FloatArray, FloatArray, int, int]:
     lo, hi = lo.copy(), hi.copy()
     left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
-    ses = LpSession(model, left)
+    ses = LpBounds(model, left, solver)
     done = 0
     for i in todo:
         if time_limit is not None and time.perf_counter() - t0 > time_limit:
@@ -455,9 +448,8 @@ def _milp_pass(net: Network, fm: Any, node: str, cols: npt.NDArray[np.int64], to
             c = np.zeros(model.num_cols)
             c[j] = direction
             # stop as soon as a witness of instability is found (a_i > 0 for max, a_i < 0 for min)
-            extra = {"objective_target": 1e-6} if backend.name == "highs" else {}
             res = backend.solve(model.replace(c=c, c0=0.0, sense="max"),
-                                SolveOptions(time_limit=left, solver_options=extra))
+                                SolveOptions(time_limit=left, stop_objective=1e-6))
             solves += 1
             if res.status is Status.INFEASIBLE:
                 bound = -np.inf

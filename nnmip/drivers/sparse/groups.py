@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from nnmip.check.training_ext import PruneSpec
 from nnmip.drivers.sparse.layout import Layout
-from nnmip.formulations.pruning import GroupRef
+from nnmip.formulations.groups import GroupRef
 from nnmip.ir.network import Network
 from nnmip.ir.ops import Dense
 

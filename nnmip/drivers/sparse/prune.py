@@ -16,9 +16,10 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from nnmip.formulations.pruning import GroupRef, prune_network
+from nnmip.formulations.groups import GroupRef
 from nnmip.ir.network import Network
 from nnmip.ir.ops import Identity, ReLU
+from nnmip.passes.prune import prune_network
 
 IntArray = npt.NDArray[np.int64]
 

@@ -27,7 +27,7 @@ from nnmip.check.training_ext import PruneSpec
 from nnmip.drivers.sparse.groups import Partition, partitions, zero_groups
 from nnmip.drivers.sparse.layout import Layout, initial_point, layout_of, loss_and_grad, with_point
 from nnmip.drivers.sparse.prune import remove_dead
-from nnmip.formulations.pruning import GroupRef
+from nnmip.formulations.groups import GroupRef
 from nnmip.ir.losses import smooth_loss
 from nnmip.ir.network import Network
 from nnmip.optim import RDA, SGD, GroupPenalty, L1Penalty, OBProxSG, Penalty, ProxSG, SPRPenalty
