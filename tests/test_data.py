@@ -419,3 +419,66 @@ def test_e0310_ragged_rows(tmp_path: Path) -> None:
     hdr = DataSource("csv", write(tmp_path, "a,b,y\n1,2\n").path, header=True)
     d = expect("E0310", hdr, base=tmp_path)
     assert d.message == "row 2 of 'd.csv' has 2 columns but the header has 3"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# read_points: the one reader of point files (predict, verify --points, verification statements)
+# ---------------------------------------------------------------------------------------------------------
+def test_point_readers_are_one_reader(tmp_path) -> None:
+    from nnmip.cli.predict import read_features
+    from nnmip.drivers.verify import load_points
+    from nnmip.io.data import read_points
+
+    csv = tmp_path / "p.csv"
+    csv.write_text("0.5,0.25,1\n0.75,1.5,0\n")
+    X, y = read_points(csv, label=-1, integer_labels=True)
+    np.testing.assert_array_equal(X, [[0.5, 0.25], [0.75, 1.5]])
+    np.testing.assert_array_equal(y, [1, 0])
+    for other in (read_features(str(csv), label=-1), load_points(csv)):
+        np.testing.assert_array_equal(other[0], X)
+        np.testing.assert_array_equal(other[1], y)
+    semi = tmp_path / "p.txt"
+    semi.write_text("0.5;0.25\n0.75;1.5\n")
+    np.testing.assert_array_equal(load_points(semi, label_column=None)[0], X)    # delimiter guessed
+    bad = tmp_path / "bad.csv"
+    bad.write_text("0.5,0.25,1\n0.75,oops,0\n")
+    for call in (lambda: read_features(str(bad), label=-1), lambda: load_points(bad)):
+        with pytest.raises(DataError, match="row 2, column 2 of .* is not a number: 'oops'") as e:
+            call()
+        assert e.value.diagnostics[0].code == "E0302"
+    with pytest.raises(DataError) as e:
+        read_points(csv, label=7)
+    assert e.value.diagnostics[0].code == "E0304"
+    frac = tmp_path / "frac.csv"
+    frac.write_text("0.5,0.5\n0.5,0.25\n")
+    with pytest.raises(DataError) as e:
+        load_points(frac)
+    assert e.value.diagnostics[0].code == "E0304"
+    one = tmp_path / "one.npy"
+    np.save(one, np.array([0.1, 0.2]))
+    assert read_points(one)[0].shape == (1, 2)
+    npz = tmp_path / "w.npz"
+    np.savez(npz, Z=np.zeros((2, 2)))
+    with pytest.raises(DataError) as e:
+        read_points(npz)
+    assert e.value.diagnostics[0].code == "E0309"
+    with pytest.raises(DataError) as e:
+        read_points(tmp_path / "missing.csv")
+    assert e.value.diagnostics[0].code == "E0301"
+
+
+def test_one_feature_count_check() -> None:
+    from nnmip.drivers.train import train_network
+    from nnmip.formulations.training import build_training_model
+    from nnmip.ir.builder import NetworkBuilder, real
+
+    nb = NetworkBuilder("n")
+    nb.step("y", nb.dense("h", nb.input("x", 3), 1, weights=real(-1, 1), bias=real(-1, 1)))
+    net = nb.build()
+    X, y = np.zeros((4, 2)), np.array([0, 1, 0, 1])
+    for call in (lambda: build_training_model(net, X, y, 2), lambda: train_network(net, X, y, 2),
+                 lambda: net.check_features(X.shape)):
+        with pytest.raises(DataError, match="have 2 features but network 'n' takes 3 inputs") as e:
+            call()
+        assert e.value.diagnostics[0].code == "E0122"
+    net.check_features((4, 3))

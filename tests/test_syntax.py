@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from nnmip.errors import NnmipSyntaxError, Span
 from nnmip.syntax import ast
+from nnmip.syntax import parser as parser_mod
 from nnmip.syntax.format import format_program
 from nnmip.syntax.parser import _parser, grammar_text, parse, parse_file
 from nnmip.syntax.to_ast import ToAst
@@ -38,8 +39,40 @@ def test_every_handler_has_a_rule() -> None:
     assert handlers == _handled_rules()
 
 
+def shipped_grammar_mismatch() -> str:
+    """Why the parser's grammar is not the shipped ``grammar/nnmip.lark`` (empty when it is)."""
+    import tomllib
+
+    shipped = ROOT / "grammar" / "nnmip.lark"
+    if grammar_text() != shipped.read_text(encoding="utf-8"):
+        return f"the parser reads {parser_mod.grammar_file()}, which differs from {shipped}"
+    if _parser().source_grammar != shipped.read_text(encoding="utf-8"):
+        return "the cached parser was built from another text"
+    wheel = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]["wheel"]
+    target = wheel.get("force-include", {}).get("/".join(parser_mod.SOURCE_GRAMMAR))
+    if target != "nnmip/" + "/".join(parser_mod.PACKAGE_GRAMMAR):
+        return f"the wheel puts the grammar at {target}, not where the installed parser looks"
+    return ""
+
+
 def test_grammar_is_the_shipped_file() -> None:
-    assert grammar_text() == (ROOT / "grammar" / "nnmip.lark").read_text(encoding="utf-8")
+    """The parser reads the shipped grammar, in the source tree and (by the wheel's force-include) when installed."""
+    assert shipped_grammar_mismatch() == ""
+
+
+def test_grammar_check_fails_on_a_stale_package_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An installed copy that differs from the source tree's grammar (a stale wheel) is caught."""
+    pkg = tmp_path / "nnmip"
+    (pkg / "grammar").mkdir(parents=True)
+    (pkg / "grammar" / "nnmip.lark").write_text("start: NAME\n%import common.CNAME -> NAME\n", encoding="utf-8")
+    monkeypatch.setattr(parser_mod, "_package_root", lambda: pkg)
+    assert parser_mod.grammar_file() == pkg / "grammar" / "nnmip.lark"
+    assert "differs from" in shipped_grammar_mismatch()
+
+
+def test_grammar_check_fails_when_the_wheel_ships_it_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parser_mod, "PACKAGE_GRAMMAR", ("data", "nnmip.lark"))
+    assert "the wheel puts the grammar at nnmip/grammar/nnmip.lark" in shipped_grammar_mismatch()
 
 
 # -- round trips -------------------------------------------------------------------------------------------------

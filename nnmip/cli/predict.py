@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 
 from nnmip.cli.common import EXIT_OK, command
-from nnmip.errors import DataError
+from nnmip.errors import DataError, Span
 
 
 def _configure(p: argparse.ArgumentParser) -> None:
@@ -24,39 +23,11 @@ def _configure(p: argparse.ArgumentParser) -> None:
 
 def read_features(path: str, delimiter: str = ",", header: bool = False,
                   label: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Raw feature rows (and the label column when asked) of a CSV, .npy or .npz file."""
-    from nnmip.errors import Span
-    from nnmip.io.files import load_npy_arrays, numeric_array, read_number_table
+    """Raw feature rows (and the label column when asked) of a CSV, .npy or .npz file
+    (:func:`nnmip.io.data.read_points`)."""
+    from nnmip.io.data import read_points
 
-    p = Path(path)
-    if p.suffix.lower() in (".npy", ".npz"):
-        arrays = load_npy_arrays(p)
-        if "" in arrays:
-            X = numeric_array(arrays[""], f"'{path}'")
-            y = None
-        else:
-            if "X" not in arrays:
-                raise DataError.at("E0309", f"'{path}' has no array 'X'", Span(file=path),
-                                   notes=[f"help: it holds {sorted(arrays)}"])
-            X = numeric_array(arrays["X"], f"array 'X' of '{path}'")
-            y = np.asarray(arrays["y"]).ravel() if "y" in arrays else None
-        X = np.atleast_2d(X)
-        if X.ndim != 2:
-            raise DataError.at("E0309", f"'{path}' holds an array of shape {X.shape}; expected rows x features",
-                               Span(file=path))
-        if y is not None and y.shape[0] != X.shape[0]:
-            raise DataError.at("E0309", f"array 'y' of '{path}' has {y.shape[0]} labels for {X.shape[0]} rows",
-                               Span(file=path))
-        return X, y
-    table = read_number_table(p, delimiter, header, display=path)
-    if label is None:
-        return table, None
-    col = label if label >= 0 else table.shape[1] + label
-    if not 0 <= col < table.shape[1]:
-        raise DataError.at("E0304", f"--label: column {label} is out of range: the file has {table.shape[1]} "
-                           "columns", Span(file=path),
-                           [f"help: columns are counted from 0 (0..{table.shape[1] - 1}); -1 is the last"])
-    return np.delete(table, col, axis=1), table[:, col]
+    return read_points(path, delimiter=delimiter, header=header, label=label, label_option="--label: column")
 
 
 @command("predict", "run a saved network (.npz) on new raw data")
@@ -70,9 +41,8 @@ def cmd_predict(a: argparse.Namespace) -> int:
     preflight(a, inputs=[a.weights, a.data], outputs={"--json": a.json})
     net, scaler = load_npz(a.weights)
     X_raw, y_raw = read_features(a.data, a.delimiter, a.header, a.label)
-    if X_raw.shape[1] != net.n_inputs:
-        raise DataError.at("E0122", f"'{a.data}' has {X_raw.shape[1]} feature columns but the network takes "
-                           f"{net.n_inputs}", notes=["help: use --label COL to drop the label column"])
+    net.check_features(X_raw.shape, f"the rows of '{a.data}'", Span(file=a.data),
+                       ["help: use --label COL to drop the label column"])
     X = scaler.transform(X_raw) if scaler is not None else X_raw
     pred = net.predict(X)
     extra = read_extra(a.weights)

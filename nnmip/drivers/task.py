@@ -115,13 +115,8 @@ def run_train_task(cp: CheckedProgram, task: TrainTask | None = None, *, solver:
     relax = task.relax if relax is None else relax
     ds = task_dataset(cp, task)
     net = cp.networks[task.network]
-    if ds.n_features != net.n_inputs:
-        from nnmip.errors import CheckError
-
-        raise CheckError.at("E0122", f"data '{task.data}' have {ds.n_features} features but network "
-                            f"'{task.network}' takes {net.n_inputs} inputs", task.span,
-                            [f"help: declare the input as ({net.input}: {ds.n_features})"],
-                            source=cp.program.source)
+    net.check_features((ds.X_raw.shape[0], ds.n_features), f"data '{task.data}'", task.span,
+                       [f"help: declare the input as ({net.input}: {ds.n_features})"], cp.program.source)
     opts = options or solve_options(cp.solver, time_limit=task.time_limit, progress=progress)
     from nnmip.check.sparse_spec import is_gradient
 

@@ -88,9 +88,7 @@ def validate_data(net: Network, X: npt.ArrayLike, y: npt.ArrayLike, n_classes: i
     """Arrays of the right shape, finite features and labels in ``0..n_classes-1`` (else ``DataError``)."""
     Xa = np.asarray(X, dtype=np.float64)
     ya = np.asarray(y)
-    if Xa.ndim != 2 or Xa.shape[1] != net.n_inputs:
-        raise DataError.at("E0122", f"data have shape {Xa.shape} but network '{net.name}' takes "
-                           f"{net.n_inputs} inputs", notes=[f"help: pass X of shape (N, {net.n_inputs})"])
+    net.check_features(Xa.shape, notes=[f"help: pass X of shape (N, {net.n_inputs})"])
     if ya.shape != (Xa.shape[0],):
         raise DataError.at("E0122", f"labels have shape {ya.shape}, expected ({Xa.shape[0]},)")
     if not np.isfinite(Xa).all():

@@ -630,61 +630,14 @@ def verify_vnnlib(net: Network, vp: Any, *, solver: str = "highs", time_limit: f
 # ------------------------------------------------------------------------------------------------------------
 def load_points(path: str | Any, *, label_column: int | None = -1, delimiter: str | None = None
                 ) -> tuple[FloatArray, npt.NDArray[np.int64] | None]:
-    """Rows (and labels, when there are any) from ``.npy``, ``.npz`` (keys ``X``/``y``), ``.csv`` or ``.txt``.
-
-    For text files ``label_column`` is the column holding the class (``None``: no labels); the delimiter is
-    guessed (',' ';' or white space) unless given.
+    """Rows (and integer labels, when there are any) from ``.npy``, ``.npz`` (keys ``X``/``y``), ``.csv`` or
+    ``.txt`` (:func:`nnmip.io.data.read_points`; ``label_column`` ``None``: no labels; the delimiter is guessed
+    unless given).
     """
-    from pathlib import Path
+    from nnmip.io.data import read_points
 
-    from nnmip.errors import DataError, Span
-    from nnmip.io.files import load_npy_arrays, numeric_array, read_number_table
-
-    p = Path(path)
-    name = str(path)
-    if p.suffix.lower() in (".npy", ".npz"):
-        arrays = load_npy_arrays(p)
-        if "" in arrays:
-            X = numeric_array(arrays[""], f"'{name}'")
-            if X.ndim > 2:
-                raise DataError.at("E0309", f"'{name}' holds an array of shape {X.shape}; expected rows x "
-                                   "features", Span(file=name))
-            return np.atleast_2d(X), None
-        if not arrays:
-            raise DataError.at("E0309", f"'{name}' holds no arrays", Span(file=name))
-        key = "X" if "X" in arrays else next(iter(arrays))
-        X = numeric_array(arrays[key], f"array '{key}' of '{name}'")
-        if X.ndim > 2:
-            raise DataError.at("E0309", f"array '{key}' of '{name}' has shape {X.shape}; expected rows x "
-                               "features", Span(file=name))
-        X = np.atleast_2d(X)
-        y = None
-        if "y" in arrays:
-            yf = numeric_array(arrays["y"], f"array 'y' of '{name}'").ravel()
-            if yf.shape[0] != X.shape[0] or not np.all(yf == np.round(yf)):
-                raise DataError.at("E0309", f"array 'y' of '{name}' must hold one integer label per row of "
-                                   f"'{key}' ({X.shape[0]}), got {yf.shape[0]} values", Span(file=name))
-            y = yf.astype(np.int64)
-        return X, y
-    A = read_number_table(p, delimiter, display=name)
-    if label_column is None:
-        return A, None
-    if not -A.shape[1] <= label_column < A.shape[1]:
-        raise DataError.at("E0304", f"label column {label_column} is out of range: '{name}' has {A.shape[1]} "
-                           "columns", Span(file=name),
-                           [f"help: columns are counted from 0 (0..{A.shape[1] - 1}); -1 is the last; "
-                            "'none' when the file has no labels"])
-    if A.shape[1] < 2:
-        raise DataError.at("E0305", f"'{name}' has no feature columns besides the label", Span(file=name),
-                           ["help: give --label-column none when the file has no labels"])
-    col = label_column % A.shape[1]
-    labels = A[:, col]
-    if not np.all(labels == np.round(labels)):
-        i = int(np.argmax(labels != np.round(labels)))
-        raise DataError.at("E0304", f"column {label_column} of '{name}' holds non-integer labels ({labels[i]:g} "
-                           f"in data row {i + 1})", Span(file=name),
-                           ["help: give --label-column none when the file has no labels"])
-    return np.delete(A, col, axis=1), labels.astype(np.int64)
+    return read_points(path, delimiter=delimiter, label=label_column, integer_labels=True,  # type: ignore[return-value]
+                       any_npz_key=True)
 
 
 def _resolve_point(cp: Any, ref: Any, n: int | None, cache: dict[str, Any]) -> FloatArray:

@@ -485,9 +485,7 @@ def build_training_model(net: Network, X: FloatArray, y: IntArray, n_classes: in
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.int64)
     N = X.shape[0]
-    if X.ndim != 2 or X.shape[1] != net.n_inputs:
-        raise FormulationError.at("E0122", f"data have {X.shape[-1]} features but network '{net.name}' expects "
-                                  f"{net.n_inputs}", net.op(net.input).span)
+    net.check_features(X.shape)
     if groups is None:
         groups = np.arange(N)
         n_clusters = N

@@ -41,6 +41,7 @@ __all__ = [
     "Preprocess",
     "Scaler",
     "load_dataset",
+    "read_points",
     "read_source",
 ]
 
@@ -412,6 +413,78 @@ def read_source(src: DataSource, base_dir: str | Path = ".") -> _Table:
         return _read_sklearn(src)
     raise _err("E0300", f"unknown data source kind '{src.kind}'", src.span,
                f"help: use one of {', '.join(SOURCE_KINDS)}")
+
+
+def read_points(path: str | Path, *, delimiter: str | None = None, header: bool = False, label: int | None = None,
+                integer_labels: bool = False, any_npz_key: bool = False, label_option: str = "label column"
+                ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Rows of points (and their labels) from ``.npy``, ``.npz`` or a text table: the one reader of point files
+    (``nnmip predict``, ``nnmip verify --points``, points in verification statements).
+
+    * ``.npy``: one array, rows x features (a single row may be 1-D); no labels.
+    * ``.npz``: array ``X`` (any first array when ``any_npz_key``) and, when present, labels ``y``.
+    * text: numbers (:func:`nnmip.io.files.read_number_table`: ``delimiter`` ``None`` guesses it, ``header`` skips
+      the first row); ``label`` is the label column (negative counts from the end; ``None``: no labels).
+
+    ``integer_labels`` requires integral labels and returns them as ``int64``; ``label_option`` names the label
+    setting in messages.  Errors: E0309 (npz keys and shapes), E0304 (label column out of range or not integral),
+    E0305 (no feature column besides the label), and the cell errors of the reading helpers.
+    """
+    from nnmip.io.files import load_npy_arrays, numeric_array, read_number_table
+
+    p = Path(path)
+    name = str(path)
+    where = Span(file=name)
+    if p.suffix.lower() in (".npy", ".npz"):
+        arrays = load_npy_arrays(p)
+        y: np.ndarray | None = None
+        if "" in arrays:
+            X = numeric_array(arrays[""], f"'{name}'")
+            key = ""
+        else:
+            if not arrays:
+                raise DataError.at("E0309", f"'{name}' holds no arrays", where)
+            if "X" not in arrays and not any_npz_key:
+                raise DataError.at("E0309", f"'{name}' has no array 'X'", where,
+                                   [f"help: it holds {sorted(arrays)}"])
+            key = "X" if "X" in arrays else next(iter(arrays))
+            X = numeric_array(arrays[key], f"array '{key}' of '{name}'")
+        if X.ndim > 2:
+            what = f"'{name}' holds an array" if key == "" else f"array '{key}' of '{name}' has"
+            raise DataError.at("E0309", f"{what} of shape {X.shape}; expected rows x features", where)
+        X = np.atleast_2d(X)
+        if "y" in arrays and key != "":
+            y = np.asarray(arrays["y"]).ravel()
+            if integer_labels:
+                yf = numeric_array(arrays["y"], f"array 'y' of '{name}'").ravel()
+                if yf.shape[0] != X.shape[0] or not np.all(yf == np.round(yf)):
+                    raise DataError.at("E0309", f"array 'y' of '{name}' must hold one integer label per row of "
+                                       f"'{key}' ({X.shape[0]}), got {yf.shape[0]} values", where)
+                y = yf.astype(np.int64)
+            elif y.shape[0] != X.shape[0]:
+                raise DataError.at("E0309", f"array 'y' of '{name}' has {y.shape[0]} labels for {X.shape[0]} rows",
+                                   where)
+        return X, y
+    A = read_number_table(p, delimiter, header, display=name)
+    if label is None:
+        return A, None
+    if not -A.shape[1] <= label < A.shape[1]:
+        raise DataError.at("E0304", f"{label_option} {label} is out of range: '{name}' has {A.shape[1]} columns",
+                           where, [f"help: columns are counted from 0 (0..{A.shape[1] - 1}); -1 is the last; "
+                                   "'none' when the file has no labels"])
+    if A.shape[1] < 2:
+        raise DataError.at("E0305", f"'{name}' has no feature columns besides the label", where,
+                           ["help: give --label-column none when the file has no labels"])
+    col = label % A.shape[1]
+    labels = A[:, col]
+    if integer_labels:
+        if not np.all(labels == np.round(labels)):
+            i = int(np.argmax(labels != np.round(labels)))
+            raise DataError.at("E0304", f"column {label} of '{name}' holds non-integer labels ({labels[i]:g} "
+                               f"in data row {i + 1})", where,
+                               ["help: give --label-column none when the file has no labels"])
+        return np.delete(A, col, axis=1), labels.astype(np.int64)
+    return np.delete(A, col, axis=1), labels
 
 
 # ---------------------------------------------------------------------------------------------------------

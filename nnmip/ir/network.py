@@ -10,7 +10,7 @@ import networkx as nx
 import numpy as np
 import numpy.typing as npt
 
-from nnmip.errors import CheckError, Diagnostic
+from nnmip.errors import CheckError, DataError, Diagnostic, Span
 from nnmip.ir.ops import ACTIVATIONS, Dense, Identity, Input, Op, ParamDomain
 
 FloatArray = npt.NDArray[np.float64]
@@ -68,6 +68,22 @@ class Network:
     @property
     def n_outputs(self) -> int:
         return self.dim(self.output)
+
+    def check_features(self, shape: tuple[int, ...], what: str = "data", span: Span | None = None,
+                       notes: list[str] | None = None, source: str | None = None) -> None:
+        """Raise ``DataError`` E0122 unless data of ``shape`` are rows of this network's inputs, ``(N, n_inputs)``.
+
+        The one feature-count check of the package: training tasks, the training model, ``train_network`` and
+        ``nnmip predict`` call it with their own wording of ``what`` and their own ``help:`` notes.
+        """
+        n = self.n_inputs
+        if len(shape) == 2 and shape[1] == n:
+            return
+        got = f"{shape[1]} features" if len(shape) == 2 else f"shape {tuple(shape)}"
+        raise DataError.at("E0122", f"{what} have {got} but network '{self.name}' takes {n} inputs",
+                           self.op(self.input).span if span is None else span,
+                           notes if notes is not None else [f"help: give rows of {n} features, shape (N, {n})"],
+                           source=source)
 
     def consumers(self, node: str) -> list[str]:
         """Nodes whose input is ``node``, in topological order."""

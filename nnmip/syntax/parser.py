@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from lark import Lark, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.exceptions import VisitError
@@ -23,16 +24,30 @@ _TOKEN_NAMES = {
 }
 
 
-def grammar_text() -> str:
-    """The grammar, from the installed package (wheel) or from the source tree's ``grammar/`` folder."""
+#: where the grammar sits inside an installed package (the wheel force-includes ``grammar/nnmip.lark`` there)
+PACKAGE_GRAMMAR = ("grammar", "nnmip.lark")
+#: where it sits in the source tree, relative to the repository root
+SOURCE_GRAMMAR = ("grammar", "nnmip.lark")
+
+
+def _package_root() -> Any:
+    return resources.files("nnmip")
+
+
+def grammar_file() -> Any:
+    """The grammar file the parser reads: the installed package's copy (wheel), else the source tree's."""
     try:
-        res = resources.files("nnmip").joinpath("grammar").joinpath("nnmip.lark")
+        res = _package_root().joinpath(*PACKAGE_GRAMMAR)
         if res.is_file():
-            return res.read_text(encoding="utf-8")
+            return res
     except (FileNotFoundError, ModuleNotFoundError, NotADirectoryError):  # pragma: no cover - depends on the install
         pass
-    src = Path(__file__).resolve().parents[2] / "grammar" / "nnmip.lark"
-    return src.read_text(encoding="utf-8")
+    return Path(__file__).resolve().parents[2].joinpath(*SOURCE_GRAMMAR)
+
+
+def grammar_text() -> str:
+    """The text of :func:`grammar_file`."""
+    return str(grammar_file().read_text(encoding="utf-8"))
 
 
 @functools.cache
