@@ -15,8 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 BCW_CSV = EXAMPLES / "data" / "breast-cancer-wisconsin.csv"
 
-#: the MILP backends every training test runs on (a missing one is skipped with the reason)
-MILP_BACKENDS = ("highs", "cbc", "gurobi")
+#: the MILP backends every backend-parametrised test (training, the backend contract) runs on; a missing one is
+#: skipped with the reason
+MILP_BACKENDS = ("highs", "cbc", "gurobi", "scip")
 
 
 @contextmanager
@@ -32,7 +33,7 @@ def licence_skip(solver: str) -> Iterator[None]:
 
 @pytest.fixture(params=MILP_BACKENDS)
 def milp_solver(request: pytest.FixtureRequest) -> str:
-    """Each installed MILP backend in turn."""
+    """Each installed MILP backend in turn: the one shared backend fixture of the suite."""
     name = str(request.param)
     if not is_installed(name):
         pytest.skip(f"solver '{name}' is not installed")

@@ -62,7 +62,8 @@ def values(case):
 
 
 @needs_cvxpy
-@pytest.mark.parametrize("case", [linear_case, deep_case], ids=["linear", "step"])
+@pytest.mark.parametrize("case", [linear_case, pytest.param(deep_case, marks=pytest.mark.slow)],  # step: ~40 s
+                         ids=["linear", "step"])
 def test_relaxations_are_ordered_and_the_cut_loop_reaches_the_conic_value(case) -> None:
     bigm, conic, cuts, milp, m_conic = values(case())
     assert bigm <= conic + TOL

@@ -128,6 +128,7 @@ def test_pruned_network_reproduces_predictions_and_counts_match_indicators() -> 
     assert res.penalty == pytest.approx(0.3 * 2)
 
 
+@pytest.mark.slow  # about 65 s on 2 busy cores
 def test_budget_is_respected_and_reported_loss_is_forward_loss() -> None:
     net = net3()
     X, y = data(seed=1)
@@ -169,6 +170,7 @@ def test_prune_network_refuses_live_outgoing_weights() -> None:
         prune_network(net, [GroupRef("layer", "h1")])
 
 
+@pytest.mark.slow  # about 40 s
 def test_bcw_prune_cli_saves_the_smaller_network(tmp_path: Path) -> None:
     from nnmip.cli import main
     from nnmip.io.data import load_dataset

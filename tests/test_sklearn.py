@@ -58,6 +58,7 @@ def test_string_labels_and_binary_output(iris) -> None:
     assert clf.score(X[keep][::2], names[::2]) > 0.8
 
 
+@pytest.mark.slow  # about 40 s
 def test_cross_val_score_on_iris(iris) -> None:
     X, y = iris
     scores = cross_val_score(fast(), X, y, cv=5)
@@ -77,6 +78,7 @@ def test_pipeline_with_a_scaler_matches_own_scaling(iris) -> None:
     assert agree > 0.9
 
 
+@pytest.mark.slow  # about 45 s
 def test_grid_search(iris) -> None:
     X, y = iris
     gs = GridSearchCV(fast(), {"hidden": [(1,), (2,)]}, cv=3).fit(X[::2], y[::2])
@@ -84,6 +86,7 @@ def test_grid_search(iris) -> None:
     assert gs.best_estimator_.verified_
 
 
+@pytest.mark.slow  # about 20 s
 def test_strategies_and_losses(iris) -> None:
     X, y = iris
     Xs, ys = X[::4], y[::4]

@@ -226,6 +226,7 @@ def test_bounds_contain_samples_and_oracle_extremes(act: str, data) -> None:
 # ------------------------------------------------------------------------------------------------------------
 # 2. maxima equal the oracle; thresholds at the exact maximum are never certified
 # ------------------------------------------------------------------------------------------------------------
+@pytest.mark.slow  # about 30 s per activation on 2 busy cores
 @pytest.mark.parametrize("act", ["relu", "step", "sign"])
 @SETTINGS
 @given(data=st.data())
@@ -340,7 +341,7 @@ def test_solver_evidence_within_its_tolerance_of_zero_decides_nothing(monkeypatc
     real = backends.get_backend("highs")
 
     class Loose:
-        name, capabilities = "highs", real.capabilities
+        name, capabilities, lp_session = "highs", real.capabilities, real.lp_session
 
         def solve(self, model, opts):
             raw = real.solve(model, opts)
@@ -630,6 +631,7 @@ def _ball_points(kind: str, r: float, radii: np.ndarray, W: np.ndarray, d: int, 
     return np.vstack([V, R])
 
 
+@pytest.mark.slow  # about 22 s on 2 busy cores
 @SETTINGS
 @given(kind=st.sampled_from(["linf", "l1", "l2", "box"]), act=st.sampled_from(["step", "sign"]),
        r=st.sampled_from([0.03, 0.1, 0.2]), seed=st.integers(0, 10_000))

@@ -113,6 +113,7 @@ def test_splittable_and_split_cluster() -> None:
 # ---------------------------------------------------------------------------------------------------------
 # local search
 # ---------------------------------------------------------------------------------------------------------
+@pytest.mark.slow  # about 65 s
 def test_local_search_never_increases_the_loss() -> None:
     X, y = xor_data(24, seed=6)
     net = small_net(hidden=3)

@@ -243,6 +243,7 @@ statements = st.one_of(
 )
 
 
+@pytest.mark.slow  # about 23 s
 @settings(max_examples=100, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(statements, max_size=4).map(lambda items: ast.Program(tuple(items))))
 def test_random_programs_round_trip(p: ast.Program) -> None:

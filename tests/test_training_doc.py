@@ -28,6 +28,7 @@ def test_training_doc_programs_check(src: str) -> None:
     assert cp.tasks[0].strategy.kind in ("split", "local_search")
 
 
+@pytest.mark.slow  # about 40 s
 def test_training_doc_python_runs() -> None:
     namespace: dict[str, object] = {"__name__": "docs_training"}
     found = blocks("python")

@@ -11,7 +11,6 @@ the optima must agree.
 
 from __future__ import annotations
 
-import ast
 import gzip
 import io
 import math
@@ -499,15 +498,3 @@ def test_name_clashes_get_suffixes() -> None:
     text = text_of(model, "lp")
     assert (" r__a_lo_: + 1.0 n__x_0 >= 0.0\n r__a_hi: + 1.0 n__x_0 <= 1.0\n"
             " r__a_lo: + 1.0 n__x_0 >= -1.0\n") in text
-
-
-def test_io_imports_only_model_and_errors() -> None:
-    allowed = {"nnmip.model", "nnmip.errors", "nnmip.io.writers", "nnmip.io.lp", "nnmip.io.mps", "nnmip.io.safe"}
-    for name in ("lp.py", "mps.py", "writers.py", "safe.py"):
-        tree = ast.parse((IO_DIR / name).read_text())
-        for node in ast.walk(tree):
-            mods = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                    else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            for mod in mods:
-                if mod.startswith("nnmip"):
-                    assert mod in allowed, f"{name} imports {mod}"
