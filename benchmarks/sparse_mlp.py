@@ -34,13 +34,13 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 
-from nnmip.check.training_ext import PruneSpec
 from nnmip.drivers.sparse import SparseConfig, train_sparse
 from nnmip.drivers.verify import as_region, network_from_layers, verify
 from nnmip.formulations.verification import build_fixed_model
 from nnmip.ir.builder import NetworkBuilder, real
 from nnmip.ir.network import Network
 from nnmip.ir.spec import classified, linf
+from nnmip.ir.train_spec import PruneSpec
 from nnmip.passes.bounds import tighten_bounds
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,13 +14,13 @@ from conftest import BCW_CSV, EXAMPLES
 
 from nnmip.backends import is_installed
 from nnmip.check import check
-from nnmip.check.training_ext import PruneSpec
 from nnmip.cli import main
 from nnmip.drivers.sparse import SparseConfig, remove_dead, train_sparse
 from nnmip.drivers.sparse.task import config_of
 from nnmip.drivers.task import load_program, run_train_task
 from nnmip.ir.builder import NetworkBuilder, fixed, real
 from nnmip.ir.losses import smooth_loss
+from nnmip.ir.train_spec import PruneSpec
 from nnmip.syntax import parse
 
 

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from nnmip.check.training_ext import PruneSpec
 from nnmip.drivers.sparse.layout import Layout
 from nnmip.formulations.groups import GroupRef
 from nnmip.ir.network import Network
 from nnmip.ir.ops import Dense
+from nnmip.ir.train_spec import PruneSpec
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]

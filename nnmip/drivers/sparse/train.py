@@ -23,13 +23,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from nnmip.check.training_ext import PruneSpec
 from nnmip.drivers.sparse.groups import Partition, partitions, zero_groups
 from nnmip.drivers.sparse.layout import Layout, initial_point, layout_of, loss_and_grad, with_point
 from nnmip.drivers.sparse.prune import remove_dead
 from nnmip.formulations.groups import GroupRef
 from nnmip.ir.losses import smooth_loss
 from nnmip.ir.network import Network
+from nnmip.ir.train_spec import PruneSpec
 from nnmip.optim import RDA, SGD, GroupPenalty, L1Penalty, OBProxSG, Penalty, ProxSG, SPRPenalty
 
 log = logging.getLogger("nnmip.sparse")
