@@ -33,10 +33,17 @@ def licence_skip(solver: str) -> Iterator[None]:
 
 @pytest.fixture(params=MILP_BACKENDS)
 def milp_solver(request: pytest.FixtureRequest) -> str:
-    """Each installed MILP backend in turn: the one shared backend fixture of the suite."""
+    """Each installed MILP backend in turn: the one shared backend fixture of the suite.
+
+    A module or test may narrow it with ``@pytest.mark.solvers("highs", ..., reason="...")``; the others are
+    skipped with that reason.
+    """
     name = str(request.param)
     if not is_installed(name):
         pytest.skip(f"solver '{name}' is not installed")
+    only = request.node.get_closest_marker("solvers")
+    if only is not None and name not in only.args:
+        pytest.skip(f"solver '{name}': {only.kwargs.get('reason', 'not run by this test')}")
     return name
 
 
