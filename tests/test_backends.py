@@ -224,19 +224,19 @@ def test_time_limit_stops_early(milp_solver: str) -> None:
         assert res.objective is None
 
 
-def test_stop_request_interrupts(backend: str) -> None:
+def test_stop_request_interrupts(milp_solver: str) -> None:
     """A stop request from another thread (what Ctrl-C sends) ends the solve early and keeps the incumbent."""
     import threading
 
     from nnmip.solution import STOP
 
-    if backend == "cbc":
-        pytest.skip("CBC cannot be stopped from outside (the command line abandons its thread)")
+    if not get_backend(milp_solver).capabilities.interrupts:   # CBC: the command line abandons its thread
+        pytest.skip(f"{milp_solver} cannot be stopped from outside")
     model = random_mdk(seed=11, n=120, m=30)
     timer = threading.Timer(0.5, STOP.request)
     timer.start()
     try:
-        res = run(backend, model, time_limit=60.0)
+        res = run(milp_solver, model, time_limit=60.0)
     finally:
         timer.cancel()
         stopped = STOP.is_set()
@@ -250,7 +250,7 @@ def test_stop_request_interrupts(backend: str) -> None:
     # a request made before the solve: nothing is solved
     STOP.request()
     try:
-        early = run(backend, knapsack())
+        early = run(milp_solver, knapsack())
     finally:
         STOP.clear()
     assert early.status is Status.INTERRUPTED

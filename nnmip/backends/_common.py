@@ -28,7 +28,7 @@ class Capabilities:
     integer_cones: bool = False   # cones together with integer columns
     warm_start: bool = False      # ``SolveOptions.warm_start`` (full or partial)
     callbacks: bool = False       # live ``SolveOptions.progress`` reports during a solve
-    interrupts: bool = False      # a SIGINT stops the solve and returns the incumbent
+    interrupts: bool = False      # a stop request (Ctrl-C) ends the solve and keeps the incumbent
     early_stop: bool = False      # honours ``SolveOptions.stop_objective``
     lp_duals: bool = False        # ``lp_session``: one LP re-solved for many objectives, with row duals
 

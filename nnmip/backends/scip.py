@@ -57,7 +57,7 @@ class ScipBackend:
 
     name = "scip"
     module = "pyscipopt"
-    capabilities = Capabilities(warm_start=True, callbacks=True)
+    capabilities = Capabilities(warm_start=True, callbacks=True, interrupts=True)
 
     def solve(self, model: MatrixModel, opts: SolveOptions) -> RawResult:
         require_linear(self.name, model)
