@@ -329,9 +329,10 @@ def maxpool_bigm(ctx: FixedContext, node: str, op: MaxPool, inp: Val) -> Val:
 
     Math
     ----
-    With ``[L_i, U_i]`` the proven bounds of the inputs and ``m_j = max_{i in G_j} L_i``, a member with
-    ``U_i < m_j`` can never be the maximum and is dropped; let ``C_j`` be the remaining candidates.  When one
-    candidate is left, ``y_j = x_i`` (no column, no row).  Otherwise, with ``U^*_j = max_{i in C_j} U_i``, a column
+    With ``[L_i, U_i]`` the proven bounds of the inputs, ``i*`` a member with the largest lower bound and
+    ``m_j = L_{i*}``, a member with ``U_i <= m_j`` is never above ``x_{i*}`` and is dropped; let
+    ``C_j = {i*} + {i : U_i > m_j}`` be the candidates.  When ``i*`` is the only one, ``y_j = x_{i*}`` (no column,
+    no row).  Otherwise, with ``U^*_j = max_{i in C_j} U_i``, a column
     ``y_j`` in ``[m_j, U^*_j]``, a binary ``z_ji`` per candidate and
 
         ``y_j >= x_i``   and   ``y_j <= x_i + (U^*_j - L_i) (1 - z_ji)``   for ``i in C_j``,   ``sum_i z_ji = 1``.
@@ -353,8 +354,9 @@ def maxpool_bigm(ctx: FixedContext, node: str, op: MaxPool, inp: Val) -> Val:
     fixed_src: list[int] = []
     open_groups: list[tuple[int, IntArray]] = []
     for j, g in enumerate(op.groups):
-        m = float(np.max(L[g]))
-        cand = g[U[g] >= m]
+        best = int(g[np.argmax(L[g])])
+        m = float(L[best])
+        cand = np.union1d(g[U[g] > m], [best]).astype(np.int64)
         if cand.size == 1:
             fixed_rows.append(j)
             fixed_src.append(int(cand[0]))

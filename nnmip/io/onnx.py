@@ -648,11 +648,8 @@ class _Importer:
             dims: list[int | None] = [None, None]
         else:
             dims = [int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else None for d in tt.shape.dim]
-        if len(dims) >= 2:
-            if dims[0] not in (None, 1):
-                raise self.err("E0702", f"onnx input '{inp.name}' has a batch of {dims[0]}; nnmip reads networks "
-                               "with a batch axis of 1 (or a symbolic one)")
-            dims[0] = 1
+        if len(dims) >= 2 and dims[0] is None:
+            dims[0] = 1     # a symbolic batch axis: one input at a time (a static first axis is kept as it is)
         if all(d is not None for d in dims):
             return tuple(int(d) for d in dims)  # type: ignore[arg-type]
         if len(dims) == 2:
