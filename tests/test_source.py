@@ -84,6 +84,24 @@ def test_builder_network_round_trips_exactly(tmp_path: Path) -> None:
             assert z[k].tobytes() == v.tobytes()
 
 
+@pytest.mark.parametrize("width", [3, 12])
+def test_input_domains_entry_by_entry_round_trip(tmp_path: Path, width: int) -> None:
+    lo = np.linspace(-1.0, 0.0, width)
+    nb = NetworkBuilder("boxed")
+    nb.identity("y", nb.dense("h", nb.input("x", width, lo, lo + 0.1), 1, weights=real(-1, 1)))
+    net = nb.build()
+    out, side = write_network(net, tmp_path / "b.nnmip")
+    text = out.read_text(encoding="utf-8")
+    assert f"network boxed(x: {width} box(lo=" in text
+    assert (side is None) == (width <= 8)         # 12 entries: load("b.npz", "x.lo")
+    back = load_program(out).networks["boxed"]
+    same_network(net, back)
+    assert network_source(back, "b.npz")[0] == text
+    nb = NetworkBuilder("half")
+    nb.dense("h", nb.input("x", 2, lo=[0.0, 1.0]), 1)
+    same_network(nb.build(), load_program(write_network(nb.build(), tmp_path / "h.nnmip")[0]).networks["half"])
+
+
 def test_whole_program_round_trips(tmp_path: Path) -> None:
     prog = parse_file(EXAMPLES / "verify_bcw.nnmip")
     out, side = write_program(prog, tmp_path / "p.nnmip")
@@ -257,9 +275,9 @@ def test_an_operation_the_language_lacks_is_e0610(tmp_path: Path) -> None:
 
 def test_names_and_domains_the_language_cannot_say(tmp_path: Path) -> None:
     nb = NetworkBuilder("n")
-    nb.input("x", 2, [0.0, 0.0], [1.0, 2.0])
+    nb.input("x", 2, [0.0, -np.inf], [1.0, 2.0])
     nb.dense("h", "x", 1)
-    with pytest.raises(NnmipError, match="domain of input 'x' differs"):
+    with pytest.raises(NnmipError, match="domain of input 'x' is open"):
         write_network(nb.build(), tmp_path / "n.nnmip")
     nb = NetworkBuilder("n")
     nb.input("in", 2)
@@ -280,3 +298,18 @@ def test_import_never_writes_over_its_input(tmp_path: Path, capsys: pytest.Captu
     assert "error[E0613]" in capsys.readouterr().err
     assert (tmp_path / "m.onnx").read_bytes() == before
     assert not (tmp_path / "m.nnmip").exists()
+
+
+@pytest.mark.parametrize(("domain", "code"), [
+    ("box(lo=[0, 0, 0], hi=1)", "E0121"),
+    ("box(lo=[0, 2], hi=[1, 1])", "E0130"),
+    ("box()", "E0104"),
+    ("ball(lo=0)", "E0108"),
+])
+def test_bad_input_boxes_are_located(tmp_path: Path, domain: str, code: str) -> None:
+    (tmp_path / "b.nnmip").write_text(f"network n(x: 2 {domain}) {{ h = dense(x, 1) }}\n", encoding="utf-8")
+    with pytest.raises(NnmipError) as info:
+        load_program(tmp_path / "b.nnmip")
+    d = info.value.diagnostics[0]
+    assert d.code == code
+    assert d.span.known

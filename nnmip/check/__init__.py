@@ -281,7 +281,12 @@ class _Checker:
                 self.err("E0120", f"input '{prm.name}' must have a positive width, got {prm.dim}", prm.span)
                 continue
             lo = hi = None
-            if prm.domain is not None:
+            if isinstance(prm.domain, ast.Call):
+                box = self.input_box(prm)
+                if box is None:
+                    continue
+                lo, hi = box
+            elif prm.domain is not None:
                 lo, hi = float(prm.domain.lo.value), float(prm.domain.hi.value)
                 if lo > hi:
                     self.err("E0130", f"input domain [{lo:g}, {hi:g}] of '{prm.name}' is empty", prm.domain.span,
@@ -305,6 +310,42 @@ class _Checker:
             self.diags.extend(d if d.span.known else Diagnostic(d.code, d.message, s.span, d.notes)
                               for d in exc.diagnostics)
             return None
+
+    def input_box(self, prm: ast.Param) -> tuple[Any, Any] | None:
+        """``box(lo=V, hi=V)``: a domain entry by entry (a number, a list of ``dim`` numbers, or ``load(...)``)."""
+        from nnmip.check.verify_stmt import _array
+
+        c = prm.domain
+        assert isinstance(c, ast.Call)
+        if c.func != "box":
+            self.err("E0108", f"the domain of input '{prm.name}' must be real[lo, hi] or box(lo=..., hi=...)", c.span)
+            return None
+        b = self.bind(c, [("lo", "any", None), ("hi", "any", None)])
+        if b is None:
+            return None
+        if b["lo"] is None and b["hi"] is None:
+            self.err("E0104", "box needs lo or hi", c.span, "help: box(lo=0, hi=[1, 2, 3])")
+            return None
+        ends = []
+        for key in ("lo", "hi"):
+            if b[key] is None:
+                ends.append(None)
+                continue
+            v = _array(self, b[key], 1, key)
+            if v is None:
+                return None
+            if v.size not in (1, prm.dim):
+                self.err("E0121", f"{key} of the domain of '{prm.name}' has {v.size} entries, expected {prm.dim}",
+                         _span(b[key]))
+                return None
+            ends.append(np.broadcast_to(v, (prm.dim,)).copy())
+        lo, hi = ends
+        if lo is not None and hi is not None and np.any(lo > hi):
+            i = int(np.argmax(lo > hi))
+            self.err("E0130", f"input domain of '{prm.name}' is empty at entry {i}: [{lo[i]:g}, {hi[i]:g}]", c.span,
+                     "help: write the lower bounds first")
+            return None
+        return lo, hi
 
     def node_def(self, nb: NetworkBuilder, nd: ast.NodeDef) -> None:
         c = nd.call

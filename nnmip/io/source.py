@@ -17,7 +17,7 @@ Hence ``.nnmip -> IR -> .nnmip`` reproduces the text and the arrays exactly once
 
 Errors: :class:`~nnmip.io.writers.ExportError` ``E0620`` for a network the language cannot say (an operation
 other than dense/step/sign/relu/identity, a parameter domain that differs entry by entry, an input domain
-that differs between inputs, a name the language cannot use); ``E0603`` for an output that is not ``.nnmip``.
+open in some entries); ``E0603`` for an output that is not ``.nnmip``.
 """
 
 from __future__ import annotations
@@ -116,14 +116,28 @@ def network_stmt(net: Network, npz: str = "weights.npz", *, inline: int = INLINE
     for n, op in net.items():
         src = [names[p] for p in net.inputs_of(n)]
         if isinstance(op, Input):
-            dom = None
-            if op.lo is not None or op.hi is not None:
-                lo = np.full(op.dim, -np.inf) if op.lo is None else np.asarray(op.lo)
-                hi = np.full(op.dim, np.inf) if op.hi is None else np.asarray(op.hi)
-                if np.any(lo != lo[0]) or np.any(hi != hi[0]) or not (np.isfinite(lo[0]) and np.isfinite(hi[0])):
-                    raise _error(f"the domain of input '{n}' differs between inputs or is open, which a .nnmip "
-                                 "file cannot say", "help: give the input one finite domain real[lo, hi]")
-                dom = ast.Domain("real", _num(lo[0]), _num(hi[0]))
+            dom: ast.Domain | ast.Call | None = None
+            lo, hi = op.lo, op.hi
+            if lo is not None or hi is not None:
+                ends = [np.asarray(e, dtype=np.float64) for e in (lo, hi) if e is not None]
+                if any(not np.isfinite(e).all() for e in ends):
+                    raise _error(f"the domain of input '{n}' is open in some entries, which a .nnmip file cannot "
+                                 "say", "help: give finite bounds, or leave the input without a domain")
+                uniform = lo is not None and hi is not None and all(np.all(e == e[0]) for e in ends)
+                if uniform:
+                    dom = ast.Domain("real", _num(lo[0]), _num(hi[0]))
+                else:   # entry by entry
+                    args: list[ast.Value | ast.KwArg] = []
+                    for key, e in (("lo", lo), ("hi", hi)):
+                        if e is not None:
+                            v = np.asarray(e, dtype=np.float64)
+                            if v.size <= inline:
+                                args.append(ast.KwArg(key, _list(v)))
+                            else:
+                                k = f"{names[n]}.{key}"
+                                arrays[k] = v
+                                args.append(ast.KwArg(key, ast.Call("load", (ast.Str(npz), ast.Str(k)))))
+                    dom = ast.Call("box", tuple(args))
             params.append(ast.Param(names[n], op.dim, dom))
         elif isinstance(op, Dense):
             assert op.weights is not None

@@ -63,7 +63,7 @@ class ToAst(Transformer[Token, ast.Program]):
     def data_stmt(self, meta: Any, name: Token, *calls: ast.Call) -> ast.DataStmt:
         return ast.DataStmt(str(name), tuple(calls), span=self._span(meta))
 
-    def param(self, meta: Any, name: Token, dim: Token, domain: ast.Domain | None) -> ast.Param:
+    def param(self, meta: Any, name: Token, dim: Token, domain: ast.Domain | ast.Call | None = None) -> ast.Param:
         return ast.Param(str(name), int(dim), domain, span=self._span(meta))
 
     def node_def(self, meta: Any, name: Token, call: ast.Call) -> ast.NodeDef:
