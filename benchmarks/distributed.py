@@ -3,8 +3,8 @@ serial run, the check that all three give the same answers, and how the batch wo
 
 Batches (``nnmip verify --points``, through :func:`nnmip.drivers.verify.robust_accuracy`):
 
-* ``relu``: a random 8-32-32-4 ReLU network (weights N(0, 4/fan_in), seed 0), 200 uniform points of [0, 1]^8
-  (seed 0), linf radius 0.05, domain [0, 1]: tasks of a few tens of milliseconds of CPU, some decided by MILP;
+* ``relu``: a random 8-64-64-4 ReLU network (weights N(0, 4/fan_in), seed 0), 200 uniform points of [0, 1]^8
+  (seed 0), linf radius 0.1, domain [0, 1]: tasks of about 0.2 s of CPU, some decided by MILP;
 * ``bcw``: ``examples/data/verify_bcw.onnx`` (9-12-2) on the first 200 rows of the BCW data, linf radius 1 on the
   raw 1..10 features: tasks of a few milliseconds, where the per-task overhead shows.
 
@@ -21,9 +21,10 @@ Scaling beyond the cores of this machine, two ways:
   for those per-task times, so that Dask's real dispatch, transfer and bookkeeping are measured at P workers
   although the machine has only 2 cores.
 
-Run (about 2 to 5 minutes on 2 otherwise idle cores; longer on a busy machine)::
+Run (about 2 minutes on 2 otherwise idle cores; several times longer on a busy machine)::
 
     python benchmarks/distributed.py                         # both batches, the three executors, the simulation
+    python benchmarks/distributed.py --batch relu --modes serial --json serial.json     # one executor at a time
     python benchmarks/distributed.py --batch relu --emulate 4,8,16 --json out.json
 """
 
@@ -58,13 +59,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def relu_batch(n: int) -> dict[str, Any]:
     rng = np.random.default_rng(0)
-    sizes = [8, 32, 32, 4]
+    sizes = [8, 64, 64, 4]
     layers = [(rng.normal(size=(b, a)) * 2.0 / np.sqrt(a), rng.normal(size=b) * 0.3)
               for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
-    net = network_from_layers(layers, name="relu_8_32_32_4")
+    net = network_from_layers(layers, name="relu_8_64_64_4")
     X = np.random.default_rng(0).random((n, 8))
-    return {"net": net, "X": X, "y": None, "eps": 0.05, "domain": (0.0, 1.0),
-            "what": "random 8-32-32-4 relu, uniform points of [0,1]^8, linf 0.05, domain [0,1]"}
+    return {"net": net, "X": X, "y": None, "eps": 0.1, "domain": (0.0, 1.0),
+            "what": "random 8-64-64-4 relu, uniform points of [0,1]^8, linf 0.1, domain [0,1]"}
 
 
 def bcw_batch(n: int) -> dict[str, Any]:
@@ -138,8 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--points", type=int, default=200)
     p.add_argument("--modes", nargs="+", default=["serial", "jobs2", "dask2"], choices=["serial", "jobs2", "dask2"])
     p.add_argument("--overhead", type=float, default=0.001, help="per-task overhead of the simulation (s)")
+    p.add_argument("--scheduler", default="local",
+                   help="the Dask scheduler of the dask2 mode (default: a 2-worker LocalCluster started here)")
     p.add_argument("--emulate", default="", help="comma-separated worker counts for the sleep emulation")
     p.add_argument("--json", type=Path, help="write every figure as JSON")
+    p.add_argument("--serial-from", type=Path, metavar="JSON",
+                   help="take the serial run (answers digest, per-task times) from an earlier --json output")
     a = p.parse_args(argv)
     report: dict[str, Any] = {"machine": {"cores": len(os.sched_getaffinity(0)),
                                           "load_before": Path("/proc/loadavg").read_text().split()[:3]}}
@@ -147,10 +152,16 @@ def main(argv: list[str] | None = None) -> int:
         b = relu_batch(a.points) if name == "relu" else bcw_batch(a.points)
         print(f"\n== {name}: {a.points} points, {b['what']}", flush=True)
         res: dict[str, Any] = {"what": b["what"]}
+        if a.serial_from:
+            res["serial"] = json.loads(a.serial_from.read_text())[name]["serial"]
+            print(f"  serial run from {a.serial_from}: wall {res['serial']['wall']:.2f} s, digest "
+                  f"{res['serial']['digest']}")
         for mode in a.modes:
+            if mode == "serial" and a.serial_from:
+                continue
             t0 = time.perf_counter()
             ex: Executor = SerialExecutor() if mode == "serial" else (
-                ProcessExecutor(2) if mode == "jobs2" else DaskExecutor("local", workers=2))
+                ProcessExecutor(2) if mode == "jobs2" else DaskExecutor(a.scheduler, workers=2))
             start = time.perf_counter() - t0
             try:
                 r = run(ex, b)
@@ -165,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         if "serial" in res:
             base = res["serial"]
             for mode in a.modes:
-                if mode != "serial":
+                if mode != "serial" and mode in res:
                     res[mode]["speedup"] = base["wall"] / res[mode]["wall"]
                     res[mode]["speedup_with_start"] = base["wall"] / (res[mode]["wall"] + res[mode]["start"])
                     res[mode]["same_answers"] = res[mode]["digest"] == base["digest"]
