@@ -214,3 +214,25 @@ def test_robust_accuracy_marks_a_lost_point_and_keeps_the_rest(tmp_path: Path, m
     assert not rows[2]["robust"]
     assert all(r["result"] in ("certified", "counterexample") for k, r in enumerate(rows) if k != 2)
     assert acc == sum(r["robust"] for r in rows) / 5
+
+
+@pytest.mark.slow
+def test_200_point_bcw_batch_same_json_everywhere(tmp_path: Path, dask_cluster: Any) -> None:
+    """The full-size batch of docs/benchmarks.md: 200 BCW rows on the example's verify network."""
+    root = Path(__file__).resolve().parents[1]
+    A = np.loadtxt(root / "examples" / "data" / "breast-cancer-wisconsin.csv", delimiter=";")[:200]
+    np.savetxt(tmp_path / "bcw200.csv", A, delimiter=",")
+    texts = {}
+    for name, extra in {"serial": ["--jobs", "1"], "jobs2": ["--jobs", "2"],
+                        "dask": ["--scheduler", dask_cluster.address]}.items():
+        out = tmp_path / f"{name}.json"
+        rc = main(["verify", "--onnx", str(root / "examples" / "data" / "verify_bcw.onnx"), "--points",
+                   str(tmp_path / "bcw200.csv"), "--linf", "1", "--domain", "1", "10", "--json", str(out), "-q",
+                   *extra])
+        assert rc == 0
+        texts[name] = json.dumps(_untimed(json.loads(out.read_text())), sort_keys=True)
+    assert texts["serial"] == texts["jobs2"] == texts["dask"]
+    d = json.loads(texts["serial"])
+    assert d["points"] == 200
+    assert [r["index"] for r in d["results"]] == list(range(200))
+    assert {r["result"] for r in d["results"]} == {"certified", "counterexample", "misclassified"}
