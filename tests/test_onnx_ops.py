@@ -355,3 +355,21 @@ def test_gzipped_onnx_and_vnnlib(tmp_path: Path) -> None:
     (tmp_path / "p.vnnlib.gz").write_bytes(gzip.compress(text.encode()))
     vp = parse_vnnlib(tmp_path / "p.vnnlib.gz")
     assert (vp.n_inputs, vp.n_outputs) == (3, 2)
+
+
+def test_verify_command_states_the_cut(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from nnmip.cli import main
+
+    W = np.array([[2.0, -1.0, 0.5], [-1.0, 1.0, 1.0]])
+    nodes = [helper.make_node("Gemm", ["x", "W"], ["logits"], transB=1),
+             helper.make_node("Softmax", ["logits"], ["y"], name="probs")]
+    onnx.save_model(graph_model(nodes, {"W": W}, [1, 3], [1, 2]), str(tmp_path / "m.onnx"))
+    rc = main(["verify", "--onnx", str(tmp_path / "m.onnx"), "--point", "1,0,0", "--linf", "0.1",
+               "--json", str(tmp_path / "r.json")])
+    assert rc == 0
+    assert "note: the final Softmax (onnx node 'probs') is cut off" in capsys.readouterr().err
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["result"] == "certified"
+    assert any("Softmax" in n and "logits" in n for n in report["notes"])

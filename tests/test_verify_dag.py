@@ -239,3 +239,19 @@ def test_every_network_of_a_benchmark_folder_loads_or_is_refused_with_a_located_
             assert any(n.startswith("help:") for n in d.notes)
             refused += 1
     assert loaded > refused
+
+
+def test_dag_networks_are_not_saved_as_npz_nor_trained(tmp_path: Path) -> None:
+    from nnmip.errors import FormulationError
+    from nnmip.formulations.training import build_training_model
+    from nnmip.io.weights import save_npz
+    from nnmip.io.writers import ExportError
+
+    for net in (residual_net(), conv_maxpool_net()):
+        with pytest.raises(ExportError) as e:
+            save_npz(net, tmp_path / "w.npz")
+        assert e.value.diagnostics[0].code == "E0606"
+        with pytest.raises(FormulationError) as f:
+            build_training_model(net, np.zeros((2, net.n_inputs)), np.zeros(2, dtype=np.int64), net.n_outputs)
+        assert f.value.diagnostics[0].code == "E0426"
+        assert "not a chain" in str(f.value)

@@ -177,6 +177,8 @@ def cmd_verify(a: argparse.Namespace) -> int:
     from nnmip.check import SolverSpec
 
     net = load_model("onnx" if a.onnx else "npz", a.onnx or a.npz)
+    for note in net.notes:       # e.g. a final softmax cut off at import (also in the JSON's "notes")
+        print(f"note: {note}", file=sys.stderr)
     solver = a.solver or "highs"
     opts = solve_options(SolverSpec(solver), gap=a.gap, threads=a.threads, verbose=a.verbose)
     opts.time_limit = None

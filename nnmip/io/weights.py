@@ -61,6 +61,10 @@ def save_npz(net: Network, path: str | os.PathLike[str], scaler: Scaler | None =
         raise _export_error("E0603", f"refusing to write weights over the source file '{target}'",
                             "help: give the output a .npz name")
     arrays: dict[str, np.ndarray] = {}
+    for n, op in net.items():
+        if op.kind in ("add", "maxpool"):   # imported from ONNX; the npz graph format holds chains of layers
+            raise _export_error("E0606", f"cannot save network '{net.name}' as npz weights: node '{n}' is a "
+                                         f"{op.kind} node", "help: keep such a network in its ONNX file")
     for n in net.dense_nodes():
         op = net.op(n)
         assert isinstance(op, Dense)
