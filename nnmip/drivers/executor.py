@@ -154,7 +154,7 @@ def _call(fn: Callable[..., Any], item: Any, shared: Any = None, token: str | No
     except NnmipError as exc:
         return ("nnmip", exc, *tail())
     except Exception as exc:   # noqa: BLE001  (reported as the task's error, with its type)
-        log.exception("task failed")
+        log.debug("task failed", exc_info=True)   # the traceback with --log-level DEBUG, as for internal errors
         return ("error", f"{type(exc).__name__}: {exc}", *tail())
     return ("ok", value, *tail())
 
