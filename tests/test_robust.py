@@ -158,6 +158,7 @@ def test_certified_points_survive_random_sign_attacks() -> None:
         assert (res.network.predict(Xt[cert] + 0.05 * np.array(s)) == yt[cert]).all()
 
 
+@pytest.mark.slow  # about 11 s on 2 busy cores
 def test_robustness_costs_training_loss() -> None:
     net = small_net()
     X, y = data(14, seed=2)

@@ -66,6 +66,7 @@ def test_cross_val_score_on_iris(iris) -> None:
     assert scores.mean() > 0.7
 
 
+@pytest.mark.slow  # about 18 s on 2 busy cores; its 2 s time limits make the result depend on the load
 def test_pipeline_with_a_scaler_matches_own_scaling(iris) -> None:
     X, y = iris
     Xs, ys = X[::2], y[::2]

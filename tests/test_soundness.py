@@ -193,6 +193,7 @@ def _dense_nodes(net) -> list[str]:
 # ------------------------------------------------------------------------------------------------------------
 # 1. bounds contain every reachable pre-activation
 # ------------------------------------------------------------------------------------------------------------
+@pytest.mark.slow  # about 13 s per activation on 2 busy cores
 @pytest.mark.parametrize("act", ["relu", "step", "sign"])
 @SETTINGS
 @given(data=st.data())

@@ -50,6 +50,7 @@ def forward_loss(net, X, y):
 # ---------------------------------------------------------------------------------------------------------
 # data splitting
 # ---------------------------------------------------------------------------------------------------------
+@pytest.mark.slow  # about 14 s on 2 busy cores
 def test_split_reaches_the_exact_optimum() -> None:
     X, y = xor_data()
     net = small_net()
