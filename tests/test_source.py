@@ -313,3 +313,28 @@ def test_bad_input_boxes_are_located(tmp_path: Path, domain: str, code: str) -> 
     d = info.value.diagnostics[0]
     assert d.code == code
     assert d.span.known
+
+
+def test_onnx_operations_the_language_lacks_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A residual sum and a large convolution (a sparse affine map in the IR) are named in the error."""
+    rng = np.random.default_rng(0)
+    F = TensorProto.FLOAT
+    W = numpy_helper.from_array(rng.standard_normal((4, 4)).astype(np.float32), "W")
+    res = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
+         helper.make_node("Add", ["r", "x"], ["y"])], "residual",
+        [helper.make_tensor_value_info("x", F, [1, 4])], [helper.make_tensor_value_info("y", F, [1, 4])], [W])
+    onnx.save(helper.make_model(res, opset_imports=[helper.make_opsetid("", 13)]), str(tmp_path / "res.onnx"))
+    K = numpy_helper.from_array(rng.standard_normal((4, 1, 3, 3)).astype(np.float32), "K")
+    conv = helper.make_graph(
+        [helper.make_node("Conv", ["x", "K"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+         helper.make_node("Relu", ["c"], ["y"])], "conv",
+        [helper.make_tensor_value_info("x", F, [1, 1, 28, 28])], [helper.make_tensor_value_info("y", F, None)], [K])
+    onnx.save(helper.make_model(conv, opset_imports=[helper.make_opsetid("", 13)]), str(tmp_path / "conv.onnx"))
+    for name, words in (("res", "'add' operation"), ("conv", "sparse affine map")):
+        assert main(["import", str(tmp_path / f"{name}.onnx"), "-o", str(tmp_path / f"{name}.nnmip")]) == 2
+        err = capsys.readouterr().err
+        assert "error[E0620]" in err
+        assert words in err
+        assert "help:" in err
+        assert not (tmp_path / f"{name}.nnmip").exists()

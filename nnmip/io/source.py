@@ -139,8 +139,12 @@ def network_stmt(net: Network, npz: str = "weights.npz", *, inline: int = INLINE
                                 args.append(ast.KwArg(key, ast.Call("load", (ast.Str(npz), ast.Str(k)))))
                     dom = ast.Call("box", tuple(args))
             params.append(ast.Param(names[n], op.dim, dom))
+        elif isinstance(op, Dense) and (op.weights is None or getattr(op, "sparse", None) is not None):
+            raise _error(f"node '{n}' of '{net.name}' is a sparse affine map of {op.n_out} x {op.n_in} (a convolution "
+                         "or pooling read from ONNX), which the .nnmip language cannot say",
+                         "help: the language has dense layers with full weight matrices, step, sign, relu and "
+                         "identity nodes")
         elif isinstance(op, Dense):
-            assert op.weights is not None
             w = _param(op.weights, names[n], "weight", npz, arrays, inline)
             b: ast.Value = ast.Ref("none") if op.bias is None else \
                 _param(op.bias, names[n], "bias", npz, arrays, inline)
