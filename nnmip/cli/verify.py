@@ -58,6 +58,10 @@ def _configure(p: argparse.ArgumentParser) -> None:
     pr.add_argument("--counterexample", metavar="OUT", help="write the VNN-COMP result file (sat/unsat/...)")
     p.add_argument("--tighten", choices=("interval", "symbolic", "lp", "milp", "auto"),
                    help="bound tightening (default auto: lp on small networks, symbolic on large ones)")
+    p.add_argument("--bab", choices=("auto", "on", "off"), default="auto",
+                   help="branch and bound on the input box (default auto: ReLU networks with at most 16 inputs)")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="processes for branch and bound (default 1)")
     add_solver_args(p)
     add_executor_args(p)
     p.add_argument("--json", metavar="OUT", help="write the result(s) as JSON ('-' for stdout)")
@@ -165,12 +169,14 @@ def _summary(r: Any) -> str:
 
 @command("verify", "certify, falsify or bound a fixed-weight network over an input set")
 def cmd_verify(a: argparse.Namespace) -> int:
+    from nnmip.drivers.deadline import Deadline
     from nnmip.drivers.task import solve_options
     from nnmip.drivers.verify import UNKNOWN, load_model
 
     _check_args(a)
+    deadline = Deadline(a.time_limit)        # the whole run's budget, loading included
     if a.file:
-        return _run_file(a)
+        return _run_file(a, deadline)
     if bool(a.onnx) == bool(a.npz):
         raise NnmipError.at("E0104", "give the network with exactly one of --onnx, --npz, or a .nnmip file",
                             notes=["help: nnmip verify --onnx net.onnx --point x.npy --linf 0.05"])
@@ -182,7 +188,8 @@ def cmd_verify(a: argparse.Namespace) -> int:
     solver = a.solver or "highs"
     opts = solve_options(SolverSpec(solver), gap=a.gap, threads=a.threads, verbose=a.verbose)
     opts.time_limit = None
-    common = {"solver": solver, "time_limit": a.time_limit, "tighten": a.tighten or "auto", "options": opts}
+    common = {"solver": solver, "deadline": deadline, "tighten": a.tighten or "auto", "options": opts,
+              "bab": a.bab, "workers": max(1, a.workers)}
     domain = None if a.domain is None else (np.full(net.n_inputs, a.domain[0]), np.full(net.n_inputs, a.domain[1]))
     if a.vnnlib:
         return _run_vnnlib(a, net, domain, common)
@@ -250,8 +257,10 @@ def _run_points(a: argparse.Namespace, net: Any, domain: Any, common: dict[str, 
     with make_executor_from_args(a) as ex:
         if not a.quiet:
             print(f"verifying {X.shape[0]} points, linf {a.linf:g}, on {ex.describe()}", file=sys.stderr)
+        # the points run on workers (perhaps other machines): each gets --time-limit of its own
+        per_point = {**{k: v for k, v in common.items() if k != "deadline"}, "time_limit": a.time_limit}
         acc, rows = robust_accuracy(net, X, y, a.linf, domain=domain, progress=_progress(not a.quiet), executor=ex,
-                                    **common)
+                                    **per_point)
     clean = float(np.mean(net.predict(X) == (y if y is not None else net.predict(X))))
     unknown = sum(1 for r in rows if r.get("result") == "unknown")
     errors = [r for r in rows if r.get("result") == "error"]
@@ -286,7 +295,7 @@ def _run_vnnlib(a: argparse.Namespace, net: Any, domain: Any, common: dict[str, 
     return EXIT_UNSOLVED if r.vnn_answer in ("unknown", "timeout") else EXIT_OK
 
 
-def _run_file(a: argparse.Namespace) -> int:
+def _run_file(a: argparse.Namespace, deadline: Any) -> int:
     from nnmip.cli.common import preflight
     from nnmip.drivers.task import load_program, solve_options
     from nnmip.drivers.verify import UNKNOWN, run_verify_spec
@@ -296,13 +305,16 @@ def _run_file(a: argparse.Namespace) -> int:
     if not cp.verify_specs:
         raise NnmipError.at("E0181", f"'{a.file}' has no verify statement",
                             notes=["help: add verify <network> { input x in linf(...); property = ... }"])
+    from nnmip.drivers.deadline import Deadline
+
     opts = solve_options(cp.solver, gap=a.gap, threads=a.threads, verbose=a.verbose or None)
     opts.time_limit = None
+    if a.time_limit is None and cp.solver.time_limit is not None:
+        deadline = Deadline.of(cp.solver.time_limit, deadline)
     results = []
     worst = EXIT_OK
     for spec in cp.verify_specs:
-        r = run_verify_spec(cp, spec, solver=a.solver, time_limit=a.time_limit or cp.solver.time_limit,
-                            options=opts, tighten=a.tighten)
+        r = run_verify_spec(cp, spec, solver=a.solver, options=opts, tighten=a.tighten, deadline=deadline)
         _say(a, f"{spec.name} (line {spec.span.line}): {_summary(r)}")
         if r.result == "counterexample" and r.counterexample is not None:
             _say(a, "  counterexample: " + " ".join(f"{v:.9g}" for v in r.counterexample))

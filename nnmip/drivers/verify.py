@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from nnmip.drivers.deadline import Deadline
 from nnmip.errors import FormulationError
 from nnmip.formulations.verification import FixedModel, build_fixed_model, score_bounds, with_case
 from nnmip.ir.builder import NetworkBuilder, fixed
@@ -209,235 +210,414 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
            time_limit: float | None = None, tighten: str = "auto", options: SolveOptions | None = None,
            samples: int = 256, seed: int = 0, method: dict[str, str] | None = None,
            domain: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
-           on_case: Callable[[CaseResult], None] | None = None) -> VerifyResult:
+           on_case: Callable[[CaseResult], None] | None = None, bab: str = "auto", workers: int = 1,
+           deadline: Deadline | None = None) -> VerifyResult:
     """Decide ``prop`` for every input of ``sets`` (intersected with the input domain); see the module docs.
 
     ``tighten`` is ``"interval"``, ``"symbolic"``, ``"lp"``, ``"milp"`` or ``"auto"`` (default: ``"lp"`` for networks
-    with at most ``AUTO_LP_PARAMS`` parameters, else ``"symbolic"``); ``time_limit`` caps the whole call;
-    ``options`` passes solver options (gap, threads, verbose, solver_options) to every MILP.
+    with at most ``AUTO_LP_PARAMS`` parameters, else ``"symbolic"``); ``time_limit`` is the wall-clock budget of
+    the whole call (sampling, bounds, tightening, branch and bound and every MILP share it; ``deadline`` passes a
+    budget shared with the caller); ``options`` passes solver options (gap, threads, verbose, solver_options) to
+    every MILP.  ``bab`` is ``"auto"`` (branch and bound on the input box for yes/no properties of ReLU networks
+    with at most :data:`nnmip.drivers.bab.AUTO_MAX_INPUTS` inputs), ``"on"`` or ``"off"``; ``workers`` is the
+    number of processes it uses.
     """
-    from nnmip.backends import canonical, get_backend
+    q = _Question.setup(net, sets, prop, solver=solver, options=options, domain=domain, on_case=on_case,
+                        deadline=Deadline.of(time_limit, deadline))
+    if q.sample(samples, seed):
+        return q.finish(COUNTEREXAMPLE)
+    if q.decide and q.search(seed):
+        return q.finish(COUNTEREXAMPLE)
+    if q.decide and _use_bab(bab, net, q.region):
+        return q.branch_and_bound(workers, seed, method)
+    fm, rep = q.bound(tighten, method)
+    for k in q.case_order(fm):
+        if q.deadline.expired() and q.tried_all_cheap(k, fm):
+            continue
+        done = q.decide_case(k, fm, rep, method) if q.decide else q.optimize_case(k, fm, rep, method)
+        if done:
+            return q.finish(COUNTEREXAMPLE)
+    return q.conclude()
 
-    t0 = time.perf_counter()
-    solver = canonical(solver)
-    backend = get_backend(solver)            # a missing solver fails before any work
-    region = as_region(net, sets, domain)
-    n_in, n_out = net.n_inputs, net.n_outputs
-    if net.trainable:
-        trainable = [n for n in net.dense_nodes() if net.op(n).trainable]  # type: ignore[attr-defined]
-        op = net.op(trainable[0])
-        raise FormulationError.at("E0421", f"layer '{trainable[0]}' of '{net.name}' has weights that are not fixed",
-                                  op.span, ["help: verification needs fixed weights: load(...) them, import an "
-                                            "ONNX model, or train the network first"])
-    if "l2" in region.kinds() and not backend.capabilities.cones:
-        raise FormulationError.at("E0415", f"an l2 input set needs a solver with second-order cones, and "
-                                  f"'{solver}' has none", region.span,
-                                  ["help: use --solver gurobi (or cvxpy with a mixed-integer conic solver), or "
-                                   "an linf/l1 set"])
-    cases = prop.cases(n_out)
-    lo, hi = region.box(n_in)
-    if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
-        raise FormulationError.at("E0413", "the input region is unbounded", region.span,
-                                  ["help: give the input a domain or a bounded set (box, linf, ...)"])
-    res = VerifyResult(UNKNOWN, prop.describe(), None, None, solver=solver)
-    res.notes.extend(net.notes)   # e.g. an output softmax cut off at import
-    decide = not prop.is_optimization
 
-    def finish(result: str) -> VerifyResult:
+def _use_bab(bab: str, net: Network, region: Region) -> bool:
+    from nnmip.drivers import bab as bb
+
+    if bab not in ("auto", "on", "off"):
+        raise FormulationError.at("E0427", f"unknown branch-and-bound setting '{bab}'",
+                                  notes=["help: choose auto, on or off"])
+    if bab == "off" or not region.kinds() <= {"box", "linf", "halfspaces"}:
+        return False
+    if bab == "on":
+        return bb.relu_chain(net) is not None
+    return net.n_inputs <= bb.AUTO_MAX_INPUTS and bb.relu_chain(net) is not None
+
+
+@dataclass
+class _Question:
+    """The state of one :func:`verify` call; each method answers one part of the question."""
+
+    net: Network
+    region: Region
+    prop: Property
+    cases: list[Case]
+    res: VerifyResult
+    deadline: Deadline
+    solver: str
+    backend: Any
+    options: SolveOptions | None
+    on_case: Callable[[CaseResult], None] | None
+    best_x: FloatArray | None = None
+    case_bounds: FloatArray = field(default_factory=lambda: np.zeros(0))
+    case_values: FloatArray = field(default_factory=lambda: np.zeros(0))
+    proven_negative: set[int] = field(default_factory=set)   # cases whose floor model "score >= 0" is infeasible
+    timed_out: bool = False
+    lp: LpSession | None = None
+
+    @property
+    def decide(self) -> bool:
+        return not self.prop.is_optimization
+
+    @classmethod
+    def setup(cls, net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Property, *, solver: str,
+              options: SolveOptions | None, domain: tuple[npt.ArrayLike, npt.ArrayLike] | None,
+              on_case: Callable[[CaseResult], None] | None, deadline: Deadline) -> _Question:
+        """Check the question (fixed weights, a bounded region, a solver for its sets) before any work."""
+        from nnmip.backends import canonical, get_backend
+
+        solver = canonical(solver)
+        backend = get_backend(solver)            # a missing solver fails before any work
+        region = as_region(net, sets, domain)
+        if net.trainable:
+            trainable = [n for n in net.dense_nodes() if net.op(n).trainable]  # type: ignore[attr-defined]
+            op = net.op(trainable[0])
+            raise FormulationError.at("E0421", f"layer '{trainable[0]}' of '{net.name}' has weights that are not "
+                                      "fixed", op.span, ["help: verification needs fixed weights: load(...) them, "
+                                                         "import an ONNX model, or train the network first"])
+        if "l2" in region.kinds() and not backend.capabilities.cones:
+            raise FormulationError.at("E0415", f"an l2 input set needs a solver with second-order cones, and "
+                                      f"'{solver}' has none", region.span,
+                                      ["help: use --solver gurobi (or cvxpy with a mixed-integer conic solver), "
+                                       "or an linf/l1 set"])
+        cases = prop.cases(net.n_outputs)
+        lo, hi = region.box(net.n_inputs)
+        if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+            raise FormulationError.at("E0413", "the input region is unbounded", region.span,
+                                      ["help: give the input a domain or a bounded set (box, linf, ...)"])
+        res = VerifyResult(UNKNOWN, prop.describe(), None, None, solver=solver)
+        res.notes.extend(net.notes)   # e.g. an output softmax cut off at import
+        return cls(net, region, prop, cases, res, deadline, solver, backend, options, on_case,
+                   case_bounds=np.full(len(cases), np.inf), case_values=np.full(len(cases), -np.inf))
+
+    # -- shared ---------------------------------------------------------------------------------------------
+    def finish(self, result: str) -> VerifyResult:
+        res = self.res
         res.result = result
-        res.seconds = time.perf_counter() - t0
-        log.info("verify %s: %s (bound %s, value %s) in %.2fs", net.name, result, res.bound, res.value,
+        res.seconds = self.deadline.elapsed()
+        log.info("verify %s: %s (bound %s, value %s) in %.2fs", self.net.name, result, res.bound, res.value,
                  res.seconds)
         return res
 
-    def to_prop(score: float | None) -> float | None:
+    def to_prop(self, score: float | None) -> float | None:
         if score is None:
             return None
-        if prop.kind in ("maximize", "minimize"):
-            return prop.sign * score + (prop.threshold or 0.0)
+        if self.prop.kind in ("maximize", "minimize"):
+            return self.prop.sign * score + (self.prop.threshold or 0.0)
         return score
 
-    def record_cex(x: FloatArray) -> bool:
-        y = net.forward(x[None, :])
-        if not region.contains(x[None, :], tol=0.0)[0] or not prop.violated(y)[0]:
+    def record_cex(self, x: FloatArray) -> bool:
+        """Keep ``x`` as the counterexample when the forward pass shows it in the region and violating."""
+        y = self.net.forward(x[None, :])
+        if not self.region.contains(x[None, :], tol=0.0)[0] or not self.prop.violated(y)[0]:
             return False
-        res.counterexample, res.output = x.copy(), y[0].copy()
-        res.predicted = int(net.predict(x[None, :])[0])
+        self.res.counterexample, self.res.output = x.copy(), y[0].copy()
+        self.res.predicted = int(self.net.predict(x[None, :])[0])
         return True
 
-    # 1. sampling: cheap counterexamples and lower bounds
-    rng = np.random.default_rng(seed)
-    best_x: FloatArray | None = None
-    best_scores = np.full(len(cases), -np.inf)
-    if samples > 0:
-        X = region.sample(n_in, samples, rng)
-        if X.shape[0]:
-            Y = net.forward(X)
-            scores = np.stack([cs.score(Y) for cs in cases], axis=1)
-            best_scores = scores.max(axis=0)
-            viol = prop.violated(Y)
-            if decide and viol.any():
-                k = int(np.argmax(viol))
-                if record_cex(X[k]):
-                    res.value = to_prop(float(scores[k].max()))
-                    res.cases = [CaseResult("sampling", np.inf, float(scores[k].max()), "sampling")]
-                    res.notes.append(f"found by sampling {X.shape[0]} inputs of the set")
-                    return finish(COUNTEREXAMPLE)
-            if prop.is_optimization:
-                best_x = X[int(np.argmax(scores[:, 0]))]
+    def _emit(self, cr: CaseResult, tc: float) -> None:
+        cr.seconds = time.perf_counter() - tc
+        self.res.cases.append(cr)
+        _emit(self.on_case, cr)
 
-    # 2. bounds
-    left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
-    if tighten == "auto":
-        tighten = "lp" if net.num_params() <= AUTO_LP_PARAMS else "symbolic"
-    rep: BoundReport = tighten_bounds(net, region, method=tighten, solver=solver,
-                                      time_limit=None if left is None else 0.5 * left, method_map=method)
-    fm: FixedModel = build_fixed_model(net, region, rep.bounds, method=method)
-    res.stable_units, res.unstable_units, res.total_units = fm.stable_units, fm.unstable_units, fm.total_units
-    res.binaries = fm.model.num_binaries
-    res.binaries_saved = rep.binaries_saved
-    res.bounds = rep.to_dict()
-    res.model = fm.model.stats()
-    if not rep.complete:
-        res.notes.append("bound tightening stopped at its time share; remaining units keep interval bounds")
+    # -- 1. sampling: cheap counterexamples and lower bounds -----------------------------------------------
+    def sample(self, samples: int, seed: int) -> bool:
+        """Run the forward pass on sampled inputs; True when one is a counterexample."""
+        if samples <= 0:
+            return False
+        rng = np.random.default_rng(seed)
+        X = self.region.sample(self.net.n_inputs, samples, rng)
+        if not X.shape[0]:
+            return False
+        Y = self.net.forward(X)
+        scores = np.stack([cs.score(Y) for cs in self.cases], axis=1)
+        self.case_values = np.maximum(self.case_values, scores.max(axis=0))
+        viol = self.prop.violated(Y)
+        if self.decide and viol.any():
+            k = int(np.argmax(viol))
+            if self.record_cex(X[k]):
+                self.res.value = self.to_prop(float(scores[k].max()))
+                self.res.cases = [CaseResult("sampling", np.inf, float(scores[k].max()), "sampling")]
+                self.res.notes.append(f"found by sampling {X.shape[0]} inputs of the set")
+                return True
+        if self.prop.is_optimization:
+            self.best_x = X[int(np.argmax(scores[:, 0]))]
+        return False
 
-    # 3. cases, most promising (highest interval bound) first
-    order = sorted(range(len(cases)), key=lambda k: -float(score_bounds(cases[k], fm.out_lo, fm.out_hi)[1][0]))
-    case_bounds = np.full(len(cases), np.inf)
-    case_values = best_scores.copy()
-    lp: LpSession | None = None
-    timed_out = False
-    proven_negative: set[int] = set()     # cases whose floor model "score >= 0" is infeasible
-    for k in order:
-        cs = cases[k]
-        tc = time.perf_counter()
+    # -- 2. local search on the piecewise-linear network ---------------------------------------------------
+    def search(self, seed: int) -> bool:
+        """Projected gradient search for a counterexample (ReLU networks); True when one is confirmed."""
+        from nnmip.drivers import bab as bb
+
+        chain = bb.relu_chain(self.net)
+        if chain is None:
+            return False
+        lo, hi = self.region.box(self.net.n_inputs)
+        x = bb.pgd_search(chain, lo, hi, bb.Rows.of(self.cases), seed=seed, deadline=self.deadline)
+        if x is None:
+            return False
+        x = self.region.project(x)
+        if not self.record_cex(x):
+            return False
+        score = max(float(cs.score(self.res.output[None, :])[0]) for cs in self.cases)  # type: ignore[index]
+        self.res.value = self.to_prop(score)
+        self.res.cases = [CaseResult("search", np.inf, score, "search")]
+        self.res.notes.append("found by projected gradient search")
+        return True
+
+    # -- 3. branch and bound on the input box ----------------------------------------------------------------
+    def branch_and_bound(self, workers: int, seed: int, method: dict[str, str] | None) -> VerifyResult:
+        """Decide the property by splitting the input box (:mod:`nnmip.drivers.bab`), small leaves by MILP."""
+        from nnmip.drivers import bab as bb
+        from nnmip.ir.spec import box
+
+        chain = bb.relu_chain(self.net)
+        assert chain is not None
+        lo, hi = self.region.box(self.net.n_inputs)
+
+        def confirm(x: FloatArray) -> bool:
+            return self.record_cex(self.region.project(x))
+
+        def leaf(llo: FloatArray, lhi: FloatArray, dl: Deadline) -> tuple[str, FloatArray | None, float]:
+            sub = Region((*self.region.sets, box(llo, lhi)), self.region.domain_lo, self.region.domain_hi)
+            r = verify(self.net, sub, self.prop, solver=self.solver, tighten="lp", options=self.options,
+                       samples=0, method=method, bab="off", deadline=dl)
+            if r.result == COUNTEREXAMPLE and r.counterexample is not None:
+                return COUNTEREXAMPLE, r.counterexample, np.inf
+            return r.result, None, -np.inf if r.bound is None else float(r.bound)
+
+        out = bb.branch_and_bound(chain, lo, hi, self.cases, deadline=self.deadline, confirm=confirm, leaf=leaf,
+                                  workers=workers, seed=seed)
+        self.res.notes.extend(out.notes)
+        self.res.notes.append(f"branch and bound: {out.boxes} boxes, {out.leaves} MILP leaves, depth "
+                              f"{out.max_depth}, {out.seconds:.2f}s")
+        self.res.bounds = {"method": "branch_and_bound", "boxes": out.boxes, "leaves": out.leaves,
+                           "max_depth": out.max_depth, "open_boxes": out.open_boxes}
+        cr = CaseResult("all cases", out.bound, None, "bab", status=out.result, seconds=out.seconds)
+        if out.result == COUNTEREXAMPLE:
+            assert self.res.output is not None
+            score = max(float(cs.score(self.res.output[None, :])[0]) for cs in self.cases)
+            cr.value = score
+            self.res.value, self.res.bound = self.to_prop(score), self.to_prop(max(out.bound, score))
+            self.res.cases.append(cr)
+            return self.finish(COUNTEREXAMPLE)
+        self.res.cases.append(cr)
+        self.res.bound = self.to_prop(out.bound)
+        if out.result == CERTIFIED:
+            return self.finish(CERTIFIED)
+        self.res.timed_out = True
+        finite = self.case_values[np.isfinite(self.case_values)]
+        self.res.value = self.to_prop(float(finite.max())) if finite.size else None
+        return self.finish(UNKNOWN)
+
+    # -- 4. bounds ---------------------------------------------------------------------------------------------
+    def bound(self, tighten: str, method: dict[str, str] | None) -> tuple[FixedModel, BoundReport]:
+        """Prove bounds of every unit (tightening gets at most half of the time left) and formulate the MILP."""
+        net, res = self.net, self.res
+        if tighten == "auto":
+            tighten = "lp" if net.num_params() <= AUTO_LP_PARAMS else "symbolic"
+        share = self.deadline.share(0.5).left()
+        rep: BoundReport = tighten_bounds(net, self.region, method=tighten, solver=self.solver, time_limit=share,
+                                          method_map=method)
+        fm: FixedModel = build_fixed_model(net, self.region, rep.bounds, method=method)
+        res.stable_units, res.unstable_units, res.total_units = fm.stable_units, fm.unstable_units, fm.total_units
+        res.binaries = fm.model.num_binaries
+        res.binaries_saved = rep.binaries_saved
+        res.bounds = rep.to_dict()
+        res.model = fm.model.stats()
+        if not rep.complete:
+            res.notes.append("bound tightening stopped at its time share; remaining units keep interval bounds")
+        return fm, rep
+
+    def case_order(self, fm: FixedModel) -> list[int]:
+        """Cases, most promising (highest interval bound) first."""
+        return sorted(range(len(self.cases)),
+                      key=lambda k: -float(score_bounds(self.cases[k], fm.out_lo, fm.out_hi)[1][0]))
+
+    def tried_all_cheap(self, k: int, fm: FixedModel) -> bool:
+        """Past the deadline: record case ``k`` with its interval bound only (True: nothing more to do)."""
+        cs = self.cases[k]
         ib = float(score_bounds(cs, fm.out_lo, fm.out_hi)[1][0])
-        cr = CaseResult(cs.label, ib, None if not np.isfinite(case_values[k]) else float(case_values[k]),
-                        "interval")
-        case_bounds[k] = ib
-        if decide and _decided(ib, cs):
-            cr.seconds = time.perf_counter() - tc
-            res.cases.append(cr)
-            _emit(on_case, cr)
-            continue
+        self.case_bounds[k] = ib
+        if self.decide and _decided(ib, cs):
+            self._emit(CaseResult(cs.label, ib, None, "interval"), time.perf_counter())
+            return True
+        self.timed_out = True
+        v = self.case_values[k]
+        self._emit(CaseResult(cs.label, ib, float(v) if np.isfinite(v) else None, "undecided", "time_limit"),
+                   time.perf_counter())
+        return True
+
+    def _cheap_bounds(self, k: int, fm: FixedModel, tc: float) -> tuple[CaseResult, Any, bool]:
+        """The interval and LP bounds of case ``k``; True when they decide it."""
+        cs = self.cases[k]
+        ib = float(score_bounds(cs, fm.out_lo, fm.out_hi)[1][0])
+        v = self.case_values[k]
+        cr = CaseResult(cs.label, ib, None if not np.isfinite(v) else float(v), "interval")
+        self.case_bounds[k] = ib
+        if self.decide and _decided(ib, cs):
+            self._emit(cr, tc)
+            return cr, None, True
         model = with_case(fm, cs)
-        if lp is None:
-            lp = LpSession(model)
-        lb = _case_lp_bound(lp, model)
-        if lb < case_bounds[k]:
-            case_bounds[k], cr.bound, cr.decided_by = lb, lb, "lp"
-        if decide and _decided(case_bounds[k], cs):
-            cr.seconds = time.perf_counter() - tc
-            res.cases.append(cr)
-            _emit(on_case, cr)
-            continue
-        left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
-        if left is not None and left <= 0:
-            timed_out = True
+        if self.lp is None:
+            self.lp = LpSession(model, self.deadline.solve_limit())
+        lb = _case_lp_bound(self.lp, model, self.deadline.solve_limit())
+        if lb < self.case_bounds[k]:
+            self.case_bounds[k], cr.bound, cr.decided_by = lb, lb, "lp"
+        if self.decide and _decided(self.case_bounds[k], cs):
+            self._emit(cr, tc)
+            return cr, model, True
+        return cr, model, False
+
+    # -- 5. yes/no cases: MILP with the floor "score >= 0" -----------------------------------------------------
+    def decide_case(self, k: int, fm: FixedModel, rep: BoundReport, method: dict[str, str] | None) -> bool:
+        """Decide whether case ``k`` can be hit; True when a counterexample is confirmed (the run ends)."""
+        cs, net, res = self.cases[k], self.net, self.res
+        tc = time.perf_counter()
+        cr, model, done = self._cheap_bounds(k, fm, tc)
+        if done:
+            return False
+        if self.deadline.expired():
+            self.timed_out = True
             cr.decided_by, cr.status = "undecided", "time_limit"
-            res.cases.append(cr)
-            continue
+            self._emit(cr, tc)
+            return False
         strict = bool(np.all(cs.strict))
-        opts = _base_options(solver, options, left, decide, strict)
-        if decide:
-            # the decision only needs to know whether the score can reach 0: with the floor "score >= 0" the
-            # MILP is infeasible exactly when the case cannot be hit, which the solver proves without closing
-            # the gap of the optimisation problem
-            raw = backend.solve(_with_floor(model), opts)
-            if raw.status is Status.INFEASIBLE:
-                case_bounds[k] = min(case_bounds[k], 0.0)
-                cr.bound, cr.decided_by, cr.status = float(case_bounds[k]), "milp", "infeasible"
-                cr.binaries = model.num_binaries
-                proven_negative.add(k)
-                cr.seconds = time.perf_counter() - tc
-                res.cases.append(cr)
-                _emit(on_case, cr)
-                continue
-        else:
-            raw = backend.solve(model, opts)
+        opts = _base_options(self.solver, self.options, self.deadline.solve_limit(), True, strict)
+        # the decision only needs to know whether the score can reach 0: with the floor "score >= 0" the MILP is
+        # infeasible exactly when the case cannot be hit, which the solver proves without closing the gap of the
+        # optimisation problem
+        raw = self.backend.solve(_with_floor(model), opts)
+        if raw.status is Status.INFEASIBLE:
+            self.case_bounds[k] = min(self.case_bounds[k], 0.0)
+            cr.bound, cr.decided_by, cr.status = float(self.case_bounds[k]), "milp", "infeasible"
+            cr.binaries = model.num_binaries
+            self.proven_negative.add(k)
+            self._emit(cr, tc)
+            return False
         cr.status, cr.binaries = str(raw.status), model.num_binaries
-        bound = _milp_bound(raw, widen=decide)
+        bound = _milp_bound(raw, widen=True)
         for attempt in range(2):
             if raw.x is not None:
-                x = region.project(raw.x[fm.x_cols])
+                x = self.region.project(raw.x[fm.x_cols])
                 s_val = float(cs.score(net.forward(x[None, :]))[0])
-                if s_val > case_values[k]:
-                    case_values[k] = s_val
-                    if prop.is_optimization:
-                        best_x = x
-                if decide and record_cex(x):
-                    cr.value, cr.bound, cr.decided_by = s_val, bound, "milp"
-                    cr.seconds = time.perf_counter() - tc
-                    res.cases.append(cr)
-                    res.value, res.bound = to_prop(s_val), to_prop(max(bound, s_val))
-                    _emit(on_case, cr)
-                    return finish(COUNTEREXAMPLE)
-            if not decide and _has_steps(net) and raw.x is not None and attempt == 0 and \
-                    case_values[k] < bound - 1e-9 * (1 + abs(bound)):
-                # the optimum sits at a = 0 of some step unit: look for an attained value with a margin
-                x2 = _margin_search(net, region, rep, cs, backend, opts, method)
-                if x2 is not None:
-                    s2 = float(cs.score(net.forward(x2[None, :]))[0])
-                    if s2 > case_values[k]:
-                        case_values[k], best_x = s2, x2
-            if not decide or _decided(bound, cs) or raw.x is None or attempt == 1:
+                self.case_values[k] = max(self.case_values[k], s_val)
+                if self.record_cex(x):
+                    return self._found(cr, s_val, bound, tc)
+            if _decided(bound, cs) or raw.x is None or attempt == 1:
                 break
             if _has_steps(net):
                 # a solution at a = 0 of a step unit may not be reproduced: search with a margin on active units
-                x2 = _margin_search(net, region, rep, cs, backend, opts, method)
-                if x2 is not None and record_cex(x2):
+                x2 = _margin_search(net, self.region, rep, cs, self.backend, opts, method)
+                if x2 is not None and self.record_cex(x2):
                     s_val = float(cs.score(net.forward(x2[None, :]))[0])
-                    cr.value, cr.bound, cr.decided_by = s_val, bound, "milp"
-                    cr.seconds = time.perf_counter() - tc
-                    res.cases.append(cr)
-                    res.value, res.bound = to_prop(s_val), to_prop(max(bound, s_val))
                     res.notes.append("counterexample from the step model with a margin of 1e-6 on active units")
-                    _emit(on_case, cr)
-                    return finish(COUNTEREXAMPLE)
-            if opts.stop_objective is None or not backend.capabilities.early_stop:
+                    return self._found(cr, s_val, bound, tc)
+            if opts.stop_objective is None or not self.backend.capabilities.early_stop:
                 break
             # the solver stopped at an incumbent the forward pass does not confirm: finish the proof
-            left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
-            opts = _base_options(solver, options, left, False, strict)
-            raw = backend.solve(model, opts)
+            opts = _base_options(self.solver, self.options, self.deadline.solve_limit(), False, strict)
+            raw = self.backend.solve(model, opts)
             cr.status = str(raw.status)
-            bound = min(bound, _milp_bound(raw, widen=decide))
-        if raw.status is Status.TIME_LIMIT and (not decide or not _decided(bound, cs)):
-            timed_out = True
-        case_bounds[k] = min(case_bounds[k], bound)
-        cr.bound = float(case_bounds[k])
-        cr.value = None if not np.isfinite(case_values[k]) else float(case_values[k])
-        cr.decided_by = "milp" if (not decide or _decided(cr.bound, cs)) else "undecided"
-        if raw.status is Status.INFEASIBLE:
-            res.notes.append(f"case '{cs.label}': no input of the set reaches it (the model is infeasible)")
-        cr.seconds = time.perf_counter() - tc
-        res.cases.append(cr)
-        _emit(on_case, cr)
+            bound = min(bound, _milp_bound(raw, widen=True))
+        self._close_case(k, cr, raw, bound, tc)
+        return False
 
-    res.timed_out = timed_out
-    top = float(np.max(case_bounds)) if len(cases) else -np.inf
-    val = float(np.max(case_values)) if len(cases) else None
-    res.value = to_prop(val) if val is not None and np.isfinite(val) else None
-    res.bound = to_prop(top)
-    if prop.is_optimization:
-        if best_x is not None:
-            y = net.forward(best_x[None, :])
-            res.counterexample, res.output = best_x, y[0]
-            res.predicted = int(net.predict(best_x[None, :])[0])
-            res.notes.append("counterexample holds the input attaining 'value' (an optimum, not a violation)")
-        raw_ok = all(c.status == str(Status.OPTIMAL) for c in res.cases if c.decided_by == "milp")
-        if raw_ok and not timed_out and res.cases and res.cases[0].decided_by == "milp":
-            gap = abs(top - val) if val is not None and np.isfinite(val) else np.inf
-            if gap > 1e-5 * (1 + abs(top)):
-                res.notes.append(f"the proven bound and the best forward value differ by {gap:.3g}")
-            return finish(CERTIFIED)
-        return finish(UNKNOWN)
-    if all(k in proven_negative or _decided(case_bounds[k], cases[k]) for k in range(len(cases))):
-        if proven_negative:
-            res.notes.append("certified by the infeasibility of 'score >= 0': max score < 0 (bound reported as 0 "
-                             "when no relaxation proved a negative number)")
-        return finish(CERTIFIED)
-    return finish(UNKNOWN)
+    def _found(self, cr: CaseResult, s_val: float, bound: float, tc: float) -> bool:
+        cr.value, cr.bound, cr.decided_by = s_val, bound, "milp"
+        self.res.value, self.res.bound = self.to_prop(s_val), self.to_prop(max(bound, s_val))
+        self._emit(cr, tc)
+        return True
+
+    def _close_case(self, k: int, cr: CaseResult, raw: Any, bound: float, tc: float) -> None:
+        cs = self.cases[k]
+        if raw.status is Status.TIME_LIMIT and (not self.decide or not _decided(bound, cs)):
+            self.timed_out = True
+        self.case_bounds[k] = min(self.case_bounds[k], bound)
+        cr.bound = float(self.case_bounds[k])
+        v = self.case_values[k]
+        cr.value = None if not np.isfinite(v) else float(v)
+        cr.decided_by = "milp" if (not self.decide or _decided(cr.bound, cs)) else "undecided"
+        if raw.status is Status.INFEASIBLE:
+            self.res.notes.append(f"case '{cs.label}': no input of the set reaches it (the model is infeasible)")
+        self._emit(cr, tc)
+
+    # -- 6. optimisation: the MILP optimum of the objective ----------------------------------------------------
+    def optimize_case(self, k: int, fm: FixedModel, rep: BoundReport, method: dict[str, str] | None) -> bool:
+        """Maximise the case score; the solver's bound and the best forward-pass value are kept (never True)."""
+        cs, net = self.cases[k], self.net
+        tc = time.perf_counter()
+        cr, model, _ = self._cheap_bounds(k, fm, tc)
+        if self.deadline.expired():
+            self.timed_out = True
+            cr.decided_by, cr.status = "undecided", "time_limit"
+            self._emit(cr, tc)
+            return False
+        opts = _base_options(self.solver, self.options, self.deadline.solve_limit(), False, False)
+        raw = self.backend.solve(model, opts)
+        cr.status, cr.binaries = str(raw.status), model.num_binaries
+        bound = _milp_bound(raw, widen=False)
+        if raw.x is not None:
+            x = self.region.project(raw.x[fm.x_cols])
+            s_val = float(cs.score(net.forward(x[None, :]))[0])
+            if s_val > self.case_values[k]:
+                self.case_values[k], self.best_x = s_val, x
+            if _has_steps(net) and self.case_values[k] < bound - 1e-9 * (1 + abs(bound)):
+                # the optimum sits at a = 0 of some step unit: look for an attained value with a margin
+                x2 = _margin_search(net, self.region, rep, cs, self.backend, opts, method)
+                if x2 is not None:
+                    s2 = float(cs.score(net.forward(x2[None, :]))[0])
+                    if s2 > self.case_values[k]:
+                        self.case_values[k], self.best_x = s2, x2
+        self._close_case(k, cr, raw, bound, tc)
+        return False
+
+    # -- 7. the answer -------------------------------------------------------------------------------------------
+    def conclude(self) -> VerifyResult:
+        res, cases, net = self.res, self.cases, self.net
+        res.timed_out = self.timed_out
+        top = float(np.max(self.case_bounds)) if len(cases) else -np.inf
+        val = float(np.max(self.case_values)) if len(cases) else None
+        res.value = self.to_prop(val) if val is not None and np.isfinite(val) else None
+        res.bound = self.to_prop(top)
+        if self.prop.is_optimization:
+            if self.best_x is not None:
+                y = net.forward(self.best_x[None, :])
+                res.counterexample, res.output = self.best_x, y[0]
+                res.predicted = int(net.predict(self.best_x[None, :])[0])
+                res.notes.append("counterexample holds the input attaining 'value' (an optimum, not a violation)")
+            raw_ok = all(c.status == str(Status.OPTIMAL) for c in res.cases if c.decided_by == "milp")
+            if raw_ok and not self.timed_out and res.cases and res.cases[0].decided_by == "milp":
+                gap = abs(top - val) if val is not None and np.isfinite(val) else np.inf
+                if gap > 1e-5 * (1 + abs(top)):
+                    res.notes.append(f"the proven bound and the best forward value differ by {gap:.3g}")
+                return self.finish(CERTIFIED)
+            return self.finish(UNKNOWN)
+        if all(k in self.proven_negative or _decided(self.case_bounds[k], cases[k]) for k in range(len(cases))):
+            if self.proven_negative:
+                res.notes.append("certified by the infeasibility of 'score >= 0': max score < 0 (bound reported as "
+                                 "0 when no relaxation proved a negative number)")
+            return self.finish(CERTIFIED)
+        return self.finish(UNKNOWN)
 
 
 def _emit(cb: Callable[[CaseResult], None] | None, cr: CaseResult) -> None:
@@ -449,10 +629,10 @@ def _has_steps(net: Network) -> bool:
     return any(op.kind in ("step", "sign") for _, op in net.items())
 
 
-def _case_lp_bound(lp: LpSession, model: Any) -> float:
+def _case_lp_bound(lp: LpSession, model: Any, time_limit: float | None = None) -> float:
     """Sound LP bound of the case objective (the session holds the same rows for single-row cases)."""
     if model.num_cols != lp.model.num_cols:
-        return LpSession(model).maximize({j: float(v) for j, v in enumerate(model.c) if v != 0}) + model.c0
+        return LpSession(model, time_limit).maximize({j: float(v) for j, v in enumerate(model.c) if v != 0}) + model.c0
     return lp.maximize({j: float(v) for j, v in enumerate(model.c) if v != 0}) + model.c0
 
 
@@ -586,22 +766,25 @@ def network_from_layers(layers: Sequence[tuple[FloatArray, FloatArray]], activat
 
 
 def verify_vnnlib(net: Network, vp: Any, *, solver: str = "highs", time_limit: float | None = None,
-                  **kw: Any) -> VerifyResult:
+                  deadline: Deadline | None = None, **kw: Any) -> VerifyResult:
     """Decide a parsed VNN-LIB property (:func:`nnmip.io.vnnlib.parse_vnnlib`): ``sat`` if some input region
     has a counterexample, ``unsat`` if every region is certified.
+
+    Every region draws on one budget (``time_limit`` seconds, or ``deadline``).
     """
     if vp.n_inputs != net.n_inputs or vp.n_outputs != net.n_outputs:
         raise FormulationError.at("E0412", f"the property has {vp.n_inputs} inputs and {vp.n_outputs} outputs but "
                                   f"network '{net.name}' has {net.n_inputs} and {net.n_outputs}")
     t0 = time.perf_counter()
+    dl = Deadline.of(time_limit, deadline)
     total = VerifyResult(CERTIFIED, f"vnnlib ({len(vp.cases)} input region(s))", -np.inf, None, solver=solver)
     for i, vc in enumerate(vp.cases):
-        left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
-        if left is not None and left <= 0:
+        if dl.expired():
             total.result, total.timed_out = UNKNOWN, True
+            total.bound = np.inf
             total.notes.append(f"time limit reached before input region {i}")
             break
-        r = verify(net, Region(vc.sets), vc.prop, solver=solver, time_limit=left, **kw)
+        r = verify(net, Region(vc.sets), vc.prop, solver=solver, deadline=dl, **kw)
         for c in r.cases:
             c.label = f"region {i}: {c.label}"
         total.cases.extend(r.cases)
@@ -750,14 +933,18 @@ def resolve_verify_spec(cp: Any, spec: Any) -> VerifyProblem:
 
 
 def run_verify_spec(cp: Any, spec: Any, *, solver: str | None = None, time_limit: float | None = None,
-                    options: SolveOptions | None = None, tighten: str | None = None) -> VerifyResult:
-    """Run one checked ``verify`` statement (:class:`nnmip.check.verify_stmt.VerifySpec`) of a program."""
+                    options: SolveOptions | None = None, tighten: str | None = None,
+                    deadline: Deadline | None = None) -> VerifyResult:
+    """Run one checked ``verify`` statement (:class:`nnmip.check.verify_stmt.VerifySpec`) of a program.
+
+    ``deadline`` is a budget shared with the statements around it.
+    """
     from nnmip.errors import NnmipError
 
     vp = resolve_verify_spec(cp, spec)
     try:
         return verify(vp.net, vp.sets, vp.prop, solver=solver or cp.solver.name,
                       time_limit=time_limit if time_limit is not None else vp.time_limit,
-                      tighten=tighten or vp.tighten, options=options, domain=vp.domain)
+                      tighten=tighten or vp.tighten, options=options, domain=vp.domain, deadline=deadline)
     except NnmipError as exc:
         raise exc.with_source(cp.program.source) from None

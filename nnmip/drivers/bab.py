@@ -1,0 +1,607 @@
+"""Complete verification of ReLU networks by branch and bound on the input box, and counterexample search.
+
+For a yes/no property (a union of failure cases, :class:`nnmip.ir.spec.Case`) over an input box, the search keeps
+a frontier of sub-boxes.  Each round, for a batch of boxes at once:
+
+1. **Bound.**  Linear (back-substitution) bounds of every hidden pre-activation and of every case row, computed
+   for all boxes of the batch together (the relaxation of :func:`nnmip.passes.bounds.symbolic_bounds`).
+2. **Drop** the boxes where every case has a row that cannot be hit (its upper bound is below 0).
+3. **Look** for a counterexample at the box centre and at the corner that maximises the linear bound of the
+   most promising row; a hit is re-run by the network's own forward pass before it is reported.
+4. **Leaves.**  A box whose hidden units are all stable but for a few goes to the MILP
+   (:func:`nnmip.drivers.verify.verify` on that box), which decides it exactly.
+5. **Split** the remaining boxes in two along the input with the largest *smear* ``|a_i| (hi_i - lo_i)`` (``a``:
+   the coefficients of the linear bound of the most promising row): the input that moves that bound most.
+
+Math
+----
+For a chain ``z_k = W_k h_{k-1} + b_k``, ``h_k = max(0, z_k)``, ``h_{-1} = x`` and a row ``f = c . z_{L-1} + d``,
+back-substitution keeps ``f <= A_k . h_k + e_k``: through an affine layer ``A_{k-1} = A_k W_k``,
+``e += A_k b_k``; through a ReLU with proven pre-activation bounds ``[l, u]``, positive coefficients take the
+chord ``h <= u (z - l) / (u - l)`` of an unstable unit and negative ones the lower line ``h >= s z``
+(``s = 1`` when ``u >= -l``, else 0); stable units are exact.  At the input, ``max_{x in box} a . x + e =
+a^+ . hi + a^- . lo + e``.  Every bound is widened by the safety margin ``1e-7 (1 + |b|)`` of
+:mod:`nnmip.passes.bounds`, so a box is dropped only when its bound is negative after widening.  Splitting the
+input box makes every relaxation exact in the limit (each unit becomes stable on a small enough box), so the
+search is complete for boxes; time is what bounds it.
+
+Counterexample search (:func:`pgd_search`): projected gradient ascent on the case score ``min_r -(G_r y + h_r)``
+of the piecewise-linear network (the gradient is exact on each linear piece) from the box centre, corners and
+random points, with steps proportional to the box width, then clipping back into the box.
+
+Parallelism: with ``workers > 1`` the frontier is dealt to processes in small picklable tasks (the weights and
+a stack of boxes), each worker searching its share for a time slice and handing back what it did not finish.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from nnmip.ir.network import Network
+from nnmip.ir.ops import Dense, Identity, Input, ReLU
+from nnmip.ir.spec import Case
+from nnmip.passes.bounds import SAFETY
+
+log = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+
+#: boxes bounded together in one batch
+BATCH = 256
+#: a box goes to the MILP once at most this many hidden units are unstable on it
+LEAF_UNSTABLE = 6
+#: input dimensions up to which ``bab="auto"`` splits the input box
+AUTO_MAX_INPUTS = 16
+
+
+def _widen(b: FloatArray, up: bool) -> FloatArray:
+    return b + SAFETY * (1 + np.abs(b)) if up else b - SAFETY * (1 + np.abs(b))
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the network as a chain of affine maps and ReLUs
+# ------------------------------------------------------------------------------------------------------------
+@dataclass
+class Chain:
+    """``z_k = W_k h_{k-1} + b_k`` (k = 0..L-1), ``h_k = max(0, z_k)`` between them; the output is ``z_{L-1}``."""
+
+    Ws: list[FloatArray]
+    bs: list[FloatArray]
+
+    @property
+    def n_in(self) -> int:
+        return int(self.Ws[0].shape[1])
+
+    @property
+    def hidden(self) -> int:
+        return int(sum(W.shape[0] for W in self.Ws[:-1]))
+
+    def forward(self, X: FloatArray) -> tuple[FloatArray, list[FloatArray]]:
+        """Outputs of rows ``X`` (N, n) and the pre-activations of the hidden layers."""
+        h = X
+        pre: list[FloatArray] = []
+        for k, (W, b) in enumerate(zip(self.Ws, self.bs, strict=True)):
+            z = h @ W.T + b
+            if k == len(self.Ws) - 1:
+                return z, pre
+            pre.append(z)
+            h = np.maximum(z, 0.0)
+        raise AssertionError("empty chain")
+
+
+def relu_chain(net: Network) -> Chain | None:
+    """The network as a :class:`Chain`, or None when it holds anything but fixed dense layers and ReLUs.
+
+    Dense layers that follow each other without a ReLU between them are multiplied out (their forward pass may
+    round differently; bounds are widened and every counterexample is re-run by the network itself).
+    """
+    Ws: list[FloatArray] = []
+    bs: list[FloatArray] = []
+    open_affine = False     # the last entry of Ws has no ReLU after it yet
+    prev: str | None = None
+    for n, op in net.items():
+        ins = net.inputs_of(n)
+        if isinstance(op, Input):
+            if prev is not None:
+                return None
+            prev = n
+            continue
+        if len(ins) != 1 or ins[0] != prev:
+            return None
+        prev = n
+        if isinstance(op, Identity):
+            continue
+        if isinstance(op, Dense):
+            if op.trainable:
+                return None
+            W, b = np.asarray(op.W, np.float64), np.asarray(op.b, np.float64)
+            if open_affine:
+                Ws[-1], bs[-1] = W @ Ws[-1], W @ bs[-1] + b
+            else:
+                Ws.append(W)
+                bs.append(b)
+            open_affine = True
+        elif isinstance(op, ReLU):
+            if not open_affine:
+                return None    # ReLU of the input or of a ReLU: not this chain's form
+            open_affine = False
+        else:
+            return None
+    if not Ws or not open_affine or prev != net.output:
+        return None
+    return Chain(Ws, bs)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# cases as one matrix of rows
+# ------------------------------------------------------------------------------------------------------------
+@dataclass
+class Rows:
+    """Every row of every case: ``f_r(y) = C_r . y + d_r`` (the negated ``g``: a case is hit when every one of its
+    rows has ``f_r >= 0``, ``> 0`` when strict).  ``case[r]`` tells which case row ``r`` belongs to.
+    """
+
+    C: FloatArray
+    d: FloatArray
+    strict: npt.NDArray[np.bool_]
+    case: npt.NDArray[np.int64]
+    n_cases: int
+
+    @classmethod
+    def of(cls, cases: list[Case]) -> Rows:
+        C = np.vstack([-c.G for c in cases])
+        d = np.concatenate([-c.h for c in cases])
+        strict = np.concatenate([np.asarray(c.strict, bool) for c in cases])
+        case = np.concatenate([np.full(c.G.shape[0], k) for k, c in enumerate(cases)])
+        return cls(C, d, strict, case.astype(np.int64), len(cases))
+
+    def scores(self, F: FloatArray) -> FloatArray:
+        """Case scores ``min_r f_r`` per row of ``F`` (N, rows) -> (N, cases)."""
+        out = np.full((F.shape[0], self.n_cases), np.inf)
+        for k in range(self.n_cases):
+            out[:, k] = F[:, self.case == k].min(axis=1)
+        return out
+
+    def hit(self, F: FloatArray) -> npt.NDArray[np.bool_]:
+        """Which rows of ``F`` hit some case (every row of it ``>= 0``, ``> 0`` when strict)."""
+        ok = np.where(self.strict, F > 0, F >= 0)
+        out = np.zeros(F.shape[0], dtype=bool)
+        for k in range(self.n_cases):
+            out |= ok[:, self.case == k].all(axis=1)
+        return out
+
+    def safe(self, U: FloatArray) -> npt.NDArray[np.bool_]:
+        """Boxes (rows of the upper bounds ``U`` (B, rows)) on which no case can be hit."""
+        cannot = np.where(self.strict, U <= 0, U < 0)
+        out = np.ones(U.shape[0], dtype=bool)
+        for k in range(self.n_cases):
+            out &= cannot[:, self.case == k].any(axis=1)
+        return out
+
+
+# ------------------------------------------------------------------------------------------------------------
+# batched linear bounds
+# ------------------------------------------------------------------------------------------------------------
+def _relax(l: FloatArray, u: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """ReLU relaxation on ``[l, u]`` (B, n): lower slope ``sl``, upper slope ``su`` and upper intercept ``tu``."""
+    act = l >= 0
+    unst = (l < 0) & (u > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = np.where(unst, u / np.where(unst, u - l, 1.0), 0.0)
+    su = np.where(act, 1.0, slope)
+    tu = np.where(unst, -slope * l, 0.0)
+    sl = np.where(act | (unst & (u >= -l)), 1.0, 0.0)
+    return sl, su, tu
+
+
+def _backsub(chain: Chain, k: int, A: FloatArray, e: FloatArray, relax: list[tuple[FloatArray, ...]],
+             lo: FloatArray, hi: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Upper bounds of ``A . h_k + e`` (A: (B, m, n_k), e: (B, m); ``h_k`` the input of layer ``k + 1``, the input
+    itself for ``k = -1``) over each box, and their input coefficients (B, m, n).
+    """
+    B, m = A.shape[0], A.shape[1]
+    while k >= 0:
+        sl, su, tu = relax[k]
+        Ap, An = np.maximum(A, 0.0), np.minimum(A, 0.0)
+        e = e + np.einsum("bmn,bn->bm", Ap, tu)
+        A = Ap * su[:, None, :] + An * sl[:, None, :]
+        W, b = chain.Ws[k], chain.bs[k]
+        e = e + A @ b
+        A = (A.reshape(B * m, -1) @ W).reshape(B, m, -1)     # one matrix product for the whole batch
+        k -= 1
+    up = np.einsum("bmn,bn->bm", np.maximum(A, 0.0), hi) + np.einsum("bmn,bn->bm", np.minimum(A, 0.0), lo) + e
+    return up, A
+
+
+def _concrete(A: FloatArray, c: FloatArray, lo: FloatArray, hi: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Widened max and min of ``A x + c`` (A: (B, m, n)) over each box."""
+    Ap, An = np.maximum(A, 0.0), np.minimum(A, 0.0)
+    up = np.einsum("bin,bn->bi", Ap, hi) + np.einsum("bin,bn->bi", An, lo) + c
+    down = np.einsum("bin,bn->bi", Ap, lo) + np.einsum("bin,bn->bi", An, hi) + c
+    return _widen(up, True), _widen(down, False)
+
+
+def box_bounds(chain: Chain, lo: FloatArray, hi: FloatArray, rows: Rows, refine: bool = True
+               ) -> tuple[FloatArray, FloatArray, npt.NDArray[np.int64], list[tuple[FloatArray, ...]]]:
+    """Upper bounds ``U`` (B, rows) of every row over each box (B, n), their input coefficients (B, rows, n), and
+    the number of unstable hidden units per box, and the ReLU relaxations (``sl, su, tu`` per hidden layer).
+
+    Hidden units are bounded by forward symbolic intervals (each unit between two linear functions of the input,
+    ``AL x + cL <= z <= AU x + cU``, pushed through the layers with the ReLU relaxation applied to the upper
+    and lower function), which costs a few products with the (small) input dimension per layer; the rows are
+    then bounded by back-substitution through those relaxations.
+    """
+    B, n0 = lo.shape
+    relax: list[tuple[FloatArray, ...]] = []
+    unstable = np.zeros(B, dtype=np.int64)
+    AL = AU = np.broadcast_to(np.eye(n0), (B, n0, n0))
+    cL = cU = np.zeros((B, n0))
+    for k in range(len(chain.Ws) - 1):
+        W, b = chain.Ws[k], chain.bs[k]
+        Wp, Wn = np.maximum(W, 0.0), np.minimum(W, 0.0)
+        zAU = Wp @ AU + Wn @ AL
+        zcU = cU @ Wp.T + cL @ Wn.T + b
+        zAL = Wp @ AL + Wn @ AU
+        zcL = cL @ Wp.T + cU @ Wn.T + b
+        uU, lU = _concrete(zAU, zcU, lo, hi)
+        uL, lL = _concrete(zAL, zcL, lo, hi)
+        l_, u = lL, uU
+        if refine and k > 0:
+            idx = np.flatnonzero(((l_ < 0) & (u > 0)).any(axis=0))
+            if idx.size:    # back-substitution for the units still unstable on some box
+                Wi, bi = W[idx], b[idx]
+                m = idx.size
+                A = np.broadcast_to(np.vstack([Wi, -Wi]), (B, 2 * m, W.shape[1])).copy()
+                e = np.broadcast_to(np.concatenate([bi, -bi]), (B, 2 * m)).copy()
+                up, _ = _backsub(chain, k - 1, A, e, relax, lo, hi)
+                l_, u = l_.copy(), u.copy()
+                l_[:, idx] = np.maximum(l_[:, idx], _widen(-up[:, m:], False))
+                u[:, idx] = np.minimum(u[:, idx], _widen(up[:, :m], True))
+        unstable += ((l_ < 0) & (u > 0)).sum(axis=1)
+        relax.append(_relax(l_, u))
+        # h <= relu(zU) <= the chord of relu over the range of zU; h >= relu(zL) >= s zL likewise
+        slU, suU, tuU = _relax(np.maximum(lU, l_), np.minimum(uU, u))
+        slL, _, _ = _relax(np.maximum(lL, l_), np.minimum(uL, u))
+        AU, cU = zAU * suU[:, :, None], zcU * suU + tuU
+        AL, cL = zAL * slL[:, :, None], zcL * slL
+    L = len(chain.Ws) - 1
+    C = rows.C @ chain.Ws[L]
+    d = rows.d + rows.C @ chain.bs[L]
+    A0 = np.broadcast_to(C, (B, *C.shape)).copy()
+    U, A = _backsub(chain, L - 1, A0, np.broadcast_to(d, (B, d.size)).copy(), relax, lo, hi)
+    return _widen(U, True), A, unstable, relax
+
+
+def smear(chain: Chain, relax: list[tuple[FloatArray, ...]], rows: Rows, best: npt.NDArray[np.int64],
+          lo: FloatArray, hi: FloatArray) -> FloatArray:
+    """``max |d f / d x_i| (hi_i - lo_i)`` per box and input for row ``best`` of each box: the interval bound of
+    the gradient (an unstable unit's derivative anywhere in [0, 1]) times the width.
+    """
+    L = len(chain.Ws) - 1
+    Gl = Gu = rows.C[best] @ chain.Ws[L]                      # (B, n_{L-1})
+    for k in range(L - 1, -1, -1):
+        sl, su, _ = relax[k]
+        act = (sl == 1.0) & (su == 1.0)
+        unst = (su > 0) & ~act
+        Gl = np.where(act, Gl, np.where(unst, np.minimum(Gl, 0.0), 0.0))
+        Gu = np.where(act, Gu, np.where(unst, np.maximum(Gu, 0.0), 0.0))
+        Wp, Wn = np.maximum(chain.Ws[k], 0.0), np.minimum(chain.Ws[k], 0.0)
+        Gl, Gu = Gl @ Wp + Gu @ Wn, Gu @ Wp + Gl @ Wn
+    return np.maximum(np.abs(Gl), np.abs(Gu)) * (hi - lo)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# counterexample search
+# ------------------------------------------------------------------------------------------------------------
+def _case_grad(chain: Chain, X: FloatArray, rows: Rows, k: int) -> FloatArray:
+    """Gradient of ``sum_r min(f_r, 0)`` over the rows of case ``k`` at each row of ``X`` (exact on the linear
+    piece of each point): it pushes up every row that still keeps the point out of the case.
+    """
+    Y, pre = chain.forward(X)
+    F = Y @ rows.C.T + rows.d
+    idx = np.flatnonzero(rows.case == k)
+    low = (F[:, idx] <= 1e-9).astype(np.float64)             # (N, rows of k)
+    G = low @ rows.C[idx]                                    # d objective / d y, (N, n_out)
+    for j in range(len(chain.Ws) - 1, -1, -1):
+        G = G @ chain.Ws[j]
+        if j > 0:
+            G = G * (pre[j - 1] > 0)
+    return G
+
+
+def pgd_search(chain: Chain, lo: FloatArray, hi: FloatArray, rows: Rows, *, restarts: int = 16, steps: int = 40,
+               seed: int = 0, deadline: Any = None, start: FloatArray | None = None) -> FloatArray | None:
+    """Projected gradient ascent of every case score in the box ``[lo, hi]``; a point the chain says hits a case
+    (the caller re-runs it through the network), or None.
+    """
+    rng = np.random.default_rng(seed)
+    n = lo.size
+    w = hi - lo
+    starts = [0.5 * (lo + hi)[None, :], lo + rng.random((max(restarts - 1, 1), n)) * w]
+    if start is not None:
+        starts.insert(0, np.clip(np.atleast_2d(start), lo, hi))
+    X0 = np.vstack(starts)
+    for k in range(rows.n_cases):
+        X = X0.copy()
+        for t in range(steps):
+            if deadline is not None and deadline.expired():
+                return None
+            G = _case_grad(chain, X, rows, k)
+            Y, _ = chain.forward(X)
+            hit = rows.hit(Y @ rows.C.T + rows.d)
+            if hit.any():
+                return X[int(np.argmax(hit))]
+            step = 0.25 * 0.002 ** (t / max(steps - 1, 1))     # geometric decay of the step
+            X = np.clip(X + step * w * np.sign(G), lo, hi)
+        Y, _ = chain.forward(X)
+        hit = rows.hit(Y @ rows.C.T + rows.d)
+        if hit.any():
+            return X[int(np.argmax(hit))]
+    return None
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the search
+# ------------------------------------------------------------------------------------------------------------
+@dataclass
+class Task:
+    """A share of the frontier for one worker: boxes ``lo``/``hi`` (B, n) and their depths."""
+
+    chain: Chain
+    rows: Rows
+    lo: FloatArray
+    hi: FloatArray
+    depth: npt.NDArray[np.int64]
+    bound: FloatArray                    # a proven upper bound of the largest case score on each box
+    seconds: float
+    leaf_unstable: int = LEAF_UNSTABLE
+    check: bool = True                   # look for counterexamples at box centres and corners
+
+
+@dataclass
+class TaskResult:
+    """What a worker hands back: unfinished boxes, leaves for the MILP, a candidate point and counts."""
+
+    lo: FloatArray                       # boxes not finished
+    hi: FloatArray
+    depth: npt.NDArray[np.int64]
+    bound: FloatArray
+    leaf_lo: FloatArray                  # boxes for the MILP
+    leaf_hi: FloatArray
+    leaf_bound: FloatArray
+    candidate: FloatArray | None = None  # a point the chain says hits a case
+    boxes: int = 0                       # boxes bounded
+    safe: int = 0                        # boxes dropped as settled
+    worst: float = -np.inf               # largest certified bound of a dropped box (max over cases)
+    max_depth: int = 0
+
+
+def run_task(t: Task) -> TaskResult:
+    """Search the task's boxes depth first for ``t.seconds``; hand back what is left (picklable both ways).
+
+    BLAS runs single-threaded here: the products are small, and threads only contend (with each other and with
+    the other worker) on a busy machine.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _run_task(t)
+
+
+def _run_task(t: Task) -> TaskResult:
+    t_end = time.monotonic() + t.seconds
+    n = t.lo.shape[1]
+    stack_lo, stack_hi, stack_d, stack_b = [t.lo], [t.hi], [t.depth], [t.bound]
+    res = TaskResult(np.empty((0, n)), np.empty((0, n)), np.empty(0, np.int64), np.empty(0), np.empty((0, n)),
+                     np.empty((0, n)), np.empty(0))
+    leaves_lo: list[FloatArray] = []
+    leaves_hi: list[FloatArray] = []
+    leaves_b: list[FloatArray] = []
+    rows = t.rows
+    while stack_lo and time.monotonic() < t_end:
+        lo, hi, dep = np.vstack(stack_lo), np.vstack(stack_hi), np.concatenate(stack_d)
+        bnd = np.concatenate(stack_b)
+        lo, rest_lo = lo[-BATCH:], lo[:-BATCH]
+        hi, rest_hi = hi[-BATCH:], hi[:-BATCH]
+        dep, rest_d = dep[-BATCH:], dep[:-BATCH]
+        bnd, rest_b = bnd[-BATCH:], bnd[:-BATCH]
+        stack_lo, stack_hi, stack_d, stack_b = ([rest_lo], [rest_hi], [rest_d], [rest_b]) if rest_lo.shape[0] \
+            else ([], [], [], [])
+        res.boxes += lo.shape[0]
+        U, A, unstable, relax = box_bounds(t.chain, lo, hi, rows)
+        bnd = np.minimum(bnd, rows.scores(U).max(axis=1))   # a box's bound also holds on its halves
+        safe = rows.safe(U)
+        if safe.any():
+            # per box: max over cases of the smallest row bound (the certified bound of the box)
+            s = rows.scores(U[safe])
+            res.worst = max(res.worst, float(s.max()))
+            res.safe += int(safe.sum())
+        keep = ~safe
+        if not keep.any():
+            continue
+        lo, hi, dep, U, A, bnd = lo[keep], hi[keep], dep[keep], U[keep], A[keep], bnd[keep]
+        unstable = unstable[keep]
+        relax = [tuple(v[keep] for v in r) for r in relax]
+        res.max_depth = max(res.max_depth, int(dep.max()))
+        # candidates: centre, and the corner maximising the best row of each open case
+        best = _best_rows(rows, U)
+        Ab = A[np.arange(A.shape[0]), best]                    # (B, n)
+        if t.check:
+            cands = np.vstack([0.5 * (lo + hi), np.where(Ab > 0, hi, lo)])
+            Y, _ = t.chain.forward(cands)
+            hit = rows.hit(Y @ rows.C.T + rows.d)
+            if hit.any():
+                res.candidate = cands[int(np.argmax(hit))]
+                stack_lo.append(lo)       # the batch goes back unsplit: the caller decides
+                stack_hi.append(hi)
+                stack_d.append(dep)
+                stack_b.append(bnd)
+                break
+        leaf = unstable <= t.leaf_unstable
+        if leaf.any():
+            leaves_lo.append(lo[leaf])
+            leaves_hi.append(hi[leaf])
+            leaves_b.append(bnd[leaf])
+        split = ~leaf
+        if not split.any():
+            continue
+        lo, hi, dep, bnd, best = lo[split], hi[split], dep[split], bnd[split], best[split]
+        # two views of where the bound is loose: the linear bound's own coefficients, and the interval bound of
+        # the gradient (large where unstable units leave the slope open); each normalised per box
+        s1 = np.abs(Ab[split]) * (hi - lo)
+        s2 = smear(t.chain, [tuple(v[split] for v in r) for r in relax], rows, best, lo, hi)
+        sm = s1 / np.maximum(s1.max(axis=1, keepdims=True), 1e-300) \
+            + s2 / np.maximum(s2.max(axis=1, keepdims=True), 1e-300)
+        sm[(hi - lo) <= 0] = -1.0
+        j = np.argmax(sm, axis=1)
+        r = np.arange(lo.shape[0])
+        mid = 0.5 * (lo[r, j] + hi[r, j])
+        hi1, lo2 = hi.copy(), lo.copy()
+        hi1[r, j] = mid
+        lo2[r, j] = mid
+        stack_lo.append(np.vstack([lo, lo2]))
+        stack_hi.append(np.vstack([hi1, hi]))
+        stack_d.append(np.concatenate([dep + 1, dep + 1]))
+        stack_b.append(np.concatenate([bnd, bnd]))
+    if stack_lo:
+        res.lo, res.hi, res.depth = np.vstack(stack_lo), np.vstack(stack_hi), np.concatenate(stack_d)
+        res.bound = np.concatenate(stack_b)
+    if leaves_lo:
+        res.leaf_lo, res.leaf_hi = np.vstack(leaves_lo), np.vstack(leaves_hi)
+        res.leaf_bound = np.concatenate(leaves_b)
+    return res
+
+
+def _best_rows(rows: Rows, U: FloatArray) -> npt.NDArray[np.int64]:
+    """Per box, the row to split on: of the open case with the highest score bound, its smallest-bound row."""
+    best = np.zeros(U.shape[0], dtype=np.int64)
+    top = np.full(U.shape[0], -np.inf)
+    for k in range(rows.n_cases):
+        idx = np.flatnonzero(rows.case == k)
+        sub = U[:, idx]
+        arg = np.argmin(sub, axis=1)
+        val = sub[np.arange(U.shape[0]), arg]
+        better = val > top
+        best[better], top[better] = idx[arg[better]], val[better]
+    return best
+
+
+@dataclass
+class BabResult:
+    """How the search ended: ``certified``, ``counterexample`` (``x``, re-run by the caller) or ``unknown``."""
+
+    result: str
+    x: FloatArray | None = None
+    bound: float = np.inf            # proven upper bound of the largest case score (when certified)
+    boxes: int = 0
+    leaves: int = 0
+    max_depth: int = 0
+    open_boxes: int = 0
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+def branch_and_bound(chain: Chain, lo: FloatArray, hi: FloatArray, cases: list[Case], *, deadline: Any,
+                     confirm: Any, leaf: Any = None, workers: int = 1, leaf_unstable: int = LEAF_UNSTABLE,
+                     slice_seconds: float = 1.0, seed: int = 0) -> BabResult:
+    """Decide whether some case can be hit in the box ``[lo, hi]``.
+
+    ``confirm(x) -> bool`` re-runs a candidate through the network and the property (only a confirmed point is
+    a counterexample); ``leaf(lo, hi, deadline) -> (str, x | None, bound)`` decides one small box exactly (the
+    MILP) and answers ``certified``, ``counterexample`` or ``unknown``.  ``deadline`` is a
+    :class:`nnmip.drivers.deadline.Deadline`.  ``bound`` of the result is a proven upper bound of the largest
+    case score over the box: negative when certified, the largest bound of the open boxes otherwise.
+    """
+    t0 = time.monotonic()
+    rows = Rows.of(cases)
+    out = BabResult("unknown")
+    U, _, _, _ = box_bounds(chain, lo[None, :], hi[None, :], rows)
+    out.bound = float(rows.scores(U).max())
+    x = pgd_search(chain, lo, hi, rows, seed=seed, deadline=deadline)
+    if x is not None and confirm(x):
+        out.result, out.x = "counterexample", x
+        out.notes.append("found by projected gradient search")
+        return _done(out, t0)
+    F_lo, F_hi = lo[None, :].copy(), hi[None, :].copy()
+    F_d, F_b = np.zeros(1, np.int64), np.full(1, out.bound)
+    worst = -np.inf
+    stuck: list[float] = []          # bounds of the leaves the MILP did not settle in time
+    check = True
+    pool: Executor | None = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+    pgd_round = 0
+    try:
+        while F_lo.shape[0]:
+            left = deadline.left()
+            if left is not None and left <= 0.05:
+                break
+            sl = slice_seconds if left is None else max(min(slice_seconds, left - 0.05), 0.01)
+            parts = max(1, min(workers, F_lo.shape[0]))
+            chunks = np.array_split(np.arange(F_lo.shape[0]), parts)
+            tasks = [Task(chain, rows, F_lo[c], F_hi[c], F_d[c], F_b[c], sl, leaf_unstable, check=check)
+                     for c in chunks]
+            results = list(pool.map(run_task, tasks)) if pool is not None else [run_task(tasks[0])]
+            check = True
+            nl, nh, nd, nb = [], [], [], []
+            for r in results:
+                out.boxes += r.boxes
+                out.max_depth = max(out.max_depth, r.max_depth)
+                worst = max(worst, r.worst)
+                nl.append(r.lo)
+                nh.append(r.hi)
+                nd.append(r.depth)
+                nb.append(r.bound)
+                if r.candidate is not None:
+                    if confirm(r.candidate):
+                        out.result, out.x = "counterexample", r.candidate
+                        out.notes.append(f"found at a box centre or corner after {out.boxes} boxes")
+                        return _done(out, t0)
+                    check = False      # the network disagrees with the chain (a rounding tie): split on
+                for i in range(r.leaf_lo.shape[0]):
+                    if leaf is None or deadline.expired():
+                        stuck.append(float(r.leaf_bound[i]))
+                        continue
+                    out.leaves += 1
+                    verdict, xl, b = leaf(r.leaf_lo[i], r.leaf_hi[i], deadline)
+                    if verdict == "counterexample" and xl is not None and confirm(xl):
+                        out.result, out.x = "counterexample", xl
+                        out.notes.append(f"found by the MILP of a leaf box after {out.boxes} boxes")
+                        return _done(out, t0)
+                    if verdict == "certified":
+                        worst = max(worst, min(b, float(r.leaf_bound[i])))
+                    else:
+                        stuck.append(float(r.leaf_bound[i]))
+            F_lo, F_hi, F_d, F_b = np.vstack(nl), np.vstack(nh), np.concatenate(nd), np.concatenate(nb)
+            if F_lo.shape[0] and pgd_round < 16:
+                # local search from the most promising open box
+                pgd_round += 1
+                j = int(np.argmax(F_b))
+                x = pgd_search(chain, F_lo[j], F_hi[j], rows, restarts=8, steps=30, seed=seed + pgd_round,
+                               deadline=deadline)
+                if x is not None and confirm(x):
+                    out.result, out.x = "counterexample", x
+                    out.notes.append("found by projected gradient search in an open box")
+                    return _done(out, t0)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    out.open_boxes = int(F_lo.shape[0]) + len(stuck)
+    if out.open_boxes == 0:
+        out.result, out.bound = "certified", worst
+    else:
+        out.bound = max([worst, *stuck, *F_b.tolist()])
+        out.notes.append(f"{out.open_boxes} boxes still open when the time ran out")
+    return _done(out, t0)
+
+
+def _done(out: BabResult, t0: float) -> BabResult:
+    out.seconds = time.monotonic() - t0
+    log.info("branch and bound: %s after %d boxes (%d leaves, depth %d) in %.2fs", out.result, out.boxes,
+             out.leaves, out.max_depth, out.seconds)
+    return out
