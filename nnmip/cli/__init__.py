@@ -18,7 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from nnmip import __version__
-from nnmip.cli import check, compile, compress, import_, predict, solve, verify  # noqa: F401  (each registers its command)
+from nnmip.cli import (  # noqa: F401  (each registers its command)
+    check,
+    compile,
+    compress,
+    import_,
+    predict,
+    solve,
+    verify,
+    vnncomp,
+)
 from nnmip.cli.common import (  # noqa: F401  (the exit codes are part of the interface)
     COMMANDS,
     EXIT_INPUT,

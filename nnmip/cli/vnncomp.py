@@ -1,0 +1,69 @@
+"""``nnmip vnncomp``: run a VNN-COMP benchmark family as shipped and write the competition's result files.
+
+::
+
+    nnmip vnncomp BENCH_DIR [--instances instances.csv] [--jobs N] [--results-dir D]
+
+Exit codes: 0 every instance was answered (sat or unsat); 1 some instance ended ``timeout`` or ``unknown``;
+2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from nnmip.cli.common import EXIT_OK, EXIT_UNSOLVED, command
+
+
+def _configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("bench", metavar="BENCH_DIR", help="the family's folder (networks, properties, instances CSV)")
+    p.add_argument("--instances", metavar="CSV",
+                   help="the instance list: network,property,timeout per line (default: the folder's "
+                        "*instances.csv)")
+    p.add_argument("--results-dir", metavar="D", help="where result files and summary.csv/json go "
+                                                      "(default vnncomp_results/FAMILY)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N", help="instances run at once (default 1)")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="branch-and-bound processes per instance (default 1)")
+    p.add_argument("--timeout", type=float, metavar="T", help="every instance's timeout, instead of the list's")
+    p.add_argument("--timeout-scale", type=float, default=1.0, metavar="F",
+                   help="multiply every timeout by F (default 1)")
+    p.add_argument("--sample", type=int, metavar="K", help="run a seeded sample of K instances")
+    p.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
+    p.add_argument("--solver", default="highs", help="MILP solver (default highs)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress")
+
+
+@command("vnncomp", "run a VNN-COMP benchmark family and write the competition's result files")
+def cmd_vnncomp(a: argparse.Namespace) -> int:
+    from nnmip.drivers.vnncomp import InstanceResult, run_family
+    from nnmip.errors import NnmipError
+
+    for name in ("jobs", "workers", "sample"):
+        v = getattr(a, name)
+        if v is not None and v < 1:
+            raise NnmipError.at("E0104", f"--{name} must be at least 1, got {v}")
+    if (a.timeout is not None and a.timeout <= 0) or a.timeout_scale <= 0:
+        raise NnmipError.at("E0104", "--timeout and --timeout-scale must be positive")
+    t0 = time.monotonic()
+
+    def progress(r: InstanceResult, done: int, total: int) -> None:
+        if not a.quiet:
+            note = f"  ({r.note})" if r.note else ""
+            print(f"[{done}/{total}] {r.network} {r.property}: {r.result} in {r.seconds:.1f}s{note}",
+                  file=sys.stderr)
+
+    results, out = run_family(a.bench, instances_csv=a.instances, results_dir=a.results_dir, jobs=a.jobs,
+                              workers=a.workers, timeout=a.timeout, timeout_scale=a.timeout_scale,
+                              sample=a.sample, seed=a.seed, solver=a.solver, progress=progress)
+    counts = {w: sum(r.result == w for r in results) for w in ("sat", "unsat", "timeout", "unknown")}
+    loaded = sum(r.loaded for r in results)
+    print(f"{len(results)} instances, {loaded} loaded: {counts['sat']} sat, {counts['unsat']} unsat, "
+          f"{counts['timeout']} timeout, {counts['unknown']} unknown in {time.monotonic() - t0:.1f}s; "
+          f"results in {out}")
+    return EXIT_OK if counts["sat"] + counts["unsat"] == len(results) else EXIT_UNSOLVED
+
+
+cmd_vnncomp.configure = _configure  # type: ignore[attr-defined]

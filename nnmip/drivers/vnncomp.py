@@ -1,0 +1,246 @@
+"""Run a VNN-COMP benchmark family as shipped: every instance (network, property, timeout) of its instances CSV.
+
+Each instance runs as its own ``nnmip verify --onnx NET --vnnlib PROP --time-limit T`` process, so that a crash,
+a refused network or a run that overstays its budget touches no other instance; a process still running
+``KILL_GRACE`` seconds after its timeout is ended and the instance counts as ``timeout``.  The result file of each
+instance holds the competition's words: ``sat`` followed by the counterexample ``((X_0 v) ... (Y_0 v))``,
+``unsat``, ``timeout`` or ``unknown`` (also written when the network or property could not be loaded; the reason
+is in the summary).
+
+:func:`run_family` returns one :class:`InstanceResult` per instance and writes ``summary.csv`` and
+``summary.json`` in the results folder.  Instances run ``jobs`` at a time through
+:func:`run_instances`, a minimal pool of processes (``concurrent.futures``) over a picklable task.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nnmip.errors import DataError
+
+#: seconds a verify process may run past its timeout before it is ended
+KILL_GRACE = 10.0
+#: seconds of the timeout left to process start-up (interpreter, imports) and to writing the result
+STARTUP = 2.0
+ANSWERS = ("sat", "unsat", "timeout", "unknown")
+
+
+@dataclass
+class Instance:
+    """One row of an instances CSV: paths relative to the benchmark folder, and the timeout in seconds."""
+
+    family: str
+    onnx: str
+    vnnlib: str
+    timeout: float
+    index: int = 0
+
+    @property
+    def key(self) -> str:
+        """The instance's key in ``official_results.json``: ``family|network|property`` (file names, no ``.gz``)."""
+        return f"{self.family}|{_stem(self.onnx)}|{_stem(self.vnnlib)}"
+
+    @property
+    def name(self) -> str:
+        return f"{self.index:04d}_{Path(_stem(self.onnx)).stem}_{Path(_stem(self.vnnlib)).stem}"
+
+
+def _stem(path: str) -> str:
+    name = Path(path).name
+    return name[:-3] if name.endswith(".gz") else name
+
+
+@dataclass
+class InstanceResult:
+    """How one instance ended: the answer, the wall-clock seconds and whether the network and property loaded."""
+
+    key: str
+    family: str
+    network: str
+    property: str
+    timeout: float
+    result: str
+    seconds: float
+    loaded: bool
+    result_file: str
+    note: str = ""
+    exit_code: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def find_instances_csv(bench: Path) -> Path:
+    """The family's instances CSV: ``instances.csv``, else the one ``*instances.csv`` in the folder."""
+    plain = bench / "instances.csv"
+    if plain.is_file():
+        return plain
+    found = sorted(bench.glob("*instances.csv"))
+    if len(found) != 1:
+        raise DataError.at("E0313", f"'{bench}' has {len(found)} files named *instances.csv; expected one",
+                           notes=["help: give the list with --instances FILE"])
+    return found[0]
+
+
+def read_instances(bench: Path, csv_path: Path, family: str | None = None) -> list[Instance]:
+    """The rows ``network,property,timeout`` of ``csv_path`` (paths relative to ``bench``)."""
+    fam = family or bench.resolve().name
+    out: list[Instance] = []
+    try:
+        lines = csv_path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise DataError.at("E0301", f"cannot read '{csv_path}': {exc.strerror or exc}") from None
+    for i, row in enumerate(csv.reader(lines), 1):
+        if not row or not "".join(row).strip():
+            continue
+        if len(row) != 3:
+            raise DataError.at("E0313", f"line {i} of '{csv_path}' has {len(row)} fields; expected network, "
+                               "property, timeout", notes=["help: VNN-COMP instance lists have three columns"])
+        try:
+            t = float(row[2])
+        except ValueError:
+            raise DataError.at("E0313", f"line {i} of '{csv_path}': timeout '{row[2]}' is not a number",
+                               notes=["help: the third column is the timeout in seconds"]) from None
+        out.append(Instance(fam, row[0].strip(), row[1].strip(), t, len(out)))
+    return out
+
+
+def command(bench: Path, inst: Instance, out_dir: Path, time_limit: float, *, workers: int = 1,
+            solver: str = "highs") -> list[str]:
+    """The ``nnmip verify`` command line of one instance."""
+    return [sys.executable, "-m", "nnmip.cli", "verify", "--onnx", str(bench / inst.onnx),
+            "--vnnlib", str(bench / inst.vnnlib), "--time-limit", f"{time_limit:g}", "--solver", solver,
+            "--workers", str(workers), "--counterexample", str(out_dir / f"{inst.name}.txt"),
+            "--json", str(out_dir / f"{inst.name}.json"), "-q"]
+
+
+@dataclass
+class Task:
+    """Everything one instance needs, picklable (for a process pool or any other executor)."""
+
+    bench: str
+    inst: Instance
+    out_dir: str
+    time_limit: float
+    workers: int = 1
+    solver: str = "highs"
+
+
+def run_instance(task: Task) -> InstanceResult:
+    """Run one instance in its own process and read back its answer."""
+    inst, out_dir = task.inst, Path(task.out_dir)
+    res_file = out_dir / f"{inst.name}.txt"
+    json_file = out_dir / f"{inst.name}.json"
+    for f in (res_file, json_file):
+        f.unlink(missing_ok=True)
+    cmd = command(Path(task.bench), inst, out_dir, max(task.time_limit - STARTUP, 0.5), workers=task.workers,
+                  solver=task.solver)
+    t0 = time.monotonic()
+    note = ""
+    code: int | None = None
+    killed = False
+    env = dict(os.environ)
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=task.time_limit + KILL_GRACE, env=env)
+        code = p.returncode
+        err = p.stderr.strip()
+    except subprocess.TimeoutExpired as exc:
+        killed = True
+        err = (exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")).strip()
+    seconds = time.monotonic() - t0
+    answer = ""
+    if res_file.is_file():
+        answer = res_file.read_text(encoding="utf-8").split("\n", 1)[0].strip()
+    extra: dict[str, Any] = {}
+    if json_file.is_file():
+        try:
+            data = json.loads(json_file.read_text(encoding="utf-8"))
+            extra = {k: data.get(k) for k in ("bound", "value", "binaries", "notes") if k in data}
+            if "errors" in data:
+                note = "; ".join(f"{e.get('code', '')} {e.get('message', '')}".strip() for e in data["errors"])
+        except (OSError, ValueError):
+            pass
+    loaded = answer in ANSWERS
+    if killed:
+        answer, note = "timeout", f"ended {KILL_GRACE:g} s after its timeout"
+    elif answer not in ANSWERS:
+        answer = "unknown"
+        if not note:
+            note = err.splitlines()[0] if err else f"exit code {code}"
+    if not res_file.is_file() or answer != res_file.read_text(encoding="utf-8").split("\n", 1)[0].strip():
+        res_file.write_text(answer + "\n", encoding="utf-8")
+    return InstanceResult(inst.key, inst.family, _stem(inst.onnx), _stem(inst.vnnlib), inst.timeout, answer,
+                          round(seconds, 3), loaded, str(res_file), note, code, extra)
+
+
+def run_instances(tasks: Sequence[Task], jobs: int = 1,
+                  progress: Callable[[InstanceResult, int, int], None] | None = None) -> list[InstanceResult]:
+    """Run the tasks ``jobs`` at a time (each already is its own process; threads only wait on them)."""
+    out: list[InstanceResult | None] = [None] * len(tasks)
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {pool.submit(run_instance, t): i for i, t in enumerate(tasks)}
+        for done, fut in enumerate(as_completed(futures), 1):
+            r = fut.result()
+            out[futures[fut]] = r
+            if progress is not None:
+                progress(r, done, len(tasks))
+    return [r for r in out if r is not None]
+
+
+def select(instances: list[Instance], sample: int | None, seed: int) -> list[Instance]:
+    """A seeded sample of ``sample`` instances (in their CSV order), or all."""
+    if sample is None or sample >= len(instances):
+        return instances
+    import numpy as np
+
+    idx = np.sort(np.random.default_rng(seed).choice(len(instances), size=sample, replace=False))
+    return [instances[int(i)] for i in idx]
+
+
+def run_family(bench: str | os.PathLike[str], *, instances_csv: str | os.PathLike[str] | None = None,
+               results_dir: str | os.PathLike[str] | None = None, jobs: int = 1, workers: int = 1,
+               timeout: float | None = None, timeout_scale: float = 1.0, sample: int | None = None, seed: int = 0,
+               solver: str = "highs", progress: Callable[[InstanceResult, int, int], None] | None = None
+               ) -> tuple[list[InstanceResult], Path]:
+    """Run a family; return the per-instance results and the results folder (with ``summary.csv/json``).
+
+    Each instance's budget is its own timeout (``timeout`` replaces it, ``timeout_scale`` multiplies it).
+    """
+    b = Path(bench)
+    if not b.is_dir():
+        raise DataError.at("E0301", f"benchmark folder '{b}' does not exist")
+    csv_path = Path(instances_csv) if instances_csv is not None else find_instances_csv(b)
+    insts = select(read_instances(b, csv_path), sample, seed)
+    out = Path(results_dir) if results_dir is not None else Path("vnncomp_results") / b.resolve().name
+    out.mkdir(parents=True, exist_ok=True)
+    tasks = [Task(str(b), i, str(out), (timeout if timeout is not None else i.timeout) * timeout_scale, workers,
+                  solver) for i in insts]
+    t0 = time.monotonic()
+    results = run_instances(tasks, jobs, progress)
+    write_summary(out, results, {"bench": str(b), "instances": str(csv_path), "jobs": jobs, "workers": workers,
+                                 "timeout": timeout, "timeout_scale": timeout_scale, "sample": sample, "seed": seed,
+                                 "solver": solver, "seconds": round(time.monotonic() - t0, 2)})
+    return results, out
+
+
+def write_summary(out: Path, results: list[InstanceResult], run: dict[str, Any]) -> None:
+    """``summary.csv`` (one row per instance) and ``summary.json`` (the run's settings, counts and rows)."""
+    cols = ["key", "family", "network", "property", "timeout", "result", "seconds", "loaded", "note",
+            "result_file"]
+    with (out / "summary.csv").open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(cols)
+        for r in results:
+            w.writerow([getattr(r, c) for c in cols])
+    counts = {a: sum(r.result == a for r in results) for a in ANSWERS}
+    data = {"run": run, "counts": counts, "loaded": sum(r.loaded for r in results), "instances": len(results),
+            "results": [asdict(r) for r in results]}
+    (out / "summary.json").write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
