@@ -29,7 +29,8 @@ TEST_FAMILY = ROOT / "tests" / "data" / "vnncomp" / "test"
 
 def _bench() -> ModuleType:
     spec = importlib.util.spec_from_file_location("bench_vnncomp", ROOT / "benchmarks" / "vnncomp.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     sys.modules["bench_vnncomp"] = mod
     spec.loader.exec_module(mod)
@@ -105,7 +106,8 @@ def test_runner_writes_the_competition_format_and_the_scores_agree(tmp_path: Pat
     assert Path(by_key["mini|net.onnx|unsat.vnnlib"].result_file).read_text() == "unsat\n"
     sat = Path(by_key["mini|net.onnx|sat.vnnlib"].result_file).read_text()
     assert sat.startswith("sat\n((X_0 ")
-    assert "(Y_1 " in sat and sat.rstrip().endswith("))")
+    assert "(Y_1 " in sat
+    assert sat.rstrip().endswith("))")
     for r in results:
         assert r.seconds < 30 + 10
     summary = json.loads((out / "summary.json").read_text())
@@ -126,6 +128,7 @@ def test_runner_writes_the_competition_format_and_the_scores_agree(tmp_path: Pat
     assert scores["families"]["mini"]["confirmed"] == 0
 
 
+@pytest.mark.slow
 def test_the_command_line(tmp_path: Path, family: tuple[Path, dict[str, str]]) -> None:
     d, _ = family
     p = subprocess.run([sys.executable, "-m", "nnmip.cli", "vnncomp", str(d), "--results-dir", str(tmp_path / "r"),
@@ -140,3 +143,16 @@ def test_the_command_line(tmp_path: Path, family: tuple[Path, dict[str, str]]) -
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2
     assert "E0301" in bad.stderr
+
+
+@pytest.mark.slow
+def test_the_shipped_test_family_is_answered_as_the_competition_did(tmp_path: Path) -> None:
+    results, out = run_family(TEST_FAMILY, results_dir=tmp_path / "test", jobs=2)
+    official = json.loads((TEST_FAMILY.parent / "official_results_test.json").read_text())
+    assert len(results) == 5
+    for r in results:
+        assert r.loaded, r
+        assert r.result == official[r.key]["official"], r
+        assert r.seconds < r.timeout + 10
+    fam = _bench().score([out], official)["families"]["test"]
+    assert (fam["answered"], fam["agreed"], fam["wrong"], fam["confirmed"]) == (5, 5, 0, 1)

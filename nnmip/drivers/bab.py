@@ -100,7 +100,8 @@ def relu_chain(net: Network) -> Chain | None:
     """The network as a :class:`Chain`, or None when it holds anything but fixed dense layers and ReLUs.
 
     Dense layers that follow each other without a ReLU between them are multiplied out (their forward pass may
-    round differently; bounds are widened and every counterexample is re-run by the network itself).
+    round differently; bounds are widened and every counterexample is re-run by the network itself); a ReLU of
+    the input or of another ReLU, and a ReLU at the output, get an identity layer.
     """
     Ws: list[FloatArray] = []
     bs: list[FloatArray] = []
@@ -129,13 +130,19 @@ def relu_chain(net: Network) -> Chain | None:
                 bs.append(b)
             open_affine = True
         elif isinstance(op, ReLU):
-            if not open_affine:
-                return None    # ReLU of the input or of a ReLU: not this chain's form
+            if not open_affine:     # a ReLU of the input or of a ReLU: an identity layer before it
+                n = net.dim(ins[0])
+                Ws.append(np.eye(n))
+                bs.append(np.zeros(n))
             open_affine = False
         else:
             return None
-    if not Ws or not open_affine or prev != net.output:
+    if not Ws or prev != net.output:
         return None
+    if not open_affine:             # the output is a ReLU: an identity layer after it
+        n = net.dim(net.output)
+        Ws.append(np.eye(n))
+        bs.append(np.zeros(n))
     return Chain(Ws, bs)
 
 
