@@ -409,7 +409,7 @@ class _Question:
                                   workers=workers, seed=seed)
         self.res.notes.extend(out.notes)
         self.res.notes.append(f"branch and bound: {out.boxes} boxes, {out.leaves} MILP leaves, depth "
-                              f"{out.max_depth}, {out.seconds:.2f}s")
+                              f"{out.max_depth}")
         self.res.bounds = {"method": "branch_and_bound", "boxes": out.boxes, "leaves": out.leaves,
                            "max_depth": out.max_depth, "open_boxes": out.open_boxes}
         cr = CaseResult("all cases", out.bound, None, "bab", status=out.result, seconds=out.seconds)
