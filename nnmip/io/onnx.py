@@ -26,20 +26,27 @@ Export (:func:`export_onnx`, :func:`to_onnx`)
     row in batches of different sizes).
 
 Import (:func:`import_onnx`)
-    Reads fixed-weight MLPs: ``Gemm`` (``alpha``, ``beta``, ``transA=0``, ``transB``; ``C`` optional),
-    ``MatMul`` optionally followed by ``Add`` of a constant (either operand order), ``Relu``, ``Sign``,
-    ``Identity``, ``Flatten``/``Reshape`` that keep ``[N, d]`` (dropped), the exported step pattern
-    ``Cast(Greater(a, 0))`` (also ``Where(Greater(a, 0), 1, 0)``), the exported sign pattern
-    ``Where(Greater(a, 0), 1, -1)``, and the exported scaling prefix ``Sub``/``Div`` by constants on the
-    input, which is returned as a :class:`Scaler`.  Weights come from initializers or ``Constant`` nodes.
-    ONNX ``Sign`` becomes nnmip ``sign``; the two differ at exactly 0 (ONNX 0, nnmip -1).
+    Reads networks as the VNN-COMP benchmarks ship them (``.onnx`` or ``.onnx.gz``): an input of any rank whose
+    symbolic first axis is read as a batch of 1, flattened in C order.  Every tensor is tracked as an affine
+    function of IR nodes (``_Lin``): shape operators change its shape, constants (Add/Sub/Mul/Div, Pad,
+    BatchNormalization) and weights (MatMul, Gemm, Conv, AveragePool) compose into its map, and an activation
+    (Relu, Sign, the step and sign patterns ``Cast(Greater(a, 0))`` and ``Where(Greater(a, 0), 1, -1)``), a
+    MaxPool or the output turns it into IR nodes: a dense layer (holding a scipy.sparse matrix when sparse, e.g.
+    a convolution) per weight-bearing ONNX node, and a sum node where two computed tensors are added (residual
+    connections).  Nodes whose inputs are all constants are evaluated with onnx's reference evaluator.  A final
+    Softmax, LogSoftmax, Sigmoid, ArgMax or ZipMap is cut off with a note on the network (:attr:`Network.notes`).
+    A ``Sub``/``Div`` scaling right before the first dense layer of an ``[N, d]`` input is returned as a
+    :class:`Scaler` (the exported scaling prefix).  ONNX ``Sign`` becomes nnmip ``sign``; the two differ at
+    exactly 0 (ONNX 0, nnmip -1).  See docs/verification.md for the table of operators.
 
-    Only the nodes that compute the primary output (the graph output named ``output``, else the first
-    one) are read; other branches such as the exported ``label`` are ignored.  Layer names are derived from
-    the ONNX node names (else output names) and made LP-safe and unique; the input is named ``x``.
+    Only the nodes that compute the primary output (the graph output named ``output``, else the first float
+    tensor output, else a ZipMap's) are read; other branches such as the exported ``label`` are ignored.  Layer
+    names are derived from the ONNX node names (else output names) and made LP-safe and unique; the input is
+    named ``x``.
 
 Errors: :class:`OnnxImportError` ``E0701`` for an unsupported op, ``E0702`` for a graph nnmip cannot read
-(non-constant weights, branches, shapes that do not fit), ``E0703`` for a file that is not an ONNX model;
+(non-constant weights, products of two computed tensors, shapes that do not fit), ``E0703`` for a file that is
+not an ONNX model, ``E0704`` for NaN or infinite weights;
 :class:`nnmip.io.writers.ExportError` ``E0603`` for a target ending in ``.nnmip`` and ``E0606`` for a
 network that cannot be exported (weights not fixed, a scaler of the wrong width, an unsupported opset).
 """
@@ -71,11 +78,14 @@ from nnmip.ir.ops import Dense, Identity, Input, MaxPool, Op, ParamDomain, ReLU,
 __all__ = ["OnnxImportError", "export_onnx", "to_onnx", "import_onnx", "SUPPORTED_OPS", "MIN_OPSET"]
 
 MIN_OPSET = 13
-SUPPORTED_OPS = ("Gemm", "MatMul", "Add", "Relu", "Sign", "Identity", "Flatten", "Reshape", "Greater", "Cast",
-                 "Where", "Sub", "Div", "Constant")
-_SUPPORTED_HELP = ("help: nnmip imports fixed-weight MLPs built from Gemm, MatMul (+ Add), Relu, Sign, "
-                   "Identity, Flatten/Reshape that keep [N, d], Cast(Greater(a, 0)) (step), "
-                   "Where(Greater(a, 0), 1, -1) (sign) and a Sub/Div scaling of the input")
+SUPPORTED_OPS = ("Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Relu", "Sign", "Identity", "Dropout", "Cast",
+                 "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Shape", "Constant", "Conv",
+                 "BatchNormalization", "Pad", "AveragePool", "GlobalAveragePool", "MaxPool", "Greater", "Where",
+                 "Softmax", "LogSoftmax", "Sigmoid", "ArgMax", "ZipMap")
+_SUPPORTED_HELP = ("help: nnmip imports piecewise-linear networks: Gemm, MatMul, Conv, BatchNormalization, Add/Sub/"
+                   "Mul/Div with constants, Add/Sub of two computed tensors, Relu, Sign, MaxPool, AveragePool, Pad, "
+                   "shape operators (Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Identity, Dropout, Cast), "
+                   "step and sign patterns, and Softmax/Sigmoid/ArgMax/ZipMap as the last nodes")
 _FLOAT_TYPES = (TensorProto.DOUBLE, TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16)
 _META_SCALER_KIND = "nnmip.scaler_kind"
 _META_NETWORK = "nnmip.network"
