@@ -25,6 +25,8 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results-dir", metavar="D", help="where result files and summary.csv/json go "
                                                       "(default vnncomp_results/FAMILY)")
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="instances run at once (default 1)")
+    p.add_argument("--scheduler", metavar="ADDR",
+                   help="run the instances on a Dask cluster (tcp://host:8786, or 'local'); needs nnmip[dask]")
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="branch-and-bound processes per instance (default 1)")
     p.add_argument("--timeout", type=float, metavar="T", help="every instance's timeout, instead of the list's")
@@ -57,7 +59,8 @@ def cmd_vnncomp(a: argparse.Namespace) -> int:
 
     results, out = run_family(a.bench, instances_csv=a.instances, results_dir=a.results_dir, jobs=a.jobs,
                               workers=a.workers, timeout=a.timeout, timeout_scale=a.timeout_scale,
-                              sample=a.sample, seed=a.seed, solver=a.solver, progress=progress)
+                              sample=a.sample, seed=a.seed, solver=a.solver, progress=progress,
+                              scheduler=a.scheduler)
     counts = {w: sum(r.result == w for r in results) for w in ("sat", "unsat", "timeout", "unknown")}
     loaded = sum(r.loaded for r in results)
     print(f"{len(results)} instances, {loaded} loaded: {counts['sat']} sat, {counts['unsat']} unsat, "

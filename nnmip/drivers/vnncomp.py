@@ -8,8 +8,8 @@ instance holds the competition's words: ``sat`` followed by the counterexample `
 is in the summary).
 
 :func:`run_family` returns one :class:`InstanceResult` per instance and writes ``summary.csv`` and
-``summary.json`` in the results folder.  Instances run ``jobs`` at a time through
-:func:`run_instances`, a minimal pool of processes (``concurrent.futures``) over a picklable task.
+``summary.json`` in the results folder.  Instances run ``jobs`` at a time on the shared executor
+(:mod:`nnmip.drivers.executor`: local processes, or a Dask cluster) over a picklable task.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -181,18 +180,20 @@ def run_instance(task: Task) -> InstanceResult:
                           round(seconds, 3), loaded, str(res_file), note, code, extra)
 
 
-def run_instances(tasks: Sequence[Task], jobs: int = 1,
-                  progress: Callable[[InstanceResult, int, int], None] | None = None) -> list[InstanceResult]:
-    """Run the tasks ``jobs`` at a time (each already is its own process; threads only wait on them)."""
-    out: list[InstanceResult | None] = [None] * len(tasks)
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(run_instance, t): i for i, t in enumerate(tasks)}
-        for done, fut in enumerate(as_completed(futures), 1):
-            r = fut.result()
-            out[futures[fut]] = r
-            if progress is not None:
-                progress(r, done, len(tasks))
-    return [r for r in out if r is not None]
+def run_instances(tasks: Sequence[Task], jobs: int = 1, progress: Callable[[InstanceResult, int, int], None] | None
+                  = None, scheduler: str | None = None) -> list[InstanceResult]:
+    """Run the tasks on :func:`nnmip.drivers.executor.make_executor` (``jobs`` local processes, or a Dask
+    ``scheduler``), ``jobs`` instances at a time; one result per task, in order.
+    """
+    from nnmip.drivers.executor import BatchState, Outcome, make_executor, unwrap
+
+    def report(state: BatchState, out: Outcome) -> None:
+        if progress is not None and out.ok:
+            progress(out.value, state.finished, state.total)
+
+    with make_executor(jobs=max(1, jobs), scheduler=scheduler) as ex:
+        outcomes = ex.map(run_instance, list(tasks), progress=report)
+    return unwrap(outcomes)
 
 
 def select(instances: list[Instance], sample: int | None, seed: int) -> list[Instance]:
@@ -208,8 +209,8 @@ def select(instances: list[Instance], sample: int | None, seed: int) -> list[Ins
 def run_family(bench: str | os.PathLike[str], *, instances_csv: str | os.PathLike[str] | None = None,
                results_dir: str | os.PathLike[str] | None = None, jobs: int = 1, workers: int = 1,
                timeout: float | None = None, timeout_scale: float = 1.0, sample: int | None = None, seed: int = 0,
-               solver: str = "highs", progress: Callable[[InstanceResult, int, int], None] | None = None
-               ) -> tuple[list[InstanceResult], Path]:
+               solver: str = "highs", progress: Callable[[InstanceResult, int, int], None] | None = None,
+               scheduler: str | None = None) -> tuple[list[InstanceResult], Path]:
     """Run a family; return the per-instance results and the results folder (with ``summary.csv/json``).
 
     Each instance's budget is its own timeout (``timeout`` replaces it, ``timeout_scale`` multiplies it).
@@ -224,7 +225,7 @@ def run_family(bench: str | os.PathLike[str], *, instances_csv: str | os.PathLik
     tasks = [Task(str(b), i, str(out), (timeout if timeout is not None else i.timeout) * timeout_scale, workers,
                   solver) for i in insts]
     t0 = time.monotonic()
-    results = run_instances(tasks, jobs, progress)
+    results = run_instances(tasks, jobs, progress, scheduler)
     write_summary(out, results, {"bench": str(b), "instances": str(csv_path), "jobs": jobs, "workers": workers,
                                  "timeout": timeout, "timeout_scale": timeout_scale, "sample": sample, "seed": seed,
                                  "solver": solver, "seconds": round(time.monotonic() - t0, 2)})
