@@ -442,9 +442,15 @@ class ModelBuilder:
         size = int(np.prod(shape, dtype=np.int64))
         lo = _fill(lb, shape)
         hi = _fill(ub, shape)
-        self._rows.append(np.asarray(rows, dtype=np.int64).ravel() + self._nrows)
-        self._cols.append(np.asarray(cols, dtype=np.int64).ravel())
-        self._vals.append(np.asarray(vals, dtype=np.float64).ravel())
+        r, j = _index_array(rows), _index_array(cols)
+        v = np.asarray(vals, dtype=np.float64).ravel()
+        if not (r.size == j.size == v.size):
+            raise ValueError(f"row block {node}__{role}: triplet arrays differ in length")
+        if r.size and (r.min() < 0 or r.max() >= size or j.min() < 0 or j.max() >= self._ncols):
+            raise ValueError(f"row block {node}__{role}: triplet index out of range")
+        self._rows.append(r)   # local row numbers, 0..size-1
+        self._cols.append(j)
+        self._vals.append(v)
         self._row_lb.append(lo)
         self._row_ub.append(hi)
         self._row_blocks.append(Block(node, role, self._nrows, shape))
@@ -483,31 +489,23 @@ class ModelBuilder:
         self.margins.append(Margin(rows, c, w))
 
     def build(self, sense: str = "min") -> MatrixModel:
+        """Assemble the model: one canonical CSR matrix (sorted, summed, no explicit zeros) with 32-bit indices
+        where they fit, built block by block from the collected triplets with one copy of each array.
+        """
         n, m = self._ncols, self._nrows
-
-        def cat(parts: list[np.ndarray], dtype: object) -> np.ndarray:
-            return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype=dtype)
-
-        rows = cat(self._rows, np.int64)
-        cols = cat(self._cols, np.int64)
-        vals = cat(self._vals, np.float64)
-        keep = vals != 0.0
-        A = sp.csr_array((vals[keep], (rows[keep], cols[keep])), shape=(m, n))
-        A.sum_duplicates()
-        A.eliminate_zeros()
         c = np.zeros(n)
         if self._obj_cols:
-            np.add.at(c, cat(self._obj_cols, np.int64), cat(self._obj_vals, np.float64))
+            c += np.bincount(np.concatenate(self._obj_cols), weights=np.concatenate(self._obj_vals), minlength=n)
         return MatrixModel(
             sense=sense,
             c=c,
             c0=float(self.c0),
-            A=A,
-            row_lb=cat(self._row_lb, np.float64),
-            row_ub=cat(self._row_ub, np.float64),
-            col_lb=cat(self._col_lb, np.float64),
-            col_ub=cat(self._col_ub, np.float64),
-            vtype=cat(self._vtype, "<U1") if self._vtype else np.zeros(0, dtype="<U1"),
+            A=_assemble_csr(self._rows, self._cols, self._vals, [b.size for b in self._row_blocks], m, n),
+            row_lb=_cat(self._row_lb, np.float64),
+            row_ub=_cat(self._row_ub, np.float64),
+            col_lb=_cat(self._col_lb, np.float64),
+            col_ub=_cat(self._col_ub, np.float64),
+            vtype=_cat(self._vtype, np.dtype("<U1")),
             col_blocks=tuple(self._col_blocks),
             row_blocks=tuple(self._row_blocks),
             cones=tuple(self.cones),
@@ -515,3 +513,61 @@ class ModelBuilder:
             notes=tuple(self.notes),
             name=self.name,
         )
+
+
+def _index_array(a: npt.ArrayLike) -> np.ndarray:
+    """A flat integer array of ``a`` (integer arrays are kept as they are, without a copy)."""
+    arr = np.asarray(a).ravel()
+    return arr if arr.dtype.kind == "i" else arr.astype(np.int64)
+
+
+def _cat(parts: list[np.ndarray], dtype: np.dtype | type) -> np.ndarray:
+    """One array of ``dtype`` from ``parts`` (a single copy)."""
+    if not parts:
+        return np.zeros(0, dtype=dtype)
+    return np.concatenate(parts, dtype=dtype, casting="same_kind")
+
+
+def _assemble_csr(rows: list[IntArray], cols: list[IntArray], vals: list[FloatArray], sizes: list[int], m: int,
+                  n: int) -> sp.csr_array:
+    """The canonical CSR array (sorted columns, duplicates summed, no explicit zeros) of the row blocks.
+
+    Block ``k`` holds COO triplets with local rows ``0..sizes[k]-1``; the blocks follow each other.  Most blocks
+    list their rows in order with increasing columns, so their triplets already are CSR arrays: ``indptr`` is a
+    cumulative row count and nothing is sorted.  Other blocks are made canonical one by one (scipy's linear
+    COO -> CSR, then ``sum_duplicates``).  The result equals ``coo -> csr, sum_duplicates, eliminate_zeros`` of
+    all triplets, entry for entry, and is assembled with one copy of each array.
+    """
+    nnz = sum(int(v.size) for v in vals)
+    idx: type = np.int32 if max(m, n, nnz) < np.iinfo(np.int32).max else np.int64
+    counts: list[np.ndarray] = []
+    indices: list[np.ndarray] = []
+    data: list[np.ndarray] = []
+    for r, j, v, size in zip(rows, cols, vals, sizes, strict=True):
+        zero = v == 0.0
+        if zero.any():
+            keep = ~zero
+            r, j, v = r[keep], j[keep], v[keep]
+        if r.size > 1:
+            r0, r1 = r[:-1], r[1:]
+            canonical = bool(np.all(r1 >= r0)) and bool(np.all((r1 > r0) | (j[1:] > j[:-1])))
+        else:
+            canonical = True
+        if canonical:
+            counts.append(np.bincount(r, minlength=size))
+            indices.append(j)
+            data.append(v)
+            continue
+        B = sp.csr_array(sp.coo_array((v, (r, j)), shape=(size, n)))
+        B.sum_duplicates()
+        B.eliminate_zeros()
+        counts.append(np.diff(B.indptr))
+        indices.append(B.indices)
+        data.append(B.data)
+    indptr: np.ndarray = np.zeros(m + 1, dtype=idx)
+    if counts:
+        np.cumsum(_cat(counts, idx), dtype=idx, out=indptr[1:])
+    A = sp.csr_array((_cat(data, np.float64), _cat(indices, idx), indptr), shape=(m, n), copy=False)
+    A.has_sorted_indices = True
+    A.has_canonical_format = True
+    return A

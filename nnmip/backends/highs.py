@@ -1,4 +1,4 @@
-"""HiGHS backend: the whole model goes to ``Highs.passModel`` as one ``HighsLp`` built from CSC arrays."""
+"""HiGHS backend: the whole model goes to ``Highs.passModel`` as numpy arrays (CSC matrix, integrality array)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from nnmip.backends._common import Capabilities, captured, finite, gap, import_solver, require_linear
 from nnmip.errors import SolverError
@@ -156,30 +155,32 @@ class HighsBackend:
 
     @staticmethod
     def _pass_model(h: Any, highspy: Any, model: MatrixModel) -> None:
-        inf = highspy.kHighsInf
-        A = sp.csc_array(model.A)
-        A.sort_indices()
-        lb, ub = model.col_lb.copy(), model.col_ub.copy()
+        """Hand the model over through the array overload of ``Highs.passModel`` (numpy in, no element loops).
+
+        The matrix goes column-wise (CSC with sorted row indices, 32-bit indices as HiGHS wants); the vectors are
+        passed as they are, since ``kHighsInf`` is IEEE infinity.  Binaries are integers on ``[0, 1]``.
+        """
+        A = model.A.tocsc()
+        if not A.has_sorted_indices:
+            A.sort_indices()
+        start = A.indptr.astype(np.int32, copy=False)
+        index = A.indices.astype(np.int32, copy=False)
+        lb, ub = model.col_lb, model.col_ub
         binary = model.vtype == "B"
-        lb[binary], ub[binary] = np.maximum(lb[binary], 0.0), np.minimum(ub[binary], 1.0)
-        lp = highspy.HighsLp()
-        lp.num_col_, lp.num_row_ = model.num_cols, model.num_rows
-        lp.col_cost_ = model.c.astype(np.float64)
-        lp.col_lower_ = np.where(np.isneginf(lb), -inf, lb)
-        lp.col_upper_ = np.where(np.isposinf(ub), inf, ub)
-        lp.row_lower_ = np.where(np.isneginf(model.row_lb), -inf, model.row_lb)
-        lp.row_upper_ = np.where(np.isposinf(model.row_ub), inf, model.row_ub)
-        lp.offset_ = float(model.c0)
-        lp.sense_ = highspy.ObjSense.kMaximize if model.sense == "max" else highspy.ObjSense.kMinimize
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = model.num_cols, model.num_rows
-        lp.a_matrix_.start_ = A.indptr.astype(np.int32)
-        lp.a_matrix_.index_ = A.indices.astype(np.int32)
-        lp.a_matrix_.value_ = A.data.astype(np.float64)
-        if model.is_mip:
-            kind = highspy.HighsVarType
-            lp.integrality_ = [kind.kContinuous if t == "C" else kind.kInteger for t in model.vtype]
-        status = h.passModel(lp)
+        if binary.any() and ((lb[binary] < 0.0).any() or (ub[binary] > 1.0).any()):
+            lb, ub = lb.copy(), ub.copy()
+            lb[binary], ub[binary] = np.maximum(lb[binary], 0.0), np.minimum(ub[binary], 1.0)
+        # the overload reads ``num_col`` integrality entries even for an LP: all continuous then
+        integrality = (model.vtype != "C").astype(np.int32) * int(highspy.HighsVarType.kInteger)
+        sense = highspy.ObjSense.kMaximize if model.sense == "max" else highspy.ObjSense.kMinimize
+        quiet = not model.is_mip and h.getOptionValue("output_flag")
+        if quiet:  # HiGHS warns that an all-continuous integrality array names no integer column
+            h.setOptionValue("output_flag", False)
+        status = h.passModel(model.num_cols, model.num_rows, int(A.nnz), int(highspy.MatrixFormat.kColwise),
+                             int(sense), float(model.c0), model.c, lb, ub, model.row_lb, model.row_ub,
+                             start, index, A.data, integrality)
+        if quiet:
+            h.setOptionValue("output_flag", True)
         if status.name == "kError":
             raise SolverError.at("E0501", "highs rejected the model in passModel")
 
