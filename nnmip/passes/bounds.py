@@ -257,43 +257,57 @@ def symbolic_bounds(net: Network, region: Region, node: str, bounds: BoundMap) -
     The network may be a DAG (residual sums): linear bounds are pushed back in reverse topological order, a sum
     node handing its coefficients to each of its inputs.  ``bounds`` must hold proven bounds of every node
     before ``node``; the result is sound and widened by the safety margin.
+
+    Both sides travel together.  Until the first unstable unit is met the upper and lower coefficients are the
+    same matrix and each product is formed once; units whose coefficients vanish on both sides (dead ReLUs, and
+    what feeds only them) are dropped from the next product, so a layer with many dead units costs accordingly
+    less.  The arithmetic is the same back-substitution term for term (only zero terms are skipped).
     """
     op = net.op(node)
     assert isinstance(op, Dense)
     n_out = op.n_out
     inf = (np.full(n_out, -np.inf), np.full(n_out, np.inf))
-    # pending linear bounds on each node: upper  sum_v Au[v] z_v + cu,  lower  sum_v Al[v] z_v + cl
-    Au: dict[str, FloatArray] = {}
-    Al: dict[str, FloatArray] = {}
+    # pending linear bounds on each node: upper  sum_v Au[v] z_v + cu,  lower  sum_v Al[v] z_v + cl;
+    # ``P[v] = (Au[v], Al[v])`` with ``Al[v] is Au[v]`` while both sides agree
+    P: dict[str, tuple[FloatArray, FloatArray]] = {}
     cu = op.b.astype(np.float64).copy()
     cl = cu.copy()
     src = net.inputs_of(node)[0]
-    Au[src] = _right_times(np.eye(n_out), op.matrix)
-    Al[src] = Au[src].copy()
+    first = _right_times(np.eye(n_out), op.matrix)
+    P[src] = (first, first)
     order = net.nodes
     pos = {n: i for i, n in enumerate(order)}
     x_node = net.input
 
-    def push(target: str, A: dict[str, FloatArray], M: FloatArray) -> None:
-        A[target] = A[target] + M if target in A else M
+    def push(target: str, mu: FloatArray, ml: FloatArray) -> None:
+        if target not in P:
+            P[target] = (mu, ml)
+            return
+        ou, ol = P[target]
+        nu = ou + mu
+        P[target] = (nu, nu) if (ou is ol and mu is ml) else (nu, ol + ml)
 
     for cur in sorted(set(order[:pos[node]]), key=lambda v: -pos[v]):
-        if cur not in Au:
+        if cur not in P:
             continue
         cop = net.op(cur)
         if isinstance(cop, Input):
             continue
-        au, al = Au.pop(cur), Al.pop(cur)
+        au, al = P.pop(cur)
+        shared = au is al
         srcs = net.inputs_of(cur)
         if isinstance(cop, Dense):
             bc = cop.b.astype(np.float64)
             cu, cl = cu + au @ bc, cl + al @ bc
-            push(srcs[0], Au, _right_times(au, cop.matrix))
-            push(srcs[0], Al, _right_times(al, cop.matrix))
+            if shared:
+                mu = _right_times_live(au, None, cop.matrix)
+                push(srcs[0], mu, mu)
+            else:
+                mu, ml = _right_times_live(au, al, cop.matrix)
+                push(srcs[0], mu, ml)
         elif isinstance(cop, Sum):
             for s_ in srcs:
-                push(s_, Au, au)
-                push(s_, Al, al)
+                push(s_, au, al)
         elif isinstance(cop, MaxPool):
             L, U = bounds[srcs[0]]
             if not (np.isfinite(L).all() and np.isfinite(U).all()):
@@ -303,27 +317,52 @@ def symbolic_bounds(net: Network, region: Region, node: str, bounds: BoundMap) -
             alp, aln = np.maximum(al, 0.0), np.minimum(al, 0.0)
             # upper: positive coefficients take the upper relaxation, negative ones the lower one
             cu = cu + aup @ const
-            push(srcs[0], Au, _right_times(aup, up) + _right_times(aun, low))
             cl = cl + aln @ const
-            push(srcs[0], Al, _right_times(alp, low) + _right_times(aln, up))
+            push(srcs[0], _right_times(aup, up) + _right_times(aun, low),
+                 _right_times(alp, low) + _right_times(aln, up))
         else:
             L, U = bounds[srcs[0]]
             if not (np.isfinite(L).all() and np.isfinite(U).all()):
                 return inf
             sl, tl, su, tu = _relaxation(cop, L, U)
+            if shared and np.array_equal(sl, su) and not tu.any() and not tl.any():
+                # every unit is stable (or its relaxation is the same line on both sides): one product
+                m = au * su
+                push(srcs[0], m, m)
+                continue
             # upper bound of sum_i Au_i y_i: Au_i >= 0 takes the upper relaxation, Au_i < 0 the lower one
             aup, aun = np.maximum(au, 0.0), np.minimum(au, 0.0)
             cu = cu + aup @ tu + aun @ tl
-            push(srcs[0], Au, aup * su + aun * sl)
-            alp, aln = np.maximum(al, 0.0), np.minimum(al, 0.0)
+            mu = aup * su + aun * sl
+            alp, aln = (aup, aun) if shared else (np.maximum(al, 0.0), np.minimum(al, 0.0))
             cl = cl + alp @ tl + aln @ tu
-            push(srcs[0], Al, alp * sl + aln * su)
+            push(srcs[0], mu, alp * sl + aln * su)
     lo_x, hi_x = bounds[x_node]
-    if x_node not in Au:      # the node does not depend on the input
+    if x_node not in P:      # the node does not depend on the input
         return widen(cl, cu)
-    _, up_ = _concretize(Au[x_node], region, lo_x, hi_x)
-    down, _ = _concretize(Al[x_node], region, lo_x, hi_x)
+    Au, Al = P[x_node]
+    _, up_ = _concretize(Au, region, lo_x, hi_x)
+    down, _ = _concretize(Al, region, lo_x, hi_x)
     return widen(down + cl, up_ + cu)
+
+
+def _right_times_live(au: FloatArray, al: FloatArray | None, M: Any) -> Any:
+    """``au @ M`` (and ``al @ M``), skipping the rows of ``M`` whose coefficients are zero on both sides.
+
+    Returns one array when ``al`` is None, else the pair.
+    """
+    live = np.any(au != 0.0, axis=0)
+    if al is not None:
+        live |= np.any(al != 0.0, axis=0)
+    if live.all():
+        if al is None:
+            return _right_times(au, M)
+        return _right_times(au, M), _right_times(al, M)
+    keep = np.flatnonzero(live)
+    Mk = M[keep] if sp.issparse(M) else M[keep, :]
+    if al is None:
+        return _right_times(au[:, keep], Mk)
+    return _right_times(au[:, keep], Mk), _right_times(al[:, keep], Mk)
 
 
 def _right_times(A: FloatArray, M: Any) -> FloatArray:

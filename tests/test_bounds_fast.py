@@ -1,0 +1,169 @@
+"""Symbolic bounds: the shared-side, live-column back-substitution gives the plain one's bounds (to rounding).
+
+``reference_symbolic_bounds`` is the straightforward back-substitution (both sides separately, every product
+in full) that the fast path must reproduce; sampled forward values must lie inside either.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pytest
+from verify_nets import mlp_layers
+
+from nnmip.drivers.verify import network_from_layers
+from nnmip.ir import spec as vs
+from nnmip.ir.network import Network
+from nnmip.ir.ops import Dense, Input, MaxPool, ParamDomain, ReLU, Sum
+from nnmip.passes.bounds import (
+    BoundMap,
+    FloatArray,
+    Interval,
+    Region,
+    _concretize,
+    _maxpool_relaxation,
+    _relaxation,
+    _right_times,
+    propagate_bounds,
+    symbolic_bounds,
+    tighten_bounds,
+    widen,
+)
+
+
+def reference_symbolic_bounds(net: Network, region: Region, node: str, bounds: BoundMap) -> Interval:
+    """The plain back-substitution, one side after the other, every product formed in full."""
+    op = net.op(node)
+    assert isinstance(op, Dense)
+    n_out = op.n_out
+    inf = (np.full(n_out, -np.inf), np.full(n_out, np.inf))
+    # pending linear bounds on each node: upper  sum_v Au[v] z_v + cu,  lower  sum_v Al[v] z_v + cl
+    Au: dict[str, FloatArray] = {}
+    Al: dict[str, FloatArray] = {}
+    cu = op.b.astype(np.float64).copy()
+    cl = cu.copy()
+    src = net.inputs_of(node)[0]
+    Au[src] = _right_times(np.eye(n_out), op.matrix)
+    Al[src] = Au[src].copy()
+    order = net.nodes
+    pos = {n: i for i, n in enumerate(order)}
+    x_node = net.input
+
+    def push(target: str, A: dict[str, FloatArray], M: FloatArray) -> None:
+        A[target] = A[target] + M if target in A else M
+
+    for cur in sorted(set(order[:pos[node]]), key=lambda v: -pos[v]):
+        if cur not in Au:
+            continue
+        cop = net.op(cur)
+        if isinstance(cop, Input):
+            continue
+        au, al = Au.pop(cur), Al.pop(cur)
+        srcs = net.inputs_of(cur)
+        if isinstance(cop, Dense):
+            bc = cop.b.astype(np.float64)
+            cu, cl = cu + au @ bc, cl + al @ bc
+            push(srcs[0], Au, _right_times(au, cop.matrix))
+            push(srcs[0], Al, _right_times(al, cop.matrix))
+        elif isinstance(cop, Sum):
+            for s_ in srcs:
+                push(s_, Au, au)
+                push(s_, Al, al)
+        elif isinstance(cop, MaxPool):
+            L, U = bounds[srcs[0]]
+            if not (np.isfinite(L).all() and np.isfinite(U).all()):
+                return inf
+            low, up, const = _maxpool_relaxation(cop, L, U)
+            aup, aun = np.maximum(au, 0.0), np.minimum(au, 0.0)
+            alp, aln = np.maximum(al, 0.0), np.minimum(al, 0.0)
+            # upper: positive coefficients take the upper relaxation, negative ones the lower one
+            cu = cu + aup @ const
+            push(srcs[0], Au, _right_times(aup, up) + _right_times(aun, low))
+            cl = cl + aln @ const
+            push(srcs[0], Al, _right_times(alp, low) + _right_times(aln, up))
+        else:
+            L, U = bounds[srcs[0]]
+            if not (np.isfinite(L).all() and np.isfinite(U).all()):
+                return inf
+            sl, tl, su, tu = _relaxation(cop, L, U)
+            # upper bound of sum_i Au_i y_i: Au_i >= 0 takes the upper relaxation, Au_i < 0 the lower one
+            aup, aun = np.maximum(au, 0.0), np.minimum(au, 0.0)
+            cu = cu + aup @ tu + aun @ tl
+            push(srcs[0], Au, aup * su + aun * sl)
+            alp, aln = np.maximum(al, 0.0), np.minimum(al, 0.0)
+            cl = cl + alp @ tl + aln @ tu
+            push(srcs[0], Al, alp * sl + aln * su)
+    lo_x, hi_x = bounds[x_node]
+    if x_node not in Au:      # the node does not depend on the input
+        return widen(cl, cu)
+    _, up_ = _concretize(Au[x_node], region, lo_x, hi_x)
+    down, _ = _concretize(Al[x_node], region, lo_x, hi_x)
+    return widen(down + cl, up_ + cu)
+
+
+def _compare(net: Network, region: vs.Region, seed: int) -> None:
+    rep = tighten_bounds(net, region, method="symbolic")
+    bm = rep.bounds
+    checked = 0
+    for n, op in net.items():
+        if not isinstance(op, Dense) or isinstance(net.op(net.inputs_of(n)[0]), Input):
+            continue
+        new = symbolic_bounds(net, region, n, bm)
+        ref = reference_symbolic_bounds(net, region, n, bm)
+        scale = 1e-9 * (1 + np.abs(ref[0]) + np.abs(ref[1]))
+        assert np.all(new[0] >= ref[0] - scale), n      # the same or tighter, to rounding
+        assert np.all(new[1] <= ref[1] + scale), n
+        np.testing.assert_allclose(new[0], ref[0], rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(new[1], ref[1], rtol=1e-9, atol=1e-9)
+        checked += 1
+    assert checked >= 1
+    vals = net.forward(region.sample(net.n_inputs, 3000, np.random.default_rng(seed)), all_nodes=True)
+    for n in net.nodes:
+        assert np.all(vals[n] >= bm[n][0] - 1e-9), n
+        assert np.all(vals[n] <= bm[n][1] + 1e-9), n
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_fast_back_substitution_matches_the_plain_one_on_random_mlps(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    sizes = [int(rng.integers(3, 9))] + [int(rng.integers(4, 20)) for _ in range(int(rng.integers(2, 5)))] + [3]
+    net = network_from_layers(mlp_layers(sizes, seed), "relu")
+    x0 = rng.random(sizes[0])
+    eps = float(rng.choice([0.02, 0.1, 0.3]))
+    region = vs.Region((vs.linf(x0, eps), vs.l2(x0, 2 * eps)), np.zeros(sizes[0]), np.ones(sizes[0]))
+    _compare(net, region, seed)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_fast_back_substitution_on_a_residual_max_pool_network(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+
+    def dense(n_in: int, n_out: int) -> Dense:
+        return Dense(n_in=n_in, n_out=n_out, weights=ParamDomain.fixed(rng.normal(size=(n_out, n_in))),
+                     bias=ParamDomain.fixed(0.1 * rng.normal(size=n_out)))
+
+    g = nx.DiGraph()
+    nodes = [("x", Input(dim=4), ()), ("h1", dense(4, 6), ("x",)), ("r1", ReLU(), ("h1",)),
+             ("h2", dense(6, 6), ("r1",)), ("s", Sum(), ("r1", "h2")),
+             ("p", MaxPool(index=np.array([[0, 1], [2, 3], [4, 5]])), ("s",)), ("h3", dense(3, 5), ("p",)),
+             ("r3", ReLU(), ("h3",)), ("o", dense(5, 2), ("r3",))]
+    for name, op, ins in nodes:
+        g.add_node(name, op=op, inputs=ins)
+        for i in ins:
+            g.add_edge(i, name)
+    net = Network(g, "dag")
+    x0 = rng.random(4)
+    _compare(net, vs.Region((vs.linf(x0, 0.2),), np.zeros(4), np.ones(4)), seed)
+
+
+def test_all_dead_layer_gives_constant_bounds() -> None:
+    """A hidden layer whose units are all dead: the next layer's bounds are its bias, exactly."""
+    layers = [(np.array([[1.0, 1.0], [2.0, -1.0]]), np.array([-10.0, -10.0])),
+              (np.array([[3.0, -2.0]]), np.array([0.5]))]
+    net = network_from_layers(layers, "relu")
+    region = vs.Region((vs.box(np.zeros(2), np.ones(2)),))
+    bm = propagate_bounds(net, region)
+    out = [n for n, op in net.items() if isinstance(op, Dense)][-1]
+    lo, hi = symbolic_bounds(net, region, out, bm)
+    assert lo[0] == pytest.approx(0.5, abs=1e-6)
+    assert hi[0] == pytest.approx(0.5, abs=1e-6)
