@@ -11,6 +11,7 @@ gradients of its weights and bias, and takes them explicitly: :meth:`Dense.affin
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, ClassVar
 
 import numpy as np
@@ -146,6 +147,12 @@ class Dense(Op):
         """The fixed weight matrix as held: a scipy.sparse csr array or a dense (n_out, n_in) array."""
         return self.sparse if self.sparse is not None else self.W
 
+    @cached_property
+    def _sparse_parts(self) -> tuple[Any, Any]:
+        """The positive and negative parts of the sparse matrix (computed once: bounds use them again and again)."""
+        S = sp.csr_array(self.sparse)
+        return S.maximum(0.0), S.minimum(0.0)
+
     @property
     def nnz(self) -> int:
         """Stored weights: non-zeros of a sparse matrix, else ``n_out * n_in``."""
@@ -186,8 +193,7 @@ class Dense(Op):
     def interval(self, lo: FloatArray, hi: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Interval product summed over inputs (exact for fixed weights: ``W+ lo + W- hi + b``)."""
         if self.sparse is not None:
-            S = sp.csr_array(self.sparse)
-            sp_, sn = S.maximum(0.0), S.minimum(0.0)
+            sp_, sn = self._sparse_parts
             with np.errstate(invalid="ignore"):
                 return (_times(sp_, lo) + _times(sn, hi) + self.b, _times(sp_, hi) + _times(sn, lo) + self.b)
         assert self.weights is not None
