@@ -102,3 +102,17 @@ def test_highs_receives_the_exact_model() -> None:
     assert lp.sense_ == highspy.ObjSense.kMaximize
     kinds = [int(t) for t in lp.integrality_]
     assert kinds == [0] * 5 + [int(highspy.HighsVarType.kInteger)] * 5
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_highs_hand_over_keeps_the_output_flag(verbose: bool) -> None:
+    highspy = pytest.importorskip("highspy")
+    from nnmip.backends.highs import HighsBackend, _option
+
+    b = ModelBuilder()
+    b.add_cols("x", "v", 2, lb=0.0, ub=1.0)
+    b.add_rows_coo("c", "rows", np.array([0, 0]), np.array([0, 1]), np.array([1.0, 1.0]), -np.inf, 1.0, 1)
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", verbose)
+    HighsBackend._pass_model(h, highspy, b.build())
+    assert _option(h, "output_flag") is verbose

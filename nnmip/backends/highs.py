@@ -44,6 +44,12 @@ _REPORT_EVERY = 0.5  # seconds between periodic progress reports
 
 
 
+def _option(h: Any, name: str) -> Any:
+    """An option's value (``getOptionValue`` returns ``(status, value)`` in recent highspy, the value in older ones)."""
+    got = h.getOptionValue(name)
+    return got[1] if isinstance(got, tuple) else got
+
+
 class HighsBackend:
     """MILP/LP through highspy (no cones)."""
 
@@ -173,7 +179,7 @@ class HighsBackend:
         # the overload reads ``num_col`` integrality entries even for an LP: all continuous then
         integrality = (model.vtype != "C").astype(np.int32) * int(highspy.HighsVarType.kInteger)
         sense = highspy.ObjSense.kMaximize if model.sense == "max" else highspy.ObjSense.kMinimize
-        quiet = not model.is_mip and h.getOptionValue("output_flag")
+        quiet = not model.is_mip and _option(h, "output_flag") is True
         if quiet:  # HiGHS warns that an all-continuous integrality array names no integer column
             h.setOptionValue("output_flag", False)
         status = h.passModel(model.num_cols, model.num_rows, int(A.nnz), int(highspy.MatrixFormat.kColwise),
