@@ -112,7 +112,7 @@ class _Checker:
             if not math.isfinite(float(x)):
                 self.err("E0108", f"{where} must be finite", v.span)
                 return None
-            if typ in ("int", "posint") and float(x) != int(x):
+            if typ in ("int", "posint") and not (isinstance(x, int) or float(x).is_integer()):
                 self.err("E0108", f"{where} must be an integer, got {x}", v.span)
                 return None
             if typ in ("posnum", "posint") and float(x) <= 0:
@@ -120,6 +120,10 @@ class _Checker:
                 return None
             if typ == "nonneg" and float(x) < 0:
                 self.err("E0109", f"{where} must not be negative, got {x}", v.span)
+                return None
+            if key == "seed" and not 0 <= float(x) < 2**32:
+                self.err("E0109", f"{where} must be between 0 and 2**32 - 1, got {x}", v.span,
+                         "help: seeds are non-negative integers such as 0, 1 or 42")
                 return None
             return int(x) if typ in ("int", "posint") else float(x)
         if typ == "str":
@@ -256,6 +260,17 @@ class _Checker:
         pre = Preprocess(scale=scale or "minmax", span=s.span, **pre_kw)
         return DataDecl(s.name, src, pre, s.span)
 
+    def fits(self, estimate: float, what: str, span: Span) -> bool:
+        """Whether ``estimate`` bytes fit the memory limit (else an ``E0430`` diagnostic; nothing is allocated)."""
+        from nnmip.io.files import human_bytes, memory_limit
+
+        if estimate <= memory_limit():
+            return True
+        self.err("E0430", f"{what} would need about {human_bytes(estimate)}, more than the limit of "
+                 f"{human_bytes(memory_limit())}", span,
+                 "help: make it smaller, or raise the limit with the environment variable NNMIP_MEMORY_LIMIT")
+        return False
+
     def resolve(self, path: str) -> Path:
         p = Path(path)
         return p if p.is_absolute() else self.base_dir / p
@@ -279,6 +294,8 @@ class _Checker:
         for prm in s.params:
             if prm.dim <= 0:
                 self.err("E0120", f"input '{prm.name}' must have a positive width, got {prm.dim}", prm.span)
+                continue
+            if not self.fits(16.0 * prm.dim, f"input '{prm.name}' of width {prm.dim}", prm.span):
                 continue
             lo = hi = None
             if isinstance(prm.domain, ast.Call):
@@ -358,6 +375,8 @@ class _Checker:
             if b is None or not self.known_node(nb, b["input"], b["__spans__"]["input"]):
                 return
             n_in, width = nb.dim(b["input"]), b["width"]
+            if not self.fits(24.0 * width * n_in, f"layer '{nd.name}' ({width} x {n_in} weights)", nd.span):
+                return
             w = self.param_domain(b["weights"], (width, n_in), "weights", nd.name) \
                 if b["weights"] is not None else DomainSpec("real", -1.0, 1.0)
             if b["bias"] is None:
@@ -491,10 +510,16 @@ class _Checker:
         if s.network not in networks:
             if s.network not in defined:
                 self.err("E0102", f"unknown network '{s.network}'", s.span)
+            elif s.network in data:
+                self.err("E0102", f"'{s.network}' is a data set, not a network", s.span,
+                         "help: write train <network> on <data>")
             ok = False
         if s.data not in data:
             if s.data not in defined:
                 self.err("E0102", f"unknown data '{s.data}'", s.span)
+            elif s.data in networks or s.data == s.network:
+                self.err("E0102", f"'{s.data}' is a network, not a data set", s.span,
+                         "help: write train <network> on <data>")
             ok = False
         loss = LossSpec("hamming", 1.0, s.span)
         eps: float | None = None

@@ -39,7 +39,7 @@ from nnmip.cli.common import (  # noqa: F401  (the exit codes are part of the in
     err,
     write_json,
 )
-from nnmip.errors import BackendUnavailable, NnmipError, SolverError
+from nnmip.errors import BackendUnavailable, Diagnostic, NnmipError, SolverError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,11 +94,11 @@ def _run(fn: Any, args: argparse.Namespace, run_scope: Any, interruptible: Any) 
             _maybe_json(args, {"status": "interrupted", "errors": []})
             return EXIT_INTERRUPT
         except (BackendUnavailable, SolverError) as exc:
-            err(_with_file_source(exc, args).render())
+            err(_with_help(_with_file_source(exc, args)).render())
             _maybe_json_error(args, exc)
             return EXIT_SOLVER
         except NnmipError as exc:
-            err(_with_file_source(exc, args).render())
+            err(_with_help(_with_file_source(exc, args)).render())
             _maybe_json_error(args, exc)
             return EXIT_INPUT
         except BrokenPipeError:  # pragma: no cover
@@ -117,6 +117,18 @@ def _run(fn: Any, args: argparse.Namespace, run_scope: Any, interruptible: Any) 
                 "note: this is a bug in nnmip; run again with --log-level DEBUG to see where it happened",
                 "help: please report it with the command and its input files"]).render())
             return EXIT_INTERNAL
+
+
+def _with_help(exc: NnmipError) -> NnmipError:
+    """Give every diagnostic a ``help:`` line: one pointing at its entry in docs/errors.md when it has none."""
+    from dataclasses import replace
+
+    if not exc.diagnostics:
+        exc.diagnostics = (Diagnostic(exc.code, str(exc)),)
+    exc.diagnostics = tuple(d if any(n.startswith("help:") for n in d.notes) else
+                            replace(d, notes=(*d.notes, f"help: see {d.code} in docs/errors.md"))
+                            for d in exc.diagnostics)
+    return exc
 
 
 def _with_file_source(exc: NnmipError, args: argparse.Namespace) -> NnmipError:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from nnmip.errors import NnmipError
+from nnmip.errors import Diagnostic, NnmipError, Span
 from nnmip.solution import Progress, Status
 
 EXIT_OK, EXIT_UNSOLVED, EXIT_INPUT, EXIT_SOLVER, EXIT_INTERNAL, EXIT_INTERRUPT = 0, 1, 2, 3, 4, 130
@@ -117,6 +117,18 @@ def interruptible() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def located(exc: NnmipError, span: Span, source: str | None) -> NnmipError:
+    """``exc`` with its unlocated diagnostics placed at ``span`` (the statement that named the file)."""
+    from dataclasses import replace
+
+    if not span.known or any(d.span.known for d in exc.diagnostics):
+        return exc
+    exc.diagnostics = tuple(replace(d, span=span) for d in exc.diagnostics) or (
+        Diagnostic(exc.code, str(exc), span),)
+    exc.source = source
+    return exc
 
 
 def add_solver_args(p: argparse.ArgumentParser) -> None:
@@ -238,7 +250,7 @@ def preflight(a: argparse.Namespace, inputs: Iterable[str | None] = (),
     seen: dict[str, str] = {}
     for option, value in (outputs or {}).items():
         for path in ([value] if isinstance(value, str) else (value or [])):
-            if not path or path == "-":
+            if path is None or path == "-":
                 continue
             target = str(check_writable(path, option))
             if target in seen:

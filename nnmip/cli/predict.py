@@ -52,14 +52,16 @@ def cmd_predict(a: argparse.Namespace) -> int:
     if y_raw is not None:
         known = np.asarray(classes) if classes is not None else np.arange(net.n_outputs)
         try:
-            y_cmp = np.asarray(y_raw).astype(known.dtype) if known.dtype.kind in "biuf" else np.asarray(y_raw)
-            unknown = ~np.isin(y_cmp, known)
+            if known.dtype.kind in "biuf":
+                unknown = ~np.isin(np.asarray(y_raw, dtype=np.float64), known.astype(np.float64))
+            else:
+                unknown = ~np.isin(np.asarray(y_raw).astype(str), known.astype(str))
         except (TypeError, ValueError):
             unknown = np.ones(len(y_raw), dtype=bool)
         if unknown.any():
             i = int(np.argmax(unknown))
             raise DataError.at("E0312", f"label '{y_raw[i]}' in data row {i + 1} of '{a.data}' is not one of the "
-                               f"network's classes {known.tolist()}", notes=[
+                               f"network's classes {known.tolist()}", Span(file=a.data), notes=[
                                    "help: check --label (the column of the true label)"])
         out["accuracy"] = float(np.mean(np.asarray(labels, dtype=np.float64) == np.asarray(y_raw, dtype=np.float64)))
     if a.json:

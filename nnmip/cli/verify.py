@@ -30,7 +30,7 @@ from nnmip.cli.common import (
     make_executor_from_args,
     write_json,
 )
-from nnmip.errors import NnmipError
+from nnmip.errors import NnmipError, Span
 
 
 def _configure(p: argparse.ArgumentParser) -> None:
@@ -227,7 +227,9 @@ def _run_point(a: argparse.Namespace, net: Any, x0: np.ndarray, domain: Any, com
     from nnmip.ir import spec as vs
 
     if x0.size != net.n_inputs:
-        raise NnmipError.at("E0412", f"the point has {x0.size} entries but the network has {net.n_inputs} inputs")
+        where = Span(file=a.point) if a.point and Path(a.point).is_file() else Span()
+        raise NnmipError.at("E0412", f"the point has {x0.size} entries but the network has {net.n_inputs} inputs",
+                            where, notes=["help: give one value per network input"])
     if a.maximize or a.minimize:
         kind = "maximize" if a.maximize else "minimize"
         coef = _vector(a.maximize or a.minimize, "--maximize" if a.maximize else "--minimize")
@@ -247,7 +249,7 @@ def _run_points(a: argparse.Namespace, net: Any, domain: Any, common: dict[str, 
     X, y = load_points(a.points, label_column=col)
     if X.shape[1] != net.n_inputs:
         raise NnmipError.at("E0412", f"'{a.points}' has {X.shape[1]} features but the network has "
-                            f"{net.n_inputs} inputs", notes=["help: check --label-column"])
+                            f"{net.n_inputs} inputs", Span(file=a.points), notes=["help: check --label-column"])
     n_classes = max(2, net.n_outputs)
     if y is not None and y.size and (y.min() < 0 or y.max() >= n_classes):
         i = int(np.argmax((y < 0) | (y >= n_classes)))
@@ -314,7 +316,12 @@ def _run_file(a: argparse.Namespace, deadline: Any) -> int:
     results = []
     worst = EXIT_OK
     for spec in cp.verify_specs:
-        r = run_verify_spec(cp, spec, solver=a.solver, options=opts, tighten=a.tighten, deadline=deadline)
+        try:
+            r = run_verify_spec(cp, spec, solver=a.solver, options=opts, tighten=a.tighten, deadline=deadline)
+        except NnmipError as exc:   # a model or data file named by the statement: locate the error there
+            from nnmip.cli.common import located
+
+            raise located(exc, spec.span, cp.program.source) from None
         _say(a, f"{spec.name} (line {spec.span.line}): {_summary(r)}")
         if r.result == "counterexample" and r.counterexample is not None:
             _say(a, "  counterexample: " + " ".join(f"{v:.9g}" for v in r.counterexample))

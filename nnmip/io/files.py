@@ -227,9 +227,9 @@ def read_number_table(path: str | os.PathLike[str], delimiter: str | None = None
     return table
 
 
-def numeric_array(a: np.ndarray, name: str, span: Span | None = None) -> np.ndarray:
-    """``a`` as finite float64, or a located ``DataError`` (``E0302`` not numbers, ``E0303`` NaN/infinity)."""
-    sp = span or Span(file=name)
+def numeric_array(a: np.ndarray, name: str, file: str = "") -> np.ndarray:
+    """``a`` as finite float64, or a ``DataError`` naming ``file`` (``E0302`` not numbers, ``E0303`` NaN/infinity)."""
+    sp = Span(file=file)
     if a.dtype.kind not in "biuf":
         raise DataError.at("E0302", f"{name} does not hold numbers (dtype {a.dtype})", sp,
                            ["help: store plain numeric arrays"])

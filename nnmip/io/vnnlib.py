@@ -114,6 +114,48 @@ def _err(code: str, msg: str, tok: _Tok | None, file: str, *notes: str) -> Vnnli
     return e
 
 
+MAX_DEPTH = 200                       # deeper formulas are refused (E0711)
+MAX_TEXT_BYTES = 256 * 1024 * 1024    # so are larger (decompressed) files
+
+
+def _read(file: str) -> str:
+    """The text of a ``.vnnlib`` file, gzip-compressed or not; UTF-8, or Latin-1 when it is not (comments only)."""
+    import io
+    import zlib
+
+    from nnmip.io.safe import note_input
+
+    note_input(file)
+    p = Path(file)
+    try:
+        if p.is_dir():
+            raise _err("E0710", f"'{file}' is a folder, not a VNN-LIB file", None, file)
+        if p.stat().st_size > MAX_TEXT_BYTES:
+            raise _err("E0711", f"'{file}' is larger than {MAX_TEXT_BYTES} bytes", None, file)
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise _err("E0710", f"cannot read '{file}': {exc.strerror or exc}", None, file,
+                   "help: check the path of the property file") from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            with gzip.GzipFile(fileobj=io.BytesIO(raw)) as gz:
+                raw = gz.read(MAX_TEXT_BYTES + 1)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise _err("E0710", f"'{file}' is not a readable gzip file: {exc}", None, file) from None
+        if len(raw) > MAX_TEXT_BYTES:
+            raise _err("E0711", f"'{file}' decompresses to more than {MAX_TEXT_BYTES} bytes", None, file)
+    for bom, enc in ((b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16")):
+        if raw.startswith(bom):
+            raise _err("E0710", f"'{file}' is {enc} text", None, file, "help: save the property as UTF-8 or ASCII")
+    if b"\x00" in raw:
+        line = raw.count(b"\n", 0, raw.index(b"\x00")) + 1
+        raise _err("E0710", f"'{file}' holds a NUL byte on line {line}: it is not a text file", None, file)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")   # non-UTF-8 bytes in comments are harmless; elsewhere they are bad tokens
+
+
 def _sexprs(toks: list[_Tok], file: str) -> list[object]:
     stack: list[list[object]] = [[]]
     opens: list[_Tok] = []
@@ -121,6 +163,9 @@ def _sexprs(toks: list[_Tok], file: str) -> list[object]:
         if t.text == "(":
             stack.append([t])
             opens.append(t)
+            if len(stack) > MAX_DEPTH:
+                raise _err("E0711", f"formulas nested more than {MAX_DEPTH} deep", t, file,
+                           "help: write the property in disjunctive normal form (or (and ...) ...)")
         elif t.text == ")":
             if len(stack) == 1:
                 raise _err("E0710", "unbalanced ')'", t, file)
@@ -140,15 +185,7 @@ def parse_vnnlib(source: str | os.PathLike[str], text: str | None = None) -> Vnn
     """
     file = os.fspath(source)
     if text is None:
-        try:
-            data = Path(file).read_bytes()
-            if data[:2] == b"\x1f\x8b":      # gzip magic
-                data = gzip.decompress(data)
-            text = data.decode("utf-8")
-        except OSError as exc:
-            raise _err("E0710", f"cannot read '{file}': {exc.strerror or exc}", None, file) from None
-        except (UnicodeDecodeError, EOFError, gzip.BadGzipFile) as exc:
-            raise _err("E0710", f"cannot read '{file}' as text: {exc}", None, file) from None
+        text = _read(file)
     toks = _tokens(text)
     exprs = _sexprs(toks, file)
     declared: dict[tuple[str, int], _Tok] = {}
@@ -188,9 +225,13 @@ def parse_vnnlib(source: str | os.PathLike[str], text: str | None = None) -> Vnn
                     raise _err("E0710", f"'{e.text}' is not declared", e, file)
                 return _Lin.of({key: 1.0}, 0.0)
             try:
-                return _Lin.of({}, float(e.text))
+                value = float(e.text)
             except ValueError:
                 raise _err("E0710", f"'{e.text}' is neither a number nor a declared variable", e, file) from None
+            if not np.isfinite(value):
+                raise _err("E0711", f"'{e.text[:40]}' is not a finite number", e, file,
+                           "help: bounds and coefficients must be finite")
+            return _Lin.of({}, value)
         assert isinstance(e, list)
         if len(e) < 2 or not isinstance(e[1], _Tok):
             raise _err("E0710", "expected a term", e[0] if e else None, file)  # type: ignore[arg-type]

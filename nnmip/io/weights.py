@@ -32,7 +32,7 @@ from nnmip.ir.ops import Dense
 __all__ = ["save_npz", "load_npz", "read_extra", "WeightsError", "FORMAT"]
 
 FORMAT = "nnmip-weights/1"
-_HELP = "help: write the file with nnmip.io.weights.save_npz (nnmip train --save-weights W.npz)"
+_HELP = "help: write the file with nnmip.io.weights.save_npz (nnmip solve --save-weights W.npz)"
 
 
 class WeightsError(NnmipError, ValueError):

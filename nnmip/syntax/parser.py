@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -57,13 +58,14 @@ def _parser() -> Lark:
 
 def parse(text: str, file: str = "<input>") -> ast.Program:
     """Parse ``text`` into a :class:`~nnmip.syntax.ast.Program`; raise ``NnmipSyntaxError`` when it is not valid."""
+    _check_size(text, file)
     try:
         tree = _parser().parse(text)
     except UnexpectedInput as exc:
         raise _syntax_error(exc, text, file) from None
     try:
         program = ToAst(file).transform(tree)
-    except VisitError as exc:  # pragma: no cover - ToAst does not validate
+    except VisitError as exc:  # ToAst refuses numbers that are too long
         orig = exc.orig_exc
         if isinstance(orig, NnmipError):
             raise orig.with_source(text) from None
@@ -71,10 +73,58 @@ def parse(text: str, file: str = "<input>") -> ast.Program:
     return ast.Program(program.items, file=file, source=text)
 
 
+MAX_FILE_BYTES = 16 * 1024 * 1024   # larger .nnmip files are refused (E0005)
+MAX_DEPTH = 100            # brackets nested deeper are refused (E0005)
+MAX_NUMBERS = 100_000      # so are files with more number literals (E0005): large arrays belong in .npz files
+_NUMBER = re.compile(r"(?<![A-Za-z_0-9.])[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def _check_size(text: str, file: str) -> None:
+    """Refuse, before parsing, nesting deeper than ``MAX_DEPTH`` and more than ``MAX_NUMBERS`` numbers."""
+    depth, line, col, in_str, in_comment = 0, 1, 0, False, False
+    prev = ""
+    for ch in text:
+        col += 1
+        if ch == "\n":
+            line, col, in_comment = line + 1, 0, False
+        elif in_comment:
+            pass
+        elif in_str:
+            if ch == '"' and prev != "\\":
+                in_str = False
+        elif ch == "#":
+            in_comment = True
+        elif ch == '"':
+            in_str = True
+        elif ch in "([{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise NnmipSyntaxError.at("E0005", f"brackets nested more than {MAX_DEPTH} deep",
+                                          Span(line, col, line, col + 1, file),
+                                          [f"help: nnmip reads at most {MAX_DEPTH} nested brackets; flatten the "
+                                           "value or load it from an .npz file with load(...)"], source=text)
+        elif ch in ")]}":
+            depth = max(depth - 1, 0)
+        prev = "" if prev == "\\" and ch == "\\" else ch
+    if len(text) > 2 * MAX_NUMBERS:
+        count = sum(1 for _ in _NUMBER.finditer(text))
+        if count > MAX_NUMBERS:
+            raise NnmipSyntaxError.at("E0005", f"the file holds {count} numbers, more than {MAX_NUMBERS}",
+                                      Span(file=file),
+                                      ["help: put large arrays in an .npz file and read them with "
+                                       "load(\"file.npz\", \"key\")"])
+
+
 def parse_file(path: str | Path) -> ast.Program:
     """Parse a ``.nnmip`` file; errors carry the file name and the source text."""
     p = Path(path)
     try:
+        if p.is_file() and p.stat().st_size > MAX_FILE_BYTES:
+            raise NnmipSyntaxError.at("E0005", f"file '{p}' has {p.stat().st_size} bytes, more than "
+                                      f"{MAX_FILE_BYTES}", Span(file=str(path)),
+                                      ["help: a .nnmip file describes the task; large arrays belong in .npz files"])
+        if p.is_dir():
+            raise NnmipError.at("E0002", f"'{p}' is a folder, not a .nnmip file")
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise NnmipError.at("E0002", f"file '{p}' does not exist") from None

@@ -10,6 +10,9 @@ from lark import Token, Transformer, v_args
 from nnmip.errors import NnmipSyntaxError, Span
 from nnmip.syntax import ast
 
+MAX_INT_DIGITS = 30        # larger integer literals are refused (E0004)
+MAX_NUMBER_CHARS = 400     # so are longer real literals
+
 
 @v_args(inline=True, meta=True)
 class ToAst(Transformer[Token, ast.Program]):
@@ -25,6 +28,11 @@ class ToAst(Transformer[Token, ast.Program]):
     # values
     def number(self, meta: Any, tok: Token) -> ast.Num:
         text = str(tok)
+        digits = len(text.lstrip("+-"))
+        if (tok.type == "INT_NUMBER" and digits > MAX_INT_DIGITS) or digits > MAX_NUMBER_CHARS:
+            raise NnmipSyntaxError.at("E0004", f"number with {digits} characters is too long", self._span(meta),
+                                      [f"help: integers have at most {MAX_INT_DIGITS} digits; write large or "
+                                       "precise values as reals (1e30)"])
         value: int | float = int(text) if tok.type == "INT_NUMBER" else float(text)
         return ast.Num(value, span=self._span(meta))
 
@@ -64,6 +72,9 @@ class ToAst(Transformer[Token, ast.Program]):
         return ast.DataStmt(str(name), tuple(calls), span=self._span(meta))
 
     def param(self, meta: Any, name: Token, dim: Token, domain: ast.Domain | ast.Call | None = None) -> ast.Param:
+        if len(str(dim).lstrip("+-")) > MAX_INT_DIGITS:
+            raise NnmipSyntaxError.at("E0004", f"input width with {len(str(dim))} digits is too long",
+                                      self._span(meta), [f"help: integers have at most {MAX_INT_DIGITS} digits"])
         return ast.Param(str(name), int(dim), domain, span=self._span(meta))
 
     def node_def(self, meta: Any, name: Token, call: ast.Call) -> ast.NodeDef:
