@@ -158,3 +158,35 @@ class NoSolutionError(NnmipError, RuntimeError):
     """The solve ended without a solution (infeasible, unbounded, or a time limit without an incumbent)."""
 
     code = "E0502"
+
+
+class ParameterError(NnmipError, ValueError):
+    """A Python API argument has a value that cannot be used; the message names the argument."""
+
+    code = "E0109"
+
+    @classmethod
+    def of(cls, name: str, message: str, hint: str = "") -> ParameterError:
+        """``argument 'name' ...`` with code ``E0109`` and a help line."""
+        e = cls.at("E0109", f"argument '{name}' {message}", notes=[f"help: {hint or 'see the function docstring'}"])
+        assert isinstance(e, ParameterError)
+        return e
+
+
+def check_number(name: str, value: object, *, low: float | None = 0.0, strict: bool = False,
+                 none: bool = False, integer: bool = False) -> None:
+    """Refuse a Python API number that is missing, not a real number, not finite, or below ``low``."""
+    import math
+    import numbers
+
+    if value is None and none:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ParameterError.of(name, f"must be a number, got {value!r}")
+    x = float(value)
+    if not math.isfinite(x):
+        raise ParameterError.of(name, f"must be finite, got {value!r}")
+    if integer and not x.is_integer():
+        raise ParameterError.of(name, f"must be a whole number, got {value!r}")
+    if low is not None and (x < low or (strict and x == low)):
+        raise ParameterError.of(name, f"must be {'greater than' if strict else 'at least'} {low:g}, got {value!r}")

@@ -26,7 +26,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from nnmip.drivers.train import TrainResult
-from nnmip.errors import NoSolutionError
+from nnmip.errors import NoSolutionError, ParameterError, check_number
 from nnmip.io.data import Scaler
 from nnmip.ir.builder import DomainSpec, NetworkBuilder
 from nnmip.ir.network import Network
@@ -35,6 +35,13 @@ from nnmip.solution import SolveOptions
 log = logging.getLogger(__name__)
 
 STRATEGIES = ("exact", "split", "local_search")
+
+
+def _bad(message: str) -> ParameterError:
+    """A bad estimator parameter (``E0109``, a ``ValueError`` as scikit-learn expects)."""
+    e = ParameterError.at("E0109", message, notes=["help: see help(BinarizedNetworkClassifier) for the parameters"])
+    assert isinstance(e, ParameterError)
+    return e
 _DOMAIN = re.compile(r"^\s*(real|int)\s*\[\s*([-+0-9.eE]+)\s*,\s*([-+0-9.eE]+)\s*\]\s*$")
 
 
@@ -43,12 +50,15 @@ def parse_domain(spec: str | tuple[str, float, float], what: str) -> DomainSpec:
     if isinstance(spec, str):
         m = _DOMAIN.match(spec)
         if m is None:
-            raise ValueError(f"{what} must look like 'real[-1, 1]' or 'int[-1, 1]', got {spec!r}")
+            raise _bad(f"{what} must look like 'real[-1, 1]' or 'int[-1, 1]', got {spec!r}")
         kind, lo, hi = m.group(1), float(m.group(2)), float(m.group(3))
     else:
-        kind, lo, hi = spec[0], float(spec[1]), float(spec[2])
+        try:
+            kind, lo, hi = spec[0], float(spec[1]), float(spec[2])
+        except (TypeError, ValueError, IndexError, KeyError):
+            raise _bad(f"{what} must look like 'real[-1, 1]' or ('int', -1, 1), got {spec!r}") from None
     if kind not in ("real", "int") or not lo <= hi or not (np.isfinite(lo) and np.isfinite(hi)):
-        raise ValueError(f"{what} must be a finite real or int domain with lo <= hi, got {spec!r}")
+        raise _bad(f"{what} must be a finite real or int domain with lo <= hi, got {spec!r}")
     return DomainSpec(kind, lo, hi)
 
 
@@ -159,12 +169,19 @@ class BinarizedNetworkClassifier(ClassifierMixin, BaseEstimator):
     def build_network(self, n_features: int, n_classes: int) -> Network:
         """The untrained network for ``n_features`` inputs and ``n_classes`` classes."""
         if self.activation not in ("step", "sign"):
-            raise ValueError(f"activation must be 'step' or 'sign', got {self.activation!r}")
+            raise _bad(f"activation must be 'step' or 'sign', got {self.activation!r}")
         if self.loss not in ("hamming", "hinge", "zero_one"):
-            raise ValueError(f"loss must be 'hamming', 'hinge' or 'zero_one', got {self.loss!r}")
-        widths = tuple(int(w) for w in np.atleast_1d(np.asarray(self.hidden, dtype=np.int64)))
-        if any(w < 1 for w in widths):
-            raise ValueError(f"hidden widths must be positive, got {self.hidden!r}")
+            raise _bad(f"loss must be 'hamming', 'hinge' or 'zero_one', got {self.loss!r}")
+        try:
+            widths = tuple(int(w) for w in np.atleast_1d(np.asarray(self.hidden, dtype=np.int64)))
+        except (TypeError, ValueError, OverflowError):
+            raise _bad(f"hidden must be a width or a tuple of widths, got {self.hidden!r}") from None
+        if not widths or any(w < 1 for w in widths):
+            raise _bad(f"hidden widths must be positive, got {self.hidden!r}")
+        from nnmip.io.files import check_memory
+
+        sizes = (n_features, *widths, max(n_classes, 2))
+        check_memory(24.0 * sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True)), "the network's weights")
         w_dom = parse_domain(self.weights, "weights")
         b_dom = parse_domain(self.bias, "bias")
         o_dom = w_dom if self.output_weights is None else parse_domain(self.output_weights, "output_weights")
@@ -187,12 +204,19 @@ class BinarizedNetworkClassifier(ClassifierMixin, BaseEstimator):
         check_classification_targets(y)
         self.classes_, y_idx = np.unique(y, return_inverse=True)
         if self.classes_.size < 2:
-            raise ValueError(f"the classifier needs at least 2 classes in the data, got 1 class: "
+            raise _bad(f"the classifier needs at least 2 classes in the data, got 1 class: "
                              f"{self.classes_[0]!r}")
         if self.scale not in ("minmax", "none"):
-            raise ValueError(f"scale must be 'minmax' or 'none', got {self.scale!r}")
+            raise _bad(f"scale must be 'minmax' or 'none', got {self.scale!r}")
         if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+            raise _bad(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        check_number("margin", self.margin, strict=True)
+        check_number("eps", self.eps, none=True)
+        check_number("time_limit", self.time_limit, strict=True, none=True)
+        check_number("time_budget", self.time_budget, strict=True, none=True)
+        check_number("seed", self.seed, integer=True)
+        if not isinstance(self.solver, str):
+            raise _bad(f"solver must be a solver name such as 'highs', got {self.solver!r}")
         self.scaler_ = Scaler.fit(self.scale, X)
         Xs = self.scaler_.transform(X)
         net = self.build_network(X.shape[1], int(self.classes_.size))

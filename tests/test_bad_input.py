@@ -704,7 +704,162 @@ def flag_cases() -> list[Case]:
     return [Case(f"flag-{k}", argv, files, code, exit=ex, symlinks=links) for k, (argv, code, ex) in FLAGS.items()]
 
 
-CASES = language_cases() + data_cases() + onnx_cases() + vnnlib_cases() + flag_cases()
+# The Python API: every bad argument is an NnmipError with a code that names the argument.
+def _train(**kw: object) -> Callable[[Path], object]:
+    def call(tmp: Path) -> object:
+        from nnmip.check import check
+        from nnmip.drivers.train import train_network
+        from nnmip.syntax import parse
+
+        cp = check(parse(PROG, "prog.nnmip"), tmp)
+        X = np.array([[0.1, 0.2], [0.9, 0.8], [0.2, 0.1], [0.8, 0.9]])
+        y = np.array([0, 1, 0, 1])
+        args: dict[str, object] = dict(loss="hamming", solver="highs")
+        args.update(kw)
+        Xa = args.pop("X", X)
+        ya = args.pop("y", y)
+        nc = args.pop("n_classes", 2)
+        return train_network(cp.networks["n"], Xa, ya, nc, **args)  # type: ignore[arg-type]
+    return call
+
+
+def _estimator(**kw: object) -> Callable[[Path], object]:
+    def call(tmp: Path) -> object:
+        from nnmip.sklearn import BinarizedNetworkClassifier
+
+        X = kw.pop("X", np.array([[0.1, 0.2], [0.9, 0.8], [0.2, 0.1], [0.8, 0.9]]))
+        y = kw.pop("y", np.array([0, 1, 0, 1]))
+        return BinarizedNetworkClassifier(**kw).fit(X, y)  # type: ignore[arg-type]
+    return call
+
+
+def _verify(sets: Callable[[], object], prop: Callable[[], object], **kw: object) -> Callable[[Path], object]:
+    def call(tmp: Path) -> object:
+        from nnmip.drivers.verify import verify
+
+        return verify(fixed_net(), sets(), prop(), **kw)  # type: ignore[arg-type]
+    return call
+
+
+def _loader(fn: str, name: str) -> Callable[[Path], object]:
+    def call(tmp: Path) -> object:
+        if fn == "npz":
+            from nnmip.io.weights import load_npz
+
+            return load_npz(tmp / name)
+        if fn == "onnx":
+            from nnmip.io.onnx import import_onnx
+
+            return import_onnx(tmp / name)
+        if fn == "vnnlib":
+            from nnmip.io.vnnlib import parse_vnnlib
+
+            return parse_vnnlib(tmp / name)
+        from nnmip.drivers.verify import load_points
+
+        return load_points(tmp / name)
+    return call
+
+
+def _save(fn: str, target: str) -> Callable[[Path], object]:
+    def call(tmp: Path) -> object:
+        net = fixed_net()
+        if fn == "npz":
+            from nnmip.io.weights import save_npz
+
+            return save_npz(net, tmp / target)  # type: ignore[arg-type]
+        from nnmip.io.onnx import export_onnx
+
+        return export_onnx(net, tmp / target)  # type: ignore[arg-type]
+    return call
+
+
+def _spec() -> object:
+    from nnmip.ir import spec as vs
+
+    return vs
+
+
+API: dict[str, tuple[Callable[[Path], object], str | None]] = {
+    "train-loss-mse": (_train(loss="mse"), "E0109"),
+    "train-loss-none": (_train(loss=None), "E0109"),
+    "train-solver-none": (_train(solver=None), "E0109"),
+    "train-solver-unknown": (_train(solver="cplex"), "E0503"),
+    "train-eps-negative": (_train(eps=-1.0), "E0109"),
+    "train-eps-nan": (_train(eps=float("nan")), "E0109"),
+    "train-l1-negative": (_train(l1=-1.0), "E0109"),
+    "train-l1-inf": (_train(l1=float("inf")), "E0109"),
+    "train-l1-string": (_train(l1="0.1"), "E0109"),
+    "train-margin-zero": (_train(margin=0.0), "E0109"),
+    "train-margin-negative": (_train(margin=-2.0), "E0109"),
+    "train-classes-one": (_train(n_classes=1), "E0109"),
+    "train-classes-float": (_train(n_classes=2.5), "E0109"),
+    "train-x-nan": (_train(X=np.array([[np.nan, 0.1], [0.9, 0.8], [0.2, 0.1], [0.8, 0.9]])), "E0303"),
+    "train-x-wide": (_train(X=np.ones((4, 3))), "E0122"),
+    "train-x-1d": (_train(X=np.ones(4)), "E0122"),
+    "train-y-short": (_train(y=np.array([0, 1])), "E0122"),
+    "train-y-out-of-range": (_train(y=np.array([0, 1, 2, 5])), "E0305"),
+    "train-y-negative": (_train(y=np.array([0, -1, 0, 1])), "E0305"),
+    "train-y-float": (_train(y=np.array([0.5, 1.0, 0.0, 1.0])), "E0305"),
+    "train-no-rows": (_train(X=np.ones((0, 2)), y=np.zeros(0, dtype=int)), "E0305"),
+    "sk-loss-mse": (_estimator(loss="mse"), "E0109"),
+    "sk-activation": (_estimator(activation="relu"), "E0109"),
+    "sk-hidden-zero": (_estimator(hidden=(0,)), "E0109"),
+    "sk-hidden-text": (_estimator(hidden="wide"), "E0109"),
+    "sk-hidden-empty": (_estimator(hidden=()), "E0109"),
+    "sk-hidden-huge": (_estimator(hidden=(10**12,)), "E0430"),
+    "sk-weights-text": (_estimator(weights="real(-1, 1)"), "E0109"),
+    "sk-weights-crossed": (_estimator(weights="real[1, -1]"), "E0109"),
+    "sk-weights-tuple": (_estimator(weights=("real", 1)), "E0109"),
+    "sk-bias-nan": (_estimator(bias=("real", float("nan"), 1.0)), "E0109"),
+    "sk-scale": (_estimator(scale="log"), "E0109"),
+    "sk-strategy": (_estimator(strategy="magic"), "E0109"),
+    "sk-margin": (_estimator(margin=-1.0), "E0109"),
+    "sk-eps": (_estimator(eps=-0.5), "E0109"),
+    "sk-time-limit": (_estimator(time_limit=-1.0), "E0109"),
+    "sk-time-limit-nan": (_estimator(time_limit=float("nan")), "E0109"),
+    "sk-seed": (_estimator(seed=-3), "E0109"),
+    "sk-seed-float": (_estimator(seed=1.5), "E0109"),
+    "sk-solver-none": (_estimator(solver=None), "E0109"),
+    "sk-one-class": (_estimator(y=np.array([1, 1, 1, 1])), "E0109"),
+    "verify-negative-radius": (_verify(lambda: _spec().linf([0.5, 0.5], -0.1), lambda: _spec().classified(0)),
+                               None),
+    "verify-nan-center": (_verify(lambda: _spec().linf([np.nan, 0.5], 0.1), lambda: _spec().classified(0)),
+                          "E0109"),
+    "verify-wrong-width": (_verify(lambda: _spec().linf([0.5], 0.1), lambda: _spec().classified(0)), "E0412"),
+    "verify-bad-class": (_verify(lambda: _spec().linf([0.5, 0.5], 0.1), lambda: _spec().classified(7)), "E0414"),
+    "verify-crossed-box": (_verify(lambda: _spec().box([1.0, 1.0], [0.0, 0.0]), lambda: _spec().classified(0)),
+                           None),
+    "verify-unknown-solver": (_verify(lambda: _spec().linf([0.5, 0.5], 0.1), lambda: _spec().classified(0),
+                                      solver="cplex"), "E0503"),
+    "verify-unknown-tighten": (_verify(lambda: _spec().linf([0.5, 0.5], 0.1), lambda: _spec().classified(0),
+                                       tighten="crown"), None),
+    "load-npz-missing": (_loader("npz", "nope.npz"), "E0608"),
+    "load-npz-csv": (_loader("npz", "train.csv"), "E0608"),
+    "load-npz-pickle": (_loader("npz", "p.npz"), None),
+    "load-npz-huge": (_loader("npz", "h.npz"), "E0311"),
+    "load-onnx-missing": (_loader("onnx", "nope.onnx"), "E0703"),
+    "load-onnx-csv": (_loader("onnx", "train.csv"), "E0703"),
+    "load-onnx-folder": (_loader("onnx", "sub"), "E0703"),
+    "load-vnnlib-missing": (_loader("vnnlib", "nope.vnnlib"), "E0710"),
+    "load-vnnlib-folder": (_loader("vnnlib", "sub"), "E0710"),
+    "load-points-missing": (_loader("points", "nope.csv"), "E0301"),
+    "load-points-ragged": (_loader("points", "ragged.csv"), "E0310"),
+    "save-npz-folder": (_save("npz", "sub"), "E0610"),
+    "save-npz-missing-folder": (_save("npz", "no/w.npz"), "E0611"),
+    "save-npz-source": (_save("npz", "prog.nnmip"), "E0603"),
+    "save-onnx-folder": (_save("onnx", "sub"), "E0610"),
+    "save-onnx-source": (_save("onnx", "prog.nnmip"), "E0603"),
+}
+API_FILES: dict[str, bytes | str] = {"sub/keep.txt": "x", "p.npz": npz_pickle(), "h.npz": npz_huge_member(),
+                                     "ragged.csv": "1,2,0\n3,4\n"}
+
+
+def api_cases() -> list[Case]:
+    return [Case(f"api-{k}", None, API_FILES, code, call=fn) for k, (fn, code) in API.items()]
+
+
+CASES = language_cases() + data_cases() + onnx_cases() + vnnlib_cases() + flag_cases() + api_cases()
 
 
 def test_the_corpus_is_large() -> None:

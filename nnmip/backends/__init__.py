@@ -78,6 +78,9 @@ def available_backends() -> list[str]:
 
 def get_backend(name: str) -> Backend:
     """Backend instance by name; unknown names and missing modules raise ``BackendUnavailable``."""
+    if not isinstance(name, str):
+        raise BackendUnavailable.at("E0503", f"the solver must be named by a string, got {name!r}",
+                                    notes=[f"help: choose one of {', '.join(_REGISTRY)}"])
     key = canonical(name)
     if key not in _REGISTRY:
         raise BackendUnavailable.at(

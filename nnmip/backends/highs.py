@@ -40,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _REPORT_EVERY = 0.5  # seconds between periodic progress reports
+STOP_GRACE = 0.75    # seconds HiGHS gets to stop after a stop request before its thread is left behind
 
 
 
@@ -87,7 +88,11 @@ class HighsBackend:
             self._subscribe(h, opts, start)
         log.debug("highs: solving %d columns, %d rows, %d nonzeros", model.num_cols, model.num_rows,
                   model.A.nnz)
-        run_status = self._run(h)
+        run_status, kept = self._run(h, model.num_cols)
+        if kept is not None:   # HiGHS did not stop within the grace period: its last incumbent, reported by it
+            seconds = time.perf_counter() - start
+            return RawResult(Status.INTERRUPTED, self.name, kept["x"], kept["objective"], kept["bound"], seconds,
+                             "interrupted (the solver was still finishing a step; its last incumbent is kept)")
         ms = h.getModelStatus()
         status = STATUS.get(ms.name, Status.ERROR)
         if STOP.is_set() and status is not Status.OPTIMAL:
@@ -119,21 +124,40 @@ class HighsBackend:
 
     # -- helpers ---------------------------------------------------------------------------------------
     @staticmethod
-    def _run(h: Any) -> Any:
+    def _run(h: Any, num_cols: int) -> tuple[Any, dict[str, Any] | None]:
         """Solve in HiGHS's own solver thread while this thread waits, so that Ctrl-C is handled at once.
 
         A stop request (:data:`nnmip.solution.STOP`) calls ``cancelSolve``; HiGHS's user-interrupt callbacks
-        (simplex, interior point, MIP) then end the solve within one callback period and keep the incumbent.  A
-        ``KeyboardInterrupt`` here (no stop handler installed) also cancels the solve, waits for it and is re-raised.
+        (simplex, interior point, MIP) then end the solve at their next check and keep the incumbent.  Some steps
+        (sub-MIP heuristics, long LP solves inside the MIP) check rarely; when the solve has not ended
+        ``STOP_GRACE`` seconds after the request, the solver thread is left to finish on its own (recorded in
+        ``STOP.abandoned``) and the last incumbent HiGHS reported through its improving-solution callback is
+        returned as the second value.  A ``KeyboardInterrupt`` here (no stop handler installed) cancels the solve,
+        waits for it and is re-raised.
         """
+        kept: dict[str, Any] = {"x": None, "objective": None, "bound": None}
+
+        def improving(e: Any) -> None:
+            d = e.data_out
+            x = np.array(d.mip_solution, dtype=np.float64)
+            if x.shape == (num_cols,):
+                kept.update(x=x, objective=float(d.objective_function_value), bound=finite(d.mip_dual_bound))
+
+        h.cbMipImprovingSolution.subscribe(improving)
         h.HandleUserInterrupt = True
-        h.startSolve()
+        thread = h.startSolve()
+        asked = None
         with STOP.watch(h.cancelSolve):
             try:
                 while True:
                     done, run_status = h.wait(0.05)
                     if done:
-                        return run_status
+                        return run_status, None
+                    if STOP.is_set():
+                        asked = asked if asked is not None else time.perf_counter()
+                        if time.perf_counter() - asked > STOP_GRACE:
+                            STOP.abandoned.append(thread)
+                            return None, kept
             except KeyboardInterrupt:
                 h.cancelSolve()
                 while not h.wait(0.05)[0]:

@@ -57,7 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one ``nnmip`` command and return its exit code (argument errors give 2, ``--help`` 0)."""
+    """Run one ``nnmip`` command and return its exit code (argument errors give 2, ``--help`` 0, Ctrl-C 130)."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:   # Ctrl-C outside the command's own handling (parsing the arguments, importing)
+        err("interrupted")
+        return EXIT_INTERRUPT
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -153,6 +161,9 @@ def _maybe_json(args: argparse.Namespace, data: dict[str, object]) -> None:
     target = getattr(args, "json", None)
     if not target or target == "-":
         return
+    if not getattr(args, "json_checked", False) and os.path.lexists(target) \
+            and not str(target).lower().endswith(".json"):
+        return   # the error came before the command knew all its inputs: never risk writing over one of them
     from nnmip.io.safe import note_input
 
     for p in _command_inputs(args):

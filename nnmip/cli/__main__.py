@@ -2,6 +2,10 @@
 
 import sys
 
-from nnmip.cli import main
+try:
+    from nnmip.cli import main
+except KeyboardInterrupt:   # Ctrl-C while the modules load: nothing has been done yet
+    sys.stderr.write("interrupted\n")
+    sys.exit(130)
 
 sys.exit(main())

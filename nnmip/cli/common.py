@@ -253,6 +253,8 @@ def preflight(a: argparse.Namespace, inputs: Iterable[str | None] = (),
             if path is None or path == "-":
                 continue
             target = str(check_writable(path, option))
+            if option == "--json":
+                a.json_checked = True
             if target in seen:
                 raise OutputError.at("E0615", f"{option} and {seen[target]} name the same file '{path}'",
                                      notes=["help: give each output its own file"])

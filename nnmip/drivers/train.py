@@ -219,6 +219,17 @@ def train_network(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, l
     ``robust``, ``prune`` and ``emit``: see :func:`build_training_model`.  ``relax`` solves the continuous
     relaxation instead and reports its value as a bound, without a network.
     """
+    from nnmip.check import LOSSES
+    from nnmip.errors import ParameterError, check_number
+
+    if not isinstance(loss, str) or loss not in LOSSES:
+        raise ParameterError.of("loss", f"must be one of {', '.join(LOSSES)}, got {loss!r}")
+    if not isinstance(solver, str):
+        raise ParameterError.of("solver", f"must be a solver name, got {solver!r}", "use 'highs', 'cbc' or 'gurobi'")
+    check_number("n_classes", n_classes, low=2, integer=True)
+    check_number("margin", margin, strict=True)
+    check_number("eps", eps, none=True)
+    check_number("l1", l1)
     X, y = validate_data(net, X, y, n_classes)
     opts = options or SolveOptions()
     backend = get_backend(solver)

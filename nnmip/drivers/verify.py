@@ -222,6 +222,9 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
     with at most :data:`nnmip.drivers.bab.AUTO_MAX_INPUTS` inputs), ``"on"`` or ``"off"``; ``workers`` is the
     number of processes it uses.
     """
+    if tighten not in ("interval", "symbolic", "lp", "milp", "auto"):
+        raise FormulationError.at("E0423", f"unknown bound method '{tighten}'",
+                                  notes=["help: tighten is 'interval', 'symbolic', 'lp', 'milp' or 'auto'"])
     q = _Question.setup(net, sets, prop, solver=solver, options=options, domain=domain, on_case=on_case,
                         deadline=Deadline.of(time_limit, deadline))
     if q.sample(samples, seed):

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from nnmip.errors import NO_SPAN, FormulationError, Span
+from nnmip.errors import NO_SPAN, FormulationError, ParameterError, Span
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -36,7 +36,7 @@ def _vec(v: npt.ArrayLike | None, what: str) -> FloatArray | None:
         return None
     a = np.array(v, dtype=np.float64).reshape(-1)
     if np.isnan(a).any():
-        raise ValueError(f"{what} contains NaN")
+        raise ParameterError.at("E0109", f"{what} contains NaN", notes=[f"help: give {what} as finite numbers"])
     a.setflags(write=False)
     return a
 
@@ -56,10 +56,12 @@ class InputSet:
 
     def __post_init__(self) -> None:
         if self.kind not in SET_KINDS:
-            raise ValueError(f"unknown input set kind {self.kind!r}")
+            raise ParameterError.at("E0109", f"unknown input set kind {self.kind!r}",
+                                     notes=[f"help: one of {', '.join(SET_KINDS)}"])
         if self.kind in ("linf", "l1", "l2"):
             if self.center is None:
-                raise ValueError(f"a {self.kind} ball needs a center")
+                raise ParameterError.at("E0109", f"a {self.kind} ball needs a center",
+                                         notes=["help: give the center point"])
             if not np.isfinite(self.radius) or self.radius < 0:
                 raise FormulationError.at("E0411", f"the radius of the {self.kind} ball must be finite and not "
                                           f"negative, got {self.radius}", self.span)
@@ -134,7 +136,8 @@ def halfspaces(A: npt.ArrayLike, b: npt.ArrayLike, span: Span = NO_SPAN) -> Inpu
     A_a = np.atleast_2d(np.array(A, dtype=np.float64))
     b_a = np.array(b, dtype=np.float64).reshape(-1)
     if A_a.shape[0] != b_a.size:
-        raise ValueError("halfspaces: A and b disagree on the number of rows")
+        raise ParameterError.at("E0412", "halfspaces: A and b disagree on the number of rows",
+                                 notes=["help: give one bound in b per row of A"])
     return InputSet("halfspaces", A=A_a, b=b_a, span=span)
 
 
@@ -278,7 +281,8 @@ class Property:
 
     def __post_init__(self) -> None:
         if self.kind not in PROPERTY_KINDS:
-            raise ValueError(f"unknown property kind {self.kind!r}")
+            raise ParameterError.at("E0109", f"unknown property kind {self.kind!r}",
+                                     notes=[f"help: one of {', '.join(PROPERTY_KINDS)}"])
 
     @property
     def is_optimization(self) -> bool:
