@@ -439,7 +439,7 @@ def read_points(path: str | Path, *, delimiter: str | None = None, header: bool 
         arrays = load_npy_arrays(p)
         y: np.ndarray | None = None
         if "" in arrays:
-            X = numeric_array(arrays[""], f"'{name}'")
+            X = numeric_array(arrays[""], f"'{name}'", name)
             key = ""
         else:
             if not arrays:
@@ -448,7 +448,7 @@ def read_points(path: str | Path, *, delimiter: str | None = None, header: bool 
                 raise DataError.at("E0309", f"'{name}' has no array 'X'", where,
                                    [f"help: it holds {sorted(arrays)}"])
             key = "X" if "X" in arrays else next(iter(arrays))
-            X = numeric_array(arrays[key], f"array '{key}' of '{name}'")
+            X = numeric_array(arrays[key], f"array '{key}' of '{name}'", name)
         if X.ndim > 2:
             what = f"'{name}' holds an array" if key == "" else f"array '{key}' of '{name}' has"
             raise DataError.at("E0309", f"{what} of shape {X.shape}; expected rows x features", where)
@@ -456,7 +456,7 @@ def read_points(path: str | Path, *, delimiter: str | None = None, header: bool 
         if "y" in arrays and key != "":
             y = np.asarray(arrays["y"]).ravel()
             if integer_labels:
-                yf = numeric_array(arrays["y"], f"array 'y' of '{name}'").ravel()
+                yf = numeric_array(arrays["y"], f"array 'y' of '{name}'", name).ravel()
                 if yf.shape[0] != X.shape[0] or not np.all(yf == np.round(yf)):
                     raise DataError.at("E0309", f"array 'y' of '{name}' must hold one integer label per row of "
                                        f"'{key}' ({X.shape[0]}), got {yf.shape[0]} values", where)
