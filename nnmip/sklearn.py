@@ -29,6 +29,7 @@ from nnmip.drivers.train import TrainResult
 from nnmip.errors import NoSolutionError, ParameterError, check_number
 from nnmip.io.data import Scaler
 from nnmip.ir.builder import DomainSpec, NetworkBuilder
+from nnmip.ir.ensemble import Ensemble
 from nnmip.ir.network import Network
 from nnmip.solution import SolveOptions
 
@@ -102,15 +103,25 @@ class BinarizedNetworkClassifier(ClassifierMixin, BaseEstimator):
         Activation margin of the step units on the scaled features (``None``: the library default 1e-3; a
         wider margin generalises better on minmax-scaled data, see docs/training.md).
     strategy : {"exact", "split", "local_search"}, default="split"
-        The exact MILP, iterative data splitting or local search (docs/training.md).
+        The exact MILP, iterative data splitting or local search (docs/training.md); with ``ensemble``, the
+        strategy of every member.
     strategy_options : dict or None, default=None
         Extra keyword arguments of the strategy, e.g. ``{"max_splits": 10}``.
     solver : str, default="highs"
         MILP backend.
     time_limit : float or None, default=10.0
-        Seconds per MILP solve.
+        Seconds for the whole fit (every solve gets what remains; an ensemble's members share it).
     time_budget : float or None, default=None
-        Seconds for a whole strategy run.
+        Seconds for a whole strategy run (default: ``time_limit``).
+    solve_time_limit : float or None, default=None
+        Seconds per MILP solve (a cap inside the fit's budget).
+    ensemble : {None, "one_vs_one", "one_vs_rest"}, default=None
+        Train one binary network per pair of classes (majority vote, ties to the smallest class) or per class
+        (highest output score) instead of one multi-class network; see docs/training.md.
+    objectives : tuple of str, default=()
+        Secondary objectives after the loss, solved lexicographically: ``"max_margin"``, ``"min_weight"``.
+    workers : int, default=2
+        Processes training ensemble members at once.
     scale : {"minmax", "none"}, default="minmax"
         Feature scaling fitted in ``fit``; ``"none"`` when a scaler comes before this estimator in a Pipeline.
     seed : int, default=0
@@ -118,8 +129,8 @@ class BinarizedNetworkClassifier(ClassifierMixin, BaseEstimator):
 
     Attributes
     ----------
-    network_ : Network
-        The trained network (on scaled features).
+    network_ : Network or Ensemble
+        The trained network (on scaled features), or the ensemble.
     scaler_ : Scaler
         The feature scaling fitted in ``fit``.
     loss_ : float
@@ -139,7 +150,8 @@ class BinarizedNetworkClassifier(ClassifierMixin, BaseEstimator):
                  margin: float = 1.0, eps: float | None = 0.05, strategy: str = "split",
                  strategy_options: dict[str, Any] | None = None, solver: str = "highs",
                  time_limit: float | None = 10.0, time_budget: float | None = None, scale: str = "minmax",
-                 seed: int = 0) -> None:
+                 seed: int = 0, solve_time_limit: float | None = None, ensemble: str | None = None,
+                 objectives: tuple[str, ...] = (), workers: int = 2) -> None:
         self.hidden = hidden
         self.activation = activation
         self.weights = weights
@@ -155,6 +167,10 @@ class BinarizedNetworkClassifier(ClassifierMixin, BaseEstimator):
         self.time_budget = time_budget
         self.scale = scale
         self.seed = seed
+        self.solve_time_limit = solve_time_limit
+        self.ensemble = ensemble
+        self.objectives = objectives
+        self.workers = workers
 
     # -- scikit-learn protocol ---------------------------------------------------------------------------------
     def __sklearn_tags__(self) -> Any:
@@ -189,7 +205,7 @@ class BinarizedNetworkClassifier(ClassifierMixin, BaseEstimator):
         x = nb.input("x", n_features)
         for i, w in enumerate(widths, start=1):
             x = nb.activation(self.activation, f"a{i}", nb.dense(f"h{i}", x, w, weights=w_dom, bias=b_dom))
-        n_out = 1 if n_classes == 2 else n_classes
+        n_out = 1 if n_classes == 2 or self.ensemble is not None else n_classes
         out = nb.dense("out", x, n_out, weights=o_dom, bias=b_dom)
         if self.loss == "hamming":
             nb.activation(self.activation, "y", out)
@@ -214,18 +230,22 @@ class BinarizedNetworkClassifier(ClassifierMixin, BaseEstimator):
         check_number("eps", self.eps, none=True)
         check_number("time_limit", self.time_limit, strict=True, none=True)
         check_number("time_budget", self.time_budget, strict=True, none=True)
+        check_number("solve_time_limit", self.solve_time_limit, strict=True, none=True)
+        check_number("workers", self.workers, integer=True, strict=True)
         check_number("seed", self.seed, integer=True)
         if not isinstance(self.solver, str):
             raise _bad(f"solver must be a solver name such as 'highs', got {self.solver!r}")
+        if self.ensemble not in (None, "one_vs_one", "one_vs_rest"):
+            raise _bad(f"ensemble must be None, 'one_vs_one' or 'one_vs_rest', got {self.ensemble!r}")
         self.scaler_ = Scaler.fit(self.scale, X)
         Xs = self.scaler_.transform(X)
         net = self.build_network(X.shape[1], int(self.classes_.size))
         res = self._train(net, Xs, y_idx.astype(np.int64), int(self.classes_.size))
-        if res.network is None:
+        if res.predictor is None:
             raise NoSolutionError.at("E0502", f"training ended '{res.status}' without a verified network",
                                      notes=["help: raise time_limit, or use strategy='split'"])
         self.result_ = res
-        self.network_ = res.network
+        self.network_ = res.predictor
         self.loss_ = res.loss
         self.status_ = str(res.status)
         self.verified_ = bool(res.verified)
@@ -234,16 +254,23 @@ class BinarizedNetworkClassifier(ClassifierMixin, BaseEstimator):
 
     def _train(self, net: Network, X: npt.NDArray[np.float64], y: npt.NDArray[np.int64],
                n_classes: int) -> TrainResult:
-        opts = SolveOptions(time_limit=self.time_limit)
+        opts = SolveOptions(time_limit=self.time_limit, solve_time_limit=self.solve_time_limit)
         common: dict[str, Any] = dict(loss=self.loss, margin=self.margin, eps=self.eps, solver=self.solver,
-                                      options=opts)
+                                      options=opts, objectives=tuple(self.objectives))
         extra = dict(self.strategy_options or {})
+        if self.strategy != "exact":
+            extra.setdefault("seed", self.seed)
+            extra.setdefault("time_budget", self.time_budget)
+        if self.ensemble is not None:
+            from nnmip.drivers.strategies import train_ensemble
+
+            budget = extra.pop("time_budget", None)
+            return train_ensemble(net, X, y, n_classes, kind=self.ensemble, member=self.strategy,
+                                  member_options=extra, workers=self.workers, time_budget=budget, **common)
         if self.strategy == "exact":
             from nnmip.drivers.train import train_network
 
             return train_network(net, X, y, n_classes, **common, **extra)
-        extra.setdefault("seed", self.seed)
-        extra.setdefault("time_budget", self.time_budget)
         if self.strategy == "split":
             from nnmip.drivers.strategies import train_split
 
@@ -253,14 +280,21 @@ class BinarizedNetworkClassifier(ClassifierMixin, BaseEstimator):
         return train_local_search(net, X, y, n_classes, **common, **extra)
 
     def decision_function(self, X: npt.ArrayLike) -> npt.NDArray[np.float64]:
-        """The network's output on ``X``: step/sign bits for hamming, scores for hinge and zero_one."""
+        """The network's output on ``X``: step/sign bits for hamming, scores for hinge and zero_one; for an
+        ensemble, the vote counts (one_vs_one) or member scores (one_vs_rest), one column per class.
+        """
         check_is_fitted(self, "network_")
         X = validate_data(self, X, dtype=np.float64, reset=False)
-        out = np.asarray(self.network_.forward(self.scaler_.transform(X)), dtype=np.float64)
+        Xs = self.scaler_.transform(X)
+        if isinstance(self.network_, Ensemble):
+            return self.network_.votes(Xs)
+        out = np.asarray(self.network_.forward(Xs), dtype=np.float64)
         return out[:, 0] if out.shape[1] == 1 else out
 
     def predict(self, X: npt.ArrayLike) -> npt.NDArray[Any]:
-        """Class labels: argmax of the outputs (first index on ties); ``out > 0`` for one output unit."""
+        """Class labels: argmax of the outputs (first index on ties); ``out > 0`` for one output unit; an
+        ensemble's vote (ties to the smallest class).
+        """
         check_is_fitted(self, "network_")
         X = validate_data(self, X, dtype=np.float64, reset=False)
         return self.classes_[self.network_.predict(self.scaler_.transform(X))]  # type: ignore[no-any-return]
@@ -268,6 +302,11 @@ class BinarizedNetworkClassifier(ClassifierMixin, BaseEstimator):
     def to_onnx(self, path: str) -> str:
         """Export the fitted network, raw features in, as ONNX (with the scaling folded in)."""
         check_is_fitted(self, "network_")
+        if isinstance(self.network_, Ensemble):
+            from nnmip.io.ensemble import export_ensemble_onnx
+
+            export_ensemble_onnx(self.network_, path, self.scaler_)
+            return path
         from nnmip.io.onnx import export_onnx
 
         export_onnx(self.network_, path, self.scaler_)

@@ -44,7 +44,11 @@ class Progress:
 
 @dataclass
 class SolveOptions:
-    """Options common to every backend; anything else goes through ``solver_options``."""
+    """Options common to every backend; anything else goes through ``solver_options``.
+
+    A backend stops each solve after ``time_limit`` seconds.  The training drivers read ``time_limit`` as the
+    budget of the whole fit (every solve gets what remains) and ``solve_time_limit`` as a cap on each solve.
+    """
 
     time_limit: float | None = None
     mip_gap: float | None = None
@@ -58,6 +62,7 @@ class SolveOptions:
     #: stop once the best bound proves the optimum is no better than this (where the solver can)
     stop_bound: float | None = None
     solver_options: dict[str, Any] = field(default_factory=dict)
+    solve_time_limit: float | None = None
 
 
 @dataclass

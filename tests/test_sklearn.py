@@ -18,7 +18,7 @@ FAST = {"max_splits": 4}
 
 
 def fast(**kw):
-    params = {"hidden": (2,), "time_limit": 2.0, "strategy_options": FAST}
+    params = {"hidden": (2,), "time_limit": 8.0, "solve_time_limit": 2.0, "strategy_options": FAST}
     params.update(kw)
     return BinarizedNetworkClassifier(**params)
 

@@ -308,9 +308,12 @@ def test_strategy_runs_from_a_program() -> None:
     assert report.result.history[0]["step"] == "start (random)"
 
 
-def test_strategy_with_robust_training_is_rejected() -> None:
-    src = PROGRAM.replace("STRATEGY", "split(max_splits=3)").replace(
-        "    subset = random(30, seed=1)\n", "    subset = random(30, seed=1)\n    robust x in linf(0.1)\n")
+def test_ensemble_strategy_with_robust_training_is_rejected() -> None:
+    robust = "    subset = random(30, seed=1)\n    robust x in linf(0.1)\n"
+    src = PROGRAM.replace("STRATEGY", "split(max_splits=3)").replace("    subset = random(30, seed=1)\n", robust)
+    assert check(parse(src, "<test>")).tasks[0].robust is not None   # split trains robustly
+    src = PROGRAM.replace("STRATEGY", "one_vs_one(member=split)").replace("    subset = random(30, seed=1)\n",
+                                                                         robust)
     with pytest.raises(CheckError) as ei:
         check(parse(src, "<test>"))
     d = ei.value.diagnostics[0]

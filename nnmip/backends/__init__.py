@@ -100,5 +100,16 @@ def solve(model: MatrixModel, solver: str = "highs", opts: SolveOptions | None =
     return get_backend(solver).solve(model, opts or SolveOptions())
 
 
+def prepare_fork() -> None:
+    """Make this process safe to fork: stop HiGHS's global worker threads (a forked child would wait on them
+    forever); HiGHS starts them again at its next solve.
+    """
+    import sys
+
+    highspy = sys.modules.get("highspy")
+    if highspy is not None and hasattr(highspy.Highs, "resetGlobalScheduler"):
+        highspy.Highs.resetGlobalScheduler(True)
+
+
 __all__ = ["ALIASES", "SOLVER_MODULES", "Backend", "Capabilities", "LpSession", "available_backends", "canonical",
-           "get_backend", "is_installed", "solve", "solver_names"]
+           "get_backend", "is_installed", "prepare_fork", "solve", "solver_names"]

@@ -621,6 +621,28 @@ class _Checker:
         return task
 
     def loss(self, v: ast.Value) -> LossSpec | None:
+        if isinstance(v, ast.ListLit):   # lexicographic: the loss first, then secondary objectives
+            from nnmip.formulations.training import STAGES
+
+            if not v.items:
+                self.err("E0150", "an objective list needs at least the loss", _span(v),
+                         "help: for example loss = [hamming, max_margin, min_weight]")
+                return None
+            first = self.loss(v.items[0])
+            if first is None:
+                return None
+            then: list[str] = []
+            for it in v.items[1:]:
+                if not isinstance(it, ast.Ref) or it.name not in STAGES or it.name in then:
+                    self.err("E0156", f"{_describe(it)} is not a secondary objective here", _span(it),
+                             f"help: after the loss, list each of {', '.join(STAGES)} at most once")
+                    return None
+                then.append(it.name)
+            if first.kind in ("min_weight", "max_margin") and then:
+                self.err("E0156", f"the loss '{first.kind}' has hard margin rows and cannot lead an objective list",
+                         _span(v), "help: lead with hamming, zero_one or hinge")
+                return None
+            return LossSpec(first.kind, first.margin, _span(v), tuple(then))
         if isinstance(v, ast.Ref):
             name, margin = v.name, 1.0
         elif isinstance(v, ast.Call):

@@ -19,6 +19,7 @@ class LossSpec:
     kind: str = "hamming"
     margin: float = 1.0
     span: Span = field(default=NO_SPAN, compare=False)
+    then: tuple[str, ...] = ()             # lexicographic secondary objectives: loss = [hamming, max_margin, ...]
 
 
 @dataclass(frozen=True)

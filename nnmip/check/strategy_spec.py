@@ -5,6 +5,8 @@ Syntax (see docs/training.md)::
     strategy = exact
     strategy = split(max_splits=20, batch=64, time_budget=60, step_time=5, seed=0, select=validation)
     strategy = local_search(rounds=10, init=random, blocks=pair, time_budget=60, step_time=5, seed=0)
+    strategy = one_vs_one(member=split(max_splits=5), workers=2, time_budget=60)
+    strategy = one_vs_rest(member=exact)
 
 Each option is checked here with a located diagnostic; the options reach
 :func:`nnmip.drivers.strategies.run_strategy` as keyword arguments of the same names.
@@ -26,7 +28,12 @@ OPTIONS: dict[str, list[tuple[str, str]]] = {
               ("seed", "int"), ("select", "name")],
     "local_search": [("rounds", "posint"), ("init", "name"), ("init_splits", "int"), ("blocks", "name"),
                      ("time_budget", "posnum"), ("step_time", "posnum"), ("seed", "int")],
+    "one_vs_one": [("member", "any"), ("workers", "posint"), ("time_budget", "posnum")],
+    "one_vs_rest": [("member", "any"), ("workers", "posint"), ("time_budget", "posnum")],
 }
+
+#: strategies that train one network per pair of classes / per class (nnmip.drivers.strategies.ensemble)
+ENSEMBLES = ("one_vs_one", "one_vs_rest")
 
 #: (strategy, option) -> allowed names
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
@@ -77,6 +84,18 @@ def check_strategy(ck: _Checker, v: ast.Value) -> StrategySpec | None:
             ck.err("E0109", f"{where} must not be negative, got {val}", spans[key])
             ok = False
             continue
+        if key == "member":
+            inner = check_strategy(ck, val)
+            if inner is None:
+                ok = False
+                continue
+            if inner.kind in ENSEMBLES:
+                ck.err("E0154", f"{where} must be exact, split(...) or local_search(...), got '{inner.kind}'",
+                       spans[key], "help: an ensemble's members are single networks")
+                ok = False
+                continue
+            out += [("member", inner.kind), ("member_options", inner.options)]
+            continue
         if key == "batch":
             if isinstance(val, ast.Ref) and val.name == "full":
                 val = None
@@ -94,14 +113,16 @@ def check_strategy(ck: _Checker, v: ast.Value) -> StrategySpec | None:
 
 
 def check_combination(ck: _Checker, spec: StrategySpec, robust: Any, prune: Any) -> bool:
-    """Robust and pruning tasks are trained by the exact model only (E0155); the gradient strategies use the
+    """Robust and pruning tasks train single networks (exact, split, local_search), not ensembles (E0155): the
+    certified accuracy and the pruned network are defined for one network.  The gradient strategies use the
     pruning groups and are checked by :func:`nnmip.check.sparse_spec.check_task`.
     """
     from nnmip.check import sparse_spec
 
-    if spec.kind == "exact" or (robust is None and not prune) or sparse_spec.is_gradient(spec.kind):
+    if spec.kind not in ENSEMBLES or (robust is None and not prune) or sparse_spec.is_gradient(spec.kind):
         return True
     what = "robust training" if robust is not None else "pruning"
     ck.err("E0155", f"strategy '{spec.kind}' cannot be combined with {what}", spec.span,
-           "help: use strategy = exact (the default) for this task, or drop the robust/prune settings")
+           "help: use strategy = exact, split(...) or local_search(...) for this task, or drop the robust/prune "
+           "settings")
     return False

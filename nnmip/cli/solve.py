@@ -86,7 +86,17 @@ def cmd_solve(a: argparse.Namespace) -> int:
         res = _replace(res, network=report.pruned)
         report = _replace(report, dataset=_replace(report.dataset, scaler=sub_scaler(
             report.dataset.scaler, report.kept_features)))
-    if res.network is not None:
+    if res.ensemble is not None:   # one npz and one ONNX graph for the whole vote
+        from nnmip.io.ensemble import export_ensemble_onnx, save_ensemble
+
+        if a.save_weights:
+            save_ensemble(res.ensemble, a.save_weights, report.dataset.scaler,
+                          extra={"classes": np.asarray(report.dataset.classes)})
+            d["weights_file"] = a.save_weights
+        if a.save_onnx:
+            export_ensemble_onnx(res.ensemble, a.save_onnx, report.dataset.scaler)
+            d["onnx_file"] = a.save_onnx
+    elif res.network is not None:
         if a.save_weights:
             from nnmip.io.weights import save_npz
 
@@ -102,10 +112,10 @@ def cmd_solve(a: argparse.Namespace) -> int:
         write_json(a.json, d)
     if not a.quiet and a.json != "-":   # with --json - the standard output holds the JSON alone
         _print_table(d)
-    why = explain_status(d["status"], d.get("task", {}).get("loss"), res.network is not None)
+    why = explain_status(d["status"], d.get("task", {}).get("loss"), res.has_network)
     if why:
         err(why)
-    if res.network is None:
+    if not res.has_network:
         return EXIT_UNSOLVED
     return EXIT_OK if res.verified else EXIT_UNSOLVED
 
@@ -155,6 +165,9 @@ def _print_table(d: dict[str, Any]) -> None:
     if not model:   # gradient training: no solver model
         rows = [r for r in rows if r[0] not in ("model", "solver objective", "best bound", "gap")]
     ext = d.get("extension") or {}
+    if "ensemble" in ext:
+        rows[-1] = ("ensemble", f"{ext['ensemble']}: {ext['members']} {ext['member_strategy']} members "
+                                f"(majority vote, ties to the smallest class)")
     rows += [(f"robust {k.replace('_', ' ')}", fmt(m[k])) for k in ("certified_train", "certified_test",
                                                                        "attack_test") if k in m]
     sp = ext.get("sparse")

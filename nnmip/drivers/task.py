@@ -82,7 +82,8 @@ def task_dataset(cp: CheckedProgram, task: TrainTask) -> Dataset:
         raise exc.with_source(cp.program.source) from None
 
 
-def accuracy(net: Network, ds: Dataset, rows: np.ndarray) -> float | None:
+def accuracy(net: Any, ds: Dataset, rows: np.ndarray) -> float | None:
+    """Accuracy of a network or an ensemble (anything with ``predict``) on the given rows."""
     if rows.size == 0:
         return None
     return float(np.mean(net.predict(ds.X(rows)) == ds.y[rows]))
@@ -133,7 +134,7 @@ def run_train_task(cp: CheckedProgram, task: TrainTask | None = None, *, solver:
     elif task.strategy.kind != "exact":
         from nnmip.drivers.strategies import run_strategy
 
-        res = run_strategy(task, net, ds, solver or cp.solver.name, opts)
+        res = run_strategy(task, net, ds, solver or cp.solver.name, opts, emit=emit)
     else:
         X, y = ds.X(ds.train), ds.y[ds.train]
         t0 = time.perf_counter()
@@ -146,16 +147,17 @@ def run_train_task(cp: CheckedProgram, task: TrainTask | None = None, *, solver:
             warm = _warm_params(load_npz(task.warm_start)[0], net, task)
         res = train_network(net, X, y, ds.n_classes, loss=task.loss.kind, margin=task.loss.margin, eps=task.eps,
                             l1=task.l1, solver=solver or cp.solver.name, options=opts, robust=task.robust,
-                            prune=prune_config(task), emit=emit, relax=relax, warm_start=warm)
+                            prune=prune_config(task), emit=emit, relax=relax, warm_start=warm,
+                            objectives=task.loss.then)
         res.seconds = max(res.seconds, 0.0)
         _ = t0
     metrics: dict[str, float | None] = {"train": None, "train_all": None, "validation": None, "test": None}
-    if res.network is not None:
+    if res.predictor is not None:
         metrics = {
-            "train": accuracy(res.network, ds, ds.train),
-            "train_all": accuracy(res.network, ds, ds.train_all),
-            "validation": accuracy(res.network, ds, ds.validation),
-            "test": accuracy(res.network, ds, ds.test),
+            "train": accuracy(res.predictor, ds, ds.train),
+            "train_all": accuracy(res.predictor, ds, ds.train_all),
+            "validation": accuracy(res.predictor, ds, ds.validation),
+            "test": accuracy(res.predictor, ds, ds.test),
         }
     report = TrainReport(task, ds, res, metrics, list(cp.warnings))
     if sparse is not None:

@@ -77,10 +77,16 @@ class TrainResult:
     x: FloatArray | None = None
     history: list[dict[str, Any]] = field(default_factory=list)   # one record per strategy iteration
     extension: dict[str, Any] = field(default_factory=dict)       # robust set, pruned groups, emission
+    ensemble: Any = None                                          # nnmip.ir.ensemble.Ensemble of an ensemble fit
 
     @property
     def has_network(self) -> bool:
-        return self.network is not None
+        return self.network is not None or self.ensemble is not None
+
+    @property
+    def predictor(self) -> Any:
+        """What predicts: the ensemble of an ensemble fit, else the network (None without a result)."""
+        return self.ensemble if self.ensemble is not None else self.network
 
 
 def validate_data(net: Network, X: npt.ArrayLike, y: npt.ArrayLike, n_classes: int
@@ -209,15 +215,147 @@ def repair_model(model: MatrixModel, x: FloatArray, objective: float | None) -> 
         row_blocks=model.row_blocks, name=model.name + "_repair")
 
 
+@dataclass
+class Deadline:
+    """The time budget of one fit: ``total`` seconds from ``start`` (None: unlimited), each solve capped at
+    ``per_solve`` seconds.
+    """
+
+    total: float | None = None
+    per_solve: float | None = None
+    start: float = field(default_factory=time.perf_counter)
+
+    def remaining(self) -> float | None:
+        return None if self.total is None else self.total - (time.perf_counter() - self.start)
+
+    def limit(self, share: float = 1.0, floor: float = 0.1) -> float | None:
+        """Seconds for the next solve: ``share`` of what remains, at most ``per_solve``, at least ``floor``."""
+        rem = self.remaining()
+        cands = [t for t in (None if rem is None else rem * share, self.per_solve) if t is not None]
+        return max(floor, min(cands)) if cands else None
+
+    def options(self, opts: SolveOptions, share: float = 1.0) -> SolveOptions:
+        from dataclasses import replace
+
+        return replace(opts, time_limit=self.limit(share))
+
+
+def constant_params(net: Network, X: FloatArray, y: IntArray, n_classes: int, eps: float
+                    ) -> dict[str, tuple[FloatArray, FloatArray | None]]:
+    """The constant classifier: zero weights (clipped into each domain), every hidden unit off, the output
+    predicting the most frequent training class; biases at least ``2 eps`` away from zero where the domain
+    allows, so every activation keeps its margin.  Fixed parameters keep their values.
+    """
+    from nnmip.ir.ops import Dense
+
+    major = int(np.bincount(y, minlength=n_classes).argmax()) if y.size else 0
+    out: dict[str, tuple[FloatArray, FloatArray | None]] = {}
+    dense = net.dense_nodes()
+    last = dense[-1] if dense else None
+    for n in dense:
+        op = net.op(n)
+        assert isinstance(op, Dense)
+        assert op.weights is not None
+        w = op.weights
+        if w.trainable:
+            W = np.clip(np.zeros(w.lo.shape), w.lo, w.hi)
+            if w.kind == "int":
+                W = np.clip(np.round(W), np.ceil(w.lo), np.floor(w.hi))
+        else:
+            W = np.array(w.value, dtype=np.float64)
+        b: FloatArray | None = None
+        if op.bias is not None:
+            bd = op.bias
+            if not bd.trainable:
+                b = np.array(bd.value, dtype=np.float64)
+            else:
+                want = -np.ones(op.n_out)
+                if n == last:
+                    if op.n_out == 1:
+                        want[:] = 1.0 if major == 1 else -1.0
+                    elif major < op.n_out:
+                        want[major] = 1.0
+                mag = max(1.0, 2.0 * eps)
+                b = np.clip(want * mag, bd.lo, bd.hi)
+                if bd.kind == "int":
+                    b = np.clip(np.round(b), np.ceil(bd.lo), np.floor(bd.hi))
+        out[n] = (np.asarray(W, dtype=np.float64), b)
+    return out
+
+
+def complete_start(tm: TrainingModel, net: Network, X: FloatArray, y: IntArray, backend: Any,
+                   params: dict[str, tuple[FloatArray, FloatArray | None]],
+                   time_limit: float | None) -> tuple[FloatArray | None, Check | None]:
+    """A full feasible point of the training model for the given weights, and its forward-pass check.
+
+    Math: every parameter column is fixed to the given value and every activation binary to the pattern of the
+    forward pass; what is left (loss, penalty, robust-shift and product columns) is found by one solve of the
+    same model.  Returns ``(None, None)`` when that point is infeasible (e.g. a unit inside the margin).
+    """
+    x = _with_warm_start(SolveOptions(), tm, net, X, params).warm_start
+    assert x is not None
+    known = ~np.isnan(x)
+    m = tm.model
+    lb, ub = m.col_lb.copy(), m.col_ub.copy()
+    if (x[known] < lb[known] - 1e-9).any() or (x[known] > ub[known] + 1e-9).any():
+        return None, None
+    lb[known] = ub[known] = x[known]
+    fixed = m.replace(col_lb=lb, col_ub=ub, name=m.name + "_start")
+    opts = SolveOptions(time_limit=None if time_limit is None else max(time_limit, 1.0))
+    raw = solve_training_model(tm, backend, fixed, opts)
+    if raw.x is None:
+        return None, None
+    chk = check_solution(tm, net, X, y, raw.x, m.objective_value(raw.x))
+    return (raw.x, chk) if chk.verified else (None, None)
+
+
+def activation_margin(net: Network, X: FloatArray, eps: float) -> float:
+    """The smallest ``|pre-activation| - eps`` over the units of the first binary layer (step/sign after a dense
+    layer on the input) and every point, by the forward pass: the margin of the ``max_margin`` stage.
+    """
+    from nnmip.formulations.training import on_data
+
+    vals = net.forward(X, all_nodes=True)
+    gaps = [np.abs(vals[net.inputs_of(n)[0]]).min() for n, op in net.items()
+            if isinstance(op, (Step, Sign)) and on_data(net, n)]
+    return float(min(gaps)) - eps if gaps else float("inf")
+
+
+def weight_norm(net: Network, trainable: list[str]) -> float:
+    """``sum |W|`` over the given dense layers (for int[-1, 1] weights: the number of non-zero weights)."""
+    return float(sum(np.abs(np.asarray(net.op(n).W)).sum() for n in trainable))  # type: ignore[attr-defined]
+
+
 def train_network(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, loss: str = "hamming",
                   margin: float = 1.0, eps: float | None = None, l1: float = 0.0, solver: str = "highs",
                   options: SolveOptions | None = None, groups: IntArray | None = None,
                   warm_start: dict[str, tuple[FloatArray, FloatArray | None]] | None = None,
-                  robust: Any = None, prune: Any = None, emit: str = "milp", relax: bool = False) -> TrainResult:
+                  robust: Any = None, prune: Any = None, emit: str = "milp", relax: bool = False,
+                  objectives: tuple[str, ...] | list[str] = (), stage_tolerance: float = 1e-6,
+                  margin_cap: float = 1.0) -> TrainResult:
     """Build the training MILP, solve it, read back the weights and check them by the forward pass.
 
     ``robust``, ``prune`` and ``emit``: see :func:`build_training_model`.  ``relax`` solves the continuous
     relaxation instead and reports its value as a bound, without a network.
+
+    ``options.time_limit`` bounds the whole call (the start, every stage and the repair get what remains);
+    ``options.solve_time_limit`` caps each solve.  The MILP is warm-started with the given ``warm_start`` weights
+    or the constant classifier (:func:`constant_params`) and their forward-pass activations (the solver
+    completes the rest); when the solver returns no solution in time, that start, completed to a feasible
+    point of the model by :func:`complete_start` and checked like any other, is the result, so a fit never
+    ends without a network when a start exists.  A solution the forward pass rejects is repaired or reported
+    as not verified, never replaced.
+
+    ``objectives`` lists secondary objectives solved lexicographically after the loss (``max_margin``, then
+    ``min_weight``, in the given order): no backend here has a native multi-objective mode, so each stage is a
+    new solve of the same model with one more row keeping every earlier objective at the value reached (plus
+    ``stage_tolerance * (1 + |value|)``), warm-started from the previous stage.  Each stage's network is checked by
+    the forward pass and kept only when verified; ``history`` has one record per stage.
+
+    Math
+    ----
+    Stage ``k`` minimises ``c_k . x`` subject to the model and ``c_j . x + c0_j <= v_j + tol_j`` for every
+    ``j < k``, where ``v_j`` is the value of stage ``j`` at its accepted point.
     """
     from nnmip.check import LOSSES
     from nnmip.errors import ParameterError, check_number
@@ -232,18 +370,29 @@ def train_network(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, l
     check_number("l1", l1)
     X, y = validate_data(net, X, y, n_classes)
     opts = options or SolveOptions()
+    stages = tuple(objectives)
+    if stages and (relax or robust is not None and "max_margin" in stages):
+        raise ValueError("lexicographic stages need a MILP without relax; max_margin does not combine with a "
+                         "robust set (the robust layer has its own margin)")
+    deadline = Deadline(opts.time_limit, opts.solve_time_limit)
     backend = get_backend(solver)
     t0 = time.perf_counter()
     caps = backend.capabilities
     tm = build_training_model(net, X, y, n_classes, loss, margin, eps, l1, groups, robust=robust, prune=prune,
-                              emit=emit, cones=caps.integer_cones or (relax and caps.cones))
+                              emit=emit, cones=caps.integer_cones or (relax and caps.cones),
+                              stages=stages, margin_cap=margin_cap)
     build_s = time.perf_counter() - t0
     stats = tm.model.stats()
     log.info("training model: %s", stats)
-    if warm_start is not None:
-        opts = _with_warm_start(opts, tm, net, X, warm_start)
+    tries: list[tuple[str, dict[str, tuple[FloatArray, FloatArray | None]]]] = []
+    if not relax:
+        tries = ([("the given start", warm_start)] if warm_start is not None else []) + \
+            [("the constant classifier", constant_params(net, X, y, n_classes, tm.eps))]
+        opts = _with_warm_start(opts, tm, net, X, tries[0][1])   # weights and activations; the solver completes
+
+    solve_opts = deadline.options(opts, 1.0 / (1 + len(stages)))
     solve_model = tm.model.relaxed() if relax else tm.model
-    raw = solve_training_model(tm, backend, solve_model, opts)
+    raw = solve_training_model(tm, backend, solve_model, solve_opts)
     res = TrainResult(raw.status, backend.name, None, False, None, None, None, raw.objective, raw.bound, raw.gap,
                       raw.seconds, build_s, stats, message=raw.message, notes=list(tm.notes), raw=raw,
                       training_model=tm)
@@ -253,35 +402,96 @@ def train_network(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, l
         res.notes.append("continuous relaxation: its value bounds the training objective from below; no network")
         res.x = raw.x
         return res
-    if raw.x is None:
-        return res
-    chk = check_solution(tm, net, X, y, raw.x, raw.objective)
+    chk: Check | None = None
     x = raw.x
-    if not chk.verified:
-        log.warning("solution not verified (%s); trying the margin repair", chk.reason)
-        rep_opts = SolveOptions(time_limit=opts.time_limit, threads=opts.threads, verbose=False,
-                                solver_options=dict(opts.solver_options))
-        rep = backend.solve(repair_model(tm.model, raw.x, raw.objective), rep_opts)
-        res.notes.append(f"forward-pass check failed before repair: {chk.reason}")
-        if rep.x is not None:
-            x2 = rep.x[:-1]
-            chk2 = check_solution(tm, net, X, y, x2, raw.objective)
-            res.notes.append(f"repair LP: status {rep.status}, smallest extra margin t = {rep.x[-1]:.3g}")
-            if chk2.verified:
-                chk, x = chk2, x2
-                res.repaired = True
-        else:
-            res.notes.append(f"repair LP ended {rep.status} without a solution")
+    if raw.x is not None:
+        chk = check_solution(tm, net, X, y, raw.x, raw.objective)
+        if not chk.verified:
+            log.warning("solution not verified (%s); trying the margin repair", chk.reason)
+            rep_opts = SolveOptions(time_limit=deadline.limit(), threads=opts.threads, verbose=False,
+                                    solver_options=dict(opts.solver_options))
+            rep = backend.solve(repair_model(tm.model, raw.x, raw.objective), rep_opts)
+            res.notes.append(f"forward-pass check failed before repair: {chk.reason}")
+            if rep.x is not None:
+                x2 = rep.x[:-1]
+                chk2 = check_solution(tm, net, X, y, x2, raw.objective)
+                res.notes.append(f"repair LP: status {rep.status}, smallest extra margin t = {rep.x[-1]:.3g}")
+                if chk2.verified:
+                    chk, x = chk2, x2
+                    res.repaired = True
+            else:
+                res.notes.append(f"repair LP ended {rep.status} without a solution")
+    if chk is None:   # no solution from the solver: the start, completed to a feasible point and checked
+        for what, params in tries:
+            start_x, start_chk = complete_start(tm, net, X, y, backend, params, deadline.limit())
+            if start_x is not None and start_chk is not None:
+                res.notes.append(f"the solver returned no network ({raw.status}); the result is the warm start "
+                                 f"({what}), a feasible point checked by the forward pass")
+                chk, x = start_chk, start_x
+                res.objective = tm.model.objective_value(start_x)
+                res.gap = None if raw.bound is None else RawResult(raw.status, "", None, res.objective,
+                                                                   raw.bound).gap
+                res.extension["from_start"] = what
+                break
+    if chk is None:
+        return res
+    if chk.verified and stages:
+        x, chk = _lexicographic(tm, net, X, y, backend, opts, deadline, stages, x, chk, stage_tolerance, res)
     res.network = chk.network
     res.verified = chk.verified
     res.loss, res.data_loss, res.penalty = chk.loss, chk.data_loss, chk.penalty
     res.mismatches = chk.mismatches
     res.x = x
     if tm.extension is not None:
-        res.extension = tm.extension.summary(x)
+        res.extension.update(tm.extension.summary(x))
     if not chk.verified:
         res.notes.append(f"NOT VERIFIED: {chk.reason}")
     return res
+
+
+def _lexicographic(tm: TrainingModel, net: Network, X: FloatArray, y: IntArray, backend: Any, opts: SolveOptions,
+                   deadline: Deadline, stages: tuple[str, ...], x: Any, chk: Check, tol: float,
+                   res: TrainResult) -> tuple[FloatArray, Check]:
+    """Solve the secondary objectives one after the other (see :func:`train_network`)."""
+    from dataclasses import replace
+
+    model = tm.model
+    trainable = [n for n, p in tm.params.items() if p.W_cols is not None]
+    v0 = model.objective_value(x)
+    res.history.append({"stage": tm.loss, "status": str(res.status), "solver_value": v0,
+                        "forward_value": chk.loss, "accepted": True})
+    prev_c, prev_c0, prev_v = model.c, model.c0, v0
+    for k, name in enumerate(stages):
+        cols, coefs = tm.stages[name]
+        c = np.zeros(model.num_cols)
+        c[cols] = coefs
+        slack = tol * (1.0 + abs(prev_v))
+        model = model.replace(
+            c=c, c0=0.0, A=sp.csr_array(sp.vstack([model.A, sp.csr_array(prev_c[None, :])], format="csr")),
+            row_lb=np.r_[model.row_lb, -np.inf], row_ub=np.r_[model.row_ub, prev_v - prev_c0 + slack],
+            name=f"{tm.model.name}_{name}")
+        sopts = replace(deadline.options(opts, 1.0 / (len(stages) - k)), warm_start=np.asarray(x))
+        raw = solve_training_model(tm, backend, model, sopts)
+        rec: dict[str, Any] = {"stage": name, "status": str(raw.status), "solver_value": raw.objective,
+                               "bound": raw.bound, "seconds": round(raw.seconds, 4), "accepted": False}
+        if raw.x is not None:
+            c2 = check_solution(tm, net, X, y, raw.x, tm.model.objective_value(raw.x))
+            if c2.verified:
+                fv = (activation_margin(c2.network, X, tm.eps) if name == "max_margin"
+                      else weight_norm(c2.network, trainable))
+                rec["forward_value"] = fv
+                cur = model.objective_value(np.asarray(x))
+                if model.objective_value(raw.x) <= cur + 1e-9 * (1 + abs(cur)):
+                    x, chk = raw.x, c2
+                    rec["accepted"] = True
+            else:
+                rec["reason"] = c2.reason
+        if not rec["accepted"]:
+            res.notes.append(f"stage {name}: kept the previous stage's network ({raw.status})")
+        res.history.append(rec)
+        prev_c, prev_c0, prev_v = c, 0.0, model.objective_value(np.asarray(x))
+    res.notes.append("lexicographic objectives: " + " > ".join((tm.loss,) + stages) + " (a sequence of solves)")
+    return np.asarray(x), chk
 
 
 def _with_warm_start(opts: SolveOptions, tm: TrainingModel, net: Network, X: FloatArray,

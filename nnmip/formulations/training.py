@@ -66,6 +66,8 @@ class TrainingModel:
     error_cols: IntArray | None = None                 # zero_one: e per point
     notes: list[str] = field(default_factory=list)
     extension: Any = None                              # robust / pruning read-back (pruning.ExtensionInfo)
+    #: secondary objective -> (columns, coefficients) of its minimisation form (lexicographic stages)
+    stages: dict[str, tuple[IntArray, FloatArray]] = field(default_factory=dict)
 
     def weights(self, x: FloatArray) -> dict[str, tuple[FloatArray, FloatArray | None]]:
         """Read trained parameters from a solution vector (integer parameters are rounded)."""
@@ -107,6 +109,8 @@ class TrainingContext:
         self.patterns: dict[str, tuple[IntArray, IntArray]] = {}
         self.clustered = n_clusters < X.shape[0]
         self.error_cols: IntArray | None = None
+        self.margin_col: int | None = None      # the activation-margin column of the max_margin stage
+        self.margin_cap: float = 1.0
         self.ext: TrainingExtension | None = None
 
     def rows_of(self, space: str) -> int:
@@ -164,6 +168,16 @@ class TrainingContext:
             "E0140", f"{op.kind} '{node}' follows trainable weights: training through it is not a MILP here",
             op.span, ["help: use step(...) or sign(...) for training, or fixed weights"])
 
+    def margin_shift(self, node: str, d: int) -> Any:
+        """The extra activation margin ``gamma`` of the max_margin stage as a shift of every unit of a binary
+        layer on the data (a dense layer on the input), else None.
+        """
+        if self.margin_col is None or not on_data(self.net, node):
+            return None
+        from nnmip.formulations.robust import Shift
+
+        return Shift(Affine.from_cols(np.full(d, self.margin_col, dtype=np.int64)), np.full(d, self.margin_cap))
+
     def node(self, node: str, op: Op, v: Value) -> Value:
         """Formulate one node with the registered formulation."""
         fn = formulation("training", op.kind, self.method(node, op, v), op.span)
@@ -173,6 +187,15 @@ class TrainingContext:
 # ------------------------------------------------------------------------------------------------------------
 # Formulations (docs/formulations.md §3 and §4)
 # ------------------------------------------------------------------------------------------------------------
+def on_data(net: Network, node: str) -> bool:
+    """Whether activation ``node`` follows a dense layer on the network's input (the first binary layer)."""
+    pre = net.inputs_of(node)
+    if not pre or not isinstance(net.op(pre[0]), Dense):
+        return False
+    src = net.inputs_of(pre[0])
+    return bool(src) and isinstance(net.op(src[0]), Input)
+
+
 @register("training", "dense", "fixed")
 def dense_fixed(f: TrainingContext, node: str, op: Dense, v: Value) -> Value:
     r"""Dense layer with fixed weights and bias.
@@ -291,9 +314,13 @@ def step_margin(f: TrainingContext, node: str, op: Step | Sign, v: Value) -> Bin
     ``a - (eps - L) u >= L`` and ``a - (U + eps) u <= -eps`` (:func:`~nnmip.formulations.common.step_units`):
     ``u = 1`` forces ``a >= eps``, ``u = 0`` forces ``a <= -eps``.
 
+    With the ``max_margin`` stage of a lexicographic task, units of the first binary layer get the margin column
+    ``gamma`` as a shift: ``a - gamma >= eps`` when on, ``a + gamma <= -eps`` when off.
+
     Source: Step/Sign on Lin or Bin.  Target: Bin; one binary and two rows per (row, unit).
     """
-    return step_units(f, node, op, as_lin(v))
+    lin = as_lin(v)
+    return step_units(f, node, op, lin, shift=f.margin_shift(node, lin.expr.shape[1]))
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -434,14 +461,15 @@ def loss_max_margin(f: TrainingContext, node: str, loss: str, out: Value) -> Non
     f.b.add_objective_cols(gamma, -1.0)
 
 
-def l1_penalty(f: TrainingContext, weight: float) -> None:
+def l1_penalty(f: TrainingContext, weight: float) -> IntArray:
     r"""``weight * sum |W|`` over trainable weights.
 
     Math
     ----
     ``xi >= W``, ``xi >= -W`` per trainable weight (``xi_lj`` column, role ``xi``); objective
-    ``+ weight * sum xi``.
+    ``+ weight * sum xi``.  Returns the ``xi`` columns (the weight norm of the min_weight stage).
     """
+    out: list[IntArray] = []
     for node, pc in f.params.items():
         if pc.W_cols is None:
             continue
@@ -450,7 +478,14 @@ def l1_penalty(f: TrainingContext, weight: float) -> None:
         xa = Affine.from_cols(xi)
         f.b.add_rows(node, "abs_pos", xa - w, lb=0.0)
         f.b.add_rows(node, "abs_neg", xa + w, lb=0.0)
-        f.b.add_objective_cols(xi, weight)
+        if weight:
+            f.b.add_objective_cols(xi, weight)
+        out.append(np.asarray(xi, dtype=np.int64).ravel())
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
+#: secondary objectives of a lexicographic task (after the loss), see :func:`build_training_model`
+STAGES = ("max_margin", "min_weight")
 
 
 TRAINABLE_KINDS = ("input", "dense", "step", "sign", "relu", "identity")
@@ -473,13 +508,26 @@ def check_trainable_chain(net: Network) -> None:
 def build_training_model(net: Network, X: FloatArray, y: IntArray, n_classes: int, loss: str = "hamming",
                          margin: float = 1.0, eps: float | None = None, l1: float = 0.0,
                          groups: IntArray | None = None, robust: Any = None, prune: Any = None,
-                         emit: str = "milp", cones: bool = False) -> TrainingModel:
+                         emit: str = "milp", cones: bool = False, stages: tuple[str, ...] = (),
+                         margin_cap: float = 1.0) -> TrainingModel:
     """Formulate the training MILP of ``net`` on scaled data ``X`` (N, d) and labels ``y`` (N,).
 
     ``groups`` (N,) assigns points to clusters that share hidden activations (data splitting); ``None`` means
     one cluster per point (the exact model).  ``robust`` (a ``RobustSpec``) makes the first binary layer robust
     over a set around each point (``cones``: the backend takes "soc" cones); ``prune`` (a ``PruneConfig``) adds
     pruning indicators, with the quadratic term emitted as ``emit`` (see nnmip.formulations.pruning).
+
+    ``stages`` lists secondary objectives of a lexicographic task (solved after the loss by
+    :func:`nnmip.drivers.train.train_network`); the model gets their columns, with no weight in the objective.
+
+    Math
+    ----
+    ``max_margin``: one column ``0 <= gamma <= margin_cap`` widens the margin of every step/sign unit of the first
+    binary layer (the dense layer on the data): on-row ``a - gamma >= eps`` when on, off-row ``a + gamma <= -eps``
+    when off, through the shift of :func:`step_units`; its stage minimises ``-gamma`` (a max-margin
+    hyperplane per unit, in the l-infinity box of the weights; BeMi's robustness objective).  ``min_weight``:
+    ``xi >= |W|`` per trainable weight (the l1 rows); its stage minimises ``sum xi`` (for int[-1, 1] weights,
+    the number of non-zero weights).
     """
     check_trainable_chain(net)
     X = np.asarray(X, dtype=np.float64)
@@ -495,6 +543,14 @@ def build_training_model(net: Network, X: FloatArray, y: IntArray, n_classes: in
         n_clusters = int(groups.max()) + 1 if N else 0
     eps = DEFAULT_EPS if eps is None else float(eps)
     f = TrainingContext(net, X, y, n_classes, margin, groups, n_clusters, eps)
+    bad = [s for s in stages if s not in STAGES]
+    if bad:
+        raise ValueError(f"unknown lexicographic stage {bad[0]!r}: choose from {STAGES}")
+    stage_cols: dict[str, tuple[IntArray, FloatArray]] = {}
+    if "max_margin" in stages:
+        f.margin_cap = float(margin_cap)
+        f.margin_col = int(f.b.add_cols("stage", "gamma", 1, 0.0, f.margin_cap, "C")[0])
+        stage_cols["max_margin"] = (np.array([f.margin_col]), np.array([-1.0]))
     ext = None
     if robust is not None or (prune is not None and prune.specs):
         ext = TrainingExtension(f, robust, prune, emit, cones)
@@ -509,13 +565,15 @@ def build_training_model(net: Network, X: FloatArray, y: IntArray, n_classes: in
         raise FormulationError.at("E0142", f"network '{net.name}' has no trainable weights", net.op(net.output).span)
     formulation("training", "loss", loss, net.op(net.output).span)(f, "loss", loss, out)
     penalty = l1 + (1.0 if loss == "min_weight" else 0.0)
-    if penalty > 0:
-        l1_penalty(f, penalty)
+    if penalty > 0 or "min_weight" in stages:
+        xi_cols = l1_penalty(f, penalty)
+        if "min_weight" in stages:
+            stage_cols["min_weight"] = (xi_cols, np.ones(xi_cols.size))
     info = ext.finish() if ext is not None else None
     f.b.notes.append(f"activation margin eps = {eps:g}")
     model = f.b.build("min")
     return TrainingModel(model, f.params, f.patterns, loss, margin, eps, l1, n_classes, groups,
-                         f.error_cols, list(model.notes), extension=info)
+                         f.error_cols, list(model.notes), extension=info, stages=stage_cols)
 
 
-__all__ = ["DEFAULT_EPS", "TrainingContext", "TrainingModel", "build_training_model"]
+__all__ = ["DEFAULT_EPS", "STAGES", "TrainingContext", "TrainingModel", "build_training_model", "on_data"]

@@ -93,10 +93,19 @@ class Budget:
         rem = self.remaining()
         return rem is not None and rem <= 0.05
 
+    @classmethod
+    def of(cls, opts: SolveOptions, time_budget: float | None, step_time: float | None) -> Budget:
+        """The budget of a strategy run: ``time_budget`` (else ``opts.time_limit``) for the whole run, each solve
+        capped at ``step_time`` (else ``opts.solve_time_limit``).
+        """
+        return cls(time_budget if time_budget is not None else opts.time_limit,
+                   step_time if step_time is not None else opts.solve_time_limit)
+
     def options(self, opts: SolveOptions) -> SolveOptions:
         """``opts`` with the time limit of the next solve: the smaller of the per-solve limit and what is left."""
-        limits = [t for t in (self.per_solve, opts.time_limit, self.remaining()) if t is not None]
-        return replace(opts, time_limit=max(0.1, min(limits)) if limits else None, warm_start=None)
+        limits = [t for t in (self.per_solve, self.remaining()) if t is not None]
+        return replace(opts, time_limit=max(0.1, min(limits)) if limits else None, warm_start=None,
+                       solve_time_limit=None)
 
 
 def record(history: list[dict[str, Any]], *, strategy: str, step: str, res: TrainResult | None, loss: float,
@@ -180,4 +189,7 @@ def final_result(strategy: str, solver: str, network: Network | None, loss: floa
                        _num(loss - pen) if np.isfinite(loss) else None, pen,
                        src.objective if src is not None else None, bound, gap,
                        budget.elapsed(), 0.0, stats, message=f"{strategy} finished", notes=notes,
-                       raw=src.raw if src is not None else None, history=history)
+                       raw=src.raw if src is not None else None, history=history,
+                       training_model=src.training_model if src is not None else None,
+                       x=src.x if src is not None else None,
+                       extension=dict(src.extension) if src is not None else {})

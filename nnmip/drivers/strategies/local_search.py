@@ -111,7 +111,9 @@ def train_local_search(net: Network, X: FloatArray, y: IntArray, n_classes: int,
                        options: SolveOptions | None = None, X_val: FloatArray | None = None,
                        y_val: IntArray | None = None, init: str | Network | Params = "random",
                        rounds: int = 10, blocks: str = "pair", time_budget: float | None = None,
-                       step_time: float | None = None, seed: int = 0, init_splits: int = 5) -> TrainResult:
+                       step_time: float | None = None, seed: int = 0, init_splits: int = 5, robust: Any = None,
+                       prune: Any = None, emit: str = "milp", objectives: tuple[str, ...] = (),
+                margin_cap: float = 1.0) -> TrainResult:
     """Train ``net`` by local search over blocks of layers.
 
     Parameters
@@ -132,6 +134,8 @@ def train_local_search(net: Network, X: FloatArray, y: IntArray, n_classes: int,
         Seconds for the whole search and for each solve.
     seed
         Seeds the random start.
+    robust, prune, emit, objectives, margin_cap
+        As for :func:`nnmip.drivers.train.train_network`, in every solve.
 
     Returns
     -------
@@ -147,7 +151,7 @@ def train_local_search(net: Network, X: FloatArray, y: IntArray, n_classes: int,
     obj = Objective(loss, margin, l1, n_classes)
     trainable = weighted_layers(net)   # the penalty's scope
     block_list = make_blocks(net, blocks)
-    budget = Budget(time_budget, step_time)
+    budget = Budget.of(opts, time_budget, step_time)
     history: list[dict[str, Any]] = []
     notes: list[str] = []
     source: TrainResult | None = None
@@ -162,10 +166,16 @@ def train_local_search(net: Network, X: FloatArray, y: IntArray, n_classes: int,
         rem = budget.remaining()
         start = train_split(net, X, y, n_classes, loss=loss, margin=margin, eps=eps, l1=l1, solver=solver,
                             options=opts, X_val=X_val, y_val=y_val, max_splits=init_splits, seed=seed,
-                            step_time=step_time, time_budget=None if rem is None else rem / 2)
+                            step_time=step_time, time_budget=None if rem is None else rem / 2, robust=robust,
+                            prune=prune, emit=emit, objectives=objectives, margin_cap=margin_cap)
         source = start
         current = full_params(start.network) if start.network is not None else random_params(net, X, seed)
         notes.append(f"local search started from data splitting with {init_splits} splits")
+    elif init == "random" and robust is not None:   # a random network is not robust: start from the constant one
+        from nnmip.drivers.train import constant_params
+
+        current = constant_params(net, X, y, n_classes, 1e-3 if eps is None else eps)
+        notes.append("robust local search started from the constant classifier (robust for every set)")
     elif init == "random":
         current = random_params(net, X, seed)
     else:
@@ -177,6 +187,7 @@ def train_local_search(net: Network, X: FloatArray, y: IntArray, n_classes: int,
            clusters=None, budget=budget, accepted=True)
     last: TrainResult | None = source
     done = False
+    first = net.dense_nodes()[0]   # the robust layer: with it fixed, its activations stay constant on every set
     for r in range(rounds):
         improved = False
         for bi, block in enumerate(block_list):
@@ -187,7 +198,9 @@ def train_local_search(net: Network, X: FloatArray, y: IntArray, n_classes: int,
             sub = net.with_params(fixed) if fixed else net
             res = train_network(sub, X, y, n_classes, loss=loss, margin=margin, eps=eps, l1=l1, solver=solver,
                                 options=budget.options(opts),
-                                warm_start={n: current[n] for n in block})
+                                warm_start={n: current[n] for n in block},
+                                robust=robust if first in block else None, prune=prune, emit=emit,
+                                objectives=objectives, margin_cap=margin_cap)
             last = res
             accepted = False
             cand_loss = np.inf

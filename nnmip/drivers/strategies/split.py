@@ -63,7 +63,9 @@ def train_split(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, los
                 options: SolveOptions | None = None, X_val: FloatArray | None = None,
                 y_val: IntArray | None = None, max_splits: int = 20, batch: int | str | None = None,
                 time_budget: float | None = None, step_time: float | None = None, seed: int = 0,
-                select: str | None = None, groups: IntArray | None = None) -> TrainResult:
+                select: str | None = None, groups: IntArray | None = None, robust: Any = None,
+                prune: Any = None, emit: str = "milp", objectives: tuple[str, ...] = (),
+                margin_cap: float = 1.0) -> TrainResult:
     """Train ``net`` by iterative data splitting.
 
     Parameters
@@ -84,6 +86,11 @@ def train_split(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, los
         Seeds the batches and the 2-means splits.
     groups
         An initial partition (default: one cluster).
+    robust, prune, emit, objectives, margin_cap
+        As for :func:`nnmip.drivers.train.train_network`, in every solve.  With a robust set, the first layer's
+        margin rows stay per point while a cluster shares one activation pattern: the pattern holds over the
+        union of its points' sets.  Pruned groups read back as exact zeros, so the warm start of the next solve
+        (the best network so far) keeps them pruned unless the solver finds better.
 
     Returns
     -------
@@ -110,7 +117,7 @@ def train_split(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, los
     full_batch = batch is None or batch >= N
     obj = Objective(loss, margin, l1, n_classes)
     trainable = weighted_layers(net)   # the penalty's scope
-    budget = Budget(time_budget, step_time)
+    budget = Budget.of(opts, time_budget, step_time)
     rng = np.random.default_rng(seed)
     grp = np.zeros(N, dtype=np.int64) if groups is None else np.unique(groups, return_inverse=True)[1]
     history: list[dict[str, Any]] = []
@@ -125,7 +132,8 @@ def train_split(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, los
         rows = np.arange(N) if full_batch else np.sort(rng.choice(N, size=int(batch), replace=False))  # type: ignore[arg-type]
         start = full_params(best[0]) if best is not None else None
         res = train_network(net, X[rows], y[rows], n_classes, loss=loss, margin=margin, eps=eps, l1=l1,
-                            solver=solver, options=budget.options(opts), groups=grp[rows], warm_start=start)
+                            solver=solver, options=budget.options(opts), groups=grp[rows], warm_start=start,
+                            robust=robust, prune=prune, emit=emit, objectives=objectives, margin_cap=margin_cap)
         last = res
         ref = best[0] if best is not None else None
         accepted = False
