@@ -84,12 +84,13 @@ def _train_member_now(job: dict[str, Any]) -> dict[str, Any]:
     if strategy == "exact":
         res = train_network(job["net"], job["X"], job["y"], 2, options=opts, **kw)
     else:
-        from nnmip.drivers.strategies import STRATEGIES
+        from nnmip.drivers.strategies.local_search import train_local_search
+        from nnmip.drivers.strategies.split import train_split
 
         kw.update(job["strategy_options"])
         kw.setdefault("time_budget", None)
-        res = STRATEGIES[strategy](job["net"], job["X"], job["y"], 2, options=opts,  # type: ignore[operator]
-                                   X_val=job["X_val"], y_val=job["y_val"], **kw)
+        fit = train_split if strategy == "split" else train_local_search
+        res = fit(job["net"], job["X"], job["y"], 2, options=opts, X_val=job["X_val"], y_val=job["y_val"], **kw)
     return {"index": job["index"], "network": res.network if res.verified else None, "status": str(res.status),
             "verified": bool(res.verified), "loss": res.loss, "seconds": time.perf_counter() - t0,
             "time_limit": limit, "points": int(job["y"].size), "stages": [h for h in res.history if "stage" in h],
