@@ -373,3 +373,24 @@ def test_verify_command_states_the_cut(tmp_path: Path, capsys: pytest.CaptureFix
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["result"] == "certified"
     assert any("Softmax" in n and "logits" in n for n in report["notes"])
+
+
+def test_a_cut_softmax_allows_only_comparisons_between_outputs(tmp_path: Path) -> None:
+    """Thresholds on probabilities do not carry over to the logits: refused (E0428); comparisons do."""
+    from nnmip import classified, linf, maximize, output_box, verify
+    from nnmip.errors import FormulationError
+    from nnmip.ir.spec import Case, unsafe
+
+    W = np.array([[2.0, -1.0, 0.5], [-1.0, 1.0, 1.0]])
+    nodes = [helper.make_node("Gemm", ["x", "W"], ["logits"], transB=1),
+             helper.make_node("Softmax", ["logits"], ["y"], name="probs")]
+    net, _ = import_onnx(graph_model(nodes, {"W": W}, [1, 3], [1, 2]))
+    x0 = np.array([1.0, 0.0, 0.0])
+    assert verify(net, linf(x0, 0.1), classified(0)).result == "certified"
+    swapped = unsafe([Case(np.array([[1.0, -1.0]]), np.zeros(1), np.array([False]))])   # fails where y_0 <= y_1
+    assert verify(net, linf(x0, 0.1), swapped).result == "certified"
+    for prop in (output_box(lo=[0.0, 0.0], hi=[1.0, 1.0]), maximize([1.0, 0.0]),
+                 unsafe([Case(np.array([[-1.0, 0.0]]), np.array([0.5]), np.array([False]))])):  # y_0 >= 0.5
+        with pytest.raises(FormulationError) as e:
+            verify(net, linf(x0, 0.1), prop)
+        assert e.value.diagnostics[0].code == "E0428"

@@ -302,6 +302,12 @@ class _Question:
                                       f"'{solver}' has none", region.span,
                                       ["help: use --solver gurobi (or cvxpy with a mixed-integer conic solver), "
                                        "or an linf/l1 set"])
+        if net.cut_output and not prop.compares_outputs_only(net.n_outputs):
+            raise FormulationError.at(
+                "E0428", f"the property uses output values, but the final {'/'.join(net.cut_output)} of "
+                f"'{net.name}' was cut off at import: the network's outputs are the values before it",
+                prop.span, ["help: state the property as comparisons between outputs (classified(c), or rows "
+                            "c*(Y_i - Y_j) <= 0), or verify a model exported without the final activation"])
         cases = prop.cases(net.n_outputs)
         lo, hi = region.box(net.n_inputs)
         if not (np.isfinite(lo).all() and np.isfinite(hi).all()):

@@ -455,6 +455,7 @@ class _Importer:
         self.values: dict[str, _Value] = {}
         self.made: dict[str, str] = {}      # tensor -> IR node materialised for it
         self.notes: list[str] = []
+        self.cut: list[str] = []     # op types of the final nodes cut off (Softmax, ...)
         self.skip: set[int] = set()     # nodes of an extracted input scaling
         self._used = {t for n in model.graph.node for t in n.input} | {o.name for o in model.graph.output}
         meta = {p.key: p.value for p in model.metadata_props}
@@ -615,6 +616,7 @@ class _Importer:
         keep = nx.ancestors(self.graph, out) | {out, x}
         self.graph.remove_nodes_from([n for n in list(self.graph.nodes) if n not in keep])
         self.graph.graph["notes"] = list(self.notes)
+        self.graph.graph["cut_output"] = list(self.cut)
         self.graph.graph["source_shapes"] = {"input_name": inp.name, "input": list(shape),
                                              "output_name": out_name, "output": list(final.shape)}
         diags = validate_graph(self.graph, self.net_name)
@@ -633,6 +635,7 @@ class _Importer:
                 "", "ai.onnx", "ai.onnx.ml"):
             node = producer[name]
             name = node.input[0]
+            self.cut.append(node.op_type)
             self.notes.append(f"the final {node.op_type} ({_label(node)}) is cut off: the network's outputs are "
                               f"the values before it (the logits), and properties are checked on them")
         return name

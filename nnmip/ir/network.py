@@ -110,6 +110,13 @@ class Network:
         return list(self.graph.graph.get("notes", []))
 
     @property
+    def cut_output(self) -> list[str]:
+        """Op types of the final nodes an importer cut off (Softmax, Sigmoid, ArgMax, ZipMap): the outputs of this
+        network are the values before them, so only properties that compare outputs with each other carry over.
+        """
+        return list(self.graph.graph.get("cut_output", []))
+
+    @property
     def source_shapes(self) -> dict[str, Any]:
         """Shapes of the input and output tensors in the file the network was read from (empty if none)."""
         return dict(self.graph.graph.get("source_shapes", {}))

@@ -294,6 +294,23 @@ class Property:
         """The score is ``sign * (objective)`` (minimize is solved as the maximum of the negation)."""
         return -1.0 if self.kind == "minimize" else 1.0
 
+    def compares_outputs_only(self, n_out: int) -> bool:
+        """True when the property only compares outputs with each other (``classified``, or every failure row
+        ``c (y_i - y_j) <= 0`` with no constant): such a property holds on a network exactly when it holds after a
+        strictly increasing map applied to every output alike (softmax, an elementwise sigmoid), so it can be
+        checked on the logits before them.
+        """
+        if self.kind == "classified":
+            return True
+        if self.kind in ("maximize", "minimize"):
+            return False
+        for case in self.cases(n_out):
+            for g, h in zip(np.atleast_2d(case.G), np.atleast_1d(case.h), strict=True):
+                nz = np.flatnonzero(g)
+                if h != 0.0 or nz.size != 2 or g[nz[0]] != -g[nz[1]]:
+                    return False
+        return True
+
     def cases(self, n_out: int) -> list[Case]:
         """The failure cases for a network with ``n_out`` outputs."""
         if self.kind in ("maximize", "minimize"):
