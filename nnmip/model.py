@@ -415,6 +415,13 @@ class ModelBuilder:
     def num_rows(self) -> int:
         return self._nrows
 
+    def block_cols(self, node: str, role: str) -> IntArray:
+        """The flat column indices of the block ``{node}__{role}`` added so far."""
+        for blk in self._col_blocks:
+            if blk.node == node and blk.role == role:
+                return np.arange(blk.start, blk.start + blk.size, dtype=np.int64)
+        raise KeyError(f"{node}__{role}")
+
     def add_cols(self, node: str, role: str, shape: tuple[int, ...] | int, lb: float | FloatArray = 0.0,
                  ub: float | FloatArray = np.inf, vtype: str = "C") -> IntArray:
         """Add a block of columns; returns their indices in the logical ``shape``."""

@@ -51,6 +51,8 @@ FloatArray = npt.NDArray[np.float64]
 CERTIFIED, COUNTEREXAMPLE, UNKNOWN = "certified", "counterexample", "unknown"
 #: ``tighten="auto"`` runs per-unit LPs only on networks up to this many parameters (symbolic bounds beyond)
 AUTO_LP_PARAMS = 20_000
+#: rounds of ideal ReLU cuts at the root with the ``ideal-cuts`` relu formulation (docs/formulations.md §18)
+ROOT_CUT_ROUNDS = 5
 VNN_ANSWERS = {CERTIFIED: "unsat", COUNTEREXAMPLE: "sat"}
 
 
@@ -511,6 +513,7 @@ class _Question:
             self._emit(cr, tc)
             return False
         strict = bool(np.all(cs.strict))
+        model = self._strengthen(fm, model)
         opts = _base_options(self.solver, self.options, self.deadline.solve_limit(), True, strict)
         # the decision only needs to know whether the score can reach 0: with the floor "score >= 0" the MILP is
         # infeasible exactly when the case cannot be hit, which the solver proves without closing the gap of the
@@ -551,6 +554,18 @@ class _Question:
         self._close_case(k, cr, raw, bound, tc)
         return False
 
+    def _strengthen(self, fm: FixedModel, model: Any) -> Any:
+        """With the ``ideal-cuts`` relu formulation: rounds of ideal ReLU cuts at the root (§18) before the MILP."""
+        if not fm.cut_units:
+            return model
+        from nnmip.drivers.relu_cuts import strengthen_root
+
+        left = self.deadline.solve_limit()
+        model, rr = strengthen_root(model, fm.cut_units, rounds=ROOT_CUT_ROUNDS, solver=self.solver,
+                                    time_limit=None if left is None else 0.25 * left)
+        self.res.notes.append(f"ideal ReLU cuts at the root: {rr.cuts} cuts in {len(rr.rounds)} rounds")
+        return model
+
     def _found(self, cr: CaseResult, s_val: float, bound: float, tc: float) -> bool:
         cr.value, cr.bound, cr.decided_by = s_val, bound, "milp"
         self.res.value, self.res.bound = self.to_prop(s_val), self.to_prop(max(bound, s_val))
@@ -581,6 +596,7 @@ class _Question:
             cr.decided_by, cr.status = "undecided", "time_limit"
             self._emit(cr, tc)
             return False
+        model = self._strengthen(fm, model)
         opts = _base_options(self.solver, self.options, self.deadline.solve_limit(), False, False)
         raw = self.backend.solve(model, opts)
         cr.status, cr.binaries = str(raw.status), model.num_binaries

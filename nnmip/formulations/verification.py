@@ -26,6 +26,7 @@ import scipy.sparse as sp
 
 from nnmip.errors import FormulationError
 from nnmip.formulations.common import formulation, register, step_rows
+from nnmip.formulations.ideal import ReluCutUnits
 from nnmip.ir.network import Network
 from nnmip.ir.ops import Dense, Identity, Input, MaxPool, Op, ReLU, Sign, Step, Sum
 from nnmip.ir.spec import Case, InputSet, Region
@@ -58,6 +59,10 @@ class FixedContext:
     b: ModelBuilder
     bounds: dict[str, tuple[FloatArray, FloatArray]]
     x_cols: IntArray | None = None
+    #: per dense layer: its ``a`` columns and the expression ``W x + b`` they equal (for the ideal cuts, §18)
+    pre_expr: list[tuple[IntArray, Affine]] = field(default_factory=list)
+    #: unstable ReLU units recorded by the ``ideal-cuts`` relu formulation
+    cut_units: list[ReluCutUnits] = field(default_factory=list)
 
 
 @dataclass
@@ -84,6 +89,7 @@ class FixedModel:
     out_hi: FloatArray
     units: dict[str, UnitCounts] = field(default_factory=dict)
     pre_cols: dict[str, IntArray] = field(default_factory=dict)   # dense node -> its ``a`` columns
+    cut_units: list[ReluCutUnits] = field(default_factory=list)   # see nnmip.formulations.ideal
 
     @property
     def stable_units(self) -> int:
@@ -172,6 +178,7 @@ def dense_fixed(ctx: FixedContext, node: str, op: Dense, inp: Val) -> Val:
     a = b.add_cols(node, "a", op.n_out, lb=lo, ub=hi)
     Wx = Affine(sp.csr_array(W @ inp.expr.coef), np.asarray(W @ inp.expr.const, np.float64), (op.n_out,))
     b.add_rows(node, "a_def", Affine.from_cols(a) - Wx, op.b, op.b)
+    ctx.pre_expr.append((a, Wx + np.asarray(op.b, np.float64)))
     return Val(Affine.from_cols(a), np.asarray(lo, np.float64), np.asarray(hi, np.float64))
 
 
@@ -215,6 +222,36 @@ def relu_bigm(ctx: FixedContext, node: str, op: ReLU, inp: Val) -> Val:
     b.notes.append(f"{node}: relu big-M, {int(active.sum())} active, {int(inactive.sum())} inactive, "
                    f"{idx.size} unstable")
     return Val(_rows_from(parts, inp.size), np.maximum(out[0], 0.0), np.maximum(out[1], 0.0))
+
+
+@register("verification", "relu", "ideal-cuts")
+def relu_ideal_cuts(ctx: FixedContext, node: str, op: ReLU, inp: Val) -> Val:
+    r"""Big-M ReLU (as ``relu_bigm``) that records its unstable units for the ideal cuts of §18.
+
+    Math
+    ----
+    The rows are those of ``relu_bigm``.  For the unstable units, whose pre-activation is a dense layer's
+    ``a = w . x + b`` with proven column bounds ``L <= x <= U``, the expression ``(w, b)`` over the columns of the
+    layer before is kept; ``nnmip.formulations.ideal.separate`` derives from it the inequalities
+
+        ``y <= sum_{i in I} w_i (x_i - Lb_i (1 - d)) + (b + sum_{i not in I} w_i Ub_i) d``  for ``I`` in ``[n]``
+
+    with ``Lb_i = L_i, Ub_i = U_i`` for ``w_i >= 0`` and ``Lb_i = U_i, Ub_i = L_i`` otherwise.
+
+    Source / Target: ReLU -> the rows of ``relu_bigm``; cuts come later (``nnmip.drivers.relu_cuts``).
+    """
+    val = relu_bigm(ctx, node, op, inp)
+    unstable = np.flatnonzero((inp.lo < 0) & (inp.hi > 0))
+    cols = _plain_cols(inp)
+    if unstable.size == 0 or cols is None:
+        return val
+    for a_cols, expr in ctx.pre_expr:
+        if a_cols.shape == cols.shape and np.array_equal(a_cols, cols):
+            sub = expr.take(unstable)
+            ctx.cut_units.append(ReluCutUnits(node, ctx.b.block_cols(node, "y"), ctx.b.block_cols(node, "d"),
+                                              sp.csr_array(sub.coef), sub.const.copy()))
+            break
+    return val
 
 
 @register("verification", ("step", "sign"), "bigm")
@@ -519,7 +556,7 @@ def build_fixed_model(net: Network, region: Region, bounds: dict[str, Bounds], *
     last = upto if upto is not None else net.output
     out = vals[last]
     model = b.build("max")
-    return FixedModel(model, x_cols, out.expr, out.lo, out.hi, units, pre)
+    return FixedModel(model, x_cols, out.expr, out.lo, out.hi, units, pre, ctx.cut_units)
 
 
 def _count(op: Op, L: FloatArray, U: FloatArray) -> UnitCounts:

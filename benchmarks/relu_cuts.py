@@ -1,0 +1,78 @@
+"""Verification solves with the big-M ReLU formulation and with ideal ReLU cuts at the root (§18), side by side.
+
+20-64-64-2 ReLU networks (the seeded ONNX MLPs of ``benchmarks/verify_omlt.py``, seeds 100..), an linf ball of
+radius eps around a random point of [0, 1]^20; the question max ``y_other - y_c`` solved to optimality with HiGHS
+(one thread) by ``verify`` with ``method={"relu": "bigm"}`` and ``{"relu": "ideal-cuts"}``, the two runs of an
+instance back to back with the order alternating.  Both optima must agree to 1e-6::
+
+    python benchmarks/relu_cuts.py [--instances 10] [--eps 0.1] [--time-limit 120] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from verify_omlt import mlp, question  # noqa: E402
+
+from nnmip.drivers.verify import verify  # noqa: E402
+from nnmip.io.onnx import import_onnx  # noqa: E402
+from nnmip.ir.spec import linf, maximize  # noqa: E402
+from nnmip.solution import SolveOptions  # noqa: E402
+
+
+def run(net: object, x0: np.ndarray, eps: float, coef: np.ndarray, relu: str, limit: float) -> dict[str, object]:
+    t0 = time.perf_counter()
+    r = verify(net, [linf(x0, eps)], maximize(coef), domain=(0, 1), samples=0, time_limit=limit,  # type: ignore[arg-type]
+               options=SolveOptions(threads=1), method={"relu": relu}, bab="off")
+    return {"seconds": time.perf_counter() - t0, "value": r.value, "bound": r.bound, "timed_out": r.timed_out}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--instances", type=int, default=10)
+    ap.add_argument("--eps", type=float, default=0.1)
+    ap.add_argument("--time-limit", type=float, default=120.0)
+    ap.add_argument("--json", metavar="OUT")
+    a = ap.parse_args(argv)
+    rows, ok = [], True
+    for seed in range(a.instances):
+        model, _ = mlp([20, 64, 64, 2], seed=100 + seed)
+        net, _ = import_onnx(model)
+        x0 = np.random.default_rng(seed).random(20)
+        c, j = question(net, x0)
+        coef = np.zeros(2)
+        coef[j], coef[c] = 1.0, -1.0
+        order = ("bigm", "ideal-cuts") if seed % 2 == 0 else ("ideal-cuts", "bigm")
+        row: dict[str, object] = {"seed": seed}
+        for relu in order:
+            row[relu] = run(net, x0, a.eps, coef, relu, a.time_limit)
+        b, i = row["bigm"], row["ideal-cuts"]
+        assert isinstance(b, dict)
+        assert isinstance(i, dict)
+        same = (b["value"] is not None and i["value"] is not None and abs(b["value"] - i["value"]) <= 1e-6) \
+            or b["timed_out"] or i["timed_out"]
+        ok &= bool(same)
+        rows.append(row)
+        print(f"seed {seed}: big-M {b['seconds']:.2f}s value {b['value']} | ideal cuts {i['seconds']:.2f}s "
+              f"value {i['value']} | ratio {b['seconds'] / i['seconds']:.2f}", flush=True)
+    med_b = statistics.median(r["bigm"]["seconds"] for r in rows)  # type: ignore[index]
+    med_i = statistics.median(r["ideal-cuts"]["seconds"] for r in rows)  # type: ignore[index]
+    print(f"median: big-M {med_b:.2f}s, ideal cuts {med_i:.2f}s (big-M / ideal {med_b / med_i:.2f})")
+    if a.json:
+        Path(a.json).write_text(json.dumps({"machine": {"python": platform.python_version(),
+                                                        "platform": platform.platform()}, "rows": rows}, indent=1))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
