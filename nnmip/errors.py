@@ -166,9 +166,9 @@ class ParameterError(NnmipError, ValueError):
     code = "E0109"
 
     @classmethod
-    def of(cls, name: str, message: str, hint: str = "") -> ParameterError:
-        """``argument 'name' ...`` with code ``E0109`` and a help line."""
-        e = cls.at("E0109", f"argument '{name}' {message}", notes=[f"help: {hint or 'see the function docstring'}"])
+    def of(cls, name: str, message: str, hint: str = "", code: str = "E0109") -> ParameterError:
+        """``argument 'name' ...`` with ``code`` (``E0109`` unless a more precise code fits) and a help line."""
+        e = cls.at(code, f"argument '{name}' {message}", notes=[f"help: {hint or 'see the function docstring'}"])
         assert isinstance(e, ParameterError)
         return e
 

@@ -19,7 +19,7 @@ import networkx as nx
 import numpy as np
 import numpy.typing as npt
 
-from nnmip.errors import NO_SPAN, CheckError, Diagnostic, Span
+from nnmip.errors import NO_SPAN, CheckError, Diagnostic, ParameterError, Span, check_number
 from nnmip.ir.network import Network, validate_graph
 from nnmip.ir.ops import ACTIVATIONS, Dense, Input, Op, ParamDomain
 
@@ -42,35 +42,90 @@ class DomainSpec:
                 if v.size == int(np.prod(shape)) and v.ndim == 1 and len(shape) == 2 and shape[0] == 1:
                     v = v.reshape(shape)
                 else:
-                    raise ValueError(f"fixed values have shape {v.shape}, expected {shape}")
+                    raise ParameterError.of("values", f"of fixed() have shape {v.shape}, expected {shape}",
+                                            "weights are (width, inputs), one row per unit; a bias has one entry "
+                                            "per unit", code="E0121")
             return ParamDomain.fixed(v, self.span)
         return ParamDomain.box(self.kind, self.lo, self.hi, shape, self.span)
 
 
+def _bound(name: str, value: object) -> float:
+    """A domain bound: a finite real number (not a bool, not a string)."""
+    check_number(name, value, low=None)
+    return float(value)  # type: ignore[arg-type]
+
+
+def _domain(kind: str, lo: object, hi: object) -> DomainSpec:
+    a, b = _bound("lo", lo), _bound("hi", hi)
+    if kind == "int" and not (a.is_integer() and b.is_integer()):
+        raise ParameterError.of("lo" if not a.is_integer() else "hi", f"of integer() must be a whole number, "
+                                f"got {lo if not a.is_integer() else hi!r}", "integer domains have whole bounds")
+    if a > b:
+        raise ParameterError.of("lo", f"must not exceed hi, got [{a:g}, {b:g}]", "write the lower bound first",
+                                code="E0130")
+    return DomainSpec(kind, a, b)
+
+
 def real(lo: float, hi: float) -> DomainSpec:
-    """Continuous parameters in [lo, hi]."""
-    return DomainSpec("real", float(lo), float(hi))
+    """Continuous parameters in [lo, hi] (finite, lo <= hi)."""
+    return _domain("real", lo, hi)
 
 
 def integer(lo: int, hi: int) -> DomainSpec:
-    """Integer parameters in {lo, ..., hi}."""
-    return DomainSpec("int", float(lo), float(hi))
+    """Integer parameters in {lo, ..., hi} (whole numbers, lo <= hi)."""
+    return _domain("int", lo, hi)
 
 
 def fixed(values: npt.ArrayLike) -> DomainSpec:
-    """Parameters fixed to ``values``."""
-    return DomainSpec("fixed", values=np.asarray(values, dtype=np.float64))
+    """Parameters fixed to ``values`` (finite numbers)."""
+    return DomainSpec("fixed", values=_finite_array("values", values))
+
+
+def _finite_array(name: str, values: object) -> npt.NDArray[np.float64]:
+    """``values`` as a float array of finite real numbers, or a :class:`ParameterError` naming ``name``."""
+    try:
+        a = np.asarray(values)
+        if a.dtype.kind not in "biuf" or a.dtype == np.bool_:
+            raise TypeError
+        a = a.astype(np.float64)
+    except (TypeError, ValueError):
+        raise ParameterError.of(name, f"must be an array of real numbers, got {_short(values)}",
+                                "pass a list or numpy array of floats with a regular shape", code="E0108") from None
+    if not np.all(np.isfinite(a)):
+        raise ParameterError.of(name, "must hold only finite numbers (found NaN or infinity)",
+                                "replace missing or infinite entries")
+    return a
+
+
+def _short(value: object) -> str:
+    r = repr(value)
+    return r if len(r) <= 60 else r[:57] + "..."
+
+
+def _check_name(name: object, what: str = "name") -> str:
+    if not isinstance(name, str) or not name:
+        raise ParameterError.of(what, f"must be a non-empty string, got {_short(name)}", "name every node",
+                                code="E0108")
+    return name
+
+
+def _check_width(width: object, what: str = "width") -> int:
+    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or int(width) < 1:
+        raise ParameterError.of(what, f"must be a positive whole number, got {_short(width)}",
+                                "a layer has at least one unit", code="E0120")
+    return int(width)
 
 
 class NetworkBuilder:
     """Add named nodes, each naming its input; ``build`` validates and returns a :class:`Network`."""
 
     def __init__(self, name: str = "net") -> None:
-        self.name = name
+        self.name = _check_name(name)
         self.graph = nx.DiGraph()
         self._dims: dict[str, int] = {}
 
     def _add(self, name: str, op: Op, inputs: tuple[str, ...], dim: int) -> str:
+        _check_name(name)
         if name in self.graph:
             raise CheckError.at("E0103", f"node '{name}' is defined twice", op.span)
         for src in inputs:
@@ -87,22 +142,57 @@ class NetworkBuilder:
 
     def input(self, name: str, dim: int, lo: npt.ArrayLike | None = None, hi: npt.ArrayLike | None = None,
               span: Span = NO_SPAN) -> str:
-        lo_a = None if lo is None else np.broadcast_to(np.asarray(lo, dtype=np.float64), (dim,)).copy()
-        hi_a = None if hi is None else np.broadcast_to(np.asarray(hi, dtype=np.float64), (dim,)).copy()
-        return self._add(name, Input(dim=int(dim), lo=lo_a, hi=hi_a, span=span), (), int(dim))
+        _check_name(name)
+        dim = _check_width(dim, "dim")
+        lo_a = None if lo is None else self._input_bound("lo", lo, dim)
+        hi_a = None if hi is None else self._input_bound("hi", hi, dim)
+        if lo_a is not None and hi_a is not None and np.any(lo_a > hi_a):
+            i = int(np.argmax(lo_a > hi_a))
+            raise ParameterError.of("lo", f"exceeds hi at entry {i}: [{lo_a[i]:g}, {hi_a[i]:g}]",
+                                    "write the lower bound first", code="E0130")
+        return self._add(name, Input(dim=dim, lo=lo_a, hi=hi_a, span=span), (), dim)
+
+    @staticmethod
+    def _input_bound(what: str, value: npt.ArrayLike, dim: int) -> npt.NDArray[np.float64]:
+        """An input bound: one number or ``dim`` numbers, never NaN (an infinite bound leaves that side open)."""
+        try:
+            a = np.asarray(value)
+            if a.dtype.kind not in "biuf" or a.dtype == np.bool_:
+                raise TypeError
+            a = a.astype(np.float64)
+        except (TypeError, ValueError):
+            raise ParameterError.of(what, f"must be a number or an array of numbers, got {_short(value)}",
+                                    code="E0108") from None
+        if a.ndim > 1 or (a.ndim == 1 and a.shape[0] != dim):
+            raise ParameterError.of(what, f"has shape {a.shape}, expected one number or {dim} numbers",
+                                    "give one bound per input entry", code="E0121")
+        if np.any(np.isnan(a)):
+            raise ParameterError.of(what, "contains NaN", "use -inf/inf for an open side")
+        return np.broadcast_to(a, (dim,)).copy()
 
     def dense(self, name: str, x: str, width: int, weights: DomainSpec | None = None,
               bias: DomainSpec | None = DomainSpec("real", -1.0, 1.0), span: Span = NO_SPAN) -> str:
-        if x not in self._dims:
+        _check_name(name)
+        if not isinstance(x, str) or x not in self._dims:
             raise CheckError.at("E0102", f"unknown node '{x}'", span)
         n_in = self._dims[x]
+        width = _check_width(width)
         weights = weights if weights is not None else real(-1, 1)
-        op = Dense(n_in=n_in, n_out=int(width), weights=weights.resolve((int(width), n_in)),
-                   bias=None if bias is None else bias.resolve((int(width),)), span=span)
-        return self._add(name, op, (x,), int(width))
+        for what, d in (("weights", weights), ("bias", bias)):
+            if d is not None and not isinstance(d, DomainSpec):
+                raise ParameterError.of(what, f"must be real(lo, hi), integer(lo, hi), fixed(values) or "
+                                        f"{'None' if what == 'bias' else 'omitted'}, got {_short(d)}",
+                                        "wrap arrays in fixed(...)", code="E0108")
+        op = Dense(n_in=n_in, n_out=width, weights=weights.resolve((width, n_in)),
+                   bias=None if bias is None else bias.resolve((width,)), span=span)
+        return self._add(name, op, (x,), width)
 
     def activation(self, kind: str, name: str, x: str, span: Span = NO_SPAN) -> str:
-        if x not in self._dims:
+        if kind not in ACTIVATIONS:
+            raise ParameterError.of("kind", f"must be one of {', '.join(ACTIVATIONS)}, got {_short(kind)}",
+                                    "other activations are not supported", code="E0101")
+        _check_name(name)
+        if not isinstance(x, str) or x not in self._dims:
             raise CheckError.at("E0102", f"unknown node '{x}'", span)
         return self._add(name, ACTIVATIONS[kind](span=span), (x,), self._dims[x])
 
