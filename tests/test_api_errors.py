@@ -77,3 +77,64 @@ def test_builder_still_accepts_good_arguments() -> None:
     net = nb.build()
     assert net.n_outputs == 1
     assert net.op("x").lo.tolist() == [-1.0, -np.inf]
+
+
+def _xor() -> object:
+    nb = NetworkBuilder("xor")
+    x = nb.input("x", 2)
+    h = nb.step("a", nb.dense("h", x, 2, weights=real(-1, 1), bias=real(-1, 1)))
+    nb.step("o", nb.dense("y", h, 2, weights=integer(-1, 1), bias=real(-1, 1)))
+    return nb.build()
+
+
+XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
+XOR_Y = np.array([0, 1, 1, 0])
+
+
+def _train(**kw: object) -> Callable[[], object]:
+    def call() -> object:
+        from nnmip.drivers.train import train_network
+
+        args: dict[str, object] = {"net": _xor(), "X": XOR_X, "y": XOR_Y, "n_classes": 2, **kw}
+        return train_network(**args)  # type: ignore[arg-type]
+    return call
+
+
+TRAIN = {
+    "X_str": (_train(X="abc"), "E0108"),
+    "X_strings": (_train(X=[["a", "b"]] * 4), "E0108"),
+    "X_ragged": (_train(X=[[0, 0], [1], [1, 0], [1, 1]]), "E0108"),
+    "X_complex": (_train(X=XOR_X + 1j), "E0108"),
+    "y_str": (_train(y=["a", "b", "b", "a"]), "E0108"),
+    "net_none": (_train(net=None), "E0108"),
+    "net_str": (_train(net="xor"), "E0108"),
+    "options_dict": (_train(options={"time_limit": 5}), "E0108"),
+    "groups_short": (_train(groups=[0, 1]), "E0122"),
+    "groups_neg": (_train(groups=[0, -1, 0, 1]), "E0109"),
+    "warm_unknown_layer": (_train(warm_start={"zz": (np.zeros((2, 2)), None), "h": 0, "y": 0}), "E0163"),
+    "warm_wrong_shape": (_train(warm_start={"h": (np.zeros((5, 5)), None), "y": 0}), "E0163"),
+    "warm_bias_shape": (_train(warm_start={"h": (np.zeros((2, 2)), np.zeros(3))}), "E0163"),
+    "warm_missing_layer": (_train(warm_start={"h": (np.zeros((2, 2)), None)}), "E0163"),
+    "warm_not_pair": (_train(warm_start={"h": np.zeros((2, 2))}), "E0163"),
+    "objectives_unknown": (_train(objectives=["foo"]), "E0156"),
+    "objectives_str": (_train(objectives="max_margin"), "E0156"),
+    "objectives_relax": (_train(objectives=["max_margin"], relax=True), "E0156"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TRAIN))
+def test_train_network_refuses_bad_arguments(name: str) -> None:
+    call, code = TRAIN[name]
+    with pytest.raises(NnmipError) as info:
+        call()
+    assert [d.code for d in info.value.diagnostics] == [code]
+    assert any(n.startswith("help:") for n in info.value.diagnostics[0].notes)
+
+
+def test_train_network_accepts_a_fitting_warm_start_and_groups() -> None:
+    from nnmip.backends import SolveOptions
+
+    res = _train(warm_start={"h": ([[1.0, 1.0], [-1.0, -1.0]], [-0.5, 1.5]), "y": (np.eye(2), np.zeros(2))},
+                 groups=np.arange(4),
+                 options=SolveOptions(time_limit=20))()
+    assert res.verified  # type: ignore[attr-defined]

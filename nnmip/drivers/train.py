@@ -89,11 +89,82 @@ class TrainResult:
         return self.ensemble if self.ensemble is not None else self.network
 
 
+def _real_array(name: str, value: object, hint: str) -> npt.NDArray[Any]:
+    """``value`` as a regular numpy array of real numbers (int, float or bool), else a ``ParameterError``."""
+    from nnmip.errors import ParameterError
+
+    try:
+        a = np.asarray(value)
+        if a.dtype.kind == "O":
+            a = a.astype(np.float64)
+    except (TypeError, ValueError):
+        raise ParameterError.of(name, "must be an array of real numbers with a regular shape", hint,
+                                code="E0108") from None
+    if a.dtype.kind not in "biuf":
+        raise ParameterError.of(name, f"must be an array of real numbers, got dtype {a.dtype}", hint, code="E0108")
+    return a
+
+
+def _check_train_arguments(net: object, options: object, N: int, groups: object, warm_start: object,
+                           objectives: object) -> None:
+    """Refuse Python arguments of ``train_network`` that do not fit the network or the data (ParameterError)."""
+    from nnmip.errors import ParameterError
+    from nnmip.formulations.training import STAGES
+
+    if options is not None and not isinstance(options, SolveOptions):
+        raise ParameterError.of("options", f"must be a SolveOptions or None, got {type(options).__name__}",
+                                "nnmip.backends.SolveOptions(time_limit=...)", code="E0108")
+    if groups is not None:
+        g = _real_array("groups", groups, "one cluster index per training row")
+        if g.shape != (N,):
+            raise ParameterError.of("groups", f"has shape {g.shape}, expected ({N},)", "one cluster index per "
+                                    "training row", code="E0122")
+        if g.size and (not np.all(g == np.round(g)) or g.min() < 0):
+            raise ParameterError.of("groups", "must hold whole numbers 0, 1, ...", "one cluster index per row")
+    if isinstance(objectives, str) or not isinstance(objectives, (tuple, list)):
+        raise ParameterError.of("objectives", f"must be a list of names, got {objectives!r}",
+                                f"choose from {', '.join(STAGES)}", code="E0156")
+    for o in objectives:
+        if o not in STAGES or list(objectives).count(o) > 1:
+            raise ParameterError.of("objectives", f"holds {o!r}, not a secondary objective here (or given twice)",
+                                    f"choose from {', '.join(STAGES)}, each at most once", code="E0156")
+    if warm_start is None:
+        return
+    assert isinstance(net, Network)
+    if not isinstance(warm_start, dict):
+        raise ParameterError.of("warm_start", f"must map layer names to (W, b), got {type(warm_start).__name__}",
+                                code="E0163")
+    dense = set(net.dense_nodes())
+    missing = [n for n in net.dense_nodes() if net.op(n).trainable and n not in warm_start]  # type: ignore[attr-defined]
+    if missing:
+        raise ParameterError.of("warm_start", f"has no weights for layer {missing[0]!r}",
+                                "give (W, b) for every trainable dense layer", code="E0163")
+    for node, wb in warm_start.items():
+        if node not in dense:
+            raise ParameterError.of("warm_start", f"names {node!r}, not a dense layer of '{net.name}'",
+                                    f"dense layers: {', '.join(sorted(dense))}", code="E0163")
+        op = net.op(node)
+        if not isinstance(wb, (tuple, list)) or len(wb) != 2:
+            raise ParameterError.of("warm_start", f"entry {node!r} must be a pair (W, b)", code="E0163")
+        n_out, n_in = op.n_out, op.n_in  # type: ignore[attr-defined]
+        shapes = [("W", wb[0], (n_out, n_in))] + ([("b", wb[1], (n_out,))] if wb[1] is not None else [])
+        for what, v, shape in shapes:
+            a = _real_array("warm_start", v, "weights of this network's layers")
+            if a.shape != shape:
+                raise ParameterError.of("warm_start", f"{what} of {node!r} has shape {a.shape}, expected {shape}",
+                                        "start from weights of this network", code="E0163")
+            if not np.all(np.isfinite(a)):
+                raise ParameterError.of("warm_start", f"{what} of {node!r} holds NaN or infinity",
+                                        "start from finite weights", code="E0163")
+
+
 def validate_data(net: Network, X: npt.ArrayLike, y: npt.ArrayLike, n_classes: int
                   ) -> tuple[FloatArray, IntArray]:
-    """Arrays of the right shape, finite features and labels in ``0..n_classes-1`` (else ``DataError``)."""
-    Xa = np.asarray(X, dtype=np.float64)
-    ya = np.asarray(y)
+    """Arrays of the right shape, finite features and labels in ``0..n_classes-1`` (else ``DataError``; an ``X``
+    or ``y`` that is not an array of real numbers is a ``ParameterError``).
+    """
+    Xa = _real_array("X", X, "pass X as a float array of shape (N, d)").astype(np.float64)
+    ya = _real_array("y", y, "pass y as an int array of class indices, shape (N,)")
     net.check_features(Xa.shape, notes=[f"help: pass X of shape (N, {net.n_inputs})"])
     if ya.shape != (Xa.shape[0],):
         raise DataError.at("E0122", f"labels have shape {ya.shape}, expected ({Xa.shape[0]},)")
@@ -368,12 +439,17 @@ def train_network(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, l
     check_number("margin", margin, strict=True)
     check_number("eps", eps, none=True)
     check_number("l1", l1)
+    if not isinstance(net, Network):
+        raise ParameterError.of("net", f"must be a Network, got {type(net).__name__}",
+                                "build one with NetworkBuilder or load it from a .nnmip or .onnx file", code="E0108")
     X, y = validate_data(net, X, y, n_classes)
+    _check_train_arguments(net, options, X.shape[0], groups, warm_start, objectives)
     opts = options or SolveOptions()
     stages = tuple(objectives)
     if stages and (relax or robust is not None and "max_margin" in stages):
-        raise ValueError("lexicographic stages need a MILP without relax; max_margin does not combine with a "
-                         "robust set (the robust layer has its own margin)")
+        raise ParameterError.of("objectives", "needs a MILP without relax, and max_margin does not combine with "
+                                "a robust set", "lexicographic stages need a MILP without relax; the robust layer has "
+                                "its own margin", code="E0156")
     deadline = Deadline(opts.time_limit, opts.solve_time_limit)
     backend = get_backend(solver)
     t0 = time.perf_counter()
