@@ -138,3 +138,77 @@ def test_train_network_accepts_a_fitting_warm_start_and_groups() -> None:
                  groups=np.arange(4),
                  options=SolveOptions(time_limit=20))()
     assert res.verified  # type: ignore[attr-defined]
+
+
+def _fixed_net() -> object:
+    nb = NetworkBuilder("f")
+    x = nb.input("x", 2, lo=-1, hi=1)
+    h = nb.relu("a", nb.dense("h", x, 2, weights=fixed([[1.0, -1.0], [0.5, 0.5]]), bias=fixed([0.0, 0.1])))
+    nb.dense("y", h, 2, weights=fixed([[1.0, 0.0], [0.0, 1.0]]), bias=fixed([0.0, 0.0]))
+    return nb.build()
+
+
+def _verify(sets: Callable[[], object], prop: Callable[[], object], net: object = "default") -> Callable[[], object]:
+    def call() -> object:
+        from nnmip.drivers.verify import verify
+
+        return verify(_fixed_net() if net == "default" else net, sets(), prop(), time_limit=10)  # type: ignore[arg-type]
+    return call
+
+
+def _spec() -> object:
+    from nnmip.ir import spec
+
+    return spec
+
+
+VERIFY = {
+    "sets_none": (_verify(lambda: None, lambda: _spec().classified(0)), "E0108"),  # type: ignore[attr-defined]
+    "sets_list_str": (_verify(lambda: ["a"], lambda: _spec().classified(0)), "E0108"),  # type: ignore[attr-defined]
+    "prop_none": (_verify(lambda: _spec().linf([0, 0], 0.1), lambda: None), "E0108"),  # type: ignore[attr-defined]
+    "net_none": (_verify(lambda: _spec().linf([0, 0], 0.1), lambda: _spec().classified(0), net=None),  # type: ignore[attr-defined]
+                 "E0108"),
+    "radius_str": (lambda: _spec().linf([0, 0], "a"), "E0108"),  # type: ignore[attr-defined]
+    "center_str": (lambda: _spec().l2(["a", "b"], 0.1), "E0108"),  # type: ignore[attr-defined]
+    "center_ragged": (lambda: _spec().l1([[0, 1], [2]], 0.1), "E0108"),  # type: ignore[attr-defined]
+    "box_str": (lambda: _spec().box("a", [1, 1]), "E0108"),  # type: ignore[attr-defined]
+    "output_box_len": (_verify(lambda: _spec().linf([0, 0], 0.1),  # type: ignore[attr-defined]
+                               lambda: _spec().output_box(lo=[0, 0, 0])), "E0412"),  # type: ignore[attr-defined]
+    "output_box_str": (lambda: _spec().output_box(hi=["x"]), "E0108"),  # type: ignore[attr-defined]
+}
+
+
+@pytest.mark.parametrize("name", sorted(VERIFY))
+def test_verify_refuses_bad_arguments(name: str) -> None:
+    call, code = VERIFY[name]
+    with pytest.raises(NnmipError) as info:
+        call()
+    assert [d.code for d in info.value.diagnostics] == [code]
+    assert any(n.startswith("help:") for n in info.value.diagnostics[0].notes)
+
+
+def test_output_box_of_the_right_length_still_verifies() -> None:
+    from nnmip.drivers.verify import CERTIFIED, verify
+    from nnmip.ir import spec
+
+    res = verify(_fixed_net(), spec.linf([0, 0], 0.1), spec.output_box(lo=-10.0, hi=[10.0, 10.0]), time_limit=20)
+    assert res.result == CERTIFIED
+
+
+COMPRESS = {
+    "lo_len": ({"lo": [0, 0, 0]}, "E0412"),
+    "lo_str": ({"lo": "a"}, "E0108"),
+    "hi_nan": ({"hi": [np.nan, 1]}, "E0412"),
+    "net_none": ({"net": None}, "E0108"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(COMPRESS))
+def test_compress_refuses_bad_arguments(name: str) -> None:
+    from nnmip.drivers.compress import compress
+
+    kw, code = COMPRESS[name]
+    args: dict[str, object] = {"net": _fixed_net(), **kw}
+    with pytest.raises(NnmipError) as info:
+        compress(**args)  # type: ignore[arg-type]
+    assert [d.code for d in info.value.diagnostics] == [code]

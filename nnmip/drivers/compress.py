@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from nnmip.errors import FormulationError
+from nnmip.errors import FormulationError, ParameterError
 from nnmip.formulations.verification import FixedModel, build_fixed_model
 from nnmip.ir.builder import NetworkBuilder, fixed
 from nnmip.ir.network import Network
@@ -109,19 +109,35 @@ def _chain(net: Network) -> tuple[str, list[_Layer], str | None]:
     return net.input, layers, out_identity
 
 
+def _bound(what: str, value: object, n: int) -> npt.NDArray[np.float64]:
+    """One number or ``n`` numbers for a side of the input box (ParameterError otherwise)."""
+    try:
+        a = np.asarray(value)
+        if a.dtype.kind not in "biuf":
+            raise TypeError
+        a = a.astype(np.float64)
+    except (TypeError, ValueError):
+        raise ParameterError.of(what, f"must be a number or an array of numbers, got {value!r:.60}",
+                                code="E0108") from None
+    if a.ndim > 1 or (a.ndim == 1 and a.shape[0] != n) or np.isnan(a).any():
+        raise ParameterError.of(what, f"must be one number or {n} numbers (no NaN), got shape {a.shape}",
+                                f"the network has {n} inputs", code="E0412")
+    return np.broadcast_to(a, (n,)).copy()
+
+
 def compress(net: Network, lo: npt.ArrayLike | None = None, hi: npt.ArrayLike | None = None, *,
              method: str = "milp", solver: str = "highs", time_limit: float | None = None) -> CompressResult:
     """Remove the units of ``net`` whose activation is fixed on the box ``[lo, hi]`` (default: the input domain)
     and fold layers that became linear; the result computes the same function on the box.
     """
     t0 = time.perf_counter()
+    if not isinstance(net, Network):
+        raise ParameterError.of("net", f"must be a Network, got {type(net).__name__}", code="E0108")
     op_in = net.op(net.input)
     assert isinstance(op_in, Input)
     n = net.n_inputs
-    lo_a = np.broadcast_to(np.asarray(lo if lo is not None else (op_in.lo if op_in.lo is not None else -np.inf),
-                                      dtype=np.float64), (n,)).copy()
-    hi_a = np.broadcast_to(np.asarray(hi if hi is not None else (op_in.hi if op_in.hi is not None else np.inf),
-                                      dtype=np.float64), (n,)).copy()
+    lo_a = _bound("lo", lo if lo is not None else (op_in.lo if op_in.lo is not None else -np.inf), n)
+    hi_a = _bound("hi", hi if hi is not None else (op_in.hi if op_in.hi is not None else np.inf), n)
     if not (np.isfinite(lo_a).all() and np.isfinite(hi_a).all()):
         raise FormulationError.at("E0413", "compression needs a bounded input domain", op_in.span,
                                   ["help: pass --domain LO HI, or declare the input as x: n real[lo, hi]"])

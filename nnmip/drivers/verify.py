@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from nnmip.drivers.deadline import Deadline
-from nnmip.errors import FormulationError
+from nnmip.errors import FormulationError, ParameterError
 from nnmip.formulations.verification import FixedModel, build_fixed_model, score_bounds, with_case
 from nnmip.ir.builder import NetworkBuilder, fixed
 from nnmip.ir.network import Network
@@ -208,6 +208,20 @@ def _decided(bound: float, case: Case) -> bool:
 # ------------------------------------------------------------------------------------------------------------
 # verify
 # ------------------------------------------------------------------------------------------------------------
+def _check_question(net: object, sets: object, prop: object) -> None:
+    """Refuse a ``net``, ``sets`` or ``prop`` of the wrong type (ParameterError naming the argument)."""
+    if not isinstance(net, Network):
+        raise ParameterError.of("net", f"must be a Network, got {type(net).__name__}",
+                                "build one with NetworkBuilder or load it from a .nnmip or .onnx file", code="E0108")
+    items = sets.sets if isinstance(sets, Region) else (sets,) if isinstance(sets, InputSet) else sets
+    if not isinstance(items, (list, tuple)) or not all(isinstance(s, InputSet) for s in items):
+        raise ParameterError.of("sets", f"must be an input set or a list of input sets, got {sets!r:.60}",
+                                "use nnmip.ir.spec.linf/l1/l2/box/halfspaces", code="E0108")
+    if not isinstance(prop, Property):
+        raise ParameterError.of("prop", f"must be a Property, got {type(prop).__name__}",
+                                "use nnmip.ir.spec.classified/maximize/minimize/output_box", code="E0108")
+
+
 def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Property, *, solver: str = "highs",
            time_limit: float | None = None, tighten: str = "auto", options: SolveOptions | None = None,
            samples: int = 256, seed: int = 0, method: dict[str, str] | None = None,
@@ -227,6 +241,7 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
     if tighten not in ("interval", "symbolic", "lp", "milp", "auto"):
         raise FormulationError.at("E0423", f"unknown bound method '{tighten}'",
                                   notes=["help: tighten is 'interval', 'symbolic', 'lp', 'milp' or 'auto'"])
+    _check_question(net, sets, prop)
     q = _Question.setup(net, sets, prop, solver=solver, options=options, domain=domain, on_case=on_case,
                         deadline=Deadline.of(time_limit, deadline))
     if q.sample(samples, seed):

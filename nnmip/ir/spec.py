@@ -34,11 +34,25 @@ PROPERTY_KINDS = ("maximize", "minimize", "classified", "output_box", "unsafe")
 def _vec(v: npt.ArrayLike | None, what: str) -> FloatArray | None:
     if v is None:
         return None
-    a = np.array(v, dtype=np.float64).reshape(-1)
+    try:
+        a = np.array(v)
+        if a.dtype.kind not in "biufO" or a.dtype == np.bool_:
+            raise TypeError
+        a = a.astype(np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise ParameterError.at("E0108", f"{what} must be a number or a flat array of numbers, got {v!r:.60}",
+                                notes=[f"help: give {what} as a list or numpy array of floats"]) from None
     if np.isnan(a).any():
         raise ParameterError.at("E0109", f"{what} contains NaN", notes=[f"help: give {what} as finite numbers"])
     a.setflags(write=False)
     return a
+
+
+def _radius(r: object) -> float:
+    if isinstance(r, bool) or not isinstance(r, (int, float, np.integer, np.floating)):
+        raise ParameterError.at("E0108", f"the radius must be a number, got {r!r:.60}",
+                                notes=["help: give the radius as a float such as 0.1"])
+    return float(r)
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,17 +132,17 @@ def box(lo: npt.ArrayLike, hi: npt.ArrayLike, span: Span = NO_SPAN) -> InputSet:
 
 def linf(center: npt.ArrayLike, radius: float, span: Span = NO_SPAN) -> InputSet:
     """The ball ``|x - center|_inf <= radius``."""
-    return InputSet("linf", center=_vec(center, "center"), radius=float(radius), span=span)
+    return InputSet("linf", center=_vec(center, "center"), radius=_radius(radius), span=span)
 
 
 def l1(center: npt.ArrayLike, radius: float, span: Span = NO_SPAN) -> InputSet:
     """The ball ``|x - center|_1 <= radius``."""
-    return InputSet("l1", center=_vec(center, "center"), radius=float(radius), span=span)
+    return InputSet("l1", center=_vec(center, "center"), radius=_radius(radius), span=span)
 
 
 def l2(center: npt.ArrayLike, radius: float, span: Span = NO_SPAN) -> InputSet:
     """The ball ``|x - center|_2 <= radius``."""
-    return InputSet("l2", center=_vec(center, "center"), radius=float(radius), span=span)
+    return InputSet("l2", center=_vec(center, "center"), radius=_radius(radius), span=span)
 
 
 def halfspaces(A: npt.ArrayLike, b: npt.ArrayLike, span: Span = NO_SPAN) -> InputSet:
@@ -342,6 +356,11 @@ class Property:
                 out.append(Case(G, np.zeros(1), np.array([j > c]), f"y{j} {'>' if j > c else '>='} y{c}"))
             return out
         if self.kind == "output_box":
+            for what, v in (("lower", self.lo), ("upper", self.hi)):
+                if v is not None and v.size not in (1, n_out):
+                    raise FormulationError.at("E0412", f"the output box has {v.size} {what} bounds but the network "
+                                              f"has {n_out} outputs", self.span,
+                                              [f"help: give one bound or {n_out} bounds"])
             lo = np.full(n_out, -np.inf) if self.lo is None else np.broadcast_to(self.lo, (n_out,))
             hi = np.full(n_out, np.inf) if self.hi is None else np.broadcast_to(self.hi, (n_out,))
             out = []
