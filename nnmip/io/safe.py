@@ -13,6 +13,8 @@ Guarantees
   full disk, a size limit, an exception, Ctrl-C) removes the temporary file and leaves the previous file as it
   was; the error is ``E0614``.  A target that is a symlink is written through: the file it points to is
   replaced and the link stays.
+* **Devices and pipes stay what they are.** A target that exists and is not a regular file (``/dev/null``,
+  ``/dev/stdout``, a FIFO) is opened and written in place: no temporary file, no rename, hence no atomicity.
 
 Outside a run scope (plain library use) the input registry is empty, so only the folder, permission and
 atomicity guarantees apply.
@@ -153,11 +155,20 @@ def atomic_write(path: str | os.PathLike[str], option: str | None = None, *, sou
     Raises :class:`OutputError` (``E0603``, ``E0610``-``E0614``); the previous file is untouched on any error.
     """
     target = check_writable(path, option, source=source)
+    try:
+        special = not stat.S_ISREG(os.stat(target).st_mode)
+    except OSError:
+        special = False
+    if special:
+        # a device or a FIFO (``/dev/null``, a pipe): write to it in place; renaming would replace it
+        with _write_failure(path, option), open(target, "wb") as f:
+            yield f
+        return
     tmp = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", suffix=".part",  # noqa: SIM115
                                       delete=False)
     done = False
     try:
-        try:
+        with _write_failure(path, option):
             yield tmp
             tmp.flush()
             os.fsync(tmp.fileno())
@@ -165,15 +176,25 @@ def atomic_write(path: str | os.PathLike[str], option: str | None = None, *, sou
             os.chmod(tmp.name, _mode_for(target))
             os.replace(tmp.name, target)
             done = True
-        except OSError as exc:
-            raise _err("E0614", f"cannot write '{os.fspath(path)}': {exc.strerror or exc}", option,
-                       "help: the previous file (if any) was kept; free disk space or choose another place"
-                       ) from None
     finally:
         if not done:
-            tmp.close()
+            # closing flushes what is still buffered, which fails again on a full disk: never let that stop the
+            # removal of the temporary file
+            with contextlib.suppress(OSError):
+                tmp.close()
             with contextlib.suppress(OSError):
                 os.unlink(tmp.name)
+
+
+@contextlib.contextmanager
+def _write_failure(path: str | os.PathLike[str], option: str | None) -> Iterator[None]:
+    """Turn an ``OSError`` of the block (a full disk, a size limit, an I/O error) into ``E0614``."""
+    try:
+        yield
+    except OSError as exc:
+        raise _err("E0614", f"cannot write '{os.fspath(path)}': {exc.strerror or exc}", option,
+                   "help: the previous file (if any) was kept; free disk space or choose another place"
+                   ) from None
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes, option: str | None = None, *,
