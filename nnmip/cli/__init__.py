@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,9 +42,29 @@ from nnmip.cli.common import (  # noqa: F401  (the exit codes are part of the in
 )
 from nnmip.errors import BackendUnavailable, Diagnostic, NnmipError, SolverError
 
+ARGS_CODE = "E0190"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with nnmip's error format, and negative numbers (``-inf``, ``-1e-3``) read as values.
+
+    A bad option prints ``error[E0190]: <message>`` and a ``help:`` line naming the command's ``--help``, and exits
+    with 2 (bad input).  Subcommand parsers are built from this class too (argparse uses the parent's class).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # argparse takes "-inf" or "-1e-3" for an option; every nnmip option value that starts with "-" is a number
+        self._negative_number_matcher = re.compile(
+            r"^-(?:(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|inf|infinity|nan)$", re.IGNORECASE)
+
+    def error(self, message: str) -> Any:  # argparse's signature is NoReturn
+        err(f"error[{ARGS_CODE}]: {message}\n  = help: run '{self.prog} --help'")
+        self.exit(EXIT_INPUT)
+
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="nnmip", description="Neural networks as mixed-integer optimization models.",
+    p = Parser(prog="nnmip", description="Neural networks as mixed-integer optimization models.",
                                 epilog="exit codes: 0 verified result, 1 no verified result, 2 bad input, "
                                        "3 solver problem, 4 internal error, 130 interrupted")
     p.add_argument("--version", action="version", version=f"nnmip {__version__}")
@@ -72,7 +93,8 @@ def _main(argv: Sequence[str] | None) -> int:
     except SystemExit as exc:   # argparse: --help, --version (0) or a bad option (2, message printed)
         return exc.code if isinstance(exc.code, int) else EXIT_INPUT
     if not args.command:
-        parser.print_help(sys.stderr)
+        parser.print_usage(sys.stderr)
+        err(f"error[{ARGS_CODE}]: no command given\n  = help: run 'nnmip --help' for the list of commands")
         return EXIT_INPUT
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
                         format="%(levelname)s %(name)s: %(message)s")
