@@ -103,3 +103,22 @@ def test_other_failure_removes_temporary(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError):
         fail()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_vnncomp_refuses_unwritable_results_dir_before_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from nnmip.cli import main
+
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != ro and real_access(p, mode))
+    monkeypatch.chdir(tmp_path)
+    assert main(["vnncomp", "bench", "--results-dir", "ro"]) == 2
+    assert "error[E0612]: --results-dir: cannot write in" in capsys.readouterr().err
+    assert main(["vnncomp", "bench", "--results-dir", "ro/new/deeper"]) == 2
+    assert "error[E0612]: --results-dir: cannot create folders in" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bench", "ro"]
+    assert list(ro.iterdir()) == []

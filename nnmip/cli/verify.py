@@ -95,6 +95,9 @@ def _vector(text: str, option: str = "--point") -> np.ndarray:
     return v
 
 
+MAX_WORKERS = 1024   # solver threads for one question; more is a typo, and overflows a C int long before
+
+
 def _check_args(a: argparse.Namespace) -> None:
     """Every option checked before any file is read or any solve starts."""
     from nnmip.cli.common import check_number, check_solver_args, preflight
@@ -102,6 +105,7 @@ def _check_args(a: argparse.Namespace) -> None:
     check_solver_args(a)
     for opt in ("linf", "l1", "l2"):
         check_number(f"--{opt}", getattr(a, opt))
+    check_number("--workers", a.workers, positive=True, upper=MAX_WORKERS, integer=True)
     if a.threshold is not None and not np.isfinite(a.threshold):
         raise NnmipError.at("E0109", f"--threshold: {a.threshold} is not a finite number")
     if a.domain is not None:

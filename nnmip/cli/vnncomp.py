@@ -11,10 +11,12 @@ Exit codes: 0 every instance was answered (sat or unsat); 1 some instance ended 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+from pathlib import Path
 
-from nnmip.cli.common import EXIT_OK, EXIT_UNSOLVED, command
+from nnmip.cli.common import EXIT_OK, EXIT_UNSOLVED, check_number, command
 
 
 def _configure(p: argparse.ArgumentParser) -> None:
@@ -38,11 +40,40 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress")
 
 
+MAX_PARALLEL = 1024
+
+
+def _check_results_dir(path: str) -> None:
+    """Refuse a --results-dir that cannot be created or written, before any instance runs (``E0610``-``E0612``)."""
+    from nnmip.io.safe import OutputError
+
+    d = Path(os.path.realpath(path))
+    if d.exists() and not d.is_dir():
+        raise OutputError.at("E0610", f"--results-dir: '{path}' is a file, not a folder",
+                             notes=["help: give a folder (it is created if missing)"])
+    existing = d
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError.at("E0611", f"--results-dir: '{existing}' in '{path}' is not a folder",
+                             notes=["help: give a folder path"])
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "write in" if existing == d else "create folders in"
+        raise OutputError.at("E0612", f"--results-dir: cannot {what} '{existing}'",
+                             notes=["help: check the folder's permissions or write somewhere else"])
+
+
 @command("vnncomp", "run a VNN-COMP benchmark family and write the competition's result files")
 def cmd_vnncomp(a: argparse.Namespace) -> int:
     from nnmip.drivers.vnncomp import InstanceResult, run_family
     from nnmip.errors import NnmipError
 
+    check_number("--timeout", a.timeout, positive=True)
+    check_number("--timeout-scale", a.timeout_scale, positive=True)
+    for name in ("jobs", "workers"):
+        check_number(f"--{name}", getattr(a, name), upper=MAX_PARALLEL)
+    if a.results_dir is not None:
+        _check_results_dir(a.results_dir)
     for name in ("jobs", "workers", "sample"):
         v = getattr(a, name)
         if v is not None and v < 1:
