@@ -15,6 +15,7 @@ is in the summary).
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import subprocess
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from nnmip.errors import DataError
+from nnmip.io.safe import write_text
 
 #: seconds a verify process may run past its timeout before it is ended
 KILL_GRACE = 10.0
@@ -175,7 +177,7 @@ def run_instance(task: Task) -> InstanceResult:
         if not note:
             note = err.splitlines()[0] if err else f"exit code {code}"
     if not res_file.is_file() or answer != res_file.read_text(encoding="utf-8").split("\n", 1)[0].strip():
-        res_file.write_text(answer + "\n", encoding="utf-8")
+        write_text(res_file, answer + "\n")
     return InstanceResult(inst.key, inst.family, _stem(inst.onnx), _stem(inst.vnnlib), inst.timeout, answer,
                           round(seconds, 3), loaded, str(res_file), note, code, extra)
 
@@ -236,12 +238,13 @@ def write_summary(out: Path, results: list[InstanceResult], run: dict[str, Any])
     """``summary.csv`` (one row per instance) and ``summary.json`` (the run's settings, counts and rows)."""
     cols = ["key", "family", "network", "property", "timeout", "result", "seconds", "loaded", "note",
             "result_file"]
-    with (out / "summary.csv").open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(cols)
-        for r in results:
-            w.writerow([getattr(r, c) for c in cols])
+    table = io.StringIO(newline="")
+    w = csv.writer(table)
+    w.writerow(cols)
+    for r in results:
+        w.writerow([getattr(r, c) for c in cols])
+    write_text(out / "summary.csv", table.getvalue())
     counts = {a: sum(r.result == a for r in results) for a in ANSWERS}
     data = {"run": run, "counts": counts, "loaded": sum(r.loaded for r in results), "instances": len(results),
             "results": [asdict(r) for r in results]}
-    (out / "summary.json").write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    write_text(out / "summary.json", json.dumps(data, indent=2, default=str) + "\n")

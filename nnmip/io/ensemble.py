@@ -23,6 +23,7 @@ from onnx import TensorProto, compose, helper, numpy_helper
 
 from nnmip.io.data import Scaler
 from nnmip.io.onnx import to_onnx
+from nnmip.io.safe import atomic_write, write_bytes
 from nnmip.io.weights import WeightsError, _corrupt, _export_error, _open
 from nnmip.ir.ensemble import Ensemble, score_node
 from nnmip.ir.network import Network, from_description
@@ -59,7 +60,7 @@ def save_ensemble(ens: Ensemble, path: str | os.PathLike[str], scaler: Scaler | 
             raise _export_error("E0606", f"extra value '{key}' of type {type(value).__name__} cannot be "
                                          "stored in an npz file", "help: pass numbers, strings or arrays of them")
         arrays[f"extra.{key}"] = a
-    with open(target, "wb") as f:
+    with atomic_write(target) as f:  # a file object: numpy would otherwise append ".npz" to the name
         np.savez(f, **arrays)  # type: ignore[arg-type]
     return target
 
@@ -176,5 +177,5 @@ def export_ensemble_onnx(ens: Ensemble, path: str | os.PathLike[str], scaler: Sc
     if target.name.lower().endswith(".nnmip"):
         raise _export_error("E0603", f"refusing to write an ONNX model over the source file '{target}'",
                             "help: give the output a .onnx name")
-    onnx.save_model(ensemble_to_onnx(ens, scaler, opset), str(target))
+    write_bytes(target, ensemble_to_onnx(ens, scaler, opset).SerializeToString())
     return target
