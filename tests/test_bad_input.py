@@ -224,6 +224,7 @@ LANGUAGE: dict[str, str] = {
     "unclosed-paren": PROG.replace("step(o)", "step(o"),
     "single-quotes": PROG.replace('"train.csv"', "'train.csv'"),
     "bad-escape": PROG.replace('"train.csv"', '"tr\\qain.csv"'),
+    "lone-surrogate": PROG.replace('"train.csv"', '"tr\\ud800ain.csv"'),
     "stray-char": PROG.replace("loss = hamming", "loss = hamming $"),
     "keyword-as-name": PROG.replace("network n(x: 2)", "network network(x: 2)"),
     "missing-dim": PROG.replace("network n(x: 2)", "network n(x)"),

@@ -183,6 +183,9 @@ def test_non_ascii_strings_round_trip() -> None:
     ("network n(x 2) { }", 1, 13, "unexpected number '2'"),
     ("network 3(x: 2) { }", 1, 9, "unexpected number '3'"),
     ('data d = csv("a\\qb")', 1, 16, "invalid escape '\\q' in string"),
+    ('data d = csv("a\\ud800b")', 1, 16, "escape '\\ud800' in string is half of a UTF-16 surrogate pair"),
+    ('data d = csv("\\ud83d\\ude00\\udc00")', 1, 27,
+     "escape '\\udc00' in string is half of a UTF-16 surrogate pair"),
 ])
 def test_syntax_error_location(text: str, line: int, col: int, message: str) -> None:
     with pytest.raises(NnmipSyntaxError) as info:
@@ -193,6 +196,11 @@ def test_syntax_error_location(text: str, line: int, col: int, message: str) -> 
     rendered = info.value.render()
     assert rendered.startswith(f"t.nnmip:{line}:{col}: error[E0001]: {message}")
     assert "^" in rendered
+
+
+def test_a_whole_surrogate_pair_is_one_character() -> None:
+    prog = parse('data d = csv("\\ud83d\\ude00.csv")')
+    assert prog.items[0].calls[0].args[0] == ast.Str("\U0001f600.csv")  # type: ignore[attr-defined]
 
 
 def test_syntax_error_lists_what_was_expected() -> None:

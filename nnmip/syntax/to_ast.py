@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from lark import Token, Transformer, v_args
@@ -50,6 +51,13 @@ class ToAst(Transformer[Token, ast.Program]):
                                                                     col + len(bad), self.file),
                 ["help: strings know the escapes \\\" \\\\ \\/ \\n \\t \\r \\b \\f and \\uXXXX; "
                  "write a backslash as \\\\ or use / in paths"]) from None
+        if any("\ud800" <= ch <= "\udfff" for ch in value):
+            pos = _lone_surrogate(text)
+            col = int(tok.column or 0) + pos
+            raise NnmipSyntaxError.at(
+                "E0001", f"escape '{text[pos:pos + 6]}' in string is half of a UTF-16 surrogate pair",
+                Span(int(tok.line or 0), col, int(tok.line or 0), col + 6, self.file),
+                ["help: write the character itself, or a whole pair such as \\ud83d\\ude00"])
         return ast.Str(value, span=self._span(meta))
 
     def ref(self, meta: Any, tok: Token) -> ast.Ref:
@@ -108,3 +116,21 @@ class ToAst(Transformer[Token, ast.Program]):
 
     def start(self, meta: Any, *items: ast.Stmt) -> ast.Program:
         return ast.Program(tuple(items), file=self.file)
+
+
+def _lone_surrogate(text: str) -> int:
+    r"""Offset in the quoted ``text`` of the first ``\uXXXX`` escape that is a surrogate without its partner."""
+    escapes = [(m.start(), m.group(1)) for m in re.finditer(r"\\(u[0-9a-fA-F]{4}|.)", text)]
+    i = 0
+    while i < len(escapes):
+        pos, esc = escapes[i]
+        code = int(esc[1:], 16) if len(esc) == 5 else -1
+        if 0xD800 <= code <= 0xDBFF and i + 1 < len(escapes) and escapes[i + 1][0] == pos + 6:
+            nxt = escapes[i + 1][1]
+            if len(nxt) == 5 and 0xDC00 <= int(nxt[1:], 16) <= 0xDFFF:
+                i += 2
+                continue
+        if 0xD800 <= code <= 0xDFFF:
+            return pos
+        i += 1
+    return 0
