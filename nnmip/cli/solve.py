@@ -86,27 +86,20 @@ def cmd_solve(a: argparse.Namespace) -> int:
         res = _replace(res, network=report.pruned)
         report = _replace(report, dataset=_replace(report.dataset, scaler=sub_scaler(
             report.dataset.scaler, report.kept_features)))
-    if res.ensemble is not None:   # one npz and one ONNX graph for the whole vote
-        from nnmip.io.ensemble import export_ensemble_onnx, save_ensemble
-
-        if a.save_weights:
-            save_ensemble(res.ensemble, a.save_weights, report.dataset.scaler,
-                          extra={"classes": np.asarray(report.dataset.classes)})
-            d["weights_file"] = a.save_weights
-        if a.save_onnx:
-            export_ensemble_onnx(res.ensemble, a.save_onnx, report.dataset.scaler)
-            d["onnx_file"] = a.save_onnx
-    elif res.network is not None:
-        if a.save_weights:
+    trained: Any = res.ensemble if res.ensemble is not None else res.network
+    if trained is not None:
+        if res.ensemble is not None:   # one npz and one ONNX graph for the whole vote
+            from nnmip.io.ensemble import export_ensemble_onnx as export_onnx
+            from nnmip.io.ensemble import save_ensemble as save_npz
+        else:
+            from nnmip.io.onnx import export_onnx
             from nnmip.io.weights import save_npz
-
-            save_npz(res.network, a.save_weights, report.dataset.scaler,
+        if a.save_weights:
+            save_npz(trained, a.save_weights, report.dataset.scaler,
                      extra={"classes": np.asarray(report.dataset.classes)})
             d["weights_file"] = a.save_weights
         if a.save_onnx:
-            from nnmip.io.onnx import export_onnx
-
-            export_onnx(res.network, a.save_onnx, report.dataset.scaler)
+            export_onnx(trained, a.save_onnx, report.dataset.scaler)
             d["onnx_file"] = a.save_onnx
     if a.json:
         write_json(a.json, d)

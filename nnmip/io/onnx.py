@@ -375,6 +375,11 @@ class _Lin:
         return replace(self, shape=tuple(shape), terms={k: sp.csr_array(M[idx]) for k, M in self.terms.items()},
                        c=self.c[idx])
 
+    def transpose(self, perm: list[int] | None = None) -> _Lin:
+        """The tensor with its axes permuted (reversed without ``perm``), as ONNX Transpose and numpy do."""
+        idx = np.arange(self.size).reshape(self.shape).transpose(perm)
+        return self.rows(idx.ravel(), idx.shape)
+
     def left(self, K: Any, bias: np.ndarray | None, shape: tuple[int, ...]) -> _Lin:
         """``K @ self + bias`` with ``K`` a (sparse) matrix of shape (new size, size)."""
         K = sp.csr_array(K)
@@ -836,9 +841,7 @@ class _Importer:
     def op_Transpose(self, node: onnx.NodeProto) -> None:
         v = self.lin(node.input[0], node)
         perm = _attr(node, "perm", None)
-        perm = list(range(len(v.shape)))[::-1] if perm is None else [int(p) for p in perm]
-        idx = np.arange(v.size).reshape(v.shape).transpose(perm)
-        self.put(node, v.rows(idx.ravel(), idx.shape))
+        self.put(node, v.transpose(None if perm is None else [int(p) for p in perm]))
 
     # elementwise
     def elementwise(self, node: onnx.NodeProto) -> None:
@@ -946,8 +949,7 @@ class _Importer:
                 raise self.err("E0702", f"{_label(node)} (Gemm) multiplies a tensor of shape {list(a.shape)}; Gemm "
                                "needs a matrix")
             if ta:
-                idx = np.arange(a.size).reshape(a.shape).T
-                a = a.rows(idx.ravel(), idx.shape)
+                a = a.transpose()
             B = np.asarray(b, np.float64)
             if B.ndim != 2:
                 raise self.err("E0702", f"{_label(node)} (Gemm) has weights of shape {list(B.shape)}")
@@ -958,8 +960,7 @@ class _Importer:
                 raise self.err("E0702", f"{_label(node)} (Gemm) multiplies a tensor of shape {list(b.shape)}; Gemm "
                                "needs a matrix")
             if tb:
-                idx = np.arange(b.size).reshape(b.shape).T
-                b = b.rows(idx.ravel(), idx.shape)
+                b = b.transpose()
             A = np.asarray(a, np.float64)
             A = A.T if ta else A
             out = self.matmul_left(node, alpha * A if alpha != 1.0 else A, b)
