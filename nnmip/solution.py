@@ -42,6 +42,27 @@ class Progress:
     nodes: int | None = None
 
 
+#: solver threads a backend uses when ``SolveOptions.threads`` is ``None`` (``None``: the solver's own default);
+#: see :func:`default_solver_threads`
+_DEFAULT_THREADS: list[int | None] = [None]
+
+
+def default_solver_threads(threads: int | None = None, *, set_: bool = False) -> int | None:
+    """The solver threads of this process for solves that do not ask for a number; with ``set_``, set them first.
+
+    The executors of :mod:`nnmip.drivers.executor` set 1 while batch tasks run (one task per core: a solver's
+    own threads would only spin on cores that other tasks use).
+    """
+    if set_:
+        _DEFAULT_THREADS[0] = None if threads is None else int(threads)
+    return _DEFAULT_THREADS[0]
+
+
+def solver_threads(opts: SolveOptions) -> int | None:
+    """The threads a backend should give its solver for ``opts``: ``opts.threads``, else the process default."""
+    return opts.threads if opts.threads is not None else _DEFAULT_THREADS[0]
+
+
 @dataclass
 class SolveOptions:
     """Options common to every backend; anything else goes through ``solver_options``.

@@ -47,7 +47,8 @@ def executor(request: pytest.FixtureRequest) -> Iterator[Executor]:
     if request.param == "serial":
         yield SerialExecutor()
     elif request.param == "processes":
-        yield ProcessExecutor(2)
+        with ProcessExecutor(2) as ex:
+            yield ex
     else:
         yield request.getfixturevalue("dask_cluster")
 
@@ -119,10 +120,11 @@ def test_worker_lost_twice_is_an_explicit_error(executor: Executor, tmp_path: Pa
 
 def test_make_executor_choices() -> None:
     assert isinstance(make_executor(1), SerialExecutor)
-    ex = make_executor(3)
-    assert isinstance(ex, ProcessExecutor)
-    assert ex.workers == 3
-    assert make_executor().workers == available_cores()
+    with make_executor(3) as ex:
+        assert isinstance(ex, ProcessExecutor)
+        assert ex.workers == 3
+    with make_executor() as ex:
+        assert ex.workers == available_cores()
     with pytest.raises(ExecutorError) as info:
         make_executor(0)
     assert info.value.diagnostics[0].code == "E0803"

@@ -13,7 +13,7 @@ import numpy as np
 from nnmip.backends._common import Capabilities, captured, finite, gap, import_solver, require_linear
 from nnmip.errors import SolverError
 from nnmip.model import MatrixModel
-from nnmip.solution import STOP, Progress, RawResult, SolveOptions, Status
+from nnmip.solution import STOP, Progress, RawResult, SolveOptions, Status, solver_threads
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +86,9 @@ class CbcBackend:
         m.infeas_tol = _TOL
         if opts.mip_gap is not None:
             m.max_mip_gap = float(opts.mip_gap)
-        if opts.threads is not None:
-            m.threads = int(opts.threads)
+        threads = solver_threads(opts)
+        if threads is not None:
+            m.threads = int(threads)
         native = {k: str(v) for k, v in opts.solver_options.items() if not hasattr(m, k)}
         if native:  # CBC command-line parameter names (the rest are python-mip attributes: cuts, emphasis...)
             _check_native(mip, native)

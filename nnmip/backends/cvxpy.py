@@ -26,7 +26,7 @@ import scipy.sparse as sp
 from nnmip.backends._common import Capabilities
 from nnmip.errors import BackendUnavailable, SolverError
 from nnmip.model import MatrixModel
-from nnmip.solution import Progress, RawResult, SolveOptions, Status
+from nnmip.solution import Progress, RawResult, SolveOptions, Status, solver_threads
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +111,9 @@ class CvxpyBackend:
             kwargs[TIME_LIMIT[solver]] = float(opts.time_limit)
         if opts.mip_gap is not None and model.is_mip and solver == "GUROBI":
             kwargs["MIPGap"] = float(opts.mip_gap)
-        if opts.threads is not None and solver == "GUROBI":
-            kwargs["Threads"] = int(opts.threads)
+        threads = solver_threads(opts)
+        if threads is not None and solver == "GUROBI":
+            kwargs["Threads"] = int(threads)
         if solver == "GUROBI":
             kwargs.setdefault("IntFeasTol", 1e-9)
             kwargs.setdefault("FeasibilityTol", 1e-9)

@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from nnmip.backends._common import Capabilities, finite, gap
 from nnmip.errors import BackendUnavailable, SolverError
 from nnmip.model import MatrixModel
-from nnmip.solution import STOP, Progress, RawResult, SolveOptions, Status
+from nnmip.solution import STOP, Progress, RawResult, SolveOptions, Status, solver_threads
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +90,9 @@ class GurobiBackend:
             params["TimeLimit"] = float(opts.time_limit)
         if opts.mip_gap is not None:
             params["MIPGap"] = float(opts.mip_gap)
-        if opts.threads is not None:
-            params["Threads"] = int(opts.threads)
+        threads = solver_threads(opts)
+        if threads is not None:
+            params["Threads"] = int(threads)
         if opts.stop_objective is not None:
             params["BestObjStop"] = float(opts.stop_objective)
         if opts.stop_bound is not None:

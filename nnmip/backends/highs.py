@@ -12,7 +12,7 @@ import numpy as np
 from nnmip.backends._common import Capabilities, captured, finite, gap, import_solver, require_linear
 from nnmip.errors import SolverError
 from nnmip.model import MatrixModel
-from nnmip.solution import STOP, Progress, RawResult, SolveOptions, Status
+from nnmip.solution import STOP, Progress, RawResult, SolveOptions, Status, solver_threads
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +170,9 @@ class HighsBackend:
             options["time_limit"] = float(opts.time_limit)
         if opts.mip_gap is not None:
             options["mip_rel_gap"] = float(opts.mip_gap)
-        if opts.threads is not None:
-            options["threads"] = int(opts.threads)
+        threads = solver_threads(opts)
+        if threads is not None:
+            options["threads"] = int(threads)
         if opts.stop_objective is not None:
             options["objective_target"] = float(opts.stop_objective)
         options.update(opts.solver_options)

@@ -18,7 +18,7 @@ import numpy as np
 from nnmip.backends._common import Capabilities, captured, finite, gap, import_solver, require_linear
 from nnmip.errors import SolverError
 from nnmip.model import MatrixModel
-from nnmip.solution import STOP, Progress, RawResult, SolveOptions, Status
+from nnmip.solution import STOP, Progress, RawResult, SolveOptions, Status, solver_threads
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +117,9 @@ class ScipBackend:
             options["limits/time"] = max(float(opts.time_limit), 0.0)
         if opts.mip_gap is not None:
             options["limits/gap"] = float(opts.mip_gap)
-        if opts.threads is not None:
-            options["lp/threads"] = int(opts.threads)
+        threads = solver_threads(opts)
+        if threads is not None:
+            options["lp/threads"] = int(threads)
         options.update(opts.solver_options)
         for key, value in options.items():
             try:

@@ -24,31 +24,47 @@ What every executor guarantees
   starts there, not when it was queued.
 * **Progress**: ``progress(state, outcome)`` after every finished task, with the counts done / running / failed.
 
-Processes use :class:`concurrent.futures.ProcessPoolExecutor` (``forkserver`` start where available).  A dead
-worker breaks the whole pool, and the pool cannot say whose worker died: every task that was running is charged
-an attempt and run again *alone*, so the second crash of a task is its own and an innocent neighbour of a
-crashing task is never reported lost.
+* **One thread per task**: tasks run with their BLAS/OpenMP pools (through ``threadpoolctl``) and their solvers
+  (``SolveOptions.threads`` when a task does not set it) limited to ``threads`` (default 1), serial runs
+  included: one task per core is the parallelism, and a solver's or BLAS's own threads would only spin on the
+  cores other tasks use.  ``threads=None`` leaves the libraries' defaults.
+* **Chunks**: the process and Dask executors send short tasks in chunks (several items in one message), sized
+  from the tasks' measured times so that a chunk lasts about :data:`CHUNK_SECONDS` on its worker and shrinking
+  towards the end of the batch; the first chunk of each worker holds one item.  Results and progress remain per
+  item, in order; each item starts its own clock (time limits are per item).
+
+Processes use :class:`concurrent.futures.ProcessPoolExecutor` (``forkserver`` start where available; ``fork`` on
+request).  The pool starts its workers when the executor is made, so that they start while the caller prepares
+its batch, and it serves every ``map`` until :meth:`Executor.close`.  A dead worker breaks the whole pool, and
+the pool cannot say whose worker died: every task that was running is charged an attempt and run again *alone*,
+so the second crash of a task is its own and an innocent neighbour of a crashing task is never reported lost.
 Dask uses ``distributed.Client``; the scheduler re-runs a task whose worker died and reports ``KilledWorker``
 after ``distributed.scheduler.allowed-failures`` deaths (set to 1 for the clusters nnmip starts, so a task is
-retried once; see docs/distributed.md for clusters started by hand).
+retried once; see docs/distributed.md for clusters started by hand).  A chunk whose worker died twice is split,
+and its items are run again one by one (each retried once more): a task that kills every worker it runs on can
+thus cost four worker deaths, but its neighbours in the chunk keep their answers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import multiprocessing
 import os
 import pickle
+import tempfile
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
 from nnmip.errors import NnmipError
+from nnmip.solution import default_solver_threads
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +72,15 @@ DASK_HELP = "help: install the extra: pip install 'nnmip[dask]' (or run without 
             "processes)"
 #: attempts a task gets when its worker dies under it (the first run and one retry)
 ATTEMPTS = 2
+#: a chunk of tasks should last about this long on its worker (seconds): long enough that the executor's own
+#: cost per message (pickling, a round trip, the scheduler's bookkeeping: about a millisecond) is a few percent
+CHUNK_SECONDS = 0.1
+#: the most items in one chunk
+MAX_CHUNK = 256
+#: modules the forkserver imports once, so that the worker processes it forks start with them loaded
+PRELOAD = ("nnmip.drivers.executor", "nnmip.drivers.verify")
+#: environment variables of the thread pools of BLAS and OpenMP libraries loaded after a worker's limit is set
+THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 class ExecutorError(NnmipError, RuntimeError):
@@ -116,10 +141,12 @@ Progress = Callable[[BatchState, Outcome], None]
 # what runs on a worker
 # ------------------------------------------------------------------------------------------------------------
 _SHARED: dict[str, Any] = {}     # the ``shared`` payload of the current batch, unpickled once per worker process
+_LIMITED: list[int | None] = [None]   # the thread limit set in this worker process
 
 
-def _set_shared(token: str, blob: bytes) -> Any:
-    """The batch's ``shared`` object from its pickle bytes (unpickled once per process and batch).
+def _set_shared(token: str, source: bytes | str) -> Any:
+    """The batch's ``shared`` object from its pickle bytes, or from the file holding them (unpickled once per
+    process and batch).
 
     The payload travels as pickle bytes (protocol 4: numpy arrays come back as fresh aligned copies) rather than
     through Dask's own serialisation, which may hand numpy arrays over as views of a network buffer: numpy then
@@ -127,7 +154,10 @@ def _set_shared(token: str, blob: bytes) -> Any:
     """
     if token not in _SHARED:
         _SHARED.clear()
-        _SHARED[token] = pickle.loads(blob)
+        if isinstance(source, str):
+            with open(source, "rb") as f:
+                source = f.read()
+        _SHARED[token] = pickle.loads(source)
     return _SHARED[token]
 
 
@@ -137,14 +167,50 @@ def _worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _call(fn: Callable[..., Any], item: Any, shared: Any = None, token: str | None = None,
-          with_shared: bool = False, blob: bytes | None = None) -> tuple[Any, ...]:
+@contextlib.contextmanager
+def task_threads(threads: int | None) -> Iterator[None]:
+    """Within the block, BLAS/OpenMP thread pools (``threadpoolctl``) and solvers (for solves that do not set
+    ``SolveOptions.threads``) use ``threads`` threads; ``None`` changes nothing.  Restored on exit.
+    """
+    if threads is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    before = default_solver_threads()
+    with threadpool_limits(limits=int(threads)):
+        default_solver_threads(threads, set_=True)
+        try:
+            yield
+        finally:
+            default_solver_threads(before, set_=True)
+
+
+def _limit_threads(threads: int | None) -> None:
+    """In a worker process: thread pools and solvers to ``threads`` for the rest of its life (set once: a limit
+    costs milliseconds, a task may take less).  Libraries loaded later read the environment variables.
+    """
+    if threads is None or _LIMITED[0] == threads:
+        return
+    from threadpoolctl import threadpool_limits
+
+    for var in THREAD_ENV:
+        os.environ[var] = str(threads)
+    threadpool_limits(limits=int(threads))
+    default_solver_threads(threads, set_=True)
+    _LIMITED[0] = threads
+
+
+def _ready() -> int:
+    """A first task for a new worker process: it is up (with the preloaded modules) once this returns."""
+    return os.getpid()
+
+
+def _call(fn: Callable[..., Any], item: Any, shared: Any = None, with_shared: bool = False) -> tuple[Any, ...]:
     """Run one task and describe how it ended: ``("ok", value, ...)``, ``("nnmip", error, ...)`` or
     ``("error", message, ...)``, each followed by (wall seconds, CPU seconds, worker).  Never raises, so that an
     exception of the task is not taken for a lost worker.
     """
-    if token is not None:
-        shared, with_shared = (_SHARED[token] if blob is None else _set_shared(token, blob)), True
     t0, c0 = time.perf_counter(), time.process_time()
 
     def tail() -> tuple[float, float, str]:
@@ -157,6 +223,53 @@ def _call(fn: Callable[..., Any], item: Any, shared: Any = None, token: str | No
         log.debug("task failed", exc_info=True)   # the traceback with --log-level DEBUG, as for internal errors
         return ("error", f"{type(exc).__name__}: {exc}", *tail())
     return ("ok", value, *tail())
+
+
+def _run_chunk(fn: Callable[..., Any], items: list[Any], token: str | None, source: bytes | str | None,
+               threads: int | None) -> list[tuple[Any, ...]]:
+    """On a worker: the items of one chunk in order, one :func:`_call` each; stops after an input error (the
+    driver raises it, as a serial loop would).
+    """
+    _limit_threads(threads)
+    shared = _set_shared(token, source) if token is not None and source is not None else None
+    out = []
+    for item in items:
+        raw = _call(fn, item, shared, with_shared=token is not None)
+        out.append(raw)
+        if raw[0] == "nnmip":
+            break
+    return out
+
+
+class _Chunker:
+    """Hands out the items of a batch in chunks: one item for each worker's first chunk, then enough items for
+    about ``target`` seconds (from the mean time of the items done so far), never more than a half of the
+    remaining items per worker (so that the end of the batch is shared out finely).
+    """
+
+    def __init__(self, n: int, workers: int, target: float = CHUNK_SECONDS) -> None:
+        self.n, self.workers, self.target = n, max(1, workers), target
+        self.next = 0
+        self.timed = 0
+        self.seconds = 0.0
+
+    @property
+    def left(self) -> int:
+        return self.n - self.next
+
+    def record(self, seconds: float) -> None:
+        self.timed += 1
+        self.seconds += max(0.0, seconds)
+
+    def take(self) -> list[int]:
+        size = 1
+        if self.timed:
+            per = self.seconds / self.timed
+            size = math.ceil(self.target / per) if per > 0 else MAX_CHUNK
+        size = max(1, min(size, math.ceil(self.left / (2 * self.workers)), MAX_CHUNK))
+        idx = list(range(self.next, self.next + size))
+        self.next += size
+        return idx
 
 
 def _record(out: Outcome, raw: tuple[Any, ...]) -> None:
@@ -177,9 +290,12 @@ def _lost(out: Outcome, detail: str) -> None:
 # executors
 # ------------------------------------------------------------------------------------------------------------
 class Executor:
-    """Runs ``fn`` over ``items``; see the module docstring for the guarantees."""
+    """Runs ``fn`` over ``items``; see the module docstring for the guarantees.  ``threads`` is the thread limit
+    of every task (default 1; ``None``: the libraries' own defaults).
+    """
 
     name = "executor"
+    threads: int | None = 1
 
     @property
     def workers(self) -> int:
@@ -220,10 +336,20 @@ def unwrap(outcomes: Sequence[Outcome]) -> list[Any]:
     return [o.value for o in outcomes]
 
 
+def _check_threads(threads: int | None) -> int | None:
+    if threads is not None and (int(threads) != threads or threads < 1):
+        raise ExecutorError.at("E0803", f"the threads of a task must be a whole number of at least 1, not {threads}",
+                               notes=["help: --threads N gives each task N solver threads (default 1)"])
+    return None if threads is None else int(threads)
+
+
 class SerialExecutor(Executor):
     """Every task in this process, one after another (the reference the others must match)."""
 
     name = "serial"
+
+    def __init__(self, threads: int | None = 1) -> None:
+        self.threads = _check_threads(threads)
 
     def map(self, fn: Callable[..., Any], items: Iterable[Any], *, shared: Any = None, has_shared: bool = False,
             progress: Progress | None = None) -> list[Outcome]:
@@ -231,34 +357,50 @@ class SerialExecutor(Executor):
         with_shared = has_shared or shared is not None
         state = BatchState(len(items))
         outs = []
-        for i, item in enumerate(items):
-            out = Outcome(i)
-            state.running = 1
-            _record(out, _call(fn, item, shared, with_shared=with_shared))
-            state.running = 0
-            state.done += out.ok
-            state.failed += not out.ok
-            outs.append(out)
-            if progress:
-                progress(state, out)
+        with task_threads(self.threads):
+            for i, item in enumerate(items):
+                out = Outcome(i)
+                state.running = 1
+                _record(out, _call(fn, item, shared, with_shared=with_shared))
+                state.running = 0
+                state.done += out.ok
+                state.failed += not out.ok
+                outs.append(out)
+                if progress:
+                    progress(state, out)
         return outs
 
 
-def _context() -> Any:
+def _context(method: str | None = None) -> Any:
     methods = multiprocessing.get_all_start_methods()
+    if method is not None and method in methods:
+        return multiprocessing.get_context(method)
     return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
 class ProcessExecutor(Executor):
-    """``jobs`` worker processes on this machine (``concurrent.futures.ProcessPoolExecutor``)."""
+    """``jobs`` worker processes on this machine (``concurrent.futures.ProcessPoolExecutor``), started at once
+    and kept for every :meth:`map` until :meth:`close`.
+
+    ``method`` is the start method (default ``forkserver`` where available, else ``spawn``; ``fork`` starts
+    workers that inherit this process as it is, and needs no ``if __name__ == "__main__"`` guard in scripts);
+    ``preload`` names modules the forkserver imports before it forks the workers.
+    """
 
     name = "processes"
 
-    def __init__(self, jobs: int) -> None:
+    def __init__(self, jobs: int, *, threads: int | None = 1, method: str | None = None,
+                 preload: Sequence[str] = (), start: bool = True) -> None:
         self.jobs = int(jobs)
         if self.jobs < 1:
             raise ExecutorError.at("E0803", f"--jobs must be at least 1, not {jobs}",
                                    notes=["help: --jobs 1 runs serially; the default is the number of cores"])
+        self.threads = _check_threads(threads)
+        self.method = method
+        self.preload = tuple(dict.fromkeys((*PRELOAD, *preload)))
+        self._pool: ProcessPoolExecutor | None = None
+        if start:
+            self.start()
 
     @property
     def workers(self) -> int:
@@ -266,6 +408,35 @@ class ProcessExecutor(Executor):
 
     def describe(self) -> str:
         return f"{self.jobs} local processes"
+
+    def start(self) -> None:
+        """Start the worker processes now (idempotent): they import while the caller goes on."""
+        if self._pool is not None:
+            return
+        ctx = _context(self.method)
+        if ctx.get_start_method() == "fork":
+            from nnmip.backends import prepare_fork
+
+            prepare_fork()
+        elif ctx.get_start_method() == "forkserver":
+            ctx.set_forkserver_preload(list(self.preload))
+        self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=ctx)
+        # a pool starts a process per submitted task while none is idle: one small task per worker starts them all
+        for _ in range(self.jobs):
+            self._pool.submit(_ready)
+
+    def _restart(self) -> ProcessPoolExecutor:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self.start()
+        assert self._pool is not None
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def map(self, fn: Callable[..., Any], items: Iterable[Any], *, shared: Any = None, has_shared: bool = False,
             progress: Progress | None = None) -> list[Outcome]:
@@ -277,60 +448,55 @@ class ProcessExecutor(Executor):
             return outs
         with_shared = has_shared or shared is not None
         token = uuid.uuid4().hex if with_shared else None
-        blob = pickle.dumps(shared, protocol=4) if with_shared else b""
-        ctx = _context()
-        if ctx.get_start_method() == "forkserver":
-            ctx.set_forkserver_preload([__name__, fn.__module__])
-
-        def new_pool() -> ProcessPoolExecutor:
-            init = (_set_shared, (token, blob)) if token is not None else (None, ())
-            return ProcessPoolExecutor(max_workers=min(self.jobs, n), mp_context=ctx, initializer=init[0],
-                                       initargs=init[1])
-
-        pending = deque(range(n))      # not yet run
+        path = None
+        if with_shared:
+            # the payload travels once per worker: each reads it from this file on its first chunk of the batch
+            fd, path = tempfile.mkstemp(prefix="nnmip-batch-", suffix=".pkl")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(pickle.dumps(shared, protocol=4))
+        self.start()
+        assert self._pool is not None
+        pool = self._pool
+        chunks = _Chunker(n, self.jobs)
         alone: deque[int] = deque()    # suspects of a pool crash, each re-run on its own
         charged = [0] * n              # crashes each task was running in
-        inflight: dict[Future[Any], int] = {}
-        pool = new_pool()
+        inflight: dict[Future[Any], list[int]] = {}
+
+        def submit(idx: list[int]) -> None:
+            for i in idx:
+                outs[i].attempts += 1
+            inflight[pool.submit(_run_chunk, fn, [items[i] for i in idx], token, path, self.threads)] = idx
         try:
-            while pending or alone or inflight:
+            while chunks.left or alone or inflight:
                 if alone:
                     if not inflight:
-                        i = alone.popleft()
-                        outs[i].attempts += 1
-                        inflight[pool.submit(_call, fn, items[i], None, token)] = i
+                        submit([alone.popleft()])
                 else:
-                    while pending and len(inflight) < self.jobs:
-                        i = pending.popleft()
-                        outs[i].attempts += 1
-                        inflight[pool.submit(_call, fn, items[i], None, token)] = i
-                state.running = len(inflight)
+                    while chunks.left and len(inflight) < self.jobs:
+                        submit(chunks.take())
+                state.running = min(self.jobs, sum(len(v) for v in inflight.values()))
                 done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
                 crashed: list[int] = []
                 for f in done:
-                    i = inflight.pop(f)
+                    idx = inflight.pop(f)
                     try:
-                        _record(outs[i], f.result())
+                        raws = f.result()
                     except BrokenProcessPool:
-                        crashed.append(i)
+                        crashed.extend(idx)
                         continue
-                    except NnmipError:
-                        for g in inflight:
-                            g.cancel()
-                        raise
-                    self._finish(state, outs[i], progress)
+                    self._take(outs, idx, raws, chunks, state, progress, inflight)
                 if not crashed:
                     continue
-                # the pool is broken: every other running task fails too; collect them and start a new pool
-                for f, i in list(inflight.items()):
+                # the pool is broken: every other running chunk fails too; collect them and start a new pool
+                for f, idx in list(inflight.items()):
                     try:
-                        _record(outs[i], f.result())
-                        self._finish(state, outs[i], progress)
+                        raws = f.result()
                     except BrokenProcessPool:
-                        crashed.append(i)
+                        crashed.extend(idx)
+                        continue
+                    self._take(outs, idx, raws, chunks, state, progress, {})
                 inflight.clear()
-                pool.shutdown(wait=True, cancel_futures=True)
-                pool = new_pool()
+                pool = self._restart()
                 # every task the crash took is charged; the survivors run again one at a time, so that a task
                 # that crashes its worker twice (the second time alone) is the one reported
                 log.warning("a worker process ended abruptly under tasks %s; running them again one at a time",
@@ -342,9 +508,24 @@ class ProcessExecutor(Executor):
                         self._finish(state, outs[i], progress)
                     else:
                         alone.append(i)
+        except BaseException:
+            for g in inflight:
+                g.cancel()
+            raise
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            if path is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
         return outs
+
+    def _take(self, outs: list[Outcome], idx: list[int], raws: list[tuple[Any, ...]], chunks: _Chunker,
+              state: BatchState, progress: Progress | None, inflight: dict[Future[Any], list[int]]) -> None:
+        """Record the results of one chunk (an input error of a task is raised, as in a serial loop)."""
+        for i, raw in zip(idx, raws, strict=False):
+            _record(outs[i], raw)
+            chunks.record(outs[i].seconds)
+            state.running = min(self.jobs, sum(len(v) for v in inflight.values()))
+            self._finish(state, outs[i], progress)
 
     @staticmethod
     def _finish(state: BatchState, out: Outcome, progress: Progress | None) -> None:
@@ -370,10 +551,12 @@ class DaskExecutor(Executor):
 
     name = "dask"
 
-    def __init__(self, scheduler: str, workers: int | None = None, timeout: float = 10.0) -> None:
+    def __init__(self, scheduler: str, workers: int | None = None, timeout: float = 10.0, *,
+                 threads: int | None = 1) -> None:
         distributed = _distributed()
         import dask
 
+        self.threads = _check_threads(threads)
         self._cluster: Any = None
         # the cluster's chatter follows the library's log level (nnmip --log-level), not distributed's INFO default
         logging.getLogger("distributed").setLevel(max(logging.getLogger().getEffectiveLevel(), logging.INFO))
@@ -422,39 +605,73 @@ class DaskExecutor(Executor):
             return outs
         with_shared = has_shared or shared is not None
         batch = uuid.uuid4().hex[:12]
-        extra: tuple[Any, ...] = ()
+        token: str | None = None
+        source: Any = None
         if with_shared:
-            blob = pickle.dumps(shared, protocol=4)
-            extra = (None, batch, True, self.client.scatter(blob, broadcast=True, hash=False))
-        futures = [self.client.submit(_call, fn, item, *extra, key=f"nnmip-{batch}-{i}", pure=False, retries=1)
-                   for i, item in enumerate(items)]
-        where = {f.key: i for i, f in enumerate(futures)}
+            token = batch
+            source = self.client.scatter(pickle.dumps(shared, protocol=4), broadcast=True, hash=False)
         slots = self.workers
+        chunks = _Chunker(n, slots)
+        where: dict[Any, list[int]] = {}
+        futures: list[Any] = []
+        alone: set[Any] = set()          # keys of chunks of one item split off a chunk whose worker died twice
+        queue = distributed.as_completed(with_results=True, raise_errors=False)
+        serial = iter(range(1 << 62))
+
+        def submit(idx: list[int], single: bool = False) -> None:
+            fut = self.client.submit(_run_chunk, fn, [items[i] for i in idx], token, source, self.threads,
+                                     key=f"nnmip-{batch}-{next(serial)}", pure=False, retries=1)
+            where[fut.key] = idx
+            futures.append(fut)
+            if single:
+                alone.add(fut.key)
+            queue.add(fut)
+
+        def top_up() -> None:
+            # up to two chunks per worker thread: the next one waits on the scheduler, not on a worker
+            while chunks.left and queue.count() < 2 * slots:
+                submit(chunks.take())
         try:
-            for fut, res in distributed.as_completed(futures, with_results=True, raise_errors=False):
-                i = where[fut.key]
+            top_up()
+            for fut, res in queue:
+                idx = where[fut.key]
                 if isinstance(res, BaseException) or fut.status == "error":
                     exc = res if isinstance(res, BaseException) else fut.exception()
-                    if type(exc).__name__ == "KilledWorker":
-                        outs[i].attempts = ATTEMPTS
-                        _lost(outs[i], "its Dask worker died")
-                    else:
-                        outs[i].error = TaskError("E0805", f"task {i} failed: {type(exc).__name__}: {exc}")
+                    if type(exc).__name__ == "KilledWorker" and len(idx) > 1:
+                        log.warning("the workers of tasks %s died twice; running them again one at a time", idx)
+                        for i in idx:
+                            submit([i], single=True)
+                        continue
+                    for i in idx:
+                        if type(exc).__name__ == "KilledWorker":
+                            outs[i].attempts = ATTEMPTS
+                            _lost(outs[i], "its Dask worker died")
+                        else:
+                            outs[i].error = TaskError("E0805", f"task {i} failed: {type(exc).__name__}: {exc}")
+                        self._finish(state, outs[i], progress, slots, n)
                 else:
-                    _record(outs[i], res)
-                state.done += outs[i].ok
-                state.failed += not outs[i].ok
-                state.running = min(slots, n - state.finished)
-                if progress:
-                    progress(state, outs[i])
+                    for i, raw in zip(idx, res, strict=False):
+                        _record(outs[i], raw)
+                        chunks.record(outs[i].seconds)
+                        self._finish(state, outs[i], progress, slots, n)
+                top_up()
             for key, lost in self._lost_counts([f.key for f in futures]).items():
-                if outs[where[key]].ok:
-                    outs[where[key]].attempts = 1 + lost
+                for i in where[key]:
+                    if outs[i].ok:
+                        outs[i].attempts = (ATTEMPTS if key in alone else 0) + 1 + lost
         finally:
             self.client.cancel([f for f in futures if not f.done()])
             for f in futures:
                 f.release()
         return outs
+
+    @staticmethod
+    def _finish(state: BatchState, out: Outcome, progress: Progress | None, slots: int, n: int) -> None:
+        state.done += out.ok
+        state.failed += not out.ok
+        state.running = min(slots, n - state.finished)
+        if progress:
+            progress(state, out)
 
     def _lost_counts(self, keys: list[Any]) -> dict[Any, int]:
         """How many times the worker of each task died under it (the scheduler's count; empty if it will not
@@ -496,17 +713,20 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def make_executor(jobs: int | None = None, scheduler: str | None = None) -> Executor:
+def make_executor(jobs: int | None = None, scheduler: str | None = None, *, threads: int | None = 1,
+                  method: str | None = None) -> Executor:
     """``scheduler`` (an address or ``"local"``, needs ``nnmip[dask]``): a :class:`DaskExecutor`, with ``jobs``
-    workers for ``"local"``; otherwise ``jobs`` local processes (default: the cores available), serial for 1.
+    workers for ``"local"``; otherwise ``jobs`` local processes (default: the cores available, started now),
+    serial for 1.  ``threads`` limits the threads of each task (see the module docstring); ``method`` is the start
+    method of local processes.
     """
     if jobs is not None and jobs < 1:
         raise ExecutorError.at("E0803", f"--jobs must be at least 1, not {jobs}",
                                notes=["help: --jobs 1 runs serially; the default is the number of cores"])
     if scheduler:
-        return DaskExecutor(scheduler, workers=jobs)
+        return DaskExecutor(scheduler, workers=jobs, threads=threads)
     n = available_cores() if jobs is None else jobs
-    return SerialExecutor() if n == 1 else ProcessExecutor(n)
+    return SerialExecutor(threads) if n == 1 else ProcessExecutor(n, threads=threads, method=method)
 
 
 def parallel_map(fn: Callable[..., Any], items: Iterable[Any], *, jobs: int | None = None,
