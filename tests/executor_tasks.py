@@ -51,3 +51,37 @@ def die_always(task: tuple[int, str]) -> int:
         os._exit(13)
     time.sleep(0.05)
     return x + 100
+
+
+def threads_seen(x: int) -> tuple[int, list[int], int | None]:
+    """The item, the thread counts of the BLAS/OpenMP pools and the default solver threads inside the task."""
+    from threadpoolctl import threadpool_info
+
+    from nnmip.solution import default_solver_threads
+
+    return x, sorted({int(i["num_threads"]) for i in threadpool_info()}), default_solver_threads()
+
+
+def tiny(x: int) -> int:
+    return 3 * x
+
+
+class Counted:
+    """A shared payload that notes, in a file, every process that unpickles it."""
+
+    def __init__(self, path: str, k: int) -> None:
+        self.path, self.k = path, k
+
+    def __reduce__(self) -> tuple[object, tuple[str, int]]:
+        return (_counted, (self.path, self.k))
+
+
+def _counted(path: str, k: int) -> Counted:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(f"{os.getpid()}\n")
+    return Counted(path, k)
+
+
+def times_counted(c: Counted, x: int) -> int:
+    time.sleep(0.002)
+    return c.k * x

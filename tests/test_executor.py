@@ -12,7 +12,18 @@ from typing import Any
 import numpy as np
 import onnx
 import pytest
-from executor_tasks import bad_input_on_two, die_always, die_once, fail_on_three, scaled, square
+from executor_tasks import (
+    Counted,
+    bad_input_on_two,
+    die_always,
+    die_once,
+    fail_on_three,
+    scaled,
+    square,
+    threads_seen,
+    times_counted,
+    tiny,
+)
 from verify_nets import mlp_layers, mlp_onnx, ort_forward
 
 from nnmip.cli import main
@@ -70,6 +81,53 @@ def test_values_in_order_with_progress(executor: Executor) -> None:
 
 def test_shared_payload_travels_once_and_is_used(executor: Executor) -> None:
     assert executor.values(scaled, [1, 2, 3], shared=7) == [7, 14, 21]
+
+
+def test_tasks_run_single_threaded(executor: Executor) -> None:
+    """BLAS/OpenMP pools and the solvers' default threads are 1 inside every task, serial runs included."""
+    rows = executor.values(threads_seen, range(4))
+    assert [r[0] for r in rows] == list(range(4))
+    assert all(r[1] in ([], [1]) and r[2] == 1 for r in rows)
+
+
+def test_serial_threads_restored_and_none_leaves_defaults() -> None:
+    from threadpoolctl import threadpool_info
+
+    from nnmip.solution import default_solver_threads
+
+    before = sorted({int(i["num_threads"]) for i in threadpool_info()})
+    assert SerialExecutor().values(threads_seen, [0])[0][2] == 1
+    assert sorted({int(i["num_threads"]) for i in threadpool_info()}) == before
+    assert default_solver_threads() is None
+    assert SerialExecutor(threads=None).values(threads_seen, [0])[0][1:] == (before, None)
+    with pytest.raises(ExecutorError) as info:
+        SerialExecutor(threads=0)
+    assert info.value.diagnostics[0].code == "E0803"
+
+
+def test_short_tasks_travel_in_chunks_in_order(executor: Executor) -> None:
+    states: list[BatchState] = []
+    outs = executor.map(tiny, range(300), progress=lambda st, out: states.append(st))
+    assert [o.value for o in outs] == [3 * i for i in range(300)]
+    assert all(o.ok and o.attempts == 1 for o in outs)
+    assert len(states) == 300
+    assert states[-1].done == 300
+    if isinstance(executor, SerialExecutor):
+        assert states[-1].chunks == 300
+    else:    # one item in each worker's first chunk, then chunks of about CHUNK_SECONDS of work
+        assert 2 <= states[-1].chunks <= 100
+
+
+def test_shared_payload_unpickled_once_per_worker(executor: Executor, tmp_path: Path) -> None:
+    log = tmp_path / "unpickled"
+    shared = Counted(str(log), 5)
+    assert executor.values(times_counted, range(60), shared=shared) == [5 * i for i in range(60)]
+    if isinstance(executor, SerialExecutor):
+        assert not log.exists()          # no copy in this process
+        return
+    pids = log.read_text().split()
+    assert len(pids) == len(set(pids))
+    assert 1 <= len(pids) <= 2
 
 
 def test_exception_in_a_task_is_that_tasks_error(executor: Executor) -> None:

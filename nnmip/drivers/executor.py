@@ -128,6 +128,7 @@ class BatchState:
     failed: int = 0
     running: int = 0
     started: float = field(default_factory=time.perf_counter)
+    chunks: int = 0      # messages (chunks of tasks) sent to workers so far
 
     @property
     def finished(self) -> int:
@@ -361,6 +362,7 @@ class SerialExecutor(Executor):
             for i, item in enumerate(items):
                 out = Outcome(i)
                 state.running = 1
+                state.chunks += 1
                 _record(out, _call(fn, item, shared, with_shared=with_shared))
                 state.running = 0
                 state.done += out.ok
@@ -466,6 +468,7 @@ class ProcessExecutor(Executor):
             for i in idx:
                 outs[i].attempts += 1
             inflight[pool.submit(_run_chunk, fn, [items[i] for i in idx], token, path, self.threads)] = idx
+            state.chunks += 1
         try:
             while chunks.left or alone or inflight:
                 if alone:
@@ -623,6 +626,7 @@ class DaskExecutor(Executor):
                                      key=f"nnmip-{batch}-{next(serial)}", pure=False, retries=1)
             where[fut.key] = idx
             futures.append(fut)
+            state.chunks += 1
             if single:
                 alone.add(fut.key)
             queue.add(fut)
