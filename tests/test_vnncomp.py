@@ -112,6 +112,7 @@ def test_runner_writes_the_competition_format_and_the_scores_agree(tmp_path: Pat
         assert r.seconds < 30 + 10
     summary = json.loads((out / "summary.json").read_text())
     assert summary["counts"] == {"sat": 1, "unsat": 1, "timeout": 0, "unknown": 1}
+    assert summary["run"]["threads"] == 1            # each instance's process: one solver and BLAS thread
     assert summary["loaded"] == 2
     assert (out / "summary.csv").read_text().count("\n") == 4
     # scoring: onnxruntime confirms the counterexample on the original file; nothing is wrong
@@ -126,6 +127,17 @@ def test_runner_writes_the_competition_format_and_the_scores_agree(tmp_path: Pat
     scores = bench.score([out], official)
     assert scores["families"]["mini"]["wrong"] == 1
     assert scores["families"]["mini"]["confirmed"] == 0
+
+
+def test_instance_command_carries_the_thread_limit(tmp_path: Path) -> None:
+    from nnmip.drivers.vnncomp import Instance, Task, command
+
+    inst = Instance("fam", "net.onnx", "p.vnnlib", 10.0, 0)
+    cmd = command(tmp_path, inst, tmp_path, 9.0)
+    assert "--threads" not in cmd
+    cmd = command(tmp_path, inst, tmp_path, 9.0, threads=1)
+    assert cmd[cmd.index("--threads") + 1] == "1"
+    assert Task(str(tmp_path), inst, str(tmp_path), 10.0).threads == 1
 
 
 @pytest.mark.slow

@@ -183,10 +183,13 @@ def add_executor_args(p: argparse.ArgumentParser) -> None:
 
 
 def make_executor_from_args(a: argparse.Namespace) -> Any:
-    """The :class:`nnmip.drivers.executor.Executor` that ``--jobs`` / ``--scheduler`` ask for."""
+    """The :class:`nnmip.drivers.executor.Executor` that ``--jobs`` / ``--scheduler`` ask for; each task runs
+    with ``--threads`` threads (default 1: the cores go to the tasks).
+    """
     from nnmip.drivers.executor import make_executor
 
-    return make_executor(getattr(a, "jobs", None), getattr(a, "scheduler", None))
+    return make_executor(getattr(a, "jobs", None), getattr(a, "scheduler", None),
+                         threads=getattr(a, "threads", None) or 1)
 
 
 def add_emit_args(p: argparse.ArgumentParser) -> None:

@@ -37,6 +37,9 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sample", type=int, metavar="K", help="run a seeded sample of K instances")
     p.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
     p.add_argument("--solver", default="highs", help="MILP solver (default highs)")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="solver and BLAS threads of each instance (default 1: instances, not threads, share the "
+                        "cores)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress")
 
 
@@ -70,11 +73,11 @@ def cmd_vnncomp(a: argparse.Namespace) -> int:
 
     check_number("--timeout", a.timeout, positive=True)
     check_number("--timeout-scale", a.timeout_scale, positive=True)
-    for name in ("jobs", "workers"):
+    for name in ("jobs", "workers", "threads"):
         check_number(f"--{name}", getattr(a, name), upper=MAX_PARALLEL)
     if a.results_dir is not None:
         _check_results_dir(a.results_dir)
-    for name in ("jobs", "workers", "sample"):
+    for name in ("jobs", "workers", "threads", "sample"):
         v = getattr(a, name)
         if v is not None and v < 1:
             raise NnmipError.at("E0104", f"--{name} must be at least 1, got {v}")
@@ -91,7 +94,7 @@ def cmd_vnncomp(a: argparse.Namespace) -> int:
     results, out = run_family(a.bench, instances_csv=a.instances, results_dir=a.results_dir, jobs=a.jobs,
                               workers=a.workers, timeout=a.timeout, timeout_scale=a.timeout_scale,
                               sample=a.sample, seed=a.seed, solver=a.solver, progress=progress,
-                              scheduler=a.scheduler)
+                              scheduler=a.scheduler, threads=a.threads)
     counts = {w: sum(r.result == w for r in results) for w in ("sat", "unsat", "timeout", "unknown")}
     loaded = sum(r.loaded for r in results)
     print(f"{len(results)} instances, {loaded} loaded: {counts['sat']} sat, {counts['unsat']} unsat, "

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nnmip.drivers.executor import THREAD_ENV
 from nnmip.errors import DataError
 from nnmip.io.safe import write_text
 
@@ -115,12 +116,13 @@ def read_instances(bench: Path, csv_path: Path, family: str | None = None) -> li
 
 
 def command(bench: Path, inst: Instance, out_dir: Path, time_limit: float, *, workers: int = 1,
-            solver: str = "highs") -> list[str]:
+            solver: str = "highs", threads: int | None = None) -> list[str]:
     """The ``nnmip verify`` command line of one instance."""
     return [sys.executable, "-m", "nnmip.cli", "verify", "--onnx", str(bench / inst.onnx),
             "--vnnlib", str(bench / inst.vnnlib), "--time-limit", f"{time_limit:g}", "--solver", solver,
-            "--workers", str(workers), "--counterexample", str(out_dir / f"{inst.name}.txt"),
-            "--json", str(out_dir / f"{inst.name}.json"), "-q"]
+            "--workers", str(workers), *(["--threads", str(threads)] if threads is not None else []),
+            "--counterexample", str(out_dir / f"{inst.name}.txt"), "--json", str(out_dir / f"{inst.name}.json"),
+            "-q"]
 
 
 @dataclass
@@ -133,6 +135,8 @@ class Task:
     time_limit: float
     workers: int = 1
     solver: str = "highs"
+    #: solver and BLAS/OpenMP threads of the instance's process (``None``: the libraries' defaults)
+    threads: int | None = 1
 
 
 def run_instance(task: Task) -> InstanceResult:
@@ -143,12 +147,14 @@ def run_instance(task: Task) -> InstanceResult:
     for f in (res_file, json_file):
         f.unlink(missing_ok=True)
     cmd = command(Path(task.bench), inst, out_dir, max(task.time_limit - STARTUP, 0.5), workers=task.workers,
-                  solver=task.solver)
+                  solver=task.solver, threads=task.threads)
     t0 = time.monotonic()
     note = ""
     code: int | None = None
     killed = False
     env = dict(os.environ)
+    if task.threads is not None:     # the instance's own process: BLAS and OpenMP read these when they load
+        env.update({var: str(task.threads) for var in THREAD_ENV})
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=task.time_limit + KILL_GRACE, env=env)
         code = p.returncode
@@ -193,7 +199,7 @@ def run_instances(tasks: Sequence[Task], jobs: int = 1, progress: Callable[[Inst
         if progress is not None and out.ok:
             progress(out.value, state.finished, state.total)
 
-    with make_executor(jobs=max(1, jobs), scheduler=scheduler) as ex:
+    with make_executor(jobs=max(1, jobs), scheduler=scheduler, threads=None) as ex:
         outcomes = ex.map(run_instance, list(tasks), progress=report)
     return unwrap(outcomes)
 
@@ -212,10 +218,11 @@ def run_family(bench: str | os.PathLike[str], *, instances_csv: str | os.PathLik
                results_dir: str | os.PathLike[str] | None = None, jobs: int = 1, workers: int = 1,
                timeout: float | None = None, timeout_scale: float = 1.0, sample: int | None = None, seed: int = 0,
                solver: str = "highs", progress: Callable[[InstanceResult, int, int], None] | None = None,
-               scheduler: str | None = None) -> tuple[list[InstanceResult], Path]:
+               scheduler: str | None = None, threads: int | None = 1) -> tuple[list[InstanceResult], Path]:
     """Run a family; return the per-instance results and the results folder (with ``summary.csv/json``).
 
-    Each instance's budget is its own timeout (``timeout`` replaces it, ``timeout_scale`` multiplies it).
+    Each instance's budget is its own timeout (``timeout`` replaces it, ``timeout_scale`` multiplies it); each
+    instance's process runs its solver and BLAS with ``threads`` threads (``None``: the libraries' defaults).
     """
     b = Path(bench)
     if not b.is_dir():
@@ -225,12 +232,12 @@ def run_family(bench: str | os.PathLike[str], *, instances_csv: str | os.PathLik
     out = Path(results_dir) if results_dir is not None else Path("vnncomp_results") / b.resolve().name
     out.mkdir(parents=True, exist_ok=True)
     tasks = [Task(str(b), i, str(out), (timeout if timeout is not None else i.timeout) * timeout_scale, workers,
-                  solver) for i in insts]
+                  solver, threads) for i in insts]
     t0 = time.monotonic()
     results = run_instances(tasks, jobs, progress, scheduler)
     write_summary(out, results, {"bench": str(b), "instances": str(csv_path), "jobs": jobs, "workers": workers,
                                  "timeout": timeout, "timeout_scale": timeout_scale, "sample": sample, "seed": seed,
-                                 "solver": solver, "seconds": round(time.monotonic() - t0, 2)})
+                                 "solver": solver, "threads": threads, "seconds": round(time.monotonic() - t0, 2)})
     return results, out
 
 
