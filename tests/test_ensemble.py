@@ -134,6 +134,34 @@ def test_ensemble_on_iris_saved_and_exported(tmp_path, kind: str, workers: int) 
     np.testing.assert_array_equal(label, ens.predict(X))
 
 
+@pytest.mark.parametrize("where", ["processes", "dask"])
+def test_ensemble_members_on_the_shared_executor_match_serial(where: str) -> None:
+    """Members are tasks of the shared executor: local processes and a Dask cluster train the same members,
+    with the same weights, as a serial run."""
+    from nnmip.drivers.executor import DaskExecutor, ProcessExecutor, SerialExecutor
+
+    if where == "dask":
+        pytest.importorskip("distributed", reason="Dask distributed is not installed (pip install 'nnmip[dask]')")
+    _, X, y, _ = iris_scaled()
+    tr = np.arange(0, 150, 5)
+
+    def fit(ex):
+        with ex:
+            return train_ensemble(member_net(), X[tr], y[tr], 3, kind="one_vs_one", eps=0.05, executor=ex)
+    ref = fit(SerialExecutor())
+    got = fit(ProcessExecutor(2) if where == "processes" else DaskExecutor("local", workers=2))
+    assert ref.verified
+    assert got.verified
+    assert [h["loss"] for h in got.history] == [h["loss"] for h in ref.history]
+    assert [h["status"] for h in got.history] == [h["status"] for h in ref.history]
+    for a, b in zip(ref.ensemble.members, got.ensemble.members, strict=True):
+        for (Wa, ba), (Wb, bb) in zip(a.params().values(), b.params().values(), strict=True):
+            np.testing.assert_array_equal(Wa, Wb)
+            np.testing.assert_array_equal(ba, bb)
+    assert got.notes[0].startswith("one_vs_one ensemble of 3 exact members, 2 processes")
+    np.testing.assert_array_equal(got.ensemble.predict(X), ref.ensemble.predict(X))
+
+
 def test_ensemble_members_by_split_strategy() -> None:
     _, X, y, _ = iris_scaled()
     tr = np.arange(0, 150, 2)

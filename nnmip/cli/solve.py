@@ -14,11 +14,13 @@ from nnmip.cli.common import (
     EXIT_UNSOLVED,
     ProgressPrinter,
     add_emit_args,
+    add_executor_args,
     add_solver_args,
     command,
     err,
     explain_status,
     fmt,
+    make_executor_from_args,
     write_json,
 )
 from nnmip.errors import NnmipError
@@ -33,6 +35,7 @@ def _configure_solve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save-onnx", metavar="M.onnx", help="save the trained network as ONNX (raw-feature input)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, no table")
     add_emit_args(p)
+    add_executor_args(p)    # the members of an ensemble (one_vs_one, one_vs_rest); default: the file's workers=
 
 
 @command("solve", "train the network of a .nnmip file and verify the result by the forward pass")
@@ -68,8 +71,11 @@ def cmd_solve(a: argparse.Namespace) -> int:
         t = cp.tasks[0]
         err(f"training '{t.network}' on '{t.data}' (loss {t.loss.kind}) with "
             + (f"{t.strategy.kind} (stochastic gradient)" if gradient else solver))
-    with printer, _epoch_lines(gradient and not a.quiet):
-        report = run_train_task(cp, solver=solver, options=opts, emit=a.emit, relax=a.relax)
+    ensemble = cp.tasks[0].strategy.kind in ("one_vs_one", "one_vs_rest")
+    asked = a.jobs is not None or a.scheduler is not None
+    with printer, _epoch_lines(gradient and not a.quiet), \
+            (make_executor_from_args(a) if ensemble and asked else contextlib.nullcontext()) as ex:
+        report = run_train_task(cp, solver=solver, options=opts, emit=a.emit, relax=a.relax, executor=ex)
     res = report.result
     d = report.to_dict()
     if a.relax or (a.relax is None and cp.tasks[0].relax):

@@ -105,11 +105,13 @@ def solve_options(spec: SolverSpec, *, time_limit: float | None = None, gap: flo
 
 def run_train_task(cp: CheckedProgram, task: TrainTask | None = None, *, solver: str | None = None,
                    options: SolveOptions | None = None,
-                   progress: Any = None, emit: str | None = None, relax: bool | None = None) -> TrainReport:
+                   progress: Any = None, emit: str | None = None, relax: bool | None = None,
+                   executor: Any = None) -> TrainReport:
     """Train the network of ``task`` (default: the file's first task) and measure it on every split.
 
     ``emit``/``relax`` default to the task's own settings; without ``options`` the task's ``time_limit`` (else the
-    ``solve`` statement's) applies, and a ``warm_start`` weights file starts the exact solve.
+    ``solve`` statement's) applies, and a ``warm_start`` weights file starts the exact solve.  ``executor``
+    (:mod:`nnmip.drivers.executor`) runs the members of an ensemble strategy.
     """
     task = task or cp.tasks[0]
     emit = task.emit if emit is None else emit
@@ -134,7 +136,7 @@ def run_train_task(cp: CheckedProgram, task: TrainTask | None = None, *, solver:
     elif task.strategy.kind != "exact":
         from nnmip.drivers.strategies import run_strategy
 
-        res = run_strategy(task, net, ds, solver or cp.solver.name, opts, emit=emit)
+        res = run_strategy(task, net, ds, solver or cp.solver.name, opts, emit=emit, executor=executor)
     else:
         X, y = ds.X(ds.train), ds.y[ds.train]
         t0 = time.perf_counter()

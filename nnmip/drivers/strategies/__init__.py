@@ -31,8 +31,10 @@ STRATEGIES = {"split": train_split, "local_search": train_local_search}
 
 
 def run_strategy(task: TrainTask, net: Network, ds: Dataset, solver: str, opts: SolveOptions,
-                 emit: str = "milp") -> TrainResult:
-    """Run the strategy of a checked training task on its data set (train rows; validation rows select)."""
+                 emit: str = "milp", executor: Any = None) -> TrainResult:
+    """Run the strategy of a checked training task on its data set (train rows; validation rows select);
+    ``executor`` runs the members of an ensemble (default: the task's ``workers`` local processes).
+    """
     from nnmip.check.training_ext import prune_config
 
     kind = task.strategy.kind
@@ -46,7 +48,7 @@ def run_strategy(task: TrainTask, net: Network, ds: Dataset, solver: str, opts: 
         member = kwargs.pop("member", "exact")
         member_options = dict(kwargs.pop("member_options", ()))
         return train_ensemble(net, X, y, ds.n_classes, kind=kind, member=member, member_options=member_options,
-                              X_val=X_val, y_val=y_val, **common, **kwargs)
+                              X_val=X_val, y_val=y_val, executor=executor, **common, **kwargs)
     if kind not in STRATEGIES:
         raise ValueError(f"unknown strategy '{kind}'")
     return STRATEGIES[kind](net, X, y, ds.n_classes, X_val=X_val, y_val=y_val,  # type: ignore[operator]

@@ -3,7 +3,8 @@
 One copy of a network with one output unit is trained per pair of classes (one_vs_one: label 1 for the larger
 class index, on the points of the two classes only) or per class (one_vs_rest: label 1 for the class, on every
 point), each by any strategy (``exact``, ``split``, ``local_search``) and optionally with lexicographic
-objectives.  Members are independent MILPs: they run in parallel processes.  The vote and its tie rule are
+objectives.  Members are independent MILPs: they are the tasks of an executor (:mod:`nnmip.drivers.executor`:
+serial, local processes or a Dask cluster) and come out the same wherever they run.  The vote and its tie rule are
 those of :class:`nnmip.ir.ensemble.Ensemble`.
 
 Time: ``time_limit`` bounds the whole ensemble.  Each member gets ``time_limit * workers / members`` seconds
@@ -15,12 +16,10 @@ classifier, see :func:`nnmip.drivers.train.train_network`), so the ensemble alwa
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
@@ -32,39 +31,30 @@ from nnmip.solution import SolveOptions, Status
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-R = TypeVar("R")
-
 #: member strategies
 MEMBER_STRATEGIES = ("exact", "split", "local_search")
 
 
-def run_parallel(fn: Callable[[T], R], jobs: Sequence[T], workers: int) -> list[R]:
-    """``[fn(j) for j in jobs]`` in ``workers`` processes (in this process when ``workers <= 1``), in order.
+def member_executor(workers: int, members: int) -> Any:
+    """The executor of an ensemble that was given none: serial for one worker (or one member), else
+    ``min(workers, members)`` forked local processes.
 
-    Forked processes, not :mod:`nnmip.drivers.executor` (forkserver): a forkserver child re-runs the calling
-    script, so a plain script without a ``__main__`` guard (``cross_val_score`` in a notebook cell or a one-file
-    script) would fail; swap this one function when the executor can fork.
+    Forked, not forkserver: a forkserver child re-runs the calling script, so a plain script without a
+    ``__main__`` guard (``cross_val_score`` in a notebook cell or a one-file script) would fail; solver thread
+    pools of this process are stopped before the fork (a child would wait on them forever).
     """
-    if workers <= 1 or len(jobs) <= 1:
-        return [fn(j) for j in jobs]
-    # fork where the platform has it: scripts need no ``if __name__ == "__main__"`` guard and workers start at
-    # once; solver thread pools of this process are stopped first (a child would wait on them forever)
-    methods = multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    if ctx.get_start_method() == "fork":
-        from nnmip.backends import prepare_fork
+    from nnmip.drivers.executor import ProcessExecutor, SerialExecutor
 
-        prepare_fork()
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as ex:
-        return list(ex.map(fn, jobs))
+    if workers <= 1 or members <= 1:
+        return SerialExecutor()
+    return ProcessExecutor(min(workers, members), method="fork")
 
 
 def _train_member(job: dict[str, Any]) -> dict[str, Any]:
-    """Train one member (runs in a worker process); returns its network and a small summary.
+    """Train one member (a task of the ensemble's executor); returns its network and a small summary.
 
-    Native thread pools run with one thread here: a forked child must not use the OpenMP pool of its parent
-    (the 2-means splits of scikit-learn would wait on threads that do not exist in the child).
+    Native thread pools run with one thread here, whatever the executor: a forked child must not use the OpenMP
+    pool of its parent (the 2-means splits of scikit-learn would wait on threads that do not exist in the child).
     """
     from threadpoolctl import threadpool_limits
 
@@ -111,7 +101,7 @@ def train_ensemble(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, 
                    margin: float = 1.0, eps: float | None = None, l1: float = 0.0, solver: str = "highs",
                    options: SolveOptions | None = None, X_val: FloatArray | None = None,
                    y_val: IntArray | None = None, objectives: Sequence[str] = (), time_budget: float | None = None,
-                   workers: int = 2, margin_cap: float = 1.0) -> TrainResult:
+                   workers: int = 2, margin_cap: float = 1.0, executor: Any = None) -> TrainResult:
     """Train a ``kind`` ensemble of copies of ``net`` (one output unit) on ``n_classes`` classes.
 
     Parameters
@@ -128,7 +118,11 @@ def train_ensemble(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, 
     X_val, y_val
         Validation data, restricted to each member's classes (the split strategy selects by it).
     workers
-        Processes training members at once.
+        Processes training members at once, when no ``executor`` is given.
+    executor
+        Where the members train (:mod:`nnmip.drivers.executor`: serial, local processes or a Dask cluster; the
+        caller closes it); default: :func:`member_executor` of ``workers``.  Each member's time share assumes
+        the executor's workers.
 
     Returns
     -------
@@ -151,6 +145,9 @@ def train_ensemble(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, 
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.int64)
     pairs = member_tasks(kind, n_classes)
+    own = executor is None
+    ex = member_executor(workers, len(pairs)) if own else executor
+    workers = ex.workers
     share = None if total is None else max(0.5, 0.95 * total * min(workers, len(pairs)) / len(pairs))
     deadline = time.time() + (total if total is not None else 0.0)
     kwargs = dict(loss=loss, margin=margin, eps=eps, l1=l1, solver=solver, objectives=tuple(objectives),
@@ -165,9 +162,15 @@ def train_ensemble(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, 
                      "strategy_options": dict(member_options or {}), "kwargs": kwargs,
                      "options": replace(opts, progress=None, warm_start=None), "share": share,
                      "deadline": deadline})
-    log.info("%s ensemble: %d members (%s) in %d processes, %s per member", kind, len(pairs), member, workers,
+    log.info("%s ensemble: %d members (%s) on %s, %s per member", kind, len(pairs), member, ex.describe(),
              "no time limit" if share is None else f"{share:.3g}s")
-    out = run_parallel(_train_member, jobs, workers)
+    from nnmip.drivers.executor import unwrap
+
+    try:
+        out = unwrap(ex.map(_train_member, jobs))
+    finally:
+        if own:
+            ex.close()
     nets = [o["network"] for o in out]
     history = [{k: v for k, v in o.items() if k != "network"} | {"pair": list(pairs[o["index"]])} for o in out]
     seconds = time.perf_counter() - t0
