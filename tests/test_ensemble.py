@@ -401,3 +401,20 @@ def test_cross_val_score_on_iris_within_a_minute(ensemble: str | None) -> None:
     took = time.perf_counter() - t0
     assert took < 75, took          # five fits of at most 10 s each, plus set-up
     assert scores.mean() > (0.8 if ensemble else 0.5), scores
+
+
+def test_solve_jobs_runs_the_members_on_the_shared_executor(tmp_path) -> None:
+    """``nnmip solve --jobs N`` trains the members of an ensemble on N local processes (1: serially)."""
+    import json
+
+    from nnmip.cli import main
+
+    src = PROGRAM.replace("LOSS", "hamming").replace(
+        "STRATEGY", "one_vs_one(member=split(max_splits=2), workers=2)").replace("OUT", "1")
+    f = tmp_path / "ovo.nnmip"
+    f.write_text(src)
+    for jobs in (1, 2):
+        out = tmp_path / f"r{jobs}.json"
+        assert main(["solve", str(f), "-q", "--jobs", str(jobs), "--json", str(out)]) == 0
+        notes = json.loads(out.read_text())["notes"]
+        assert any(n.startswith(f"one_vs_one ensemble of 3 split members, {jobs} processes") for n in notes), notes
