@@ -174,8 +174,6 @@ def _summary(r: Any) -> str:
 @command("verify", "certify, falsify or bound a fixed-weight network over an input set")
 def cmd_verify(a: argparse.Namespace) -> int:
     from nnmip.drivers.deadline import Deadline
-    from nnmip.drivers.task import solve_options
-    from nnmip.drivers.verify import UNKNOWN, load_model
 
     _check_args(a)
     deadline = Deadline(a.time_limit)        # the whole run's budget, loading included
@@ -184,7 +182,18 @@ def cmd_verify(a: argparse.Namespace) -> int:
     if bool(a.onnx) == bool(a.npz):
         raise NnmipError.at("E0104", "give the network with exactly one of --onnx, --npz, or a .nnmip file",
                             notes=["help: nnmip verify --onnx net.onnx --point x.npy --linf 0.05"])
+    if a.points and not a.vnnlib and a.linf is None:
+        raise NnmipError.at("E0104", "--points needs --linf EPS")
+    if a.points and not a.vnnlib:     # the worker processes start while the network and the points load
+        with make_executor_from_args(a) as ex:
+            return _verify_loaded(a, deadline, ex)
+    return _verify_loaded(a, deadline, None)
+
+
+def _verify_loaded(a: argparse.Namespace, deadline: Any, ex: Any) -> int:
     from nnmip.check import SolverSpec
+    from nnmip.drivers.task import solve_options
+    from nnmip.drivers.verify import UNKNOWN, load_model
 
     net = load_model("onnx" if a.onnx else "npz", a.onnx or a.npz)
     for note in net.notes:       # e.g. a final softmax cut off at import (also in the JSON's "notes")
@@ -198,7 +207,7 @@ def cmd_verify(a: argparse.Namespace) -> int:
     if a.vnnlib:
         return _run_vnnlib(a, net, domain, common)
     if a.points:
-        return _run_points(a, net, domain, common)
+        return _run_points(a, net, domain, common, ex)
     if a.point is None:
         raise NnmipError.at("E0104", "give --point (with --linf/--l1/--l2), --points, --vnnlib or a .nnmip file")
     r = _run_point(a, net, _vector(a.point), domain, common)
@@ -244,7 +253,7 @@ def _run_point(a: argparse.Namespace, net: Any, x0: np.ndarray, domain: Any, com
     return verify(net, _sets(a, x0), prop, domain=domain, **common)
 
 
-def _run_points(a: argparse.Namespace, net: Any, domain: Any, common: dict[str, Any]) -> int:
+def _run_points(a: argparse.Namespace, net: Any, domain: Any, common: dict[str, Any], ex: Any) -> int:
     from nnmip.drivers.verify import load_points, robust_accuracy
 
     if a.linf is None:
@@ -260,13 +269,12 @@ def _run_points(a: argparse.Namespace, net: Any, domain: Any, common: dict[str, 
         raise NnmipError.at("E0414", f"label {int(y[i])} in data row {i + 1} of '{a.points}' is not a class of the "
                             f"network (0..{n_classes - 1})", notes=["help: check --label-column"])
     t0 = time.perf_counter()
-    with make_executor_from_args(a) as ex:
-        if not a.quiet:
-            print(f"verifying {X.shape[0]} points, linf {a.linf:g}, on {ex.describe()}", file=sys.stderr)
-        # the points run on workers (perhaps other machines): each gets --time-limit of its own
-        per_point = {**{k: v for k, v in common.items() if k != "deadline"}, "time_limit": a.time_limit}
-        acc, rows = robust_accuracy(net, X, y, a.linf, domain=domain, progress=_progress(not a.quiet), executor=ex,
-                                    **per_point)
+    if not a.quiet:
+        print(f"verifying {X.shape[0]} points, linf {a.linf:g}, on {ex.describe()}", file=sys.stderr)
+    # the points run on workers (perhaps other machines): each gets --time-limit of its own
+    per_point = {**{k: v for k, v in common.items() if k != "deadline"}, "time_limit": a.time_limit}
+    acc, rows = robust_accuracy(net, X, y, a.linf, domain=domain, progress=_progress(not a.quiet), executor=ex,
+                                **per_point)
     clean = float(np.mean(net.predict(X) == (y if y is not None else net.predict(X))))
     unknown = sum(1 for r in rows if r.get("result") == "unknown")
     errors = [r for r in rows if r.get("result") == "error"]
