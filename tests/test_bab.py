@@ -142,6 +142,50 @@ def test_box_bounds_contain_every_sampled_score() -> None:
     assert A.shape == (64, 2, 4)
 
 
+@pytest.mark.parametrize("limit", ["budget", "deadline"])
+def test_box_bounds_stay_sound_when_refinement_is_capped(limit: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Wide layers cap the back-substitution refinement (and a passed deadline skips it): the bounds differ
+    from the fully refined ones and stay sound.  (They are not looser on every box: the lower ReLU slope is
+    chosen from the unit's bounds, so tighter intermediate bounds need not tighten every final one.)
+    """
+    rng = np.random.default_rng(5)
+    layers = [(rng.normal(size=(16, 3)), rng.normal(size=16)), (rng.normal(size=(16, 16)), rng.normal(size=16)),
+              (rng.normal(size=(16, 16)), rng.normal(size=16)), (rng.normal(size=(2, 16)), rng.normal(size=2))]
+    chain = bb.relu_chain(network_from_layers(layers))
+    assert chain is not None
+    rows = bb.Rows.of([Case(np.array([[1.0, -1.0]]), np.zeros(1), np.zeros(1, bool))])
+    lo = rng.uniform(-1, 0, size=(32, 3))
+    hi = lo + rng.uniform(0.2, 1, size=(32, 3))
+    full, _, _, _ = bb.box_bounds(chain, lo, hi, rows)
+    if limit == "budget":
+        monkeypatch.setattr(bb, "REFINE_FLOPS", 1.0)
+        capped, _, _, _ = bb.box_bounds(chain, lo, hi, rows)
+    else:
+        passed = Deadline(0.0)
+        time.sleep(0.01)
+        capped, _, _, _ = bb.box_bounds(chain, lo, hi, rows, deadline=passed)
+    assert np.abs(capped - full).max() > 1e-6
+    for i in range(32):
+        X = lo[i] + rng.random((2000, 3)) * (hi[i] - lo[i])
+        Y, _ = chain.forward(X)
+        assert ((Y @ rows.C.T + rows.d).max(axis=0) <= capped[i]).all()
+
+
+def test_refinement_cap_keeps_the_units_open_on_most_boxes(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(0)
+    chain = bb.Chain([rng.normal(size=(4, 2)), rng.normal(size=(5, 4)), rng.normal(size=(1, 5))],
+                     [np.zeros(4), np.zeros(5), np.zeros(1)])
+    l_ = np.array([[-1.0, -1.0, 1.0, -1.0, 1.0], [-1.0, 1.0, 1.0, -1.0, 1.0], [-1.0, 1.0, 1.0, 1.0, 1.0]])
+    u = np.ones_like(l_)
+    # unit 0 is open on 3 boxes, unit 3 on 2, unit 1 on 1; 2 and 4 are stable
+    per_unit = 2 * 2 * 3 * 4 * 2
+    assert bb._refine_units(chain, 1, l_, u, None).tolist() == [0, 1, 3]
+    monkeypatch.setattr(bb, "REFINE_FLOPS", 2 * per_unit)
+    assert bb._refine_units(chain, 1, l_, u, None).tolist() == [0, 3]
+    monkeypatch.setattr(bb, "REFINE_FLOPS", per_unit - 1)
+    assert bb._refine_units(chain, 1, l_, u, None).tolist() == []
+
+
 def test_relu_chain_refuses_other_activations() -> None:
     layers = [(np.eye(2), np.zeros(2)), (np.eye(2), np.zeros(2))]
     assert bb.relu_chain(network_from_layers(layers, "relu")) is not None

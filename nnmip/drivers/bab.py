@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from nnmip.drivers.deadline import Deadline
 from nnmip.ir.network import Network
 from nnmip.ir.ops import Dense, Identity, Input, ReLU
 from nnmip.ir.spec import Case
@@ -59,6 +60,9 @@ BATCH = 256
 LEAF_UNSTABLE = 6
 #: input dimensions up to which ``bab="auto"`` splits the input box
 AUTO_MAX_INPUTS = 16
+#: floating-point operations one layer's back-substitution refinement may cost per batch (about a second of one
+#: core); past it only the units unstable on the most boxes are refined, or none (the forward bounds stand)
+REFINE_FLOPS = 2e9
 
 
 def _widen(b: FloatArray, up: bool) -> FloatArray:
@@ -235,7 +239,25 @@ def _concrete(A: FloatArray, c: FloatArray, lo: FloatArray, hi: FloatArray) -> t
     return _widen(up, True), _widen(down, False)
 
 
-def box_bounds(chain: Chain, lo: FloatArray, hi: FloatArray, rows: Rows, refine: bool = True
+def _refine_units(chain: Chain, k: int, l_: FloatArray, u: FloatArray, deadline: Any) -> npt.NDArray[np.int64]:
+    """The units of layer ``k`` whose bounds back-substitution refines: those unstable on some box, as many as
+    :data:`REFINE_FLOPS` pays for (those unstable on the most boxes first); none once the deadline has passed.
+    """
+    if deadline is not None and deadline.expired():
+        return np.empty(0, dtype=np.int64)
+    open_ = (l_ < 0) & (u > 0)
+    idx = np.flatnonzero(open_.any(axis=0))
+    # one product (B * 2m, n_j) @ (n_j, n_{j-1}) per layer crossed on the way back to the input
+    per_unit = 2 * 2 * l_.shape[0] * sum(W.shape[0] * W.shape[1] for W in chain.Ws[:k])
+    cap = int(REFINE_FLOPS // max(per_unit, 1))
+    if idx.size > cap:
+        idx = idx[np.argsort(-open_[:, idx].sum(axis=0), kind="stable")[:cap]]
+        idx.sort()
+    return idx
+
+
+def box_bounds(chain: Chain, lo: FloatArray, hi: FloatArray, rows: Rows, refine: bool = True,
+               deadline: Any = None
                ) -> tuple[FloatArray, FloatArray, npt.NDArray[np.int64], list[tuple[FloatArray, ...]]]:
     """Upper bounds ``U`` (B, rows) of every row over each box (B, n), their input coefficients (B, rows, n), and
     the number of unstable hidden units per box, and the ReLU relaxations (``sl, su, tu`` per hidden layer).
@@ -243,7 +265,10 @@ def box_bounds(chain: Chain, lo: FloatArray, hi: FloatArray, rows: Rows, refine:
     Hidden units are bounded by forward symbolic intervals (each unit between two linear functions of the input,
     ``AL x + cL <= z <= AU x + cU``, pushed through the layers with the ReLU relaxation applied to the upper
     and lower function), which costs a few products with the (small) input dimension per layer; the rows are
-    then bounded by back-substitution through those relaxations.
+    then bounded by back-substitution through those relaxations.  Units still unstable are refined by
+    back-substitution as far as :data:`REFINE_FLOPS` per layer allows (on wide, deep layers that would cost
+    minutes per batch) and the ``deadline`` (a :class:`nnmip.drivers.deadline.Deadline`) has not passed: the
+    forward bounds are sound on their own, so refinement only tightens.
     """
     B, n0 = lo.shape
     relax: list[tuple[FloatArray, ...]] = []
@@ -261,7 +286,7 @@ def box_bounds(chain: Chain, lo: FloatArray, hi: FloatArray, rows: Rows, refine:
         uL, lL = _concrete(zAL, zcL, lo, hi)
         l_, u = lL, uU
         if refine and k > 0:
-            idx = np.flatnonzero(((l_ < 0) & (u > 0)).any(axis=0))
+            idx = _refine_units(chain, k, l_, u, deadline)
             if idx.size:    # back-substitution for the units still unstable on some box
                 Wi, bi = W[idx], b[idx]
                 m = idx.size
@@ -404,6 +429,7 @@ def run_task(t: Task) -> TaskResult:
 
 def _run_task(t: Task) -> TaskResult:
     t_end = time.monotonic() + t.seconds
+    slice_end = Deadline(end=t_end)
     n = t.lo.shape[1]
     stack_lo, stack_hi, stack_d, stack_b = [t.lo], [t.hi], [t.depth], [t.bound]
     res = TaskResult(np.empty((0, n)), np.empty((0, n)), np.empty(0, np.int64), np.empty(0), np.empty((0, n)),
@@ -422,7 +448,7 @@ def _run_task(t: Task) -> TaskResult:
         stack_lo, stack_hi, stack_d, stack_b = ([rest_lo], [rest_hi], [rest_d], [rest_b]) if rest_lo.shape[0] \
             else ([], [], [], [])
         res.boxes += lo.shape[0]
-        U, A, unstable, relax = box_bounds(t.chain, lo, hi, rows)
+        U, A, unstable, relax = box_bounds(t.chain, lo, hi, rows, deadline=slice_end)
         bnd = np.minimum(bnd, rows.scores(U).max(axis=1))   # a box's bound also holds on its halves
         safe = rows.safe(U)
         if safe.any():
@@ -529,7 +555,7 @@ def branch_and_bound(chain: Chain, lo: FloatArray, hi: FloatArray, cases: list[C
     t0 = time.monotonic()
     rows = Rows.of(cases)
     out = BabResult("unknown")
-    U, _, _, _ = box_bounds(chain, lo[None, :], hi[None, :], rows)
+    U, _, _, _ = box_bounds(chain, lo[None, :], hi[None, :], rows, deadline=deadline)
     out.bound = float(rows.scores(U).max())
     x = pgd_search(chain, lo, hi, rows, seed=seed, deadline=deadline)
     if x is not None and confirm(x):
