@@ -294,7 +294,7 @@ def test_constant_classifier_is_the_feasible_start() -> None:
 def test_every_backend_returns_a_verified_network_when_time_runs_out(milp_solver: str) -> None:
     import dataclasses
 
-    from conftest import EXAMPLES
+    from conftest import EXAMPLES, licence_skip
 
     from nnmip.drivers.task import load_program, task_dataset
 
@@ -304,7 +304,8 @@ def test_every_backend_returns_a_verified_network_when_time_runs_out(milp_solver
     net = cp.networks[task.network]
     X, y = ds.X(ds.train), ds.y[ds.train]
     t0 = time.perf_counter()
-    res = train_network(net, X, y, 2, solver=milp_solver, options=SolveOptions(time_limit=1.0))
+    with licence_skip(milp_solver):
+        res = train_network(net, X, y, 2, solver=milp_solver, options=SolveOptions(time_limit=1.0))
     took = time.perf_counter() - t0
     assert res.verified
     assert res.network is not None
