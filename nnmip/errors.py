@@ -173,6 +173,12 @@ class ParameterError(NnmipError, ValueError):
         return e
 
 
+class ArgumentTypeError(ParameterError, TypeError):
+    """A Python API argument of the wrong type where callers (scikit-learn's checks) expect a ``TypeError``."""
+
+    code = "E0108"
+
+
 def check_number(name: str, value: object, *, low: float | None = 0.0, strict: bool = False,
                  none: bool = False, integer: bool = False) -> None:
     """Refuse a Python API number that is missing, not a real number, not finite, or below ``low``."""
@@ -190,3 +196,53 @@ def check_number(name: str, value: object, *, low: float | None = 0.0, strict: b
         raise ParameterError.of(name, f"must be a whole number, got {value!r}")
     if low is not None and (x < low or (strict and x == low)):
         raise ParameterError.of(name, f"must be {'greater than' if strict else 'at least'} {low:g}, got {value!r}")
+
+
+def check_int(name: str, value: object, *, low: int = 0, high: int | None = None, none: bool = False) -> None:
+    """Refuse a Python API count or index that is not a whole number in ``[low, high]``."""
+    import numbers
+
+    if value is None and none:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ParameterError.of(name, f"must be a whole number, got {value!r:.60}", code="E0108")
+    if int(value) < low or (high is not None and int(value) > high):
+        top = "" if high is None else f" and at most {high}"
+        raise ParameterError.of(name, f"must be at least {low}{top}, got {value!r}")
+
+
+def check_choice(name: str, value: object, choices: Iterable[str], *, none: bool = False,
+                 code: str = "E0109") -> None:
+    """Refuse a Python API option that is not one of ``choices`` (strings)."""
+    if value is None and none:
+        return
+    options = tuple(choices)
+    if not isinstance(value, str) or value not in options:
+        raise ParameterError.of(name, f"must be one of {', '.join(repr(c) for c in options)}, got {value!r:.60}",
+                                f"choose one of {', '.join(options)}", code=code)
+
+
+def check_instance(name: str, value: object, kind: type | tuple[type, ...], what: str, *,
+                   none: bool = False) -> None:
+    """Refuse a Python API argument of the wrong type (``what`` says what is expected)."""
+    if value is None and none:
+        return
+    if not isinstance(value, kind):
+        raise ParameterError.of(name, f"must be {what}, got {type(value).__name__}", code="E0108")
+
+
+def check_path(name: str, value: object) -> None:
+    """Refuse a Python API file path that is not a non-empty ``str`` or ``os.PathLike``."""
+    import os
+
+    if isinstance(value, bool) or not isinstance(value, (str, os.PathLike)) or str(value) == "":
+        raise ParameterError.of(name, f"must be a file path (str or pathlib.Path), got {value!r:.60}", code="E0108")
+
+
+def check_callable(name: str, value: object, *, none: bool = True) -> None:
+    """Refuse a Python API callback that cannot be called."""
+    if value is None and none:
+        return
+    if not callable(value):
+        raise ParameterError.of(name, f"must be a function{' or None' if none else ''}, got {value!r:.60}",
+                                code="E0108")

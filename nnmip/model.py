@@ -27,6 +27,13 @@ import scipy.sparse as sp
 
 from nnmip.errors import FormulationError
 
+#: the largest magnitude accepted for a number that becomes a model coefficient or bound (weight and input
+#: domains, margins, radii, input sets): beyond it the big-M rows built from it leave what any solver keeps
+#: apart from infinity (HiGHS treats 1e20 as infinite and refuses matrix entries above 1e15; CBC and Gurobi
+#: lose all precision long before), so such a number is refused where it enters (E0133) instead of failing
+#: inside the solver
+MAX_MAGNITUDE = 1e9
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 

@@ -17,20 +17,23 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from numbers import Integral, Real
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from nnmip.drivers.train import TrainResult
-from nnmip.errors import NoSolutionError, ParameterError, check_number
+from nnmip.errors import ArgumentTypeError, NoSolutionError, ParameterError, check_number
 from nnmip.io.data import Scaler
 from nnmip.ir.builder import DomainSpec, NetworkBuilder
 from nnmip.ir.ensemble import Ensemble
 from nnmip.ir.network import Network
+from nnmip.model import MAX_MAGNITUDE
 from nnmip.solution import SolveOptions
 
 log = logging.getLogger(__name__)
@@ -172,6 +175,53 @@ class BinarizedNetworkClassifier(ClassifierMixin, BaseEstimator):
         self.objectives = objectives
         self.workers = workers
 
+    #: scikit-learn's own parameter validation (``_validate_params`` in ``fit``); its InvalidParameterError is
+    #: turned into a ParameterError naming the parameter
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "hidden": [Interval(Integral, 1, None, closed="left"), tuple, list, np.ndarray],
+        "activation": [StrOptions({"step", "sign"})],
+        "weights": [str, tuple, list],
+        "bias": [str, tuple, list],
+        "output_weights": [str, tuple, list, None],
+        "loss": [StrOptions({"hamming", "hinge", "zero_one"})],
+        "margin": [Interval(Real, 0, MAX_MAGNITUDE, closed="right")],
+        "eps": [Interval(Real, 0, MAX_MAGNITUDE, closed="both"), None],
+        "strategy": [StrOptions(set(STRATEGIES))],
+        "strategy_options": [dict, None],
+        "solver": [str],
+        "time_limit": [Interval(Real, 0, None, closed="neither"), None],
+        "time_budget": [Interval(Real, 0, None, closed="neither"), None],
+        "solve_time_limit": [Interval(Real, 0, None, closed="neither"), None],
+        "scale": [StrOptions({"minmax", "none"})],
+        "seed": [Interval(Integral, 0, 2**32 - 1, closed="both")],
+        "ensemble": [StrOptions({"one_vs_one", "one_vs_rest"}), None],
+        "objectives": [tuple, list],
+        "workers": [Interval(Integral, 1, 1024, closed="both")],
+    }
+
+    def _check_parameters(self) -> None:
+        """scikit-learn's validation of ``_parameter_constraints``, as a ParameterError naming the parameter."""
+        try:
+            self._validate_params()
+        except InvalidParameterError as exc:
+            m = re.search(r"The '(\w+)' parameter", str(exc))
+            name = m.group(1) if m else "parameter"
+            e = ParameterError.at("E0109", f"argument '{name}': {exc}",
+                                  notes=["help: see help(BinarizedNetworkClassifier) for the parameters"])
+            raise e from None
+        if self.strategy_options:
+            import inspect
+
+            from nnmip.drivers import strategies, train
+
+            fn = {"exact": train.train_network, "split": strategies.train_split,
+                  "local_search": strategies.train_local_search}[self.strategy]
+            known = set(inspect.signature(fn).parameters) - {"net", "X", "y", "n_classes"}
+            for key in self.strategy_options:
+                if not isinstance(key, str) or key not in known:
+                    raise _bad(f"argument 'strategy_options' holds {key!r}, not an option of the {self.strategy} "
+                               f"strategy (options: {', '.join(sorted(known))})")
+
     # -- scikit-learn protocol ---------------------------------------------------------------------------------
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -215,9 +265,22 @@ class BinarizedNetworkClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: npt.ArrayLike, y: npt.ArrayLike) -> BinarizedNetworkClassifier:
         """Train the network on ``X`` (n_samples, n_features) and labels ``y``."""
-        Xv, y = validate_data(self, X, y, dtype=np.float64)
+        self._check_parameters()
+        try:
+            Xv, y = validate_data(self, X, y, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, ParameterError):
+                raise
+            name = "y" if re.search(r"\by\b|label|target", str(exc)) else "X"
+            cls = ArgumentTypeError if isinstance(exc, TypeError) else ParameterError
+            raise cls.at("E0108", f"argument '{name}': {exc}",
+                         notes=["help: X is a finite float array (n_samples, n_features), y one label per row"]
+                         ) from None
         X = np.asarray(Xv, dtype=np.float64)
-        check_classification_targets(y)
+        try:
+            check_classification_targets(y)
+        except ValueError as exc:
+            raise _bad(f"argument 'y': {exc}") from None
         self.classes_, y_idx = np.unique(y, return_inverse=True)
         if self.classes_.size < 2:
             raise _bad(f"the classifier needs at least 2 classes in the data, got 1 class: "

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import math
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -84,6 +85,38 @@ class SolveOptions:
     stop_bound: float | None = None
     solver_options: dict[str, Any] = field(default_factory=dict)
     solve_time_limit: float | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse values no backend can use (a ParameterError naming the field)."""
+        from nnmip.errors import ParameterError, check_number
+
+        for name in ("time_limit", "solve_time_limit", "mip_gap"):
+            check_number(name, getattr(self, name), low=0.0, none=True)
+        if self.threads is not None:
+            check_number("threads", self.threads, low=1.0, integer=True)
+            if self.threads > 1024:
+                raise ParameterError.of("threads", f"must be at most 1024, got {self.threads!r}")
+        for name in ("stop_objective", "stop_bound"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating))
+                                  or math.isnan(float(v))):
+                raise ParameterError.of(name, f"must be a number (not NaN) or None, got {v!r:.60}")
+        if not isinstance(self.verbose, (bool, np.bool_)):
+            raise ParameterError.of("verbose", f"must be True or False, got {self.verbose!r:.60}", code="E0108")
+        if not isinstance(self.solver_options, dict):
+            raise ParameterError.of("solver_options", f"must be a dict of solver option names to values, got "
+                                    f"{self.solver_options!r:.60}", code="E0108")
+        if self.progress is not None and not callable(self.progress):
+            raise ParameterError.of("progress", f"must be a function or None, got {self.progress!r:.60}",
+                                    code="E0108")
+        if self.warm_start is not None:
+            try:
+                ws = np.asarray(self.warm_start, dtype=np.float64)
+            except (TypeError, ValueError):
+                ws = np.zeros(0)
+            if ws.ndim != 1 or ws.size == 0:
+                raise ParameterError.of("warm_start", f"must be a flat array of numbers (one per column), got "
+                                        f"{self.warm_start!r:.60}", code="E0108")
 
 
 @dataclass

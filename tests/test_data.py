@@ -284,8 +284,10 @@ def test_e0302_non_numeric_value_counts_header_line(tmp_path: Path) -> None:
     src = write(tmp_path, "a,b,c,label\n1,2,3,0\n4,five,6,1\n7,8,x,0\n")
     d = expect("E0302", DataSource("csv", src.path, header=True, span=SPAN), base=tmp_path)
     assert d.message == "row 3, column 2 of 'd.csv' is not a number: 'five'"
-    assert d.span == SPAN
-    assert d.notes[0].startswith("help: ")
+    # located in the data file itself (file:row:column), with a note naming the statement that reads it
+    assert (d.span.line, d.span.column, Path(d.span.file).name) == (3, 2, "d.csv")
+    assert d.notes[0] == f"note: the file is read for {SPAN}"
+    assert d.notes[-1].startswith("help: ")
 
 
 def test_e0302_without_header_and_label_first(tmp_path: Path) -> None:
@@ -415,7 +417,7 @@ def test_e0310_ragged_rows(tmp_path: Path) -> None:
     src = write(tmp_path, "1,2,0\n3,4,1\n\n5,6,7,0\n")
     d = expect("E0310", src, base=tmp_path)
     assert d.message == "row 4 of 'd.csv' has 4 columns but row 1 has 3"
-    assert d.span == SPAN
+    assert (d.span.line, d.span.column, Path(d.span.file).name) == (4, 1, "d.csv")
     hdr = DataSource("csv", write(tmp_path, "a,b,y\n1,2\n").path, header=True)
     d = expect("E0310", hdr, base=tmp_path)
     assert d.message == "row 2 of 'd.csv' has 2 columns but the header has 3"

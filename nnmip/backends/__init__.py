@@ -55,6 +55,9 @@ def solver_names() -> list[str]:
 
 def canonical(name: str) -> str:
     """The registered name of a solver, from any accepted spelling or alias."""
+    if not isinstance(name, str):
+        raise BackendUnavailable.at("E0503", f"the solver must be named by a string, got {name!r:.60}",
+                                    notes=[f"help: choose one of {', '.join(_REGISTRY)}"])
     key = name.strip().lower()
     return ALIASES.get(key, key)
 

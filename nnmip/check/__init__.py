@@ -18,6 +18,7 @@ from nnmip.io.data import DataSource, Preprocess
 from nnmip.ir.builder import DomainSpec, NetworkBuilder
 from nnmip.ir.network import Network
 from nnmip.ir.ops import Dense, Identity, Input, ReLU, Sign, Step
+from nnmip.model import MAX_MAGNITUDE
 from nnmip.syntax import ast
 
 from . import training_ext
@@ -27,6 +28,9 @@ LOSSES = ("hamming", "zero_one", "hinge", "min_weight", "max_margin", "cross_ent
 MARGIN_LOSSES = ("zero_one", "hinge", "min_weight", "max_margin")
 SOLVERS = tuple(solver_names())
 #: ``emit`` of a train statement (language name -> the library's mode)
+#: settings that are numbers but never enter a model (time budgets, counts): no magnitude limit (E0133)
+_NOT_MODEL_NUMBERS = frozenset({"time_limit", "time_budget", "step_time", "solve_time_limit", "gap", "seed",
+                                "samples", "lr", "decay"})
 EMIT_MODES = {"milp": "milp", "perspective_cuts": "perspective-cuts", "perspective_conic": "perspective-conic"}
 ACTIVATION_CALLS = {"step": "step", "sign": "sign", "relu": "relu", "identity": "identity"}
 _REQUIRED = object()
@@ -120,6 +124,10 @@ class _Checker:
                 return None
             if typ == "nonneg" and float(x) < 0:
                 self.err("E0109", f"{where} must not be negative, got {x}", v.span)
+                return None
+            if typ in ("num", "posnum", "nonneg") and key not in _NOT_MODEL_NUMBERS \
+                    and abs(float(x)) > MAX_MAGNITUDE:
+                self.too_large(where, float(x), v.span)
                 return None
             if key == "seed" and not 0 <= float(x) < 2**32:
                 self.err("E0109", f"{where} must be between 0 and 2**32 - 1, got {x}", v.span,
@@ -305,6 +313,10 @@ class _Checker:
                 lo, hi = box
             elif prm.domain is not None:
                 lo, hi = float(prm.domain.lo.value), float(prm.domain.hi.value)
+                big = [x for x in (lo, hi) if math.isfinite(x) and abs(x) > MAX_MAGNITUDE]
+                if big:
+                    self.too_large(f"a bound of the domain of input '{prm.name}'", big[0], prm.domain.span)
+                    continue
                 if lo > hi:
                     self.err("E0130", f"input domain [{lo:g}, {hi:g}] of '{prm.name}' is empty", prm.domain.span,
                              "help: write the lower bound first")
@@ -357,6 +369,11 @@ class _Checker:
                 return None
             ends.append(np.broadcast_to(v, (prm.dim,)).copy())
         lo, hi = ends
+        for end in (lo, hi):
+            if end is not None and (np.isfinite(end) & (np.abs(end) > MAX_MAGNITUDE)).any():
+                self.too_large(f"a bound of the domain of input '{prm.name}'",
+                               float(end[np.argmax(np.isfinite(end) & (np.abs(end) > MAX_MAGNITUDE))]), c.span)
+                return None
         if lo is not None and hi is not None and np.any(lo > hi):
             i = int(np.argmax(lo > hi))
             self.err("E0130", f"input domain of '{prm.name}' is empty at entry {i}: [{lo[i]:g}, {hi[i]:g}]", c.span,
@@ -413,12 +430,20 @@ class _Checker:
             return False
         return True
 
+    def too_large(self, what: str, x: float, span: Span) -> None:
+        """E0133: a number beyond what any solver keeps apart from infinity."""
+        self.err("E0133", f"{what} is {x:g}, beyond {MAX_MAGNITUDE:g}, the largest magnitude nnmip gives a solver",
+                 span, f"help: keep model numbers within +-{MAX_MAGNITUDE:g}; scale the data instead")
+
     def param_domain(self, v: ast.Value, shape: tuple[int, ...], what: str, layer: str) -> DomainSpec | None:
         if isinstance(v, ast.Domain):
             lo, hi = float(v.lo.value), float(v.hi.value)
             if not (math.isfinite(lo) and math.isfinite(hi)):
                 self.err("E0108", f"{what} domain {v.kind}[{lo:g}, {hi:g}] of '{layer}' must have finite bounds",
                          v.span, "help: a number such as 1e999 overflows to infinity; give finite bounds")
+                return None
+            if max(abs(lo), abs(hi)) > MAX_MAGNITUDE:
+                self.too_large(f"a bound of the {what} domain of '{layer}'", max(abs(lo), abs(hi)), v.span)
                 return None
             if lo > hi:
                 self.err("E0130", f"{what} domain {v.kind}[{lo:g}, {hi:g}] of '{layer}' is empty", v.span,
@@ -741,6 +766,14 @@ def _plain(v: ast.Value) -> Any:
 
 def check(program: ast.Program, base_dir: str | Path | None = None) -> CheckedProgram:
     """Check a parsed program; ``base_dir`` resolves relative file paths (default: the file's folder)."""
+    from nnmip.errors import ParameterError, check_path
+
+    if not isinstance(program, ast.Program):
+        raise ParameterError.of("program", f"must be a parsed program (nnmip.parse(text)), got "
+                                f"{type(program).__name__}", "call nnmip.parse(text) or nnmip.parse_file(path) first",
+                                code="E0108")
+    if base_dir is not None:
+        check_path("base_dir", base_dir)
     if base_dir is None:
         base_dir = Path(program.file).parent if program.file and not program.file.startswith("<") else Path(".")
     return _Checker(program, Path(base_dir)).run()

@@ -61,15 +61,15 @@ def _check_data(cp: CheckedProgram) -> None:
         except DataError as exc:
             raise exc.with_source(prog.source) from None
     from nnmip.cli.common import located
-    from nnmip.drivers.verify import spec_network
+    from nnmip.drivers.verify import check_question, resolve_verify_spec
     from nnmip.errors import NnmipError
 
     for spec in cp.verify_specs:
-        if spec.model is not None:
-            try:
-                spec_network(cp, spec)
-            except NnmipError as exc:
-                raise located(exc, spec.span, prog.source) from None
+        try:   # the model, the points it names, the sizes, the region (as 'verify' checks them before solving)
+            q = resolve_verify_spec(cp, spec)
+            check_question(q.net, q.sets, q.prop, q.domain, fixed=not q.net.trainable)
+        except NnmipError as exc:
+            raise located(exc, spec.span, prog.source) from None
     for task in cp.tasks:
         ds = task_dataset(cp, task)
         net = cp.networks[task.network]

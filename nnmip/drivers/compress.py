@@ -131,8 +131,17 @@ def compress(net: Network, lo: npt.ArrayLike | None = None, hi: npt.ArrayLike | 
     and fold layers that became linear; the result computes the same function on the box.
     """
     t0 = time.perf_counter()
+    from nnmip.errors import check_number
+
     if not isinstance(net, Network):
         raise ParameterError.of("net", f"must be a Network, got {type(net).__name__}", code="E0108")
+    check_number("time_limit", time_limit, low=0.0, none=True)
+    if not isinstance(solver, str):
+        raise ParameterError.of("solver", f"must be a solver name, got {solver!r:.60}",
+                                "use 'highs', 'cbc' or 'gurobi'")
+    from nnmip.backends import get_backend
+
+    get_backend(solver)   # an unknown or missing solver is refused before any bound is computed
     op_in = net.op(net.input)
     assert isinstance(op_in, Input)
     n = net.n_inputs

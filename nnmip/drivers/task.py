@@ -64,8 +64,10 @@ class TrainReport:
 
 def load_program(path: str | Path) -> CheckedProgram:
     """Parse and check a ``.nnmip`` file (relative paths inside it are relative to its folder)."""
+    from nnmip.errors import check_path
     from nnmip.io.safe import note_input
 
+    check_path("path", path)
     note_input(path)
     prog = parse_file(path)
     return check(prog, Path(path).resolve().parent)
@@ -103,6 +105,26 @@ def solve_options(spec: SolverSpec, *, time_limit: float | None = None, gap: flo
     )
 
 
+def _check_task_call(cp: object, task: object, solver: object, options: object, emit: object,
+                     relax: object) -> None:
+    """Refuse arguments of :func:`run_train_task` that cannot be used (ParameterError naming them)."""
+    from nnmip.errors import ParameterError, check_choice, check_instance
+    from nnmip.formulations.pruning import EMIT_MODES
+
+    check_instance("cp", cp, CheckedProgram, "a checked program (nnmip.load_program(path))")
+    assert isinstance(cp, CheckedProgram)
+    if task is None and not cp.tasks:
+        raise ParameterError.of("cp", "has no train statement", "add `train <network> on <data> { ... }` to the "
+                                "file", code="E0109")
+    check_instance("task", task, TrainTask, "one of cp.tasks, or None", none=True)
+    if solver is not None and not isinstance(solver, str):
+        raise ParameterError.of("solver", f"must be a solver name or None, got {solver!r:.60}",
+                                "use 'highs', 'cbc' or 'gurobi'")
+    check_instance("options", options, SolveOptions, "SolveOptions or None", none=True)
+    check_choice("emit", emit, EMIT_MODES, none=True, code="E0221")
+    check_instance("relax", relax, bool, "True, False or None", none=True)
+
+
 def run_train_task(cp: CheckedProgram, task: TrainTask | None = None, *, solver: str | None = None,
                    options: SolveOptions | None = None,
                    progress: Any = None, emit: str | None = None, relax: bool | None = None,
@@ -113,6 +135,7 @@ def run_train_task(cp: CheckedProgram, task: TrainTask | None = None, *, solver:
     ``solve`` statement's) applies, and a ``warm_start`` weights file starts the exact solve.  ``executor``
     (:mod:`nnmip.drivers.executor`) runs the members of an ensemble strategy.
     """
+    _check_task_call(cp, task, solver, options, emit, relax)
     task = task or cp.tasks[0]
     emit = task.emit if emit is None else emit
     relax = task.relax if relax is None else relax

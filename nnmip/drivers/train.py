@@ -158,6 +158,41 @@ def _check_train_arguments(net: object, options: object, N: int, groups: object,
                                         "start from finite weights", code="E0163")
 
 
+def check_train_call(net: object, X: object, y: object, n_classes: object, *, loss: object, margin: object,
+                     eps: object, l1: object, solver: object, options: object, emit: object = "milp",
+                     relax: object = False, stage_tolerance: object = 1e-6, margin_cap: object = 1.0
+                     ) -> tuple[FloatArray, IntArray]:
+    """Refuse the arguments shared by every training entry point (ParameterError naming the argument, or a
+    DataError for the data); return ``X`` and ``y`` as arrays.
+    """
+    from nnmip.check import LOSSES
+    from nnmip.errors import ParameterError, check_choice, check_instance, check_number
+    from nnmip.formulations.pruning import EMIT_MODES
+
+    check_choice("loss", loss, LOSSES)
+    if not isinstance(solver, str):
+        raise ParameterError.of("solver", f"must be a solver name, got {solver!r:.60}",
+                                "use 'highs', 'cbc' or 'gurobi'")
+    check_number("n_classes", n_classes, low=2, integer=True)
+    from nnmip.model import MAX_MAGNITUDE
+
+    for name, v, none in (("margin", margin, False), ("eps", eps, True), ("l1", l1, False),
+                          ("margin_cap", margin_cap, False), ("stage_tolerance", stage_tolerance, False)):
+        check_number(name, v, strict=name in ("margin", "margin_cap"), none=none)
+        if v is not None and abs(float(v)) > MAX_MAGNITUDE:  # type: ignore[arg-type]
+            raise ParameterError.of(name, f"is {v!r}, beyond the largest magnitude a solver handles "
+                                    f"({MAX_MAGNITUDE:g})", "scale the data instead of the parameter", code="E0133")
+    if n_classes > 10**6:  # type: ignore[operator]
+        raise ParameterError.of("n_classes", f"must be at most 1000000, got {n_classes!r}")
+    check_choice("emit", emit, EMIT_MODES, code="E0221")
+    check_instance("relax", relax, (bool, np.bool_), "True or False")
+    check_instance("options", options, SolveOptions, "SolveOptions or None", none=True)
+    if not isinstance(net, Network):
+        raise ParameterError.of("net", f"must be a Network, got {type(net).__name__}",
+                                "build one with NetworkBuilder or load it from a .nnmip or .onnx file", code="E0108")
+    return validate_data(net, X, y, n_classes)  # type: ignore[arg-type]
+
+
 def validate_data(net: Network, X: npt.ArrayLike, y: npt.ArrayLike, n_classes: int
                   ) -> tuple[FloatArray, IntArray]:
     """Arrays of the right shape, finite features and labels in ``0..n_classes-1`` (else ``DataError``; an ``X``
@@ -167,18 +202,21 @@ def validate_data(net: Network, X: npt.ArrayLike, y: npt.ArrayLike, n_classes: i
     ya = _real_array("y", y, "pass y as an int array of class indices, shape (N,)")
     net.check_features(Xa.shape, notes=[f"help: pass X of shape (N, {net.n_inputs})"])
     if ya.shape != (Xa.shape[0],):
-        raise DataError.at("E0122", f"labels have shape {ya.shape}, expected ({Xa.shape[0]},)")
+        raise DataError.at("E0122", f"labels have shape {ya.shape}, expected ({Xa.shape[0]},)",
+                           notes=["help: pass y with one class index per row of X"])
     if not np.isfinite(Xa).all():
         i, j = np.argwhere(~np.isfinite(Xa))[0]
         raise DataError.at("E0303", f"feature {j} of row {i} is {Xa[i, j]}",
                            notes=["help: drop or impute missing values first"])
     if ya.dtype.kind not in "iub" and not (ya.dtype.kind == "f" and np.all(ya == np.round(ya))):
-        raise DataError.at("E0305", "labels must be class indices 0..n_classes-1")
+        raise DataError.at("E0305", "labels must be class indices 0..n_classes-1",
+                           notes=["help: encode the classes as 0, 1, ..., n_classes - 1"])
     ya = ya.astype(np.int64)
     if ya.size and (ya.min() < 0 or ya.max() >= n_classes):
-        raise DataError.at("E0305", f"labels must lie in 0..{n_classes - 1}, got {ya.min()}..{ya.max()}")
+        raise DataError.at("E0305", f"labels must lie in 0..{n_classes - 1}, got {ya.min()}..{ya.max()}",
+                           notes=["help: encode the classes as 0, 1, ..., n_classes - 1"])
     if Xa.shape[0] == 0:
-        raise DataError.at("E0305", "no training rows")
+        raise DataError.at("E0305", "no training rows", notes=["help: pass at least one row"])
     return Xa, ya
 
 
@@ -428,21 +466,11 @@ def train_network(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, l
     Stage ``k`` minimises ``c_k . x`` subject to the model and ``c_j . x + c0_j <= v_j + tol_j`` for every
     ``j < k``, where ``v_j`` is the value of stage ``j`` at its accepted point.
     """
-    from nnmip.check import LOSSES
-    from nnmip.errors import ParameterError, check_number
+    from nnmip.errors import ParameterError
 
-    if not isinstance(loss, str) or loss not in LOSSES:
-        raise ParameterError.of("loss", f"must be one of {', '.join(LOSSES)}, got {loss!r}")
-    if not isinstance(solver, str):
-        raise ParameterError.of("solver", f"must be a solver name, got {solver!r}", "use 'highs', 'cbc' or 'gurobi'")
-    check_number("n_classes", n_classes, low=2, integer=True)
-    check_number("margin", margin, strict=True)
-    check_number("eps", eps, none=True)
-    check_number("l1", l1)
-    if not isinstance(net, Network):
-        raise ParameterError.of("net", f"must be a Network, got {type(net).__name__}",
-                                "build one with NetworkBuilder or load it from a .nnmip or .onnx file", code="E0108")
-    X, y = validate_data(net, X, y, n_classes)
+    X, y = check_train_call(net, X, y, n_classes, loss=loss, margin=margin, eps=eps, l1=l1, solver=solver,
+                            options=options, emit=emit, relax=relax, stage_tolerance=stage_tolerance,
+                            margin_cap=margin_cap)
     _check_train_arguments(net, options, X.shape[0], groups, warm_start, objectives)
     opts = options or SolveOptions()
     stages = tuple(objectives)

@@ -35,7 +35,15 @@ import numpy as np
 import numpy.typing as npt
 
 from nnmip.drivers.deadline import Deadline
-from nnmip.errors import FormulationError, ParameterError
+from nnmip.errors import (
+    FormulationError,
+    ParameterError,
+    check_callable,
+    check_choice,
+    check_instance,
+    check_int,
+    check_number,
+)
 from nnmip.formulations.verification import FixedModel, build_fixed_model, score_bounds, with_case
 from nnmip.ir.builder import NetworkBuilder, fixed
 from nnmip.ir.network import Network
@@ -208,6 +216,63 @@ def _decided(bound: float, case: Case) -> bool:
 # ------------------------------------------------------------------------------------------------------------
 # verify
 # ------------------------------------------------------------------------------------------------------------
+#: the most sample points :func:`verify` draws (each is one forward pass)
+MAX_SAMPLES = 10_000_000
+
+
+def _check_run(*, time_limit: object = None, samples: object = 0, seed: object = 0, workers: object = 1,
+               options: object = None, method: object = None, domain: object = None, on_case: object = None,
+               progress: object = None) -> None:
+    """Refuse run arguments of :func:`verify` and its kin that cannot be used (ParameterError naming them)."""
+    check_number("time_limit", time_limit, low=0.0, none=True)
+    check_int("samples", samples, low=0, high=MAX_SAMPLES)
+    check_int("seed", seed, low=0, high=2**32 - 1)
+    check_int("workers", workers, low=1, high=1024)
+    check_instance("options", options, SolveOptions, "SolveOptions or None", none=True)
+    check_instance("method", method, dict, "a dict of layer name to formulation method, or None", none=True)
+    check_callable("on_case", on_case)
+    check_callable("progress", progress)
+    if domain is not None:
+        if not isinstance(domain, (tuple, list)) or len(domain) != 2:
+            raise ParameterError.of("domain", f"must be a pair (lo, hi), got {domain!r:.60}", code="E0108")
+        for side, v in zip(("lo", "hi"), domain, strict=True):
+            try:
+                a = np.asarray(v, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise ParameterError.of("domain", f"{side} must be numbers, got {v!r:.60}", code="E0108") from None
+            if np.isnan(a).any():
+                raise ParameterError.of("domain", f"{side} contains NaN")
+
+
+def check_question(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Property,
+                   domain: tuple[npt.ArrayLike, npt.ArrayLike] | None = None, *, fixed: bool = True
+                   ) -> tuple[Region, list[Case]]:
+    """Everything about a verification question that needs no solve: fixed weights (unless ``fixed`` is False),
+    sizes of the sets and the property, a bounded region within ``MAX_MAGNITUDE`` that holds a point, a property
+    that survives an import's cut-off output.  ``nnmip check`` runs it on every verify statement; :func:`verify`
+    before any work.  Returns the region and the property's cases.
+    """
+    region = as_region(net, sets, domain)
+    if fixed and net.trainable:
+        trainable = [n for n in net.dense_nodes() if net.op(n).trainable]  # type: ignore[attr-defined]
+        op = net.op(trainable[0])
+        raise FormulationError.at("E0421", f"layer '{trainable[0]}' of '{net.name}' has weights that are not "
+                                  "fixed", op.span, ["help: verification needs fixed weights: load(...) them, "
+                                                     "import an ONNX model, or train the network first"])
+    if net.cut_output and not prop.compares_outputs_only(net.n_outputs):
+        raise FormulationError.at(
+            "E0428", f"the property uses output values, but the final {'/'.join(net.cut_output)} of "
+            f"'{net.name}' was cut off at import: the network's outputs are the values before it",
+            prop.span, ["help: state the property as comparisons between outputs (classified(c), or rows "
+                        "c*(Y_i - Y_j) <= 0), or verify a model exported without the final activation"])
+    cases = prop.cases(net.n_outputs)
+    lo, hi = region.check(net.n_inputs)
+    if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+        raise FormulationError.at("E0413", "the input region is unbounded", region.span,
+                                  ["help: give the input a domain or a bounded set (box, linf, ...)"])
+    return region, cases
+
+
 def _check_question(net: object, sets: object, prop: object) -> None:
     """Refuse a ``net``, ``sets`` or ``prop`` of the wrong type (ParameterError naming the argument)."""
     if not isinstance(net, Network):
@@ -239,9 +304,12 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
     number of processes it uses.
     """
     if tighten not in ("interval", "symbolic", "lp", "milp", "auto"):
-        raise FormulationError.at("E0423", f"unknown bound method '{tighten}'",
+        raise FormulationError.at("E0423", f"unknown bound method '{tighten!r:.40}'",
                                   notes=["help: tighten is 'interval', 'symbolic', 'lp', 'milp' or 'auto'"])
     _check_question(net, sets, prop)
+    _check_run(time_limit=time_limit, samples=samples, seed=seed, workers=workers, options=options,
+               method=method, domain=domain, on_case=on_case)
+    check_choice("bab", bab, ("auto", "on", "off"), code="E0427")
     q = _Question.setup(net, sets, prop, solver=solver, options=options, domain=domain, on_case=on_case,
                         deadline=Deadline.of(time_limit, deadline))
     if q.sample(samples, seed):
@@ -307,29 +375,12 @@ class _Question:
 
         solver = canonical(solver)
         backend = get_backend(solver)            # a missing solver fails before any work
-        region = as_region(net, sets, domain)
-        if net.trainable:
-            trainable = [n for n in net.dense_nodes() if net.op(n).trainable]  # type: ignore[attr-defined]
-            op = net.op(trainable[0])
-            raise FormulationError.at("E0421", f"layer '{trainable[0]}' of '{net.name}' has weights that are not "
-                                      "fixed", op.span, ["help: verification needs fixed weights: load(...) them, "
-                                                         "import an ONNX model, or train the network first"])
+        region, cases = check_question(net, sets, prop, domain)
         if "l2" in region.kinds() and not backend.capabilities.cones:
             raise FormulationError.at("E0415", f"an l2 input set needs a solver with second-order cones, and "
                                       f"'{solver}' has none", region.span,
                                       ["help: use --solver gurobi (or cvxpy with a mixed-integer conic solver), "
                                        "or an linf/l1 set"])
-        if net.cut_output and not prop.compares_outputs_only(net.n_outputs):
-            raise FormulationError.at(
-                "E0428", f"the property uses output values, but the final {'/'.join(net.cut_output)} of "
-                f"'{net.name}' was cut off at import: the network's outputs are the values before it",
-                prop.span, ["help: state the property as comparisons between outputs (classified(c), or rows "
-                            "c*(Y_i - Y_j) <= 0), or verify a model exported without the final activation"])
-        cases = prop.cases(net.n_outputs)
-        lo, hi = region.box(net.n_inputs)
-        if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
-            raise FormulationError.at("E0413", "the input region is unbounded", region.span,
-                                      ["help: give the input a domain or a bounded set (box, linf, ...)"])
         res = VerifyResult(UNKNOWN, prop.describe(), None, None, solver=solver)
         res.notes.extend(net.notes)   # e.g. an output softmax cut off at import
         return cls(net, region, prop, cases, res, deadline, solver, backend, options, on_case,
@@ -728,10 +779,30 @@ def robust_accuracy(net: Network, X: FloatArray, y: npt.ArrayLike | None, eps: f
     :data:`nnmip.drivers.executor.Progress`.
     """
     from nnmip.drivers.executor import SerialExecutor
+    from nnmip.drivers.train import _real_array
+    from nnmip.ir.spec import _radius
 
-    X = np.atleast_2d(np.asarray(X, dtype=np.float64))
+    check_instance("net", net, Network, "a Network")
+    X = np.atleast_2d(_real_array("X", X, f"pass X as a float array of shape (N, {net.n_inputs})")
+                      ).astype(np.float64)
+    if X.ndim != 2 or X.shape[1] != net.n_inputs or not np.isfinite(X).all():
+        raise ParameterError.of("X", f"must be a finite array of shape (N, {net.n_inputs}), got shape {X.shape}",
+                                code="E0122")
+    try:
+        _radius(eps)
+    except ParameterError as e:
+        raise ParameterError.of("eps", str(e).replace("argument 'radius' ", ""), code=e.diagnostics[0].code) from None
+    _check_run(time_limit=time_limit, domain=domain, progress=progress)
     pred = net.predict(X)
-    labels = pred if y is None else np.asarray(y, dtype=np.int64)
+    if y is None:
+        labels = pred
+    else:
+        ya = _real_array("y", y, "one class index per row of X")
+        if ya.shape != (X.shape[0],) or not np.all(np.isfinite(ya)) or not np.all(ya == np.round(ya)) \
+                or (ya.size and (ya.min() < 0 or ya.max() >= net.n_outputs)):
+            raise ParameterError.of("y", f"must hold one class index in 0..{net.n_outputs - 1} per row of X",
+                                    "pass y=None to use the network's own predictions", code="E0414")
+        labels = ya.astype(np.int64)
     lo_hi = None if domain is None else tuple(np.broadcast_to(np.asarray(d, np.float64), (net.n_inputs,)).copy()
                                               for d in domain)
     options = {"solver": solver, "time_limit": time_limit, "tighten": tighten, "domain": lo_hi, **kw}
@@ -812,6 +883,14 @@ def verify_vnnlib(net: Network, vp: Any, *, solver: str = "highs", time_limit: f
 
     Every region draws on one budget (``time_limit`` seconds, or ``deadline``).
     """
+    from nnmip.io.vnnlib import VnnProperty
+
+    check_instance("net", net, Network, "a Network")
+    check_instance("vp", vp, VnnProperty, "a parsed VNN-LIB property (nnmip.parse_vnnlib(path))")
+    check_number("time_limit", time_limit, low=0.0, none=True)
+    if not isinstance(solver, str):
+        raise ParameterError.of("solver", f"must be a solver name, got {solver!r:.60}",
+                                "use 'highs', 'cbc' or 'gurobi'")
     if vp.n_inputs != net.n_inputs or vp.n_outputs != net.n_outputs:
         raise FormulationError.at("E0412", f"the property has {vp.n_inputs} inputs and {vp.n_outputs} outputs but "
                                   f"network '{net.name}' has {net.n_inputs} and {net.n_outputs}")

@@ -191,6 +191,36 @@ def _err(code: str, message: str, span: Span, *notes: str) -> DataError:
     return DataError.at(code, message, span, notes)  # type: ignore[return-value]
 
 
+def display_path(path: str | Path) -> str:
+    """``path`` as the user would type it from here: relative to the working folder when inside it."""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(p)
+
+
+@dataclass(frozen=True)
+class _Where:
+    """Where a data file's problems are reported: at the row and column of the file itself (``file:row:column``)
+    with a note naming the statement that loads it; a problem of the whole file (unreadable, not npz, a missing
+    array) at the statement that names the file, the message naming the file."""
+
+    file: str
+    stmt: Span
+
+    def at(self, row: int = 0, col: int = 0) -> Span:
+        return Span(row, col, row, col, self.file) if row > 0 else Span(file=self.file)
+
+    def err(self, code: str, message: str, row: int = 0, col: int = 0, *notes: str) -> DataError:
+        if row <= 0:
+            return DataError.at(code, message, self.stmt if self.stmt.known else self.at(), notes)  # type: ignore
+        extra = (f"note: the file is read for {self.stmt}",) if self.stmt.known else ()
+        e = DataError.at(code, message, self.at(row, col), (*extra, *notes))
+        e.source = ""   # the span is in the data file, not in the program text: show no program line under it
+        return e  # type: ignore[return-value]
+
+
 def _resolve(src: DataSource, base_dir: str | Path) -> Path:
     if not src.path:
         raise _err("E0301", f"{src.kind} data source has no file path", src.span,
@@ -226,19 +256,19 @@ def _classify(tok: str) -> int:
     return _OK if np.isfinite(v) else _NONFINITE
 
 
-def _cell_error(kind: int, where: str, tok: str, span: Span) -> DataError:
-    tok = tok.strip()
+def _cell_error(kind: int, where: str, tok: str, w: _Where, row: int, col: int) -> DataError:
+    tok = tok.strip()[:40]
     if kind == _NOT_NUMBER:
-        return _err("E0302", f"{where} is not a number: '{tok}'", span,
-                    "help: features must be numbers; encode categorical columns numerically first")
+        return w.err("E0302", f"{where} is not a number: '{tok}'", row, col,
+                     "help: features must be numbers; encode categorical columns numerically first")
     if kind == _MISSING:
-        return _err("E0303", f"{where} is missing" + (f": '{tok}'" if tok else ""), span,
-                    "help: remove or impute rows with missing values before loading")
-    return _err("E0303", f"{where} is not finite: '{tok}'", span,
-                "help: remove or impute rows with NaN or infinite values before loading")
+        return w.err("E0303", f"{where} is missing" + (f": '{tok}'" if tok else ""), row, col,
+                     "help: remove or impute rows with missing values before loading")
+    return w.err("E0303", f"{where} is not finite: '{tok}'", row, col,
+                 "help: remove or impute rows with NaN or infinite values before loading")
 
 
-def _to_float(cells: np.ndarray, rows: np.ndarray, cols: np.ndarray, name: str, span: Span) -> np.ndarray:
+def _to_float(cells: np.ndarray, rows: np.ndarray, cols: np.ndarray, name: str, w: _Where) -> np.ndarray:
     """Convert a 2-D string array to float64; on failure report the first bad cell in file order.
 
     ``rows[i]`` is the 1-based file line of row ``i``; ``cols[j]`` the 1-based file column of column ``j``.
@@ -255,18 +285,18 @@ def _to_float(cells: np.ndarray, rows: np.ndarray, cols: np.ndarray, name: str, 
         kinds[bad] = [_classify(str(t)) for t in cells[bad]]
     i, j = (int(k) for k in np.argwhere(kinds != _OK)[0])  # row-major: the first bad cell in file order
     where = f"row {int(rows[i])}, column {int(cols[j])} of '{name}'"
-    raise _cell_error(int(kinds[i, j]), where, str(cells[i, j]), span)
+    raise _cell_error(int(kinds[i, j]), where, str(cells[i, j]), w, int(rows[i]), int(cols[j]))
 
 
-def _labels_from_strings(cells: np.ndarray, rows: np.ndarray, col: int, name: str, span: Span) -> np.ndarray:
+def _labels_from_strings(cells: np.ndarray, rows: np.ndarray, col: int, name: str, w: _Where) -> np.ndarray:
     """Label cells as numbers when they all are (ints when integral), else as stripped strings."""
     cells = np.char.strip(cells)
     missing = _is_missing(cells)
     if missing.any():
         i = int(np.argmax(missing))
-        raise _err("E0303", f"row {int(rows[i])}, column {col} of '{name}' is missing"
-                   + (f": '{cells[i]}'" if cells[i] else ""), span,
-                   "help: every row needs a label; remove unlabelled rows before loading")
+        raise w.err("E0303", f"row {int(rows[i])}, column {col} of '{name}' is missing"
+                    + (f": '{cells[i]}'" if cells[i] else ""), int(rows[i]), col,
+                    "help: every row needs a label; remove unlabelled rows before loading")
     try:
         values = cells.astype(np.float64)
     except ValueError:
@@ -274,8 +304,8 @@ def _labels_from_strings(cells: np.ndarray, rows: np.ndarray, col: int, name: st
     bad = ~np.isfinite(values)
     if bad.any():
         i = int(np.argmax(bad))
-        raise _err("E0303", f"row {int(rows[i])}, column {col} of '{name}' is not finite: '{cells[i]}'", span,
-                   "help: every row needs a finite label")
+        raise w.err("E0303", f"row {int(rows[i])}, column {col} of '{name}' is not finite: '{cells[i]}'",
+                    int(rows[i]), col, "help: every row needs a finite label")
     if np.all(values == np.round(values)):
         return values.astype(np.int64)
     return values
@@ -284,11 +314,16 @@ def _labels_from_strings(cells: np.ndarray, rows: np.ndarray, col: int, name: st
 def _read_csv(src: DataSource, base_dir: str | Path) -> _Table:
     path = _resolve(src, base_dir)
     name, span = src.path, src.span
+    w = _Where(display_path(path), span)
+    from nnmip.io.files import read_text_file
+
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise _err("E0302", f"'{name}' is not UTF-8 text: {e.reason} at byte {e.start}", span,
-                   "help: save the file as UTF-8 comma- or semicolon-separated text") from None
+        text = read_text_file(path, name)
+    except DataError as e:   # not UTF-8 (located at its row and column), unreadable
+        d = e.diagnostics[0]
+        raise w.err(d.code, d.message, d.span.line, d.span.column,
+                    *[n for n in d.notes if not n.startswith("help:")],
+                    "help: save the file as UTF-8 comma- or semicolon-separated text") from None
     lines = text.splitlines()
     keep = [k for k, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")]
     whitespace = src.delimiter.strip() == ""
@@ -299,8 +334,8 @@ def _read_csv(src: DataSource, base_dir: str | Path) -> _Table:
     if src.header and split:
         header, split, line_no = split[0], split[1:], line_no[1:]
     if not split:
-        raise _err("E0305", f"'{name}' holds no data rows", span,
-                   "help: the file is empty" + (" apart from its header" if header is not None else ""))
+        raise w.err("E0305", f"'{name}' holds no data rows", len(lines) if lines else 1, 1,
+                    "help: the file is empty" + (" apart from its header" if header is not None else ""))
 
     widths = np.fromiter((len(r) for r in split), dtype=np.int64, count=len(split))
     ncols = len(header) if header is not None else int(widths[0])
@@ -311,8 +346,8 @@ def _read_csv(src: DataSource, base_dir: str | Path) -> _Table:
         notes = [f"help: every row needs {ncols} values separated by '{src.delimiter}'"]
         if ncols == 1 or int(widths[i]) == 1:
             notes.append("help: check the delimiter (set it with delimiter=\";\" in the data statement)")
-        raise _err("E0310", f"row {int(line_no[i])} of '{name}' has {int(widths[i])} columns "
-                            f"but {first} has {ncols}", span, *notes)
+        raise w.err("E0310", f"row {int(line_no[i])} of '{name}' has {int(widths[i])} columns "
+                             f"but {first} has {ncols}", int(line_no[i]), 1, *notes)
 
     label = src.label if src.label >= 0 else ncols + src.label
     if not 0 <= label < ncols:
@@ -320,13 +355,13 @@ def _read_csv(src: DataSource, base_dir: str | Path) -> _Table:
                    f"help: columns are counted from 0 (0..{ncols - 1}); negative numbers count from the end, "
                    "-1 is the last column")
     if ncols < 2:
-        raise _err("E0305", f"'{name}' has no feature columns besides the label", span,
-                   "help: check the delimiter (set it with delimiter=\";\" in the data statement)")
+        raise w.err("E0305", f"'{name}' has no feature columns besides the label", int(line_no[0]), 1,
+                    "help: check the delimiter (set it with delimiter=\";\" in the data statement)")
 
     cells = np.char.strip(np.array(split, dtype=str), " \t\"'")
     feat_cols = np.array([j for j in range(ncols) if j != label], dtype=np.int64)
-    X = _to_float(cells[:, feat_cols], line_no, feat_cols + 1, name, span)
-    y = _labels_from_strings(cells[:, label], line_no, label + 1, name, span)
+    X = _to_float(cells[:, feat_cols], line_no, feat_cols + 1, name, w)
+    y = _labels_from_strings(cells[:, label], line_no, label + 1, name, w)
     if header is not None:
         names = tuple(header[j].strip().strip("\"'") or f"x{j}" for j in feat_cols)
     else:
@@ -337,9 +372,15 @@ def _read_csv(src: DataSource, base_dir: str | Path) -> _Table:
 def _read_npz(src: DataSource, base_dir: str | Path) -> _Table:
     path = _resolve(src, base_dir)
     name, span = src.path, src.span
+    w = _Where(display_path(path), span)
     from nnmip.io.files import load_npy_arrays
 
-    z = load_npy_arrays(path, span, name)
+    try:
+        z = load_npy_arrays(path, w.at(), name)
+    except DataError as e:
+        d = e.diagnostics[0]
+        raise w.err(d.code, d.message, 0, 0, *d.notes) from None
+    span = w.stmt if w.stmt.known else w.at()
     if "" in z:
         raise _err("E0309", f"'{name}' cannot be read as an npz file: it holds a single array", span,
                    "help: write it with numpy.savez(path, X=..., y=...)")
@@ -361,7 +402,7 @@ def _read_npz(src: DataSource, base_dir: str | Path) -> _Table:
     rows = np.arange(1, X.shape[0] + 1)
     cols = np.arange(1, X.shape[1] + 1)
     if X.dtype.kind in "US":
-        X = _to_float(X.astype(str), rows, cols, name, span)
+        X = _to_float(X.astype(str), rows, cols, name, w)
     elif X.dtype.kind not in "biuf":
         raise _err("E0302", f"array '{src.x_key}' of '{name}' does not hold numbers (dtype {X.dtype})", span,
                    "help: features must be real numbers")
@@ -369,12 +410,12 @@ def _read_npz(src: DataSource, base_dir: str | Path) -> _Table:
     bad = ~np.isfinite(X)
     if bad.any():
         i, j = (int(k) for k in np.argwhere(bad)[0])
-        raise _cell_error(_NONFINITE, f"row {i + 1}, column {j + 1} of '{name}'", str(X[i, j]), span)
+        raise _cell_error(_NONFINITE, f"row {i + 1}, column {j + 1} of '{name}'", str(X[i, j]), w, i + 1, j + 1)
     if y.dtype.kind == "f":
         if not np.isfinite(y).all():
             i = int(np.argmax(~np.isfinite(y)))
-            raise _err("E0303", f"label {i + 1} of '{name}' is not finite: '{y[i]}'", span,
-                       "help: every row needs a finite label")
+            raise w.err("E0303", f"label {i + 1} of '{name}' is not finite: '{y[i]}'", i + 1, 1,
+                        "help: every row needs a finite label")
         if np.all(y == np.round(y)):
             y = y.astype(np.int64)
     if names is None or len(names) != X.shape[1]:

@@ -230,6 +230,15 @@ def to_onnx(net: Network, scaler: Scaler | None = None, opset: int = 17) -> onnx
     return model
 
 
+def _check_save_call(net: object, path: object, scaler: object) -> None:
+    """Refuse a network, path or scaler of the wrong type (ParameterError naming the argument)."""
+    from nnmip.errors import check_instance, check_path
+
+    check_instance("net", net, Network, "a Network")
+    check_path("path", path)
+    check_instance("scaler", scaler, Scaler, "a Scaler or None", none=True)
+
+
 def export_onnx(net: Network, path: str | os.PathLike[str], scaler: Scaler | None = None,
                 opset: int = 17) -> Path:
     """Write ``net`` (with ``scaler`` applied to the raw input) as an ONNX file; return the path.
@@ -237,6 +246,10 @@ def export_onnx(net: Network, path: str | os.PathLike[str], scaler: Scaler | Non
     Raises :class:`ExportError` ``E0603`` for a path ending in ``.nnmip`` and ``E0606`` when the network
     cannot be exported (weights not fixed, scaler of the wrong width, opset out of range).
     """
+    _check_save_call(net, path, scaler)
+    from nnmip.errors import check_int
+
+    check_int("opset", opset, low=1, high=10**4)
     target = Path(path)
     if target.name.lower().endswith(".nnmip"):
         raise _export_error("E0603", f"refusing to write an ONNX model over the source file '{target}'",
@@ -302,7 +315,8 @@ def _load(path_or_model: str | os.PathLike[str] | bytes | onnx.ModelProto) -> on
         else:
             note_input(path_or_model)
             if os.path.isdir(path_or_model):
-                raise _import_error("E0703", f"{where} is a folder, not an ONNX file")
+                raise _import_error("E0703", f"{where} is a folder, not an ONNX file",
+                                    "help: name the .onnx file inside the folder")
             with open(os.fspath(path_or_model), "rb") as fh:
                 gz = fh.read(2) == _GZIP
             if gz:   # .onnx.gz as the benchmarks ship them
@@ -313,7 +327,7 @@ def _load(path_or_model: str | os.PathLike[str] | bytes | onnx.ModelProto) -> on
     except OnnxImportError:
         raise
     except FileNotFoundError:
-        raise _import_error("E0703", f"onnx file {where} does not exist") from None
+        raise _import_error("E0703", f"onnx file {where} does not exist", "help: check the path") from None
     except Exception as e:  # protobuf DecodeError, OSError, gzip errors
         detail = str(e).strip()
         raise _import_error("E0703", f"{where} cannot be read as an ONNX model",
@@ -1192,6 +1206,12 @@ def import_onnx(path_or_model: str | os.PathLike[str] | bytes | onnx.ModelProto,
 
     See the module docstring for the supported ops.  Raises :class:`OnnxImportError`.
     """
+    from nnmip.errors import ParameterError, check_path
+
+    if not isinstance(path_or_model, bytes | onnx.ModelProto):
+        check_path("path_or_model", path_or_model)
+    if name is not None and not isinstance(name, str):
+        raise ParameterError.of("name", f"must be a str or None, got {name!r:.60}", code="E0108")
     file = "" if isinstance(path_or_model, bytes | onnx.ModelProto) else os.fspath(path_or_model)
     model = _load(path_or_model)
     return _Importer(model, name, file).run()

@@ -107,8 +107,20 @@ def _tokens(text: str) -> list[_Tok]:
     return out
 
 
-def _err(code: str, msg: str, tok: _Tok | None, file: str, *notes: str) -> VnnlibError:
-    span = Span(tok.line, tok.col, tok.line, tok.col + len(tok.text), file) if tok else Span(file=file)
+_HELP = {"E0710": "help: a VNN-LIB file holds (declare-const X_i Real), (declare-const Y_j Real) and (assert ...) "
+                   "forms",
+         "E0711": "help: nnmip reads linear properties: comparisons of sums of X_i, Y_j and constants, joined by "
+                  "and/or"}
+
+
+def _err(code: str, msg: str, tok: _Tok | None, file: str, *notes: str, line: int = 0) -> VnnlibError:
+    """A located error: at ``tok``, else at ``line`` (column 1), else at the file."""
+    if tok:
+        span = Span(tok.line, tok.col, tok.line, tok.col + len(tok.text), file)
+    else:
+        span = Span(line, 1, line, 1, file) if line > 0 else Span(file=file)
+    if not any(n.startswith("help:") for n in notes):
+        notes = (*notes, _HELP.get(code, "help: see docs/errors.md"))
     e = VnnlibError.at(code, msg, span, notes)
     assert isinstance(e, VnnlibError)
     return e
@@ -146,10 +158,12 @@ def _read(file: str) -> str:
             raise _err("E0711", f"'{file}' decompresses to more than {MAX_TEXT_BYTES} bytes", None, file)
     for bom, enc in ((b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16")):
         if raw.startswith(bom):
-            raise _err("E0710", f"'{file}' is {enc} text", None, file, "help: save the property as UTF-8 or ASCII")
+            raise _err("E0710", f"'{file}' is {enc} text", None, file, "help: save the property as UTF-8 or ASCII",
+                       line=1)
     if b"\x00" in raw:
         line = raw.count(b"\n", 0, raw.index(b"\x00")) + 1
-        raise _err("E0710", f"'{file}' holds a NUL byte on line {line}: it is not a text file", None, file)
+        raise _err("E0710", f"'{file}' holds a NUL byte on line {line}: it is not a text file", None, file,
+                   "help: give the VNN-LIB text file (or its .vnnlib.gz)", line=line)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -183,6 +197,12 @@ def parse_vnnlib(source: str | os.PathLike[str], text: str | None = None) -> Vnn
     """Read a VNN-LIB file (``.vnnlib`` or gzip-compressed ``.vnnlib.gz``; or ``text`` with ``source`` as its
     name) into input regions and unsafe output cases.
     """
+    from nnmip.errors import ParameterError, check_path
+
+    check_path("source", source)
+    if text is not None and not isinstance(text, str):
+        raise ParameterError.of("text", f"must be the VNN-LIB text (a str) or None, got {type(text).__name__}",
+                                code="E0108")
     file = os.fspath(source)
     if text is None:
         text = _read(file)
@@ -214,7 +234,9 @@ def parse_vnnlib(source: str | os.PathLike[str], text: str | None = None) -> Vnn
     n_in = 1 + max((i for (k, i) in declared if k == "X"), default=-1)
     n_out = 1 + max((i for (k, i) in declared if k == "Y"), default=-1)
     if n_in == 0 or n_out == 0:
-        raise _err("E0710", "the property declares no input (X_i) or no output (Y_j)", None, file)
+        raise _err("E0710", "the property declares no input (X_i) or no output (Y_j)", None, file,
+                   "help: declare them with (declare-const X_0 Real) and (declare-const Y_0 Real)",
+                   line=toks[-1].line if toks else 1)
 
     def lin(e: object) -> _Lin:
         if isinstance(e, _Tok):

@@ -56,6 +56,11 @@ def _corrupt(path: Path, why: str) -> WeightsError:
 def save_npz(net: Network, path: str | os.PathLike[str], scaler: Scaler | None = None,
              extra: dict[str, Any] | None = None) -> Path:
     """Write the weights, the scaler and the graph of ``net`` to ``path`` (exactly that name); return it."""
+    from nnmip.errors import check_instance
+    from nnmip.io.onnx import _check_save_call
+
+    _check_save_call(net, path, scaler)
+    check_instance("extra", extra, dict, "a dict of names to arrays, or None", none=True)
     target = Path(path)
     if target.name.lower().endswith(".nnmip"):
         raise _export_error("E0603", f"refusing to write weights over the source file '{target}'",
@@ -116,6 +121,9 @@ def _open(path: Path) -> dict[str, np.ndarray]:
 
 def load_npz(path: str | os.PathLike[str]) -> tuple[Network, Scaler | None]:
     """Read a file written by :func:`save_npz`: the fixed-weight network and its scaler (or None)."""
+    from nnmip.errors import check_path
+
+    check_path("path", path)
     p = Path(path)
     z = _open(p)
     if "graph" not in z:

@@ -18,6 +18,7 @@ objective (minus the threshold, when one is given).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,28 +32,48 @@ SET_KINDS = ("box", "linf", "l1", "l2", "halfspaces")
 PROPERTY_KINDS = ("maximize", "minimize", "classified", "output_box", "unsafe")
 
 
-def _vec(v: npt.ArrayLike | None, what: str) -> FloatArray | None:
-    if v is None:
-        return None
+def _array(v: object, what: str, arg: str, ndim: int) -> FloatArray:
+    """``v`` as a float array of ``ndim`` dimensions (1: flattened) without NaN, or a ParameterError naming ``arg``."""
+    shape = "a flat array" if ndim == 1 else "a matrix"
     try:
         a = np.array(v)
-        if a.dtype.kind not in "biufO" or a.dtype == np.bool_:
+        if a.dtype.kind not in "biufO" or a.dtype == np.bool_ or a.size == 0:
             raise TypeError
-        a = a.astype(np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        raise ParameterError.at("E0108", f"{what} must be a number or a flat array of numbers, got {v!r:.60}",
+        a = a.astype(np.float64)
+        a = a.reshape(-1) if ndim == 1 else np.atleast_2d(a)
+        if a.ndim != ndim:
+            raise TypeError
+    except (TypeError, ValueError, OverflowError):
+        raise ParameterError.at("E0108", f"argument '{arg}' ({what}) must be a number or {shape} of numbers, "
+                                f"got {v!r:.60}",
                                 notes=[f"help: give {what} as a list or numpy array of floats"]) from None
     if np.isnan(a).any():
-        raise ParameterError.at("E0109", f"{what} contains NaN", notes=[f"help: give {what} as finite numbers"])
+        raise ParameterError.at("E0109", f"argument '{arg}' ({what}) contains NaN",
+                                notes=[f"help: give {what} as finite numbers"])
     a.setflags(write=False)
     return a
 
 
+def _vec(v: npt.ArrayLike | None, what: str, arg: str) -> FloatArray | None:
+    return None if v is None else _array(v, what, arg, 1)
+
+
 def _radius(r: object) -> float:
     if isinstance(r, bool) or not isinstance(r, (int, float, np.integer, np.floating)):
-        raise ParameterError.at("E0108", f"the radius must be a number, got {r!r:.60}",
+        raise ParameterError.at("E0108", f"argument 'radius' must be a number, got {r!r:.60}",
                                 notes=["help: give the radius as a float such as 0.1"])
+    if not math.isfinite(float(r)) or r < 0:
+        raise ParameterError.of("radius", f"must be finite and not negative, got {r!r}",
+                                "give a finite radius >= 0 such as 0.1", code="E0411")
     return float(r)
+
+
+def _scalar(name: str, v: object, none: bool = False) -> float | None:
+    """A finite real number (or ``None`` when allowed) for a Python API argument."""
+    from nnmip.errors import check_number
+
+    check_number(name, v, low=None, none=none)
+    return None if v is None else float(v)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,7 +99,8 @@ class InputSet:
                                          notes=["help: give the center point"])
             if not np.isfinite(self.radius) or self.radius < 0:
                 raise FormulationError.at("E0411", f"the radius of the {self.kind} ball must be finite and not "
-                                          f"negative, got {self.radius}", self.span)
+                                          f"negative, got {self.radius}", self.span,
+                                          ["help: give a finite radius >= 0 such as 0.1"])
 
     def dim(self) -> int | None:
         for v in (self.center, self.lo, self.hi):
@@ -127,28 +149,28 @@ class InputSet:
 
 def box(lo: npt.ArrayLike, hi: npt.ArrayLike, span: Span = NO_SPAN) -> InputSet:
     """The box ``lo <= x <= hi`` (scalars broadcast over the input)."""
-    return InputSet("box", lo=_vec(lo, "box lower bound"), hi=_vec(hi, "box upper bound"), span=span)
+    return InputSet("box", lo=_vec(lo, "box lower bound", "lo"), hi=_vec(hi, "box upper bound", "hi"), span=span)
 
 
 def linf(center: npt.ArrayLike, radius: float, span: Span = NO_SPAN) -> InputSet:
     """The ball ``|x - center|_inf <= radius``."""
-    return InputSet("linf", center=_vec(center, "center"), radius=_radius(radius), span=span)
+    return InputSet("linf", center=_vec(center, "center", "center"), radius=_radius(radius), span=span)
 
 
 def l1(center: npt.ArrayLike, radius: float, span: Span = NO_SPAN) -> InputSet:
     """The ball ``|x - center|_1 <= radius``."""
-    return InputSet("l1", center=_vec(center, "center"), radius=_radius(radius), span=span)
+    return InputSet("l1", center=_vec(center, "center", "center"), radius=_radius(radius), span=span)
 
 
 def l2(center: npt.ArrayLike, radius: float, span: Span = NO_SPAN) -> InputSet:
     """The ball ``|x - center|_2 <= radius``."""
-    return InputSet("l2", center=_vec(center, "center"), radius=_radius(radius), span=span)
+    return InputSet("l2", center=_vec(center, "center", "center"), radius=_radius(radius), span=span)
 
 
 def halfspaces(A: npt.ArrayLike, b: npt.ArrayLike, span: Span = NO_SPAN) -> InputSet:
     """The polyhedron ``A x <= b``."""
-    A_a = np.atleast_2d(np.array(A, dtype=np.float64))
-    b_a = np.array(b, dtype=np.float64).reshape(-1)
+    A_a = _array(A, "constraint matrix", "A", 2)
+    b_a = _array(b, "right-hand side", "b", 1)
     if A_a.shape[0] != b_a.size:
         raise ParameterError.at("E0412", "halfspaces: A and b disagree on the number of rows",
                                  notes=["help: give one bound in b per row of A"])
@@ -188,6 +210,41 @@ class Region:
     @property
     def span(self) -> Span:
         return self.sets[0].span if self.sets else NO_SPAN
+
+    def check(self, n: int) -> tuple[FloatArray, FloatArray]:
+        """The box of :meth:`box`, after refusing what no solver can use: an entry beyond ``MAX_MAGNITUDE``
+        (E0133) and a region with no point (E0410; for halfspaces decided by one LP feasibility solve).
+        """
+        from nnmip.model import MAX_MAGNITUDE
+
+        lo, hi = self.box(n)
+        big = np.isfinite(lo) & (np.abs(lo) > MAX_MAGNITUDE) | np.isfinite(hi) & (np.abs(hi) > MAX_MAGNITUDE)
+        if big.any():
+            j = int(np.argmax(big))
+            raise FormulationError.at("E0133", f"input {j} of the region may reach [{lo[j]:g}, {hi[j]:g}], beyond "
+                                      f"{MAX_MAGNITUDE:g}, the largest magnitude nnmip gives a solver", self.span,
+                                      [f"help: bound the input within +-{MAX_MAGNITUDE:g} (a domain or smaller "
+                                       "sets), or scale it"])
+        for s in self.sets:
+            if s.A is not None and s.b is not None and (np.abs(np.r_[s.A.ravel(), s.b]) > MAX_MAGNITUDE).any():
+                raise FormulationError.at("E0133", f"the halfspaces A x <= b hold a number beyond {MAX_MAGNITUDE:g},"
+                                          " the largest magnitude nnmip gives a solver", s.span,
+                                          ["help: scale the rows of A and b"])
+        halfs = [s for s in self.sets if s.kind == "halfspaces"]
+        if halfs:
+            from scipy.optimize import linprog
+
+            A = np.vstack([s.A for s in halfs if s.A is not None])
+            b = np.concatenate([s.b for s in halfs if s.b is not None])
+            bounds = [(None if not np.isfinite(a) else float(a), None if not np.isfinite(c) else float(c))
+                      for a, c in zip(lo, hi, strict=True)]
+            res = linprog(np.zeros(n), A_ub=A, b_ub=b, bounds=bounds, method="highs")
+            if res.status == 2:
+                raise FormulationError.at("E0410", f"the input region is empty: no input satisfies the "
+                                          f"{A.shape[0]} halfspace rows A x <= b together with the other sets and "
+                                          "the input domain", halfs[0].span,
+                                          ["help: check the signs of A and b (the set is A x <= b)"])
+        return lo, hi
 
     def kinds(self) -> set[str]:
         return {s.kind for s in self.sets}
@@ -415,25 +472,33 @@ class Property:
 def maximize(coef: npt.ArrayLike, offset: float = 0.0, threshold: float | None = None,
              span: Span = NO_SPAN) -> Property:
     """Maximise ``coef . y + offset``; with ``threshold`` the property is ``coef . y + offset < threshold``."""
-    return Property("maximize", coef=_vec(coef, "objective"), offset=float(offset), threshold=threshold, span=span)
+    return Property("maximize", coef=_vec(coef, "objective", "coef"),
+                    offset=_scalar("offset", offset), threshold=_scalar("threshold", threshold, none=True), span=span)
 
 
 def minimize(coef: npt.ArrayLike, offset: float = 0.0, threshold: float | None = None,
              span: Span = NO_SPAN) -> Property:
     """Minimise ``coef . y + offset``; with ``threshold`` the property is ``coef . y + offset > threshold``."""
-    return Property("minimize", coef=_vec(coef, "objective"), offset=float(offset), threshold=threshold, span=span)
+    return Property("minimize", coef=_vec(coef, "objective", "coef"),
+                    offset=_scalar("offset", offset), threshold=_scalar("threshold", threshold, none=True), span=span)
 
 
 def classified(label: int, span: Span = NO_SPAN) -> Property:
     """Every input of the set is classified as ``label`` (argmax, first index on ties): ``y_j < y_label`` for
     ``j < label`` and ``y_j <= y_label`` for ``j > label``.
     """
+    import numbers
+
+    if isinstance(label, bool) or not isinstance(label, numbers.Integral) or int(label) < 0:
+        raise ParameterError.of("label", f"must be a class index (a whole number >= 0), got {label!r:.60}",
+                                "classes are numbered 0, 1, ..., n_outputs - 1", code="E0414")
     return Property("classified", label=int(label), span=span)
 
 
 def output_box(lo: npt.ArrayLike | None = None, hi: npt.ArrayLike | None = None, span: Span = NO_SPAN) -> Property:
     """Every output stays in ``[lo, hi]`` (``None`` or infinite entries leave a side open)."""
-    return Property("output_box", lo=_vec(lo, "output lower bound"), hi=_vec(hi, "output upper bound"), span=span)
+    return Property("output_box", lo=_vec(lo, "output lower bound", "lo"), hi=_vec(hi, "output upper bound", "hi"),
+                    span=span)
 
 
 def unsafe(cases: list[Case] | tuple[Case, ...], span: Span = NO_SPAN) -> Property:

@@ -48,8 +48,30 @@ def widen(lo: FloatArray, hi: FloatArray) -> Interval:
     return lo - SAFETY * (1 + np.abs(lo)), hi + SAFETY * (1 + np.abs(hi))
 
 
+def _check_bounds_call(net: object, region: object, box: bool = True) -> None:
+    """Refuse a network or region of the wrong type (ParameterError naming the argument)."""
+    from nnmip.errors import ParameterError, check_instance
+
+    check_instance("net", net, Network, "a Network")
+    assert isinstance(net, Network)
+    if isinstance(region, Region):
+        return
+    ok = box and isinstance(region, (tuple, list)) and len(region) == 2
+    if ok:
+        try:
+            sides = [np.asarray(v, dtype=np.float64) for v in region]  # type: ignore[union-attr]
+            ok = all(s.size in (1, net.n_inputs) and not np.isnan(s).any() for s in sides)
+        except (TypeError, ValueError):
+            ok = False
+    if not ok:
+        raise ParameterError.of("region", f"must be a Region{' or a box (lo, hi)' if box else ''} over the "
+                                f"{net.n_inputs} inputs, got {region!r:.60}",
+                                "build one with nnmip.Region((nnmip.box(lo, hi),))", code="E0108")
+
+
 def propagate_bounds(net: Network, region: Region | Interval) -> BoundMap:
     """Interval bounds of every node's output for inputs in ``region`` (a :class:`Region` or a box)."""
+    _check_bounds_call(net, region)
     if isinstance(region, Region):
         lo, hi = region.box(net.n_inputs)
     else:
@@ -384,9 +406,22 @@ def tighten_bounds(net: Network, region: Region, *, method: str = "lp", bounds: 
     before it.  ``time_limit`` caps the whole pass; units not reached keep their interval bounds
     (``complete`` is then False).  Returns a :class:`BoundReport`.
     """
-    if method not in METHODS:
-        raise FormulationError.at("E0423", f"unknown bound method '{method}'",
+    from nnmip.errors import ParameterError, check_instance, check_number
+
+    _check_bounds_call(net, region, box=False)
+    if not isinstance(method, str) or method not in METHODS:
+        raise FormulationError.at("E0423", f"unknown bound method {method!r:.40}",
                                   notes=[f"help: choose one of {', '.join(METHODS)}"])
+    check_number("time_limit", time_limit, low=0.0, none=True)
+    check_instance("bounds", bounds, dict, "a dict of node name to (lo, hi), or None", none=True)
+    if bounds is not None and set(bounds) != set(net.graph):
+        raise ParameterError.of("bounds", "must give (lo, hi) for every node of the network", "pass the result of "
+                                "propagate_bounds(net, region), or None", code="E0108")
+    if method != "interval":
+        from nnmip.backends import get_backend
+
+        get_backend(solver)   # an unknown or missing solver fails before any bound
+    check_instance("method_map", method_map, dict, "a dict of node name to method, or None", none=True)
     t0 = time.perf_counter()
     bm = dict(bounds) if bounds is not None else propagate_bounds(net, region)
     ibp = propagate_bounds(net, region)

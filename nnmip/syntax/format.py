@@ -68,4 +68,9 @@ def _items(items: tuple[ast.Setting | ast.SetDecl, ...]) -> str:
 
 def format_program(p: ast.Program) -> str:
     """Canonical text of a program (parsing it gives an equal AST)."""
+    if not isinstance(p, ast.Program):
+        from nnmip.errors import ParameterError
+
+        raise ParameterError.of("p", f"must be a parsed program (nnmip.parse(text)), got {type(p).__name__}",
+                                "call nnmip.parse(text) first", code="E0108")
     return "\n\n".join(format_stmt(s) for s in p.items) + "\n"

@@ -11,7 +11,7 @@ from typing import Any
 from lark import Lark, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.exceptions import VisitError
 
-from nnmip.errors import Diagnostic, NnmipError, NnmipSyntaxError, Span
+from nnmip.errors import Diagnostic, NnmipError, NnmipSyntaxError, ParameterError, Span, check_path
 from nnmip.syntax import ast
 from nnmip.syntax.to_ast import ToAst
 
@@ -58,6 +58,12 @@ def _parser() -> Lark:
 
 def parse(text: str, file: str = "<input>") -> ast.Program:
     """Parse ``text`` into a :class:`~nnmip.syntax.ast.Program`; raise ``NnmipSyntaxError`` when it is not valid."""
+    if not isinstance(text, str):
+        raise ParameterError.of("text", f"must be the program text (a str), got {type(text).__name__}",
+                                "read the file first, or call parse_file(path)", code="E0108")
+    if not isinstance(file, str):
+        raise ParameterError.of("file", f"must be a str naming the source, got {type(file).__name__}",
+                                code="E0108")
     _check_size(text, file)
     try:
         tree = _parser().parse(text)
@@ -117,6 +123,7 @@ def _check_size(text: str, file: str) -> None:
 
 def parse_file(path: str | Path) -> ast.Program:
     """Parse a ``.nnmip`` file; errors carry the file name and the source text."""
+    check_path("path", path)
     p = Path(path)
     try:
         if p.is_file() and p.stat().st_size > MAX_FILE_BYTES:
@@ -124,14 +131,17 @@ def parse_file(path: str | Path) -> ast.Program:
                                       f"{MAX_FILE_BYTES}", Span(file=str(path)),
                                       ["help: a .nnmip file describes the task; large arrays belong in .npz files"])
         if p.is_dir():
-            raise NnmipError.at("E0002", f"'{p}' is a folder, not a .nnmip file")
+            raise NnmipError.at("E0002", f"'{p}' is a folder, not a .nnmip file", Span(file=str(path)),
+                                ["help: name the .nnmip file inside the folder"])
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise NnmipError.at("E0002", f"file '{p}' does not exist") from None
+        raise NnmipError.at("E0002", f"file '{p}' does not exist", notes=["help: check the path"]) from None
     except UnicodeDecodeError as exc:
-        raise NnmipError.at("E0003", f"file '{p}' is not UTF-8 text: {exc.reason}") from None
+        raise NnmipError.at("E0003", f"file '{p}' is not UTF-8 text: {exc.reason}", Span(file=str(path)),
+                            ["help: save the file as UTF-8"]) from None
     except OSError as exc:
-        raise NnmipError.at("E0002", f"file '{p}' cannot be read: {exc.strerror}") from None
+        raise NnmipError.at("E0002", f"file '{p}' cannot be read: {exc.strerror}", Span(file=str(path)),
+                            ["help: check the path and its permissions"]) from None
     return parse(text, str(path))
 
 

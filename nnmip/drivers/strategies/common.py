@@ -26,6 +26,27 @@ IntArray = npt.NDArray[np.int64]
 Params = dict[str, tuple[FloatArray, FloatArray | None]]
 
 
+def check_strategy_call(net: Network, X: object, y: object, n_classes: object, *, X_val: object = None,
+                        y_val: object = None, time_budget: object = None, step_time: object = None,
+                        seed: object = 0, **shared: Any) -> tuple[FloatArray, IntArray]:
+    """Refuse the arguments every training strategy shares before any work (ParameterError naming the argument,
+    DataError for the data); ``shared`` are the arguments of :func:`nnmip.drivers.train.check_train_call`.
+    """
+    from nnmip.drivers.train import check_train_call, validate_data
+    from nnmip.errors import ParameterError, check_int, check_number
+
+    X_a, y_a = check_train_call(net, X, y, n_classes, **shared)
+    check_number("time_budget", time_budget, low=0.0, none=True)
+    check_number("step_time", step_time, low=0.0, none=True)
+    check_int("seed", seed, low=0, high=2**32 - 1)
+    if (X_val is None) != (y_val is None):
+        raise ParameterError.of("X_val" if X_val is None else "y_val", "must be given together with "
+                                f"{'y_val' if X_val is None else 'X_val'}", "pass both or neither")
+    if X_val is not None and np.size(X_val):   # type: ignore[arg-type]
+        validate_data(net, X_val, y_val, int(n_classes))  # type: ignore[arg-type, call-overload]
+    return X_a, y_a
+
+
 @dataclass(frozen=True)
 class Objective:
     """The training objective of a task, evaluated by the forward pass."""

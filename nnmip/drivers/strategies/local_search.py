@@ -26,6 +26,7 @@ from nnmip.drivers.strategies.common import (
     Objective,
     Params,
     accuracy,
+    check_strategy_call,
     final_result,
     full_params,
     record,
@@ -33,6 +34,7 @@ from nnmip.drivers.strategies.common import (
     weighted_layers,
 )
 from nnmip.drivers.train import TrainResult, train_network
+from nnmip.errors import check_choice, check_int
 from nnmip.ir.network import Network
 from nnmip.ir.ops import Dense
 from nnmip.solution import SolveOptions
@@ -143,11 +145,15 @@ def train_local_search(net: Network, X: FloatArray, y: IntArray, n_classes: int,
         The final network (the lowest training loss met) with its forward-pass loss; ``history`` has the start
         and one record per step.
     """
+    X, y = check_strategy_call(net, X, y, n_classes, X_val=X_val, y_val=y_val, time_budget=time_budget,
+                               step_time=step_time, seed=seed, loss=loss, margin=margin, eps=eps, l1=l1,
+                               solver=solver, options=options, emit=emit, margin_cap=margin_cap)
     opts = options or SolveOptions()
-    X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y, dtype=np.int64)
-    if rounds < 1:
-        raise ValueError(f"rounds must be positive, got {rounds}")
+    check_int("rounds", rounds, low=1, high=10**6)
+    check_int("init_splits", init_splits, low=0, high=10**6)
+    check_choice("blocks", blocks, BLOCKS)
+    if not isinstance(init, (Network, dict)):
+        check_choice("init", init, INITS)
     obj = Objective(loss, margin, l1, n_classes)
     trainable = weighted_layers(net)   # the penalty's scope
     block_list = make_blocks(net, blocks)

@@ -24,12 +24,14 @@ from nnmip.drivers.strategies.common import (
     IntArray,
     Objective,
     accuracy,
+    check_strategy_call,
     final_result,
     full_params,
     record,
     weighted_layers,
 )
 from nnmip.drivers.train import TrainResult, train_network
+from nnmip.errors import ParameterError, check_choice, check_int
 from nnmip.ir.network import Network
 from nnmip.solution import SolveOptions, Status
 
@@ -100,20 +102,20 @@ def train_split(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, los
         network with that optimal loss, or when the returned network has zero loss (a loss that is never
         negative).
     """
+    X, y = check_strategy_call(net, X, y, n_classes, X_val=X_val, y_val=y_val, time_budget=time_budget,
+                               step_time=step_time, seed=seed, loss=loss, margin=margin, eps=eps, l1=l1,
+                               solver=solver, options=options, emit=emit, margin_cap=margin_cap)
     opts = options or SolveOptions()
-    X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y, dtype=np.int64)
     N = y.size
     if select is None:
         select = "validation" if y_val is not None and np.size(y_val) else "loss"
-    if select not in SELECT:
-        raise ValueError(f"select must be one of {SELECT}, got {select!r}")
-    if batch == "full" or batch == 0:
+    check_choice("select", select, SELECT)
+    if isinstance(batch, str) and batch == "full" or (not isinstance(batch, bool) and batch == 0):
         batch = None
-    if batch is not None and (not isinstance(batch, (int, np.integer)) or batch < 1):
-        raise ValueError(f"batch must be a positive integer or 'full', got {batch!r}")
-    if max_splits < 0:
-        raise ValueError(f"max_splits must not be negative, got {max_splits}")
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1):
+        raise ParameterError.of("batch", f"must be a positive whole number or 'full', got {batch!r:.60}",
+                                "batch is the number of rows per solve")
+    check_int("max_splits", max_splits, low=0, high=10**6)
     full_batch = batch is None or batch >= N
     obj = Objective(loss, margin, l1, n_classes)
     trainable = weighted_layers(net)   # the penalty's scope
