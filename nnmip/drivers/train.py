@@ -190,7 +190,18 @@ def check_train_call(net: object, X: object, y: object, n_classes: object, *, lo
     if not isinstance(net, Network):
         raise ParameterError.of("net", f"must be a Network, got {type(net).__name__}",
                                 "build one with NetworkBuilder or load it from a .nnmip or .onnx file", code="E0108")
-    return validate_data(net, X, y, n_classes)  # type: ignore[arg-type]
+    Xa, ya = validate_data(net, X, y, n_classes)  # type: ignore[arg-type]
+    from nnmip.errors import check_memory
+
+    # the training MILP has about 4 nonzeros per (row, parameter) pair; building it peaks near 200-370 bytes per
+    # pair (measured on one- and two-layer binarized networks), so 128 bytes per pair is a lower estimate
+    check_memory(TRAIN_BYTES_PER_ROW_PARAM * Xa.shape[0] * max(net.num_params(), 1),
+                 f"the training model of {Xa.shape[0]} rows and {net.num_params()} parameters")
+    return Xa, ya
+
+
+#: the estimated memory of the training MILP per (data row, network parameter) pair, in bytes (a lower estimate)
+TRAIN_BYTES_PER_ROW_PARAM = 128.0
 
 
 def validate_data(net: Network, X: npt.ArrayLike, y: npt.ArrayLike, n_classes: int

@@ -204,7 +204,8 @@ def display_path(path: str | Path) -> str:
 class _Where:
     """Where a data file's problems are reported: at the row and column of the file itself (``file:row:column``)
     with a note naming the statement that loads it; a problem of the whole file (unreadable, not npz, a missing
-    array) at the statement that names the file, the message naming the file."""
+    array) at the statement that names the file, the message naming the file.
+    """
 
     file: str
     stmt: Span

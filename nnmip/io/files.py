@@ -19,54 +19,10 @@ from typing import IO
 
 import numpy as np
 
-from nnmip.errors import DataError, NnmipError, Span
+from nnmip.errors import MEMORY_LIMIT, DataError, SizeError, Span, check_memory, human_bytes, memory_limit
 from nnmip.io.safe import note_input
 
-__all__ = ["MEMORY_LIMIT", "memory_limit", "human_bytes", "check_memory", "load_npy_arrays"]
-
-MEMORY_LIMIT = 4 * 1024**3
-
-
-def memory_limit() -> int:
-    """The limit in bytes: ``NNMIP_MEMORY_LIMIT`` when set to a valid size, else ``MEMORY_LIMIT``."""
-    text = os.environ.get("NNMIP_MEMORY_LIMIT", "").strip().upper()
-    if text:
-        mult = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}.get(text[-1], 1)
-        digits = text[:-1] if text[-1] in "KMGT" else text
-        try:
-            value = int(float(digits) * mult)
-            if value > 0:
-                return value
-        except ValueError:
-            pass
-    return MEMORY_LIMIT
-
-
-def human_bytes(n: float) -> str:
-    """``n`` bytes in B, KiB, MiB, GiB or TiB."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"  # pragma: no cover
-
-
-class SizeError(NnmipError, MemoryError):
-    """A network, model or array would need more memory than the limit allows."""
-
-    code = "E0430"
-
-
-def check_memory(estimate: float, what: str, span: Span | None = None, code: str = "E0430") -> None:
-    """Refuse ``what`` when its estimated memory ``estimate`` (bytes) exceeds :func:`memory_limit`."""
-    limit = memory_limit()
-    if estimate > limit:
-        cls = DataError if code.startswith("E03") else SizeError
-        raise cls.at(code, f"{what} would need about {human_bytes(estimate)}, more than the limit of "
-                     f"{human_bytes(limit)}", span or Span(),
-                     ["help: make it smaller, or raise the limit with the environment variable NNMIP_MEMORY_LIMIT "
-                      "(for example NNMIP_MEMORY_LIMIT=16G)"])
-
+__all__ = ["MEMORY_LIMIT", "SizeError", "memory_limit", "human_bytes", "check_memory", "load_npy_arrays"]
 
 def _header(f: IO[bytes]) -> tuple[tuple[int, ...], np.dtype]:
     version = np.lib.format.read_magic(f)

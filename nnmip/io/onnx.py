@@ -68,7 +68,7 @@ import onnx
 import scipy.sparse as sp
 from onnx import TensorProto, helper, numpy_helper
 
-from nnmip.errors import NO_SPAN, NnmipError, Span
+from nnmip.errors import NO_SPAN, NnmipError, SizeError, Span, check_memory, human_bytes, memory_limit
 from nnmip.io.data import Scaler
 from nnmip.io.safe import check_writable, note_input, write_bytes
 from nnmip.io.writers import ExportError
@@ -319,12 +319,20 @@ def _load(path_or_model: str | os.PathLike[str] | bytes | onnx.ModelProto) -> on
                                     "help: name the .onnx file inside the folder")
             with open(os.fspath(path_or_model), "rb") as fh:
                 gz = fh.read(2) == _GZIP
+            size = os.path.getsize(path_or_model)
+            # protobuf parsing holds the bytes and the parsed message: about three times the file
+            check_memory(3.0 * size, f"reading the ONNX model {where} ({human_bytes(size)})",
+                         Span(file=os.fspath(path_or_model)))
             if gz:   # .onnx.gz as the benchmarks ship them
+                limit = memory_limit() // 3
                 with gzip.open(os.fspath(path_or_model), "rb") as fz:
-                    model = onnx.load_model_from_string(fz.read())
+                    raw = fz.read(limit + 1)
+                check_memory(3.0 * len(raw), f"the ONNX model {where} once decompressed (more than "
+                             f"{human_bytes(limit)})", Span(file=os.fspath(path_or_model)))
+                model = onnx.load_model_from_string(raw)
             else:
                 model = onnx.load_model(os.fspath(path_or_model))
-    except OnnxImportError:
+    except (OnnxImportError, SizeError):
         raise
     except FileNotFoundError:
         raise _import_error("E0703", f"onnx file {where} does not exist", "help: check the path") from None

@@ -19,7 +19,7 @@ import networkx as nx
 import numpy as np
 import numpy.typing as npt
 
-from nnmip.errors import NO_SPAN, CheckError, Diagnostic, ParameterError, Span, check_number
+from nnmip.errors import NO_SPAN, CheckError, Diagnostic, ParameterError, Span, check_memory, check_number
 from nnmip.ir.network import Network, validate_graph
 from nnmip.ir.ops import ACTIVATIONS, Dense, Input, Op, ParamDomain
 
@@ -183,6 +183,7 @@ class NetworkBuilder:
                 raise ParameterError.of(what, f"must be real(lo, hi), integer(lo, hi), fixed(values) or "
                                         f"{'None' if what == 'bias' else 'omitted'}, got {_short(d)}",
                                         "wrap arrays in fixed(...)", code="E0108")
+        check_memory(24.0 * width * (n_in + 1), f"layer '{name}' ({width} x {n_in} parameters)", span)
         op = Dense(n_in=n_in, n_out=width, weights=weights.resolve((width, n_in)),
                    bias=None if bias is None else bias.resolve((width,)), span=span)
         return self._add(name, op, (x,), width)

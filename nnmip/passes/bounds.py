@@ -59,7 +59,7 @@ def _check_bounds_call(net: object, region: object, box: bool = True) -> None:
     ok = box and isinstance(region, (tuple, list)) and len(region) == 2
     if ok:
         try:
-            sides = [np.asarray(v, dtype=np.float64) for v in region]  # type: ignore[union-attr]
+            sides = [np.asarray(v, dtype=np.float64) for v in region]  # type: ignore[attr-defined]
             ok = all(s.size in (1, net.n_inputs) and not np.isnan(s).any() for s in sides)
         except (TypeError, ValueError):
             ok = False
