@@ -149,7 +149,11 @@ def check_number(option: str, value: float | int | None, *, positive: bool = Fal
     """Refuse a non-finite, negative (or, with ``positive``, zero) or too large option value (``E0109``)."""
     if value is None:
         return
-    if not math.isfinite(value):
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:   # an integer of hundreds of digits
+        raise _bad_option(option, f"{str(value)[:20]}...", "is too large") from None
+    if not finite:
         raise _bad_option(option, value, "is not a finite number")
     if value < 0 or (positive and value == 0):
         raise _bad_option(option, value, "must be positive" if positive else "must not be negative")
@@ -163,7 +167,7 @@ def check_solver_args(a: argparse.Namespace) -> None:
     """The options of :func:`add_solver_args`, checked before any work."""
     check_number("--time-limit", getattr(a, "time_limit", None), positive=True)
     check_number("--gap", getattr(a, "gap", None), upper=1e6)
-    check_number("--threads", getattr(a, "threads", None), upper=4096, integer=True)
+    check_number("--threads", getattr(a, "threads", None), positive=True, upper=4096, integer=True)
     solver = getattr(a, "solver", None)
     if solver is not None:
         from nnmip.backends import get_backend

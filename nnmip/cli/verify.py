@@ -14,8 +14,10 @@ pass); 1 some answer is unknown (time limit, undecided); 2 bad input; 3 solver p
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -73,19 +75,39 @@ def _say(a: argparse.Namespace, text: str) -> None:
     print(text, file=sys.stderr if getattr(a, "json", None) == "-" else sys.stdout)
 
 
+def _is_file(text: str) -> bool:
+    """Whether ``text`` names a file (a name too long for the file system or holding NUL is not one)."""
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _is_dir(text: str) -> bool:
+    try:
+        return Path(text).is_dir()
+    except (OSError, ValueError):
+        return False
+
+
 def _vector(text: str, option: str = "--point") -> np.ndarray:
     from nnmip.drivers.verify import load_points
 
-    if Path(text).is_file():
+    is_file, is_dir = _is_file(text), _is_dir(text)
+    if is_file:
         X, _ = load_points(text, label_column=None)
         return X.ravel()
-    if Path(text).is_dir():
-        raise NnmipError.at("E0301", f"{option}: '{text}' is a folder, not a file or a list of numbers")
+    if is_dir:
+        raise NnmipError.at("E0301", f"{option}: '{text}' is a folder, not a file or a list of numbers",
+                            Span(file=text), ["help: give a .npy/.csv file inside it, or comma-separated numbers"])
     try:
         v = np.array([float(v) for v in text.replace(";", ",").split(",") if v.strip()])
     except ValueError:
-        raise NnmipError.at("E0301", f"{option}: '{text[:80]}' is neither a file nor a list of numbers",
-                            notes=["help: give a .npy/.csv file or comma-separated numbers"]) from None
+        broken = os.path.lexists(text) if len(text) < 4096 and "\x00" not in text else False
+        what = "is a symbolic link to nothing" if broken else "is neither a file nor a list of numbers"
+        raise NnmipError.at("E0301", f"{option}: '{text[:80]}' {what}",
+                            Span(file=text[:80]) if "," not in text else Span(),
+                            ["help: give a .npy/.csv file or comma-separated numbers"]) from None
     if v.size == 0:
         raise NnmipError.at("E0301", f"{option}: '{text}' holds no numbers",
                             notes=["help: give a .npy/.csv file or comma-separated numbers"])
@@ -131,7 +153,7 @@ def _check_args(a: argparse.Namespace) -> None:
     if len(given) > 1:
         names = " and ".join("a .nnmip file" if g == "file" else "--" + g for g in given)
         raise NnmipError.at("E0104", f"give the network only once: {names} were given")
-    point_file = a.point if a.point is not None and Path(a.point).is_file() else None
+    point_file = a.point if a.point is not None and _is_file(a.point) else None
     preflight(a, inputs=[a.file, a.onnx, a.npz, a.vnnlib, a.points, point_file],
               outputs={"--json": a.json, "--counterexample": a.counterexample})
 
@@ -240,17 +262,29 @@ def _run_point(a: argparse.Namespace, net: Any, x0: np.ndarray, domain: Any, com
     from nnmip.ir import spec as vs
 
     if x0.size != net.n_inputs:
-        where = Span(file=a.point) if a.point and Path(a.point).is_file() else Span()
-        raise NnmipError.at("E0412", f"the point has {x0.size} entries but the network has {net.n_inputs} inputs",
+        where = Span(file=a.point) if a.point and _is_file(a.point) else Span()
+        raise NnmipError.at("E0412", f"--point has {x0.size} entries but the network has {net.n_inputs} inputs",
                             where, notes=["help: give one value per network input"])
     if a.maximize or a.minimize:
         kind = "maximize" if a.maximize else "minimize"
         coef = _vector(a.maximize or a.minimize, "--maximize" if a.maximize else "--minimize")
         prop = getattr(vs, kind)(coef, threshold=a.threshold)
     else:
+        if a.label is not None and not 0 <= a.label < max(net.n_outputs, 2):
+            top = max(net.n_outputs, 2) - 1
+            raise NnmipError.at("E0414", f"--label: class {str(a.label)[:20]} does not exist: the network has "
+                                f"{net.n_outputs} outputs", notes=[f"help: classes are 0 to {top}"])
         label = a.label if a.label is not None else int(net.predict(x0[None, :])[0])
         prop = vs.classified(label)
-    return verify(net, _sets(a, x0), prop, domain=domain, **common)
+    try:
+        return verify(net, _sets(a, x0), prop, domain=domain, **common)
+    except NnmipError as exc:
+        if exc.diagnostics and exc.diagnostics[0].code in ("E0410", "E0133") and not exc.diagnostics[0].span.known:
+            d = exc.diagnostics[0]
+            exc.diagnostics = (replace(d, notes=("note: the input set is the ball around --point (with --linf, "
+                                                 "--l1 or --l2) within the input domain (--domain)", *d.notes)),
+                               *exc.diagnostics[1:])
+        raise
 
 
 def _run_points(a: argparse.Namespace, net: Any, domain: Any, common: dict[str, Any], ex: Any) -> int:
@@ -259,7 +293,7 @@ def _run_points(a: argparse.Namespace, net: Any, domain: Any, common: dict[str, 
     if a.linf is None:
         raise NnmipError.at("E0104", "--points needs --linf EPS")
     col = None if a.label_column == "none" else int(a.label_column)
-    X, y = load_points(a.points, label_column=col)
+    X, y = load_points(a.points, label_column=col, label_option="--label-column")
     if X.shape[1] != net.n_inputs:
         raise NnmipError.at("E0412", f"'{a.points}' has {X.shape[1]} features but the network has "
                             f"{net.n_inputs} inputs", Span(file=a.points), notes=["help: check --label-column"])

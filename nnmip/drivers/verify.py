@@ -930,8 +930,8 @@ def verify_vnnlib(net: Network, vp: Any, *, solver: str = "highs", time_limit: f
 # ------------------------------------------------------------------------------------------------------------
 # verify statements of .nnmip files
 # ------------------------------------------------------------------------------------------------------------
-def load_points(path: str | Any, *, label_column: int | None = -1, delimiter: str | None = None
-                ) -> tuple[FloatArray, npt.NDArray[np.int64] | None]:
+def load_points(path: str | Any, *, label_column: int | None = -1, delimiter: str | None = None,
+                label_option: str = "label column") -> tuple[FloatArray, npt.NDArray[np.int64] | None]:
     """Rows (and integer labels, when there are any) from ``.npy``, ``.npz`` (keys ``X``/``y``), ``.csv`` or
     ``.txt`` (:func:`nnmip.io.data.read_points`; ``label_column`` ``None``: no labels; the delimiter is guessed
     unless given).
@@ -939,7 +939,7 @@ def load_points(path: str | Any, *, label_column: int | None = -1, delimiter: st
     from nnmip.io.data import read_points
 
     return read_points(path, delimiter=delimiter, label=label_column, integer_labels=True,  # type: ignore[return-value]
-                       any_npz_key=True)
+                       any_npz_key=True, label_option=label_option)
 
 
 def _resolve_point(cp: Any, ref: Any, n: int | None, cache: dict[str, Any]) -> FloatArray:

@@ -308,6 +308,7 @@ def _load(path_or_model: str | os.PathLike[str] | bytes | onnx.ModelProto) -> on
     if isinstance(path_or_model, onnx.ModelProto):
         return path_or_model
     where = "the bytes" if isinstance(path_or_model, bytes) else f"'{os.fspath(path_or_model)}'"
+    file = "" if isinstance(path_or_model, bytes) else os.fspath(path_or_model)   # whole-file errors name it
     try:
         if isinstance(path_or_model, bytes):
             model = onnx.load_model_from_string(gzip.decompress(path_or_model) if path_or_model[:2] == _GZIP
@@ -316,7 +317,7 @@ def _load(path_or_model: str | os.PathLike[str] | bytes | onnx.ModelProto) -> on
             note_input(path_or_model)
             if os.path.isdir(path_or_model):
                 raise _import_error("E0703", f"{where} is a folder, not an ONNX file",
-                                    "help: name the .onnx file inside the folder")
+                                    "help: name the .onnx file inside the folder", file=file)
             with open(os.fspath(path_or_model), "rb") as fh:
                 gz = fh.read(2) == _GZIP
             size = os.path.getsize(path_or_model)
@@ -335,17 +336,18 @@ def _load(path_or_model: str | os.PathLike[str] | bytes | onnx.ModelProto) -> on
     except (OnnxImportError, SizeError):
         raise
     except FileNotFoundError:
-        raise _import_error("E0703", f"onnx file {where} does not exist", "help: check the path") from None
+        raise _import_error("E0703", f"onnx file {where} does not exist", "help: check the path",
+                            file=file) from None
     except Exception as e:  # protobuf DecodeError, OSError, gzip errors
         detail = str(e).strip()
         raise _import_error("E0703", f"{where} cannot be read as an ONNX model",
                             *([f"note: {detail}"] if detail else []),
-                            "help: write the file with onnx.save_model or torch.onnx.export") from None
-    _check_finite(model, where)
+                            "help: write the file with onnx.save_model or torch.onnx.export", file=file) from None
+    _check_finite(model, where, file)
     return model
 
 
-def _check_finite(model: onnx.ModelProto, where: str) -> None:
+def _check_finite(model: onnx.ModelProto, where: str, file: str = "") -> None:
     """Refuse NaN or infinite numbers in the constant tensors of the graph, naming the file and the tensor."""
     for t in model.graph.initializer:
         try:
@@ -355,7 +357,7 @@ def _check_finite(model: onnx.ModelProto, where: str) -> None:
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
             bad = int(np.count_nonzero(~np.isfinite(arr)))
             raise _import_error("E0704", f"onnx tensor '{t.name}' of {where} holds {bad} NaN or infinite "
-                                "value(s)", "help: export the network again from finite weights")
+                                "value(s)", "help: export the network again from finite weights", file=file)
 
 
 @dataclass

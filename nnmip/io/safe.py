@@ -114,6 +114,9 @@ def check_writable(path: str | os.PathLike[str], option: str | None = None, *, s
     text = os.fspath(path)
     if not text:
         raise _err("E0611", "the output path is empty", option, "help: give a file name")
+    if "\x00" in text:
+        raise _err("E0611", f"the output path {text!r} holds a NUL character", option,
+                   "help: give a plain file name")
     given = Path(text)
     if given.name.lower().endswith(".nnmip") and not source:
         raise _err("E0603", f"refusing to write over the source file '{text}'", option,

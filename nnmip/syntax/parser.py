@@ -135,7 +135,8 @@ def parse_file(path: str | Path) -> ast.Program:
                                 ["help: name the .nnmip file inside the folder"])
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise NnmipError.at("E0002", f"file '{p}' does not exist", notes=["help: check the path"]) from None
+        raise NnmipError.at("E0002", f"file '{p}' does not exist", Span(file=str(path)),
+                            ["help: check the path"]) from None
     except UnicodeDecodeError as exc:
         raise NnmipError.at("E0003", f"file '{p}' is not UTF-8 text: {exc.reason}", Span(file=str(path)),
                             ["help: save the file as UTF-8"]) from None
