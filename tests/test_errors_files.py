@@ -2,9 +2,11 @@
 
 Each file starts with one or more ``# expect: E0xxx at LINE:COL`` lines (a file with several problems lists
 them all: the checker must report every one at once, and nothing else) and optionally ``# command: solve`` for
-problems that only show when the data are loaded or the model is built.  The command must exit with code 2,
-print ``file:line:col: error[CODE]`` for each expected diagnostic, the source line with a caret under the
-column, and never a Python traceback.
+problems that only show when the data are loaded or the model is built.  A problem inside a data file is expected
+at that file's own row and column: ``# expect: E0303 at data/nan.csv:3:2`` (with a note naming the statement that
+reads the file).  The command must exit with code 2, print ``file:line:col: error[CODE]`` for each expected
+diagnostic, for the ``.nnmip`` file the source line with a caret under the column, and never a Python
+traceback.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from nnmip.cli import main
 
 ERRORS = ROOT / "tests" / "errors"
 FILES = sorted(ERRORS.glob("*.nnmip"))
-_EXPECT = re.compile(r"^# expect: (E\d{4}) at (\d+):(\d+)\s*$")
+_EXPECT = re.compile(r"^# expect: (E\d{4}) at (?:(\S+):)?(\d+):(\d+)\s*$")
 _COMMAND = re.compile(r"^# command: (\w+)\s*$")
 _HEAD = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): error\[(?P<code>E\d{4})\]: (?P<msg>.+)$")
 
@@ -32,29 +34,42 @@ _HEAD = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): error\[(?P<code>
 @dataclass
 class Expectation:
     command: str
-    diagnostics: list[tuple[str, int, int]]
+    diagnostics: list[tuple[str, int, int]]           # in the .nnmip file
+    elsewhere: list[tuple[str, str, int, int]]        # (code, file, line, column) in the files it names
 
 
 def expectation(path: Path) -> Expectation:
     diags: list[tuple[str, int, int]] = []
+    elsewhere: list[tuple[str, str, int, int]] = []
     command = "check"
     for line in path.read_text(encoding="utf-8").splitlines():
         if not line.startswith("#"):
             break
         if m := _EXPECT.match(line):
-            diags.append((m.group(1), int(m.group(2)), int(m.group(3))))
+            if m.group(2):
+                elsewhere.append((m.group(1), m.group(2), int(m.group(3)), int(m.group(4))))
+            else:
+                diags.append((m.group(1), int(m.group(3)), int(m.group(4))))
         elif m := _COMMAND.match(line):
             command = m.group(1)
-    return Expectation(command, diags)
+    return Expectation(command, diags, elsewhere)
 
 
-def reported(stderr: str, name: str) -> list[tuple[str, int, int]]:
+def reported(stderr: str, name: str, elsewhere: list[tuple[str, str, int, int]] | None = None
+             ) -> list[tuple[str, int, int]]:
+    """The diagnostics located in ``name``; those in other files must be exactly ``elsewhere``."""
     out = []
+    other = []
     for line in stderr.splitlines():
         m = _HEAD.match(line)
         if m:
-            assert m.group("file") == name, line
-            out.append((m.group("code"), int(m.group("line")), int(m.group("col"))))
+            if m.group("file") == name:
+                out.append((m.group("code"), int(m.group("line")), int(m.group("col"))))
+            else:
+                other.append((m.group("code"), m.group("file"), int(m.group("line")), int(m.group("col"))))
+    assert sorted(other) == sorted(elsewhere or []), stderr
+    if other:   # a diagnostic in a data file names the statement that reads it
+        assert f"note: the file is read for {name}:" in stderr, stderr
     return out
 
 
@@ -79,7 +94,7 @@ def test_every_error_file_names_its_expectation() -> None:
     assert len(FILES) >= 30
     for f in FILES:
         exp = expectation(f)
-        assert exp.diagnostics, f"{f.name} has no '# expect:' line"
+        assert exp.diagnostics or exp.elsewhere, f"{f.name} has no '# expect:' line"
         assert exp.command in ("check", "solve"), f.name
 
 
@@ -92,7 +107,7 @@ def test_error_file(path: Path, capsys: pytest.CaptureFixture[str], monkeypatch:
     err = capsys.readouterr().err
     assert code == 2, err
     assert "Traceback" not in err
-    got = reported(err, path.name)
+    got = reported(err, path.name, exp.elsewhere)
     assert sorted(got) == sorted(exp.diagnostics), err
     assert_rendered(err, path.read_text(encoding="utf-8"), exp.diagnostics, path.name)
 
@@ -106,7 +121,7 @@ def test_error_file_in_a_real_process(name: str) -> None:
     proc = subprocess.run(argv, cwd=ERRORS, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
-    assert sorted(reported(proc.stderr, name)) == sorted(exp.diagnostics), proc.stderr
+    assert sorted(reported(proc.stderr, name, exp.elsewhere)) == sorted(exp.diagnostics), proc.stderr
     assert_rendered(proc.stderr, path.read_text(encoding="utf-8"), exp.diagnostics, name)
 
 
