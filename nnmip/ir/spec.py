@@ -305,7 +305,9 @@ class Region:
                 d = np.linalg.norm(X - cc, ord=norm, axis=1)
                 d0 = float(np.linalg.norm(cc - s.center, ord=norm))
                 room = max(s.radius - d0, 0.0)
-                f = np.where(d > room, room / np.maximum(d, 1e-300), 1.0)
+                f = np.ones_like(d)
+                far = d > room                 # d > room >= 0: no division by zero, no overflow
+                f[far] = room / d[far]
                 X = cc + (X - cc) * f[:, None]
         return X[self.contains(X)]
 
