@@ -60,8 +60,9 @@ def _configure(p: argparse.ArgumentParser) -> None:
     pr.add_argument("--counterexample", metavar="OUT", help="write the VNN-COMP result file (sat/unsat/...)")
     p.add_argument("--tighten", choices=("interval", "symbolic", "lp", "milp", "auto"),
                    help="bound tightening (default auto: lp on small networks, symbolic on large ones)")
-    p.add_argument("--bab", choices=("auto", "on", "off"), default="auto",
-                   help="branch and bound on the input box (default auto: ReLU networks with at most 16 inputs)")
+    p.add_argument("--bab", choices=("auto", "on", "off", "input", "relu"), default="auto",
+                   help="branch and bound (default auto: split the input box of ReLU networks with at most 16 "
+                        "inputs, unstable ReLUs of larger ones; input/relu force one kind; off: the MILP)")
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="processes for branch and bound (default 1)")
     add_solver_args(p)

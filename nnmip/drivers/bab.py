@@ -351,8 +351,18 @@ def _case_grad(chain: Chain, X: FloatArray, rows: Rows, k: int) -> FloatArray:
 def pgd_search(chain: Chain, lo: FloatArray, hi: FloatArray, rows: Rows, *, restarts: int = 16, steps: int = 40,
                seed: int = 0, deadline: Any = None, start: FloatArray | None = None) -> FloatArray | None:
     """Projected gradient ascent of every case score in the box ``[lo, hi]``; a point the chain says hits a case
-    (the caller re-runs it through the network), or None.
+    (the caller re-runs it through the network), or None.  BLAS runs single-threaded: the products are small,
+    and threads only contend on a busy machine.
     """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _pgd_search(chain, lo, hi, rows, restarts=restarts, steps=steps, seed=seed, deadline=deadline,
+                           start=start)
+
+
+def _pgd_search(chain: Chain, lo: FloatArray, hi: FloatArray, rows: Rows, *, restarts: int, steps: int, seed: int,
+                deadline: Any, start: FloatArray | None) -> FloatArray | None:
     rng = np.random.default_rng(seed)
     n = lo.size
     w = hi - lo

@@ -299,9 +299,11 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
     with at most ``AUTO_LP_PARAMS`` parameters, else ``"symbolic"``); ``time_limit`` is the wall-clock budget of
     the whole call (sampling, bounds, tightening, branch and bound and every MILP share it; ``deadline`` passes a
     budget shared with the caller); ``options`` passes solver options (gap, threads, verbose, solver_options) to
-    every MILP.  ``bab`` is ``"auto"`` (branch and bound on the input box for yes/no properties of ReLU networks
-    with at most :data:`nnmip.drivers.bab.AUTO_MAX_INPUTS` inputs), ``"on"`` or ``"off"``; ``workers`` is the
-    number of processes it uses.
+    every MILP.  ``bab`` chooses branch and bound for yes/no properties of ReLU networks: ``"auto"`` splits the
+    input box (:mod:`nnmip.drivers.bab`) for networks with at most :data:`nnmip.drivers.bab.AUTO_MAX_INPUTS`
+    inputs and unstable ReLUs (:mod:`nnmip.drivers.relu_bab`) for larger ones on box and linf sets; ``"on"``
+    does the same for any set (branching on its bounding box), ``"input"`` and ``"relu"`` force one kind,
+    ``"off"`` leaves the question to the MILP; ``workers`` is the number of processes it uses.
     """
     if tighten not in ("interval", "symbolic", "lp", "milp", "auto"):
         raise FormulationError.at("E0423", f"unknown bound method '{tighten!r:.40}'",
@@ -316,8 +318,11 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
         return q.finish(COUNTEREXAMPLE)
     if q.decide and q.search(seed):
         return q.finish(COUNTEREXAMPLE)
-    if q.decide and _use_bab(bab, net, q.region):
+    kind = _use_bab(bab, net, q.region) if q.decide else None
+    if kind == "input":
         return q.branch_and_bound(workers, seed, method)
+    if kind == "relu":
+        return q.relu_branch_and_bound(workers, seed)
     fm, rep = q.bound(tighten, method)
     for k in q.case_order(fm):
         if q.deadline.expired() and q.tried_all_cheap(k, fm):
@@ -328,17 +333,24 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
     return q.conclude()
 
 
-def _use_bab(bab: str, net: Network, region: Region) -> bool:
+def _use_bab(bab: str, net: Network, region: Region) -> str | None:
+    """Which branch and bound decides the question: ``"input"`` (split the input box), ``"relu"`` (split unstable
+    ReLUs) or None (the MILP path).
+    """
     from nnmip.drivers import bab as bb
 
-    if bab not in ("auto", "on", "off"):
+    if bab not in ("auto", "on", "off", "input", "relu"):
         raise FormulationError.at("E0427", f"unknown branch-and-bound setting '{bab}'",
-                                  notes=["help: choose auto, on or off"])
-    if bab == "off" or not region.kinds() <= {"box", "linf", "halfspaces"}:
-        return False
-    if bab == "on":
-        return bb.relu_chain(net) is not None
-    return net.n_inputs <= bb.AUTO_MAX_INPUTS and bb.relu_chain(net) is not None
+                                  notes=["help: choose auto, on, off, input or relu"])
+    if bab == "off" or not region.kinds() <= {"box", "linf", "halfspaces"} or bb.relu_chain(net) is None:
+        return None
+    if bab in ("input", "relu"):
+        return bab
+    if net.n_inputs <= bb.AUTO_MAX_INPUTS:
+        return "input"
+    if bab == "on" or region.kinds() <= {"box", "linf"}:
+        return "relu"
+    return None
 
 
 @dataclass
@@ -489,6 +501,30 @@ class _Question:
                               f"{out.max_depth}")
         self.res.bounds = {"method": "branch_and_bound", "boxes": out.boxes, "leaves": out.leaves,
                            "max_depth": out.max_depth, "open_boxes": out.open_boxes}
+        return self._bab_answer(out)
+
+    # -- 3b. branch and bound on the ReLU phases ---------------------------------------------------------------
+    def relu_branch_and_bound(self, workers: int, seed: int) -> VerifyResult:
+        """Decide the property by splitting unstable ReLUs (:mod:`nnmip.drivers.relu_bab`)."""
+        from nnmip.drivers import bab as bb
+        from nnmip.drivers import relu_bab as rb
+
+        chain = bb.relu_chain(self.net)
+        assert chain is not None
+        lo, hi = self.region.box(self.net.n_inputs)
+
+        def confirm(x: FloatArray) -> bool:
+            return self.record_cex(self.region.project(x))
+
+        out = rb.relu_branch_and_bound(chain, lo, hi, self.cases, deadline=self.deadline, confirm=confirm,
+                                       workers=workers, seed=seed)
+        self.res.notes.extend(out.notes)
+        self.res.notes.append(f"ReLU branch and bound: {out.boxes} sub-problems, depth {out.max_depth}")
+        self.res.bounds = {"method": "relu_branch_and_bound", "subproblems": out.boxes, "max_depth": out.max_depth,
+                           "open": out.open_boxes}
+        return self._bab_answer(out)
+
+    def _bab_answer(self, out: Any) -> VerifyResult:
         cr = CaseResult("all cases", out.bound, None, "bab", status=out.result, seconds=out.seconds)
         if out.result == COUNTEREXAMPLE:
             assert self.res.output is not None
