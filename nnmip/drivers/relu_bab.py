@@ -5,9 +5,10 @@ Splitting the input box is hopeless with hundreds of inputs (MNIST: 784); what s
 unit fixed active (``z >= 0``, so ``h = z``) or inactive (``z <= 0``, so ``h = 0``); the input box is the whole
 region throughout.  Each round, for a batch of sub-problems at once:
 
-1. **Bound.**  The pre-activation bounds of the hidden layers are recomputed under the splits by
-   back-substitution (CROWN, Zhang et al., NeurIPS 2018) -- for the units still unstable in some sub-problem of
-   the batch, intersected with the bounds the sub-problem inherited -- and every case row is bounded with
+1. **Bound.**  The pre-activation bounds of the hidden layers come from the root (back-substitution, CROWN,
+   Zhang et al., NeurIPS 2018, with optimised slopes), clamped by each sub-problem's splits; with
+   ``recompute`` they are recomputed under the splits by back-substitution for the units still unstable in
+   some sub-problem of the batch, intersected with the inherited bounds.  Every case row is bounded with
    *optimised* relaxations: the lower slopes of the unstable units (alpha-CROWN, Xu et al., ICLR 2021) and
    Lagrange multipliers of the split constraints (beta-CROWN, Wang et al., NeurIPS 2021), both by projected
    gradient (Adam) with analytic gradients.
@@ -20,6 +21,8 @@ region throughout.  Each round, for a batch of sub-problems at once:
    "Branch and bound for piecewise linear neural network verification", JMLR 2020): the part of the bound the
    unit's relaxation intercept contributes, ``[P_j]_+ (-u_j l_j / (u_j - l_j))`` summed over the open rows
    (``P_j``: the bound's coefficient of ``h_j``), ties broken by ``|P_j| (u_j - l_j)``.
+5. **Leaves.**  A sub-problem with every phase fixed is affine: one LP per open case (:func:`_lp_leaf`) yields
+   a candidate or the multipliers of a certificate that the back-substitution computes itself.
 
 Math
 ----
@@ -36,8 +39,9 @@ every input of the sub-problem satisfies ``s_j z_j >= 0``.  At the input ``max_x
 ``gP_j = gLam_j (su_j [P_j > 0] + alpha_j [P_j <= 0]) + [P_j > 0] tu_j``; each step is projected back to
 ``alpha in [0, 1]``, ``beta >= 0``, and the smallest bound met over the steps is kept (each one is a valid
 bound).  Every concrete bound is widened by the safety margin ``1e-7 (1 + |b|)`` of
-:mod:`nnmip.passes.bounds`.  Splitting every unstable unit makes the relaxation exact (an LP over a polytope of
-inputs with the optimal multipliers), so the search is complete; time is what bounds it.
+:mod:`nnmip.passes.bounds`.  Once every unstable unit is split the network is affine on the sub-problem and the
+LP of the leaf decides it (with the LP's optimal multipliers the bound above equals the LP optimum, up to
+rounding), so the search is complete; time is what bounds it.
 
 Parallelism: with ``workers > 1`` the frontier is dealt to processes for a time slice each; a worker searches
 its share depth first and hands back what it did not finish.
