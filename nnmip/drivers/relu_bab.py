@@ -231,13 +231,15 @@ def optimised_bound(chain: Chain, K: int, C: FloatArray, d: FloatArray, rel: lis
 # ------------------------------------------------------------------------------------------------------------
 def layer_bounds(chain: Chain, lo: FloatArray, hi: FloatArray, split: list[npt.NDArray[np.int8]],
                  lower: list[FloatArray] | None = None, upper: list[FloatArray] | None = None, *,
-                 iters: int = 0, start: int = 1) -> tuple[list[FloatArray], list[FloatArray], BoolArray]:
+                 iters: int = 0, start: int = 1, deadline: Any = None
+                 ) -> tuple[list[FloatArray], list[FloatArray], BoolArray]:
     """Pre-activation bounds of every hidden layer for a batch of sub-problems (splits (B, n_k) per layer).
 
     The first layer is bounded exactly over the box; layer ``k >= start`` by back-substitution (``iters``
     optimisation steps of the slopes) for the units unstable in some sub-problem, intersected with the
-    inherited ``lower``/``upper``.  Split units are clamped (``l >= 0`` active, ``u <= 0`` inactive).  Returns
-    the bounds and which sub-problems are infeasible (a unit with ``l > u``).
+    inherited ``lower``/``upper``; the optimisation stops when ``deadline`` expires.  Split units are clamped
+    (``l >= 0`` active, ``u <= 0`` inactive).  Returns the bounds and which sub-problems are infeasible (a unit
+    with ``l > u``).
     """
     B = split[0].shape[0]
     n_hidden = len(chain.Ws) - 1
@@ -263,7 +265,9 @@ def layer_bounds(chain: Chain, lo: FloatArray, hi: FloatArray, split: list[npt.N
                 C[np.arange(mi), idx] = 1.0
                 C[mi + np.arange(mi), idx] = -1.0
                 Cb = np.broadcast_to(C, (B, *C.shape))
-                U, _, _ = optimised_bound(chain, k, Cb, np.zeros((B, 2 * mi)), rel, lo, hi, iters, use_beta=False)
+                stop = None if deadline is None else (lambda _U: deadline.expired())
+                U, _, _ = optimised_bound(chain, k, Cb, np.zeros((B, 2 * mi)), rel, lo, hi, iters, use_beta=False,
+                                          stop=stop)
                 l[:, idx] = np.maximum(l[:, idx], -U[:, mi:])
                 u[:, idx] = np.minimum(u[:, idx], U[:, :mi])
         l = np.where(split[k] > 0, np.maximum(l, 0.0), l)
@@ -357,6 +361,7 @@ class TaskResult:
     worst: float = -np.inf                # largest certified bound of a settled sub-problem
     max_depth: int = 0
     stuck: list[float] = field(default_factory=list)   # bounds of the LP leaves not settled
+    batch_seconds: float = 0.0            # the longest batch (to keep the next one within the deadline)
 
 
 def run_task(t: Task) -> TaskResult:
@@ -375,7 +380,8 @@ def _run_task(t: Task) -> TaskResult:
     L = len(chain.Ws) - 1
     stack = [t.frontier]
     res = TaskResult(t.frontier.take(np.zeros(0, np.int64)), np.empty((0, t.lo.size)), np.empty((0, t.lo.size)))
-    while stack and time.monotonic() < t_end:
+    while stack and time.monotonic() + res.batch_seconds < t_end:
+        tb = time.monotonic()
         F = Frontier.join(stack)
         stack = []
         if not len(F):
@@ -456,6 +462,7 @@ def _run_task(t: Task) -> TaskResult:
         act.depth = act.depth + 1
         ina.depth = ina.depth + 1
         stack.append(Frontier.join([act.take(np.flatnonzero(ok)), ina.take(np.flatnonzero(ok))]))
+        res.batch_seconds = max(res.batch_seconds, time.monotonic() - tb)
     if stack:
         res.frontier = Frontier.join(stack)
     return res
@@ -599,11 +606,12 @@ def _search(chain: Chain, lo: FloatArray, hi: FloatArray, cases: list[Case], *, 
     n_hidden = [W.shape[0] for W in chain.Ws[:-1]]
     split0 = [np.zeros((1, n), np.int8) for n in n_hidden]
     # the root: every layer's bounds with optimised slopes (done once)
-    Ls, Us, _ = layer_bounds(chain, lo, hi, split0, iters=root_iters if not deadline.expired() else 0)
+    Ls, Us, _ = layer_bounds(chain, lo, hi, split0, iters=root_iters, deadline=deadline)
     log.info("root layer bounds in %.2fs", time.monotonic() - t0)
     rel = [Relax.of(l, u, s) for l, u, s in zip(Ls, Us, split0, strict=True)]
     C = rows.C[None, :, :]
-    U, P, _ = optimised_bound(chain, L, C, rows.d[None, :], rel, lo, hi, root_iters)
+    U, P, _ = optimised_bound(chain, L, C, rows.d[None, :], rel, lo, hi, root_iters,
+                              stop=lambda U: bool(_closed(rows, U).all()) or deadline.expired())
     closed = _closed(rows, U)
     vals = _case_values(rows, U)
     out.bound = float(vals.max())
@@ -631,9 +639,10 @@ def _search(chain: Chain, lo: FloatArray, hi: FloatArray, cases: list[Case], *, 
     pgd_round = rounds = 0
     stuck: list[float] = []
     try:
+        batch_seconds = 0.0
         while len(F):
             left = deadline.left()
-            if left is not None and left <= 0.05:
+            if left is not None and left <= 0.05 + batch_seconds:
                 break
             sl = slice_seconds if left is None else max(min(slice_seconds, left - 0.05), 0.01)
             parts = max(1, min(workers, len(F)))
@@ -647,6 +656,7 @@ def _search(chain: Chain, lo: FloatArray, hi: FloatArray, cases: list[Case], *, 
                 out.max_depth = max(out.max_depth, r.max_depth)
                 worst = max(worst, r.worst)
                 stuck.extend(r.stuck)
+                batch_seconds = max(batch_seconds, r.batch_seconds)
                 parts_f.append(r.frontier)
                 for x in r.candidates:
                     if confirm(x):

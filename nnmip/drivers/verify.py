@@ -311,7 +311,7 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
     _check_question(net, sets, prop)
     _check_run(time_limit=time_limit, samples=samples, seed=seed, workers=workers, options=options,
                method=method, domain=domain, on_case=on_case)
-    check_choice("bab", bab, ("auto", "on", "off"), code="E0427")
+    check_choice("bab", bab, ("auto", "on", "off", "input", "relu"), code="E0427")
     q = _Question.setup(net, sets, prop, solver=solver, options=options, domain=domain, on_case=on_case,
                         deadline=Deadline.of(time_limit, deadline))
     if q.sample(samples, seed):
