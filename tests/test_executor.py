@@ -296,3 +296,29 @@ def test_200_point_bcw_batch_same_json_everywhere(tmp_path: Path, dask_cluster: 
     assert d["points"] == 200
     assert [r["index"] for r in d["results"]] == list(range(200))
     assert {r["result"] for r in d["results"]} == {"certified", "counterexample", "misclassified"}
+
+
+def test_chunk_sizes_follow_the_measured_task_times() -> None:
+    from nnmip.drivers.executor import CHUNK_SECONDS, MAX_CHUNK, _Chunker
+
+    c = _Chunker(1000, 2)
+    assert c.take() == [0]                       # nothing measured yet: one item
+    assert c.take() == [1]
+    for _ in range(2):
+        c.record(0.01)                           # 10 ms per item: chunks of about CHUNK_SECONDS
+    assert len(c.take()) == round(CHUNK_SECONDS / 0.01)
+    c.record(0.0)
+    c.record(0.0)
+    c.record(0.0)
+    assert len(c.take()) <= MAX_CHUNK
+    taken = c.next
+    sizes = []
+    while c.left:
+        sizes.append(len(c.take()))
+    assert taken + sum(sizes) == 1000            # every item once, in order
+    assert sizes[-1] == 1                        # the end of the batch is shared out finely
+    assert all(a >= b for a, b in zip(sizes, sizes[1:], strict=False))
+    slow = _Chunker(10, 2)
+    slow.take()
+    slow.record(5.0)                             # long tasks travel one by one
+    assert len(slow.take()) == 1

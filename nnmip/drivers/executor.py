@@ -56,6 +56,7 @@ import pickle
 import tempfile
 import time
 import uuid
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -573,8 +574,11 @@ class DaskExecutor(Executor):
                     n = workers or available_cores()
                     if n < 1:
                         raise ExecutorError.at("E0803", f"a local cluster needs at least 1 worker, not {n}")
-                    self._cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                                             dashboard_address=None)
+                    with warnings.catch_warnings():
+                        # the scheduler's HTTP endpoints move to a free port when another cluster holds 8787
+                        warnings.filterwarnings("ignore", message=r"(?s)Port \d+ is already in use")
+                        self._cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                                                 dashboard_address=None)
                     self.client = distributed.Client(self._cluster)
                 else:
                     self.client = distributed.Client(scheduler, timeout=timeout)
