@@ -739,12 +739,12 @@ def make_executor(jobs: int | None = None, scheduler: str | None = None, *, thre
 
 def parallel_map(fn: Callable[..., Any], items: Iterable[Any], *, jobs: int | None = None,
                  scheduler: str | None = None, executor: Executor | None = None, shared: Any = None,
-                 has_shared: bool = False) -> list[Any]:
+                 has_shared: bool = False, threads: int | None = 1) -> list[Any]:
     """``[fn(item) for item in items]`` (or ``fn(shared, item)``) on an executor: the one given, else
-    :func:`make_executor` of ``jobs`` / ``scheduler`` (closed afterwards).  An :class:`ExecutorError` when a task
+    :func:`make_executor` of ``jobs`` / ``scheduler`` / ``threads`` (closed afterwards).  An :class:`ExecutorError` when a task
     has no value; an :class:`~nnmip.errors.NnmipError` of a task is raised as is.
     """
     if executor is not None:
         return executor.values(fn, items, shared=shared, has_shared=has_shared)
-    with make_executor(jobs, scheduler) as ex:
+    with make_executor(jobs, scheduler, threads=threads) as ex:
         return ex.values(fn, items, shared=shared, has_shared=has_shared)
