@@ -741,8 +741,8 @@ def parallel_map(fn: Callable[..., Any], items: Iterable[Any], *, jobs: int | No
                  scheduler: str | None = None, executor: Executor | None = None, shared: Any = None,
                  has_shared: bool = False, threads: int | None = 1) -> list[Any]:
     """``[fn(item) for item in items]`` (or ``fn(shared, item)``) on an executor: the one given, else
-    :func:`make_executor` of ``jobs`` / ``scheduler`` / ``threads`` (closed afterwards).  An :class:`ExecutorError` when a task
-    has no value; an :class:`~nnmip.errors.NnmipError` of a task is raised as is.
+    :func:`make_executor` of ``jobs`` / ``scheduler`` / ``threads`` (closed afterwards).  An
+    :class:`ExecutorError` when a task has no value; an :class:`~nnmip.errors.NnmipError` of a task is raised as is.
     """
     if executor is not None:
         return executor.values(fn, items, shared=shared, has_shared=has_shared)
