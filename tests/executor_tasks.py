@@ -85,3 +85,14 @@ def _counted(path: str, k: int) -> Counted:
 def times_counted(c: Counted, x: int) -> int:
     time.sleep(0.002)
     return c.k * x
+
+
+def die_once_in_a_chunk(task: tuple[int, str]) -> int:
+    """Tiny tasks (they travel in chunks); ``x == 150`` ends its worker the first time (marker file absent)."""
+    x, marker = task
+    if x == 150:
+        m = Path(marker)
+        if not m.exists():
+            m.write_text("died once")
+            os._exit(13)
+    return x + 100

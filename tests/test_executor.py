@@ -17,6 +17,7 @@ from executor_tasks import (
     bad_input_on_two,
     die_always,
     die_once,
+    die_once_in_a_chunk,
     fail_on_three,
     scaled,
     square,
@@ -160,6 +161,20 @@ def test_worker_lost_once_is_retried(executor: Executor, tmp_path: Path) -> None
     assert [o.value for o in outs] == [i + 100 for i in range(4)]
     assert outs[1].attempts == 2
     # a process pool cannot tell whose worker died: the tasks running next to it are run again as well
+    assert all(1 <= o.attempts <= 2 for o in outs)
+
+
+def test_worker_lost_under_a_chunk_costs_no_answer(executor: Executor, tmp_path: Path) -> None:
+    if isinstance(executor, SerialExecutor):
+        pytest.skip("a serial run has no worker to lose")
+    marker = tmp_path / "died"
+    states: list[BatchState] = []
+    outs = executor.map(die_once_in_a_chunk, [(i, str(marker)) for i in range(300)],
+                        progress=lambda st, out: states.append(st))
+    assert marker.read_text() == "died once"
+    assert [o.value for o in outs] == [i + 100 for i in range(300)]
+    assert states[-1].chunks < 300               # the tasks did travel in chunks
+    assert outs[150].attempts == 2
     assert all(1 <= o.attempts <= 2 for o in outs)
 
 
