@@ -23,7 +23,6 @@ What every executor guarantees
 * **Time limits** belong to the task description and are enforced on the worker: the clock starts when the task
   starts there, not when it was queued.
 * **Progress**: ``progress(state, outcome)`` after every finished task, with the counts done / running / failed.
-
 * **One thread per task**: tasks run with their BLAS/OpenMP pools (through ``threadpoolctl``) and their solvers
   (``SolveOptions.threads`` when a task does not set it) limited to ``threads`` (default 1), serial runs
   included: one task per core is the parallelism, and a solver's or BLAS's own threads would only spin on the
