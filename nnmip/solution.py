@@ -85,6 +85,10 @@ class SolveOptions:
     stop_bound: float | None = None
     solver_options: dict[str, Any] = field(default_factory=dict)
     solve_time_limit: float | None = None
+    #: per column branching priority (higher is branched on first, 0 for no preference); honoured by backends
+    #: whose ``capabilities.branch_priority`` is true (Gurobi, SCIP), ignored by the others (HiGHS and CBC
+    #: through python-mip offer none)
+    branch_priority: npt.NDArray[np.int64] | None = None
 
     def __post_init__(self) -> None:
         """Refuse values no backend can use (a ParameterError naming the field)."""

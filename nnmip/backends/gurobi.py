@@ -52,13 +52,20 @@ def _licence_error(exc: Any) -> Exception:
 
 
 
+def _priorities(p: Any, n: int) -> np.ndarray:
+    arr = np.asarray(p, dtype=np.int64)
+    if arr.shape != (n,):
+        raise ValueError(f"branch_priority has shape {arr.shape}, expected ({n},)")
+    return arr
+
+
 class GurobiBackend:
     """MILP, LP and (mixed-integer) second-order cone models through gurobipy's matrix API."""
 
     name = "gurobi"
     module = "gurobipy"
     capabilities = Capabilities(cones=True, integer_cones=True, warm_start=True, callbacks=True, interrupts=True,
-                                early_stop=True)
+                                early_stop=True, branch_priority=True)
 
     def solve(self, model: MatrixModel, opts: SolveOptions) -> RawResult:
         try:
@@ -123,6 +130,8 @@ class GurobiBackend:
             if ws.shape != (model.num_cols,):
                 raise ValueError(f"warm start has shape {ws.shape}, expected ({model.num_cols},)")
             x.Start = np.where(np.isnan(ws), GRB.UNDEFINED, ws)  # NaN marks unknown entries
+        if opts.branch_priority is not None:
+            x.BranchPriority = _priorities(opts.branch_priority, model.num_cols)
         callback = self._callback(gp, opts, start, model.sense)
 
         log.debug("gurobi: solving %d columns, %d rows, %d nonzeros", model.num_cols, model.num_rows,

@@ -57,7 +57,7 @@ class ScipBackend:
 
     name = "scip"
     module = "pyscipopt"
-    capabilities = Capabilities(warm_start=True, callbacks=True, interrupts=True)
+    capabilities = Capabilities(warm_start=True, callbacks=True, interrupts=True, branch_priority=True)
 
     def solve(self, model: MatrixModel, opts: SolveOptions) -> RawResult:
         require_linear(self.name, model)
@@ -77,6 +77,12 @@ class ScipBackend:
         x = self._build(scip, m, model, empty)
         if opts.warm_start is not None:
             self._warm_start(m, model, x, opts.warm_start)
+        if opts.branch_priority is not None:
+            prio = np.asarray(opts.branch_priority, dtype=np.int64)
+            if prio.shape != (model.num_cols,):
+                raise ValueError(f"branch_priority has shape {prio.shape}, expected ({model.num_cols},)")
+            for j in np.flatnonzero(prio).tolist():
+                m.chgVarBranchPriority(x[j], int(prio[j]))
         if opts.progress is not None:
             self._subscribe(scip, m, opts, start, float(model.c0))
         log.debug("scip: solving %d columns, %d rows, %d nonzeros", model.num_cols, model.num_rows,

@@ -60,6 +60,11 @@ def _configure(p: argparse.ArgumentParser) -> None:
     pr.add_argument("--counterexample", metavar="OUT", help="write the VNN-COMP result file (sat/unsat/...)")
     p.add_argument("--tighten", choices=("interval", "symbolic", "lp", "milp", "auto"),
                    help="bound tightening (default auto: lp on small networks, symbolic on large ones)")
+    p.add_argument("--relu", choices=("bigm", "ideal-cuts"), default="bigm",
+                   help="ReLU formulation (default bigm; ideal-cuts adds rounds of ideal ReLU cuts at the root)")
+    p.add_argument("--branching", choices=("none", "layers"), default="none",
+                   help="branching priorities (default none; layers: earliest layers' unstable units first, for "
+                        "gurobi and scip)")
     p.add_argument("--bab", choices=("auto", "on", "off", "input", "relu"), default="auto",
                    help="branch and bound (default auto: split the input box of ReLU networks with at most 16 "
                         "inputs, unstable ReLUs of larger ones; input/relu force one kind; off: the MILP)")
@@ -225,7 +230,7 @@ def _verify_loaded(a: argparse.Namespace, deadline: Any, ex: Any) -> int:
     opts = solve_options(SolverSpec(solver), gap=a.gap, threads=a.threads, verbose=a.verbose)
     opts.time_limit = None
     common = {"solver": solver, "deadline": deadline, "tighten": a.tighten or "auto", "options": opts,
-              "bab": a.bab, "workers": max(1, a.workers)}
+              "bab": a.bab, "workers": max(1, a.workers), "method": _method(a)}
     domain = None if a.domain is None else (np.full(net.n_inputs, a.domain[0]), np.full(net.n_inputs, a.domain[1]))
     if a.vnnlib:
         return _run_vnnlib(a, net, domain, common)
@@ -241,6 +246,11 @@ def _verify_loaded(a: argparse.Namespace, deadline: Any, ex: Any) -> int:
     if a.json:
         write_json(a.json, r.to_dict())
     return EXIT_UNSOLVED if r.result == UNKNOWN else EXIT_OK
+
+
+def _method(a: argparse.Namespace) -> dict[str, str]:
+    """The formulation choices of ``--relu`` and ``--branching`` as a ``verify(..., method=...)`` map."""
+    return {"relu": a.relu, "branching": a.branching}
 
 
 def _sets(a: argparse.Namespace, x0: np.ndarray) -> list[Any]:
@@ -364,7 +374,8 @@ def _run_file(a: argparse.Namespace, deadline: Any) -> int:
     worst = EXIT_OK
     for spec in cp.verify_specs:
         try:
-            r = run_verify_spec(cp, spec, solver=a.solver, options=opts, tighten=a.tighten, deadline=deadline)
+            r = run_verify_spec(cp, spec, solver=a.solver, options=opts, tighten=a.tighten, deadline=deadline,
+                                method=_method(a))
         except NnmipError as exc:   # a model or data file named by the statement: locate the error there
             from nnmip.cli.common import located
 

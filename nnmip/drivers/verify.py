@@ -304,6 +304,9 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
     inputs and unstable ReLUs (:mod:`nnmip.drivers.relu_bab`) for larger ones on box and linf sets; ``"on"``
     does the same for any set (branching on its bounding box), ``"input"`` and ``"relu"`` force one kind,
     ``"off"`` leaves the question to the MILP; ``workers`` is the number of processes it uses.
+    ``method`` maps op kinds to formulations (``{"relu": "ideal-cuts"}``) and ``"branching"`` to ``"none"``
+    (default) or ``"layers"``: branching priorities favouring the earliest layers' unstable units, passed to the
+    solvers that take them (Gurobi, SCIP).
     """
     if tighten not in ("interval", "symbolic", "lp", "milp", "auto"):
         raise FormulationError.at("E0423", f"unknown bound method '{tighten!r:.40}'",
@@ -312,6 +315,7 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
     _check_run(time_limit=time_limit, samples=samples, seed=seed, workers=workers, options=options,
                method=method, domain=domain, on_case=on_case)
     check_choice("bab", bab, ("auto", "on", "off", "input", "relu"), code="E0427")
+    branching_of(method)
     q = _Question.setup(net, sets, prop, solver=solver, options=options, domain=domain, on_case=on_case,
                         deadline=Deadline.of(time_limit, deadline))
     if q.sample(samples, seed):
@@ -331,6 +335,16 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
         if done:
             return q.finish(COUNTEREXAMPLE)
     return q.conclude()
+
+
+BRANCHING = ("none", "layers")
+
+
+def branching_of(method: dict[str, str] | None) -> str:
+    """The ``branching`` entry of a verification ``method`` (default ``none``); E0427 for an unknown one."""
+    value = (method or {}).get("branching", "none")
+    check_choice("method['branching']", value, BRANCHING, code="E0427")
+    return str(value)
 
 
 def _use_bab(bab: str, net: Network, region: Region) -> str | None:
@@ -616,7 +630,8 @@ class _Question:
             return False
         strict = bool(np.all(cs.strict))
         model = self._strengthen(fm, model)
-        opts = _base_options(self.solver, self.options, self.deadline.solve_limit(), True, strict)
+        opts = self._guided(_base_options(self.solver, self.options, self.deadline.solve_limit(), True, strict),
+                            model, method)
         # the decision only needs to know whether the score can reach 0: with the floor "score >= 0" the MILP is
         # infeasible exactly when the case cannot be hit, which the solver proves without closing the gap of the
         # optimisation problem
@@ -649,12 +664,23 @@ class _Question:
             if opts.stop_objective is None or not self.backend.capabilities.early_stop:
                 break
             # the solver stopped at an incumbent the forward pass does not confirm: finish the proof
-            opts = _base_options(self.solver, self.options, self.deadline.solve_limit(), False, strict)
+            opts = self._guided(_base_options(self.solver, self.options, self.deadline.solve_limit(), False,
+                                              strict), model, method)
             raw = self.backend.solve(model, opts)
             cr.status = str(raw.status)
             bound = min(bound, _milp_bound(raw, widen=True))
         self._close_case(k, cr, raw, bound, tc)
         return False
+
+    def _guided(self, opts: SolveOptions, model: Any, method: dict[str, str] | None) -> SolveOptions:
+        """With ``method={"branching": "layers"}``: branching priorities favouring the earliest layers' unstable
+        units, for the backends that take them (Gurobi, SCIP; HiGHS and CBC have none and branch as they would).
+        """
+        if branching_of(method) == "layers" and self.backend.capabilities.branch_priority:
+            from nnmip.formulations.verification import layer_priorities
+
+            opts.branch_priority = layer_priorities(model)
+        return opts
 
     def _strengthen(self, fm: FixedModel, model: Any) -> Any:
         """With the ``ideal-cuts`` relu formulation: rounds of ideal ReLU cuts at the root (§18) before the MILP."""
@@ -699,7 +725,8 @@ class _Question:
             self._emit(cr, tc)
             return False
         model = self._strengthen(fm, model)
-        opts = _base_options(self.solver, self.options, self.deadline.solve_limit(), False, False)
+        opts = self._guided(_base_options(self.solver, self.options, self.deadline.solve_limit(), False, False),
+                            model, method)
         raw = self.backend.solve(model, opts)
         cr.status, cr.binaries = str(raw.status), model.num_binaries
         bound = _milp_bound(raw, widen=False)
@@ -1089,10 +1116,10 @@ def resolve_verify_spec(cp: Any, spec: Any) -> VerifyProblem:
 
 def run_verify_spec(cp: Any, spec: Any, *, solver: str | None = None, time_limit: float | None = None,
                     options: SolveOptions | None = None, tighten: str | None = None,
-                    deadline: Deadline | None = None) -> VerifyResult:
+                    deadline: Deadline | None = None, method: dict[str, str] | None = None) -> VerifyResult:
     """Run one checked ``verify`` statement (:class:`nnmip.check.verify_stmt.VerifySpec`) of a program.
 
-    ``deadline`` is a budget shared with the statements around it.
+    ``deadline`` is a budget shared with the statements around it; ``method`` as for :func:`verify`.
     """
     from nnmip.errors import NnmipError
 
@@ -1100,6 +1127,7 @@ def run_verify_spec(cp: Any, spec: Any, *, solver: str | None = None, time_limit
     try:
         return verify(vp.net, vp.sets, vp.prop, solver=solver or cp.solver.name,
                       time_limit=time_limit if time_limit is not None else vp.time_limit,
-                      tighten=tighten or vp.tighten, options=options, domain=vp.domain, deadline=deadline)
+                      tighten=tighten or vp.tighten, options=options, domain=vp.domain, deadline=deadline,
+                      method=method)
     except NnmipError as exc:
         raise exc.with_source(cp.program.source) from None

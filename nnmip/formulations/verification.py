@@ -577,6 +577,24 @@ def score_bounds(case: Case, out_lo: FloatArray, out_hi: FloatArray) -> Bounds:
     return np.atleast_1d(lo_r.min()), np.atleast_1d(hi_r.min())
 
 
+#: the roles of the binary columns of a verification model (ReLU phase, step activation, max-pool choice)
+BINARY_ROLES = ("d", "u", "z")
+
+
+def layer_priorities(model: MatrixModel) -> npt.NDArray[np.int64]:
+    """Branching priorities that favour the earliest layers' unstable units: the binaries of the k-th binary
+    block (of ``B``, in the order the network's nodes were formulated) get priority ``B - k``, every other
+    column 0.  Fixing a first-layer phase tightens every later pre-activation, so branching there first tends
+    to shrink the tree (Gurobi's ``BranchPriority``, SCIP's ``chgVarBranchPriority``: higher goes first).
+    """
+    prio = np.zeros(model.num_cols, dtype=np.int64)
+    blocks = [b for b in model.col_blocks if b.role in BINARY_ROLES and b.size > 0]
+    for k, blk in enumerate(blocks):
+        sl = blk.slice
+        prio[sl] = np.where(model.vtype[sl] == "B", len(blocks) - k, 0)
+    return prio
+
+
 def with_case(fm: FixedModel, case: Case) -> MatrixModel:
     r"""The model maximising the score ``s = min_r -(G_r . y + h_r)`` of one failure case.
 
