@@ -35,20 +35,24 @@ but cannot be optimised.  Exit status 1 when two tools that proved optimality di
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
 import os
-import platform
-import statistics
-import sys
-import time
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
-import numpy as np
-import onnx
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")     # one thread each: numpy's BLAS too (set before numpy is imported)
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+import onnx  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -292,19 +296,21 @@ def part_build(tools: list[str], rounds: int, eps_list: list[float]) -> list[dic
                     if "error" in r:
                         line += f" | {t} ERROR {r['error']}"
                         continue
-                    line += f" | {t} {r['wall']:.3f}s ({r['binaries']} bin)"
+                    line += f" | {t} {r['wall']:.3f}s cpu {r['cpu']:.3f}s ({r['binaries']} bin)"
                     if t != "nnmip" and "error" not in rnd["nnmip"]:
-                        line += f" x{r['wall'] / rnd['nnmip']['wall']:.2f}"
+                        line += f" x{r['wall'] / rnd['nnmip']['wall']:.2f} (cpu x{r['cpu'] / rnd['nnmip']['cpu']:.2f})"
                 print(line, flush=True)
             summ = {}
             for t in builders:
                 ok = [r for r in row["rounds"] if "error" not in r[t]]
                 if not ok:
                     continue
-                summ[t] = {"best_wall": min(r[t]["wall"] for r in ok),
-                           "ratio_median": statistics.median(r[t]["wall"] / r["nnmip"]["wall"] for r in ok)}
+                summ[t] = {"best_wall": min(r[t]["wall"] for r in ok), "best_cpu": min(r[t]["cpu"] for r in ok),
+                           "ratio_median": statistics.median(r[t]["wall"] / r["nnmip"]["wall"] for r in ok),
+                           "cpu_ratio_median": statistics.median(r[t]["cpu"] / r["nnmip"]["cpu"] for r in ok)}
             row["summary"] = summ
-            print("   summary: " + ", ".join(f"{t} best {s['best_wall']:.3f}s ratio/nnmip {s['ratio_median']:.2f}"
+            print("   summary: " + ", ".join(f"{t} best {s['best_wall']:.3f}s (cpu {s['best_cpu']:.3f}s) ratio/nnmip "
+                                             f"{s['ratio_median']:.2f} (cpu {s['cpu_ratio_median']:.2f})"
                                              for t, s in summ.items()), flush=True)
             rows.append(row)
     return rows
