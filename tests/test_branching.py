@@ -15,7 +15,7 @@ from verify_nets import mlp_layers, mlp_onnx
 from nnmip.backends import get_backend, is_installed
 from nnmip.cli import main
 from nnmip.drivers.verify import network_from_layers, verify
-from nnmip.errors import FormulationError
+from nnmip.errors import ParameterError
 from nnmip.formulations.verification import build_fixed_model, layer_priorities
 from nnmip.ir import spec as vs
 from nnmip.passes.bounds import tighten_bounds
@@ -47,7 +47,7 @@ def test_layer_priorities_rank_the_binary_blocks_by_layer() -> None:
 
 def test_unknown_branching_is_refused() -> None:
     net, x0, eps, coef = _question()
-    with pytest.raises(FormulationError) as exc:
+    with pytest.raises(ParameterError) as exc:
         verify(net, [vs.linf(x0, eps)], vs.maximize(coef), domain=(0, 1), method={"branching": "deep"})
     assert exc.value.diagnostics[0].code == "E0427"
 
