@@ -65,6 +65,27 @@ def executor(request: pytest.FixtureRequest) -> Iterator[Executor]:
         yield request.getfixturevalue("dask_cluster")
 
 
+@pytest.fixture(params=["serial", "processes", "dask"])
+def killing_executor(request: pytest.FixtureRequest) -> Iterator[Executor]:
+    """Like ``executor``, but a fresh LocalCluster for each test whose tasks end their worker processes: the
+    nanny's restarts of one test do not carry over to the next.
+    """
+    if request.param == "serial":
+        yield SerialExecutor()
+    elif request.param == "processes":
+        with ProcessExecutor(2) as ex:
+            yield ex
+    else:
+        pytest.importorskip("distributed", reason="Dask distributed is not installed (pip install 'nnmip[dask]')")
+        from nnmip.drivers.executor import DaskExecutor
+
+        ex = DaskExecutor("local", workers=2)
+        try:
+            yield ex
+        finally:
+            ex.close()
+
+
 def test_values_in_order_with_progress(executor: Executor) -> None:
     seen: list[tuple[int, int, int, int]] = []
 
@@ -152,7 +173,8 @@ def test_input_error_of_a_task_is_raised_as_in_a_serial_loop(executor: Executor)
     assert d.notes == ("help: give the file",)
 
 
-def test_worker_lost_once_is_retried(executor: Executor, tmp_path: Path) -> None:
+def test_worker_lost_once_is_retried(killing_executor: Executor, tmp_path: Path) -> None:
+    executor = killing_executor
     if isinstance(executor, SerialExecutor):
         pytest.skip("a serial run has no worker to lose")
     marker = tmp_path / "died"
@@ -164,7 +186,8 @@ def test_worker_lost_once_is_retried(executor: Executor, tmp_path: Path) -> None
     assert all(1 <= o.attempts <= 2 for o in outs)
 
 
-def test_worker_lost_under_a_chunk_costs_no_answer(executor: Executor, tmp_path: Path) -> None:
+def test_worker_lost_under_a_chunk_costs_no_answer(killing_executor: Executor, tmp_path: Path) -> None:
+    executor = killing_executor
     if isinstance(executor, SerialExecutor):
         pytest.skip("a serial run has no worker to lose")
     marker = tmp_path / "died"
@@ -178,7 +201,8 @@ def test_worker_lost_under_a_chunk_costs_no_answer(executor: Executor, tmp_path:
     assert all(1 <= o.attempts <= 2 for o in outs)
 
 
-def test_worker_lost_twice_is_an_explicit_error(executor: Executor, tmp_path: Path) -> None:
+def test_worker_lost_twice_is_an_explicit_error(killing_executor: Executor, tmp_path: Path) -> None:
+    executor = killing_executor
     if isinstance(executor, SerialExecutor):
         pytest.skip("a serial run has no worker to lose")
     marker = tmp_path / "deaths"
