@@ -338,6 +338,9 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
 
 
 BRANCHING = ("none", "layers")
+#: the counterexample search before the bounds may use this share of the time left, and at most SEARCH_SECONDS
+SEARCH_SHARE = 0.2
+SEARCH_SECONDS = 30.0
 
 
 def branching_of(method: dict[str, str] | None) -> str:
@@ -475,7 +478,12 @@ class _Question:
         if chain is None:
             return False
         lo, hi = self.region.box(self.net.n_inputs)
-        x = bb.pgd_search(chain, lo, hi, bb.Rows.of(self.cases), seed=seed, deadline=self.deadline)
+        # a share of the budget only: on a wide network the full search schedule can take the whole time limit,
+        # and when the property holds the bounds that follow settle it (the searches inside branch and bound
+        # go on looking)
+        left = self.deadline.left()
+        budget = SEARCH_SECONDS if left is None else min(SEARCH_SHARE * left, SEARCH_SECONDS)
+        x = bb.pgd_search(chain, lo, hi, bb.Rows.of(self.cases), seed=seed, deadline=Deadline(budget))
         if x is None:
             return False
         x = self.region.project(x)
