@@ -25,6 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+
+# first: Ctrl-C while the command line loads ends it quietly (see nnmip/_start.py)
+import nnmip._start  # noqa: F401, I001
+
 from nnmip.check import check
 from nnmip.drivers.task import load_program, run_train_task
 from nnmip.drivers.train import TrainResult, train_network

@@ -212,3 +212,13 @@ class StopRequest:
 
 #: The stop request of this process (set by ``nnmip``'s Ctrl-C handler; library users may call ``request()``).
 STOP = StopRequest()
+
+
+def stop_on_sigint() -> None:
+    """Make SIGINT a stop request in this process (the start of a worker process: a Ctrl-C, or the SIGINT its
+    parent forwards, stops its solves, which return their incumbents, instead of raising ``KeyboardInterrupt``).
+    """
+    import signal
+
+    if threading.current_thread() is threading.main_thread():   # elsewhere (a Dask worker's thread) it cannot
+        signal.signal(signal.SIGINT, lambda _signum, _frame: STOP.request())

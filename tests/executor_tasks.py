@@ -96,3 +96,19 @@ def die_once_in_a_chunk(task: tuple[int, str]) -> int:
             m.write_text("died once")
             os._exit(13)
     return x + 100
+
+
+def stop_at_two(x: int) -> int:
+    """Task 2 makes a stop request in this process, as Ctrl-C does (serial runs: the caller's process)."""
+    from nnmip.solution import STOP
+
+    if x == 2:
+        STOP.request()
+    return x
+
+
+def wait_for_stop(x: int) -> str:
+    """Waits up to 60 s for a stop request in this process (a worker gets one from SIGINT), then says which."""
+    from nnmip.solution import STOP
+
+    return "stopped" if STOP.wait(60.0) else "not stopped"

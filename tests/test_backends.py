@@ -230,7 +230,7 @@ def test_stop_request_interrupts(milp_solver: str) -> None:
 
     from nnmip.solution import STOP
 
-    if not get_backend(milp_solver).capabilities.interrupts:   # CBC: the command line abandons its thread
+    if not get_backend(milp_solver).capabilities.interrupts:
         pytest.skip(f"{milp_solver} cannot be stopped from outside")
     model = random_mdk(seed=11, n=120, m=30)
     timer = threading.Timer(0.5, STOP.request)

@@ -21,9 +21,11 @@ from executor_tasks import (
     fail_on_three,
     scaled,
     square,
+    stop_at_two,
     threads_seen,
     times_counted,
     tiny,
+    wait_for_stop,
 )
 from verify_nets import mlp_layers, mlp_onnx, ort_forward
 
@@ -313,6 +315,62 @@ def test_robust_accuracy_marks_a_lost_point_and_keeps_the_rest(tmp_path: Path, m
     assert not rows[2]["robust"]
     assert all(r["result"] in ("certified", "counterexample") for k, r in enumerate(rows) if k != 2)
     assert acc == sum(r["robust"] for r in rows) / 5
+
+
+def test_serial_batch_starts_no_task_after_a_stop_request() -> None:
+    """Ctrl-C during task 2: tasks 0-2 keep their values, 3-5 are not run and say so (E0807)."""
+    from nnmip.solution import STOP
+
+    try:
+        outs = SerialExecutor().map(stop_at_two, range(6))
+    finally:
+        STOP.clear()
+    assert [o.value for o in outs[:3]] == [0, 1, 2]
+    assert all(o.ok for o in outs[:3])
+    assert [o.error.code if o.error else None for o in outs[3:]] == ["E0807"] * 3
+    assert all(o.attempts == 0 for o in outs[3:])
+
+
+def test_process_batch_stops_its_workers_and_starts_no_task_after_a_stop_request() -> None:
+    """A stop request in the caller reaches the running tasks in the workers (SIGINT: their STOP is set, so their
+    solves would stop) and no queued task starts; the batch ends long before the tasks' 60 s."""
+    import threading
+    import time
+
+    from nnmip.solution import STOP
+
+    timer = threading.Timer(3.0, STOP.request)    # the workers start (forkserver) and take tasks 0 and 1
+    timer.start()
+    t0 = time.perf_counter()
+    try:
+        outs = ProcessExecutor(2).map(wait_for_stop, range(6))
+    finally:
+        timer.cancel()
+        STOP.clear()
+    seconds = time.perf_counter() - t0
+    assert seconds < 30.0, seconds
+    ran = [o for o in outs if o.error is None]
+    assert ran
+    assert all(o.value == "stopped" for o in ran)       # each running task saw its worker's stop
+    assert len(ran) <= 2
+    assert all(o.error is not None and o.error.code == "E0807" for o in outs if o not in ran)
+
+
+def test_robust_accuracy_reports_points_not_run_after_ctrl_c() -> None:
+    from nnmip.drivers.executor import TaskError
+
+    net = network_from_layers(mlp_layers([3, 8, 2], 2))
+    X = np.random.default_rng(3).random((4, 3))
+
+    class StoppedAfterOne(SerialExecutor):
+        def map(self, fn, items, **kw):  # type: ignore[no-untyped-def]
+            items = list(items)
+            outs = super().map(fn, items[:1], **kw)
+            return outs + [Outcome(i, error=TaskError("E0807", "not run"), attempts=0) for i in range(1, 4)]
+    _, rows = robust_accuracy(net, X, None, 0.01, executor=StoppedAfterOne())
+    assert rows[0]["result"] in ("certified", "counterexample")
+    assert [r["result"] for r in rows[1:]] == ["interrupted"] * 3
+    assert not any(r["robust"] for r in rows[1:])
 
 
 @pytest.mark.slow

@@ -1,11 +1,26 @@
-"""CBC backend through python-mip: ``add_var`` per column and one tight loop adding the CSR rows."""
+"""CBC backend through python-mip: ``add_var`` per column and one tight loop adding the CSR rows.
+
+A MILP is solved by CBC's own program (the ``cbc`` executable that ships with python-mip's CBC build) on the model
+python-mip writes: CBC honours an interrupt there (it stops its search and writes its incumbent), which the library
+interface cannot do.  A stop request (:data:`nnmip.solution.STOP`) sends that program SIGINT; the incumbent it
+writes (with 17 significant digits) comes back with ``Status.INTERRUPTED``.  LPs, and MILPs with python-mip model
+attributes among the solver options (``cuts``, ``emphasis`` ...), are solved in process by python-mip.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -55,7 +70,7 @@ class CbcBackend:
 
     name = "cbc"
     module = "mip"
-    capabilities = Capabilities(warm_start=True, lp_duals=True)
+    capabilities = Capabilities(warm_start=True, lp_duals=True, interrupts=True)
 
     def lp_session(self, model: MatrixModel, time_limit: float | None = None) -> CbcLpSession:
         """One LP (integrality dropped; cones refused) built once in python-mip and re-solved per objective."""
@@ -78,6 +93,13 @@ class CbcBackend:
             return RawResult(Status.OPTIMAL, self.name, np.zeros(0), float(model.c0), float(model.c0),
                              time.perf_counter() - start, "empty model")
 
+        native = {k: str(v) for k, v in opts.solver_options.items() if not hasattr(mip.Model, k)}
+        program = _program() if model.is_mip and len(native) == len(opts.solver_options) else None
+        if program is not None:
+            if native:
+                _check_native(mip, native)
+            return _solve_program(mip, program, model, opts, native, start)
+
         m = mip.Model(name=model.name, sense=mip.MAXIMIZE if model.sense == "max" else mip.MINIMIZE,
                       solver_name=mip.CBC)
         m.verbose = 1 if opts.verbose else 0
@@ -89,7 +111,6 @@ class CbcBackend:
         threads = solver_threads(opts)
         if threads is not None:
             m.threads = int(threads)
-        native = {k: str(v) for k, v in opts.solver_options.items() if not hasattr(m, k)}
         if native:  # CBC command-line parameter names (the rest are python-mip attributes: cuts, emphasis...)
             _check_native(mip, native)
         for key, value in opts.solver_options.items():
@@ -113,8 +134,8 @@ class CbcBackend:
         if result is None:
             seconds = time.perf_counter() - start
             return RawResult(Status.INTERRUPTED, self.name, None, None, None, seconds,
-                             "interrupted: CBC cannot be stopped from outside while it runs, so its incumbent is not "
-                             "available (HiGHS, Gurobi and SCIP keep theirs)")
+                             "interrupted: CBC in process (an LP, or python-mip model attributes among the solver "
+                             "options) cannot be stopped from outside, so its incumbent is not available")
         status = STATUS.get(result.name, Status.ERROR)
         c0 = float(model.c0)
         x_out: np.ndarray | None = None
@@ -138,7 +159,7 @@ class CbcBackend:
     def _optimize(m: Any, limit: float) -> Any:
         """``m.optimize`` in a worker thread while this thread waits for it or for a stop request.
 
-        python-mip offers no way to stop CBC from outside, so on a stop request the worker is left to finish (it
+        The library offers no way to stop CBC from outside, so on a stop request the worker is left to finish (it
         is a daemon thread, recorded in ``STOP.abandoned``) and None is returned at once: the command line then
         writes its outputs and ends the process.
         """
@@ -226,3 +247,229 @@ class CbcLpSession:
         if pi.size != self.row_of.size:
             return "failed", None
         return "optimal", np.bincount(self.row_of, pi, minlength=self.model.num_rows)
+
+
+#: the first line of CBC's solution file -> our status ("Stopped ..." is a limit or an interrupt)
+_HEADS: tuple[tuple[str, Status], ...] = (
+    ("Optimal", Status.OPTIMAL),
+    ("Integer infeasible", Status.INFEASIBLE),
+    ("Infeasible", Status.INFEASIBLE),
+    ("Unbounded", Status.UNBOUNDED),
+    ("Stopped", Status.TIME_LIMIT),
+)
+#: seconds CBC gets to stop after SIGINT before it is killed (it stops at its next check, after the running
+#: heuristic pass or node; only if it has to be killed is its incumbent lost)
+STOP_GRACE = 30.0
+#: seconds after which CBC is killed at once when its log shows no solution better than the complete start it was
+#: given: that start is then its incumbent, and is returned (a feasibility pump pass can take many seconds)
+START_GRACE = 1.0
+_START = re.compile(r"MIPStart provided solution with cost\s+(\S+)")
+_FOUND = (re.compile(r"Integer solution of\s+(\S+)"), re.compile(r"\bbest\s+(\S+)\s+in\b"),
+          re.compile(r"BestSol:\s*(\S+)"))
+
+
+def _improved_on_start(lines: list[str]) -> bool | None:
+    """Whether CBC's log shows a solution better than the MIP start (None: the start was not taken).
+
+    Solutions show as ``Integer solution of V``, ``best V in``, ``BestSol: V`` or a value in the BestSol column of
+    the feasibility pump's table (a row of seven fields); anything unreadable counts as better (CBC is waited for).
+    """
+    cost = None
+    for line in lines:
+        if cost is None:
+            m = _START.search(line)
+            if m is not None:
+                try:
+                    cost = float(m.group(1))
+                except ValueError:
+                    return True
+            continue
+        values = [m.group(1) for r in _FOUND for m in r.finditer(line)]
+        fields = line.split()
+        if len(fields) == 7 and fields[0].isdigit() and fields[1].isdigit():   # a feasibility pump row
+            values.append(fields[5])
+        for v in values:
+            try:
+                if float(v) < cost - 1e-9 * (1.0 + abs(cost)):
+                    return True
+            except ValueError:
+                if not v.isalpha():   # a word in the BestSol column (no solution yet) is fine
+                    return True
+    return None if cost is None else False
+
+
+def _program() -> str | None:
+    """CBC's executable from the build python-mip loads (``cbcbox``), or None when there is none."""
+    if os.environ.get("NNMIP_CBC_IN_PROCESS"):
+        return None
+    try:
+        import cbcbox  # type: ignore[import-not-found, import-untyped, unused-ignore]
+
+        path = str(cbcbox.cbc_bin_path())
+    except Exception:   # an older python-mip with its own library, or a broken install: solve in process
+        return None
+    return path if os.path.isfile(path) and os.access(path, os.X_OK) else None
+
+
+def _solve_program(mip: Any, program: str, model: MatrixModel, opts: SolveOptions, native: dict[str, str],
+                   start: float) -> RawResult:
+    """Solve the MILP with CBC's program on the MPS file python-mip writes (see the module docstring)."""
+    sign = -1.0 if model.sense == "max" else 1.0      # CBC's program minimises: a maximum is the minimum of -c
+    m = mip.Model(name="nnmip", sense=mip.MINIMIZE, solver_name=mip.CBC)
+    m.verbose = 0
+    x = CbcBackend._build(mip, m, model.replace(c=sign * model.c, sense="min"))
+    with tempfile.TemporaryDirectory(prefix="nnmip-cbc-") as tmp:
+        folder = Path(tmp)
+        with captured():
+            m.write(str(folder / "model.mps"))
+        written = sorted(folder.glob("model.mps*"))
+        if not written:
+            raise SolverError.at("E0501", "solver 'cbc' could not write the model for its program",
+                                 notes=["help: check the space in the temporary folder (TMPDIR)"])
+        args = [program, str(written[0]), "-integerTolerance", repr(_TOL), "-primalTolerance", repr(_TOL)]
+        if opts.time_limit is not None:
+            args += ["-seconds", repr(max(float(opts.time_limit), 0.01))]
+        if opts.mip_gap is not None:
+            args += ["-ratioGap", repr(float(opts.mip_gap))]
+        threads = solver_threads(opts)
+        if threads is not None:
+            args += ["-threads", str(int(threads))]
+        for key, value in native.items():
+            args += [f"-{key}", value]
+        if opts.warm_start is not None:
+            ws = np.asarray(opts.warm_start, dtype=np.float64)
+            if ws.shape != (model.num_cols,):
+                raise ValueError(f"warm start has shape {ws.shape}, expected ({model.num_cols},)")
+            known = np.flatnonzero((model.vtype != "C") & ~np.isnan(ws))
+            if known.size:
+                lines = [f"{i} {x[j].name} {float(ws[j])!r}" for i, j in enumerate(known.tolist())]
+                (folder / "start.txt").write_text("Feasible solution - objective 0\n" + "\n".join(lines) + "\n")
+                args += ["-mipStart", str(folder / "start.txt")]
+        solution = folder / "solution.txt"
+        args += ["-precisionOutput", "%.17g", "-printingOptions", "all", "-solve", "-solution", str(solution)]
+        log.debug("cbc: %s", " ".join(args))
+        if STOP.is_set():   # the request came while the model was built: do not start CBC
+            return RawResult(Status.INTERRUPTED, "cbc", seconds=time.perf_counter() - start,
+                             message="interrupted before the solve")
+        start_x = None
+        if opts.warm_start is not None and not np.isnan(opts.warm_start).any():
+            start_x = np.asarray(opts.warm_start, dtype=np.float64)
+        out, code, stopped, gave_up = _run_program(args, opts, model, start_x is not None)
+        text = solution.read_text(encoding="utf-8", errors="replace") if solution.is_file() else ""
+    seconds = time.perf_counter() - start
+    head = text.splitlines()[0] if text else ""
+    status = next((st for word, st in _HEADS if head.startswith(word)), Status.ERROR)
+    if stopped:
+        status = Status.INTERRUPTED
+    x_out: np.ndarray | None = None
+    objective = bound = None
+    if gave_up and start_x is not None:
+        # CBC was inside a heuristic pass and had found nothing better than the start: that is its incumbent
+        objective = float(model.c @ start_x) + float(model.c0)
+        log.info("cbc: interrupted in a heuristic pass; its incumbent is the start it was given (%s)", objective)
+        return RawResult(Status.INTERRUPTED, "cbc", start_x.copy(), objective, None, seconds,
+                         "interrupted: CBC's incumbent was the start solution it was given")
+    found = re.search(r"objective value\s+(\S+)", head)
+    value = float(found.group(1)) if found else math.inf
+    if status in (Status.OPTIMAL, Status.TIME_LIMIT, Status.INTERRUPTED) and abs(value) < 1e40:
+        x_out = _read_columns(text, model.num_cols)
+        if x_out is not None:
+            objective = float(model.c @ x_out) + float(model.c0)
+    lower = re.search(r"^Lower bound:\s+(\S+)", out, re.MULTILINE)
+    if lower is not None and finite(float(lower.group(1))) is not None:
+        bound = sign * float(lower.group(1)) + float(model.c0)
+    elif status is Status.OPTIMAL:
+        bound = objective
+    if status is Status.OPTIMAL and x_out is None:
+        status = Status.ERROR
+    message = f"cbc: {head.split(' - ')[0].strip().lower() or f'no solution file (exit code {code})'}"
+    if stopped:
+        message = "interrupted: CBC stopped on request" + ("" if x_out is not None else " before it found a solution")
+    if status is Status.ERROR:
+        tail = "\n".join(out.strip().splitlines()[-5:])
+        raise SolverError.at("E0501", f"solver 'cbc' failed ({message})",
+                             notes=[f"note: the end of CBC's log:\n{tail}" if tail else "note: CBC printed nothing",
+                                    "help: run again with --verbose to see the whole log"])
+    if opts.progress is not None:
+        opts.progress(Progress(seconds, objective, bound, gap(objective, bound)))
+    log.info("cbc: %s, objective %s, bound %s, %.2fs", status, objective, bound, seconds)
+    return RawResult(status, "cbc", x_out, objective, bound, seconds, message, None)
+
+
+def _run_program(args: list[str], opts: SolveOptions, model: MatrixModel, has_start: bool
+                 ) -> tuple[str, int, bool, bool]:
+    """Run CBC's program; a stop request sends it SIGINT.  The log, the exit code, whether it was stopped, and
+    whether it was killed :data:`START_GRACE` s after the request with nothing better than its complete start
+    (``has_start``) in its log.
+    """
+    lines: list[str] = []
+    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, errors="replace")
+    gave_up = False
+    stopped = threading.Event()     # on request (Ctrl-C)
+    signalled = threading.Event()   # on request, or by the safety net below
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if opts.verbose:
+                sys.stderr.write(line)
+
+    def interrupt() -> None:
+        signalled.set()
+        with contextlib.suppress(OSError):
+            proc.send_signal(signal.SIGINT)
+
+    def stop() -> None:
+        stopped.set()
+        interrupt()
+
+    reader = threading.Thread(target=read, name="nnmip-cbc-log", daemon=True)
+    reader.start()
+    # a safety net beyond CBC's own limit: the limit plus a minute for reading and writing the files
+    cap = None if opts.time_limit is None else time.monotonic() + float(opts.time_limit) + 60.0 + model.A.nnz * 1e-5
+    try:
+        with STOP.watch(stop):
+            while proc.poll() is None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(0.1)
+                if cap is not None and time.monotonic() > cap:
+                    log.warning("cbc: still running well after its time limit; stopping it")
+                    interrupt()
+                    cap = None
+        if signalled.is_set():
+            asked = time.monotonic()
+            while proc.poll() is None and time.monotonic() - asked < STOP_GRACE:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(0.1)
+                if (has_start and stopped.is_set() and proc.poll() is None
+                        and time.monotonic() - asked > START_GRACE and _improved_on_start(list(lines)) is False):
+                    gave_up = True
+                    proc.kill()
+            if proc.poll() is None:
+                proc.kill()
+    finally:
+        if proc.poll() is None:     # a second Ctrl-C or an error here: never leave CBC running
+            proc.kill()
+            proc.wait()
+        reader.join(5.0)
+    return "".join(lines), int(proc.returncode), stopped.is_set(), gave_up
+
+
+def _read_columns(text: str, n: int) -> np.ndarray | None:
+    """The column values of CBC's solution file (``index name value reduced-cost`` lines after the first)."""
+    x = np.zeros(n, dtype=np.float64)
+    seen = 0
+    for line in text.splitlines()[1:]:
+        parts = line.split()
+        if len(parts) < 3 or not parts[0].isdigit():
+            continue
+        j = int(parts[0])
+        if 0 <= j < n:
+            try:
+                x[j] = float(parts[2])
+            except ValueError:
+                return None
+            seen += 1
+    return x if seen or n == 0 else None

@@ -92,6 +92,10 @@ class ScipBackend:
             m.optimizeNogil()
         name = str(m.getStatus())
         status = STATUS.get(name, Status.ERROR)
+        if name == "userinterrupt" and not STOP.is_set():
+            # Ctrl-C reached SCIP's own handler (SCIP catches SIGINT while it solves, and stops at once): the
+            # rest of the run stops too, as after a stop request
+            STOP.request()
         if STOP.is_set() and status is not Status.OPTIMAL:
             status = Status.INTERRUPTED
         c0 = float(model.c0)
@@ -215,3 +219,4 @@ class ScipBackend:
                 return {}
 
         m.includeEventhdlr(Reporter(), "nnmip_progress", "progress reports")
+

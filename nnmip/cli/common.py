@@ -234,8 +234,16 @@ def explain_status(status: str, loss: str | None, has_network: bool) -> str:
 
 
 def write_json(target: str, data: dict[str, Any], option: str = "--json") -> None:
-    """Write ``data`` as JSON to standard output (``-``) or atomically to a file (see :mod:`nnmip.io.safe`)."""
+    """Write ``data`` as JSON to standard output (``-``) or atomically to a file (see :mod:`nnmip.io.safe`).
+
+    After Ctrl-C (a stop request) the report says so: ``"status": "interrupted"`` and ``"interrupted": true``
+    (what was found before, e.g. a trained network or a certified point, is still reported and was checked).
+    """
     from nnmip.io.safe import write_text
+    from nnmip.solution import STOP
+
+    if STOP.is_set():
+        data = {**data, "status": "interrupted", "interrupted": True}
 
     text = json.dumps(data, indent=2, default=json_default)
     if target == "-":

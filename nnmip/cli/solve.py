@@ -94,12 +94,16 @@ def cmd_solve(a: argparse.Namespace) -> int:
             report.dataset.scaler, report.kept_features)))
     trained: Any = res.ensemble if res.ensemble is not None else res.network
     if trained is not None:
-        if res.ensemble is not None:   # one npz and one ONNX graph for the whole vote
-            from nnmip.io.ensemble import export_ensemble_onnx as export_onnx
+        # one npz and one ONNX graph for the whole vote of an ensemble; the ONNX modules (slow to import: a
+        # second or more on a busy machine, which Ctrl-C would wait for) only when an ONNX file is asked for
+        if res.ensemble is not None:
             from nnmip.io.ensemble import save_ensemble as save_npz
         else:
-            from nnmip.io.onnx import export_onnx
             from nnmip.io.weights import save_npz
+        if a.save_onnx and res.ensemble is not None:
+            from nnmip.io.ensemble import export_ensemble_onnx as export_onnx
+        elif a.save_onnx:
+            from nnmip.io.onnx import export_onnx
         if a.save_weights:
             save_npz(trained, a.save_weights, report.dataset.scaler,
                      extra={"classes": np.asarray(report.dataset.classes)})

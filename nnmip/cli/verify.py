@@ -33,6 +33,7 @@ from nnmip.cli.common import (
     write_json,
 )
 from nnmip.errors import NnmipError, Span
+from nnmip.solution import STOP
 
 
 def _configure(p: argparse.ArgumentParser) -> None:
@@ -323,15 +324,18 @@ def _run_points(a: argparse.Namespace, net: Any, domain: Any, common: dict[str, 
     clean = float(np.mean(net.predict(X) == (y if y is not None else net.predict(X))))
     unknown = sum(1 for r in rows if r.get("result") == "unknown")
     errors = [r for r in rows if r.get("result") == "error"]
+    skipped = sum(1 for r in rows if r.get("result") == "interrupted")
     _say(a, f"robust accuracy {acc:.4f} ({sum(r['robust'] for r in rows)}/{len(rows)}), clean accuracy {clean:.4f}, "
-          f"{unknown} unknown, {len(errors)} errors, {time.perf_counter() - t0:.1f}s")
+          f"{unknown} unknown, {len(errors)} errors, {time.perf_counter() - t0:.1f}s"
+          + (f"; interrupted: {skipped} points not run" if STOP.is_set() else ""))
     for r in errors:
         print(f"error[{r['error']['code']}]: point {r['index']}: {r['error']['message']}", file=sys.stderr)
     if a.json:
-        write_json(a.json, {"robust_accuracy": acc, "clean_accuracy": clean, "eps": a.linf, "points": len(rows),
-                             "unknown": unknown, "errors": len(errors), "seconds": round(time.perf_counter() - t0, 3),
-                             "results": rows})
-    return EXIT_UNSOLVED if unknown or errors else EXIT_OK
+        status = {"status": "interrupted", "not_run": skipped} if STOP.is_set() else {}
+        write_json(a.json, {**status, "robust_accuracy": acc, "clean_accuracy": clean, "eps": a.linf,
+                            "points": len(rows), "unknown": unknown, "errors": len(errors),
+                            "seconds": round(time.perf_counter() - t0, 3), "results": rows})
+    return EXIT_UNSOLVED if unknown or errors or skipped else EXIT_OK
 
 
 def _run_vnnlib(a: argparse.Namespace, net: Any, domain: Any, common: dict[str, Any]) -> int:

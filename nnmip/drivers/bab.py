@@ -49,6 +49,7 @@ from nnmip.ir.network import Network
 from nnmip.ir.ops import Dense, Identity, Input, ReLU
 from nnmip.ir.spec import Case
 from nnmip.passes.bounds import SAFETY
+from nnmip.solution import STOP, stop_on_sigint
 
 log = logging.getLogger(__name__)
 
@@ -448,7 +449,7 @@ def _run_task(t: Task) -> TaskResult:
     leaves_hi: list[FloatArray] = []
     leaves_b: list[FloatArray] = []
     rows = t.rows
-    while stack_lo and time.monotonic() < t_end:
+    while stack_lo and time.monotonic() < t_end and not STOP.is_set():
         lo, hi, dep = np.vstack(stack_lo), np.vstack(stack_hi), np.concatenate(stack_d)
         bnd = np.concatenate(stack_b)
         lo, rest_lo = lo[-BATCH:], lo[:-BATCH]
@@ -577,7 +578,8 @@ def branch_and_bound(chain: Chain, lo: FloatArray, hi: FloatArray, cases: list[C
     worst = -np.inf
     stuck: list[float] = []          # bounds of the leaves the MILP did not settle in time
     check = True
-    pool: Executor | None = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+    pool: Executor | None = ProcessPoolExecutor(max_workers=workers, initializer=stop_on_sigint) \
+        if workers > 1 else None
     pgd_round = 0
     try:
         while F_lo.shape[0]:

@@ -4,11 +4,16 @@ A :class:`Deadline` is created once (from ``--time-limit`` or ``verify(time_limi
 step asks it how much time is left and passes that (or a share of it) to its solver, so the run as a whole ends
 within the budget plus the time one step needs to notice (a solver honours its own limit to within a second
 or so; numpy passes are checked between batches).
+
+A stop request (Ctrl-C, :data:`nnmip.solution.STOP`) ends every deadline at once: the loops that ask
+:meth:`Deadline.left` or :meth:`Deadline.expired` stop as if the time had run out, keeping what they found.
 """
 
 from __future__ import annotations
 
 import time
+
+from nnmip.solution import STOP
 
 
 class Deadline:
@@ -39,11 +44,13 @@ class Deadline:
         return self.end is not None
 
     def left(self) -> float | None:
-        """Seconds left (never negative), ``None`` without a limit."""
+        """Seconds left (never negative), ``None`` without a limit; 0 after a stop request."""
+        if STOP.is_set():
+            return 0.0
         return None if self.end is None else max(self.end - time.monotonic(), 0.0)
 
     def expired(self) -> bool:
-        return self.end is not None and time.monotonic() >= self.end
+        return STOP.is_set() or (self.end is not None and time.monotonic() >= self.end)
 
     def elapsed(self) -> float:
         return time.monotonic() - self.start

@@ -23,6 +23,10 @@ What every executor guarantees
 * **Time limits** belong to the task description and are enforced on the worker: the clock starts when the task
   starts there, not when it was queued.
 * **Progress**: ``progress(state, outcome)`` after every finished task, with the counts done / running / failed.
+* **Ctrl-C** (a stop request, :data:`nnmip.solution.STOP`; serial and local processes): no new task starts; the
+  running tasks are asked to stop (local workers get SIGINT, which stops their solves as it does in this process)
+  and return what they found; every task that never started gets ``E0807``.
+
 * **One thread per task**: tasks run with their BLAS/OpenMP pools (through ``threadpoolctl``) and their solvers
   (``SolveOptions.threads`` when a task does not set it) limited to ``threads`` (default 1), serial runs
   included: one task per core is the parallelism, and a solver's or BLAS's own threads would only spin on the
@@ -64,7 +68,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nnmip.errors import NnmipError
-from nnmip.solution import default_solver_threads
+from nnmip.solution import STOP, default_solver_threads, stop_on_sigint
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +76,8 @@ DASK_HELP = "help: install the extra: pip install 'nnmip[dask]' (or run without 
             "processes)"
 #: attempts a task gets when its worker dies under it (the first run and one retry)
 ATTEMPTS = 2
+#: the code of a task that never started because of a stop request (Ctrl-C)
+INTERRUPTED_CODE = "E0807"
 #: a chunk of tasks should last about this long on its worker (seconds): long enough that the executor's own
 #: cost per message (pickling, a round trip, the scheduler's bookkeeping: about a millisecond) is a few percent
 CHUNK_SECONDS = 0.1
@@ -143,6 +149,7 @@ Progress = Callable[[BatchState, Outcome], None]
 # ------------------------------------------------------------------------------------------------------------
 _SHARED: dict[str, Any] = {}     # the ``shared`` payload of the current batch, unpickled once per worker process
 _LIMITED: list[int | None] = [None]   # the thread limit set in this worker process
+_WORKER: list[bool] = [False]          # whether this process is a worker that took SIGINT as a stop request
 
 
 def _set_shared(token: str, source: bytes | str) -> Any:
@@ -202,8 +209,18 @@ def _limit_threads(threads: int | None) -> None:
     _LIMITED[0] = threads
 
 
+def _as_worker() -> None:
+    """In a worker process (once): SIGINT is a stop request, which stops the running solve (it returns its
+    incumbent) and the rest of its chunk, instead of a ``KeyboardInterrupt``.
+    """
+    if not _WORKER[0]:
+        stop_on_sigint()
+        _WORKER[0] = True
+
+
 def _ready() -> int:
     """A first task for a new worker process: it is up (with the preloaded modules) once this returns."""
+    _as_worker()
     return os.getpid()
 
 
@@ -232,9 +249,14 @@ def _run_chunk(fn: Callable[..., Any], items: list[Any], token: str | None, sour
     driver raises it, as a serial loop would).
     """
     _limit_threads(threads)
+    _as_worker()
+    STOP.clear()    # a chunk is sent only while the batch is not stopped (a worker serves many batches)
     shared = _set_shared(token, source) if token is not None and source is not None else None
-    out = []
+    out: list[tuple[Any, ...]] = []
     for item in items:
+        if STOP.is_set():   # SIGINT from the caller: the rest of the chunk is not run
+            out.append(("interrupted", None, 0.0, 0.0, _worker_name()))
+            continue
         raw = _call(fn, item, shared, with_shared=token is not None)
         out.append(raw)
         if raw[0] == "nnmip":
@@ -273,11 +295,31 @@ class _Chunker:
         return idx
 
 
+def _nothing() -> None:
+    """The cancel hook of a batch: its tasks look at the stop request themselves."""
+
+
+def _not_started(out: Outcome) -> None:
+    out.error = TaskError(INTERRUPTED_CODE, f"task {out.index} was not run: interrupted (Ctrl-C)")
+
+
+def _signal_workers(pool: ProcessPoolExecutor | None) -> None:
+    """SIGINT to the pool's worker processes: each stops its running solve and the rest of its chunk."""
+    import signal
+
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            if proc.pid is not None:
+                os.kill(proc.pid, signal.SIGINT)
+
+
 def _record(out: Outcome, raw: tuple[Any, ...]) -> None:
     kind, payload, out.seconds, out.cpu_seconds, out.worker = raw
     if kind == "nnmip":
         raise payload
-    if kind == "error":
+    if kind == "interrupted":
+        _not_started(out)
+    elif kind == "error":
         out.error = TaskError("E0805", f"task {out.index} failed: {payload}")
     else:
         out.value = payload
@@ -358,9 +400,15 @@ class SerialExecutor(Executor):
         with_shared = has_shared or shared is not None
         state = BatchState(len(items))
         outs = []
-        with task_threads(self.threads):
+        # a batch under way: Ctrl-C is a stop request that keeps what is done, and no task starts after it
+        with task_threads(self.threads), STOP.watch(_nothing):
             for i, item in enumerate(items):
                 out = Outcome(i)
+                if STOP.is_set():
+                    out.attempts = 0
+                    _not_started(out)
+                    outs.append(out)
+                    continue
                 state.running = 1
                 state.chunks += 1
                 _record(out, _call(fn, item, shared, with_shared=with_shared))
@@ -469,8 +517,25 @@ class ProcessExecutor(Executor):
                 outs[i].attempts += 1
             inflight[pool.submit(_run_chunk, fn, [items[i] for i in idx], token, path, self.threads)] = idx
             state.chunks += 1
+        signalled = False
+        under_way = contextlib.ExitStack()
+        under_way.enter_context(STOP.watch(_nothing))   # Ctrl-C now is a stop request that keeps what is done
         try:
             while chunks.left or alone or inflight:
+                if STOP.is_set():
+                    for i in alone:
+                        _not_started(outs[i])
+                        self._finish(state, outs[i], progress)
+                    while chunks.left:
+                        for i in chunks.take():
+                            _not_started(outs[i])
+                            self._finish(state, outs[i], progress)
+                    alone.clear()
+                    if not signalled:   # the running tasks stop their solves and return what they have
+                        signalled = True
+                        _signal_workers(pool)
+                    if not inflight:
+                        break
                 if alone:
                     if not inflight:
                         submit([alone.popleft()])
@@ -478,7 +543,7 @@ class ProcessExecutor(Executor):
                     while chunks.left and len(inflight) < self.jobs:
                         submit(chunks.take())
                 state.running = min(self.jobs, sum(len(v) for v in inflight.values()))
-                done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+                done, _ = wait(list(inflight), timeout=0.2, return_when=FIRST_COMPLETED)
                 crashed: list[int] = []
                 for f in done:
                     idx = inflight.pop(f)
@@ -516,6 +581,7 @@ class ProcessExecutor(Executor):
                 g.cancel()
             raise
         finally:
+            under_way.close()
             if path is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(path)

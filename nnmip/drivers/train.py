@@ -26,7 +26,7 @@ from nnmip.ir.losses import objective_terms
 from nnmip.ir.network import Network
 from nnmip.ir.ops import Sign, Step
 from nnmip.model import MatrixModel
-from nnmip.solution import RawResult, SolveOptions, Status
+from nnmip.solution import STOP, RawResult, SolveOptions, Status
 
 log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float64]
@@ -346,6 +346,9 @@ class Deadline:
     start: float = field(default_factory=time.perf_counter)
 
     def remaining(self) -> float | None:
+        """Seconds left (None: unlimited); 0 after a stop request (Ctrl-C)."""
+        if STOP.is_set():
+            return 0.0
         return None if self.total is None else self.total - (time.perf_counter() - self.start)
 
     def limit(self, share: float = 1.0, floor: float = 0.1) -> float | None:

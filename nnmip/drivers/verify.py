@@ -846,10 +846,11 @@ def robust_accuracy(net: Network, X: FloatArray, y: npt.ArrayLike | None, eps: f
     None) and the ball is certified.  A misclassified point is not verified.  The points are tasks of
     ``executor`` (:mod:`nnmip.drivers.executor`; default serial), each running :func:`verify_point`; every
     counterexample that comes back is re-checked here by the forward pass.  A point whose task has no answer
-    (its worker was lost twice) gets ``result: "error"`` and the error.  ``progress(state, outcome)`` follows
+    (its worker was lost twice) gets ``result: "error"`` and the error; a point that never ran because of a stop
+    request (Ctrl-C) gets ``result: "interrupted"``.  ``progress(state, outcome)`` follows
     :data:`nnmip.drivers.executor.Progress`.
     """
-    from nnmip.drivers.executor import SerialExecutor
+    from nnmip.drivers.executor import INTERRUPTED_CODE, SerialExecutor
     from nnmip.drivers.train import _real_array
     from nnmip.ir.spec import _radius
 
@@ -882,7 +883,10 @@ def robust_accuracy(net: Network, X: FloatArray, y: npt.ArrayLike | None, eps: f
     outcomes = ex.map(verify_point, tasks, shared=net, progress=progress)
     rows: list[dict[str, Any]] = []
     for i, out in enumerate(outcomes):
-        if out.error is not None:
+        if out.error is not None and out.error.code == INTERRUPTED_CODE:   # Ctrl-C came before this point ran
+            row = {"index": i, "label": int(labels[i]), "predicted": int(pred[i]), "result": "interrupted",
+                   "robust": False}
+        elif out.error is not None:
             row = {"index": i, "label": int(labels[i]), "predicted": int(pred[i]), "result": "error",
                    "robust": False, "error": out.error.to_dict()}
         else:

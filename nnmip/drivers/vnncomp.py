@@ -14,10 +14,12 @@ is in the summary).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -29,6 +31,7 @@ from typing import Any
 from nnmip.drivers.executor import THREAD_ENV
 from nnmip.errors import DataError
 from nnmip.io.safe import write_text
+from nnmip.solution import STOP
 
 #: seconds a verify process may run past its timeout before it is ended
 KILL_GRACE = 10.0
@@ -155,13 +158,24 @@ def run_instance(task: Task) -> InstanceResult:
     env = dict(os.environ)
     if task.threads is not None:     # the instance's own process: BLAS and OpenMP read these when they load
         env.update({var: str(task.threads) for var in THREAD_ENV})
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=task.time_limit + KILL_GRACE, env=env)
-        code = p.returncode
-        err = p.stderr.strip()
-    except subprocess.TimeoutExpired as exc:
-        killed = True
-        err = (exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")).strip()
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as p:
+        def stop() -> None:     # Ctrl-C: the instance stops its solve and writes its answer (exit code 130)
+            with contextlib.suppress(OSError):
+                p.send_signal(signal.SIGINT)
+
+        try:
+            with STOP.watch(stop):
+                _, err = p.communicate(timeout=task.time_limit + KILL_GRACE)
+            code = p.returncode
+            err = err.strip()
+        except subprocess.TimeoutExpired:
+            killed = True
+            p.kill()
+            _, err = p.communicate()
+            err = (err or "").strip()
+        except BaseException:   # a second Ctrl-C: never leave the instance running
+            p.kill()
+            raise
     seconds = time.monotonic() - t0
     answer = ""
     if res_file.is_file():
@@ -193,7 +207,7 @@ def run_instances(tasks: Sequence[Task], jobs: int = 1, progress: Callable[[Inst
     """Run the tasks on :func:`nnmip.drivers.executor.make_executor` (``jobs`` local processes, or a Dask
     ``scheduler``), ``jobs`` instances at a time; one result per task, in order.
     """
-    from nnmip.drivers.executor import BatchState, Outcome, make_executor, unwrap
+    from nnmip.drivers.executor import INTERRUPTED_CODE, BatchState, Outcome, make_executor, unwrap
 
     def report(state: BatchState, out: Outcome) -> None:
         if progress is not None and out.ok:
@@ -201,7 +215,8 @@ def run_instances(tasks: Sequence[Task], jobs: int = 1, progress: Callable[[Inst
 
     with make_executor(jobs=max(1, jobs), scheduler=scheduler, threads=None) as ex:
         outcomes = ex.map(run_instance, list(tasks), progress=report)
-    return unwrap(outcomes)
+    # after Ctrl-C the instances that never started are left out (the summary covers those that ran)
+    return unwrap([o for o in outcomes if o.error is None or o.error.code != INTERRUPTED_CODE])
 
 
 def select(instances: list[Instance], sample: int | None, seed: int) -> list[Instance]:
@@ -237,7 +252,9 @@ def run_family(bench: str | os.PathLike[str], *, instances_csv: str | os.PathLik
     results = run_instances(tasks, jobs, progress, scheduler)
     write_summary(out, results, {"bench": str(b), "instances": str(csv_path), "jobs": jobs, "workers": workers,
                                  "timeout": timeout, "timeout_scale": timeout_scale, "sample": sample, "seed": seed,
-                                 "solver": solver, "threads": threads, "seconds": round(time.monotonic() - t0, 2)})
+                                 "solver": solver, "threads": threads, "seconds": round(time.monotonic() - t0, 2),
+                                 **({"interrupted": True, "not_run": len(tasks) - len(results)}
+                                    if STOP.is_set() else {})})
     return results, out
 
 

@@ -32,6 +32,7 @@ from nnmip.ir.network import Network, node_interval
 from nnmip.ir.ops import Dense, Identity, Input, MaxPool, Op, ReLU, Sign, Step, Sum
 from nnmip.ir.spec import Region
 from nnmip.model import MatrixModel
+from nnmip.solution import STOP
 
 log = logging.getLogger(__name__)
 
@@ -403,8 +404,8 @@ def tighten_bounds(net: Network, region: Region, *, method: str = "lp", bounds: 
     """Interval bounds, then LP (or MILP) bounds for the units that interval arithmetic leaves unstable.
 
     Layers are processed in order, so each LP sees the bounds (and the stable units) proven for the layers
-    before it.  ``time_limit`` caps the whole pass; units not reached keep their interval bounds
-    (``complete`` is then False).  Returns a :class:`BoundReport`.
+    before it.  ``time_limit`` caps the whole pass, and a stop request (Ctrl-C) ends it; units not reached keep
+    their interval bounds (``complete`` is then False).  Returns a :class:`BoundReport`.
     """
     from nnmip.errors import ParameterError, check_instance, check_number
 
@@ -459,7 +460,7 @@ def tighten_bounds(net: Network, region: Region, *, method: str = "lp", bounds: 
         if method == "symbolic":
             continue
         left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
-        if todo.size == 0 or (left is not None and left <= 0):
+        if todo.size == 0 or (left is not None and left <= 0) or STOP.is_set():   # time up, or Ctrl-C
             rep.complete &= todo.size == 0
             continue
         fm = build_fixed_model(net, region, bm, upto=n, method=method_map)
@@ -488,7 +489,7 @@ def _lp_pass(model: MatrixModel, cols: npt.NDArray[np.int64], todo: npt.NDArray[
     ses = LpBounds(model, left, solver)
     done = 0
     for i in todo:
-        if time_limit is not None and time.perf_counter() - t0 > time_limit:
+        if (time_limit is not None and time.perf_counter() - t0 > time_limit) or STOP.is_set():
             break
         j = int(cols[i])
         up = ses.maximize({j: 1.0})
@@ -515,7 +516,7 @@ def _milp_pass(net: Network, fm: Any, node: str, cols: npt.NDArray[np.int64], to
     model = fm.model
     for i in todo:
         left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
-        if left is not None and left <= 0:
+        if (left is not None and left <= 0) or STOP.is_set():
             break
         j = int(cols[i])
         for direction in (1.0, -1.0):

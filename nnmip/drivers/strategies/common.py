@@ -18,7 +18,7 @@ from nnmip.drivers.train import TrainResult
 from nnmip.ir.losses import data_loss, objective_terms
 from nnmip.ir.network import Network
 from nnmip.ir.ops import Dense, Sign, Step
-from nnmip.solution import SolveOptions, Status
+from nnmip.solution import STOP, SolveOptions, Status
 
 log = logging.getLogger("nnmip.drivers.strategies")
 FloatArray = npt.NDArray[np.float64]
@@ -108,6 +108,9 @@ class Budget:
         return time.perf_counter() - self.start
 
     def remaining(self) -> float | None:
+        """Seconds left of the whole budget (None: unlimited); 0 after a stop request (Ctrl-C)."""
+        if STOP.is_set():
+            return 0.0
         return None if self.total is None else self.total - self.elapsed()
 
     def exhausted(self) -> bool:
