@@ -343,7 +343,8 @@ def test_process_batch_stops_its_workers_and_starts_no_task_after_a_stop_request
     timer.start()
     t0 = time.perf_counter()
     try:
-        outs = ProcessExecutor(2).map(wait_for_stop, range(6))
+        with ProcessExecutor(2) as ex:
+            outs = ex.map(wait_for_stop, range(6))
     finally:
         timer.cancel()
         STOP.clear()
