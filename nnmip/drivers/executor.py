@@ -26,7 +26,6 @@ What every executor guarantees
 * **Ctrl-C** (a stop request, :data:`nnmip.solution.STOP`; serial and local processes): no new task starts; the
   running tasks are asked to stop (local workers get SIGINT, which stops their solves as it does in this process)
   and return what they found; every task that never started gets ``E0807``.
-
 * **One thread per task**: tasks run with their BLAS/OpenMP pools (through ``threadpoolctl``) and their solvers
   (``SolveOptions.threads`` when a task does not set it) limited to ``threads`` (default 1), serial runs
   included: one task per core is the parallelism, and a solver's or BLAS's own threads would only spin on the
