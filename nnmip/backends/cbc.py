@@ -1,8 +1,9 @@
 """CBC backend through python-mip: ``add_var`` per column and one tight loop adding the CSR rows.
 
-A MILP is solved by CBC's own program (the ``cbc`` executable that ships with python-mip's CBC build) on the model
-python-mip writes: CBC honours an interrupt there (it stops its search and writes its incumbent), which the library
-interface cannot do.  A stop request (:data:`nnmip.solution.STOP`) sends that program SIGINT; the incumbent it
+With ``NNMIP_CBC_PROGRAM=1`` in the environment (opt-in, not yet the default: it has not passed every training
+test of the in-process path), a MILP is solved by CBC's own program (the ``cbc`` executable that ships with
+python-mip's CBC build) on the model python-mip writes: CBC honours an interrupt there (it stops its search and
+writes its incumbent), which the library interface cannot do.  A stop request (:data:`nnmip.solution.STOP`) sends that program SIGINT; the incumbent it
 writes (with 17 significant digits) comes back with ``Status.INTERRUPTED``.  LPs, and MILPs with python-mip model
 attributes among the solver options (``cuts``, ``emphasis`` ...), are solved in process by python-mip.
 """
@@ -300,7 +301,7 @@ def _improved_on_start(lines: list[str]) -> bool | None:
 
 def _program() -> str | None:
     """CBC's executable from the build python-mip loads (``cbcbox``), or None when there is none."""
-    if os.environ.get("NNMIP_CBC_IN_PROCESS"):
+    if os.environ.get("NNMIP_CBC_PROGRAM", "") not in ("1", "yes", "true"):
         return None
     try:
         import cbcbox  # type: ignore[import-not-found, import-untyped, unused-ignore]
