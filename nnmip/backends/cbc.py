@@ -3,9 +3,10 @@
 With ``NNMIP_CBC_PROGRAM=1`` in the environment (opt-in, not yet the default: it has not passed every training
 test of the in-process path), a MILP is solved by CBC's own program (the ``cbc`` executable that ships with
 python-mip's CBC build) on the model python-mip writes: CBC honours an interrupt there (it stops its search and
-writes its incumbent), which the library interface cannot do.  A stop request (:data:`nnmip.solution.STOP`) sends that program SIGINT; the incumbent it
-writes (with 17 significant digits) comes back with ``Status.INTERRUPTED``.  LPs, and MILPs with python-mip model
-attributes among the solver options (``cuts``, ``emphasis`` ...), are solved in process by python-mip.
+writes its incumbent), which the library interface cannot do.  A stop request (:data:`nnmip.solution.STOP`)
+sends that program SIGINT; the incumbent it writes (with 17 significant digits) comes back with
+``Status.INTERRUPTED``.  LPs, and MILPs with python-mip model attributes among the solver options (``cuts``,
+``emphasis`` ...), are solved in process by python-mip.
 """
 
 from __future__ import annotations
