@@ -56,27 +56,15 @@ def dask_cluster() -> Iterator[Executor]:
     ex.close()
 
 
-@pytest.fixture(params=["serial", "processes", "dask"])
-def executor(request: pytest.FixtureRequest) -> Iterator[Executor]:
+def _executors(request: pytest.FixtureRequest, fresh_cluster: bool) -> Iterator[Executor]:
+    """The executor of ``request.param``; for Dask the module's LocalCluster, or a fresh one."""
     if request.param == "serial":
         yield SerialExecutor()
     elif request.param == "processes":
         with ProcessExecutor(2) as ex:
             yield ex
-    else:
+    elif not fresh_cluster:
         yield request.getfixturevalue("dask_cluster")
-
-
-@pytest.fixture(params=["serial", "processes", "dask"])
-def killing_executor(request: pytest.FixtureRequest) -> Iterator[Executor]:
-    """Like ``executor``, but a fresh LocalCluster for each test whose tasks end their worker processes: the
-    nanny's restarts of one test do not carry over to the next.
-    """
-    if request.param == "serial":
-        yield SerialExecutor()
-    elif request.param == "processes":
-        with ProcessExecutor(2) as ex:
-            yield ex
     else:
         pytest.importorskip("distributed", reason="Dask distributed is not installed (pip install 'nnmip[dask]')")
         from nnmip.drivers.executor import DaskExecutor
@@ -86,6 +74,19 @@ def killing_executor(request: pytest.FixtureRequest) -> Iterator[Executor]:
             yield ex
         finally:
             ex.close()
+
+
+@pytest.fixture(params=["serial", "processes", "dask"])
+def executor(request: pytest.FixtureRequest) -> Iterator[Executor]:
+    yield from _executors(request, fresh_cluster=False)
+
+
+@pytest.fixture(params=["serial", "processes", "dask"])
+def killing_executor(request: pytest.FixtureRequest) -> Iterator[Executor]:
+    """Like ``executor``, but a fresh LocalCluster for each test whose tasks end their worker processes: the
+    nanny's restarts of one test do not carry over to the next.
+    """
+    yield from _executors(request, fresh_cluster=True)
 
 
 def test_values_in_order_with_progress(executor: Executor) -> None:
