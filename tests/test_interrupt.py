@@ -39,7 +39,7 @@ CSV = ROOT / "examples" / "data" / "breast-cancer-wisconsin.csv"
 
 def start(tmp: Path, solver: str, n: int, *extra: str) -> subprocess.Popen[str]:
     (tmp / "hard.nnmip").write_text(HARD.format(csv=CSV.as_posix(), n=n), encoding="utf-8")
-    env = dict(os.environ, PYTHONPATH=str(ROOT), NNMIP_CBC_PROGRAM="1")     # CBC: its own program (opt-in)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.Popen([sys.executable, "-m", "nnmip.cli", "solve", "hard.nnmip", "--solver", solver,
                              "--json", "r.json", "--save-weights", "w.npz", *extra], cwd=tmp, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -1,17 +1,19 @@
-"""CBC backend through python-mip: ``add_var`` per column and one tight loop adding the CSR rows.
+"""CBC backend: a MILP by CBC's own program on an MPS file, LPs in process through python-mip (``add_var`` per
+column and one tight loop adding the CSR rows).
 
-With ``NNMIP_CBC_PROGRAM=1`` in the environment (opt-in, not yet the default: it has not passed every training
-test of the in-process path), a MILP is solved by CBC's own program (the ``cbc`` executable that ships with
-python-mip's CBC build) on the model python-mip writes: CBC honours an interrupt there (it stops its search and
-writes its incumbent), which the library interface cannot do.  A stop request (:data:`nnmip.solution.STOP`)
-sends that program SIGINT; the incumbent it writes (with 17 significant digits) comes back with
-``Status.INTERRUPTED``.  LPs, and MILPs with python-mip model attributes among the solver options (``cuts``,
-``emphasis`` ...), are solved in process by python-mip.
+A MILP is solved by CBC's own program (the ``cbc`` executable that ships with python-mip's CBC build,
+``cbcbox``) on the model written by :func:`nnmip.io.mps.write_mps` (every number as ``repr(float)``): CBC honours
+an interrupt there (it stops its search and writes its incumbent), which the library interface cannot do.  A stop
+request (:data:`nnmip.solution.STOP`) sends that program SIGINT; the incumbent it writes (with 17 significant
+digits) comes back with ``Status.INTERRUPTED``.  LPs, MILPs with python-mip model attributes among the solver
+options (``cuts``, ``emphasis`` ...), and every MILP when ``NNMIP_CBC_PROGRAM=0`` is in the environment (or when
+the program is missing) are solved in process by python-mip.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import math
 import os
@@ -100,7 +102,7 @@ class CbcBackend:
         if program is not None:
             if native:
                 _check_native(mip, native)
-            return _solve_program(mip, program, model, opts, native, start)
+            return _solve_program(program, model, opts, native, start)
 
         m = mip.Model(name=model.name, sense=mip.MAXIMIZE if model.sense == "max" else mip.MINIMIZE,
                       solver_name=mip.CBC)
@@ -301,8 +303,10 @@ def _improved_on_start(lines: list[str]) -> bool | None:
 
 
 def _program() -> str | None:
-    """CBC's executable from the build python-mip loads (``cbcbox``), or None when there is none."""
-    if os.environ.get("NNMIP_CBC_PROGRAM", "") not in ("1", "yes", "true"):
+    """CBC's executable from the build python-mip loads (``cbcbox``), or None when there is none or
+    ``NNMIP_CBC_PROGRAM`` is ``0``, ``no`` or ``false``.
+    """
+    if os.environ.get("NNMIP_CBC_PROGRAM", "").strip().lower() in ("0", "no", "false"):
         return None
     try:
         import cbcbox  # type: ignore[import-not-found, import-untyped, unused-ignore]
@@ -313,22 +317,31 @@ def _program() -> str | None:
     return path if os.path.isfile(path) and os.access(path, os.X_OK) else None
 
 
-def _solve_program(mip: Any, program: str, model: MatrixModel, opts: SolveOptions, native: dict[str, str],
+def _solve_program(program: str, model: MatrixModel, opts: SolveOptions, native: dict[str, str],
                    start: float) -> RawResult:
-    """Solve the MILP with CBC's program on the MPS file python-mip writes (see the module docstring)."""
+    """Solve the MILP with CBC's program on the model written as MPS (see the module docstring)."""
+    from nnmip.io.mps import write_mps
+
     sign = -1.0 if model.sense == "max" else 1.0      # CBC's program minimises: a maximum is the minimum of -c
-    m = mip.Model(name="nnmip", sense=mip.MINIMIZE, solver_name=mip.CBC)
-    m.verbose = 0
-    x = CbcBackend._build(mip, m, model.replace(c=sign * model.c, sense="min"))
+    # nnmip's own MPS writer: every number as repr(float), so CBC solves exactly our model (python-mip's writer
+    # keeps about ten significant digits, and a solution of the rounded model can miss the forward pass); the
+    # plain names c0, c1, ... keep the file small and are what the start file names
+    binary = model.vtype == "B"         # as python-mip takes them: a binary column's bounds within [0, 1]
+    plain = model.replace(c=sign * model.c, c0=0.0, sense="min", col_blocks=(), row_blocks=(), notes=(),
+                          name="nnmip", col_lb=np.where(binary, np.maximum(model.col_lb, 0.0), model.col_lb),
+                          col_ub=np.where(binary, np.minimum(model.col_ub, 1.0), model.col_ub))
     with tempfile.TemporaryDirectory(prefix="nnmip-cbc-") as tmp:
         folder = Path(tmp)
-        with captured():
-            m.write(str(folder / "model.mps"))
-        written = sorted(folder.glob("model.mps*"))
-        if not written:
-            raise SolverError.at("E0501", "solver 'cbc' could not write the model for its program",
-                                 notes=["help: check the space in the temporary folder (TMPDIR)"])
-        args = [program, str(written[0]), "-integerTolerance", repr(_TOL), "-primalTolerance", repr(_TOL)]
+        try:
+            buf = io.StringIO()
+            write_mps(plain, buf)
+            # CBC's program reads fixed-format MPS unless the NAME line ends in FREE
+            text = buf.getvalue().replace("\nNAME nnmip\n", "\nNAME nnmip FREE\n", 1)
+            (folder / "model.mps").write_text(text, encoding="ascii")
+        except OSError as exc:
+            raise SolverError.at("E0501", f"solver 'cbc' could not write the model for its program: {exc}",
+                                 notes=["help: check the space in the temporary folder (TMPDIR)"]) from None
+        args = [program, str(folder / "model.mps"), "-integerTolerance", repr(_TOL), "-primalTolerance", repr(_TOL)]
         if opts.time_limit is not None:
             args += ["-seconds", repr(max(float(opts.time_limit), 0.01))]
         if opts.mip_gap is not None:
@@ -344,7 +357,7 @@ def _solve_program(mip: Any, program: str, model: MatrixModel, opts: SolveOption
                 raise ValueError(f"warm start has shape {ws.shape}, expected ({model.num_cols},)")
             known = np.flatnonzero((model.vtype != "C") & ~np.isnan(ws))
             if known.size:
-                lines = [f"{i} {x[j].name} {float(ws[j])!r}" for i, j in enumerate(known.tolist())]
+                lines = [f"{i} c{j} {float(ws[j])!r}" for i, j in enumerate(known.tolist())]
                 (folder / "start.txt").write_text("Feasible solution - objective 0\n" + "\n".join(lines) + "\n")
                 args += ["-mipStart", str(folder / "start.txt")]
         solution = folder / "solution.txt"
@@ -416,7 +429,7 @@ def _run_program(args: list[str], opts: SolveOptions, model: MatrixModel, has_st
         for line in proc.stdout:
             lines.append(line)
             if opts.verbose:
-                sys.stderr.write(line)
+                sys.stdout.write(line)   # where the in-process solvers print their logs
 
     def interrupt() -> None:
         signalled.set()
@@ -464,7 +477,7 @@ def _read_columns(text: str, n: int) -> np.ndarray | None:
     x = np.zeros(n, dtype=np.float64)
     seen = 0
     for line in text.splitlines()[1:]:
-        parts = line.split()
+        parts = line.removeprefix("**").split()   # "**" marks a value CBC finds infeasible; it is still the value
         if len(parts) < 3 or not parts[0].isdigit():
             continue
         j = int(parts[0])
