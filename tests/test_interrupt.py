@@ -172,6 +172,49 @@ def test_sigint_during_a_long_solve_keeps_the_incumbent(tmp_path: Path, solver: 
     assert check_interrupted(p, tmp_path, need_incumbent=True) < (CBC_STOP if solver == "cbc" else 5.0)
 
 
+def _hard_verification(tmp: Path) -> None:
+    """A 20-64-64-2 ReLU network and a property just past its largest margin (unsat, about 40 s for Gurobi)."""
+    from nnmip import export_onnx
+    from nnmip.drivers.verify import network_from_layers
+
+    rng = np.random.default_rng(100)
+    layers = []
+    for a, b in ((20, 64), (64, 64), (64, 2)):
+        W = (rng.normal(size=(b, a)) * np.sqrt(2.0 / a)).astype(np.float32).astype(np.float64)
+        layers.append((W, (rng.normal(size=b) * 0.05).astype(np.float32).astype(np.float64)))
+    net = network_from_layers(layers)
+    export_onnx(net, tmp / "n.onnx")
+    x0 = np.random.default_rng(0).random(20)
+    c = int(np.argmax(net.forward(x0[None, :])[0]))
+    lo, hi = np.clip(x0 - 0.25, 0.0, 1.0), np.clip(x0 + 0.25, 0.0, 1.0)
+    text = [f"(declare-const X_{i} Real)" for i in range(20)] + ["(declare-const Y_0 Real)", "(declare-const Y_1 Real)"]
+    text += [f"(assert (>= X_{i} {float(lo[i])!r}))\n(assert (<= X_{i} {float(hi[i])!r}))" for i in range(20)]
+    text.append(f"(assert (>= (- Y_{1 - c} Y_{c}) 0.66))")
+    (tmp / "p.vnnlib").write_text("\n".join(text) + "\n", encoding="utf-8")
+
+
+def test_sigint_during_a_gurobi_verification_exits_130(tmp_path: Path) -> None:
+    """Gurobi catches SIGINT itself while it optimizes and stops; the run must stop too: exit 130, the JSON
+    marked interrupted with the bound reached (a 114-binary model: within the size-limited pip licence)."""
+    if not has_module("gurobipy"):
+        pytest.skip("gurobipy is not installed")
+    _hard_verification(tmp_path)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    p = subprocess.Popen([sys.executable, "-m", "nnmip.cli", "verify", "--onnx", "n.onnx", "--vnnlib", "p.vnnlib",
+                          "--solver", "gurobi", "--bab", "off", "--threads", "1", "--json", "r.json"],
+                         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(p, "  gurobi:", 60)   # the first progress line
+    time.sleep(8.0)                # the bounds take about a second; then Gurobi runs for about 40 s
+    assert p.poll() is None, "the solve ended before the interrupt"
+    seconds = interrupt(p)
+    rest = p.stderr.read() if p.stderr else ""
+    assert p.returncode == 130, rest[-2000:]
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["interrupted"] is True
+    assert report["result"] == "unknown"
+    assert seconds < 5.0, seconds
+
+
 def test_sigint_while_the_modules_load_exits_quietly(tmp_path: Path) -> None:
     """Ctrl-C while nnmip's modules load: exit code 130 and one line, no traceback.  ``-X importtime`` reports
     each module as it finishes loading: the signal goes out once nnmip's start-up module is in, while the

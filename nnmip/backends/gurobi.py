@@ -144,6 +144,10 @@ class GurobiBackend:
                 m.reset()
                 m.optimize(callback)
         status = STATUS.get(m.Status, Status.ERROR)
+        if status is Status.INTERRUPTED and not STOP.is_set():
+            # Ctrl-C reached Gurobi's own handler (Gurobi catches SIGINT while it optimizes and stops): the rest
+            # of the run stops too, as after a stop request
+            STOP.request()
         x_out, objective, bound = None, None, None
         if m.SolCount > 0 and status in (Status.OPTIMAL, Status.TIME_LIMIT, Status.INTERRUPTED, Status.ERROR):
             x_out = np.asarray(x.X, dtype=np.float64)

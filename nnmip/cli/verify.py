@@ -26,6 +26,7 @@ import numpy as np
 from nnmip.cli.common import (
     EXIT_OK,
     EXIT_UNSOLVED,
+    ProgressPrinter,
     add_executor_args,
     add_solver_args,
     command,
@@ -233,6 +234,8 @@ def _verify_loaded(a: argparse.Namespace, deadline: Any, ex: Any) -> int:
     common = {"solver": solver, "deadline": deadline, "tighten": a.tighten or "auto", "options": opts,
               "bab": a.bab, "workers": max(1, a.workers), "method": _method(a)}
     domain = None if a.domain is None else (np.full(net.n_inputs, a.domain[0]), np.full(net.n_inputs, a.domain[1]))
+    if not a.points:    # one question: the solver's progress on stderr (a batch reports its tasks instead)
+        opts.progress = ProgressPrinter(not a.quiet, solver)
     if a.vnnlib:
         return _run_vnnlib(a, net, domain, common)
     if a.points:
@@ -289,7 +292,8 @@ def _run_point(a: argparse.Namespace, net: Any, x0: np.ndarray, domain: Any, com
         label = a.label if a.label is not None else int(net.predict(x0[None, :])[0])
         prop = vs.classified(label)
     try:
-        return verify(net, _sets(a, x0), prop, domain=domain, **common)
+        with common["options"].progress:
+            return verify(net, _sets(a, x0), prop, domain=domain, **common)
     except NnmipError as exc:
         if exc.diagnostics and exc.diagnostics[0].code in ("E0410", "E0133") and not exc.diagnostics[0].span.known:
             d = exc.diagnostics[0]
@@ -343,7 +347,8 @@ def _run_vnnlib(a: argparse.Namespace, net: Any, domain: Any, common: dict[str, 
     from nnmip.io.vnnlib import format_counterexample, parse_vnnlib
 
     vp = parse_vnnlib(a.vnnlib)
-    r = verify_vnnlib(net, vp, domain=domain, **common)
+    with common["options"].progress:
+        r = verify_vnnlib(net, vp, domain=domain, **common)
     _say(a, r.vnn_answer)
     if not a.quiet:
         print(_summary(r), file=sys.stderr)
