@@ -358,6 +358,33 @@ def test_process_batch_stops_its_workers_and_starts_no_task_after_a_stop_request
     assert all(o.error is not None and o.error.code == "E0807" for o in outs if o not in ran)
 
 
+def test_dask_batch_stops_its_workers_and_keeps_what_they_return(dask_cluster: Any) -> None:
+    """On a Dask cluster a stop request in the caller reaches the running tasks on the workers (``Client.run``
+    sets their STOP), their answers come back, and no queued task starts: the batch ends long before 60 s."""
+    import threading
+    import time
+
+    from nnmip.solution import STOP
+
+    dask_cluster.map(tiny, range(2))                # the workers are up
+    timer = threading.Timer(2.0, STOP.request)
+    timer.start()
+    t0 = time.perf_counter()
+    try:
+        outs = dask_cluster.map(wait_for_stop, range(6))
+    finally:
+        timer.cancel()
+        STOP.clear()
+    seconds = time.perf_counter() - t0
+    assert seconds < 20.0, seconds
+    ran = [o for o in outs if o.error is None]
+    assert ran                                          # the running tasks' answers are kept
+    assert all(o.value == "stopped" for o in ran)
+    assert len(ran) <= 2
+    assert all(o.error is not None and o.error.code == "E0807" for o in outs if o not in ran)
+    assert [o.value for o in dask_cluster.map(tiny, range(3))] == [0, 3, 6]   # the cluster serves the next batch
+
+
 def test_robust_accuracy_reports_points_not_run_after_ctrl_c() -> None:
     from nnmip.drivers.executor import TaskError
 

@@ -688,6 +688,11 @@ class DaskExecutor(Executor):
         alone: set[Any] = set()          # keys of chunks of one item split off a chunk whose worker died twice
         queue = distributed.as_completed(with_results=True, raise_errors=False)
         serial = iter(range(1 << 62))
+        closed = [False] * n
+
+        def fin(out: Outcome) -> None:
+            closed[out.index] = True
+            self._finish(state, out, progress, slots, n)
 
         def submit(idx: list[int], single: bool = False) -> None:
             fut = self.client.submit(_run_chunk, fn, [items[i] for i in idx], token, source, self.threads,
@@ -703,35 +708,65 @@ class DaskExecutor(Executor):
             # up to two chunks per worker thread: the next one waits on the scheduler, not on a worker
             while chunks.left and queue.count() < 2 * slots:
                 submit(chunks.take())
+
+        stop_asked = 0.0
+
+        def take(fut: Any, res: Any) -> None:
+            idx = where[fut.key]
+            if isinstance(res, BaseException) or fut.status == "error":
+                exc = res if isinstance(res, BaseException) else fut.exception()
+                if type(exc).__name__ == "KilledWorker" and len(idx) > 1 and not stop_asked:
+                    log.warning("the workers of tasks %s died twice; running them again one at a time", idx)
+                    for i in idx:
+                        submit([i], single=True)
+                    return
+                for i in idx:
+                    if type(exc).__name__ == "KilledWorker":
+                        outs[i].attempts = ATTEMPTS
+                        _lost(outs[i], "its Dask worker died")
+                    else:
+                        outs[i].error = TaskError("E0805", f"task {i} failed: {type(exc).__name__}: {exc}")
+                    fin(outs[i])
+            else:
+                for i, raw in zip(idx, res, strict=False):
+                    _record(outs[i], raw)
+                    chunks.record(outs[i].seconds)
+                    fin(outs[i])
+
+        under_way = contextlib.ExitStack()
+        under_way.enter_context(STOP.watch(_nothing))   # Ctrl-C now is a stop request that keeps what is done
         try:
             top_up()
-            for fut, res in queue:
-                idx = where[fut.key]
-                if isinstance(res, BaseException) or fut.status == "error":
-                    exc = res if isinstance(res, BaseException) else fut.exception()
-                    if type(exc).__name__ == "KilledWorker" and len(idx) > 1:
-                        log.warning("the workers of tasks %s died twice; running them again one at a time", idx)
-                        for i in idx:
-                            submit([i], single=True)
-                        continue
-                    for i in idx:
-                        if type(exc).__name__ == "KilledWorker":
-                            outs[i].attempts = ATTEMPTS
-                            _lost(outs[i], "its Dask worker died")
-                        else:
-                            outs[i].error = TaskError("E0805", f"task {i} failed: {type(exc).__name__}: {exc}")
-                        self._finish(state, outs[i], progress, slots, n)
-                else:
-                    for i, raw in zip(idx, res, strict=False):
-                        _record(outs[i], raw)
-                        chunks.record(outs[i].seconds)
-                        self._finish(state, outs[i], progress, slots, n)
-                top_up()
+            while not queue.is_empty():
+                if STOP.is_set() and not stop_asked:
+                    # no new chunk; the workers stop their running solves and send back what they have
+                    stop_asked = time.monotonic()
+                    while chunks.left:
+                        for i in chunks.take():
+                            _not_started(outs[i])
+                            fin(outs[i])
+                    with contextlib.suppress(Exception):
+                        self.client.run(_stop_worker)
+                if stop_asked and time.monotonic() - stop_asked > DASK_STOP_GRACE:
+                    break
+                if not queue.has_ready():
+                    time.sleep(0.05)
+                    continue
+                for fut, res in queue.next_batch(block=False):
+                    take(fut, res)
+                if not stop_asked:
+                    top_up()
+            if stop_asked:   # the chunks that did not come back in time
+                for out in outs:
+                    if not closed[out.index]:
+                        _not_started(out)
+                        fin(out)
             for key, lost in self._lost_counts([f.key for f in futures]).items():
                 for i in where[key]:
                     if outs[i].ok:
                         outs[i].attempts = (ATTEMPTS if key in alone else 0) + 1 + lost
         finally:
+            under_way.close()
             self.client.cancel([f for f in futures if not f.done()])
             for f in futures:
                 f.release()
@@ -762,6 +797,15 @@ class DaskExecutor(Executor):
             del self.client
         if cluster is not None:
             cluster.close()
+
+
+#: seconds the Dask workers get, after a stop request, to stop their running solves and send back what they have
+DASK_STOP_GRACE = 10.0
+
+
+def _stop_worker() -> None:
+    """On a Dask worker process (``Client.run``): the stop request, as Ctrl-C gives a local worker."""
+    STOP.request()
 
 
 def _suspicious(keys: list[Any], dask_scheduler: Any = None) -> dict[Any, int]:
