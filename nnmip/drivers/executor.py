@@ -242,13 +242,20 @@ def _call(fn: Callable[..., Any], item: Any, shared: Any = None, with_shared: bo
     return ("ok", value, *tail())
 
 
+#: on a Dask worker: the batches stopped by their caller (:func:`_stop_worker`); a chunk of one of them that starts
+#: later runs nothing
+_STOPPED: set[str] = set()
+
+
 def _run_chunk(fn: Callable[..., Any], items: list[Any], token: str | None, source: bytes | str | None,
-               threads: int | None) -> list[tuple[Any, ...]]:
+               threads: int | None, batch: str | None = None) -> list[tuple[Any, ...]]:
     """On a worker: the items of one chunk in order, one :func:`_call` each; stops after an input error (the
     driver raises it, as a serial loop would).
     """
     _limit_threads(threads)
     _as_worker()
+    if batch is not None and batch in _STOPPED:   # queued on the worker before its batch was stopped
+        return [("interrupted", None, 0.0, 0.0, _worker_name())] * len(items)
     STOP.clear()    # a chunk is sent only while the batch is not stopped (a worker serves many batches)
     shared = _set_shared(token, source) if token is not None and source is not None else None
     out: list[tuple[Any, ...]] = []
@@ -695,7 +702,7 @@ class DaskExecutor(Executor):
             self._finish(state, out, progress, slots, n)
 
         def submit(idx: list[int], single: bool = False) -> None:
-            fut = self.client.submit(_run_chunk, fn, [items[i] for i in idx], token, source, self.threads,
+            fut = self.client.submit(_run_chunk, fn, [items[i] for i in idx], token, source, self.threads, batch,
                                      key=f"nnmip-{batch}-{next(serial)}", pure=False, retries=1)
             where[fut.key] = idx
             futures.append(fut)
@@ -746,7 +753,7 @@ class DaskExecutor(Executor):
                             _not_started(outs[i])
                             fin(outs[i])
                     with contextlib.suppress(Exception):
-                        self.client.run(_stop_worker)
+                        self.client.run(_stop_worker, batch)
                 if stop_asked and time.monotonic() - stop_asked > DASK_STOP_GRACE:
                     break
                 if not queue.has_ready():
@@ -803,8 +810,11 @@ class DaskExecutor(Executor):
 DASK_STOP_GRACE = 10.0
 
 
-def _stop_worker() -> None:
-    """On a Dask worker process (``Client.run``): the stop request, as Ctrl-C gives a local worker."""
+def _stop_worker(batch: str) -> None:
+    """On a Dask worker process (``Client.run``): the stop request, as Ctrl-C gives a local worker; the chunks of
+    ``batch`` that start later run nothing.
+    """
+    _STOPPED.add(batch)
     STOP.request()
 
 
