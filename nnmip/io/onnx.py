@@ -368,7 +368,9 @@ class _Lin:
     """
 
     shape: tuple[int, ...]
-    terms: dict[str, sp.csr_array]
+    #: one matrix per IR node: a scipy.sparse csr array, or a dense array with no negative zeros (the map of a
+    #: Gemm or MatMul straight on a node, kept dense so that the dense layer it becomes is not rebuilt from CSR)
+    terms: dict[str, Any]
     c: np.ndarray
     name: str = ""
     weighty: bool = False
@@ -396,8 +398,8 @@ class _Lin:
 
     def rows(self, idx: np.ndarray, shape: tuple[int, ...]) -> _Lin:
         """Entries ``idx`` (flat) of this tensor, arranged in ``shape``."""
-        return replace(self, shape=tuple(shape), terms={k: sp.csr_array(M[idx]) for k, M in self.terms.items()},
-                       c=self.c[idx])
+        terms = {k: sp.csr_array(_csr(M)[idx]) for k, M in self.terms.items()}
+        return replace(self, shape=tuple(shape), terms=terms, c=self.c[idx])
 
     def transpose(self, perm: list[int] | None = None) -> _Lin:
         """The tensor with its axes permuted (reversed without ``perm``), as ONNX Transpose and numpy do."""
@@ -410,12 +412,12 @@ class _Lin:
         c = np.asarray(K @ self.c, dtype=np.float64)
         if bias is not None:
             c = c + bias
-        return replace(self, shape=tuple(shape), terms={k: sp.csr_array(K @ M) for k, M in self.terms.items()},
-                       c=c, has_bias=self.has_bias or bias is not None)
+        terms = {k: sp.csr_array(K @ _csr(M)) for k, M in self.terms.items()}
+        return replace(self, shape=tuple(shape), terms=terms, c=c, has_bias=self.has_bias or bias is not None)
 
     def scaled(self, v: np.ndarray) -> _Lin:
         D = sp.diags_array(np.asarray(v, dtype=np.float64))
-        return replace(self, terms={k: sp.csr_array(D @ M) for k, M in self.terms.items()}, c=self.c * v)
+        return replace(self, terms={k: sp.csr_array(D @ _csr(M)) for k, M in self.terms.items()}, c=self.c * v)
 
     def shifted(self, v: np.ndarray) -> _Lin:
         return replace(self, c=self.c + v, has_bias=True)
@@ -423,7 +425,8 @@ class _Lin:
     def plus(self, o: _Lin, sign: float = 1.0) -> _Lin:
         terms = dict(self.terms)
         for k, M in o.terms.items():
-            terms[k] = sp.csr_array(terms[k] + sign * M) if k in terms else sp.csr_array(sign * M)
+            M = _csr(M)
+            terms[k] = sp.csr_array(_csr(terms[k]) + sign * M) if k in terms else sp.csr_array(sign * M)
         return replace(self, terms=terms, c=self.c + sign * o.c, has_bias=self.has_bias or o.has_bias)
 
     def broadcast(self, shape: tuple[int, ...]) -> _Lin:
@@ -438,13 +441,34 @@ class _Lin:
             return None
         (k, M), = self.terms.items()
         n = self.size
-        if M.shape != (n, n) or M.nnz != n:
+        if M.shape != (n, n):
+            return None
+        if isinstance(M, np.ndarray):
+            return k if _is_identity(M) else None
+        if M.nnz != n:
             return None
         M = sp.csr_array(M)
         M.sort_indices()
         if np.array_equal(M.indices, np.arange(n)) and np.all(M.data == 1.0) and np.all(np.diff(M.indptr) == 1):
             return k
         return None
+
+
+def _csr(M: Any) -> sp.csr_array:
+    """A term of :class:`_Lin` as a csr array: a sparse one as it is; a dense one (``B.T`` of a product straight on
+    an IR node) as the general path of :meth:`_Importer.matmul_right` builds it, entry order included
+    (``kron(I_1, B.T) @ I``), so that every sum over it runs in the same order.
+    """
+    if not isinstance(M, np.ndarray):
+        return M
+    K = sp.kron(sp.identity(1, format="csr"), sp.csr_array(M), format="csr")
+    return sp.csr_array(K @ sp.identity(M.shape[1], format="csr"))
+
+
+def _is_identity(M: np.ndarray) -> bool:
+    """A dense square matrix that is the identity."""
+    n = M.shape[0]
+    return bool(np.count_nonzero(M) == n and np.all(np.diagonal(M) == 1.0))
 
 
 @dataclass
@@ -457,6 +481,8 @@ class _Cmp:
 
 
 _Value = np.ndarray | _Lin | _Cmp
+#: the dense path of :meth:`_Importer.matmul_right` (tests turn it off to compare with the general path)
+_FAST_PRODUCTS = True
 CUT_OPS = ("Softmax", "LogSoftmax", "Sigmoid", "ArgMax", "ZipMap")
 _PASS_OPS = ("Identity", "Dropout", "Cast")
 
@@ -522,17 +548,23 @@ class _Importer:
             bias = v.c if i == 0 else None
             if bias is not None and not v.has_bias and not bias.any():
                 bias = None
-            M = sp.csr_array(M)
             n_out, n_in = M.shape
-            ident = M.shape[0] == M.shape[1] and _Lin(v.shape, {src: M}, np.zeros(n_out)).is_node() is not None
+            if isinstance(M, np.ndarray):   # a dense term: the same layer as its csr array would give
+                nnz = int(np.count_nonzero(M))
+                ident = n_out == n_in and nnz == n_out and bool(np.all(np.diagonal(M) == 1.0))
+            else:
+                M = sp.csr_array(M)
+                nnz = int(M.nnz)
+                ident = n_out == n_in and _Lin(v.shape, {src: M}, np.zeros(n_out)).is_node() is not None
             if ident and bias is None:
                 parts.append(src)
                 continue
-            dense = M.nnz >= 0.25 * n_out * n_in or n_out * n_in <= 4096
+            dense = nnz >= 0.25 * n_out * n_in or n_out * n_in <= 4096
+            weights = (M if isinstance(M, np.ndarray) else M.toarray()) if dense else None
             op = Dense(n_in=n_in, n_out=n_out,
-                       weights=ParamDomain.fixed(M.toarray()) if dense else None,
+                       weights=ParamDomain.fixed(weights) if weights is not None else None,
                        bias=None if bias is None else ParamDomain.fixed(bias),
-                       sparse=None if dense else M)
+                       sparse=None if dense else _csr(M))
             parts.append(self.add(base, op, (src,), n_out))
         out = parts[0] if len(parts) == 1 else self.add(f"{base}_sum", Sum(), tuple(parts), v.size)
         self.made[tensor] = out
@@ -919,8 +951,14 @@ class _Importer:
         if B.shape[0] != k:
             raise self.err("E0702", f"{_label(node)} ({node.op_type}) has weights for {B.shape[0]} inputs but "
                            f"receives {k}")
-        Bt = sp.csr_array(np.atleast_2d(B.T) if B.ndim == 2 else B[None, :])
         reps = v.size // k
+        node_in = v.is_node() if reps == 1 and B.ndim == 2 and _FAST_PRODUCTS else None
+        if node_in is not None:
+            # a vector straight from an IR node: the map is B.T itself, kept dense (C order, -0.0 made 0.0 as the
+            # csr detour below would make it)
+            return replace(v, shape=s[:-1] + (B.shape[1],), terms={node_in: np.add(B.T, 0.0, order="C")},
+                           c=np.zeros(B.shape[1]))
+        Bt = sp.csr_array(np.atleast_2d(B.T) if B.ndim == 2 else B[None, :])
         K = sp.kron(sp.identity(reps, format="csr"), Bt, format="csr")
         shape = s[:-1] + ((B.shape[1],) if B.ndim == 2 else ())
         return v.left(K, None, shape)
