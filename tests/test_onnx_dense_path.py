@@ -46,7 +46,8 @@ def both(model: onnx.ModelProto, monkeypatch: pytest.MonkeyPatch) -> tuple[Netwo
 
 
 def assert_same(fast: Network, general: Network, n_dense: int) -> None:
-    assert list(fast.items().__iter__()) and [n for n, _ in fast.items()] == [n for n, _ in general.items()]
+    assert list(fast.items().__iter__())
+    assert [n for n, _ in fast.items()] == [n for n, _ in general.items()]
     seen = 0
     for (n, a), (_, b) in zip(fast.items(), general.items(), strict=True):
         assert type(a) is type(b), n
@@ -63,9 +64,11 @@ def assert_same(fast: Network, general: Network, n_dense: int) -> None:
             assert Wa.dtype == Wb.dtype == np.float64
             assert np.array_equal(Wa, Wb)
             assert np.array_equal(np.signbit(Wa), np.signbit(Wb))   # no negative zero on either side
-            assert Wa.flags.c_contiguous and Wb.flags.c_contiguous
+            assert Wa.flags.c_contiguous
+            assert Wb.flags.c_contiguous
             assert (a.bias is None) == (b.bias is None)
-            assert np.array_equal(a.b, b.b) and np.array_equal(np.signbit(a.b), np.signbit(b.b))
+            assert np.array_equal(a.b, b.b)
+            assert np.array_equal(np.signbit(a.b), np.signbit(b.b))
     assert seen == n_dense
     X = np.random.default_rng(3).uniform(-1, 1, (5, fast.n_inputs))
     assert np.array_equal(fast.forward(X), general.forward(X))
@@ -99,7 +102,8 @@ def test_matmul_dense_path_equals_general(monkeypatch: pytest.MonkeyPatch) -> No
              helper.make_node("MatMul", ["r", "w2"], ["y"], name="mm2")]
     fast, general = both(model_of(nodes, {"w1": w1, "b1": rng.standard_normal(7), "w2": w2}, [1, 8]), monkeypatch)
     assert_same(fast, general, 2)
-    assert fast.op("mm2").bias is None and np.array_equal(fast.op("mm1").W, w1.T + 0.0)
+    assert fast.op("mm2").bias is None
+    assert np.array_equal(fast.op("mm1").W, w1.T + 0.0)
 
 
 def test_sparse_weights_and_following_ops_take_the_general_form(monkeypatch: pytest.MonkeyPatch) -> None:

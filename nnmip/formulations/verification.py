@@ -18,6 +18,7 @@ post-activation, ``t`` auxiliary (l1 radius split, case score), ``r`` l2 offset.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -59,8 +60,9 @@ class FixedContext:
     b: ModelBuilder
     bounds: dict[str, tuple[FloatArray, FloatArray]]
     x_cols: IntArray | None = None
-    #: per dense layer: its ``a`` columns and the expression ``W x + b`` they equal (for the ideal cuts, §18)
-    pre_expr: list[tuple[IntArray, Affine]] = field(default_factory=list)
+    #: per dense layer: its ``a`` columns and (formed on demand) the expression ``W x + b`` they equal (for the
+    #: ideal cuts, §18)
+    pre_expr: list[tuple[IntArray, Callable[[], Affine]]] = field(default_factory=list)
     #: unstable ReLU units recorded by the ``ideal-cuts`` relu formulation
     cut_units: list[ReluCutUnits] = field(default_factory=list)
 
@@ -173,13 +175,61 @@ def dense_fixed(ctx: FixedContext, node: str, op: Dense, inp: Val) -> Val:
         raise FormulationError.at("E0421", f"layer '{node}' has weights that are not fixed", op.span,
                                   ["help: verification needs fixed weights: load(...) them, import an ONNX "
                                    "model, or train the network first"])
-    W = sp.csr_array(op.matrix)     # dense weights or the sparse matrix of a lowered convolution
     lo, hi = out
     a = b.add_cols(node, "a", op.n_out, lb=lo, ub=hi)
-    Wx = Affine(sp.csr_array(W @ inp.expr.coef), np.asarray(W @ inp.expr.const, np.float64), (op.n_out,))
-    b.add_rows(node, "a_def", Affine.from_cols(a) - Wx, op.b, op.b)
-    ctx.pre_expr.append((a, Wx + np.asarray(op.b, np.float64)))
+    if not _dense_rows(b, node, op, inp, a):
+        W = sp.csr_array(op.matrix)     # dense weights or the sparse matrix of a lowered convolution
+        Wx = Affine(sp.csr_array(W @ inp.expr.coef), np.asarray(W @ inp.expr.const, np.float64), (op.n_out,))
+        b.add_rows(node, "a_def", Affine.from_cols(a) - Wx, op.b, op.b)
+    ctx.pre_expr.append((a, lambda: _pre_activation(op, inp)))
     return Val(Affine.from_cols(a), np.asarray(lo, np.float64), np.asarray(hi, np.float64))
+
+
+def _pre_activation(op: Dense, inp: Val) -> Affine:
+    """``W x + b`` over the columns of ``inp`` (formed when the ideal cuts ask for it)."""
+    W = sp.csr_array(op.matrix)
+    Wx = Affine(sp.csr_array(W @ inp.expr.coef), np.asarray(W @ inp.expr.const, np.float64), (op.n_out,))
+    return Wx + np.asarray(op.b, np.float64)
+
+
+def _dense_rows(b: ModelBuilder, node: str, op: Dense, inp: Val, a: IntArray) -> bool:
+    """The rows ``a - W x = b`` of :func:`dense_fixed` straight from a dense ``W`` when every entry of ``inp`` is
+    ``s_j x_{c_j}`` (distinct columns ``c_j``) or 0, with no constant: the coefficients ``-W_lj s_j`` row by row in
+    increasing column order, then ``a_l`` (a new column, so the last).  The same triplets, value for value, as
+    the sparse products of the general form, without forming them; False (nothing added) in any other case.
+    """
+    coef = inp.expr.coef
+    if op.sparse is not None or inp.expr.const.any() or coef.shape[0] != op.n_in:
+        return False
+    per_row = np.diff(coef.indptr)
+    if per_row.size and per_row.max() > 1:
+        return False
+    W = op.W
+    if not np.isfinite(W).all():
+        return False
+    has = np.flatnonzero(per_row)                # inputs that are a column (the others are 0)
+    c, s = coef.indices[coef.indptr[has]], coef.data[coef.indptr[has]]
+    order = np.argsort(c, kind="stable")
+    c, s, has = c[order], s[order], has[order]
+    if c.size > 1 and not np.all(c[1:] > c[:-1]):
+        return False
+    n_out, k = op.n_out, has.size
+    full = np.empty((n_out, k + 1))
+    sub = W[:, has] if k < W.shape[1] or not np.array_equal(has, np.arange(k)) else W
+    if np.all(s == 1.0):
+        np.negative(sub, out=full[:, :k])
+    else:
+        np.multiply(sub, -s, out=full[:, :k])    # -(W_lj s_j): the product, then the sign, both exact
+    full[:, k] = 1.0
+    keep = full != 0.0
+    cols = np.empty((n_out, k + 1), dtype=np.int64)
+    cols[:, :k] = c
+    cols[:, k] = a
+    rows = np.repeat(np.arange(n_out, dtype=np.int64), np.count_nonzero(keep, axis=1))
+    zero = np.zeros(n_out)
+    bias = np.asarray(op.b, dtype=np.float64)
+    b.add_rows_coo(node, "a_def", rows, cols[keep], full[keep], bias - zero, bias - zero, (n_out,))
+    return True
 
 
 @register("verification", "relu", "bigm")
@@ -247,7 +297,7 @@ def relu_ideal_cuts(ctx: FixedContext, node: str, op: ReLU, inp: Val) -> Val:
         return val
     for a_cols, expr in ctx.pre_expr:
         if a_cols.shape == cols.shape and np.array_equal(a_cols, cols):
-            sub = expr.take(unstable)
+            sub = expr().take(unstable)
             ctx.cut_units.append(ReluCutUnits(node, ctx.b.block_cols(node, "y"), ctx.b.block_cols(node, "d"),
                                               sp.csr_array(sub.coef), sub.const.copy()))
             break
