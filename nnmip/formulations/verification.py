@@ -132,8 +132,21 @@ def _as_cols(node: str, v: Val, b: ModelBuilder, idx: IntArray) -> IntArray:
 def _rows_from(parts: list[tuple[IntArray, Affine]], size: int) -> Affine:
     """Assemble an expression of ``size`` entries from ``(entries, expr)`` pieces (missing entries are 0)."""
     n = max((p.coef.shape[1] for _, p in parts), default=0)
-    coef = sp.csr_array((size, n))
     const = np.zeros(size)
+    if all(_single_terms(p.coef) for _, p in parts):
+        # every row one non-zero term or none: the rows are placed as they are, no sparse products (the entries
+        # are those of the general form below; with one per row there is no order to keep)
+        rows = np.concatenate([idx[np.diff(p.coef.indptr) > 0] for idx, p in parts] + [np.zeros(0, np.int64)])
+        order = np.argsort(rows, kind="stable")
+        cols = np.concatenate([p.coef.indices for _, p in parts] + [np.zeros(0, np.int32)])[order]
+        vals = np.concatenate([p.coef.data for _, p in parts] + [np.zeros(0)])[order]
+        indptr = np.zeros(size + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=size), out=indptr[1:])
+        for idx, p in parts:
+            if idx.size:
+                const[idx] += p.const
+        return Affine(sp.csr_array((vals, cols, indptr), shape=(size, n)), const, (size,))
+    coef = sp.csr_array((size, n))
     for idx, p in parts:
         if idx.size == 0:
             continue
@@ -141,6 +154,11 @@ def _rows_from(parts: list[tuple[IntArray, Affine]], size: int) -> Affine:
         coef = coef + sel @ p.padded(n)
         const[idx] += p.const
     return Affine(sp.csr_array(coef), const, (size,))
+
+
+def _single_terms(coef: sp.csr_array) -> bool:
+    """Every row of ``coef`` holds at most one entry, and no entry is an explicit zero."""
+    return bool(np.all(np.diff(coef.indptr) <= 1) and np.all(coef.data != 0.0))
 
 
 def _check_finite(node: str, lo: FloatArray, hi: FloatArray, op: Op) -> None:
@@ -264,10 +282,15 @@ def relu_bigm(ctx: FixedContext, node: str, op: ReLU, inp: Val) -> Val:
         a = _as_cols(node, inp, b, idx)
         y = b.add_cols(node, "y", idx.size, lb=0.0, ub=Uu)
         d = b.add_cols(node, "d", idx.size, vtype="B")
-        ya = Affine.from_cols(y) - Affine.from_cols(a)
-        b.add_rows(node, "y_ge_a", ya, 0.0, np.inf)
-        b.add_rows(node, "y_le_a", ya - Affine.from_cols(d, scale=Lu), -np.inf, -Lu)
-        b.add_rows(node, "y_le_ud", Affine.from_cols(y) - Affine.from_cols(d, scale=Uu), -np.inf, 0.0)
+        # the rows as triplets, each row's columns in increasing order (a < y < d: y and d are new columns)
+        k, one = idx.size, np.ones(idx.size)
+        r2, r3 = np.repeat(np.arange(k), 2), np.repeat(np.arange(k), 3)
+        b.add_rows_coo(node, "y_ge_a", r2, np.stack([a, y], 1).ravel(), np.stack([-one, one], 1).ravel(),
+                       0.0, np.inf, k)
+        b.add_rows_coo(node, "y_le_a", r3, np.stack([a, y, d], 1).ravel(), np.stack([-one, one, -Lu], 1).ravel(),
+                       -np.inf, -Lu, k)
+        b.add_rows_coo(node, "y_le_ud", r2, np.stack([y, d], 1).ravel(), np.stack([one, -Uu], 1).ravel(),
+                       -np.inf, 0.0, k)
         parts.append((idx, Affine.from_cols(y)))
     b.notes.append(f"{node}: relu big-M, {int(active.sum())} active, {int(inactive.sum())} inactive, "
                    f"{idx.size} unstable")

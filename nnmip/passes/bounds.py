@@ -296,7 +296,11 @@ def symbolic_bounds(net: Network, region: Region, node: str, bounds: BoundMap) -
     cu = op.b.astype(np.float64).copy()
     cl = cu.copy()
     src = net.inputs_of(node)[0]
-    first = _right_times(np.eye(n_out), op.matrix)
+    M0 = op.matrix
+    if not sp.issparse(M0) and np.isfinite(M0).all():
+        first = np.add(M0, 0.0, dtype=np.float64)   # I @ W is W itself (its zeros as +0.0, as the product gives)
+    else:
+        first = _right_times(np.eye(n_out), M0)
     P[src] = (first, first)
     order = net.nodes
     pos = {n: i for i, n in enumerate(order)}
