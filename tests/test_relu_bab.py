@@ -162,3 +162,17 @@ def test_the_time_limit_is_the_budget_of_relu_splitting() -> None:
     if r.result == UNKNOWN:
         assert r.timed_out
         assert r.bound > 50.0
+
+
+def test_the_time_limit_holds_while_the_root_bounds_are_computed() -> None:
+    """Wide layers and a wide ball: the root's back-substitution alone takes minutes; it runs in chunks, none
+    started past the deadline, so the run ends within its budget with a sound (interval-floored) bound."""
+    net = network_from_layers(_random(2, [3072, 1600, 1600, 2]))   # one pass over its 3200 root rows: ~2e10 flops
+    prop = vs.maximize([1.0, -1.0], threshold=1e4)      # far above anything reachable: no counterexample
+    t = time.perf_counter()
+    r = verify(net, [vs.linf(np.zeros(3072), 0.5)], prop, bab="relu", time_limit=4, samples=0)
+    took = time.perf_counter() - t
+    assert took < 4 + 5, took
+    assert r.result in (UNKNOWN, CERTIFIED)
+    if r.result == UNKNOWN:
+        assert r.timed_out

@@ -72,6 +72,9 @@ BATCH = 64
 #: projected-gradient steps of the slopes and multipliers per batch (at the root: ``ROOT_ITERS``)
 ITERS = 12
 ROOT_ITERS = 40
+#: the back-substitution of a layer's unstable units runs in chunks whose one pass is about this many
+#: multiply-adds (about a second on one core), so that a deadline is noticed between them
+CHUNK_FLOPS = 2e9
 #: Adam step sizes of the lower slopes and the split multipliers
 LR_ALPHA = 0.25
 LR_BETA = 0.05
@@ -209,7 +212,7 @@ def optimised_bound(chain: Chain, K: int, C: FloatArray, d: FloatArray, rel: lis
     oa, ob = _Adam(LR_ALPHA), _Adam(LR_BETA)
     for _ in range(iters):
         if stop is not None and stop(_up(best)):
-            break
+            return _up(best), P, Ps      # the bounds met so far (no last pass: it would cost one more)
         U, P, Ps, ga, gb = _bound(chain, K, C, d, rel, alpha, beta, lo, hi, True)
         best = np.minimum(best, U)
         assert ga is not None
@@ -258,18 +261,28 @@ def layer_bounds(chain: Chain, lo: FloatArray, hi: FloatArray, split: list[npt.N
             l0 = _down(Wp @ lo + Wn @ hi + b)
             l, u = np.maximum(l, l0), np.minimum(u, u0)
         elif k >= start:
+            # the interval bounds from the layer below first (cheap, and a floor if the time runs out), then
+            # back-substitution for the units still unstable in some sub-problem, in chunks of about
+            # CHUNK_FLOPS, none started once ``deadline`` has expired
+            li, ui = _interval(W, b, Ls[-1], Us[-1])
+            l, u = np.maximum(l, li), np.minimum(u, ui)
             idx = np.flatnonzero(((l < 0) & (u > 0) & (split[k] == 0)).any(axis=0))
-            if idx.size:
-                mi = idx.size
+            per_row = B * sum(int(chain.Ws[j].size) for j in range(k + 1))    # one pass (the optimisation
+            step = max(1, int(CHUNK_FLOPS // max(2 * per_row, 1)))             # looks at the deadline per step)
+            stop = None if deadline is None else (lambda _U: deadline.expired())
+            for c0 in range(0, idx.size, step):
+                if deadline is not None and deadline.expired():
+                    break
+                part = idx[c0:c0 + step]
+                mi = part.size
                 C = np.zeros((2 * mi, W.shape[0]))
-                C[np.arange(mi), idx] = 1.0
-                C[mi + np.arange(mi), idx] = -1.0
+                C[np.arange(mi), part] = 1.0
+                C[mi + np.arange(mi), part] = -1.0
                 Cb = np.broadcast_to(C, (B, *C.shape))
-                stop = None if deadline is None else (lambda _U: deadline.expired())
                 U, _, _ = optimised_bound(chain, k, Cb, np.zeros((B, 2 * mi)), rel, lo, hi, iters, use_beta=False,
                                           stop=stop)
-                l[:, idx] = np.maximum(l[:, idx], -U[:, mi:])
-                u[:, idx] = np.minimum(u[:, idx], U[:, :mi])
+                l[:, part] = np.maximum(l[:, part], -U[:, mi:])
+                u[:, part] = np.minimum(u[:, part], U[:, :mi])
         l = np.where(split[k] > 0, np.maximum(l, 0.0), l)
         u = np.where(split[k] < 0, np.minimum(u, 0.0), u)
         Ls.append(l)
@@ -279,6 +292,13 @@ def layer_bounds(chain: Chain, lo: FloatArray, hi: FloatArray, split: list[npt.N
     for l, u in zip(Ls, Us, strict=True):
         infeasible |= (l > u).any(axis=1)
     return Ls, Us, infeasible
+
+
+def _interval(W: FloatArray, b: FloatArray, l: FloatArray, u: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Widened interval bounds (B, n_k) of ``W relu(z) + b`` for ``z`` in ``[l, u]`` (B, n_{k-1})."""
+    hl, hu = np.maximum(l, 0.0), np.maximum(u, 0.0)
+    Wp, Wn = np.maximum(W, 0.0), np.minimum(W, 0.0)
+    return _down(hl @ Wp.T + hu @ Wn.T + b), _up(hu @ Wp.T + hl @ Wn.T + b)
 
 
 def _closed(rows: Rows, U: FloatArray) -> BoolArray:
