@@ -218,10 +218,11 @@ def test_sigint_during_a_gurobi_verification_exits_130(tmp_path: Path) -> None:
 def test_sigint_while_the_modules_load_exits_quietly(tmp_path: Path) -> None:
     """Ctrl-C while nnmip's modules load: exit code 130 and one line, no traceback.  ``-X importtime`` reports
     each module as it finishes loading: the signal goes out once nnmip's start-up module is in, while the
-    heavy modules are still loading."""
-    (tmp_path / "hard.nnmip").write_text(HARD.format(csv=CSV.as_posix(), n=10), encoding="utf-8")
+    heavy modules are still loading.  The command is a solve of minutes: on a busy machine the signal may land
+    after the modules are in, and must then still find the process running (a quick command could be over)."""
+    (tmp_path / "hard.nnmip").write_text(HARD.format(csv=CSV.as_posix(), n=300), encoding="utf-8")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    p = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "nnmip.cli", "check", "hard.nnmip"],
+    p = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "nnmip.cli", "solve", "hard.nnmip"],
                          cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for(p, "nnmip._start", 60)
     seconds = interrupt(p)
