@@ -222,8 +222,11 @@ def test_sigint_while_the_modules_load_exits_quietly(tmp_path: Path) -> None:
     after the modules are in, and must then still find the process running (a quick command could be over)."""
     (tmp_path / "hard.nnmip").write_text(HARD.format(csv=CSV.as_posix(), n=300), encoding="utf-8")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    # as from a terminal: SIGINT at its default (a pytest-xdist worker ignores it, and a child inherits that, so
+    # Python would leave it ignored while the modules load)
     p = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "nnmip.cli", "solve", "hard.nnmip"],
-                         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     wait_for(p, "nnmip._start", 60)
     t0 = time.perf_counter()
     p.send_signal(signal.SIGINT)
