@@ -26,11 +26,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from verify_omlt import mlp, question  # noqa: E402
+from verify_omlt import small_question  # noqa: E402
 
 from nnmip.backends import is_installed  # noqa: E402
 from nnmip.drivers.verify import verify  # noqa: E402
-from nnmip.io.onnx import import_onnx  # noqa: E402
 from nnmip.ir.spec import linf, maximize  # noqa: E402
 from nnmip.solution import SolveOptions  # noqa: E402
 
@@ -63,12 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     ok = True
     for solver in solvers:
         for seed in range(a.instances):
-            model, _ = mlp([20, 64, 64, 2], seed=100 + seed)
-            net, _ = import_onnx(model)
-            x0 = np.random.default_rng(seed).random(20)
-            c, j = question(net, x0)
-            coef = np.zeros(2)
-            coef[j], coef[c] = 1.0, -1.0
+            _, net, x0, _, _, coef = small_question(seed)
             order = ("none", "layers") if seed % 2 == 0 else ("layers", "none")
             row: dict[str, Any] = {"solver": solver, "seed": seed}
             for b in order:

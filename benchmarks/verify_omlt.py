@@ -73,6 +73,20 @@ def question(net: Any, x0: np.ndarray) -> tuple[int, int]:
     return int(order[0]), int(order[1])
 
 
+def small_question(seed: int) -> tuple[onnx.ModelProto, Any, np.ndarray, int, int, np.ndarray]:
+    """Instance ``seed`` of the 20-64-64-2 solve benchmarks: the ONNX model (weights of seed ``100 + seed``), the
+    network, the centre ``x0`` (a random point of [0, 1]^20), the class ``c`` at ``x0``, the runner-up ``j`` and
+    the coefficients of ``y_j - y_c``.
+    """
+    model, _ = mlp([20, 64, 64, 2], seed=100 + seed)
+    net, _ = import_onnx(model)
+    x0 = np.random.default_rng(seed).random(20)
+    c, j = question(net, x0)
+    coef = np.zeros(2)
+    coef[j], coef[c] = 1.0, -1.0
+    return model, net, x0, c, j, coef
+
+
 def case_of(c: int, j: int, n_out: int) -> Case:
     G = np.zeros((1, n_out))
     G[0, c], G[0, j] = 1.0, -1.0          # score y_j - y_c
@@ -182,12 +196,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"== solve: 20-64-64-2, eps {a.eps_solve}, {a.instances} instances, HiGHS, gap 1e-6 ==")
     for seed in range(a.instances):
-        model, _ = mlp([20, 64, 64, 2], seed=100 + seed)
-        net, _ = import_onnx(model)
-        x0 = np.random.default_rng(seed).random(20)
-        c, j = question(net, x0)
-        coef = np.zeros(2)
-        coef[j], coef[c] = 1.0, -1.0
+        _, net, x0, c, j, coef = small_question(seed)
         from nnmip.ir.spec import classified, maximize
         from nnmip.solution import SolveOptions
 

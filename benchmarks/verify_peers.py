@@ -56,7 +56,7 @@ import onnx  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from verify_omlt import case_of, mlp, question  # noqa: E402
+from verify_omlt import case_of, mlp, question, small_question  # noqa: E402
 
 from nnmip.drivers.verify import verify  # noqa: E402
 from nnmip.formulations.verification import build_fixed_model, with_case  # noqa: E402
@@ -325,10 +325,7 @@ def forward_score(net: Any, x: np.ndarray | None, c: int, j: int, lo: np.ndarray
 
 
 def solve_one(tools: list[str], seed: int, eps: float, limit: float, rotate: int) -> dict[str, Any]:
-    model, _ = mlp([20, 64, 64, 2], seed=100 + seed)
-    net, _ = import_onnx(model)
-    x0 = np.random.default_rng(seed).random(20)
-    c, j = question(net, x0)
+    model, net, x0, c, j, _ = small_question(seed)
     lo, hi = box(x0, eps)
     row: dict[str, Any] = {"seed": seed, "eps": eps, "order": rotated(tools, rotate)}
     for t in row["order"]:
