@@ -30,14 +30,19 @@ def bad_input_on_two(x: int) -> int:
     return x
 
 
+def _die_first_time(marker: str) -> None:
+    """Ends this worker process abruptly when the marker file is absent (writing it first)."""
+    m = Path(marker)
+    if not m.exists():
+        m.write_text("died once")
+        os._exit(13)
+
+
 def die_once(task: tuple[int, str]) -> int:
     """Ends its worker process abruptly the first time (marker file absent), returns on the retry."""
     x, marker = task
     if x == 1:
-        m = Path(marker)
-        if not m.exists():
-            m.write_text("died once")
-            os._exit(13)
+        _die_first_time(marker)
     time.sleep(0.05)
     return x + 100
 
@@ -91,10 +96,7 @@ def die_once_in_a_chunk(task: tuple[int, str]) -> int:
     """Tiny tasks (they travel in chunks); ``x == 150`` ends its worker the first time (marker file absent)."""
     x, marker = task
     if x == 150:
-        m = Path(marker)
-        if not m.exists():
-            m.write_text("died once")
-            os._exit(13)
+        _die_first_time(marker)
     return x + 100
 
 

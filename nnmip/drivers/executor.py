@@ -290,6 +290,12 @@ class _Chunker:
         self.timed += 1
         self.seconds += max(0.0, seconds)
 
+    def rest(self) -> list[int]:
+        """Every item not handed out yet (none are left afterwards)."""
+        idx = list(range(self.next, self.n))
+        self.next = self.n
+        return idx
+
     def take(self) -> list[int]:
         size = 1
         if self.timed:
@@ -532,10 +538,9 @@ class ProcessExecutor(Executor):
                     for i in alone:
                         _not_started(outs[i])
                         self._finish(state, outs[i], progress)
-                    while chunks.left:
-                        for i in chunks.take():
-                            _not_started(outs[i])
-                            self._finish(state, outs[i], progress)
+                    for i in chunks.rest():
+                        _not_started(outs[i])
+                        self._finish(state, outs[i], progress)
                     alone.clear()
                     if not signalled:   # the running tasks stop their solves and return what they have
                         signalled = True
@@ -740,43 +745,40 @@ class DaskExecutor(Executor):
                     chunks.record(outs[i].seconds)
                     fin(outs[i])
 
-        under_way = contextlib.ExitStack()
-        under_way.enter_context(STOP.watch(_nothing))   # Ctrl-C now is a stop request that keeps what is done
-        try:
-            top_up()
-            while not queue.is_empty():
-                if STOP.is_set() and not stop_asked:
-                    # no new chunk; the workers stop their running solves and send back what they have
-                    stop_asked = time.monotonic()
-                    while chunks.left:
-                        for i in chunks.take():
+        with STOP.watch(_nothing):   # Ctrl-C now is a stop request that keeps what is done
+            try:
+                top_up()
+                while not queue.is_empty():
+                    if STOP.is_set() and not stop_asked:
+                        # no new chunk; the workers stop their running solves and send back what they have
+                        stop_asked = time.monotonic()
+                        for i in chunks.rest():
                             _not_started(outs[i])
                             fin(outs[i])
-                    with contextlib.suppress(Exception):
-                        self.client.run(_stop_worker, batch)
-                if stop_asked and time.monotonic() - stop_asked > DASK_STOP_GRACE:
-                    break
-                if not queue.has_ready():
-                    time.sleep(0.05)
-                    continue
-                for fut, res in queue.next_batch(block=False):
-                    take(fut, res)
-                if not stop_asked:
-                    top_up()
-            if stop_asked:   # the chunks that did not come back in time
-                for out in outs:
-                    if not closed[out.index]:
-                        _not_started(out)
-                        fin(out)
-            for key, lost in self._lost_counts([f.key for f in futures]).items():
-                for i in where[key]:
-                    if outs[i].ok:
-                        outs[i].attempts = (ATTEMPTS if key in alone else 0) + 1 + lost
-        finally:
-            under_way.close()
-            self.client.cancel([f for f in futures if not f.done()])
-            for f in futures:
-                f.release()
+                        with contextlib.suppress(Exception):
+                            self.client.run(_stop_worker, batch)
+                    if stop_asked and time.monotonic() - stop_asked > DASK_STOP_GRACE:
+                        break
+                    if not queue.has_ready():
+                        time.sleep(0.05)
+                        continue
+                    for fut, res in queue.next_batch(block=False):
+                        take(fut, res)
+                    if not stop_asked:
+                        top_up()
+                if stop_asked:   # the chunks that did not come back in time
+                    for out in outs:
+                        if not closed[out.index]:
+                            _not_started(out)
+                            fin(out)
+                for key, lost in self._lost_counts([f.key for f in futures]).items():
+                    for i in where[key]:
+                        if outs[i].ok:
+                            outs[i].attempts = (ATTEMPTS if key in alone else 0) + 1 + lost
+            finally:
+                self.client.cancel([f for f in futures if not f.done()])
+                for f in futures:
+                    f.release()
         return outs
 
     @staticmethod
