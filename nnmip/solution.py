@@ -84,6 +84,9 @@ class SolveOptions:
     #: stop once the best bound proves the optimum is no better than this (where the solver can)
     stop_bound: float | None = None
     solver_options: dict[str, Any] = field(default_factory=dict)
+    #: settings nnmip itself chooses for one solver (set by the drivers): applied where the solver knows the name
+    #: and skipped where it does not (an older version); ``solver_options`` of the same name win
+    solver_hints: dict[str, Any] = field(default_factory=dict)
     solve_time_limit: float | None = None
     #: per column branching priority (higher is branched on first, 0 for no preference); honoured by backends
     #: whose ``capabilities.branch_priority`` is true (Gurobi, SCIP), ignored by the others (HiGHS and CBC

@@ -183,6 +183,9 @@ class HighsBackend:
             if h.setOptionValue(key, value).name != "kOk":
                 raise SolverError.at("E0501", f"solver 'highs' rejected option {key}={value!r}",
                                      notes=["help: see https://ergo-code.github.io/HiGHS/stable/options/"])
+        for key, value in opts.solver_hints.items():
+            if key not in options and h.setOptionValue(key, value).name != "kOk":
+                log.debug("highs: this version has no option %s; left at its default", key)
 
     @staticmethod
     def _pass_model(h: Any, highspy: Any, model: MatrixModel) -> None:

@@ -390,6 +390,43 @@ def _pgd_search(chain: Chain, lo: FloatArray, hi: FloatArray, rows: Rows, *, res
     return None
 
 
+def pgd_ascent(chain: Chain, lo: FloatArray, hi: FloatArray, rows: Rows, k: int, *, restarts: int = 128,
+               steps: int = 60, seed: int = 0, deadline: Any = None) -> tuple[FloatArray, float] | None:
+    """Projected (sign) gradient ascent of the score of case ``k`` (``min_r f_r`` over its rows) in the box
+    ``[lo, hi]`` from the centre and ``restarts - 1`` random points: the best point met and its chain score, or
+    None when the deadline passed before one step.  For optimisation questions: the point is a lower bound (the
+    caller re-runs it through the network) and a start for the MILP.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        rng = np.random.default_rng(seed)
+        w = hi - lo
+        X = np.vstack([0.5 * (lo + hi)[None, :], lo + rng.random((max(restarts - 1, 1), lo.size)) * w])
+        idx = np.flatnonzero(rows.case == k)
+        C, d = rows.C[idx], rows.d[idx]
+        best: tuple[FloatArray, float] | None = None
+        for t in range(steps + 1):
+            if deadline is not None and deadline.expired():
+                break
+            Y, pre = chain.forward(X)
+            F = Y @ C.T + d
+            s = F.min(axis=1)
+            i = int(np.argmax(s))
+            if best is None or s[i] > best[1]:
+                best = (X[i].copy(), float(s[i]))
+            if t == steps:
+                break
+            G = C[np.argmin(F, axis=1)]                       # d score / d y on each point's linear piece
+            for j in range(len(chain.Ws) - 1, -1, -1):
+                G = G @ chain.Ws[j]
+                if j > 0:
+                    G = G * (pre[j - 1] > 0)
+            step = 0.25 * 0.002 ** (t / max(steps - 1, 1))     # geometric decay of the step, as pgd_search
+            X = np.clip(X + step * w * np.sign(G), lo, hi)
+        return best
+
+
 # ------------------------------------------------------------------------------------------------------------
 # the search
 # ------------------------------------------------------------------------------------------------------------

@@ -65,6 +65,18 @@ class FixedContext:
     pre_expr: list[tuple[IntArray, Callable[[], Affine]]] = field(default_factory=list)
     #: unstable ReLU units recorded by the ``ideal-cuts`` relu formulation
     cut_units: list[ReluCutUnits] = field(default_factory=list)
+    #: per big-M ReLU node: its unstable units and their ``y`` and ``d`` columns (for :func:`start_vector`)
+    phases: list[PhaseCols] = field(default_factory=list)
+
+
+@dataclass
+class PhaseCols:
+    """The unstable units ``idx`` of ReLU node ``node`` and the columns of their outputs ``y`` and phases ``d``."""
+
+    node: str
+    idx: IntArray
+    y: IntArray
+    d: IntArray
 
 
 @dataclass
@@ -92,6 +104,7 @@ class FixedModel:
     units: dict[str, UnitCounts] = field(default_factory=dict)
     pre_cols: dict[str, IntArray] = field(default_factory=dict)   # dense node -> its ``a`` columns
     cut_units: list[ReluCutUnits] = field(default_factory=list)   # see nnmip.formulations.ideal
+    phases: list[PhaseCols] = field(default_factory=list)          # see start_vector
 
     @property
     def stable_units(self) -> int:
@@ -292,6 +305,7 @@ def relu_bigm(ctx: FixedContext, node: str, op: ReLU, inp: Val) -> Val:
         b.add_rows_coo(node, "y_le_ud", r2, np.stack([y, d], 1).ravel(), np.stack([one, -Uu], 1).ravel(),
                        -np.inf, 0.0, k)
         parts.append((idx, Affine.from_cols(y)))
+        ctx.phases.append(PhaseCols(node, idx, y, d))
     b.notes.append(f"{node}: relu big-M, {int(active.sum())} active, {int(inactive.sum())} inactive, "
                    f"{idx.size} unstable")
     return Val(_rows_from(parts, inp.size), np.maximum(out[0], 0.0), np.maximum(out[1], 0.0))
@@ -629,7 +643,31 @@ def build_fixed_model(net: Network, region: Region, bounds: dict[str, Bounds], *
     last = upto if upto is not None else net.output
     out = vals[last]
     model = b.build("max")
-    return FixedModel(model, x_cols, out.expr, out.lo, out.hi, units, pre, ctx.cut_units)
+    return FixedModel(model, x_cols, out.expr, out.lo, out.hi, units, pre, ctx.cut_units, ctx.phases)
+
+
+def start_vector(fm: FixedModel, net: Network, x: npt.ArrayLike, num_cols: int | None = None) -> FloatArray:
+    """A solver start for the model of ``fm`` at the input ``x``, from the network's forward pass: the input
+    columns, the pre-activation columns of the dense layers, and the output and phase (``d = 1`` where the
+    pre-activation is positive) of every unstable big-M ReLU unit.  The other columns are NaN, which the
+    backends pass as unknown (a partial start the solver completes).  ``num_cols`` pads it for a model with
+    more columns than ``fm.model`` (the score column of :func:`with_case`).
+
+    The values satisfy the rows up to rounding when ``x`` lies in the region; the solver checks them anyway.
+    """
+    n = fm.model.num_cols if num_cols is None else num_cols
+    ws = np.full(n, np.nan)
+    x = np.asarray(x, dtype=np.float64).ravel()
+    vals = net.forward(x[None, :], all_nodes=True)
+    ws[fm.x_cols] = x
+    for node, cols in fm.pre_cols.items():
+        if cols.size == net.dim(node):
+            ws[cols] = vals[node][0]
+    for ph in fm.phases:
+        h = vals[ph.node][0, ph.idx]
+        ws[ph.y] = h
+        ws[ph.d] = (h > 0).astype(np.float64)
+    return ws
 
 
 def _count(op: Op, L: FloatArray, U: FloatArray) -> UnitCounts:

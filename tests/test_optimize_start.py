@@ -1,0 +1,151 @@
+"""Optimisation questions start the MILP from a gradient-ascent input: ``pgd_ascent``, ``start_vector``, the
+HiGHS settings that go with a start, and answers equal to those of the MILP without it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import highspy
+import numpy as np
+import pytest
+from verify_nets import mlp_layers
+
+from nnmip.backends import get_backend
+from nnmip.backends.highs import HighsBackend
+from nnmip.drivers import bab as bb
+from nnmip.drivers import verify as vmod
+from nnmip.drivers.verify import network_from_layers, verify
+from nnmip.formulations.verification import build_fixed_model, start_vector, with_case
+from nnmip.ir import spec as vs
+from nnmip.passes.bounds import tighten_bounds
+from nnmip.solution import SolveOptions
+
+
+def _question(seed: int, sizes: tuple[int, ...] = (6, 16, 16, 3), eps: float = 0.2) -> tuple[Any, ...]:
+    net = network_from_layers(mlp_layers(list(sizes), seed), "relu")
+    x0 = np.random.default_rng(seed).random(sizes[0])
+    coef = np.zeros(sizes[-1])
+    coef[0], coef[-1] = 1.0, -1.0
+    region = vs.Region((vs.linf(x0, eps),), np.zeros(sizes[0]), np.ones(sizes[0]))
+    return net, x0, eps, coef, region
+
+
+def _case(coef: np.ndarray) -> vs.Case:
+    return vs.Case(-coef[None, :], np.zeros(1), np.array([False]))
+
+
+@pytest.mark.parametrize("relu", ["bigm", "ideal-cuts"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_start_vector_satisfies_every_row_and_scores_the_forward_pass(seed: int, relu: str) -> None:
+    net, _, _, coef, region = _question(seed)
+    fm = build_fixed_model(net, region, tighten_bounds(net, region, method="lp").bounds, method={"relu": relu})
+    m = with_case(fm, _case(coef))
+    assert m.num_binaries > 0
+    lo, hi = region.box(net.n_inputs)
+    for x in np.random.default_rng(seed).uniform(lo, hi, size=(20, lo.size)):
+        ws = start_vector(fm, net, x, m.num_cols)
+        assert not np.isnan(ws).any()                    # a ReLU chain: every column is known
+        ax = m.A @ ws
+        assert np.all(ax >= m.row_lb - 1e-9)
+        assert np.all(ax <= m.row_ub + 1e-9)
+        assert np.all(ws >= m.col_lb - 1e-9)
+        assert np.all(ws <= m.col_ub + 1e-9)
+        b = m.vtype == "B"
+        assert set(np.unique(ws[b])) <= {0.0, 1.0}
+        assert m.c @ ws + m.c0 == pytest.approx(float(coef @ net.forward(x[None, :])[0]), abs=1e-9)
+
+
+def test_start_vector_leaves_unknown_columns_nan_for_step_units() -> None:
+    net = network_from_layers(mlp_layers([4, 8, 2], 3), "step")
+    x0 = np.full(4, 0.5)
+    region = vs.Region((vs.linf(x0, 0.3),), None, None)
+    fm = build_fixed_model(net, region, tighten_bounds(net, region, method="interval").bounds)
+    ws = start_vector(fm, net, x0)
+    assert np.array_equal(ws[fm.x_cols], x0)
+    assert np.isnan(ws[fm.model.vtype == "B"]).all()     # no ReLU phases: the step binaries stay unknown
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_pgd_ascent_finds_a_forward_pass_value_no_better_than_the_optimum(seed: int) -> None:
+    net, x0, eps, coef, region = _question(seed)
+    chain = bb.relu_chain(net)
+    assert chain is not None
+    lo, hi = region.box(net.n_inputs)
+    rows = bb.Rows.of([_case(coef)])
+    found = bb.pgd_ascent(chain, lo, hi, rows, 0, restarts=32, steps=30, seed=seed)
+    assert found is not None
+    x, value = found
+    assert np.all(x >= lo)
+    assert np.all(x <= hi)
+    assert value == pytest.approx(float(coef @ net.forward(x[None, :])[0]), abs=1e-12)
+    assert value >= float(coef @ net.forward(0.5 * (lo + hi)[None, :])[0])   # the centre is one of the starts
+    fm = build_fixed_model(net, region, tighten_bounds(net, region, method="lp").bounds)
+    raw = get_backend("highs").solve(with_case(fm, _case(coef)), SolveOptions(mip_gap=1e-9))
+    assert value <= raw.bound + 1e-7
+
+
+def test_pgd_ascent_returns_none_when_the_time_is_up() -> None:
+    class Over:
+        def expired(self) -> bool:
+            return True
+
+    net, _, _, coef, region = _question(0)
+    lo, hi = region.box(net.n_inputs)
+    assert bb.pgd_ascent(bb.relu_chain(net), lo, hi, bb.Rows.of([_case(coef)]), 0, deadline=Over()) is None
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch) -> list[SolveOptions]:
+    seen: list[SolveOptions] = []
+    real = HighsBackend.solve
+
+    def solve(self: HighsBackend, model: Any, opts: SolveOptions) -> Any:
+        seen.append(opts)
+        return real(self, model, opts)
+
+    monkeypatch.setattr(HighsBackend, "solve", solve)
+    return seen
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+def test_the_optimum_with_a_start_equals_the_milp_without_one(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    net, x0, eps, coef, region = _question(seed, sizes=(8, 24, 24, 3), eps=0.25)
+    seen = _spy(monkeypatch)
+    r = verify(net, [vs.linf(x0, eps)], vs.maximize(coef), domain=(0, 1), options=SolveOptions(threads=1))
+    assert r.result == "certified"
+    assert not r.timed_out
+    milp_opts = [o for o in seen if o.mip_gap == 1e-6]
+    assert milp_opts
+    assert milp_opts[-1].warm_start is not None
+    assert milp_opts[-1].solver_hints["mip_heuristic_effort"] == 0.0
+    # the same question without a start, with HiGHS's own settings, on the model built here
+    fm = build_fixed_model(net, region, tighten_bounds(net, region, method="lp").bounds)
+    raw = get_backend("highs").solve(with_case(fm, _case(coef)), SolveOptions(mip_gap=1e-9, threads=1))
+    assert raw.objective is not None
+    assert r.value == pytest.approx(raw.objective, abs=1e-6)
+    assert r.bound == pytest.approx(raw.objective, abs=1e-6)
+    # the value is the forward pass of the returned input
+    assert r.value == pytest.approx(float(coef @ net.forward(r.counterexample[None, :])[0]), abs=1e-12)
+
+
+def test_a_network_with_step_units_gets_no_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    net = network_from_layers(mlp_layers([4, 8, 2], 5), "step")
+    seen = _spy(monkeypatch)
+    verify(net, [vs.linf(np.full(4, 0.5), 0.3)], vs.maximize([1.0, -1.0]))
+    assert seen
+    assert all(o.warm_start is None and not o.solver_hints for o in seen)
+
+
+def test_highs_hints_yield_to_solver_options_and_unknown_names_are_skipped() -> None:
+    h = highspy.Highs()
+    opts = SolveOptions(solver_options={"mip_heuristic_effort": 0.5},
+                        solver_hints={"mip_heuristic_effort": 0.0, "mip_allow_cut_separation_at_nodes": False,
+                                      "no_such_highs_option": 1})
+    HighsBackend()._set_options(h, opts)
+    assert h.getOptionValue("mip_heuristic_effort")[1] == 0.5
+    assert h.getOptionValue("mip_allow_cut_separation_at_nodes")[1] is False
+
+
+def test_the_start_settings_name_real_highs_options() -> None:
+    h = highspy.Highs()
+    for key, value in vmod.HIGHS_WITH_START.items():
+        assert h.setOptionValue(key, value).name == "kOk", key
