@@ -26,7 +26,7 @@ of [0, 1]^20; max ``y_other - y_c`` solved to a relative gap of 1e-6 with one th
 instance; wall and CPU seconds (build included).  The input each tool returns is re-run by the numpy forward pass
 and the optima are compared.  Then the hard instance: seed 0 at eps 0.25.
 
-    python benchmarks/verify_peers.py [--json OUT] [--rounds 3] [--instances 10] [--time-limit 120]
+    python benchmarks/verify_peers.py [--json OUT] [--rounds 3] [--instances 10] [--first-seed 0] [--time-limit 120]
         [--hard-time-limit 240] [--tools nnmip,nnmip-cuts,omlt,scip-ml,gurobi-ml] [--skip-build] [--skip-solve]
 
 Gurobi's pip licence is size-limited (2000 variables and 2000 constraints): models above it are built and timed
@@ -352,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--eps-build", type=float, nargs="+", default=[0.02])
     ap.add_argument("--instances", type=int, default=10)
+    ap.add_argument("--first-seed", type=int, default=0, help="seed of the first solve instance")
     ap.add_argument("--eps", type=float, default=0.1)
     ap.add_argument("--time-limit", type=float, default=120.0, help="per solve of the eps instances")
     ap.add_argument("--hard-eps", type=float, default=0.25)
@@ -383,8 +384,10 @@ def main(argv: list[str] | None = None) -> int:
         out["build"] = part_build(tools, a.rounds, a.eps_build)
     ok = True
     if not a.skip_solve:
-        print(f"== solve: 20-64-64-2, eps {a.eps}, {a.instances} instances, gap {GAP}, 1 thread ==", flush=True)
-        out["solve"] = [solve_one(tools, s, a.eps, a.time_limit, s) for s in range(a.instances)]
+        print(f"== solve: 20-64-64-2, eps {a.eps}, {a.instances} instances from seed {a.first_seed}, gap {GAP}, "
+              "1 thread ==", flush=True)
+        out["solve"] = [solve_one(tools, s, a.eps, a.time_limit, s)
+                        for s in range(a.first_seed, a.first_seed + a.instances)]
         summ = {}
         for t in tools:
             rs = [r[t] for r in out["solve"] if "error" not in r[t]]

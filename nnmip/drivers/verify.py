@@ -341,13 +341,13 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
 
 BRANCHING = ("none", "layers")
 #: HiGHS settings for an optimisation MILP that starts from the gradient-ascent input: with a near-optimal
-#: incumbent from the first node, the primal heuristics (sub-MIPs, feasibility jump) and the cut rounds at every
-#: node cost more than they prune.  Measured on the 20-64-64-2 questions of ``benchmarks/verify_peers.py``: 2.5x
-#: less CPU (median) than the default settings with the same start; see docs/benchmarks.md.
+#: incumbent from the first node, the primal heuristics (sub-MIPs, feasibility jump), the cut rounds at every
+#: node and strong branching until a pseudo-cost is reliable cost more than they prune.  Measured on the
+#: 20-64-64-2 questions of ``benchmarks/verify_peers.py``; see docs/benchmarks.md.
 HIGHS_WITH_START: dict[str, Any] = {
     "mip_heuristic_effort": 0.0, "mip_heuristic_run_rins": False, "mip_heuristic_run_rens": False,
     "mip_heuristic_run_root_reduced_cost": False, "mip_heuristic_run_feasibility_jump": False,
-    "mip_allow_cut_separation_at_nodes": False}
+    "mip_allow_cut_separation_at_nodes": False, "mip_pscost_minreliable": 1}
 #: the counterexample search before the bounds may use this share of the time left, and at most SEARCH_SECONDS
 SEARCH_SHARE = 0.2
 SEARCH_SECONDS = 30.0
