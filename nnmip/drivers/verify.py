@@ -60,7 +60,7 @@ CERTIFIED, COUNTEREXAMPLE, UNKNOWN = "certified", "counterexample", "unknown"
 #: ``tighten="auto"`` runs per-unit LPs only on networks up to this many parameters (symbolic bounds beyond)
 AUTO_LP_PARAMS = 20_000
 #: rounds of ideal ReLU cuts at the root with the ``ideal-cuts`` relu formulation (docs/formulations.md §18)
-ROOT_CUT_ROUNDS = 5
+ROOT_CUT_ROUNDS = 15
 VNN_ANSWERS = {CERTIFIED: "unsat", COUNTEREXAMPLE: "sat"}
 
 
