@@ -87,6 +87,10 @@ class SolveOptions:
     #: settings nnmip itself chooses for one solver (set by the drivers): applied where the solver knows the name
     #: and skipped where it does not (an older version); ``solver_options`` of the same name win
     solver_hints: dict[str, Any] = field(default_factory=dict)
+    #: ``x -> (A, rhs)``: cuts ``A z <= rhs`` (a scipy.sparse matrix over the model's columns) violated at the LP
+    #: point ``x`` of a node, valid at every node; called by backends whose ``capabilities.user_cuts`` is true
+    #: (Gurobi), not by the others
+    cut_separator: Callable[[npt.NDArray[np.float64]], tuple[Any, npt.NDArray[np.float64]]] | None = None
     solve_time_limit: float | None = None
     #: per column branching priority (higher is branched on first, 0 for no preference); honoured by backends
     #: whose ``capabilities.branch_priority`` is true (Gurobi, SCIP), ignored by the others (HiGHS and CBC

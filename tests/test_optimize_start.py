@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from verify_nets import mlp_layers
 
-from nnmip.backends import get_backend
+from nnmip.backends import get_backend, is_installed
 from nnmip.backends.highs import HighsBackend
 from nnmip.drivers import bab as bb
 from nnmip.drivers import verify as vmod
@@ -149,3 +149,72 @@ def test_the_start_settings_name_real_highs_options() -> None:
     h = highspy.Highs()
     for key, value in vmod.HIGHS_WITH_START.items():
         assert h.setOptionValue(key, value).name == "kOk", key
+
+
+# ------------------------------------------------------------------------------------------------------------
+# ideal cuts in the solver's tree (Gurobi's user-cut callback)
+def test_cut_rows_never_cut_off_a_point_the_network_reaches() -> None:
+    from nnmip.formulations.ideal import cut_rows
+
+    for seed in range(3):
+        net, _, _, coef, region = _question(seed, sizes=(6, 16, 16, 3), eps=0.3)
+        fm = build_fixed_model(net, region, tighten_bounds(net, region, method="lp").bounds,
+                               method={"relu": "ideal-cuts"})
+        m = fm.model
+        rng = np.random.default_rng(seed)
+        lo, hi = region.box(net.n_inputs)
+        reached = [start_vector(fm, net, x) for x in rng.uniform(lo, hi, size=(30, lo.size))]
+        offered = 0
+        for _ in range(20):   # LP-like points: random columns inside the bounds, binaries fractional
+            z = rng.uniform(np.maximum(m.col_lb, -5), np.minimum(m.col_ub, 5))
+            A, rhs, blocks = cut_rows(fm.cut_units, z, m.col_lb, m.col_ub, m.num_cols)
+            assert A.shape == (rhs.size, m.num_cols)
+            assert sum(n for _, n in blocks) == rhs.size
+            offered += rhs.size
+            if rhs.size:
+                assert np.all(A @ z > rhs)                     # each cut is violated where it was separated
+            for w in reached:
+                assert np.all(A @ w <= rhs + 1e-9)
+        assert offered > 0
+
+
+gurobi = pytest.mark.skipif(not is_installed("gurobi"), reason="gurobipy is not installed (optional extra)")
+
+
+@gurobi
+def test_gurobi_calls_the_separator_and_keeps_its_cuts() -> None:
+    import scipy.sparse as sp
+
+    from nnmip.model import ModelBuilder
+
+    # max x + y over binaries with x + y <= 1.5 (LP optimum 1.5 at a fractional point); the cut x + y <= 1 is
+    # valid for every integer point and is what the separator offers
+    b = ModelBuilder("cut")
+    cols = b.add_cols("v", "z", 2, vtype="B")
+    b.add_rows_coo("v", "sum", np.zeros(2, dtype=np.int64), cols, np.ones(2), -np.inf, 1.5, 1)
+    m = b.build("max").replace(c=np.ones(2))
+    seen: list[np.ndarray] = []
+
+    def sep(x: np.ndarray) -> tuple[sp.csr_array, np.ndarray]:
+        seen.append(x.copy())
+        if x.sum() > 1 + 1e-6:
+            return sp.csr_array(np.ones((1, 2))), np.array([1.0])
+        return sp.csr_array((0, 2)), np.zeros(0)
+
+    raw = get_backend("gurobi").solve(m, SolveOptions(threads=1, cut_separator=sep,
+                                                      solver_options={"Presolve": 0, "Cuts": 0, "Heuristics": 0}))
+    assert raw.objective == pytest.approx(1.0)
+    assert seen
+
+
+@gurobi
+@pytest.mark.parametrize("seed", [0, 2])
+def test_ideal_cuts_in_gurobis_tree_give_the_highs_optimum(seed: int) -> None:
+    net, x0, _, coef, _ = _question(seed, sizes=(8, 24, 24, 3))
+    q = ([vs.linf(x0, 0.3)], vs.maximize(coef))
+    rg = verify(net, *q, domain=(0, 1), solver="gurobi", method={"relu": "ideal-cuts"},
+                options=SolveOptions(threads=1))
+    rh = verify(net, *q, domain=(0, 1), solver="highs", options=SolveOptions(threads=1))
+    assert rg.result == rh.result == "certified"
+    assert rg.value == pytest.approx(rh.value, abs=1e-6)
+    assert any(n.startswith("ideal ReLU cuts in the solver's tree") for n in rg.notes)

@@ -32,6 +32,7 @@ class Capabilities:
     early_stop: bool = False      # honours ``SolveOptions.stop_objective``
     lp_duals: bool = False        # ``lp_session``: one LP re-solved for many objectives, with row duals
     branch_priority: bool = False  # ``SolveOptions.branch_priority`` (per column branching priorities)
+    user_cuts: bool = False       # ``SolveOptions.cut_separator`` is called at the nodes of the tree
 
 
 class LpSession(Protocol):

@@ -65,7 +65,7 @@ class GurobiBackend:
     name = "gurobi"
     module = "gurobipy"
     capabilities = Capabilities(cones=True, integer_cones=True, warm_start=True, callbacks=True, interrupts=True,
-                                early_stop=True, branch_priority=True)
+                                early_stop=True, branch_priority=True, user_cuts=True)
 
     def solve(self, model: MatrixModel, opts: SolveOptions) -> RawResult:
         try:
@@ -104,6 +104,8 @@ class GurobiBackend:
             params["BestObjStop"] = float(opts.stop_objective)
         if opts.stop_bound is not None:
             params["BestBdStop"] = float(opts.stop_bound)
+        if opts.cut_separator is not None:
+            params["PreCrush"] = 1            # user cuts are stated on the original columns
         params.update(opts.solver_options)
         for key, value in params.items():
             m.setParam(key, value)
@@ -132,7 +134,7 @@ class GurobiBackend:
             x.Start = np.where(np.isnan(ws), GRB.UNDEFINED, ws)  # NaN marks unknown entries
         if opts.branch_priority is not None:
             x.BranchPriority = _priorities(opts.branch_priority, model.num_cols)
-        callback = self._callback(gp, opts, start, model.sense)
+        callback = self._callback(gp, opts, start, model.sense, x)
 
         log.debug("gurobi: solving %d columns, %d rows, %d nonzeros", model.num_cols, model.num_rows,
                   A.nnz)
@@ -182,15 +184,26 @@ class GurobiBackend:
                 m.addQConstr(q <= 0.0)
 
     @staticmethod
-    def _callback(gp: Any, opts: SolveOptions, start: float, sense: str) -> Any:
-        """Stop on a stop request; report on each new incumbent (MIPSOL) and at most every 0.5 s from the MIP loop."""
-        cb, progress = gp.GRB.Callback, opts.progress
+    def _callback(gp: Any, opts: SolveOptions, start: float, sense: str, x: Any) -> Any:
+        """Stop on a stop request; add the separator's cuts at each node whose LP is solved (MIPNODE); report on
+        each new incumbent (MIPSOL) and at most every 0.5 s from the MIP loop.
+        """
+        cb, progress, separator = gp.GRB.Callback, opts.progress, opts.cut_separator
         last = [-math.inf]
+        cols = x.tolist() if separator is not None else []
 
         def callback(model: Any, where: int) -> None:
             if STOP.is_set():
                 model.terminate()
                 return
+            if separator is not None and where == cb.MIPNODE and \
+                    model.cbGet(cb.MIPNODE_STATUS) == gp.GRB.OPTIMAL:
+                A, rhs = separator(np.asarray(model.cbGetNodeRel(x), dtype=np.float64))
+                A = sp.csr_array(A)
+                for i in range(A.shape[0]):
+                    lo, hi = A.indptr[i], A.indptr[i + 1]
+                    expr = gp.LinExpr(A.data[lo:hi].tolist(), [cols[j] for j in A.indices[lo:hi]])
+                    model.cbCut(expr <= float(rhs[i]))
             if progress is None:
                 return
             now = time.perf_counter() - start

@@ -401,6 +401,7 @@ class _Question:
     proven_negative: set[int] = field(default_factory=set)   # cases whose floor model "score >= 0" is infeasible
     timed_out: bool = False
     lp: LpSession | None = None
+    tree_cuts: list[int] = field(default_factory=lambda: [0])    # ideal cuts the solver added in its tree
 
     @property
     def decide(self) -> bool:
@@ -430,6 +431,8 @@ class _Question:
     def finish(self, result: str) -> VerifyResult:
         res = self.res
         res.result = result
+        if self.tree_cuts[0]:
+            res.notes.append(f"ideal ReLU cuts in the solver's tree: {self.tree_cuts[0]} offered")
         res.seconds = self.deadline.elapsed()
         log.info("verify %s: %s (bound %s, value %s) in %.2fs", self.net.name, result, res.bound, res.value,
                  res.seconds)
@@ -678,7 +681,7 @@ class _Question:
         strict = bool(np.all(cs.strict))
         model = self._strengthen(fm, model)
         opts = self._guided(_base_options(self.solver, self.options, self.deadline.solve_limit(), True, strict),
-                            model, method)
+                            model, method, fm)
         # the decision only needs to know whether the score can reach 0: with the floor "score >= 0" the MILP is
         # infeasible exactly when the case cannot be hit, which the solver proves without closing the gap of the
         # optimisation problem
@@ -712,21 +715,37 @@ class _Question:
                 break
             # the solver stopped at an incumbent the forward pass does not confirm: finish the proof
             opts = self._guided(_base_options(self.solver, self.options, self.deadline.solve_limit(), False,
-                                              strict), model, method)
+                                              strict), model, method, fm)
             raw = self.backend.solve(model, opts)
             cr.status = str(raw.status)
             bound = min(bound, _milp_bound(raw, widen=True))
         self._close_case(k, cr, raw, bound, tc)
         return False
 
-    def _guided(self, opts: SolveOptions, model: Any, method: dict[str, str] | None) -> SolveOptions:
+    def _guided(self, opts: SolveOptions, model: Any, method: dict[str, str] | None, fm: FixedModel
+                ) -> SolveOptions:
         """With ``method={"branching": "layers"}``: branching priorities favouring the earliest layers' unstable
         units, for the backends that take them (Gurobi, SCIP; HiGHS and CBC have none and branch as they would).
+        With the ``ideal-cuts`` relu formulation, on backends that take cuts in the tree (Gurobi): the ideal cuts
+        violated at each node's LP point are added there too (HiGHS and CBC offer no such callback; their cuts
+        are the root rounds of :meth:`_strengthen`).
         """
         if branching_of(method) == "layers" and self.backend.capabilities.branch_priority:
             from nnmip.formulations.verification import layer_priorities
 
             opts.branch_priority = layer_priorities(model)
+        if fm.cut_units and self.backend.capabilities.user_cuts and opts.cut_separator is None:
+            from nnmip.formulations.ideal import cut_rows
+
+            units, lb, ub, n = fm.cut_units, model.col_lb, model.col_ub, model.num_cols
+            added = self.tree_cuts
+
+            def separator(x: FloatArray) -> tuple[Any, FloatArray]:
+                A, rhs, _ = cut_rows(units, x, lb, ub, n)
+                added[0] += int(rhs.size)
+                return A, rhs
+
+            opts.cut_separator = separator
         return opts
 
     def _strengthen(self, fm: FixedModel, model: Any) -> Any:
@@ -773,7 +792,7 @@ class _Question:
             return False
         model = self._strengthen(fm, model)
         opts = self._guided(_base_options(self.solver, self.options, self.deadline.solve_limit(), False, False),
-                            model, method)
+                            model, method, fm)
         if k in self.case_x and self.backend.capabilities.warm_start and opts.warm_start is None:
             ws = start_vector(fm, net, self.case_x[k], model.num_cols)
             if not np.isnan(ws[model.vtype != "C"]).any():   # every binary known: the solver completes by an LP

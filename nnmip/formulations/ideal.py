@@ -107,29 +107,43 @@ def separate(units: ReluCutUnits, x: FloatArray, col_lb: FloatArray, col_ub: Flo
     return rows, cols, vals, rhs[units_cut], units_cut
 
 
+def cut_rows(units: list[ReluCutUnits], x: FloatArray, col_lb: FloatArray, col_ub: FloatArray, num_cols: int
+             ) -> tuple[sp.csr_array, FloatArray, list[tuple[str, int]]]:
+    """The violated ideal cuts of every unit at ``x`` as rows ``A z <= rhs`` over ``num_cols`` columns, with the
+    node and count of each unit block's cuts (in row order).  Valid wherever the columns keep the bounds
+    ``col_lb``, ``col_ub`` (the proven bounds of the model: every node of a branch-and-bound tree).
+    """
+    rows_p, cols_p, vals_p, rhs_p, blocks = [], [], [], [], []
+    start = 0
+    for u in units:
+        r, c, v, rhs, _ = separate(u, x, col_lb, col_ub)
+        if rhs.size == 0:
+            continue
+        rows_p.append(r + start)
+        cols_p.append(c)
+        vals_p.append(v)
+        rhs_p.append(rhs)
+        blocks.append((u.node, int(rhs.size)))
+        start += int(rhs.size)
+    if start == 0:
+        return sp.csr_array((0, num_cols)), np.zeros(0), []
+    A = sp.csr_array((np.concatenate(vals_p), (np.concatenate(rows_p), np.concatenate(cols_p))),
+                     shape=(start, num_cols))
+    A.sum_duplicates()
+    return A, np.concatenate(rhs_p), blocks
+
+
 def add_cuts(model: MatrixModel, units: list[ReluCutUnits], x: FloatArray, round_no: int = 0
              ) -> tuple[MatrixModel, int]:
     """``model`` with the violated ideal cuts of every unit at ``x`` appended as ``<=`` rows (and their count)."""
-    blocks_rows, blocks_cols, blocks_vals, rhs_parts, new_blocks = [], [], [], [], []
-    start = model.num_rows
-    for u in units:
-        r, c, v, rhs, which = separate(u, x, model.col_lb, model.col_ub)
-        if rhs.size == 0:
-            continue
-        blocks_rows.append(r + (start - model.num_rows))
-        blocks_cols.append(c)
-        blocks_vals.append(v)
-        rhs_parts.append(rhs)
-        new_blocks.append(Block(u.node, f"ideal{round_no}", start, (int(rhs.size),)))
-        start += int(rhs.size)
-    total = start - model.num_rows
+    extra, rhs_all, blocks = cut_rows(units, x, model.col_lb, model.col_ub, model.num_cols)
+    total = int(rhs_all.size)
     if total == 0:
         return model, 0
-    rows = np.concatenate(blocks_rows)
-    extra = sp.csr_array((np.concatenate(blocks_vals), (rows, np.concatenate(blocks_cols))),
-                         shape=(total, model.num_cols))
-    extra.sum_duplicates()
-    rhs_all = np.concatenate(rhs_parts)
+    new_blocks, start = [], model.num_rows
+    for node, size in blocks:
+        new_blocks.append(Block(node, f"ideal{round_no}", start, (size,)))
+        start += size
     return model.replace(A=sp.csr_array(sp.vstack([model.A, extra], format="csr")),
                          row_lb=np.concatenate([model.row_lb, np.full(total, -np.inf)]),
                          row_ub=np.concatenate([model.row_ub, rhs_all]),
