@@ -3,9 +3,11 @@
 20-64-64-2 ReLU networks (the seeded ONNX MLPs of ``benchmarks/verify_omlt.py``, seeds 100..), an linf ball of
 radius eps around a random point of [0, 1]^20; the question max ``y_other - y_c`` solved to optimality with HiGHS
 (one thread) by ``verify`` with ``method={"relu": "bigm"}`` and ``{"relu": "ideal-cuts"}``, the two runs of an
-instance back to back with the order alternating.  Both optima must agree to 1e-6::
+instance back to back with the order alternating.  Both optima must agree to 1e-6.  ``--solver gurobi --cuts tree``
+measures the cuts also offered in Gurobi's tree (``method={"cuts": "tree"}``)::
 
-    python benchmarks/relu_cuts.py [--instances 10] [--eps 0.1] [--time-limit 120] [--json OUT]
+    python benchmarks/relu_cuts.py [--instances 10] [--eps 0.1] [--time-limit 120] [--solver highs]
+        [--cuts root|tree] [--json OUT]
 """
 
 from __future__ import annotations
@@ -29,11 +31,13 @@ from nnmip.ir.spec import linf, maximize  # noqa: E402
 from nnmip.solution import SolveOptions  # noqa: E402
 
 
-def run(net: object, x0: np.ndarray, eps: float, coef: np.ndarray, relu: str, limit: float) -> dict[str, object]:
-    t0 = time.perf_counter()
+def run(net: object, x0: np.ndarray, eps: float, coef: np.ndarray, relu: str, limit: float, solver: str = "highs",
+        cuts: str = "root") -> dict[str, object]:
+    t0, c0 = time.perf_counter(), time.process_time()
     r = verify(net, [linf(x0, eps)], maximize(coef), domain=(0, 1), samples=0, time_limit=limit,  # type: ignore[arg-type]
-               options=SolveOptions(threads=1), method={"relu": relu}, bab="off")
-    return {"seconds": time.perf_counter() - t0, "value": r.value, "bound": r.bound, "timed_out": r.timed_out}
+               options=SolveOptions(threads=1), method={"relu": relu, "cuts": cuts}, bab="off", solver=solver)
+    return {"seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0, "value": r.value, "bound": r.bound,
+            "timed_out": r.timed_out, "notes": [n for n in r.notes if "cuts" in n]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--instances", type=int, default=10)
     ap.add_argument("--eps", type=float, default=0.1)
     ap.add_argument("--time-limit", type=float, default=120.0)
+    ap.add_argument("--solver", default="highs")
+    ap.add_argument("--cuts", choices=("root", "tree"), default="root")
     ap.add_argument("--json", metavar="OUT")
     a = ap.parse_args(argv)
     rows, ok = [], True
@@ -49,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         order = ("bigm", "ideal-cuts") if seed % 2 == 0 else ("ideal-cuts", "bigm")
         row: dict[str, object] = {"seed": seed}
         for relu in order:
-            row[relu] = run(net, x0, a.eps, coef, relu, a.time_limit)
+            row[relu] = run(net, x0, a.eps, coef, relu, a.time_limit, a.solver, a.cuts)
         b, i = row["bigm"], row["ideal-cuts"]
         assert isinstance(b, dict)
         assert isinstance(i, dict)
@@ -64,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"median: big-M {med_b:.2f}s, ideal cuts {med_i:.2f}s (big-M / ideal {med_b / med_i:.2f})")
     if a.json:
         Path(a.json).write_text(json.dumps({"machine": {"python": platform.python_version(),
-                                                        "platform": platform.platform()}, "rows": rows}, indent=1))
+                                                        "platform": platform.platform()},
+                                            "args": {k: v for k, v in vars(a).items() if k != "json"},
+                                            "rows": rows}, indent=1))
     return 0 if ok else 1
 
 

@@ -212,9 +212,22 @@ def test_gurobi_calls_the_separator_and_keeps_its_cuts() -> None:
 def test_ideal_cuts_in_gurobis_tree_give_the_highs_optimum(seed: int) -> None:
     net, x0, _, coef, _ = _question(seed, sizes=(8, 24, 24, 3))
     q = ([vs.linf(x0, 0.3)], vs.maximize(coef))
-    rg = verify(net, *q, domain=(0, 1), solver="gurobi", method={"relu": "ideal-cuts"},
+    rg = verify(net, *q, domain=(0, 1), solver="gurobi", method={"relu": "ideal-cuts", "cuts": "tree"},
                 options=SolveOptions(threads=1))
+    root = verify(net, *q, domain=(0, 1), solver="gurobi", method={"relu": "ideal-cuts"},
+                  options=SolveOptions(threads=1))
     rh = verify(net, *q, domain=(0, 1), solver="highs", options=SolveOptions(threads=1))
+    assert not any("solver's tree" in n for n in root.notes)     # the default: root rounds only
+    assert root.value == pytest.approx(rh.value, abs=1e-6)
     assert rg.result == rh.result == "certified"
     assert rg.value == pytest.approx(rh.value, abs=1e-6)
     assert any(n.startswith("ideal ReLU cuts in the solver's tree") for n in rg.notes)
+
+
+def test_an_unknown_cuts_choice_is_refused_before_any_work() -> None:
+    from nnmip.errors import NnmipError
+
+    net, x0, eps, coef, _ = _question(0)
+    with pytest.raises(NnmipError) as exc:
+        verify(net, [vs.linf(x0, eps)], vs.maximize(coef), method={"relu": "ideal-cuts", "cuts": "everywhere"})
+    assert exc.value.diagnostics[0].code == "E0427"

@@ -64,6 +64,9 @@ def _configure(p: argparse.ArgumentParser) -> None:
                    help="bound tightening (default auto: lp on small networks, symbolic on large ones)")
     p.add_argument("--relu", choices=("bigm", "ideal-cuts"), default="bigm",
                    help="ReLU formulation (default bigm; ideal-cuts adds rounds of ideal ReLU cuts at the root)")
+    p.add_argument("--cuts", choices=("root", "tree"), default="root",
+                   help="with --relu ideal-cuts: cut rounds at the root (default), or also in the solver's tree "
+                        "(gurobi: a user-cut callback; other solvers: the root only)")
     p.add_argument("--branching", choices=("none", "layers"), default="none",
                    help="branching priorities (default none; layers: earliest layers' unstable units first, for "
                         "gurobi and scip)")
@@ -253,8 +256,8 @@ def _verify_loaded(a: argparse.Namespace, deadline: Any, ex: Any) -> int:
 
 
 def _method(a: argparse.Namespace) -> dict[str, str]:
-    """The formulation choices of ``--relu`` and ``--branching`` as a ``verify(..., method=...)`` map."""
-    return {"relu": a.relu, "branching": a.branching}
+    """The formulation choices of ``--relu``, ``--cuts`` and ``--branching`` as a ``verify(..., method=...)`` map."""
+    return {"relu": a.relu, "cuts": a.cuts, "branching": a.branching}
 
 
 def _sets(a: argparse.Namespace, x0: np.ndarray) -> list[Any]:

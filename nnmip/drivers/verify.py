@@ -306,7 +306,8 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
     ``"off"`` leaves the question to the MILP; ``workers`` is the number of processes it uses.
     ``method`` maps op kinds to formulations (``{"relu": "ideal-cuts"}``) and ``"branching"`` to ``"none"``
     (default) or ``"layers"``: branching priorities favouring the earliest layers' unstable units, passed to the
-    solvers that take them (Gurobi, SCIP).
+    solvers that take them (Gurobi, SCIP); with ``{"relu": "ideal-cuts"}``, ``"cuts"`` is ``"root"`` (default:
+    rounds at the root) or ``"tree"`` (also at the nodes of the solver's tree, where it takes cuts: Gurobi).
     """
     if tighten not in ("interval", "symbolic", "lp", "milp", "auto"):
         raise FormulationError.at("E0423", f"unknown bound method '{tighten!r:.40}'",
@@ -316,6 +317,7 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
                method=method, domain=domain, on_case=on_case)
     check_choice("bab", bab, ("auto", "on", "off", "input", "relu"), code="E0427")
     branching_of(method)
+    cuts_of(method)
     q = _Question.setup(net, sets, prop, solver=solver, options=options, domain=domain, on_case=on_case,
                         deadline=Deadline.of(time_limit, deadline))
     if q.sample(samples, seed):
@@ -351,6 +353,16 @@ HIGHS_WITH_START: dict[str, Any] = {
 #: the counterexample search before the bounds may use this share of the time left, and at most SEARCH_SECONDS
 SEARCH_SHARE = 0.2
 SEARCH_SECONDS = 30.0
+
+
+CUTS = ("root", "tree")
+
+
+def cuts_of(method: dict[str, str] | None) -> str:
+    """The ``cuts`` entry of a verification ``method`` (default ``root``); E0427 for an unknown one."""
+    value = (method or {}).get("cuts", "root")
+    check_choice("method['cuts']", value, CUTS, code="E0427")
+    return str(value)
 
 
 def branching_of(method: dict[str, str] | None) -> str:
@@ -726,15 +738,16 @@ class _Question:
                 ) -> SolveOptions:
         """With ``method={"branching": "layers"}``: branching priorities favouring the earliest layers' unstable
         units, for the backends that take them (Gurobi, SCIP; HiGHS and CBC have none and branch as they would).
-        With the ``ideal-cuts`` relu formulation, on backends that take cuts in the tree (Gurobi): the ideal cuts
-        violated at each node's LP point are added there too (HiGHS and CBC offer no such callback; their cuts
-        are the root rounds of :meth:`_strengthen`).
+        With the ``ideal-cuts`` relu formulation and ``{"cuts": "tree"}``, on backends that take cuts in the tree
+        (Gurobi): the ideal cuts violated at each node's LP point are offered there too (HiGHS and CBC have no
+        such callback; their cuts are the root rounds of :meth:`_strengthen`).
         """
         if branching_of(method) == "layers" and self.backend.capabilities.branch_priority:
             from nnmip.formulations.verification import layer_priorities
 
             opts.branch_priority = layer_priorities(model)
-        if fm.cut_units and self.backend.capabilities.user_cuts and opts.cut_separator is None:
+        if fm.cut_units and cuts_of(method) == "tree" and self.backend.capabilities.user_cuts \
+                and opts.cut_separator is None:
             from nnmip.formulations.ideal import cut_rows
 
             units, lb, ub, n = fm.cut_units, model.col_lb, model.col_ub, model.num_cols
