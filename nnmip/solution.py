@@ -84,9 +84,10 @@ class SolveOptions:
     #: stop once the best bound proves the optimum is no better than this (where the solver can)
     stop_bound: float | None = None
     solver_options: dict[str, Any] = field(default_factory=dict)
-    #: settings nnmip itself chooses for one solver (set by the drivers): applied where the solver knows the name
-    #: and skipped where it does not (an older version); ``solver_options`` of the same name win
-    solver_hints: dict[str, Any] = field(default_factory=dict)
+    #: ``"bound"``: the warm start is expected to be (near) optimal, so the solver should spend its effort on the
+    #: bound rather than on finding solutions (HiGHS: no primal heuristics, no cut rounds below the root, little
+    #: strong branching; ``solver_options`` of the same names win); backends without such settings ignore it
+    focus: str | None = None
     #: ``x -> (A, rhs)``: cuts ``A z <= rhs`` (a scipy.sparse matrix over the model's columns) violated at the LP
     #: point ``x`` of a node, valid at every node; called by backends whose ``capabilities.user_cuts`` is true
     #: (Gurobi), not by the others
@@ -114,6 +115,9 @@ class SolveOptions:
                 raise ParameterError.of(name, f"must be a number (not NaN) or None, got {v!r:.60}")
         if not isinstance(self.verbose, (bool, np.bool_)):
             raise ParameterError.of("verbose", f"must be True or False, got {self.verbose!r:.60}", code="E0108")
+        if self.focus is not None and self.focus != "bound":
+            raise ParameterError.of("focus", f"must be None or 'bound', got {self.focus!r:.60}",
+                                    "focus='bound' when the warm start is expected to be optimal")
         if not isinstance(self.solver_options, dict):
             raise ParameterError.of("solver_options", f"must be a dict of solver option names to values, got "
                                     f"{self.solver_options!r:.60}", code="E0108")

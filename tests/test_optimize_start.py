@@ -11,9 +11,9 @@ import pytest
 from verify_nets import mlp_layers
 
 from nnmip.backends import get_backend, is_installed
+from nnmip.backends import highs as highs_backend
 from nnmip.backends.highs import HighsBackend
 from nnmip.drivers import bab as bb
-from nnmip.drivers import verify as vmod
 from nnmip.drivers.verify import network_from_layers, verify
 from nnmip.formulations.verification import build_fixed_model, start_vector, with_case
 from nnmip.ir import spec as vs
@@ -116,7 +116,7 @@ def test_the_optimum_with_a_start_equals_the_milp_without_one(seed: int, monkeyp
     milp_opts = [o for o in seen if o.mip_gap == 1e-6]
     assert milp_opts
     assert milp_opts[-1].warm_start is not None
-    assert milp_opts[-1].solver_hints["mip_heuristic_effort"] == 0.0
+    assert milp_opts[-1].focus == "bound"
     # the same question without a start, with HiGHS's own settings, on the model built here
     fm = build_fixed_model(net, region, tighten_bounds(net, region, method="lp").bounds)
     raw = get_backend("highs").solve(with_case(fm, _case(coef)), SolveOptions(mip_gap=1e-9, threads=1))
@@ -132,23 +132,31 @@ def test_a_network_with_step_units_gets_no_start(monkeypatch: pytest.MonkeyPatch
     seen = _spy(monkeypatch)
     verify(net, [vs.linf(np.full(4, 0.5), 0.3)], vs.maximize([1.0, -1.0]))
     assert seen
-    assert all(o.warm_start is None and not o.solver_hints for o in seen)
+    assert all(o.warm_start is None and o.focus is None for o in seen)
 
 
-def test_highs_hints_yield_to_solver_options_and_unknown_names_are_skipped() -> None:
+def test_bound_focus_settings_yield_to_solver_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(highs_backend.BOUND_FOCUS, "no_such_highs_option", 1)   # an older HiGHS: skipped
     h = highspy.Highs()
-    opts = SolveOptions(solver_options={"mip_heuristic_effort": 0.5},
-                        solver_hints={"mip_heuristic_effort": 0.0, "mip_allow_cut_separation_at_nodes": False,
-                                      "no_such_highs_option": 1})
-    HighsBackend()._set_options(h, opts)
+    HighsBackend()._set_options(h, SolveOptions(focus="bound", solver_options={"mip_heuristic_effort": 0.5}))
     assert h.getOptionValue("mip_heuristic_effort")[1] == 0.5
     assert h.getOptionValue("mip_allow_cut_separation_at_nodes")[1] is False
+    h2 = highspy.Highs()
+    HighsBackend()._set_options(h2, SolveOptions())
+    assert h2.getOptionValue("mip_allow_cut_separation_at_nodes")[1] is True    # no focus: HiGHS's defaults
 
 
-def test_the_start_settings_name_real_highs_options() -> None:
+def test_the_bound_focus_names_real_highs_options() -> None:
     h = highspy.Highs()
-    for key, value in vmod.HIGHS_WITH_START.items():
+    for key, value in highs_backend.BOUND_FOCUS.items():
         assert h.setOptionValue(key, value).name == "kOk", key
+
+
+def test_focus_takes_bound_or_none_only() -> None:
+    from nnmip.errors import ParameterError
+
+    with pytest.raises(ParameterError):
+        SolveOptions(focus="speed")
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -342,14 +342,6 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
 
 
 BRANCHING = ("none", "layers")
-#: HiGHS settings for an optimisation MILP that starts from the gradient-ascent input: with a near-optimal
-#: incumbent from the first node, the primal heuristics (sub-MIPs, feasibility jump), the cut rounds at every
-#: node and strong branching until a pseudo-cost is reliable cost more than they prune.  Measured on the
-#: 20-64-64-2 questions of ``benchmarks/verify_peers.py``; see docs/benchmarks.md.
-HIGHS_WITH_START: dict[str, Any] = {
-    "mip_heuristic_effort": 0.0, "mip_heuristic_run_rins": False, "mip_heuristic_run_rens": False,
-    "mip_heuristic_run_root_reduced_cost": False, "mip_heuristic_run_feasibility_jump": False,
-    "mip_allow_cut_separation_at_nodes": False, "mip_pscost_minreliable": 1}
 #: the counterexample search before the bounds may use this share of the time left, and at most SEARCH_SECONDS
 SEARCH_SHARE = 0.2
 SEARCH_SECONDS = 30.0
@@ -810,8 +802,8 @@ class _Question:
             ws = start_vector(fm, net, self.case_x[k], model.num_cols)
             if not np.isnan(ws[model.vtype != "C"]).any():   # every binary known: the solver completes by an LP
                 opts.warm_start = ws
-                if self.solver == "highs":
-                    opts.solver_hints = {**HIGHS_WITH_START, **opts.solver_hints}
+                if opts.focus is None:
+                    opts.focus = "bound"      # the start is near-optimal: spend the effort on the bound
         raw = self.backend.solve(model, opts)
         cr.status, cr.binaries = str(raw.status), model.num_binaries
         bound = _milp_bound(raw, widen=False)
