@@ -14,6 +14,7 @@ from nnmip.backends import get_backend, is_installed
 from nnmip.backends import highs as highs_backend
 from nnmip.backends.highs import HighsBackend
 from nnmip.drivers import bab as bb
+from nnmip.drivers.relu_cuts import strengthen_root
 from nnmip.drivers.verify import network_from_layers, verify
 from nnmip.formulations.verification import build_fixed_model, start_vector, with_case
 from nnmip.ir import spec as vs
@@ -41,6 +42,11 @@ def test_start_vector_satisfies_every_row_and_scores_the_forward_pass(seed: int,
     fm = build_fixed_model(net, region, tighten_bounds(net, region, method="lp").bounds, method={"relu": relu})
     m = with_case(fm, _case(coef))
     assert m.num_binaries > 0
+    if relu == "ideal-cuts":   # the rows the MILP gets: the big-M rows and the root rounds of ideal cuts
+        rows = m.num_rows
+        m, rr = strengthen_root(m, fm.cut_units, rounds=5)
+        assert rr.cuts > 0
+        assert m.num_rows == rows + rr.cuts
     lo, hi = region.box(net.n_inputs)
     for x in np.random.default_rng(seed).uniform(lo, hi, size=(20, lo.size)):
         ws = start_vector(fm, net, x, m.num_cols)
@@ -213,6 +219,32 @@ def test_gurobi_calls_the_separator_and_keeps_its_cuts() -> None:
                                                       solver_options={"Presolve": 0, "Cuts": 0, "Heuristics": 0}))
     assert raw.objective == pytest.approx(1.0)
     assert seen
+    assert seen[0].sum() == pytest.approx(1.5)                   # the first relaxation violates the cut ...
+    assert all(z.sum() <= 1 + 1e-6 for z in seen[1:])            # ... and every later one keeps it
+    assert raw.nodes == 1                                        # the cut closes the root: no branching
+
+
+@gurobi
+def test_a_failing_separator_is_logged_and_dropped(caplog: pytest.LogCaptureFixture) -> None:
+    from nnmip.model import ModelBuilder
+
+    b = ModelBuilder("cut")
+    cols = b.add_cols("v", "z", 2, vtype="B")
+    b.add_rows_coo("v", "sum", np.zeros(2, dtype=np.int64), cols, np.ones(2), -np.inf, 1.5, 1)
+    m = b.build("max").replace(c=np.ones(2))
+    calls = []
+
+    def broken(x: np.ndarray) -> Any:
+        calls.append(1)
+        raise RuntimeError("separator bug")
+
+    with caplog.at_level("ERROR", logger="nnmip.backends.gurobi"):
+        raw = get_backend("gurobi").solve(m, SolveOptions(threads=1, cut_separator=broken,
+                                                          solver_options={"Presolve": 0, "Cuts": 0,
+                                                                          "Heuristics": 0}))
+    assert raw.objective == pytest.approx(1.0)
+    assert len(calls) == 1                                       # not called again after it failed
+    assert "cut separator failed" in caplog.text
 
 
 @gurobi
@@ -239,3 +271,50 @@ def test_an_unknown_cuts_choice_is_refused_before_any_work() -> None:
     with pytest.raises(NnmipError) as exc:
         verify(net, [vs.linf(x0, eps)], vs.maximize(coef), method={"relu": "ideal-cuts", "cuts": "everywhere"})
     assert exc.value.diagnostics[0].code == "E0427"
+
+
+def test_samples_give_a_start_without_the_bound_focus_on_l1_sets(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the ascent runs on box and linf sets only: on an l1 ball the start comes from sampling, and the solver keeps
+    # its own search settings
+    net, x0, _, coef, _ = _question(1)
+    seen = _spy(monkeypatch)
+    r = verify(net, [vs.l1(x0, 0.8)], vs.maximize(coef), domain=(0, 1), options=SolveOptions(threads=1))
+    assert r.result == "certified"
+    milp = [o for o in seen if o.mip_gap == 1e-6]
+    assert milp[-1].warm_start is not None
+    assert milp[-1].focus is None
+
+
+def test_a_solver_input_outside_a_halfspace_set_is_pulled_inside(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a solver input a rounding error outside the set: the value reported is the forward pass of a point inside
+    net, x0, eps, coef, _ = _question(2)
+    opt = verify(net, [vs.linf(x0, eps)], vs.maximize(coef), domain=(0, 1)).counterexample
+    lo, hi = np.maximum(x0 - eps, 0), np.minimum(x0 + eps, 1)
+    i = int(np.argmax(np.minimum(opt - lo, hi - opt)))             # a coordinate inside the box at the optimum
+    A = np.eye(1, x0.size, i)                                      # x_i <= opt_i: tight at the same optimum
+    b = opt[i:i + 1].copy()
+    real = HighsBackend.solve
+
+    def nudged(self: HighsBackend, model: Any, opts: SolveOptions) -> Any:
+        raw = real(self, model, opts)
+        if raw.x is not None and opts.mip_gap == 1e-6:
+            raw.x = raw.x.copy()
+            raw.x[i] = b[0] + 1e-12                                # inside the box, just outside the halfspace
+        return raw
+
+    monkeypatch.setattr(HighsBackend, "solve", nudged)
+    sets = [vs.linf(x0, eps), vs.halfspaces(A, b)]
+    r = verify(net, sets, vs.maximize(coef), domain=(0, 1), options=SolveOptions(threads=1))
+    region = vs.Region(tuple(sets), np.zeros(x0.size), np.ones(x0.size))
+    assert r.counterexample is not None
+    assert region.contains(r.counterexample[None, :], tol=0.0)[0]
+    assert r.value == pytest.approx(float(coef @ net.forward(r.counterexample[None, :])[0]), abs=1e-12)
+    assert r.value <= r.bound + 1e-9
+
+
+def test_cuts_tree_where_it_cannot_apply_says_so() -> None:
+    net, x0, eps, coef, _ = _question(0)
+    r = verify(net, [vs.linf(x0, eps)], vs.maximize(coef), domain=(0, 1), method={"relu": "ideal-cuts", "cuts": "tree"})
+    assert any(n.startswith("cuts 'tree': solver 'highs' takes no cuts in its tree") for n in r.notes)
+    r = verify(net, [vs.linf(x0, eps)], vs.maximize(coef), domain=(0, 1), method={"cuts": "tree"})
+    assert any(n.startswith("cuts 'tree': there are no ideal cuts") for n in r.notes)

@@ -188,22 +188,30 @@ class GurobiBackend:
         """Stop on a stop request; add the separator's cuts at each node whose LP is solved (MIPNODE); report on
         each new incumbent (MIPSOL) and at most every 0.5 s from the MIP loop.
         """
-        cb, progress, separator = gp.GRB.Callback, opts.progress, opts.cut_separator
+        cb, progress = gp.GRB.Callback, opts.progress
+        separate = [opts.cut_separator]      # dropped after a failure: gurobipy ignores errors raised in callbacks
         last = [-math.inf]
-        cols = x.tolist() if separator is not None else []
+        cols = x.tolist() if opts.cut_separator is not None else []
+
+        def add_cuts(model: Any, sep: Any) -> None:
+            A, rhs = sep(np.asarray(model.cbGetNodeRel(x), dtype=np.float64))
+            A = sp.csr_array(A)
+            for i in range(A.shape[0]):
+                lo, hi = A.indptr[i], A.indptr[i + 1]
+                expr = gp.LinExpr(A.data[lo:hi].tolist(), [cols[j] for j in A.indices[lo:hi]])
+                model.cbCut(expr <= float(rhs[i]))
 
         def callback(model: Any, where: int) -> None:
             if STOP.is_set():
                 model.terminate()
                 return
-            if separator is not None and where == cb.MIPNODE and \
-                    model.cbGet(cb.MIPNODE_STATUS) == gp.GRB.OPTIMAL:
-                A, rhs = separator(np.asarray(model.cbGetNodeRel(x), dtype=np.float64))
-                A = sp.csr_array(A)
-                for i in range(A.shape[0]):
-                    lo, hi = A.indptr[i], A.indptr[i + 1]
-                    expr = gp.LinExpr(A.data[lo:hi].tolist(), [cols[j] for j in A.indices[lo:hi]])
-                    model.cbCut(expr <= float(rhs[i]))
+            sep = separate[0]
+            if sep is not None and where == cb.MIPNODE and model.cbGet(cb.MIPNODE_STATUS) == gp.GRB.OPTIMAL:
+                try:
+                    add_cuts(model, sep)
+                except Exception:  # a failing separator must not pass silently, nor kill the solve
+                    log.exception("gurobi: the cut separator failed; no more cuts are separated in this solve")
+                    separate[0] = None
             if progress is None:
                 return
             now = time.perf_counter() - start

@@ -341,12 +341,23 @@ def _case_grad(chain: Chain, X: FloatArray, rows: Rows, k: int) -> FloatArray:
     F = Y @ rows.C.T + rows.d
     idx = np.flatnonzero(rows.case == k)
     low = (F[:, idx] <= 1e-9).astype(np.float64)             # (N, rows of k)
-    G = low @ rows.C[idx]                                    # d objective / d y, (N, n_out)
+    return _backprop(chain, pre, low @ rows.C[idx])          # d objective / d y, (N, n_out), back to the input
+
+
+def _backprop(chain: Chain, pre: list[FloatArray], G: FloatArray) -> FloatArray:
+    """The input gradient of ``G . y`` at each point, ``G`` (N, n_out) and ``pre`` its forward pass's
+    pre-activations: exact on the linear piece of each point.
+    """
     for j in range(len(chain.Ws) - 1, -1, -1):
         G = G @ chain.Ws[j]
         if j > 0:
             G = G * (pre[j - 1] > 0)
     return G
+
+
+def _starts(lo: FloatArray, hi: FloatArray, restarts: int, rng: np.random.Generator) -> FloatArray:
+    """The box centre and ``restarts - 1`` (at least one) uniform points of the box, one per row."""
+    return np.vstack([0.5 * (lo + hi)[None, :], lo + rng.random((max(restarts - 1, 1), lo.size)) * (hi - lo)])
 
 
 def pgd_search(chain: Chain, lo: FloatArray, hi: FloatArray, rows: Rows, *, restarts: int = 16, steps: int = 40,
@@ -365,12 +376,10 @@ def pgd_search(chain: Chain, lo: FloatArray, hi: FloatArray, rows: Rows, *, rest
 def _pgd_search(chain: Chain, lo: FloatArray, hi: FloatArray, rows: Rows, *, restarts: int, steps: int, seed: int,
                 deadline: Any, start: FloatArray | None) -> FloatArray | None:
     rng = np.random.default_rng(seed)
-    n = lo.size
     w = hi - lo
-    starts = [0.5 * (lo + hi)[None, :], lo + rng.random((max(restarts - 1, 1), n)) * w]
+    X0 = _starts(lo, hi, restarts, rng)
     if start is not None:
-        starts.insert(0, np.clip(np.atleast_2d(start), lo, hi))
-    X0 = np.vstack(starts)
+        X0 = np.vstack([np.clip(np.atleast_2d(start), lo, hi), X0])
     for k in range(rows.n_cases):
         X = X0.copy()
         for t in range(steps):
@@ -400,9 +409,8 @@ def pgd_ascent(chain: Chain, lo: FloatArray, hi: FloatArray, rows: Rows, k: int,
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):
-        rng = np.random.default_rng(seed)
         w = hi - lo
-        X = np.vstack([0.5 * (lo + hi)[None, :], lo + rng.random((max(restarts - 1, 1), lo.size)) * w])
+        X = _starts(lo, hi, restarts, np.random.default_rng(seed))
         idx = np.flatnonzero(rows.case == k)
         C, d = rows.C[idx], rows.d[idx]
         best: tuple[FloatArray, float] | None = None
@@ -417,11 +425,7 @@ def pgd_ascent(chain: Chain, lo: FloatArray, hi: FloatArray, rows: Rows, k: int,
                 best = (X[i].copy(), float(s[i]))
             if t == steps:
                 break
-            G = C[np.argmin(F, axis=1)]                       # d score / d y on each point's linear piece
-            for j in range(len(chain.Ws) - 1, -1, -1):
-                G = G @ chain.Ws[j]
-                if j > 0:
-                    G = G * (pre[j - 1] > 0)
+            G = _backprop(chain, pre, C[np.argmin(F, axis=1)])   # d score / d x on each point's linear piece
             step = 0.25 * 0.002 ** (t / max(steps - 1, 1))     # geometric decay of the step, as pgd_search
             X = np.clip(X + step * w * np.sign(G), lo, hi)
         return best

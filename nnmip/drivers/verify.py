@@ -400,6 +400,7 @@ class _Question:
     on_case: Callable[[CaseResult], None] | None
     best_x: FloatArray | None = None
     case_x: dict[int, FloatArray] = field(default_factory=dict)   # the best input met per case (a MILP start)
+    ascended: set[int] = field(default_factory=set)               # cases whose case_x the gradient ascent found
     case_bounds: FloatArray = field(default_factory=lambda: np.zeros(0))
     case_values: FloatArray = field(default_factory=lambda: np.zeros(0))
     proven_negative: set[int] = field(default_factory=set)   # cases whose floor model "score >= 0" is infeasible
@@ -500,9 +501,7 @@ class _Question:
         # a share of the budget only: on a wide network the full search schedule can take the whole time limit,
         # and when the property holds the bounds that follow settle it (the searches inside branch and bound
         # go on looking)
-        left = self.deadline.left()
-        budget = SEARCH_SECONDS if left is None else min(SEARCH_SHARE * left, SEARCH_SECONDS)
-        x = bb.pgd_search(chain, lo, hi, bb.Rows.of(self.cases), seed=seed, deadline=Deadline(budget))
+        x = bb.pgd_search(chain, lo, hi, bb.Rows.of(self.cases), seed=seed, deadline=self._search_budget())
         if x is None:
             return False
         x = self.region.project(x)
@@ -514,19 +513,25 @@ class _Question:
         self.res.notes.append("found by projected gradient search")
         return True
 
+    def _search_budget(self) -> Deadline:
+        """The deadline of a local search before the bounds: a share of the time left, at most SEARCH_SECONDS."""
+        left = self.deadline.left()
+        return Deadline(SEARCH_SECONDS if left is None else min(SEARCH_SHARE * left, SEARCH_SECONDS))
+
     def ascend(self, seed: int) -> None:
-        """Optimisation questions on ReLU networks: projected gradient ascent of each case score for a good
-        input before the MILP.  Its forward-pass value is a proven lower bound, and the input (with the phases
-        it sets) is handed to the solver as a start, so that the search prunes with it from the first node.
+        """Optimisation questions on ReLU networks over box and linf sets: projected gradient ascent of each case
+        score for a good input before the MILP.  Its forward-pass value is a proven lower bound, and the input
+        (with the phases it sets) is handed to the solver as a start, so that the search prunes with it from the
+        first node.  Other sets are skipped: the ascent runs in a box, and projecting its end point onto an l1 or
+        l2 ball (or leaving a set of halfspaces) loses what it climbed.
         """
         from nnmip.drivers import bab as bb
 
         chain = bb.relu_chain(self.net)
-        if chain is None:
+        if chain is None or not self.region.kinds() <= {"box", "linf"}:
             return
         lo, hi = self.region.box(self.net.n_inputs)
-        left = self.deadline.left()
-        budget = Deadline(SEARCH_SECONDS if left is None else min(SEARCH_SHARE * left, SEARCH_SECONDS))
+        budget = self._search_budget()
         rows = bb.Rows.of(self.cases)
         for k, cs in enumerate(self.cases):
             found = bb.pgd_ascent(chain, lo, hi, rows, k, seed=seed, deadline=budget)
@@ -538,6 +543,7 @@ class _Question:
             s_val = float(cs.score(self.net.forward(x[None, :]))[0])
             if s_val > self.case_values[k]:
                 self.case_values[k], self.case_x[k] = s_val, x
+                self.ascended.add(k)
                 if s_val >= float(np.max(self.case_values)):
                     self.best_x = x
 
@@ -738,8 +744,14 @@ class _Question:
             from nnmip.formulations.verification import layer_priorities
 
             opts.branch_priority = layer_priorities(model)
-        if fm.cut_units and cuts_of(method) == "tree" and self.backend.capabilities.user_cuts \
-                and opts.cut_separator is None:
+        tree = cuts_of(method) == "tree"
+        if tree and not (fm.cut_units and self.backend.capabilities.user_cuts):
+            why = (f"solver '{self.solver}' takes no cuts in its tree" if fm.cut_units
+                   else "there are no ideal cuts to separate (relu 'ideal-cuts' with unstable units needed)")
+            note = f"cuts 'tree': {why}; none are added below the root"
+            if note not in self.res.notes:
+                self.res.notes.append(note)
+        if tree and fm.cut_units and self.backend.capabilities.user_cuts and opts.cut_separator is None:
             from nnmip.formulations.ideal import cut_rows
 
             units, lb, ub, n = fm.cut_units, model.col_lb, model.col_ub, model.num_cols
@@ -802,13 +814,13 @@ class _Question:
             ws = start_vector(fm, net, self.case_x[k], model.num_cols)
             if not np.isnan(ws[model.vtype != "C"]).any():   # every binary known: the solver completes by an LP
                 opts.warm_start = ws
-                if opts.focus is None:
-                    opts.focus = "bound"      # the start is near-optimal: spend the effort on the bound
+                if opts.focus is None and k in self.ascended:
+                    opts.focus = "bound"      # a local optimum of the ascent: spend the effort on the bound
         raw = self.backend.solve(model, opts)
         cr.status, cr.binaries = str(raw.status), model.num_binaries
         bound = _milp_bound(raw, widen=False)
         if raw.x is not None:
-            x = self.region.project(raw.x[fm.x_cols])
+            x = self._inside(self.region.project(raw.x[fm.x_cols]), k)
             s_val = float(cs.score(net.forward(x[None, :]))[0])
             if s_val > self.case_values[k]:
                 self.case_values[k], self.best_x = s_val, x
@@ -821,6 +833,22 @@ class _Question:
                         self.case_values[k], self.best_x = s2, x2
         self._close_case(k, cr, raw, bound, tc)
         return False
+
+    def _inside(self, x: FloatArray, k: int) -> FloatArray:
+        """``x`` itself when it lies in the region; else the first point that does on the segment towards a known
+        input of the region (the best one met for case ``k``), at most 1e-3 of the way (a solver's input may sit a
+        rounding error outside a set of halfspaces); ``x`` as it is when no input of the region is known.
+        """
+        if self.region.contains(x[None, :], tol=0.0)[0]:
+            return x
+        anchor = self.case_x.get(k, self.best_x)
+        if anchor is None or not self.region.contains(anchor[None, :], tol=0.0)[0]:
+            return x
+        for t in (1e-12, 1e-9, 1e-6, 1e-3):
+            y = x + t * (anchor - x)
+            if self.region.contains(y[None, :], tol=0.0)[0]:
+                return y
+        return x
 
     # -- 7. the answer -------------------------------------------------------------------------------------------
     def conclude(self) -> VerifyResult:
