@@ -90,7 +90,7 @@ class SolveOptions:
     focus: str | None = None
     #: ``x -> (A, rhs)``: cuts ``A z <= rhs`` (a scipy.sparse matrix over the model's columns) violated at the LP
     #: point ``x`` of a node, valid at every node; called by backends whose ``capabilities.user_cuts`` is true
-    #: (Gurobi), not by the others
+    #: (Gurobi, SCIP), not by the others
     cut_separator: Callable[[npt.NDArray[np.float64]], tuple[Any, npt.NDArray[np.float64]]] | None = None
     solve_time_limit: float | None = None
     #: per column branching priority (higher is branched on first, 0 for no preference); honoured by backends

@@ -193,75 +193,77 @@ def test_cut_rows_never_cut_off_a_point_the_network_reaches() -> None:
 
 
 gurobi = pytest.mark.skipif(not is_installed("gurobi"), reason="gurobipy is not installed (optional extra)")
+#: the backends that take cuts in their tree, each skipped when not installed
+CUT_SOLVERS = [pytest.param("gurobi", marks=gurobi),
+               pytest.param("scip", marks=pytest.mark.skipif(not is_installed("scip"),
+                                                             reason="pyscipopt is not installed (optional extra)"))]
+#: no presolve, solver cuts or heuristics, so that the separator's cut is what closes the toy problem
+BARE = {"gurobi": {"Presolve": 0, "Cuts": 0, "Heuristics": 0},
+        "scip": {"presolving/maxrounds": 0}}
 
 
-@gurobi
-def test_gurobi_calls_the_separator_and_keeps_its_cuts() -> None:
-    import scipy.sparse as sp
-
+def _toy() -> Any:
+    """max c . z over six binaries with sum z <= 2.5 (c = 1.0, 1.1, ..., 1.5): the LP optimum has sum z = 2.5 and
+    violates the cut sum z <= 2, which every integer point satisfies; with it the root LP is integral."""
     from nnmip.model import ModelBuilder
 
-    # max x + y over binaries with x + y <= 1.5 (LP optimum 1.5 at a fractional point); the cut x + y <= 1 is
-    # valid for every integer point and is what the separator offers
     b = ModelBuilder("cut")
-    cols = b.add_cols("v", "z", 2, vtype="B")
-    b.add_rows_coo("v", "sum", np.zeros(2, dtype=np.int64), cols, np.ones(2), -np.inf, 1.5, 1)
-    m = b.build("max").replace(c=np.ones(2))
+    cols = b.add_cols("v", "z", 6, vtype="B")
+    b.add_rows_coo("v", "sum", np.zeros(6, dtype=np.int64), cols, np.ones(6), -np.inf, 2.5, 1)
+    return b.build("max").replace(c=np.linspace(1.0, 1.5, 6))
+
+
+@pytest.mark.parametrize("solver", CUT_SOLVERS)
+def test_the_solver_calls_the_separator_and_keeps_its_cuts(solver: str) -> None:
+    import scipy.sparse as sp
+
     seen: list[np.ndarray] = []
 
     def sep(x: np.ndarray) -> tuple[sp.csr_array, np.ndarray]:
         seen.append(x.copy())
-        if x.sum() > 1 + 1e-6:
-            return sp.csr_array(np.ones((1, 2))), np.array([1.0])
-        return sp.csr_array((0, 2)), np.zeros(0)
+        if x.sum() > 2 + 1e-6:
+            return sp.csr_array(np.ones((1, 6))), np.array([2.0])
+        return sp.csr_array((0, 6)), np.zeros(0)
 
-    raw = get_backend("gurobi").solve(m, SolveOptions(threads=1, cut_separator=sep,
-                                                      solver_options={"Presolve": 0, "Cuts": 0, "Heuristics": 0}))
-    assert raw.objective == pytest.approx(1.0)
+    raw = get_backend(solver).solve(_toy(), SolveOptions(threads=1, cut_separator=sep, solver_options=BARE[solver]))
+    assert raw.objective == pytest.approx(2.9)
     assert seen
-    assert seen[0].sum() == pytest.approx(1.5)                   # the first relaxation violates the cut ...
-    assert all(z.sum() <= 1 + 1e-6 for z in seen[1:])            # ... and every later one keeps it
+    assert seen[0].sum() == pytest.approx(2.5)                   # the first relaxation violates the cut ...
+    assert all(z.sum() <= 2 + 1e-6 for z in seen[1:])            # ... and every later one keeps it
     assert raw.nodes == 1                                        # the cut closes the root: no branching
 
 
-@gurobi
-def test_a_failing_separator_is_logged_and_dropped(caplog: pytest.LogCaptureFixture) -> None:
-    from nnmip.model import ModelBuilder
-
-    b = ModelBuilder("cut")
-    cols = b.add_cols("v", "z", 2, vtype="B")
-    b.add_rows_coo("v", "sum", np.zeros(2, dtype=np.int64), cols, np.ones(2), -np.inf, 1.5, 1)
-    m = b.build("max").replace(c=np.ones(2))
+@pytest.mark.parametrize("solver", CUT_SOLVERS)
+def test_a_failing_separator_is_logged_and_dropped(solver: str, caplog: pytest.LogCaptureFixture) -> None:
     calls = []
 
     def broken(x: np.ndarray) -> Any:
         calls.append(1)
         raise RuntimeError("separator bug")
 
-    with caplog.at_level("ERROR", logger="nnmip.backends.gurobi"):
-        raw = get_backend("gurobi").solve(m, SolveOptions(threads=1, cut_separator=broken,
-                                                          solver_options={"Presolve": 0, "Cuts": 0,
-                                                                          "Heuristics": 0}))
-    assert raw.objective == pytest.approx(1.0)
+    with caplog.at_level("ERROR", logger=f"nnmip.backends.{solver}"):
+        raw = get_backend(solver).solve(_toy(), SolveOptions(threads=1, cut_separator=broken,
+                                                             solver_options=BARE[solver]))
+    assert raw.objective == pytest.approx(2.9)
     assert len(calls) == 1                                       # not called again after it failed
     assert "cut separator failed" in caplog.text
 
 
-@gurobi
+@pytest.mark.parametrize("solver", CUT_SOLVERS)
 @pytest.mark.parametrize("seed", [0, 2])
-def test_ideal_cuts_in_gurobis_tree_give_the_highs_optimum(seed: int) -> None:
+def test_ideal_cuts_in_the_solvers_tree_give_the_highs_optimum(seed: int, solver: str) -> None:
     net, x0, _, coef, _ = _question(seed, sizes=(8, 24, 24, 3))
     q = ([vs.linf(x0, 0.3)], vs.maximize(coef))
-    rg = verify(net, *q, domain=(0, 1), solver="gurobi", method={"relu": "ideal-cuts", "cuts": "tree"},
+    rt = verify(net, *q, domain=(0, 1), solver=solver, method={"relu": "ideal-cuts", "cuts": "tree"},
                 options=SolveOptions(threads=1))
-    root = verify(net, *q, domain=(0, 1), solver="gurobi", method={"relu": "ideal-cuts"},
+    root = verify(net, *q, domain=(0, 1), solver=solver, method={"relu": "ideal-cuts"},
                   options=SolveOptions(threads=1))
     rh = verify(net, *q, domain=(0, 1), solver="highs", options=SolveOptions(threads=1))
     assert not any("solver's tree" in n for n in root.notes)     # the default: root rounds only
     assert root.value == pytest.approx(rh.value, abs=1e-6)
-    assert rg.result == rh.result == "certified"
-    assert rg.value == pytest.approx(rh.value, abs=1e-6)
-    assert any(n.startswith("ideal ReLU cuts in the solver's tree") for n in rg.notes)
+    assert rt.result == rh.result == "certified"
+    assert rt.value == pytest.approx(rh.value, abs=1e-6)
+    assert any(n.startswith("ideal ReLU cuts in the solver's tree") for n in rt.notes)
 
 
 def test_an_unknown_cuts_choice_is_refused_before_any_work() -> None:

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from nnmip.backends._common import Capabilities, captured, finite, gap, import_solver, require_linear
 from nnmip.errors import SolverError
@@ -57,7 +58,8 @@ class ScipBackend:
 
     name = "scip"
     module = "pyscipopt"
-    capabilities = Capabilities(warm_start=True, callbacks=True, interrupts=True, branch_priority=True)
+    capabilities = Capabilities(warm_start=True, callbacks=True, interrupts=True, branch_priority=True,
+                                user_cuts=True)
 
     def solve(self, model: MatrixModel, opts: SolveOptions) -> RawResult:
         require_linear(self.name, model)
@@ -85,6 +87,10 @@ class ScipBackend:
                 m.chgVarBranchPriority(x[j], int(prio[j]))
         if opts.progress is not None:
             self._subscribe(scip, m, opts, start, float(model.c0))
+        if opts.cut_separator is not None:
+            m.includeSepa(_separator_plugin(scip, x, opts.cut_separator), "nnmip_cuts",
+                          "cuts of SolveOptions.cut_separator", priority=1000, freq=1, maxbounddist=1.0,
+                          usessubscip=False, delay=False)
         log.debug("scip: solving %d columns, %d rows, %d nonzeros", model.num_cols, model.num_rows,
                   model.A.nnz)
         with captured(not opts.verbose), STOP.watch(m.interruptSolve):
@@ -220,3 +226,53 @@ class ScipBackend:
 
         m.includeEventhdlr(Reporter(), "nnmip_progress", "progress reports")
 
+
+
+def _separator_plugin(scip: Any, x: list[Any], separator: Any) -> Any:
+    """A SCIP separator that offers the cuts of ``separator`` at the LP point of each node.  The cut rows are
+    stated on SCIP's transformed variables: a term on a variable that presolve fixed moves into the right-hand
+    side, and a cut with a term on an aggregated variable is skipped.  A separator that raises is logged and
+    not called again (SCIP would otherwise stop the solve).
+    """
+    class Separator(scip.Sepa):  # type: ignore[misc, name-defined]
+        def __init__(self) -> None:
+            self.failed = False
+
+        def sepaexeclp(self) -> dict[str, Any]:
+            m = self.model
+            if self.failed:
+                return {"result": scip.SCIP_RESULT.DIDNOTRUN}
+            try:
+                A, rhs = separator(np.array([m.getSolVal(None, v) for v in x], dtype=np.float64))
+                A = sp.csr_array(A)
+                added = 0
+                for i in range(A.shape[0]):
+                    added += self._add(m, A, i, float(rhs[i]))
+            except Exception:
+                log.exception("scip: the cut separator failed; no more cuts are separated in this solve")
+                self.failed = True
+                return {"result": scip.SCIP_RESULT.DIDNOTRUN}
+            return {"result": scip.SCIP_RESULT.SEPARATED if added else scip.SCIP_RESULT.DIDNOTFIND}
+
+        def _add(self, m: Any, A: sp.csr_array, i: int, rhs: float) -> int:
+            terms = []
+            for j, a in zip(A.indices[A.indptr[i]:A.indptr[i + 1]].tolist(),
+                            A.data[A.indptr[i]:A.indptr[i + 1]].tolist(), strict=True):
+                tv = m.getTransformedVar(x[j])
+                status = tv.getStatus()
+                if status == "FIXED":
+                    rhs -= a * tv.getLbGlobal()
+                elif status in ("LOOSE", "COLUMN"):
+                    terms.append((tv, a))
+                else:
+                    return 0
+            row = m.createEmptyRowSepa(self, "nnmip_cut", lhs=None, rhs=rhs, local=False, removable=True)
+            m.cacheRowExtensions(row)
+            for tv, a in terms:
+                m.addVarToRow(row, tv, a)
+            m.flushRowExtensions(row)
+            m.addCut(row, forcecut=True)     # applied as offered (SCIP would otherwise pick among its own)
+            m.releaseRow(row)
+            return 1
+
+    return Separator()

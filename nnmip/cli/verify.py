@@ -66,7 +66,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
                    help="ReLU formulation (default bigm; ideal-cuts adds rounds of ideal ReLU cuts at the root)")
     p.add_argument("--cuts", choices=("root", "tree"), default="root",
                    help="with --relu ideal-cuts: cut rounds at the root (default), or also in the solver's tree "
-                        "(gurobi: a user-cut callback; other solvers: the root only)")
+                        "(gurobi: a user-cut callback, scip: a separator; highs and cbc: the root only)")
     p.add_argument("--branching", choices=("none", "layers"), default="none",
                    help="branching priorities (default none; layers: earliest layers' unstable units first, for "
                         "gurobi and scip)")

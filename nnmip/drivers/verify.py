@@ -307,7 +307,7 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
     ``method`` maps op kinds to formulations (``{"relu": "ideal-cuts"}``) and ``"branching"`` to ``"none"``
     (default) or ``"layers"``: branching priorities favouring the earliest layers' unstable units, passed to the
     solvers that take them (Gurobi, SCIP); with ``{"relu": "ideal-cuts"}``, ``"cuts"`` is ``"root"`` (default:
-    rounds at the root) or ``"tree"`` (also at the nodes of the solver's tree, where it takes cuts: Gurobi).
+    rounds at the root) or ``"tree"`` (also at the nodes of the solver's tree, where it takes cuts: Gurobi, SCIP).
     """
     if tighten not in ("interval", "symbolic", "lp", "milp", "auto"):
         raise FormulationError.at("E0423", f"unknown bound method '{tighten!r:.40}'",
@@ -737,8 +737,8 @@ class _Question:
         """With ``method={"branching": "layers"}``: branching priorities favouring the earliest layers' unstable
         units, for the backends that take them (Gurobi, SCIP; HiGHS and CBC have none and branch as they would).
         With the ``ideal-cuts`` relu formulation and ``{"cuts": "tree"}``, on backends that take cuts in the tree
-        (Gurobi): the ideal cuts violated at each node's LP point are offered there too (HiGHS and CBC have no
-        such callback; their cuts are the root rounds of :meth:`_strengthen`).
+        (Gurobi, SCIP): the ideal cuts violated at each node's LP point are offered there too (HiGHS and CBC have
+        no such callback; their cuts are the root rounds of :meth:`_strengthen`).
         """
         if branching_of(method) == "layers" and self.backend.capabilities.branch_priority:
             from nnmip.formulations.verification import layer_priorities
