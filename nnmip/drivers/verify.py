@@ -341,27 +341,29 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
     return q.conclude()
 
 
+#: the choices of the ``method`` entries that are not op kinds, each with its default first
 BRANCHING = ("none", "layers")
+CUTS = ("root", "tree")
 #: the counterexample search before the bounds may use this share of the time left, and at most SEARCH_SECONDS
 SEARCH_SHARE = 0.2
 SEARCH_SECONDS = 30.0
 
 
-CUTS = ("root", "tree")
+def _method_choice(method: dict[str, str] | None, key: str, choices: tuple[str, ...]) -> str:
+    """The ``key`` entry of a verification ``method`` (default ``choices[0]``); E0427 for an unknown one."""
+    value = (method or {}).get(key, choices[0])
+    check_choice(f"method['{key}']", value, choices, code="E0427")
+    return str(value)
 
 
 def cuts_of(method: dict[str, str] | None) -> str:
-    """The ``cuts`` entry of a verification ``method`` (default ``root``); E0427 for an unknown one."""
-    value = (method or {}).get("cuts", "root")
-    check_choice("method['cuts']", value, CUTS, code="E0427")
-    return str(value)
+    """The ``cuts`` entry of a verification ``method``: ``root`` (default) or ``tree``."""
+    return _method_choice(method, "cuts", CUTS)
 
 
 def branching_of(method: dict[str, str] | None) -> str:
-    """The ``branching`` entry of a verification ``method`` (default ``none``); E0427 for an unknown one."""
-    value = (method or {}).get("branching", "none")
-    check_choice("method['branching']", value, BRANCHING, code="E0427")
-    return str(value)
+    """The ``branching`` entry of a verification ``method``: ``none`` (default) or ``layers``."""
+    return _method_choice(method, "branching", BRANCHING)
 
 
 def _use_bab(bab: str, net: Network, region: Region) -> str | None:
@@ -406,7 +408,7 @@ class _Question:
     proven_negative: set[int] = field(default_factory=set)   # cases whose floor model "score >= 0" is infeasible
     timed_out: bool = False
     lp: LpSession | None = None
-    tree_cuts: list[int] = field(default_factory=lambda: [0])    # ideal cuts the solver added in its tree
+    tree_cuts: int = 0                                            # ideal cuts offered in the solver's tree
 
     @property
     def decide(self) -> bool:
@@ -436,8 +438,8 @@ class _Question:
     def finish(self, result: str) -> VerifyResult:
         res = self.res
         res.result = result
-        if self.tree_cuts[0]:
-            res.notes.append(f"ideal ReLU cuts in the solver's tree: {self.tree_cuts[0]} offered")
+        if self.tree_cuts:
+            res.notes.append(f"ideal ReLU cuts in the solver's tree: {self.tree_cuts} offered")
         res.seconds = self.deadline.elapsed()
         log.info("verify %s: %s (bound %s, value %s) in %.2fs", self.net.name, result, res.bound, res.value,
                  res.seconds)
@@ -744,22 +746,22 @@ class _Question:
             from nnmip.formulations.verification import layer_priorities
 
             opts.branch_priority = layer_priorities(model)
-        tree = cuts_of(method) == "tree"
-        if tree and not (fm.cut_units and self.backend.capabilities.user_cuts):
+        if cuts_of(method) != "tree":
+            return opts
+        if not (fm.cut_units and self.backend.capabilities.user_cuts):
             why = (f"solver '{self.solver}' takes no cuts in its tree" if fm.cut_units
                    else "there are no ideal cuts to separate (relu 'ideal-cuts' with unstable units needed)")
             note = f"cuts 'tree': {why}; none are added below the root"
             if note not in self.res.notes:
                 self.res.notes.append(note)
-        if tree and fm.cut_units and self.backend.capabilities.user_cuts and opts.cut_separator is None:
+        elif opts.cut_separator is None:
             from nnmip.formulations.ideal import cut_rows
 
             units, lb, ub, n = fm.cut_units, model.col_lb, model.col_ub, model.num_cols
-            added = self.tree_cuts
 
             def separator(x: FloatArray) -> tuple[Any, FloatArray]:
                 A, rhs, _ = cut_rows(units, x, lb, ub, n)
-                added[0] += int(rhs.size)
+                self.tree_cuts += int(rhs.size)
                 return A, rhs
 
             opts.cut_separator = separator
