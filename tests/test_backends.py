@@ -437,3 +437,30 @@ def test_capabilities_are_flags_not_names() -> None:
 
     assert target(SolveOptions(stop_objective=0.5)) == 0.5
     assert target(SolveOptions(stop_objective=0.5, solver_options={"objective_target": 2.0})) == 2.0  # options win
+
+
+@pytest.mark.skipif(not is_installed("cbc"), reason="python-mip is not installed")
+@pytest.mark.parametrize(("code", "falls_back"), [(-6, True), (-11, True), (-9, False), (1, False)])
+def test_a_crash_of_cbcs_program_falls_back_to_the_in_process_solve(monkeypatch: pytest.MonkeyPatch, code: int,
+                                                                     falls_back: bool) -> None:
+    # CBC's program aborting (SIGABRT, SIGSEGV) without a solution file: the same MILP is solved in process; a
+    # kill (SIGKILL: nnmip's own safety net) or an ordinary failure stays an error
+    from nnmip.backends import cbc
+
+    if cbc._program() is None:
+        pytest.skip("CBC's program is not available here")
+    calls = []
+
+    def crashed(*args: object, **kw: object) -> tuple[str, int, bool, bool]:
+        calls.append(1)
+        return "", code, False, False
+
+    monkeypatch.setattr(cbc, "_run_program", crashed)
+    if falls_back:
+        res = run("cbc", integer_program(), time_limit=30.0)
+        assert calls == [1]
+        assert res.status is Status.OPTIMAL
+        assert res.objective == pytest.approx(-20.0)      # the hand-computed optimum of integer_program
+    else:
+        with pytest.raises(SolverError):
+            run("cbc", integer_program(), time_limit=30.0)

@@ -13,6 +13,7 @@ the program is missing) are solved in process by python-mip.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import logging
 import math
@@ -102,7 +103,15 @@ class CbcBackend:
         if program is not None:
             if native:
                 _check_native(mip, native)
-            return _solve_program(program, model, opts, native, start)
+            try:
+                return _solve_program(program, model, opts, native, start)
+            except _ProgramCrashed as exc:
+                # the program died of a signal nobody sent (it aborts now and then when its time limit strikes):
+                # solve in process instead, with what is left of the time limit
+                log.warning("cbc: %s; solving in process instead", exc)
+                if opts.time_limit is not None:
+                    left = float(opts.time_limit) - (time.perf_counter() - start)
+                    opts = dataclasses.replace(opts, time_limit=max(left, 0.01))
 
         m = mip.Model(name=model.name, sense=mip.MAXIMIZE if model.sense == "max" else mip.MINIMIZE,
                       solver_name=mip.CBC)
@@ -317,6 +326,10 @@ def _program() -> str | None:
     return path if os.path.isfile(path) and os.access(path, os.X_OK) else None
 
 
+class _ProgramCrashed(RuntimeError):
+    """CBC's program died of a signal it was not sent (a crash), leaving no solution file."""
+
+
 def _solve_program(program: str, model: MatrixModel, opts: SolveOptions, native: dict[str, str],
                    start: float) -> RawResult:
     """Solve the MILP with CBC's program on the model written as MPS (see the module docstring)."""
@@ -397,6 +410,8 @@ def _solve_program(program: str, model: MatrixModel, opts: SolveOptions, native:
         bound = objective
     if status is Status.OPTIMAL and x_out is None:
         status = Status.ERROR
+    if not text and code < 0 and not stopped and -code != signal.SIGKILL:
+        raise _ProgramCrashed(f"CBC's program ended by signal {-code} without a solution file")
     message = f"cbc: {head.split(' - ')[0].strip().lower() or f'no solution file (exit code {code})'}"
     if stopped:
         message = "interrupted: CBC stopped on request" + ("" if x_out is not None else " before it found a solution")
