@@ -6,6 +6,10 @@ in full) that the fast path must reproduce; sampled forward values must lie insi
 
 from __future__ import annotations
 
+import importlib.util
+import json
+from pathlib import Path
+
 import networkx as nx
 import numpy as np
 import pytest
@@ -167,3 +171,50 @@ def test_all_dead_layer_gives_constant_bounds() -> None:
     lo, hi = symbolic_bounds(net, region, out, bm)
     assert lo[0] == pytest.approx(0.5, abs=1e-6)
     assert hi[0] == pytest.approx(0.5, abs=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fast_back_substitution_over_a_box_matches_the_plain_one(seed: int) -> None:
+    """linf ball and box regions take the centre / half-width concretisation; shifted biases kill many units, so
+    dead columns are dropped from the products, and a stable-only network keeps both sides in one array."""
+    rng = np.random.default_rng(100 + seed)
+    sizes = [int(rng.integers(3, 9))] + [int(rng.integers(8, 24)) for _ in range(3)] + [3]
+    layers = mlp_layers(sizes, seed)
+    if seed % 2:
+        layers = [(W, b - 1.0) for W, b in layers[:-1]] + [layers[-1]]    # most units dead
+    net = network_from_layers(layers, "relu")
+    x0 = rng.random(sizes[0])
+    region = (vs.Region((vs.linf(x0, 0.1),), np.zeros(sizes[0]), np.ones(sizes[0])) if seed < 2
+              else vs.Region((vs.box(x0 - 0.2, x0 + 0.1),)))
+    _compare(net, region, seed)
+
+
+def test_fast_back_substitution_when_every_unit_is_stable() -> None:
+    rng = np.random.default_rng(7)
+    layers = [(rng.normal(size=(6, 4)), np.full(6, 20.0)), (np.abs(rng.normal(size=(5, 6))), np.full(5, -5.0)),
+              (rng.normal(size=(2, 5)), np.zeros(2))]
+    net = network_from_layers(layers, "relu")
+    region = vs.Region((vs.box(np.zeros(4), np.ones(4)),))
+    bm = tighten_bounds(net, region, method="symbolic").bounds
+    relu_inputs = [net.inputs_of(n)[0] for n, op in net.items() if isinstance(op, ReLU)]
+    assert len(relu_inputs) == 2
+    assert all(np.all(bm[n][0] > 0) for n in relu_inputs)
+    _compare(net, region, 7)
+
+
+def test_the_side_by_side_benchmark_runs_and_finds_the_same_bounds(tmp_path: Path) -> None:
+    """``benchmarks/symbolic_bounds.py`` on a small network: both codes time, and their bounds agree to rounding."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "symbolic_bounds.py"
+    spec = importlib.util.spec_from_file_location("bench_symbolic_bounds", path)
+    assert spec is not None
+    assert spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "sym.json"
+    assert mod.main(["--sizes", "12", "16", "16", "3", "--rounds", "2", "--eps", "0.1", "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["unstable"] == row["unstable_plain"] > 0
+    assert row["largest_relative_loosening"] <= 1e-12
+    assert row["nnmip_best"] > 0
+    assert row["plain_best"] > 0
+    assert row["floor_best"] > 0

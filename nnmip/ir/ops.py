@@ -153,6 +153,13 @@ class Dense(Op):
         S = sp.csr_array(self.sparse)
         return S.maximum(0.0), S.minimum(0.0)
 
+    @cached_property
+    def _fixed_parts(self) -> tuple[FloatArray, FloatArray]:
+        """The positive and negative parts of fixed dense weights, transposed (computed once, as above)."""
+        assert self.weights is not None
+        w = self.weights.lo
+        return np.maximum(w, 0.0).T, np.minimum(w, 0.0).T
+
     @property
     def nnz(self) -> int:
         """Stored weights: non-zeros of a sparse matrix, else ``n_out * n_in``."""
@@ -203,9 +210,9 @@ class Dense(Op):
         else:
             bl, bh = self.bias.lo, self.bias.hi
         if self.weights.kind == "fixed":
-            wp, wn = np.maximum(wl, 0.0), np.minimum(wl, 0.0)
-            out_lo = lo @ wp.T + hi @ wn.T + bl
-            out_hi = hi @ wp.T + lo @ wn.T + bh
+            wp, wn = self._fixed_parts
+            out_lo = lo @ wp + hi @ wn + bl
+            out_hi = hi @ wp + lo @ wn + bh
             return out_lo, out_hi
         xl = lo[..., None, :]
         xh = hi[..., None, :]
