@@ -1,13 +1,15 @@
-"""Verification solves with the big-M ReLU formulation and with ideal ReLU cuts at the root (§18), side by side.
+"""Verification solves with the big-M ReLU formulation, ideal ReLU cuts at the root (§18) and the extended
+formulation (§19), side by side.
 
 20-64-64-2 ReLU networks (the seeded ONNX MLPs of ``benchmarks/verify_omlt.py``, seeds 100..), an linf ball of
 radius eps around a random point of [0, 1]^20; the question max ``y_other - y_c`` solved to optimality with HiGHS
-(one thread) by ``verify`` with ``method={"relu": "bigm"}`` and ``{"relu": "ideal-cuts"}``, the two runs of an
-instance back to back with the order alternating.  Both optima must agree to 1e-6.  ``--solver gurobi --cuts tree``
+(one thread) by ``verify`` with ``method={"relu": f}`` for each formulation ``f`` of ``--formulations`` (default
+``bigm,ideal-cuts``), the runs of an instance back to back with the order rotating.  All optima must agree to
+1e-6.  ``--solver gurobi --cuts tree``
 measures the cuts also offered in Gurobi's tree (``method={"cuts": "tree"}``)::
 
     python benchmarks/relu_cuts.py [--instances 10] [--eps 0.1] [--time-limit 120] [--solver highs]
-        [--cuts root|tree] [--json OUT]
+        [--cuts root|tree] [--formulations bigm,ideal-cuts,extended] [--json OUT]
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -47,27 +50,31 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--time-limit", type=float, default=120.0)
     ap.add_argument("--solver", default="highs")
     ap.add_argument("--cuts", choices=("root", "tree"), default="root")
+    ap.add_argument("--formulations", default="bigm,ideal-cuts",
+                    help="relu formulations to compare, the first the reference (bigm, ideal-cuts, extended)")
     ap.add_argument("--json", metavar="OUT")
     a = ap.parse_args(argv)
+    forms = a.formulations.split(",")
     rows, ok = [], True
     for seed in range(a.instances):
         _, net, x0, _, _, coef = small_question(seed)
-        order = ("bigm", "ideal-cuts") if seed % 2 == 0 else ("ideal-cuts", "bigm")
-        row: dict[str, object] = {"seed": seed}
+        k = seed % len(forms)
+        order = forms[k:] + forms[:k]                     # the order rotates from one instance to the next
+        row: dict[str, Any] = {"seed": seed}
         for relu in order:
             row[relu] = run(net, x0, a.eps, coef, relu, a.time_limit, a.solver, a.cuts)
-        b, i = row["bigm"], row["ideal-cuts"]
-        assert isinstance(b, dict)
-        assert isinstance(i, dict)
-        same = (b["value"] is not None and i["value"] is not None and abs(b["value"] - i["value"]) <= 1e-6) \
-            or b["timed_out"] or i["timed_out"]
-        ok &= bool(same)
+        base = row[forms[0]]
+        for f in forms[1:]:
+            o = row[f]
+            same = (base["value"] is not None and o["value"] is not None and abs(base["value"] - o["value"]) <= 1e-6) \
+                or base["timed_out"] or o["timed_out"]
+            ok &= bool(same)
         rows.append(row)
-        print(f"seed {seed}: big-M {b['seconds']:.2f}s value {b['value']} | ideal cuts {i['seconds']:.2f}s "
-              f"value {i['value']} | ratio {b['seconds'] / i['seconds']:.2f}", flush=True)
-    med_b = statistics.median(r["bigm"]["seconds"] for r in rows)  # type: ignore[index]
-    med_i = statistics.median(r["ideal-cuts"]["seconds"] for r in rows)  # type: ignore[index]
-    print(f"median: big-M {med_b:.2f}s, ideal cuts {med_i:.2f}s (big-M / ideal {med_b / med_i:.2f})")
+        print(f"seed {seed}: " + " | ".join(f"{f} {row[f]['seconds']:.2f}s value {row[f]['value']}" for f in forms)
+              + " | ratios " + ", ".join(f"{forms[0]}/{f} {base['seconds'] / row[f]['seconds']:.2f}"
+                                         for f in forms[1:]), flush=True)
+    meds = {f: statistics.median(r[f]["seconds"] for r in rows) for f in forms}
+    print("median: " + ", ".join(f"{f} {m:.2f}s" for f, m in meds.items()))
     if a.json:
         Path(a.json).write_text(json.dumps({"machine": {"python": platform.python_version(),
                                                         "platform": platform.platform()},

@@ -429,6 +429,13 @@ class ModelBuilder:
                 return np.arange(blk.start, blk.start + blk.size, dtype=np.int64)
         raise KeyError(f"{node}__{role}")
 
+    def col_bounds(self, cols: IntArray) -> tuple[FloatArray, FloatArray]:
+        """The lower and upper bounds of the columns ``cols`` added so far."""
+        lb = np.concatenate(self._col_lb) if self._col_lb else np.zeros(0)
+        ub = np.concatenate(self._col_ub) if self._col_ub else np.zeros(0)
+        idx = np.asarray(cols, dtype=np.int64)
+        return lb[idx], ub[idx]
+
     def add_cols(self, node: str, role: str, shape: tuple[int, ...] | int, lb: float | FloatArray = 0.0,
                  ub: float | FloatArray = np.inf, vtype: str = "C") -> IntArray:
         """Add a block of columns; returns their indices in the logical ``shape``."""

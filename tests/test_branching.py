@@ -99,7 +99,7 @@ def onnx_net(tmp_path: Path) -> Path:
 
 def test_cli_relu_and_branching_options(tmp_path: Path, onnx_net: Path) -> None:
     out = {}
-    for relu in ("bigm", "ideal-cuts"):
+    for relu in ("bigm", "ideal-cuts", "extended"):
         js = tmp_path / f"{relu}.json"
         rc = main(["verify", "--onnx", str(onnx_net), "--point", "0.3,0.6,0.2,0.8", "--linf", "0.3",
                    "--domain", "0", "1", "--maximize", "1,0,-1", "--tighten", "interval", "--relu", relu,
@@ -107,6 +107,7 @@ def test_cli_relu_and_branching_options(tmp_path: Path, onnx_net: Path) -> None:
         assert rc == 0
         out[relu] = json.loads(js.read_text())
     assert out["ideal-cuts"]["bound"] == pytest.approx(out["bigm"]["bound"], abs=1e-6)
+    assert out["extended"]["bound"] == pytest.approx(out["bigm"]["bound"], abs=1e-6)
     assert any("ideal ReLU cuts at the root" in n for n in out["ideal-cuts"]["notes"])
     assert not any("ideal ReLU cuts" in n for n in out["bigm"]["notes"])
 

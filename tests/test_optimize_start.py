@@ -35,7 +35,7 @@ def _case(coef: np.ndarray) -> vs.Case:
     return vs.Case(-coef[None, :], np.zeros(1), np.array([False]))
 
 
-@pytest.mark.parametrize("relu", ["bigm", "ideal-cuts"])
+@pytest.mark.parametrize("relu", ["bigm", "ideal-cuts", "extended"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_start_vector_satisfies_every_row_and_scores_the_forward_pass(seed: int, relu: str) -> None:
     net, _, _, coef, region = _question(seed)

@@ -62,8 +62,10 @@ def _configure(p: argparse.ArgumentParser) -> None:
     pr.add_argument("--counterexample", metavar="OUT", help="write the VNN-COMP result file (sat/unsat/...)")
     p.add_argument("--tighten", choices=("interval", "symbolic", "lp", "milp", "auto"),
                    help="bound tightening (default auto: lp on small networks, symbolic on large ones)")
-    p.add_argument("--relu", choices=("bigm", "ideal-cuts"), default="bigm",
-                   help="ReLU formulation (default bigm; ideal-cuts adds rounds of ideal ReLU cuts at the root)")
+    p.add_argument("--relu", choices=("bigm", "ideal-cuts", "extended"), default="bigm",
+                   help="ReLU formulation (default bigm; ideal-cuts adds rounds of ideal ReLU cuts at the root; "
+                        "extended: the ideal formulation with a copy of each unstable unit's inputs, for small "
+                        "layers)")
     p.add_argument("--cuts", choices=("root", "tree"), default="root",
                    help="with --relu ideal-cuts: cut rounds at the root (default), or also in the solver's tree "
                         "(gurobi: a user-cut callback, scip: a separator; highs and cbc: the root only)")

@@ -65,7 +65,8 @@ class FixedContext:
     pre_expr: list[tuple[IntArray, Callable[[], Affine]]] = field(default_factory=list)
     #: unstable ReLU units recorded by the ``ideal-cuts`` relu formulation
     cut_units: list[ReluCutUnits] = field(default_factory=list)
-    #: per big-M ReLU node: its unstable units and their ``y`` and ``d`` columns (for :func:`start_vector`)
+    #: per ReLU node (big-M or extended): its unstable units and their ``y`` and ``d`` columns, and the extended
+    #: formulation's input copies (for :func:`start_vector`)
     phases: list[PhaseCols] = field(default_factory=list)
 
 
@@ -77,6 +78,11 @@ class PhaseCols:
     idx: IntArray
     y: IntArray
     d: IntArray
+    #: the extended formulation's input copies: their columns, the unit (position in ``idx``) and the column
+    #: each copies (``x1 = x`` where ``d = 1``, else 0); empty for big-M
+    copy_cols: IntArray = field(default_factory=lambda: np.zeros(0, np.int64))
+    copy_unit: IntArray = field(default_factory=lambda: np.zeros(0, np.int64))
+    copy_src: IntArray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 @dataclass
@@ -329,16 +335,128 @@ def relu_ideal_cuts(ctx: FixedContext, node: str, op: ReLU, inp: Val) -> Val:
     """
     val = relu_bigm(ctx, node, op, inp)
     unstable = np.flatnonzero((inp.lo < 0) & (inp.hi > 0))
+    expr = _dense_before(ctx, inp) if unstable.size else None
+    if expr is not None:
+        sub = expr.take(unstable)
+        ctx.cut_units.append(ReluCutUnits(node, ctx.b.block_cols(node, "y"), ctx.b.block_cols(node, "d"),
+                                          sp.csr_array(sub.coef), sub.const.copy()))
+    return val
+
+
+def _dense_before(ctx: FixedContext, inp: Val) -> Affine | None:
+    """``W x + b`` over the columns of the layer before, when ``inp`` is exactly a dense layer's ``a`` columns."""
     cols = _plain_cols(inp)
-    if unstable.size == 0 or cols is None:
-        return val
+    if cols is None:
+        return None
     for a_cols, expr in ctx.pre_expr:
         if a_cols.shape == cols.shape and np.array_equal(a_cols, cols):
-            sub = expr().take(unstable)
-            ctx.cut_units.append(ReluCutUnits(node, ctx.b.block_cols(node, "y"), ctx.b.block_cols(node, "d"),
-                                              sp.csr_array(sub.coef), sub.const.copy()))
-            break
-    return val
+            return expr()
+    return None
+
+
+#: the extended formulation copies each unstable unit's inputs; above this many copies in one node it falls back
+#: to big-M for that node (its rows grow as four per copy)
+EXTENDED_MAX_COPIES = 20_000
+
+
+@register("verification", "relu", "extended")
+def relu_extended(ctx: FixedContext, node: str, op: ReLU, inp: Val) -> Val:
+    r"""The extended (disjunctive) formulation of each unstable ReLU unit: ideal, at the price of a copy of its
+    inputs (docs/formulations.md §19).
+
+    Math
+    ----
+    For an unstable unit ``y = max(0, a)``, ``a = w . x + b``, with proven column bounds ``L <= x <= U`` of the
+    layer before, ``y`` is ``0`` on ``P0 = {x in [L, U] : w . x + b <= 0}`` and ``w . x + b`` on
+    ``P1 = {x in [L, U] : w . x + b >= 0}``.  Balas's hull of the two pieces, with ``d`` the weight of ``P1``
+    and ``x1`` the part of ``x`` in it, is
+
+        ``y - w . x1 - b d = 0``                                      (``y`` is linear on ``P1``, 0 on ``P0``)
+        ``y - a >= 0``                                                (``w . (x - x1) + b (1 - d) <= 0``)
+        ``y - a - L_a d <= -L_a``,  ``y - U_a d <= 0``                 (``a`` in ``[L_a, U_a]`` on each piece)
+        ``x1_j - U_j d <= 0``,  ``x1_j - L_j d >= 0``                 (``x1 / d`` in the box)
+        ``x_j - x1_j + U_j d <= U_j``,  ``x_j - x1_j + L_j d >= L_j``   (``(x - x1) / (1 - d)`` in the box)
+
+    for every input ``j`` with ``w_j != 0``, ``0 <= y <= U_a`` and ``d`` binary, with ``[L_a, U_a]`` the proven
+    bounds of ``a``.  (The second row is ``P0``'s ``w . x0 + b (1 - d) <= 0`` rewritten with ``x0 = x - x1``,
+    the first row and ``a = w . x + b``; ``P1``'s ``w . x1 + b d >= 0`` is ``y >= 0``; the third pair, the big-M
+    rows, are ``P0``'s ``w . x0 + b (1 - d) >= L_a (1 - d)`` and ``P1``'s ``w . x1 + b d <= U_a d``.)  Its LP
+    relaxation is the convex hull of the unit over the box with ``a`` in its proven bounds (Balas's disjunctive
+    hull; Anderson, Huchette, Ma, Tjandraatmadja and Vielma, Math. Programming 183, 2020, §2.1), so it is at
+    least as tight as the big-M rows with every cut of §18, which describe the hull over the box alone
+    intersected with the big-M rows.  Stable units are as in ``relu_bigm``.  A unit whose
+    pre-activation is not a dense layer over columns (after a sum or a max-pool), or a node whose copies would
+    exceed :data:`EXTENDED_MAX_COPIES`, keeps the big-M rows, and a note says so.
+
+    Source / Target: ReLU -> per unstable unit ``y``, ``d``, one column per input with ``w_j != 0``, four rows
+    and four rows per input.
+
+    Raises
+    ------
+    FormulationError
+        E0420 when an unstable unit or one of its inputs has an infinite bound.
+    """
+    b, out = ctx.b, ctx.bounds[node]
+    L, U = inp.lo, inp.hi
+    unstable = np.flatnonzero((L < 0) & (U > 0))
+    expr = _dense_before(ctx, inp) if unstable.size else None
+    if expr is None:
+        if unstable.size:
+            b.notes.append(f"{node}: relu extended needs a dense layer over columns before it; big-M kept")
+        return relu_bigm(ctx, node, op, inp)
+    W = sp.csr_array(expr.coef)[unstable]
+    W.eliminate_zeros()
+    if W.nnz > EXTENDED_MAX_COPIES:
+        b.notes.append(f"{node}: relu extended would copy {W.nnz} inputs (more than {EXTENDED_MAX_COPIES}); "
+                       "big-M kept")
+        return relu_bigm(ctx, node, op, inp)
+    active = L >= 0
+    act_idx = np.flatnonzero(active)
+    _check_finite(node, L[unstable], U[unstable], op)
+    src = W.indices.astype(np.int64)
+    lb, ub = b.col_bounds(src)
+    bad = ~(np.isfinite(lb) & np.isfinite(ub))
+    if bad.any():
+        raise FormulationError.at("E0420", f"an input of '{node}' (column {int(src[np.argmax(bad)])}) has an "
+                                  "infinite bound; the extended formulation needs a finite one", op.span,
+                                  [_BOUND_HELP])
+    k, m = unstable.size, W.nnz
+    unit = np.repeat(np.arange(k), np.diff(W.indptr))
+    cols = _plain_cols(inp)
+    assert cols is not None
+    a = cols[unstable]
+    y = b.add_cols(node, "y", k, lb=0.0, ub=U[unstable])
+    d = b.add_cols(node, "d", k, vtype="B")
+    x1 = b.add_cols(node, "x1", m, lb=np.minimum(lb, 0.0), ub=np.maximum(ub, 0.0))
+    bias = np.asarray(expr.const, np.float64)[unstable]
+    one_k, one_m, rk, rm = np.ones(k), np.ones(m), np.arange(k), np.arange(m)
+
+    def rows(role: str, r: IntArray, c: list[IntArray], v: list[FloatArray], lo: float | FloatArray,
+             hi: float | FloatArray, size: int) -> None:
+        """Rows from per-term columns and values (one entry of each per row), zero coefficients left out."""
+        cc, vv = np.stack(c, 1).ravel(), np.stack(v, 1).ravel()
+        keep = vv != 0.0
+        b.add_rows_coo(node, role, np.repeat(r, len(c))[keep], cc[keep], vv[keep], lo, hi, size)
+
+    # y - w . x1 - b d = 0
+    hull_v = np.concatenate([one_k, -W.data, -bias])
+    keep = hull_v != 0.0
+    b.add_rows_coo(node, "hull_y", np.concatenate([rk, unit, rk])[keep], np.concatenate([y, x1, d])[keep],
+                   hull_v[keep], 0.0, 0.0, k)
+    rows("y_ge_a", rk, [a, y], [-one_k, one_k], 0.0, np.inf, k)
+    Lu, Uu = L[unstable], U[unstable]
+    rows("y_le_a", rk, [a, y, d], [-one_k, one_k, -Lu], -np.inf, -Lu, k)
+    rows("y_le_ud", rk, [y, d], [one_k, -Uu], -np.inf, 0.0, k)
+    du = d[unit]
+    rows("x1_le_ud", rm, [x1, du], [one_m, -ub], -np.inf, 0.0, m)
+    rows("x1_ge_ld", rm, [x1, du], [one_m, -lb], 0.0, np.inf, m)
+    rows("x0_le_u", rm, [src, x1, du], [one_m, -one_m, ub], -np.inf, ub, m)
+    rows("x0_ge_l", rm, [src, x1, du], [one_m, -one_m, lb], lb, np.inf, m)
+    ctx.phases.append(PhaseCols(node, unstable, y, d, x1, unit, src))
+    b.notes.append(f"{node}: relu extended, {act_idx.size} active, {int((~active & (U <= 0)).sum())} inactive, "
+                   f"{k} unstable ({m} input copies)")
+    parts: list[tuple[IntArray, Affine]] = [(act_idx, inp.expr.take(act_idx)), (unstable, Affine.from_cols(y))]
+    return Val(_rows_from(parts, inp.size), np.maximum(out[0], 0.0), np.maximum(out[1], 0.0))
 
 
 @register("verification", ("step", "sign"), "bigm")
@@ -666,7 +784,9 @@ def start_vector(fm: FixedModel, net: Network, x: npt.ArrayLike, num_cols: int |
     for ph in fm.phases:
         h = vals[ph.node][0, ph.idx]
         ws[ph.y] = h
-        ws[ph.d] = (h > 0).astype(np.float64)
+        d = (h > 0).astype(np.float64)
+        ws[ph.d] = d
+        ws[ph.copy_cols] = np.where(d[ph.copy_unit] > 0, ws[ph.copy_src], 0.0)
     return ws
 
 

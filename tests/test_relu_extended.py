@@ -1,0 +1,120 @@
+"""The extended (disjunctive) ReLU formulation (docs/formulations.md §19): valid at every point the network reaches,
+an LP bound at least as tight as big-M's and as the big-M rows with ideal cuts to convergence, the same MILP
+optimum, and the big-M fallbacks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from verify_nets import mlp_layers
+
+from nnmip.backends import get_backend
+from nnmip.drivers.relu_cuts import strengthen_root
+from nnmip.drivers.verify import network_from_layers, verify
+from nnmip.errors import FormulationError
+from nnmip.formulations import verification as fv
+from nnmip.formulations.verification import build_fixed_model, start_vector, with_case
+from nnmip.ir import spec as vs
+from nnmip.passes.bounds import tighten_bounds
+from nnmip.solution import SolveOptions, Status
+
+
+def _question(seed: int, sizes: tuple[int, ...] = (6, 16, 16, 3), eps: float = 0.2) -> tuple[Any, ...]:
+    net = network_from_layers(mlp_layers(list(sizes), seed), "relu")
+    x0 = np.random.default_rng(seed).random(sizes[0])
+    coef = np.zeros(sizes[-1])
+    coef[0], coef[-1] = 1.0, -1.0
+    region = vs.Region((vs.linf(x0, eps),), np.zeros(sizes[0]), np.ones(sizes[0]))
+    case = vs.Case(-coef[None, :], np.zeros(1), np.array([False]))
+    return net, x0, coef, region, case
+
+
+def _solve(model: Any) -> float:
+    r = get_backend("highs").solve(model, SolveOptions(time_limit=60))
+    assert r.status is Status.OPTIMAL
+    return float(r.objective)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_every_point_the_network_reaches_is_feasible(seed: int) -> None:
+    """The forward pass at any input of the region, with its copies, satisfies every row and bound, and the
+    objective is the network's score there."""
+    net, _, coef, region, case = _question(seed)
+    fm = build_fixed_model(net, region, tighten_bounds(net, region, method="symbolic").bounds,
+                           method={"relu": "extended"})
+    m = with_case(fm, case)
+    copies = sum(ph.copy_cols.size for ph in fm.phases)
+    assert copies > 0
+    assert m.num_binaries == fm.unstable_units
+    lo, hi = region.box(net.n_inputs)
+    rng = np.random.default_rng(seed)
+    for x in np.vstack([rng.uniform(lo, hi, size=(30, lo.size)), lo[None, :], hi[None, :]]):
+        ws = start_vector(fm, net, x, m.num_cols)
+        assert not np.isnan(ws).any()
+        ax = m.A @ ws
+        tol = 1e-9 * (1 + np.abs(m.row_lb[np.isfinite(m.row_lb)]).max())
+        assert np.all(ax >= m.row_lb - tol)
+        assert np.all(ax <= m.row_ub + tol)
+        assert np.all(ws >= m.col_lb - 1e-12)
+        assert np.all(ws <= m.col_ub + 1e-12)
+        assert m.c @ ws + m.c0 == pytest.approx(float(coef @ net.forward(x[None, :])[0]), abs=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_lp_bound_is_the_hull_and_the_milp_optimum_is_big_ms(seed: int) -> None:
+    """LP bound: extended <= ideal cuts to convergence (+ their safety margin) <= big-M, and extended strictly
+    below big-M; MILP optimum: the same for both."""
+    net, _, _, region, case = _question(seed)
+    bm = tighten_bounds(net, region, method="symbolic").bounds
+    big = with_case(build_fixed_model(net, region, bm), case)
+    ext = with_case(build_fixed_model(net, region, bm, method={"relu": "extended"}), case)
+    fc = build_fixed_model(net, region, bm, method={"relu": "ideal-cuts"})
+    cut, rep = strengthen_root(with_case(fc, case), fc.cut_units, rounds=200)
+    assert rep.rounds[-1].cuts == 0                       # separation converged: no violated cut is left
+    lp_big, lp_ext, lp_cut = _solve(big.relaxed()), _solve(ext.relaxed()), _solve(cut.relaxed())
+    assert lp_ext <= lp_cut + 1e-6
+    assert lp_cut <= lp_big + 1e-9
+    assert lp_ext < lp_big - 1e-4
+    assert lp_ext == pytest.approx(lp_cut, abs=1e-5)      # both describe the hull of every unit
+    assert _solve(ext) == pytest.approx(_solve(big), abs=1e-6)
+
+
+def test_verify_with_the_extended_formulation_agrees_with_big_m() -> None:
+    net, x0, coef, _, _ = _question(5, sizes=(5, 12, 12, 2), eps=0.25)
+    runs = {relu: verify(net, [vs.linf(x0, 0.25)], vs.maximize(coef), domain=(0, 1), samples=0, bab="off",
+                         tighten="symbolic", method={"relu": relu}) for relu in ("bigm", "extended")}
+    a, b = runs["bigm"], runs["extended"]
+    assert a.result == b.result
+    assert b.value == pytest.approx(a.value, abs=1e-6)
+    assert b.bound == pytest.approx(a.bound, abs=1e-6)
+    assert b.counterexample is not None
+    x = np.asarray(b.counterexample, dtype=np.float64)
+    assert float(coef @ net.forward(x[None, :])[0]) == pytest.approx(b.value, abs=1e-9)   # the forward pass
+
+
+def test_a_node_with_too_many_copies_keeps_big_m(monkeypatch: pytest.MonkeyPatch) -> None:
+    net, _, _, region, case = _question(1)
+    bm = tighten_bounds(net, region, method="symbolic").bounds
+    monkeypatch.setattr(fv, "EXTENDED_MAX_COPIES", 10)
+    fm = build_fixed_model(net, region, bm, method={"relu": "extended"})
+    assert sum(ph.copy_cols.size for ph in fm.phases) == 0
+    assert any("big-M kept" in n for n in fm.model.notes)
+    big = build_fixed_model(net, region, bm)
+    assert fm.model.num_rows == big.model.num_rows
+    assert fm.model.num_cols == big.model.num_cols
+
+
+def test_an_infinite_input_bound_is_refused_with_its_code() -> None:
+    net, _, _, region, _ = _question(2)
+    bm = dict(tighten_bounds(net, region, method="symbolic").bounds)
+    first = net.inputs_of([n for n, op in net.items() if op.kind == "relu"][0])[0]
+    lo, hi = bm[first]
+    lo, hi = lo.copy(), hi.copy()
+    lo[0], hi[0] = 0.0, np.inf       # a stable unit without an upper bound: an input of the next layer's units
+    bm[first] = (lo, hi)
+    with pytest.raises(FormulationError) as exc:
+        build_fixed_model(net, region, bm, method={"relu": "extended"})
+    assert exc.value.diagnostics[0].code == "E0420"
+    assert "the extended formulation needs a finite one" in str(exc.value)
