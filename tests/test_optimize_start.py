@@ -8,7 +8,9 @@ from typing import Any
 import highspy
 import numpy as np
 import pytest
+from verify_nets import max_case as _case
 from verify_nets import mlp_layers
+from verify_nets import relu_question as _question
 
 from nnmip.backends import get_backend, is_installed
 from nnmip.backends import highs as highs_backend
@@ -20,19 +22,6 @@ from nnmip.formulations.verification import build_fixed_model, start_vector, wit
 from nnmip.ir import spec as vs
 from nnmip.passes.bounds import tighten_bounds
 from nnmip.solution import SolveOptions
-
-
-def _question(seed: int, sizes: tuple[int, ...] = (6, 16, 16, 3), eps: float = 0.2) -> tuple[Any, ...]:
-    net = network_from_layers(mlp_layers(list(sizes), seed), "relu")
-    x0 = np.random.default_rng(seed).random(sizes[0])
-    coef = np.zeros(sizes[-1])
-    coef[0], coef[-1] = 1.0, -1.0
-    region = vs.Region((vs.linf(x0, eps),), np.zeros(sizes[0]), np.ones(sizes[0]))
-    return net, x0, eps, coef, region
-
-
-def _case(coef: np.ndarray) -> vs.Case:
-    return vs.Case(-coef[None, :], np.zeros(1), np.array([False]))
 
 
 @pytest.mark.parametrize("relu", ["bigm", "ideal-cuts", "extended"])

@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from verify_nets import mlp_layers
+from verify_nets import max_case, relu_question
 
 from nnmip.backends import get_backend
 from nnmip.drivers.relu_cuts import strengthen_root
-from nnmip.drivers.verify import network_from_layers, verify
+from nnmip.drivers.verify import verify
 from nnmip.errors import FormulationError
 from nnmip.formulations import verification as fv
 from nnmip.formulations.verification import build_fixed_model, start_vector, with_case
@@ -22,13 +22,8 @@ from nnmip.solution import SolveOptions, Status
 
 
 def _question(seed: int, sizes: tuple[int, ...] = (6, 16, 16, 3), eps: float = 0.2) -> tuple[Any, ...]:
-    net = network_from_layers(mlp_layers(list(sizes), seed), "relu")
-    x0 = np.random.default_rng(seed).random(sizes[0])
-    coef = np.zeros(sizes[-1])
-    coef[0], coef[-1] = 1.0, -1.0
-    region = vs.Region((vs.linf(x0, eps),), np.zeros(sizes[0]), np.ones(sizes[0]))
-    case = vs.Case(-coef[None, :], np.zeros(1), np.array([False]))
-    return net, x0, coef, region, case
+    net, x0, _, coef, region = relu_question(seed, sizes, eps)
+    return net, x0, coef, region, max_case(coef)
 
 
 def _solve(model: Any) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import numpy as np
 import onnx
@@ -22,6 +23,26 @@ def mlp_layers(sizes: list[int], seed: int, scale: float = 1.0, quarter: bool = 
             W, bias = np.round(W * 4) / 4, np.round(bias * 4) / 4
         out.append((W, bias))
     return out
+
+
+def relu_question(seed: int, sizes: tuple[int, ...] = (6, 16, 16, 3), eps: float = 0.2) -> tuple[Any, ...]:
+    """A random ReLU network, a point, eps, the objective ``y_0 - y_last`` and the linf region in [0, 1]."""
+    from nnmip.drivers.verify import network_from_layers
+    from nnmip.ir import spec as vs
+
+    net = network_from_layers(mlp_layers(list(sizes), seed), "relu")
+    x0 = np.random.default_rng(seed).random(sizes[0])
+    coef = np.zeros(sizes[-1])
+    coef[0], coef[-1] = 1.0, -1.0
+    region = vs.Region((vs.linf(x0, eps),), np.zeros(sizes[0]), np.ones(sizes[0]))
+    return net, x0, eps, coef, region
+
+
+def max_case(coef: np.ndarray) -> Any:
+    """The failure case whose score is ``coef . y`` (maximised by the verification model)."""
+    from nnmip.ir import spec as vs
+
+    return vs.Case(-coef[None, :], np.zeros(1), np.array([False]))
 
 
 def mlp_onnx(layers: list[tuple[np.ndarray, np.ndarray]], act: str = "relu",
