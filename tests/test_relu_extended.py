@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import networkx as nx
 import numpy as np
 import pytest
 from verify_nets import max_case, relu_question
@@ -17,6 +18,8 @@ from nnmip.errors import FormulationError
 from nnmip.formulations import verification as fv
 from nnmip.formulations.verification import build_fixed_model, start_vector, with_case
 from nnmip.ir import spec as vs
+from nnmip.ir.network import Network
+from nnmip.ir.ops import Dense, Input, ParamDomain, ReLU, Sum
 from nnmip.passes.bounds import tighten_bounds
 from nnmip.solution import SolveOptions, Status
 
@@ -95,7 +98,8 @@ def test_a_node_with_too_many_copies_keeps_big_m(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(fv, "EXTENDED_MAX_COPIES", 10)
     fm = build_fixed_model(net, region, bm, method={"relu": "extended"})
     assert sum(ph.copy_cols.size for ph in fm.phases) == 0
-    assert any("big-M kept" in n for n in fm.model.notes)
+    assert len(fm.fallbacks) == 2                         # both ReLU nodes, each with its count of copies
+    assert all("big-M kept" in n and "more than 10" in n for n in fm.fallbacks)
     big = build_fixed_model(net, region, bm)
     assert fm.model.num_rows == big.model.num_rows
     assert fm.model.num_cols == big.model.num_cols
@@ -113,3 +117,48 @@ def test_an_infinite_input_bound_is_refused_with_its_code() -> None:
         build_fixed_model(net, region, bm, method={"relu": "extended"})
     assert exc.value.diagnostics[0].code == "E0420"
     assert "the extended formulation needs a finite one" in str(exc.value)
+
+
+def test_verify_reports_the_fallback_to_big_m(monkeypatch: pytest.MonkeyPatch) -> None:
+    net, x0, coef, _, _ = _question(4, sizes=(4, 8, 8, 2), eps=0.2)
+    monkeypatch.setattr(fv, "EXTENDED_MAX_COPIES", 3)
+    r = verify(net, [vs.linf(x0, 0.2)], vs.maximize(coef), domain=(0, 1), samples=0, bab="off",
+               tighten="interval", method={"relu": "extended"})
+    assert any("relu extended would copy" in n and "big-M kept" in n for n in r.notes)
+    big = verify(net, [vs.linf(x0, 0.2)], vs.maximize(coef), domain=(0, 1), samples=0, bab="off",
+                 tighten="interval")
+    assert r.value == pytest.approx(big.value, abs=1e-6)
+
+
+def test_a_relu_after_a_residual_sum_keeps_big_m_and_every_point_stays_feasible() -> None:
+    rng = np.random.default_rng(3)
+
+    def dense(n_in: int, n_out: int) -> Dense:
+        return Dense(n_in=n_in, n_out=n_out, weights=ParamDomain.fixed(rng.normal(size=(n_out, n_in))),
+                     bias=ParamDomain.fixed(0.1 * rng.normal(size=n_out)))
+
+    g = nx.DiGraph()
+    nodes = [("x", Input(dim=4), ()), ("h1", dense(4, 6), ("x",)), ("r1", ReLU(), ("h1",)),
+             ("h2", dense(6, 6), ("r1",)), ("s", Sum(), ("r1", "h2")), ("r2", ReLU(), ("s",)),
+             ("o", dense(6, 2), ("r2",))]
+    for name, op, ins in nodes:
+        g.add_node(name, op=op, inputs=ins)
+        for i in ins:
+            g.add_edge(i, name)
+    net = Network(g, "dag")
+    region = vs.Region((vs.linf(np.full(4, 0.5), 0.4),), np.zeros(4), np.ones(4))
+    bm = tighten_bounds(net, region, method="symbolic").bounds
+    fm = build_fixed_model(net, region, bm, method={"relu": "extended"})
+    assert fm.units["r1"].unstable > 0
+    assert fm.units["r2"].unstable > 0
+    assert [ph.node for ph in fm.phases if ph.copy_cols.size] == ["r1"]
+    assert fm.fallbacks == ["r2: relu extended needs a dense layer over columns before it; big-M kept"]
+    m = with_case(fm, max_case(np.array([1.0, -1.0])))
+    ext_rows = np.concatenate([np.arange(b.start, b.start + b.size) for b in m.row_blocks if b.node == "r1"])
+    assert ext_rows.size == 4 * 4 + 4 * 16                # 4 rows per unstable unit, 4 per input copy
+    for x in np.random.default_rng(0).uniform(0.1, 0.9, size=(20, 4)):
+        ws = start_vector(fm, net, x, m.num_cols)       # the columns after the sum are unknown (NaN): a partial start
+        ax = (m.A @ np.nan_to_num(ws, nan=0.0))[ext_rows]
+        assert not np.isnan(ws[m.A[ext_rows].indices]).any()   # every column of the extended rows is known
+        assert np.all(ax >= m.row_lb[ext_rows] - 1e-9)
+        assert np.all(ax <= m.row_ub[ext_rows] + 1e-9)

@@ -628,6 +628,7 @@ class _Question:
         rep: BoundReport = tighten_bounds(net, self.region, method=tighten, solver=self.solver, time_limit=share,
                                           method_map=method)
         fm: FixedModel = build_fixed_model(net, self.region, rep.bounds, method=method)
+        res.notes.extend(n for n in fm.fallbacks if n not in res.notes)
         res.stable_units, res.unstable_units, res.total_units = fm.stable_units, fm.unstable_units, fm.total_units
         res.binaries = fm.model.num_binaries
         res.binaries_saved = rep.binaries_saved

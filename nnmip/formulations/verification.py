@@ -68,6 +68,8 @@ class FixedContext:
     #: per ReLU node (big-M or extended): its unstable units and their ``y`` and ``d`` columns, and the extended
     #: formulation's input copies (for :func:`start_vector`)
     phases: list[PhaseCols] = field(default_factory=list)
+    #: where a formulation asked for could not be used and another was: one line each, for the user
+    fallbacks: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -111,6 +113,7 @@ class FixedModel:
     pre_cols: dict[str, IntArray] = field(default_factory=dict)   # dense node -> its ``a`` columns
     cut_units: list[ReluCutUnits] = field(default_factory=list)   # see nnmip.formulations.ideal
     phases: list[PhaseCols] = field(default_factory=list)          # see start_vector
+    fallbacks: list[str] = field(default_factory=list)             # formulations replaced, for the user
 
     @property
     def stable_units(self) -> int:
@@ -402,13 +405,13 @@ def relu_extended(ctx: FixedContext, node: str, op: ReLU, inp: Val) -> Val:
     expr = _dense_before(ctx, inp) if unstable.size else None
     if expr is None:
         if unstable.size:
-            b.notes.append(f"{node}: relu extended needs a dense layer over columns before it; big-M kept")
+            ctx.fallbacks.append(f"{node}: relu extended needs a dense layer over columns before it; big-M kept")
         return relu_bigm(ctx, node, op, inp)
     W = sp.csr_array(expr.coef)[unstable]
     W.eliminate_zeros()
     if W.nnz > EXTENDED_MAX_COPIES:
-        b.notes.append(f"{node}: relu extended would copy {W.nnz} inputs (more than {EXTENDED_MAX_COPIES}); "
-                       "big-M kept")
+        ctx.fallbacks.append(f"{node}: relu extended would copy {W.nnz} inputs (more than "
+                             f"{EXTENDED_MAX_COPIES}); big-M kept")
         return relu_bigm(ctx, node, op, inp)
     active = L >= 0
     act_idx = np.flatnonzero(active)
@@ -761,7 +764,8 @@ def build_fixed_model(net: Network, region: Region, bounds: dict[str, Bounds], *
     last = upto if upto is not None else net.output
     out = vals[last]
     model = b.build("max")
-    return FixedModel(model, x_cols, out.expr, out.lo, out.hi, units, pre, ctx.cut_units, ctx.phases)
+    return FixedModel(model, x_cols, out.expr, out.lo, out.hi, units, pre, ctx.cut_units, ctx.phases,
+                      ctx.fallbacks)
 
 
 def start_vector(fm: FixedModel, net: Network, x: npt.ArrayLike, num_cols: int | None = None) -> FloatArray:
