@@ -223,3 +223,24 @@ def test_the_side_by_side_benchmark_runs_and_finds_the_same_bounds(tmp_path: Pat
     assert row["nnmip_best"] > 0
     assert row["plain_best"] > 0
     assert row["floor_best"] > 0
+
+
+def test_the_cached_sign_split_of_a_dense_layer_stays_out_of_its_pickle() -> None:
+    """Interval bounds cache ``W+`` and ``W-`` on the layer; a pickled copy (sent to a worker) leaves them out and
+    computes the same intervals."""
+    import pickle
+
+    rng = np.random.default_rng(0)
+    op = Dense(n_in=30, n_out=20, weights=ParamDomain.fixed(rng.normal(size=(20, 30))),
+               bias=ParamDomain.fixed(rng.normal(size=20)))
+    before = len(pickle.dumps(op))
+    lo, hi = op.interval(np.zeros(30), np.ones(30))
+    assert "_fixed_parts" in op.__dict__
+    assert len(pickle.dumps(op)) == before
+    copy = pickle.loads(pickle.dumps(op))
+    assert "_fixed_parts" not in copy.__dict__
+    lo2, hi2 = copy.interval(np.zeros(30), np.ones(30))
+    assert np.array_equal(lo, lo2)
+    assert np.array_equal(hi, hi2)
+    W = op.W
+    assert np.array_equal(lo, np.maximum(W, 0) @ np.zeros(30) + np.minimum(W, 0) @ np.ones(30) + op.b)

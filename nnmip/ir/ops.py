@@ -153,6 +153,10 @@ class Dense(Op):
         S = sp.csr_array(self.sparse)
         return S.maximum(0.0), S.minimum(0.0)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the cached sign splits below (a copy recomputes them when it needs them)."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_fixed_parts", "_sparse_parts")}
+
     @cached_property
     def _fixed_parts(self) -> tuple[FloatArray, FloatArray]:
         """The positive and negative parts of fixed dense weights, transposed (computed once, as above)."""
