@@ -9,7 +9,7 @@ radius eps around a random point of [0, 1]^20; the question max ``y_other - y_c`
 measures the cuts also offered in Gurobi's tree (``method={"cuts": "tree"}``)::
 
     python benchmarks/relu_cuts.py [--instances 10] [--eps 0.1] [--time-limit 120] [--solver highs]
-        [--cuts root|tree] [--formulations bigm,ideal-cuts,extended] [--json OUT]
+        [--cuts root|tree] [--formulations bigm,ideal-cuts,extended] [--sizes 20 64 64 2] [--json OUT]
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--time-limit", type=float, default=120.0)
     ap.add_argument("--solver", default="highs")
     ap.add_argument("--cuts", choices=("root", "tree"), default="root")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[20, 64, 64, 2], help="layer widths of the networks")
     ap.add_argument("--formulations", default="bigm,ideal-cuts",
                     help="relu formulations to compare, the first the reference (bigm, ideal-cuts, extended)")
     ap.add_argument("--json", metavar="OUT")
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     forms = a.formulations.split(",")
     rows, ok = [], True
     for seed in range(a.instances):
-        _, net, x0, _, _, coef = small_question(seed)
+        _, net, x0, _, _, coef = small_question(seed, tuple(a.sizes))
         k = seed % len(forms)
         order = forms[k:] + forms[:k]                     # the order rotates from one instance to the next
         row: dict[str, Any] = {"seed": seed}

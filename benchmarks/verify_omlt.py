@@ -73,16 +73,17 @@ def question(net: Any, x0: np.ndarray) -> tuple[int, int]:
     return int(order[0]), int(order[1])
 
 
-def small_question(seed: int) -> tuple[onnx.ModelProto, Any, np.ndarray, int, int, np.ndarray]:
-    """Instance ``seed`` of the 20-64-64-2 solve benchmarks: the ONNX model (weights of seed ``100 + seed``), the
-    network, the centre ``x0`` (a random point of [0, 1]^20), the class ``c`` at ``x0``, the runner-up ``j`` and
-    the coefficients of ``y_j - y_c``.
+def small_question(seed: int, sizes: tuple[int, ...] = (20, 64, 64, 2)
+                   ) -> tuple[onnx.ModelProto, Any, np.ndarray, int, int, np.ndarray]:
+    """Instance ``seed`` of the 20-64-64-2 solve benchmarks (or of another ``sizes``): the ONNX model (weights of
+    seed ``100 + seed``), the network, the centre ``x0`` (a random point of [0, 1]^n), the class ``c`` at ``x0``,
+    the runner-up ``j`` and the coefficients of ``y_j - y_c``.
     """
-    model, _ = mlp([20, 64, 64, 2], seed=100 + seed)
+    model, _ = mlp(list(sizes), seed=100 + seed)
     net, _ = import_onnx(model)
-    x0 = np.random.default_rng(seed).random(20)
+    x0 = np.random.default_rng(seed).random(sizes[0])
     c, j = question(net, x0)
-    coef = np.zeros(2)
+    coef = np.zeros(sizes[-1])
     coef[j], coef[c] = 1.0, -1.0
     return model, net, x0, c, j, coef
 
