@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import importlib.util
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -45,6 +48,28 @@ def milp_solver(request: pytest.FixtureRequest) -> str:
     if only is not None and name not in only.args:
         pytest.skip(f"solver '{name}': {only.kwargs.get('reason', 'not run by this test')}")
     return name
+
+
+@pytest.fixture
+def benchmark_script(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], ModuleType]:
+    """A loader of ``benchmarks/NAME.py`` as a module, for tests that run a benchmark's ``main`` in process.
+
+    The scripts put ``benchmarks/`` first on ``sys.path`` (their helpers live there, and so does a
+    ``distributed.py`` that would shadow Dask's package): ``sys.path`` and ``sys.modules`` are restored when the
+    test ends.
+    """
+    monkeypatch.setattr(sys, "path", list(sys.path))
+
+    def load(name: str) -> ModuleType:
+        spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "benchmarks" / f"{name}.py")
+        assert spec is not None
+        assert spec.loader is not None
+        mod = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, f"bench_{name}", mod)
+        spec.loader.exec_module(mod)
+        return mod
+
+    return load
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -6,10 +6,10 @@ in full) that the fast path must reproduce; sampled forward values must lie insi
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -204,17 +204,9 @@ def test_fast_back_substitution_when_every_unit_is_stable() -> None:
 
 
 def test_the_side_by_side_benchmark_runs_and_finds_the_same_bounds(tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                   benchmark_script: Callable[[str], Any]) -> None:
     """``benchmarks/symbolic_bounds.py`` on a small network: both codes time, and their bounds agree to rounding."""
-    # the script puts benchmarks/ first on sys.path (its helpers live there, and so does a distributed.py that
-    # would shadow Dask's package for every later test of this process): undo that when the test ends
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "symbolic_bounds.py"
-    spec = importlib.util.spec_from_file_location("bench_symbolic_bounds", path)
-    assert spec is not None
-    assert spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = benchmark_script("symbolic_bounds")
     out = tmp_path / "sym.json"
     assert mod.main(["--sizes", "12", "16", "16", "3", "--rounds", "2", "--eps", "0.1", "--json", str(out)]) == 0
     (row,) = json.loads(out.read_text())["rows"]

@@ -4,9 +4,8 @@ optimum, and the big-M fallbacks."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -169,15 +168,9 @@ def test_a_relu_after_a_residual_sum_keeps_big_m_and_every_point_stays_feasible(
 
 
 def test_the_formulation_benchmark_compares_them_on_the_same_questions(tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                      benchmark_script: Callable[[str], Any]) -> None:
     """``benchmarks/relu_cuts.py --formulations bigm,extended`` on two small networks: the same optima."""
-    monkeypatch.setattr(sys, "path", list(sys.path))      # the script puts benchmarks/ first on sys.path
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "relu_cuts.py"
-    spec = importlib.util.spec_from_file_location("bench_relu_cuts", path)
-    assert spec is not None
-    assert spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = benchmark_script("relu_cuts")
     out = tmp_path / "f.json"
     assert mod.main(["--instances", "2", "--sizes", "5", "8", "8", "2", "--eps", "0.3", "--time-limit", "30",
                      "--formulations", "bigm,extended", "--json", str(out)]) == 0
