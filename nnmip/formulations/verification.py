@@ -18,6 +18,7 @@ post-activation, ``t`` auxiliary (l1 radius split, case score), ``r`` l2 offset.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -391,31 +392,29 @@ def relu_extended(ctx: FixedContext, node: str, op: ReLU, inp: Val) -> Val:
     pre-activation is not a dense layer over columns (after a sum or a max-pool), or a node whose copies would
     exceed :data:`EXTENDED_MAX_COPIES`, keeps the big-M rows, and a note says so.
 
-    Source / Target: ReLU -> per unstable unit ``y``, ``d``, one column per input with ``w_j != 0``, four rows
-    and four rows per input.
+    Source / Target: ReLU -> the columns and rows of ``relu_bigm``, and per unstable unit one column per input
+    with ``w_j != 0``, one row, and four rows per input.
 
     Raises
     ------
     FormulationError
         E0420 when an unstable unit or one of its inputs has an infinite bound.
     """
-    b, out = ctx.b, ctx.bounds[node]
-    L, U = inp.lo, inp.hi
-    unstable = np.flatnonzero((L < 0) & (U > 0))
-    expr = _dense_before(ctx, inp) if unstable.size else None
+    val = relu_bigm(ctx, node, op, inp)      # stable units, y, d and the big-M rows (also the fallback)
+    unstable = np.flatnonzero((inp.lo < 0) & (inp.hi > 0))
+    if unstable.size == 0:
+        return val
+    expr = _dense_before(ctx, inp)
     if expr is None:
-        if unstable.size:
-            ctx.fallbacks.append(f"{node}: relu extended needs a dense layer over columns before it; big-M kept")
-        return relu_bigm(ctx, node, op, inp)
+        ctx.fallbacks.append(f"{node}: relu extended needs a dense layer over columns before it; big-M kept")
+        return val
     W = sp.csr_array(expr.coef)[unstable]
     W.eliminate_zeros()
     if W.nnz > EXTENDED_MAX_COPIES:
         ctx.fallbacks.append(f"{node}: relu extended would copy {W.nnz} inputs (more than "
                              f"{EXTENDED_MAX_COPIES}); big-M kept")
-        return relu_bigm(ctx, node, op, inp)
-    active = L >= 0
-    act_idx = np.flatnonzero(active)
-    _check_finite(node, L[unstable], U[unstable], op)
+        return val
+    b = ctx.b
     src = W.indices.astype(np.int64)
     lb, ub = b.col_bounds(src)
     bad = ~(np.isfinite(lb) & np.isfinite(ub))
@@ -423,43 +422,34 @@ def relu_extended(ctx: FixedContext, node: str, op: ReLU, inp: Val) -> Val:
         raise FormulationError.at("E0420", f"an input of '{node}' (column {int(src[np.argmax(bad)])}) has an "
                                   "infinite bound; the extended formulation needs a finite one", op.span,
                                   [_BOUND_HELP])
+    ph = ctx.phases[-1]                       # the unstable units relu_bigm has just formulated
+    y, d = ph.y, ph.d
     k, m = unstable.size, W.nnz
     unit = np.repeat(np.arange(k), np.diff(W.indptr))
-    cols = _plain_cols(inp)
-    assert cols is not None
-    a = cols[unstable]
-    y = b.add_cols(node, "y", k, lb=0.0, ub=U[unstable])
-    d = b.add_cols(node, "d", k, vtype="B")
     x1 = b.add_cols(node, "x1", m, lb=np.minimum(lb, 0.0), ub=np.maximum(ub, 0.0))
     bias = np.asarray(expr.const, np.float64)[unstable]
-    one_k, one_m, rk, rm = np.ones(k), np.ones(m), np.arange(k), np.arange(m)
+    one_m, rm = np.ones(m), np.arange(m)
 
-    def rows(role: str, r: IntArray, c: list[IntArray], v: list[FloatArray], lo: float | FloatArray,
-             hi: float | FloatArray, size: int) -> None:
-        """Rows from per-term columns and values (one entry of each per row), zero coefficients left out."""
+    def rows(role: str, c: list[IntArray], v: list[FloatArray], lo: float | FloatArray,
+             hi: float | FloatArray) -> None:
+        """One row per copy from per-term columns and values, zero coefficients left out."""
         cc, vv = np.stack(c, 1).ravel(), np.stack(v, 1).ravel()
         keep = vv != 0.0
-        b.add_rows_coo(node, role, np.repeat(r, len(c))[keep], cc[keep], vv[keep], lo, hi, size)
+        b.add_rows_coo(node, role, np.repeat(rm, len(c))[keep], cc[keep], vv[keep], lo, hi, m)
 
     # y - w . x1 - b d = 0
-    hull_v = np.concatenate([one_k, -W.data, -bias])
+    hull_v = np.concatenate([np.ones(k), -W.data, -bias])
     keep = hull_v != 0.0
-    b.add_rows_coo(node, "hull_y", np.concatenate([rk, unit, rk])[keep], np.concatenate([y, x1, d])[keep],
-                   hull_v[keep], 0.0, 0.0, k)
-    rows("y_ge_a", rk, [a, y], [-one_k, one_k], 0.0, np.inf, k)
-    Lu, Uu = L[unstable], U[unstable]
-    rows("y_le_a", rk, [a, y, d], [-one_k, one_k, -Lu], -np.inf, -Lu, k)
-    rows("y_le_ud", rk, [y, d], [one_k, -Uu], -np.inf, 0.0, k)
+    b.add_rows_coo(node, "hull_y", np.concatenate([np.arange(k), unit, np.arange(k)])[keep],
+                   np.concatenate([y, x1, d])[keep], hull_v[keep], 0.0, 0.0, k)
     du = d[unit]
-    rows("x1_le_ud", rm, [x1, du], [one_m, -ub], -np.inf, 0.0, m)
-    rows("x1_ge_ld", rm, [x1, du], [one_m, -lb], 0.0, np.inf, m)
-    rows("x0_le_u", rm, [src, x1, du], [one_m, -one_m, ub], -np.inf, ub, m)
-    rows("x0_ge_l", rm, [src, x1, du], [one_m, -one_m, lb], lb, np.inf, m)
-    ctx.phases.append(PhaseCols(node, unstable, y, d, x1, unit, src))
-    b.notes.append(f"{node}: relu extended, {act_idx.size} active, {int((~active & (U <= 0)).sum())} inactive, "
-                   f"{k} unstable ({m} input copies)")
-    parts: list[tuple[IntArray, Affine]] = [(act_idx, inp.expr.take(act_idx)), (unstable, Affine.from_cols(y))]
-    return Val(_rows_from(parts, inp.size), np.maximum(out[0], 0.0), np.maximum(out[1], 0.0))
+    rows("x1_le_ud", [x1, du], [one_m, -ub], -np.inf, 0.0)
+    rows("x1_ge_ld", [x1, du], [one_m, -lb], 0.0, np.inf)
+    rows("x0_le_u", [src, x1, du], [one_m, -one_m, ub], -np.inf, ub)
+    rows("x0_ge_l", [src, x1, du], [one_m, -one_m, lb], lb, np.inf)
+    ctx.phases[-1] = dataclasses.replace(ph, copy_cols=x1, copy_unit=unit, copy_src=src)
+    b.notes.append(f"{node}: relu extended, {m} input copies of its {k} unstable units")
+    return val
 
 
 @register("verification", ("step", "sign"), "bigm")
