@@ -333,12 +333,11 @@ def smear(chain: Chain, relax: list[tuple[FloatArray, ...]], rows: Rows, best: n
 # ------------------------------------------------------------------------------------------------------------
 # counterexample search
 # ------------------------------------------------------------------------------------------------------------
-def _case_grad(chain: Chain, X: FloatArray, rows: Rows, k: int) -> FloatArray:
-    """Gradient of ``sum_r min(f_r, 0)`` over the rows of case ``k`` at each row of ``X`` (exact on the linear
-    piece of each point): it pushes up every row that still keeps the point out of the case.
+def _case_grad(chain: Chain, pre: list[FloatArray], F: FloatArray, rows: Rows, k: int) -> FloatArray:
+    """Gradient of ``sum_r min(f_r, 0)`` over the rows of case ``k`` at each point, from its forward pass
+    (``pre`` its pre-activations, ``F`` its row values; exact on the linear piece of each point): it pushes up
+    every row that still keeps the point out of the case.
     """
-    Y, pre = chain.forward(X)
-    F = Y @ rows.C.T + rows.d
     idx = np.flatnonzero(rows.case == k)
     low = (F[:, idx] <= 1e-9).astype(np.float64)             # (N, rows of k)
     return _backprop(chain, pre, low @ rows.C[idx])          # d objective / d y, (N, n_out), back to the input
@@ -353,6 +352,14 @@ def _backprop(chain: Chain, pre: list[FloatArray], G: FloatArray) -> FloatArray:
         if j > 0:
             G = G * (pre[j - 1] > 0)
     return G
+
+
+def _sign_step(X: FloatArray, G: FloatArray, t: int, steps: int, lo: FloatArray, hi: FloatArray) -> FloatArray:
+    """Step ``t`` of ``steps`` of projected sign-gradient ascent: a quarter of the box's width at first, decaying
+    geometrically to 0.002 of that.
+    """
+    step = 0.25 * 0.002 ** (t / max(steps - 1, 1))
+    return np.clip(X + step * (hi - lo) * np.sign(G), lo, hi)
 
 
 def _starts(lo: FloatArray, hi: FloatArray, restarts: int, rng: np.random.Generator) -> FloatArray:
@@ -376,7 +383,6 @@ def pgd_search(chain: Chain, lo: FloatArray, hi: FloatArray, rows: Rows, *, rest
 def _pgd_search(chain: Chain, lo: FloatArray, hi: FloatArray, rows: Rows, *, restarts: int, steps: int, seed: int,
                 deadline: Any, start: FloatArray | None) -> FloatArray | None:
     rng = np.random.default_rng(seed)
-    w = hi - lo
     X0 = _starts(lo, hi, restarts, rng)
     if start is not None:
         X0 = np.vstack([np.clip(np.atleast_2d(start), lo, hi), X0])
@@ -385,13 +391,12 @@ def _pgd_search(chain: Chain, lo: FloatArray, hi: FloatArray, rows: Rows, *, res
         for t in range(steps):
             if deadline is not None and deadline.expired():
                 return None
-            G = _case_grad(chain, X, rows, k)
-            Y, _ = chain.forward(X)
-            hit = rows.hit(Y @ rows.C.T + rows.d)
+            Y, pre = chain.forward(X)
+            F = Y @ rows.C.T + rows.d
+            hit = rows.hit(F)
             if hit.any():
                 return X[int(np.argmax(hit))]
-            step = 0.25 * 0.002 ** (t / max(steps - 1, 1))     # geometric decay of the step
-            X = np.clip(X + step * w * np.sign(G), lo, hi)
+            X = _sign_step(X, _case_grad(chain, pre, F, rows, k), t, steps, lo, hi)
         Y, _ = chain.forward(X)
         hit = rows.hit(Y @ rows.C.T + rows.d)
         if hit.any():
@@ -409,7 +414,6 @@ def pgd_ascent(chain: Chain, lo: FloatArray, hi: FloatArray, rows: Rows, k: int,
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):
-        w = hi - lo
         X = _starts(lo, hi, restarts, np.random.default_rng(seed))
         idx = np.flatnonzero(rows.case == k)
         C, d = rows.C[idx], rows.d[idx]
@@ -426,8 +430,7 @@ def pgd_ascent(chain: Chain, lo: FloatArray, hi: FloatArray, rows: Rows, k: int,
             if t == steps:
                 break
             G = _backprop(chain, pre, C[np.argmin(F, axis=1)])   # d score / d x on each point's linear piece
-            step = 0.25 * 0.002 ** (t / max(steps - 1, 1))     # geometric decay of the step, as pgd_search
-            X = np.clip(X + step * w * np.sign(G), lo, hi)
+            X = _sign_step(X, G, t, steps, lo, hi)
         return best
 
 
