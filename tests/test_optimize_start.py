@@ -309,3 +309,11 @@ def test_cuts_tree_where_it_cannot_apply_says_so() -> None:
     assert any(n.startswith("cuts 'tree': solver 'highs' takes no cuts in its tree") for n in r.notes)
     r = verify(net, [vs.linf(x0, eps)], vs.maximize(coef), domain=(0, 1), method={"cuts": "tree"})
     assert any(n.startswith("cuts 'tree': there are no ideal cuts") for n in r.notes)
+
+
+def test_contains_point_is_exact_membership_of_one_input() -> None:
+    region = vs.Region((vs.halfspaces(np.array([[1.0, 1.0]]), np.array([1.0])),), np.zeros(2), np.ones(2))
+    assert region.contains_point(np.array([0.5, 0.5]))                 # on the halfspace's boundary
+    assert not region.contains_point(np.array([0.5, 0.5 + 1e-12]))     # no tolerance, unlike contains()
+    assert region.contains(np.array([[0.5, 0.5 + 1e-12]]))[0]
+    assert not region.contains_point(np.array([-1e-12, 0.0]))          # outside the domain box

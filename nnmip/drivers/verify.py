@@ -455,7 +455,7 @@ class _Question:
     def record_cex(self, x: FloatArray) -> bool:
         """Keep ``x`` as the counterexample when the forward pass shows it in the region and violating."""
         y = self.net.forward(x[None, :])
-        if not self.region.contains(x[None, :], tol=0.0)[0] or not self.prop.violated(y)[0]:
+        if not self.region.contains_point(x) or not self.prop.violated(y)[0]:
             return False
         self.res.counterexample, self.res.output = x.copy(), y[0].copy()
         self.res.predicted = int(self.net.predict(x[None, :])[0])
@@ -540,7 +540,7 @@ class _Question:
             if found is None:
                 return
             x = self.region.project(found[0])
-            if not self.region.contains(x[None, :], tol=0.0)[0]:
+            if not self.region.contains_point(x):
                 continue
             s_val = float(cs.score(self.net.forward(x[None, :]))[0])
             if s_val > self.case_values[k]:
@@ -842,14 +842,14 @@ class _Question:
         input of the region (the best one met for case ``k``), at most 1e-3 of the way (a solver's input may sit a
         rounding error outside a set of halfspaces); ``x`` as it is when no input of the region is known.
         """
-        if self.region.contains(x[None, :], tol=0.0)[0]:
+        if self.region.contains_point(x):
             return x
         anchor = self.case_x.get(k, self.best_x)
-        if anchor is None or not self.region.contains(anchor[None, :], tol=0.0)[0]:
+        if anchor is None or not self.region.contains_point(anchor):
             return x
         for t in (1e-12, 1e-9, 1e-6, 1e-3):
             y = x + t * (anchor - x)
-            if self.region.contains(y[None, :], tol=0.0)[0]:
+            if self.region.contains_point(y):
                 return y
         return x
 
@@ -1034,8 +1034,7 @@ def point_answer_holds(net: Network, row: dict[str, Any], x0: FloatArray, eps: f
     if x.shape != x0.shape:
         return False
     region = as_region(net, [linf(x0, eps)], domain)
-    return bool(region.contains(x[None, :], tol=0.0)[0]
-                and classified(int(row["label"])).violated(net.forward(x[None, :]))[0])
+    return bool(region.contains_point(x) and classified(int(row["label"])).violated(net.forward(x[None, :]))[0])
 
 
 def network_from_layers(layers: Sequence[tuple[FloatArray, FloatArray]], activation: str = "relu",

@@ -258,6 +258,12 @@ class Region:
                 ok &= s.contains(X, tol)
         return ok
 
+    def contains_point(self, x: npt.ArrayLike) -> bool:
+        """Whether the one input ``x`` lies in the region exactly (no tolerance): the test every input nnmip
+        reports passes.
+        """
+        return bool(self.contains(np.asarray(x, dtype=np.float64)[None, :], tol=0.0)[0])
+
     def center(self, n: int) -> FloatArray:
         """A point of the box: the first ball's center clipped to the box, else the box middle."""
         lo, hi = self.box(n)
