@@ -16,14 +16,14 @@ from verify_nets import max_case, relu_question
 
 from nnmip.backends import get_backend
 from nnmip.drivers.relu_cuts import strengthen_root
-from nnmip.drivers.verify import verify
+from nnmip.drivers.verify import network_from_layers, verify
 from nnmip.errors import FormulationError
 from nnmip.formulations import verification as fv
 from nnmip.formulations.verification import build_fixed_model, start_vector, with_case
 from nnmip.ir import spec as vs
 from nnmip.ir.network import Network
 from nnmip.ir.ops import Dense, Input, ParamDomain, ReLU, Sum
-from nnmip.passes.bounds import tighten_bounds
+from nnmip.passes.bounds import propagate_bounds, tighten_bounds
 from nnmip.solution import SolveOptions, Status
 
 
@@ -179,3 +179,23 @@ def test_the_formulation_benchmark_compares_them_on_the_same_questions(tmp_path:
     for r in rows:
         assert r["extended"]["value"] == pytest.approx(r["bigm"]["value"], abs=1e-6)
         assert not r["extended"]["timed_out"]
+
+
+def test_one_unit_by_hand_the_lp_is_the_hull_and_big_m_is_not() -> None:
+    """``y = max(0, x1 + x2 - 1)`` on ``[0, 1]^2``, objective ``y - 0.9 x1``.  The hull of the graph is spanned by
+    the box's corners (values 0, -0.9, 0 and 1 - 0.9 at (0,0), (1,0), (0,1), (1,1); ``a = 0`` meets the box only at
+    two of them), so its LP maximum is 0.1.  Big-M's LP reaches 0.5 at ``x = (0, 1)``, ``d = 1/2``:
+    ``y <= a + 1 - d = 1/2`` and ``y <= d = 1/2``."""
+    net = network_from_layers([(np.array([[1.0, 1.0]]), np.array([-1.0])), (np.array([[1.0]]), np.array([0.0]))],
+                              "relu")
+    region = vs.Region((vs.box(np.zeros(2), np.ones(2)),))
+    bm = propagate_bounds(net, region)
+    lp = {}
+    for relu in ("bigm", "extended"):
+        fm = build_fixed_model(net, region, bm, method={"relu": relu})
+        c = np.zeros(fm.model.num_cols)
+        c[fm.out.coef.indices] = fm.out.coef.data                 # the network's output
+        c[fm.x_cols] -= np.array([0.9, 0.0])
+        lp[relu] = _solve(fm.model.replace(c=c, c0=0.0, sense="max").relaxed())
+    assert lp["extended"] == pytest.approx(0.1, abs=1e-9)
+    assert lp["bigm"] == pytest.approx(0.5, abs=1e-6)               # the bounds' safety margin moves it by 1e-7
