@@ -35,6 +35,7 @@ from sklearn.neural_network import MLPClassifier  # noqa: E402
 
 from nnmip.drivers.strategies import train_ensemble  # noqa: E402
 from nnmip.io.data import Scaler  # noqa: E402
+from nnmip.io.safe import check_writable, write_text  # noqa: E402
 from nnmip.ir.builder import NetworkBuilder, real  # noqa: E402
 from nnmip.solution import SolveOptions  # noqa: E402
 
@@ -93,6 +94,8 @@ def main() -> None:
     ap.add_argument("--iris", action="store_true", help="iris, 50/50 split, 5 seeds")
     ap.add_argument("--json", help="write the results as JSON")
     a = ap.parse_args()
+    if a.json:
+        check_writable(a.json, "--json")    # refused before any work, not after it
     X, y = load_digits(return_X_y=True)
     out: dict = {"machine": platform.platform(), "python": platform.python_version(), "rows": []}
     for k in a.k:
@@ -122,7 +125,7 @@ def main() -> None:
             out["rows"].append(row)
             print(json.dumps(row), flush=True)
     if a.json:
-        Path(a.json).write_text(json.dumps(out, indent=1))
+        write_text(a.json, json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":

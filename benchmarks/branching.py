@@ -30,6 +30,7 @@ from verify_omlt import small_question  # noqa: E402
 
 from nnmip.backends import is_installed  # noqa: E402
 from nnmip.drivers.verify import verify  # noqa: E402
+from nnmip.io.safe import check_writable, write_text  # noqa: E402
 from nnmip.ir.spec import linf, maximize  # noqa: E402
 from nnmip.solution import SolveOptions  # noqa: E402
 
@@ -51,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--time-limit", type=float, default=60.0)
     ap.add_argument("--json", metavar="OUT")
     a = ap.parse_args(argv)
+    if a.json:
+        check_writable(a.json, "--json")    # refused before any work, not after it
     solvers = []
     for s in a.solvers.split(","):
         if is_installed(s):
@@ -83,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{sum(not r['layers']['timed_out'] for r in rs)}/{len(rs)}", flush=True)
     out["load_after"] = os.getloadavg()
     if a.json:
-        Path(a.json).write_text(json.dumps(out, indent=1, default=float))
+        write_text(a.json, json.dumps(out, indent=1, default=float))
     return 0 if ok else 1
 
 

@@ -299,6 +299,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", metavar="OUT", help="write every figure as JSON")
     ap.add_argument("--child", choices=("nnmip", "mip"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
+    from nnmip.io.safe import check_writable, write_text
+
+    if a.json:
+        check_writable(a.json, "--json")    # refused before any work, not after it
     if a.child:
         print(json.dumps(measure(a.child, a.points, a.repeat, a.seed)))
         return 0
@@ -315,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nmachine: {m['nproc']} cpus, {m['cpu']}; python {m['python']}, numpy {m['numpy']}, "
           f"scipy {m['scipy']}, mip {m['mip']}, highspy {m['highspy']}")
     if a.json:
-        Path(a.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        write_text(a.json, json.dumps(report, indent=2) + "\n")
     return 0 if report["same_size"] else 1
 
 

@@ -67,6 +67,7 @@ from nnmip.drivers.executor import (  # noqa: E402
     SerialExecutor,
 )
 from nnmip.drivers.verify import load_model, network_from_layers, robust_accuracy  # noqa: E402
+from nnmip.io.safe import check_writable, write_text  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MODES = ("serial", "serial_mt", "jobs2", "dask2")
@@ -257,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--serial-from", type=Path, metavar="JSON",
                    help="take the serial run (answers digest, per-task times) from an earlier --json output")
     a = p.parse_args(argv)
+    if a.json:
+        check_writable(a.json, "--json")    # refused before any work, not after it
     report: dict[str, Any] = {"machine": {"cores": len(os.sched_getaffinity(0)), "load_before": load()},
                               "command": " ".join(sys.argv)}
     print(f"{report['machine']['cores']} cores, load average {report['machine']['load_before']}", flush=True)
@@ -316,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     report["machine"]["load_after"] = load()
     print(f"\nload average before {report['machine']['load_before']}, after {report['machine']['load_after']}")
     if a.json:
-        a.json.write_text(json.dumps(report, indent=1) + "\n")
+        write_text(a.json, json.dumps(report, indent=1) + "\n")
     bad = [f"{n}/{m}" for n in a.batch for m in a.modes if m != "serial" and "serial" in report[n]
            and not report[n][m]["same_answers"]]
     if bad:

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from nnmip.drivers.executor import parallel_map
+from nnmip.io.safe import check_writable, write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 BCW = ROOT / "examples" / "data" / "breast-cancer-wisconsin.csv"
@@ -274,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "paper_experiment.json")
     p.add_argument("--plot", type=Path, default=ROOT / "docs" / "img" / "paper_experiment.png")
     a = p.parse_args(argv)
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    check_writable(a.out, "--out")        # refused before any work, not after it
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     seeds = 2 if a.quick else a.seeds
     jobs = [("seed", d, s, a.quick) for d in a.datasets for s in range(seeds)]
@@ -284,10 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     exact = [r for (k, *_), r in zip(jobs, results, strict=True) if k == "exact"]
     summary = summarise(rows, exact)
     total = time.perf_counter() - t0
-    a.out.parent.mkdir(parents=True, exist_ok=True)
     config = {k: asdict(v) for k, v in CONFIGS.items() if k in a.datasets}
-    a.out.write_text(json.dumps({"config": config, "seeds": seeds, "quick": a.quick, "total_seconds": total,
-                                 "runs": rows, "exact": exact, "summary": summary}, indent=1, default=str) + "\n")
+    write_text(a.out, json.dumps({"config": config, "seeds": seeds, "quick": a.quick, "total_seconds": total,
+                                  "runs": rows, "exact": exact, "summary": summary}, indent=1, default=str) + "\n")
     plot(summary, a.plot)
     print(tables(summary))
     where = f"Dask ({a.scheduler})" if a.scheduler else f"{a.jobs} worker processes"

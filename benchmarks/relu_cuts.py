@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from verify_omlt import small_question  # noqa: E402
 
 from nnmip.drivers.verify import verify  # noqa: E402
+from nnmip.io.safe import check_writable, write_text  # noqa: E402
 from nnmip.ir.spec import linf, maximize  # noqa: E402
 from nnmip.solution import SolveOptions  # noqa: E402
 
@@ -55,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="relu formulations to compare, the first the reference (bigm, ideal-cuts, extended)")
     ap.add_argument("--json", metavar="OUT")
     a = ap.parse_args(argv)
+    if a.json:
+        check_writable(a.json, "--json")    # refused before any work, not after it
     forms = a.formulations.split(",")
     rows, ok = [], True
     for seed in range(a.instances):
@@ -77,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     meds = {f: statistics.median(r[f]["seconds"] for r in rows) for f in forms}
     print("median: " + ", ".join(f"{f} {m:.2f}s" for f, m in meds.items()))
     if a.json:
-        Path(a.json).write_text(json.dumps({"machine": {"python": platform.python_version(),
+        write_text(a.json, json.dumps({"machine": {"python": platform.python_version(),
                                                         "platform": platform.platform()},
                                             "args": {k: v for k, v in vars(a).items() if k != "json"},
                                             "rows": rows}, indent=1))

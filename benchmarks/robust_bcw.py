@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from nnmip.drivers.evaluate import attack, certified  # noqa: E402
 from nnmip.drivers.train import train_network  # noqa: E402
 from nnmip.io.data import DataSource, Preprocess, load_dataset  # noqa: E402
+from nnmip.io.safe import check_writable, write_text  # noqa: E402
 from nnmip.ir.builder import NetworkBuilder, integer, real  # noqa: E402
 from nnmip.ir.train_spec import RobustSpec  # noqa: E402
 from nnmip.solution import SolveOptions  # noqa: E402
@@ -136,11 +137,13 @@ def main() -> int:
     p.add_argument("--json", type=Path, help="write every run as JSON")
     p.add_argument("--plot", type=Path, default=ROOT / "docs" / "img" / "robust_bcw.png")
     a = p.parse_args()
+    if a.json:
+        check_writable(a.json, "--json")    # refused before any work, not after it
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("nnmip").setLevel(logging.ERROR)
     out = run(a.seeds, a.points, a.radius, a.time_limit, a.trials)
     if a.json:
-        a.json.write_text(json.dumps(out, indent=2) + "\n")
+        write_text(a.json, json.dumps(out, indent=2) + "\n")
     plot(out, a.plot)
     sys.stdout.write(markdown(out) + "\n")
     return 0

@@ -37,6 +37,7 @@ from test_bounds_fast import reference_symbolic_bounds  # noqa: E402
 from verify_omlt import mlp  # noqa: E402
 
 from nnmip.io.onnx import import_onnx  # noqa: E402
+from nnmip.io.safe import check_writable, write_text  # noqa: E402
 from nnmip.ir.spec import Region, linf  # noqa: E402
 from nnmip.passes import bounds as bounds_mod  # noqa: E402
 from nnmip.passes.bounds import tighten_bounds  # noqa: E402
@@ -71,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--json", metavar="OUT")
     a = ap.parse_args(argv)
+    if a.json:
+        check_writable(a.json, "--json")    # refused before any work, not after it
     model, _ = mlp(a.sizes, seed=0)
     net, _ = import_onnx(model)
     x0 = np.random.default_rng(1).random(a.sizes[0])
@@ -113,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
               f"| unstable {fast.unstable} / {plain.unstable} of {fast.units} "
               f"| largest loosening {gap:.1e}")
     if a.json:
-        Path(a.json).write_text(json.dumps({"machine": {"python": platform.python_version(),
+        write_text(a.json, json.dumps({"machine": {"python": platform.python_version(),
                                                         "platform": platform.platform(),
                                                         "numpy": np.__version__}, "rows": rows}, indent=1))
     # nnmip's bounds must be the plain ones or tighter, up to rounding (the safety margin is 1e-7)

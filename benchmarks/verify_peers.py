@@ -61,6 +61,7 @@ from verify_omlt import case_of, mlp, question, small_question  # noqa: E402
 from nnmip.drivers.verify import verify  # noqa: E402
 from nnmip.formulations.verification import build_fixed_model, with_case  # noqa: E402
 from nnmip.io.onnx import import_onnx  # noqa: E402
+from nnmip.io.safe import check_writable, write_text  # noqa: E402
 from nnmip.ir.spec import Region, linf, maximize  # noqa: E402
 from nnmip.passes.bounds import tighten_bounds  # noqa: E402
 from nnmip.solution import SolveOptions  # noqa: E402
@@ -362,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-solve", action="store_true")
     ap.add_argument("--skip-hard", action="store_true")
     a = ap.parse_args(argv)
+    if a.json:
+        check_writable(a.json, "--json")    # refused before any work, not after it
     logging.getLogger("pyomo").setLevel(logging.ERROR)
     tools = []
     for t in a.tools.split(","):
@@ -411,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         out["hard"] = solve_one(tools, 0, a.hard_eps, a.hard_time_limit, 0)
     out["load_after"] = os.getloadavg()
     if a.json:
-        Path(a.json).write_text(json.dumps(out, indent=1, default=float))
+        write_text(a.json, json.dumps(out, indent=1, default=float))
     return 0 if ok else 1
 
 

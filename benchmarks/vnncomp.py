@@ -157,6 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--official", type=Path, required=True, help="the competition's official_results.json")
     p.add_argument("--json", type=Path, help="write the scores as JSON")
     a = p.parse_args(argv)
+    from nnmip.io.safe import check_writable, write_text
+
+    if a.json:
+        check_writable(a.json, "--json")    # refused before any work, not after it
     official = json.loads(a.official.read_text(encoding="utf-8"))
     out = score(a.results, official)
     print("| family | instances | loaded | answered | sat | unsat | agreed | wrong | cex confirmed | time (s) |")
@@ -168,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         if r["wrong"]:
             print(f"WRONG {r['key']}: {r['result']} ({r['why']})", file=sys.stderr)
     if a.json:
-        a.json.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+        write_text(a.json, json.dumps(out, indent=2) + "\n")
     return 1 if any(f["wrong"] for f in out["families"].values()) else 0
 
 
