@@ -27,11 +27,14 @@ from nnmip.passes.bounds import (
     Region,
     _concretize,
     _maxpool_relaxation,
+    _relax,
     _relaxation,
     _right_times,
+    _stacked,
     propagate_bounds,
     symbolic_bounds,
     tighten_bounds,
+    unstable_mask,
     widen,
 )
 
@@ -161,6 +164,59 @@ def test_fast_back_substitution_on_a_residual_max_pool_network(seed: int) -> Non
     _compare(net, vs.Region((vs.linf(x0, 0.2),), np.zeros(4), np.ones(4)), seed)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_two_relu_branches_summed_keep_their_own_coefficients(seed: int) -> None:
+    """A sum of two ReLU branches hands one coefficient array to both; relaxing one branch (done in place) must
+    not change what the other branch receives."""
+    rng = np.random.default_rng(200 + seed)
+
+    def dense(n_in: int, n_out: int) -> Dense:
+        return Dense(n_in=n_in, n_out=n_out, weights=ParamDomain.fixed(rng.normal(size=(n_out, n_in))),
+                     bias=ParamDomain.fixed(0.1 * rng.normal(size=n_out)))
+
+    g = nx.DiGraph()
+    nodes = [("x", Input(dim=4), ()), ("h1", dense(4, 6), ("x",)), ("r1", ReLU(), ("h1",)),
+             ("h2", dense(4, 6), ("x",)), ("r2", ReLU(), ("h2",)), ("s", Sum(), ("r1", "r2")),
+             ("h3", dense(6, 5), ("s",)), ("r3", ReLU(), ("h3",)), ("o", dense(5, 2), ("r3",))]
+    for name, op, ins in nodes:
+        g.add_node(name, op=op, inputs=ins)
+        for i in ins:
+            g.add_edge(i, name)
+    net = Network(g, "dag")
+    x0 = rng.random(4)
+    region = vs.Region((vs.linf(x0, 0.3),), np.zeros(4), np.ones(4))
+    bm = tighten_bounds(net, region, method="symbolic").bounds
+    assert unstable_mask(ReLU(), *bm["h3"]).any()       # so the coefficients reach the sum stacked
+    _compare(net, region, seed)
+
+
+@pytest.mark.parametrize("stacked", [False, True])
+@pytest.mark.parametrize("n_split", [0, 2, 30])
+@pytest.mark.parametrize("constant_lower", [False, True])
+def test_relaxation_step_matches_the_sign_split_formula(stacked: bool, n_split: int, constant_lower: bool) -> None:
+    """``_relax`` (whole rows or gathered columns) against the plain sign split, term for term."""
+    rng = np.random.default_rng(n_split + 10 * stacked + 100 * constant_lower)
+    k, m = 7, 40
+    A = rng.normal(size=(2 * k if stacked else k, m))
+    A[:, 5] = 0.0
+    sl = rng.choice([0.0, 1.0], size=m)
+    su, tu, tl = sl.copy(), np.zeros(m), np.zeros(m)
+    split = rng.choice(m, size=n_split, replace=False)
+    su[split] = rng.random(n_split)
+    tu[split] = rng.random(n_split)
+    if constant_lower:
+        tl[split] = -rng.random(n_split)
+    au, al = (A[:k], A[k:]) if stacked else (A, A)
+    ap_u, an_u, ap_l, an_l = (np.maximum(au, 0.0), np.minimum(au, 0.0), np.maximum(al, 0.0), np.minimum(al, 0.0))
+    want = np.vstack((ap_u * su + an_u * sl, ap_l * sl + an_l * su))
+    want_cu, want_cl = ap_u @ tu + an_u @ tl, ap_l @ tl + an_l @ tu
+    const: list[Any] = [None, None]
+    got = _stacked(_relax(A.copy(), stacked, k, sl, tl, su, tu, const))
+    np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(const[0], want_cu, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(const[1], want_cl, rtol=1e-13, atol=1e-14)
+
+
 def test_all_dead_layer_gives_constant_bounds() -> None:
     """A hidden layer whose units are all dead: the next layer's bounds are its bias, exactly."""
     layers = [(np.array([[1.0, 1.0], [2.0, -1.0]]), np.array([-10.0, -10.0])),
@@ -236,3 +292,56 @@ def test_the_cached_sign_split_of_a_dense_layer_stays_out_of_its_pickle() -> Non
     assert np.array_equal(hi, hi2)
     W = op.W
     assert np.array_equal(lo, np.maximum(W, 0) @ np.zeros(30) + np.minimum(W, 0) @ np.ones(30) + op.b)
+
+
+def _random_mlp_question(seed: int) -> tuple[Network, vs.Region, BoundMap, list[str]]:
+    rng = np.random.default_rng(seed)
+    sizes = [12, 24, 24, 24, 3]
+    net = network_from_layers(mlp_layers(sizes, seed), "relu")
+    region = vs.Region((vs.linf(rng.random(12), 0.2),), np.zeros(12), np.ones(12))
+    bm = tighten_bounds(net, region, method="symbolic").bounds
+    later = [n for n, op in net.items() if isinstance(op, Dense) and not isinstance(net.op(net.inputs_of(n)[0]), Input)]
+    return net, region, bm, later
+
+
+def test_bounds_do_not_share_memory_with_the_scratch_of_later_calls() -> None:
+    """The scratch buffers are handed to the next call: no returned bound may live in them."""
+    net, region, bm, later = _random_mlp_question(0)
+    first = symbolic_bounds(net, region, later[0], bm)
+    kept = (first[0].copy(), first[1].copy())
+    for n in later:                        # later calls reuse (and overwrite) this thread's scratch
+        symbolic_bounds(net, region, n, bm)
+    np.testing.assert_array_equal(first[0], kept[0])
+    np.testing.assert_array_equal(first[1], kept[1])
+    again = symbolic_bounds(net, region, later[0], bm)
+    np.testing.assert_array_equal(again[0], kept[0])      # warm scratch, bit for bit the same bounds
+    np.testing.assert_array_equal(again[1], kept[1])
+
+
+def test_threads_computing_bounds_at_once_get_the_serial_answers() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = [_random_mlp_question(seed) for seed in range(4)]
+    serial = [[symbolic_bounds(net, region, n, bm) for n in later] for net, region, bm, later in jobs]
+    with ThreadPoolExecutor(4) as ex:
+        for _ in range(3):
+            par = list(ex.map(lambda j: [symbolic_bounds(j[0], j[1], n, j[2]) for n in j[3]], jobs))
+            for got, want in zip(par, serial, strict=True):
+                for (lo, hi), (wlo, whi) in zip(got, want, strict=True):
+                    np.testing.assert_array_equal(lo, wlo)
+                    np.testing.assert_array_equal(hi, whi)
+
+
+def test_the_scratch_kept_between_calls_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nnmip.passes import bounds as bounds_mod
+
+    net, region, bm, later = _random_mlp_question(1)
+    for cap in (0, 30_000):
+        monkeypatch.setattr(bounds_mod, "SCRATCH_KEEP", cap)
+        want = reference_symbolic_bounds(net, region, later[-1], bm)
+        got = symbolic_bounds(net, region, later[-1], bm)
+        np.testing.assert_allclose(got[0], want[0], rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(got[1], want[1], rtol=1e-9, atol=1e-9)
+        kept = bounds_mod._Scratch._local.free
+        assert sum(b.nbytes for b in kept) <= cap
+        assert (len(kept) > 0) == (cap > 0)
