@@ -9,7 +9,7 @@
         input x in l1(0.5, around=point("x.npy"))      # several sets are intersected
         input x in box(lo=0.1, hi=[0.5, 0.9])
         property = classified(3)          # classified() = the class predicted at the first center
-        tighten = lp                      # interval | symbolic | lp | milp | auto (default)
+        tighten = lp                      # interval | symbolic | lp | lp_cuts | milp | auto (default)
         time_limit = 30
     }
 
@@ -27,7 +27,7 @@ import numpy as np
 from nnmip.errors import NO_SPAN, Span
 from nnmip.syntax import ast
 
-TIGHTEN = ("interval", "symbolic", "lp", "milp", "auto")
+TIGHTEN = ("interval", "symbolic", "lp", "lp_cuts", "milp", "auto")   # lp_cuts: the API's "lp-cuts" (no '-' in names)
 SETS = ("box", "linf", "l1", "l2", "halfspaces")
 PROPS = ("classified", "maximize", "minimize", "output_box", "unsafe")
 _REQ = object()
@@ -137,7 +137,7 @@ def check_verify(ck: Any, s: ast.VerifyStmt, networks: dict[str, Any], data: dic
                 ck.err("E0108", "domain must be real[lo, hi]", _span(v))
         elif it.key == "tighten":
             if isinstance(v, ast.Ref) and v.name in TIGHTEN:
-                tighten = v.name
+                tighten = v.name.replace("_", "-")
             else:
                 ck.err("E0108", f"tighten must be one of {', '.join(TIGHTEN)}", _span(v))
         elif it.key == "time_limit":

@@ -60,8 +60,9 @@ def _configure(p: argparse.ArgumentParser) -> None:
                     help="with --maximize: prove c.y < T; with --minimize: prove c.y > T")
     pr.add_argument("--vnnlib", metavar="PROP", help="a VNN-LIB 1.0 property (input box and output constraints)")
     pr.add_argument("--counterexample", metavar="OUT", help="write the VNN-COMP result file (sat/unsat/...)")
-    p.add_argument("--tighten", choices=("interval", "symbolic", "lp", "milp", "auto"),
-                   help="bound tightening (default auto: lp on small networks, symbolic on large ones)")
+    p.add_argument("--tighten", choices=("interval", "symbolic", "lp", "lp-cuts", "milp", "auto"),
+                   help="bound tightening (default auto: lp on small networks, symbolic on large ones; lp-cuts: the "
+                        "LPs strengthened by ideal cuts, tighter and slower)")
     p.add_argument("--relu", choices=("bigm", "ideal-cuts", "extended"), default="bigm",
                    help="ReLU formulation (default bigm; ideal-cuts adds rounds of ideal ReLU cuts at the root; "
                         "extended: the ideal formulation with a copy of each unstable unit's inputs, for small "

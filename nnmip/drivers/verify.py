@@ -295,7 +295,8 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
            deadline: Deadline | None = None) -> VerifyResult:
     """Decide ``prop`` for every input of ``sets`` (intersected with the input domain); see the module docs.
 
-    ``tighten`` is ``"interval"``, ``"symbolic"``, ``"lp"``, ``"milp"`` or ``"auto"`` (default: ``"lp"`` for networks
+    ``tighten`` is ``"interval"``, ``"symbolic"``, ``"lp"``, ``"lp-cuts"`` (the LPs strengthened by ideal cuts of
+    the earlier layers: tighter and slower), ``"milp"`` or ``"auto"`` (default: ``"lp"`` for networks
     with at most ``AUTO_LP_PARAMS`` parameters, else ``"symbolic"``); ``time_limit`` is the wall-clock budget of
     the whole call (sampling, bounds, tightening, branch and bound and every MILP share it; ``deadline`` passes a
     budget shared with the caller); ``options`` passes solver options (gap, threads, verbose, solver_options) to
@@ -309,9 +310,9 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
     solvers that take them (Gurobi, SCIP); with ``{"relu": "ideal-cuts"}``, ``"cuts"`` is ``"root"`` (default:
     rounds at the root) or ``"tree"`` (also at the nodes of the solver's tree, where it takes cuts: Gurobi, SCIP).
     """
-    if tighten not in ("interval", "symbolic", "lp", "milp", "auto"):
+    if tighten not in ("interval", "symbolic", "lp", "lp-cuts", "milp", "auto"):
         raise FormulationError.at("E0423", f"unknown bound method '{tighten!r:.40}'",
-                                  notes=["help: tighten is 'interval', 'symbolic', 'lp', 'milp' or 'auto'"])
+                                  notes=["help: tighten is 'interval', 'symbolic', 'lp', 'lp-cuts', 'milp' or 'auto'"])
     _check_question(net, sets, prop)
     _check_run(time_limit=time_limit, samples=samples, seed=seed, workers=workers, options=options,
                method=method, domain=domain, on_case=on_case)

@@ -7,7 +7,8 @@
   over the input box and, where tighter, over the l1 / l2 balls by their dual norms.
 * :func:`tighten_bounds` -- progressive screening: layer by layer, IBP from the bounds proven so far, then
   symbolic bounds, then for the units that are still unstable an LP (``method="lp"``: min and max of ``a_i``
-  over the LP relaxation of the layers before it) or a MILP (``method="milp"``: the exact question, used for
+  over the LP relaxation of the layers before it), the same LP strengthened by rounds of the ideal cuts of the
+  earlier ReLU layers (``method="lp-cuts"``), or a MILP (``method="milp"``: the exact question, used for
   lossless compression).  ``method="symbolic"`` stops after the symbolic bounds.
 
 Soundness of LP bounds: the solver's optimum is not trusted.  From the LP's row duals ``y`` we compute the
@@ -42,7 +43,10 @@ Interval = tuple[FloatArray, FloatArray]
 BoundMap = dict[str, Interval]
 
 SAFETY = 1e-7
-METHODS = ("interval", "symbolic", "lp", "milp")
+METHODS = ("interval", "symbolic", "lp", "lp-cuts", "milp")
+#: rounds of ideal cuts each bound LP of ``method="lp-cuts"`` gets (measured on 20-64-64-2 at eps 0.25: one round
+#: narrowed the second layer's unstable intervals from 3.80 to 3.02 on average, three to 2.60)
+CUT_BOUND_ROUNDS = 3
 
 
 def widen(lo: FloatArray, hi: FloatArray) -> Interval:
@@ -594,6 +598,10 @@ def tighten_bounds(net: Network, region: Region, *, method: str = "lp", bounds: 
                    ) -> BoundReport:
     """Interval bounds, then LP (or MILP) bounds for the units that interval arithmetic leaves unstable.
 
+    ``method`` is ``"interval"``, ``"symbolic"``, ``"lp"``, ``"lp-cuts"`` (each bound LP gets up to
+    ``CUT_BOUND_ROUNDS`` rounds of the ideal cuts of the earlier ReLU layers that its optimum violates:
+    tighter, and slower) or ``"milp"``.
+
     Layers are processed in order, so each LP sees the bounds (and the stable units) proven for the layers
     before it.  ``time_limit`` caps the whole pass, and a stop request (Ctrl-C) ends it; units not reached keep
     their interval bounds (``complete`` is then False).  Returns a :class:`BoundReport`.
@@ -654,10 +662,14 @@ def tighten_bounds(net: Network, region: Region, *, method: str = "lp", bounds: 
         if todo.size == 0 or (left is not None and left <= 0) or STOP.is_set():   # time up, or Ctrl-C
             rep.complete &= todo.size == 0
             continue
-        fm = build_fixed_model(net, region, bm, upto=n, method=method_map)
+        fm = build_fixed_model(net, region, bm, upto=n, method=(
+            {**(method_map or {}), "relu": "ideal-cuts"} if method == "lp-cuts" else method_map))
         cols = fm.pre_cols[n]
-        if method == "lp":
+        if method == "lp" or (method == "lp-cuts" and not fm.cut_units):
             lo, hi, done, solves = _lp_pass(fm.model, cols, todo, lo, hi, nxt, t0, time_limit, solver)
+            rep.lps += solves
+        elif method == "lp-cuts":
+            lo, hi, done, solves = _lp_cut_pass(fm, cols, todo, lo, hi, nxt, t0, time_limit, solver)
             rep.lps += solves
         else:
             lo, hi, done, solves = _milp_pass(net, fm, n, cols, todo, lo, hi, nxt, solver, t0, time_limit)
@@ -692,6 +704,72 @@ def _lp_pass(model: MatrixModel, cols: npt.NDArray[np.int64], todo: npt.NDArray[
             lo[i] = hi[i] = 0.5 * (lo[i] + hi[i])
         done += 1
     return lo, hi, done, ses.solves
+
+
+def _lp_cut_pass(fm: Any, cols: npt.NDArray[np.int64], todo: npt.NDArray[np.int64], lo: FloatArray,
+                 hi: FloatArray, act: Op, t0: float, time_limit: float | None, solver: str = "highs"
+                 ) -> tuple[FloatArray, FloatArray, int, int]:
+    """Per-unit LP bounds, each LP strengthened by the ideal cuts of the earlier ReLU layers.
+
+    Math
+    ----
+    For unit ``i`` and each side, solve ``max +-a_i`` over the LP relaxation of the layers before it, add the
+    ideal cuts (docs/formulations.md §18) of the earlier unstable units that the optimum violates, and repeat, up
+    to ``CUT_BOUND_ROUNDS`` rounds or until none is violated; the bound is the weak-duality bound of the last
+    LP (:class:`LpBounds`), so it is sound whatever the solver's accuracy.  Every cut is valid for every input
+    of the region (it holds on the graph of each ReLU over the proven bounds of its inputs), so the bound is
+    one of the network, and it is never looser than the plain LP's: the first round is that LP.  Each LP keeps
+    only its own cuts: pooling them over the units of a layer made each LP larger and the pass slower
+    (129 s against 9 s on 20-64-64-2, for bounds 4 % tighter).
+    """
+    from nnmip.backends import get_backend
+    from nnmip.formulations.ideal import add_cuts
+    from nnmip.solution import SolveOptions, Status
+
+    backend = get_backend(solver)
+    if not backend.capabilities.lp_duals:
+        backend = get_backend("highs")
+    lo, hi = lo.copy(), hi.copy()
+    base = fm.model.relaxed().replace(c0=0.0, sense="max", cones=())
+
+    def left() -> float | None:
+        return None if time_limit is None else time_limit - (time.perf_counter() - t0)
+
+    def out_of_time() -> bool:
+        t = left()
+        return (t is not None and t <= 0) or STOP.is_set()
+
+    done = solves = 0
+    for i in todo:
+        if out_of_time():
+            break
+        j = int(cols[i])
+        for sign in (1.0, -1.0):
+            if sign < 0 and not unstable_mask(act, lo[i:i + 1], hi[i:i + 1]).any():
+                break                      # the upper bound alone settled the unit
+            c = np.zeros(base.num_cols)
+            c[j] = sign
+            m = base.replace(c=c)
+            for r in range(CUT_BOUND_ROUNDS):
+                if out_of_time():
+                    break
+                raw = backend.solve(m, SolveOptions(time_limit=left(), threads=1))   # small LPs: one thread
+                solves += 1
+                if raw.status is not Status.OPTIMAL or raw.x is None:
+                    break
+                m, added = add_cuts(m, fm.cut_units, raw.x, r)
+                if added == 0:
+                    break
+            b = LpBounds(m, left(), backend.name).maximize({j: sign})
+            solves += 1
+            if sign > 0:
+                hi[i] = min(hi[i], b)
+            else:
+                lo[i] = max(lo[i], -b)
+        if lo[i] > hi[i]:   # only possible when the region is empty up to tolerances
+            lo[i] = hi[i] = 0.5 * (lo[i] + hi[i])
+        done += 1
+    return lo, hi, done, solves
 
 
 def _milp_pass(net: Network, fm: Any, node: str, cols: npt.NDArray[np.int64], todo: npt.NDArray[np.int64],
