@@ -135,3 +135,37 @@ def test_unknown_tighten_names_the_new_choice() -> None:
     with pytest.raises(FormulationError, match="unknown bound method") as e:
         verify(net, [vs.linf(x0, eps)], vs.maximize(coef), tighten="lp_cut")
     assert any("lp-cuts" in note for d in e.value.diagnostics for note in d.notes)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_compression_with_lp_cut_bounds_removes_at_least_the_lp_units_and_agrees(seed: int) -> None:
+    from nnmip.drivers.compress import compress, sampled_difference
+    from nnmip.drivers.verify import network_from_layers
+
+    layers = [(W, b - 0.3) for W, b in mlp_layers([4, 14, 14, 14, 3], 40 + seed)]
+    net = network_from_layers(layers, "relu")
+    lo, hi = np.zeros(4), np.full(4, 0.8)
+    plain = compress(net, lo, hi, method="lp")
+    cut = compress(net, lo, hi, method="lp-cuts")
+    assert cut.units_after < plain.units_after       # measured 12 / 23 / 21 against 20 / 25 / 23
+    assert sampled_difference(net, cut.network, lo, hi, 20000, seed) <= 1e-12
+
+
+def test_the_language_and_cli_compress_with_lp_cuts(tmp_path: Path) -> None:
+    src = tmp_path / "c.nnmip"
+    out = tmp_path / "small.npz"
+    src.write_text(
+        "network f(x: 2 real[0, 1]) {\n"
+        "    h = dense(x, 3, weights=[[1, -1], [0.5, 2], [-1, -1]], bias=[0, -0.5, -3])\n"
+        "    r = relu(h)\n"
+        "    y = dense(r, 2, weights=[[1, 1, 1], [-1, 0, 1]], bias=[0, 0])\n"
+        "}\n"
+        f"compress f {{ domain = real[0, 1]; method = lp_cuts; output = \"{out}\" }}\n")
+    assert main(["compress", str(src)]) == 0
+    assert out.exists()
+    p = tmp_path / "net.onnx"
+    onnx.save(mlp_onnx(mlp_layers([3, 8, 8, 2], 5), "relu"), p)
+    js = tmp_path / "c.json"
+    assert main(["compress", "--onnx", str(p), "--domain", "0", "0.2", "--method", "lp-cuts",
+                 "-o", str(tmp_path / "small.onnx"), "--json", str(js)]) == 0
+    assert json.loads(js.read_text())["method"] == "lp-cuts"

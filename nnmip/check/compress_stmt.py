@@ -12,7 +12,7 @@ from typing import Any
 from nnmip.errors import NO_SPAN, Span
 from nnmip.syntax import ast
 
-METHODS = ("interval", "symbolic", "lp", "milp")
+METHODS = ("interval", "symbolic", "lp", "lp_cuts", "milp")   # lp_cuts: the API's "lp-cuts"
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def check_compress(ck: Any, s: ast.CompressStmt, networks: dict[str, Any], defin
                 ck.err("E0108", "domain must be real[lo, hi] with lo <= hi", getattr(v, "span", s.span))
         elif it.key == "method":
             if isinstance(v, ast.Ref) and v.name in METHODS:
-                vals["method"] = v.name
+                vals["method"] = v.name.replace("_", "-")
             else:
                 ck.err("E0108", f"method must be one of {', '.join(METHODS)}", getattr(v, "span", s.span))
         elif it.key == "output":
