@@ -319,17 +319,32 @@ def test_bounds_do_not_share_memory_with_the_scratch_of_later_calls() -> None:
 
 
 def test_threads_computing_bounds_at_once_get_the_serial_answers() -> None:
+    import threading
     from concurrent.futures import ThreadPoolExecutor
+
+    from nnmip.passes import bounds as bounds_mod
 
     jobs = [_random_mlp_question(seed) for seed in range(4)]
     serial = [[symbolic_bounds(net, region, n, bm) for n in later] for net, region, bm, later in jobs]
+    kept: dict[int, set[int]] = {}            # thread -> ids of the scratch buffers it keeps
+    lock = threading.Lock()
+
+    def run(j):  # type: ignore[no-untyped-def]
+        out = [symbolic_bounds(j[0], j[1], n, j[2]) for n in j[3]]
+        with lock:
+            kept.setdefault(threading.get_ident(), set()).update(id(b) for b in bounds_mod._Scratch._local.free)
+        return out
+
     with ThreadPoolExecutor(4) as ex:
         for _ in range(3):
-            par = list(ex.map(lambda j: [symbolic_bounds(j[0], j[1], n, j[2]) for n in j[3]], jobs))
+            par = list(ex.map(run, jobs))
             for got, want in zip(par, serial, strict=True):
                 for (lo, hi), (wlo, whi) in zip(got, want, strict=True):
                     np.testing.assert_array_equal(lo, wlo)
                     np.testing.assert_array_equal(hi, whi)
+    sets = list(kept.values())
+    assert all(sets)
+    assert all(not (a & b) for k, a in enumerate(sets) for b in sets[k + 1:])   # no buffer kept by two threads
 
 
 def test_the_scratch_kept_between_calls_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:

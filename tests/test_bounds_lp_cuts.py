@@ -97,6 +97,44 @@ def test_a_spent_time_limit_leaves_the_pass_incomplete_but_sound() -> None:
         assert np.all(vals[n] <= rep.bounds[n][1] + 1e-9), n
 
 
+@pytest.mark.parametrize("limit", [0.05, 0.13, 0.37, 0.61])   # the whole pass reads the clock 83 times
+def test_the_cut_pass_stops_inside_at_its_time_limit(monkeypatch: pytest.MonkeyPatch, limit: float) -> None:
+    """A clock that moves 10 ms per reading runs out inside the cut pass, between any two readings: the pass
+    stops part way (never with a negative time left for a solve) and what it proved is sound."""
+    from nnmip.passes import bounds as bounds_mod
+
+    class Clock:
+        now = 0.0
+
+        @classmethod
+        def perf_counter(cls) -> float:
+            cls.now += 0.01
+            return cls.now
+
+    net, _, _, _, region = relu_question(3, sizes=(5, 12, 12, 12, 2), eps=0.3)
+    full = tighten_bounds(net, region, method="lp-cuts")
+    monkeypatch.setattr(bounds_mod, "time", Clock)
+    rep = tighten_bounds(net, region, method="lp-cuts", time_limit=limit)
+    assert not rep.complete
+    assert 0 < rep.lps < full.lps
+    vals = net.forward(region.sample(net.n_inputs, 2000, np.random.default_rng(1)), all_nodes=True)
+    for n in net.nodes:
+        assert np.all(vals[n] >= rep.bounds[n][0] - 1e-9), n
+        assert np.all(vals[n] <= rep.bounds[n][1] + 1e-9), n
+
+
+def test_an_extended_relu_keeps_its_formulation_in_the_bound_lps() -> None:
+    """The extended formulation is already the ideal one: lp-cuts leaves it in place (no cuts to add), so its
+    bounds are exactly the plain LPs' over the extended model."""
+    net, _, _, _, region = relu_question(0, sizes=(5, 12, 12, 12, 2), eps=0.3)
+    ext = {"relu": "extended"}
+    lp = tighten_bounds(net, region, method="lp", method_map=ext).bounds
+    cut = tighten_bounds(net, region, method="lp-cuts", method_map=ext).bounds
+    for n in net.nodes:
+        np.testing.assert_array_equal(cut[n][0], lp[n][0])
+        np.testing.assert_array_equal(cut[n][1], lp[n][1])
+
+
 def test_cli_and_language_take_lp_cuts(tmp_path: Path) -> None:
     p = tmp_path / "net.onnx"
     onnx.save(mlp_onnx(mlp_layers([4, 10, 10, 3], 3), "relu"), p)

@@ -662,8 +662,10 @@ def tighten_bounds(net: Network, region: Region, *, method: str = "lp", bounds: 
         if todo.size == 0 or (left is not None and left <= 0) or STOP.is_set():   # time up, or Ctrl-C
             rep.complete &= todo.size == 0
             continue
-        fm = build_fixed_model(net, region, bm, upto=n, method=(
-            {**(method_map or {}), "relu": "ideal-cuts"} if method == "lp-cuts" else method_map))
+        mm = method_map
+        if method == "lp-cuts" and (method_map or {}).get("relu", "bigm") == "bigm":
+            mm = {**(method_map or {}), "relu": "ideal-cuts"}   # "extended" is already the ideal formulation
+        fm = build_fixed_model(net, region, bm, upto=n, method=mm)
         cols = fm.pre_cols[n]
         if method == "lp" or (method == "lp-cuts" and not fm.cut_units):
             lo, hi, done, solves = _lp_pass(fm.model, cols, todo, lo, hi, nxt, t0, time_limit, solver)
@@ -733,15 +735,14 @@ def _lp_cut_pass(fm: Any, cols: npt.NDArray[np.int64], todo: npt.NDArray[np.int6
     base = fm.model.relaxed().replace(c0=0.0, sense="max", cones=())
 
     def left() -> float | None:
-        return None if time_limit is None else time_limit - (time.perf_counter() - t0)
-
-    def out_of_time() -> bool:
-        t = left()
-        return (t is not None and t <= 0) or STOP.is_set()
+        """Seconds left, or None; 0 once spent or stopped (the clock is read once per decision)."""
+        if STOP.is_set():
+            return 0.0
+        return None if time_limit is None else max(time_limit - (time.perf_counter() - t0), 0.0)
 
     done = solves = 0
     for i in todo:
-        if out_of_time():
+        if left() == 0.0:
             break
         j = int(cols[i])
         for sign in (1.0, -1.0):
@@ -751,9 +752,10 @@ def _lp_cut_pass(fm: Any, cols: npt.NDArray[np.int64], todo: npt.NDArray[np.int6
             c[j] = sign
             m = base.replace(c=c)
             for r in range(CUT_BOUND_ROUNDS):
-                if out_of_time():
+                t = left()
+                if t == 0.0:
                     break
-                raw = backend.solve(m, SolveOptions(time_limit=left(), threads=1))   # small LPs: one thread
+                raw = backend.solve(m, SolveOptions(time_limit=t, threads=1))   # small LPs: one thread
                 solves += 1
                 if raw.status is not Status.OPTIMAL or raw.x is None:
                     break
