@@ -11,10 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
 import numpy as np
 import pytest
-from verify_nets import mlp_layers
+from verify_nets import dag_network, mlp_layers, random_dense
 
 from nnmip.drivers.verify import network_from_layers
 from nnmip.ir import spec as vs
@@ -145,21 +144,11 @@ def test_fast_back_substitution_matches_the_plain_one_on_random_mlps(seed: int) 
 @pytest.mark.parametrize("seed", range(3))
 def test_fast_back_substitution_on_a_residual_max_pool_network(seed: int) -> None:
     rng = np.random.default_rng(seed)
-
-    def dense(n_in: int, n_out: int) -> Dense:
-        return Dense(n_in=n_in, n_out=n_out, weights=ParamDomain.fixed(rng.normal(size=(n_out, n_in))),
-                     bias=ParamDomain.fixed(0.1 * rng.normal(size=n_out)))
-
-    g = nx.DiGraph()
-    nodes = [("x", Input(dim=4), ()), ("h1", dense(4, 6), ("x",)), ("r1", ReLU(), ("h1",)),
-             ("h2", dense(6, 6), ("r1",)), ("s", Sum(), ("r1", "h2")),
-             ("p", MaxPool(index=np.array([[0, 1], [2, 3], [4, 5]])), ("s",)), ("h3", dense(3, 5), ("p",)),
-             ("r3", ReLU(), ("h3",)), ("o", dense(5, 2), ("r3",))]
-    for name, op, ins in nodes:
-        g.add_node(name, op=op, inputs=ins)
-        for i in ins:
-            g.add_edge(i, name)
-    net = Network(g, "dag")
+    nodes = [("x", Input(dim=4), ()), ("h1", random_dense(rng, 4, 6), ("x",)), ("r1", ReLU(), ("h1",)),
+             ("h2", random_dense(rng, 6, 6), ("r1",)), ("s", Sum(), ("r1", "h2")),
+             ("p", MaxPool(index=np.array([[0, 1], [2, 3], [4, 5]])), ("s",)), ("h3", random_dense(rng, 3, 5), ("p",)),
+             ("r3", ReLU(), ("h3",)), ("o", random_dense(rng, 5, 2), ("r3",))]
+    net = dag_network(nodes)
     x0 = rng.random(4)
     _compare(net, vs.Region((vs.linf(x0, 0.2),), np.zeros(4), np.ones(4)), seed)
 
@@ -169,20 +158,10 @@ def test_two_relu_branches_summed_keep_their_own_coefficients(seed: int) -> None
     """A sum of two ReLU branches hands one coefficient array to both; relaxing one branch (done in place) must
     not change what the other branch receives."""
     rng = np.random.default_rng(200 + seed)
-
-    def dense(n_in: int, n_out: int) -> Dense:
-        return Dense(n_in=n_in, n_out=n_out, weights=ParamDomain.fixed(rng.normal(size=(n_out, n_in))),
-                     bias=ParamDomain.fixed(0.1 * rng.normal(size=n_out)))
-
-    g = nx.DiGraph()
-    nodes = [("x", Input(dim=4), ()), ("h1", dense(4, 6), ("x",)), ("r1", ReLU(), ("h1",)),
-             ("h2", dense(4, 6), ("x",)), ("r2", ReLU(), ("h2",)), ("s", Sum(), ("r1", "r2")),
-             ("h3", dense(6, 5), ("s",)), ("r3", ReLU(), ("h3",)), ("o", dense(5, 2), ("r3",))]
-    for name, op, ins in nodes:
-        g.add_node(name, op=op, inputs=ins)
-        for i in ins:
-            g.add_edge(i, name)
-    net = Network(g, "dag")
+    nodes = [("x", Input(dim=4), ()), ("h1", random_dense(rng, 4, 6), ("x",)), ("r1", ReLU(), ("h1",)),
+             ("h2", random_dense(rng, 4, 6), ("x",)), ("r2", ReLU(), ("h2",)), ("s", Sum(), ("r1", "r2")),
+             ("h3", random_dense(rng, 6, 5), ("s",)), ("r3", ReLU(), ("h3",)), ("o", random_dense(rng, 5, 2), ("r3",))]
+    net = dag_network(nodes)
     x0 = rng.random(4)
     region = vs.Region((vs.linf(x0, 0.3),), np.zeros(4), np.ones(4))
     bm = tighten_bounds(net, region, method="symbolic").bounds

@@ -9,10 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
 import numpy as np
 import pytest
-from verify_nets import max_case, relu_question
+from verify_nets import dag_network, max_case, random_dense, relu_question
 
 from nnmip.backends import get_backend
 from nnmip.drivers.relu_cuts import strengthen_root
@@ -21,8 +20,7 @@ from nnmip.errors import FormulationError
 from nnmip.formulations import verification as fv
 from nnmip.formulations.verification import build_fixed_model, start_vector, with_case
 from nnmip.ir import spec as vs
-from nnmip.ir.network import Network
-from nnmip.ir.ops import Dense, Input, ParamDomain, ReLU, Sum
+from nnmip.ir.ops import Input, ReLU, Sum
 from nnmip.passes.bounds import propagate_bounds, tighten_bounds
 from nnmip.solution import SolveOptions, Status
 
@@ -135,20 +133,10 @@ def test_verify_reports_the_fallback_to_big_m(monkeypatch: pytest.MonkeyPatch) -
 
 def test_a_relu_after_a_residual_sum_keeps_big_m_and_every_point_stays_feasible() -> None:
     rng = np.random.default_rng(3)
-
-    def dense(n_in: int, n_out: int) -> Dense:
-        return Dense(n_in=n_in, n_out=n_out, weights=ParamDomain.fixed(rng.normal(size=(n_out, n_in))),
-                     bias=ParamDomain.fixed(0.1 * rng.normal(size=n_out)))
-
-    g = nx.DiGraph()
-    nodes = [("x", Input(dim=4), ()), ("h1", dense(4, 6), ("x",)), ("r1", ReLU(), ("h1",)),
-             ("h2", dense(6, 6), ("r1",)), ("s", Sum(), ("r1", "h2")), ("r2", ReLU(), ("s",)),
-             ("o", dense(6, 2), ("r2",))]
-    for name, op, ins in nodes:
-        g.add_node(name, op=op, inputs=ins)
-        for i in ins:
-            g.add_edge(i, name)
-    net = Network(g, "dag")
+    nodes = [("x", Input(dim=4), ()), ("h1", random_dense(rng, 4, 6), ("x",)), ("r1", ReLU(), ("h1",)),
+             ("h2", random_dense(rng, 6, 6), ("r1",)), ("s", Sum(), ("r1", "h2")), ("r2", ReLU(), ("s",)),
+             ("o", random_dense(rng, 6, 2), ("r2",))]
+    net = dag_network(nodes)
     region = vs.Region((vs.linf(np.full(4, 0.5), 0.4),), np.zeros(4), np.ones(4))
     bm = tighten_bounds(net, region, method="symbolic").bounds
     fm = build_fixed_model(net, region, bm, method={"relu": "extended"})

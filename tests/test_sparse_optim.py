@@ -270,24 +270,18 @@ def test_sum_and_maxpool_backward_match_finite_differences() -> None:
 
 
 def test_dag_network_gradient_matches_finite_differences() -> None:
-    import networkx as nx
+    from verify_nets import dag_network
 
-    from nnmip.ir.network import Network
     from nnmip.ir.ops import MaxPool, ParamDomain, Sum
 
     def dense(n_in: int, n_out: int) -> Dense:
         return Dense(n_in=n_in, n_out=n_out, weights=ParamDomain.box("real", -5, 5, (n_out, n_in)),
                      bias=ParamDomain.box("real", -5, 5, (n_out,)))
 
-    g = nx.DiGraph()
     nodes = [("x", Input(dim=3), ()), ("h1", dense(3, 4), ("x",)), ("r1", ReLU(), ("h1",)),
              ("h2", dense(4, 4), ("r1",)), ("s", Sum(), ("r1", "h2")), ("p", MaxPool(index=np.array([[0, 1], [2, 3]])),
                                                                      ("s",)), ("o", dense(2, 3), ("p",))]
-    for name, op, ins in nodes:
-        g.add_node(name, op=op, inputs=ins)
-        for i in ins:
-            g.add_edge(i, name)
-    net = Network(g, "dag")
+    net = dag_network(nodes)
     lay = layout_of(net)
     rng = np.random.default_rng(6)
     p = rng.normal(size=lay.size)

@@ -38,6 +38,28 @@ def relu_question(seed: int, sizes: tuple[int, ...] = (6, 16, 16, 3), eps: float
     return net, x0, eps, coef, region
 
 
+def random_dense(rng: np.random.Generator, n_in: int, n_out: int) -> Any:
+    """A fixed-weight dense layer with normal weights and small normal biases."""
+    from nnmip.ir.ops import Dense, ParamDomain
+
+    return Dense(n_in=n_in, n_out=n_out, weights=ParamDomain.fixed(rng.normal(size=(n_out, n_in))),
+                 bias=ParamDomain.fixed(0.1 * rng.normal(size=n_out)))
+
+
+def dag_network(nodes: list[tuple[str, Any, tuple[str, ...]]]) -> Any:
+    """A network from ``(name, op, inputs)`` triples in topological order (sums and max-pools may join branches)."""
+    import networkx as nx
+
+    from nnmip.ir.network import Network
+
+    g = nx.DiGraph()
+    for name, op, ins in nodes:
+        g.add_node(name, op=op, inputs=ins)
+        for i in ins:
+            g.add_edge(i, name)
+    return Network(g, "dag")
+
+
 def max_case(coef: np.ndarray) -> Any:
     """The failure case whose score is ``coef . y`` (maximised by the verification model)."""
     from nnmip.ir import spec as vs
