@@ -390,7 +390,8 @@ def _back_substitute(net: Network, region: Region, node: str, bounds: BoundMap, 
         srcs = net.inputs_of(cur)
         if isinstance(A, _Split):
             if isinstance(cop, Dense):
-                c_m, c_h = A.mean @ cop.b.astype(np.float64), A.half @ cop.b.astype(np.float64)[A.cols]
+                bias = cop.b.astype(np.float64)
+                c_m, c_h = A.mean @ bias, A.half @ bias[A.cols]
                 cu, cl = cu + (c_m + c_h), cl + (c_m - c_h)
                 push(srcs[0], A.times(cop.matrix, ws), True)
                 continue
@@ -686,25 +687,37 @@ def tighten_bounds(net: Network, region: Region, *, method: str = "lp", bounds: 
     return rep
 
 
-def _lp_pass(model: MatrixModel, cols: npt.NDArray[np.int64], todo: npt.NDArray[np.int64], lo: FloatArray,
-             hi: FloatArray, act: Op, t0: float, time_limit: float | None, solver: str = "highs"
-             ) -> tuple[FloatArray, FloatArray, int, int]:
+def _unit_pass(cols: npt.NDArray[np.int64], todo: npt.NDArray[np.int64], lo: FloatArray, hi: FloatArray, act: Op,
+               spent: Any, upper: Any) -> tuple[FloatArray, FloatArray, int]:
+    """Tighten the units ``todo`` in order with ``upper(j, s)``, a sound bound of ``max s x_j`` over the column
+    ``j = cols[i]``: the upper bound first, the lower one only while the unit is still unstable.  Stops when
+    ``spent()``; returns the new bounds and the number of units done.
+    """
     lo, hi = lo.copy(), hi.copy()
-    left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
-    ses = LpBounds(model, left, solver)
     done = 0
     for i in todo:
-        if (time_limit is not None and time.perf_counter() - t0 > time_limit) or STOP.is_set():
+        if spent():
             break
         j = int(cols[i])
-        up = ses.maximize({j: 1.0})
-        hi[i] = min(hi[i], up)
+        hi[i] = min(hi[i], upper(j, 1.0))
         if unstable_mask(act, lo[i:i + 1], hi[i:i + 1]).any():
-            down = -ses.maximize({j: -1.0})
-            lo[i] = max(lo[i], down)
+            lo[i] = max(lo[i], -upper(j, -1.0))
         if lo[i] > hi[i]:   # only possible when the region is empty up to tolerances
             lo[i] = hi[i] = 0.5 * (lo[i] + hi[i])
         done += 1
+    return lo, hi, done
+
+
+def _lp_pass(model: MatrixModel, cols: npt.NDArray[np.int64], todo: npt.NDArray[np.int64], lo: FloatArray,
+             hi: FloatArray, act: Op, t0: float, time_limit: float | None, solver: str = "highs"
+             ) -> tuple[FloatArray, FloatArray, int, int]:
+    left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
+    ses = LpBounds(model, left, solver)
+
+    def spent() -> bool:
+        return (time_limit is not None and time.perf_counter() - t0 > time_limit) or STOP.is_set()
+
+    lo, hi, done = _unit_pass(cols, todo, lo, hi, act, spent, lambda j, s: ses.maximize({j: s}))
     return lo, hi, done, ses.solves
 
 
@@ -731,8 +744,8 @@ def _lp_cut_pass(fm: Any, cols: npt.NDArray[np.int64], todo: npt.NDArray[np.int6
     backend = get_backend(solver)
     if not backend.capabilities.lp_duals:
         backend = get_backend("highs")
-    lo, hi = lo.copy(), hi.copy()
     base = fm.model.relaxed().replace(c0=0.0, sense="max", cones=())
+    solves = 0
 
     def left() -> float | None:
         """Seconds left, or None; 0 once spent or stopped (the clock is read once per decision)."""
@@ -740,37 +753,26 @@ def _lp_cut_pass(fm: Any, cols: npt.NDArray[np.int64], todo: npt.NDArray[np.int6
             return 0.0
         return None if time_limit is None else max(time_limit - (time.perf_counter() - t0), 0.0)
 
-    done = solves = 0
-    for i in todo:
-        if left() == 0.0:
-            break
-        j = int(cols[i])
-        for sign in (1.0, -1.0):
-            if sign < 0 and not unstable_mask(act, lo[i:i + 1], hi[i:i + 1]).any():
-                break                      # the upper bound alone settled the unit
-            c = np.zeros(base.num_cols)
-            c[j] = sign
-            m = base.replace(c=c)
-            for r in range(CUT_BOUND_ROUNDS):
-                t = left()
-                if t == 0.0:
-                    break
-                raw = backend.solve(m, SolveOptions(time_limit=t, threads=1))   # small LPs: one thread
-                solves += 1
-                if raw.status is not Status.OPTIMAL or raw.x is None:
-                    break
-                m, added = add_cuts(m, fm.cut_units, raw.x, r)
-                if added == 0:
-                    break
-            b = LpBounds(m, left(), backend.name).maximize({j: sign})
+    def upper(j: int, sign: float) -> float:
+        nonlocal solves
+        c = np.zeros(base.num_cols)
+        c[j] = sign
+        m = base.replace(c=c)
+        for r in range(CUT_BOUND_ROUNDS):
+            t = left()
+            if t == 0.0:
+                break
+            raw = backend.solve(m, SolveOptions(time_limit=t, threads=1))   # small LPs: one thread
             solves += 1
-            if sign > 0:
-                hi[i] = min(hi[i], b)
-            else:
-                lo[i] = max(lo[i], -b)
-        if lo[i] > hi[i]:   # only possible when the region is empty up to tolerances
-            lo[i] = hi[i] = 0.5 * (lo[i] + hi[i])
-        done += 1
+            if raw.status is not Status.OPTIMAL or raw.x is None:
+                break
+            m, added = add_cuts(m, fm.cut_units, raw.x, r)
+            if added == 0:
+                break
+        solves += 1
+        return LpBounds(m, left(), backend.name).maximize({j: sign})
+
+    lo, hi, done = _unit_pass(cols, todo, lo, hi, act, lambda: left() == 0.0, upper)
     return lo, hi, done, solves
 
 
