@@ -283,6 +283,26 @@ def _random_mlp_question(seed: int) -> tuple[Network, vs.Region, BoundMap, list[
     return net, region, bm, later
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_back_substitution_starts_from_the_weights_and_never_writes_them(seed: int) -> None:
+    """The first coefficients are the layer's own weight matrix (read-only, not a copy): every layer's bounds,
+    the first one over a box included, equal the plain ones, and no weight changes."""
+    net, _, _, _ = _random_mlp_question(seed)
+    for region in (vs.Region((vs.linf(np.random.default_rng(seed).random(12), 0.2),), np.zeros(12), np.ones(12)),
+                   vs.Region((vs.box(np.zeros(12), np.ones(12)),))):
+        bm = tighten_bounds(net, region, method="symbolic").bounds
+        before = {n: op.W.copy() for n, op in net.items() if isinstance(op, Dense)}
+        flags = {n: net.op(n).W.flags.writeable for n in before}
+        for n in before:
+            new = symbolic_bounds(net, region, n, bm)
+            ref = reference_symbolic_bounds(net, region, n, bm)
+            np.testing.assert_allclose(new[0], ref[0], rtol=1e-9, atol=1e-9)
+            np.testing.assert_allclose(new[1], ref[1], rtol=1e-9, atol=1e-9)
+        for n, W in before.items():
+            np.testing.assert_array_equal(net.op(n).W, W)
+            assert net.op(n).W.flags.writeable == flags[n]      # a view's flag is its own
+
+
 def test_bounds_do_not_share_memory_with_the_scratch_of_later_calls() -> None:
     """The scratch buffers are handed to the next call: no returned bound may live in them."""
     net, region, bm, later = _random_mlp_question(0)

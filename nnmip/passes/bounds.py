@@ -356,12 +356,15 @@ def _back_substitute(net: Network, region: Region, node: str, bounds: BoundMap, 
     # pending linear bounds on each node: ``P[v] = (A, stacked)``; unstacked, A (n_out rows) is both sides,
     # stacked, A[:n_out] bounds from above (upper  sum_v A[v] z_v + cu) and A[n_out:] from below (+ cl)
     P: dict[str, tuple[Any, bool]] = {}     # A may also be a _Split: stacked, kept as mean and half-difference
-    cu = op.b.astype(np.float64).copy()
+    cu = op.b.astype(np.float64)
     cl = cu.copy()
     src = net.inputs_of(node)[0]
     M0 = op.matrix
-    if not sp.issparse(M0) and np.isfinite(M0).all():
-        first = np.add(M0, 0.0, out=ws.empty(M0.shape), dtype=np.float64)  # I @ W is W (zeros as +0.0, as I @ W)
+    if not sp.issparse(M0) and M0.dtype == np.float64 and np.isfinite(M0).all():
+        first = M0.view()              # I @ W is W; read-only, so that no step can overwrite the weights
+        first.flags.writeable = False
+    elif not sp.issparse(M0) and np.isfinite(M0).all():
+        first = np.add(M0, 0.0, out=ws.empty(M0.shape), dtype=np.float64)
     else:
         first = _right_times(np.eye(n_out), M0)
     P[src] = (first, False)
@@ -543,7 +546,7 @@ def _concretize_sides(C: FloatArray, stacked: bool, k: int, region: Region, lo: 
             return up, down
         return _concretize(C[:k], region, lo, hi)[1], _concretize(C[k:], region, lo, hi)[0]
     mid = C @ ((lo + hi) * 0.5)
-    np.abs(C, out=C)
+    C = np.abs(C, out=C if C.flags.writeable else None)
     rad = C @ r
     if stacked:
         return mid[:k] + rad[:k], mid[k:] - rad[k:]
