@@ -529,7 +529,7 @@ def _stacked(A: Any) -> Any:
 def _concretize_sides(C: FloatArray, stacked: bool, k: int, region: Region, lo: FloatArray, hi: FloatArray
                       ) -> tuple[FloatArray, FloatArray]:
     """Upper bounds of the first ``k`` rows of ``C @ x`` and lower bounds of the last ``k`` (of all rows when
-    not stacked) over the region; ``C`` is consumed.
+    not stacked) over the region; ``C`` is consumed where it may be written.
 
     Math
     ----
