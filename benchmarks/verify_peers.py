@@ -27,11 +27,14 @@ instance; wall and CPU seconds (build included).  The input each tool returns is
 and the optima are compared.  Then the hard instance: seed 0 at eps 0.25.
 
     python benchmarks/verify_peers.py [--json OUT] [--rounds 3] [--instances 10] [--first-seed 0] [--time-limit 120]
-        [--hard-time-limit 240] [--tools nnmip,nnmip-cuts,nnmip-lp-cuts,omlt,scip-ml,gurobi-ml] [--skip-build]
-        [--skip-solve]
+        [--hard-time-limit 240] [--tools nnmip,nnmip-bigm,nnmip-cuts,nnmip-lp-cuts,omlt,scip-ml,gurobi-ml]
+        [--skip-build] [--skip-solve]
 
-``nnmip-cuts`` is nnmip with ``method={"relu": "ideal-cuts"}``; ``nnmip-lp-cuts`` also tightens the bounds with
-``tighten="lp-cuts"`` (each bound LP strengthened by ideal cuts of the earlier layers).
+``nnmip`` is ``verify`` with its defaults: with ``tighten="auto"`` a MILP not solved within 15 s is solved again
+with lp-cuts bounds and ideal cuts.  ``nnmip-bigm`` names the big-M formulation (``method={"relu": "bigm"}``),
+which keeps the first MILP to the end: the default before that second attempt.  ``nnmip-cuts`` is nnmip with
+``method={"relu": "ideal-cuts"}``; ``nnmip-lp-cuts`` also tightens the bounds with ``tighten="lp-cuts"`` (each
+bound LP strengthened by ideal cuts of the earlier layers).
 
 Gurobi's pip licence is size-limited (2000 variables and 2000 constraints): models above it are built and timed
 but cannot be optimised.  Exit status 1 when two tools that proved optimality disagree by more than 1e-5.
@@ -71,7 +74,7 @@ from nnmip.passes.bounds import tighten_bounds  # noqa: E402
 from nnmip.solution import SolveOptions  # noqa: E402
 
 GAP = 1e-6
-TOOLS = ("nnmip", "nnmip-cuts", "nnmip-lp-cuts", "omlt", "scip-ml", "gurobi-ml")
+TOOLS = ("nnmip", "nnmip-bigm", "nnmip-cuts", "nnmip-lp-cuts", "omlt", "scip-ml", "gurobi-ml")
 
 
 def available(tool: str) -> str | None:
@@ -211,7 +214,8 @@ def solve_nnmip(net: Any, model: onnx.ModelProto, x0: np.ndarray, eps: float, c:
                 relu: str = "bigm", tighten: str = "auto") -> dict[str, Any]:
     coef = np.zeros(net.n_outputs)
     coef[j], coef[c] = 1.0, -1.0
-    r = verify(net, [linf(x0, eps)], maximize(coef), domain=(0, 1), time_limit=limit, method={"relu": relu},
+    r = verify(net, [linf(x0, eps)], maximize(coef), domain=(0, 1), time_limit=limit,
+               method=None if relu == "bigm" else {"relu": relu.removesuffix("-named")},
                tighten=tighten, options=SolveOptions(threads=1, mip_gap=GAP))
     return {"status": "time limit" if r.timed_out else "optimal", "objective": r.value, "bound": r.bound,
             "x": None if r.counterexample is None else np.asarray(r.counterexample, dtype=float),
@@ -260,7 +264,8 @@ def solve_gurobi(net: Any, model: onnx.ModelProto, x0: np.ndarray, eps: float, c
 
 
 SOLVERS: dict[str, Callable[..., dict[str, Any]]] = {
-    "nnmip": solve_nnmip, "nnmip-cuts": lambda *a: solve_nnmip(*a, relu="ideal-cuts"),
+    "nnmip": solve_nnmip, "nnmip-bigm": lambda *a: solve_nnmip(*a, relu="bigm-named"),
+    "nnmip-cuts": lambda *a: solve_nnmip(*a, relu="ideal-cuts"),
     "nnmip-lp-cuts": lambda *a: solve_nnmip(*a, relu="ideal-cuts", tighten="lp-cuts"), "omlt": solve_omlt,
     "scip-ml": solve_scip, "gurobi-ml": solve_gurobi}
 

@@ -13,14 +13,15 @@ from pathlib import Path
 import numpy as np
 from sklearn.neural_network import MLPClassifier
 
+from nnmip.drivers.verify import network_from_layers
 from nnmip.io.data import DataSource, Preprocess, load_dataset
 from nnmip.io.onnx import export_onnx
-from nnmip.drivers.verify import network_from_layers
 
 HERE = Path(__file__).resolve().parent
 
 
 def main() -> None:
+    """Fit the classifier and write the three files."""
     src = DataSource("csv", path="breast-cancer-wisconsin.csv", delimiter=";", label=-1)
     ds = load_dataset(src, Preprocess(scale="minmax", train=0.5, validation=0.25, test=0.25, seed=0), HERE)
     X, y = ds.X(ds.train), ds.y[ds.train]

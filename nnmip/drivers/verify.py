@@ -61,6 +61,11 @@ CERTIFIED, COUNTEREXAMPLE, UNKNOWN = "certified", "counterexample", "unknown"
 AUTO_LP_PARAMS = 20_000
 #: rounds of ideal ReLU cuts at the root with the ``ideal-cuts`` relu formulation (docs/formulations.md §18)
 ROOT_CUT_ROUNDS = 15
+#: with ``tighten="auto"`` on a network small enough for per-unit LPs and a solver without cuts in its tree (HiGHS,
+#: CBC), an optimisation MILP not solved within this many seconds (or a quarter of the time left, if less) is
+#: stopped and solved again on the stronger model: bounds tightened with ``lp-cuts`` and ReLUs with ideal cuts,
+#: started from the best input found
+ESCALATE_SECONDS = 15.0
 VNN_ANSWERS = {CERTIFIED: "unsat", COUNTEREXAMPLE: "sat"}
 
 
@@ -297,7 +302,9 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
 
     ``tighten`` is ``"interval"``, ``"symbolic"``, ``"lp"``, ``"lp-cuts"`` (the LPs strengthened by ideal cuts of
     the earlier layers: tighter and slower), ``"milp"`` or ``"auto"`` (default: ``"lp"`` for networks
-    with at most ``AUTO_LP_PARAMS`` parameters, else ``"symbolic"``); ``time_limit`` is the wall-clock budget of
+    with at most ``AUTO_LP_PARAMS`` parameters, else ``"symbolic"``; with ``"lp"`` and no relu formulation named,
+    an optimisation MILP not solved within :data:`ESCALATE_SECONDS` is solved again with ``"lp-cuts"`` bounds and
+    ideal ReLU cuts on solvers without cuts in their tree); ``time_limit`` is the wall-clock budget of
     the whole call (sampling, bounds, tightening, branch and bound and every MILP share it; ``deadline`` passes a
     budget shared with the caller); ``options`` passes solver options (gap, threads, verbose, solver_options) to
     every MILP.  ``bab`` chooses branch and bound for yes/no properties of ReLU networks: ``"auto"`` splits the
@@ -333,6 +340,8 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
     if kind == "relu":
         return q.relu_branch_and_bound(workers, seed)
     fm, rep = q.bound(tighten, method)
+    q.escalate = (tighten == "auto" and rep.method == "lp" and "relu" not in (method or {}) and not q.decide
+                  and not q.backend.capabilities.user_cuts)   # a solver that takes cuts in its tree keeps its tree
     for k in q.case_order(fm):
         if q.deadline.expired() and q.tried_all_cheap(k, fm):
             continue
@@ -410,6 +419,8 @@ class _Question:
     timed_out: bool = False
     lp: LpSession | None = None
     tree_cuts: int = 0                                            # ideal cuts offered in the solver's tree
+    escalate: bool = False                # an unsolved optimisation MILP is retried on the stronger model
+    strong: tuple[FixedModel, BoundReport] | None = None          # that model (lp-cuts bounds, ideal cuts)
 
     @property
     def decide(self) -> bool:
@@ -622,22 +633,28 @@ class _Question:
     # -- 4. bounds ---------------------------------------------------------------------------------------------
     def bound(self, tighten: str, method: dict[str, str] | None) -> tuple[FixedModel, BoundReport]:
         """Prove bounds of every unit (tightening gets at most half of the time left) and formulate the MILP."""
-        net, res = self.net, self.res
+        net = self.net
         if tighten == "auto":
             tighten = "lp" if net.num_params() <= AUTO_LP_PARAMS else "symbolic"
         share = self.deadline.share(0.5).left()
         rep: BoundReport = tighten_bounds(net, self.region, method=tighten, solver=self.solver, time_limit=share,
                                           method_map=method)
         fm: FixedModel = build_fixed_model(net, self.region, rep.bounds, method=method)
+        self._describe(fm, rep)
+        return fm, rep
+
+    def _describe(self, fm: FixedModel, rep: BoundReport) -> None:
+        """The result's account of the bounds and the model (of the last model built)."""
+        res = self.res
         res.notes.extend(n for n in fm.fallbacks if n not in res.notes)
         res.stable_units, res.unstable_units, res.total_units = fm.stable_units, fm.unstable_units, fm.total_units
         res.binaries = fm.model.num_binaries
         res.binaries_saved = rep.binaries_saved
         res.bounds = rep.to_dict()
         res.model = fm.model.stats()
-        if not rep.complete:
-            res.notes.append("bound tightening stopped at its time share; remaining units keep interval bounds")
-        return fm, rep
+        note = "bound tightening stopped at its time share; remaining units keep interval bounds"
+        if not rep.complete and note not in res.notes:
+            res.notes.append(note)
 
     def case_order(self, fm: FixedModel) -> list[int]:
         """Cases, most promising (highest interval bound) first."""
@@ -802,8 +819,11 @@ class _Question:
 
     # -- 6. optimisation: the MILP optimum of the objective ----------------------------------------------------
     def optimize_case(self, k: int, fm: FixedModel, rep: BoundReport, method: dict[str, str] | None) -> bool:
-        """Maximise the case score; the solver's bound and the best forward-pass value are kept (never True)."""
-        cs, net = self.cases[k], self.net
+        """Maximise the case score; the solver's bound and the best forward-pass value are kept (never True).
+
+        With :attr:`escalate` (``tighten="auto"`` on a small network, no relu formulation named), a MILP not
+        solved within :data:`ESCALATE_SECONDS` is solved again on the stronger model (:meth:`_escalated`).
+        """
         tc = time.perf_counter()
         cr, model, _ = self._cheap_bounds(k, fm, tc)
         if self.deadline.expired():
@@ -814,29 +834,77 @@ class _Question:
         model = self._strengthen(fm, model)
         opts = self._guided(_base_options(self.solver, self.options, self.deadline.solve_limit(), False, False),
                             model, method, fm)
+        self._start(k, fm, model, opts)
+        escalate = self.escalate and model.num_binaries > 0
+        if escalate:
+            left = self.deadline.left()
+            first = ESCALATE_SECONDS if left is None else min(ESCALATE_SECONDS, 0.25 * left)
+            first = max(first, Deadline.MIN_SOLVE)
+            opts.time_limit = first if opts.time_limit is None else min(opts.time_limit, first)
+        raw = self.backend.solve(model, opts)
+        cr.status, cr.binaries = str(raw.status), model.num_binaries
+        bound = _milp_bound(raw, widen=False)
+        self._take(k, raw, fm, rep, opts, method, bound)
+        if escalate and raw.status is Status.TIME_LIMIT and not self.deadline.expired():
+            raw, bound, model = self._escalated(k, fm, rep, method, bound, opts.time_limit)
+            cr.status, cr.binaries = str(raw.status), model.num_binaries
+        self._close_case(k, cr, raw, bound, tc)
+        return False
+
+    def _start(self, k: int, fm: FixedModel, model: Any, opts: SolveOptions) -> None:
+        """The best input met for case ``k`` as the solver's start, when it fixes every binary."""
         if k in self.case_x and self.backend.capabilities.warm_start and opts.warm_start is None:
-            ws = start_vector(fm, net, self.case_x[k], model.num_cols)
+            ws = start_vector(fm, self.net, self.case_x[k], model.num_cols)
             if not np.isnan(ws[model.vtype != "C"]).any():   # every binary known: the solver completes by an LP
                 opts.warm_start = ws
                 if opts.focus is None and k in self.ascended:
                     opts.focus = "bound"      # a local optimum of the ascent: spend the effort on the bound
+
+    def _take(self, k: int, raw: Any, fm: FixedModel, rep: BoundReport, opts: SolveOptions,
+              method: dict[str, str] | None, bound: float) -> None:
+        """Keep the solver's input for case ``k`` when the forward pass gives it a better value than known."""
+        cs, net = self.cases[k], self.net
+        if raw.x is None:
+            return
+        x = self._inside(self.region.project(raw.x[fm.x_cols]), k)
+        s_val = float(cs.score(net.forward(x[None, :]))[0])
+        if s_val > self.case_values[k]:
+            self.case_values[k], self.best_x = s_val, x
+            if self.region.contains_point(x):
+                self.case_x[k] = x
+        if _has_steps(net) and self.case_values[k] < bound - 1e-9 * (1 + abs(bound)):
+            # the optimum sits at a = 0 of some step unit: look for an attained value with a margin
+            x2 = _margin_search(net, self.region, rep, cs, self.backend, opts, method)
+            if x2 is not None:
+                s2 = float(cs.score(net.forward(x2[None, :]))[0])
+                if s2 > self.case_values[k]:
+                    self.case_values[k], self.best_x = s2, x2
+
+    def _escalated(self, k: int, fm: FixedModel, rep: BoundReport, method: dict[str, str] | None, bound: float,
+                   spent: float | None) -> tuple[Any, float, Any]:
+        """Solve case ``k`` again on the stronger model: bounds tightened by LPs with ideal cuts (``lp-cuts``,
+        from the LP bounds, within half of the time left), ReLUs with ideal cuts at the root, the best input met as
+        the start.  Returns the solve, the smaller of the two proven bounds (both hold) and the model.
+        """
+        net, cs = self.net, self.cases[k]
+        strong = {**(method or {}), "relu": "ideal-cuts"}
+        if self.strong is None:             # built once, for every case that needs it
+            rep2 = tighten_bounds(net, self.region, method="lp-cuts", bounds=rep.bounds, solver=self.solver,
+                                  time_limit=self.deadline.share(0.5).left(), method_map=strong)
+            self.strong = (build_fixed_model(net, self.region, rep2.bounds, method=strong), rep2)
+            self._describe(*self.strong)
+        fm2, rep2 = self.strong
+        self.res.notes.append(f"case '{cs.label}': the MILP was not solved within {spent or 0:.3g}s: solved again "
+                              f"with bounds tightened by lp-cuts ({fm.unstable_units} -> {fm2.unstable_units} "
+                              f"unstable units) and ideal ReLU cuts, from the best input found")
+        model = self._strengthen(fm2, with_case(fm2, cs))
+        opts = self._guided(_base_options(self.solver, self.options, self.deadline.solve_limit(), False, False),
+                            model, strong, fm2)
+        self._start(k, fm2, model, opts)
         raw = self.backend.solve(model, opts)
-        cr.status, cr.binaries = str(raw.status), model.num_binaries
-        bound = _milp_bound(raw, widen=False)
-        if raw.x is not None:
-            x = self._inside(self.region.project(raw.x[fm.x_cols]), k)
-            s_val = float(cs.score(net.forward(x[None, :]))[0])
-            if s_val > self.case_values[k]:
-                self.case_values[k], self.best_x = s_val, x
-            if _has_steps(net) and self.case_values[k] < bound - 1e-9 * (1 + abs(bound)):
-                # the optimum sits at a = 0 of some step unit: look for an attained value with a margin
-                x2 = _margin_search(net, self.region, rep, cs, self.backend, opts, method)
-                if x2 is not None:
-                    s2 = float(cs.score(net.forward(x2[None, :]))[0])
-                    if s2 > self.case_values[k]:
-                        self.case_values[k], self.best_x = s2, x2
-        self._close_case(k, cr, raw, bound, tc)
-        return False
+        bound = min(bound, _milp_bound(raw, widen=False))
+        self._take(k, raw, fm2, rep2, opts, strong, bound)
+        return raw, bound, model
 
     def _inside(self, x: FloatArray, k: int) -> FloatArray:
         """``x`` itself when it lies in the region; else the first point that does on the segment towards a known

@@ -1,0 +1,73 @@
+"""verify with ``tighten="auto"``: an optimisation MILP not solved within ``ESCALATE_SECONDS`` is solved again on
+the stronger model (lp-cuts bounds, ideal ReLU cuts, the best input as start), and the answer is the same."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from verify_nets import relu_question
+
+from nnmip.drivers import verify as verify_mod
+from nnmip.drivers.verify import CERTIFIED, verify
+from nnmip.ir import spec as vs
+from nnmip.solution import SolveOptions
+
+AGAIN = "solved again with bounds tightened by lp-cuts"
+
+
+def _ask(seed: int, sizes: tuple[int, ...], eps: float, **kw: object) -> tuple[object, np.ndarray, object]:
+    net, x0, eps, coef, _ = relu_question(seed, sizes=sizes, eps=eps)
+    r = verify(net, [vs.linf(x0, eps)], vs.maximize(coef), domain=(0, 1), **kw)  # type: ignore[arg-type]
+    return net, coef, r
+
+
+@pytest.mark.parametrize(("seed", "sizes", "eps"), [(2, (5, 12, 12, 12, 2), 0.3), (0, (8, 24, 24, 2), 0.3),
+                                                    (1, (10, 24, 24, 24, 2), 0.3)])
+def test_an_unsolved_milp_is_solved_again_on_the_stronger_model(monkeypatch: pytest.MonkeyPatch, seed: int,
+                                                                 sizes: tuple[int, ...], eps: float) -> None:
+    _, _, plain = _ask(seed, sizes, eps, tighten="lp")            # a named method: no second model
+    assert not any(AGAIN in n for n in plain.notes)                # type: ignore[attr-defined]
+    monkeypatch.setattr(verify_mod, "ESCALATE_SECONDS", 0.0)      # the first solve stops at once
+    net, coef, r = _ask(seed, sizes, eps)
+    assert r.result == CERTIFIED                                   # type: ignore[attr-defined]
+    notes = [n for n in r.notes if AGAIN in n]                     # type: ignore[attr-defined]
+    assert len(notes) == 1, r.notes                                # type: ignore[attr-defined]
+    assert r.value == pytest.approx(plain.value, abs=1e-6)         # type: ignore[attr-defined]
+    assert r.bound == pytest.approx(r.value, abs=1e-5)             # type: ignore[attr-defined]
+    y = net.forward(np.asarray(r.counterexample)[None, :])[0]      # type: ignore[attr-defined]
+    assert float(coef @ y) == pytest.approx(r.value, abs=1e-9)     # the reported input re-runs to the value
+    assert r.binaries < plain.binaries                             # type: ignore[attr-defined]  # tighter bounds
+    assert r.bounds["method"] == "lp-cuts"                         # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("kw", [{"tighten": "lp"}, {"tighten": "symbolic"}, {"method": {"relu": "bigm"}},
+                                {"method": {"relu": "ideal-cuts"}}])
+def test_a_method_named_by_the_user_is_kept(monkeypatch: pytest.MonkeyPatch, kw: dict[str, object]) -> None:
+    """A named bound method or relu formulation is what the user gets: solved to the end, no second model."""
+    monkeypatch.setattr(verify_mod, "ESCALATE_SECONDS", 0.0)
+    _, _, r = _ask(2, (5, 12, 12, 12, 2), 0.3, **kw)
+    assert not any(AGAIN in n for n in r.notes), r.notes          # type: ignore[attr-defined]
+    assert r.result == CERTIFIED                                   # type: ignore[attr-defined]
+
+
+def test_yes_no_questions_are_not_escalated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(verify_mod, "ESCALATE_SECONDS", 0.0)
+    net, x0, eps, coef, _ = relu_question(2, sizes=(5, 12, 12, 12, 2), eps=0.3)
+    label = int(net.predict(x0[None, :])[0])
+    r = verify(net, [vs.linf(x0, eps)], vs.classified(label), domain=(0, 1), bab="off")
+    assert not any(AGAIN in n for n in r.notes), r.notes
+
+
+def test_the_second_model_stays_within_the_run_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first solve gets a quarter of what is left, the lp-cuts bounds half of the rest, the second solve the
+    remainder: the whole call ends within its time limit."""
+    monkeypatch.setattr(verify_mod, "ESCALATE_SECONDS", 1e9)      # so the quarter of the time left applies
+    t0 = time.monotonic()
+    _, _, r = _ask(0, (12, 48, 48, 48, 2), 0.4, time_limit=4.0, samples=0,
+                   options=SolveOptions(threads=1, mip_gap=1e-9))
+    spent = time.monotonic() - t0
+    assert spent < 4.0 + 1.0, spent
+    assert any(AGAIN in n for n in r.notes), r.notes               # type: ignore[attr-defined]
+    assert r.bound >= r.value - 1e-6                               # type: ignore[attr-defined]
