@@ -252,7 +252,9 @@ class HighsBackend:
 
 
 class HighsLpSession:
-    """The LP in one ``Highs`` object: each solve changes only the cost vector, so the basis is kept."""
+    """The LP in one ``Highs`` object: each solve changes only the cost vector (and the rows added or dropped
+    since the last one), so the basis is kept.  After an optimal solve :attr:`x` holds the primal point.
+    """
 
     def __init__(self, model: MatrixModel, time_limit: float | None = None) -> None:
         highspy = import_solver("highs", "highspy")
@@ -267,10 +269,36 @@ class HighsLpSession:
         HighsBackend._pass_model(self.h, highspy, self.model)
         self._cost_cols: list[int] = []
         self.solves = 0
+        self.x: np.ndarray | None = None
 
-    def maximize(self, c: dict[int, float]) -> tuple[str, np.ndarray | None]:
-        """Maximise ``sum_j c_j x_j``; the row duals when HiGHS proves the LP optimal."""
+    @property
+    def num_rows(self) -> int:
+        return int(self.h.getNumRow())
+
+    def add_rows(self, A: Any, lb: np.ndarray, ub: np.ndarray) -> None:
+        """Append the rows ``lb <= A x <= ub`` (``A`` a scipy.sparse matrix over the session's columns)."""
+        import scipy.sparse as sp
+
+        A = sp.csr_array(A)
+        if A.shape[0] == 0:
+            return
+        self.h.addRows(int(A.shape[0]), np.asarray(lb, np.float64), np.asarray(ub, np.float64), int(A.nnz),
+                       A.indptr[:-1].astype(np.int32), A.indices.astype(np.int32), A.data.astype(np.float64))
+
+    def drop_rows(self, first: int) -> None:
+        """Delete the rows from index ``first`` on (those added since the session had ``first`` rows)."""
+        n = self.num_rows
+        if n > first:
+            self.h.deleteRows(n - first, np.arange(first, n, dtype=np.int32))
+
+    def maximize(self, c: dict[int, float], time_limit: float | None = None) -> tuple[str, np.ndarray | None]:
+        """Maximise ``sum_j c_j x_j`` (within ``time_limit`` seconds when given); the row duals when HiGHS
+        proves the LP optimal.
+        """
         h = self.h
+        self.x = None
+        if time_limit is not None:
+            h.setOptionValue("time_limit", max(float(time_limit), 1e-3))
         for j in self._cost_cols:
             h.changeColCost(int(j), 0.0)
         for j, v in c.items():
@@ -284,4 +312,5 @@ class HighsLpSession:
         sol = h.getSolution()
         if ms != "kOptimal" or not sol.dual_valid:
             return "failed", None
+        self.x = np.asarray(sol.col_value, dtype=np.float64)
         return "optimal", np.asarray(sol.row_dual, dtype=np.float64)

@@ -739,9 +739,15 @@ def _lp_cut_pass(fm: Any, cols: npt.NDArray[np.int64], todo: npt.NDArray[np.int6
     one of the network, and it is never looser than the plain LP's: the first round is that LP.  Each LP keeps
     only its own cuts: pooling them over the units of a layer made each LP larger and the pass slower
     (129 s against 9 s on 20-64-64-2, for bounds 4 % tighter).
+
+    With HiGHS the rounds run in one LP session for the whole layer: the cuts of a bound are added as rows and
+    dropped once it is proven, and each solve starts from the last basis (5.3x faster than solving every round
+    from scratch on the hard 20-64-64-2 instance, 1.6 s against 8.5 s; the cuts then come from other optimal
+    vertices, so single bounds differ either way while the sum of the widths was 1.3 % smaller).  Backends
+    whose LP sessions take no rows solve each round from scratch.
     """
     from nnmip.backends import get_backend
-    from nnmip.formulations.ideal import add_cuts
+    from nnmip.formulations.ideal import add_cuts, cut_rows
     from nnmip.solution import SolveOptions, Status
 
     backend = get_backend(solver)
@@ -755,6 +761,48 @@ def _lp_cut_pass(fm: Any, cols: npt.NDArray[np.int64], todo: npt.NDArray[np.int6
         if STOP.is_set():
             return 0.0
         return None if time_limit is None else max(time_limit - (time.perf_counter() - t0), 0.0)
+
+    ses = backend.lp_session(base, left())  # type: ignore[attr-defined]
+    if hasattr(ses, "add_rows"):
+        def warm(j: int, sign: float) -> float:
+            """The rounds in one LP session: the cuts are added as rows and dropped afterwards, the basis kept."""
+            nonlocal solves
+            blocks: list[Any] = []
+            y, used, status = None, 0, "failed"
+            for r in range(CUT_BOUND_ROUNDS + 1):
+                t = left()
+                if t == 0.0:
+                    break
+                status, yr = ses.maximize({j: sign}, t)
+                solves += 1
+                if status != "optimal":
+                    break
+                y, used = yr, len(blocks)
+                if r == CUT_BOUND_ROUNDS:
+                    break
+                A, rhs, _ = cut_rows(fm.cut_units, ses.x, base.col_lb, base.col_ub, base.num_cols)
+                if rhs.size == 0:
+                    break
+                ses.add_rows(A, np.full(rhs.size, -np.inf), rhs)
+                blocks.append((A, rhs))
+            ses.drop_rows(base.num_rows)
+            if status == "infeasible":      # no input of the region (the cuts hold for all of them)
+                return -np.inf
+            if y is None:
+                return np.inf
+            m = base
+            if used:
+                m = base.replace(A=sp.csr_array(sp.vstack([base.A] + [a for a, _ in blocks[:used]], format="csr")),
+                                 row_lb=np.concatenate([base.row_lb] + [np.full(b.size, -np.inf)
+                                                                        for _, b in blocks[:used]]),
+                                 row_ub=np.concatenate([base.row_ub] + [b for _, b in blocks[:used]]))
+            cv = np.zeros(base.num_cols)
+            cv[j] = sign
+            b = min(dual_bound(m, cv, y), dual_bound(m, cv, -y))
+            return b + SAFETY * (1 + abs(b)) if np.isfinite(b) else np.inf
+
+        lo, hi, done = _unit_pass(cols, todo, lo, hi, act, lambda: left() == 0.0, warm)
+        return lo, hi, done, solves
 
     def upper(j: int, sign: float) -> float:
         nonlocal solves
