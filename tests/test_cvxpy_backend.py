@@ -111,3 +111,25 @@ def test_mixed_integer_conic_without_a_solver_is_a_clear_error(monkeypatch: pyte
     caps = get_backend("cvxpy").capabilities
     assert caps.cones
     assert not caps.integer_cones
+
+
+def test_a_time_limit_reported_as_inaccurate_infeasibility_is_no_proof() -> None:
+    """cvxpy reports a Gurobi solve stopped by its time limit before any incumbent as 'infeasible_inaccurate':
+    that is the time limit, never infeasibility (verify would otherwise report a bound of -inf)."""
+    import cvxpy as cp
+
+    if "GUROBI" not in cp.installed_solvers():
+        pytest.skip("cvxpy without Gurobi (the solver that reports a time limit this way)")
+    from verify_nets import relu_question
+
+    from nnmip.drivers.verify import UNKNOWN, verify
+    from nnmip.ir import spec as vs
+
+    net, x0, eps, coef, _ = relu_question(0, sizes=(8, 24, 24, 2), eps=0.3)
+    exact = verify(net, [vs.linf(x0, eps)], vs.maximize(coef), domain=(0, 1))
+    r = verify(net, [vs.linf(x0, eps)], vs.maximize(coef), domain=(0, 1), solver="cvxpy", samples=0,
+               options=SolveOptions(time_limit=0.01))
+    assert r.result == UNKNOWN
+    assert r.bound is not None
+    assert r.bound >= exact.value - 1e-6          # a bound of the optimum, not -inf
+    assert not any("no input of the set reaches it" in n for n in r.notes)

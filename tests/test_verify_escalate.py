@@ -4,6 +4,7 @@ the stronger model (lp-cuts bounds, ideal ReLU cuts, the best input as start), a
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -61,13 +62,85 @@ def test_yes_no_questions_are_not_escalated(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_the_second_model_stays_within_the_run_budget(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The first solve gets a quarter of what is left, the lp-cuts bounds half of the rest, the second solve the
-    remainder: the whole call ends within its time limit."""
-    monkeypatch.setattr(verify_mod, "ESCALATE_SECONDS", 1e9)      # so the quarter of the time left applies
+    """The first solve gets ESCALATE_SECONDS, the lp-cuts bounds half of the rest, the second solve the remainder:
+    the whole call ends within its time limit, with the smaller bound and an input that re-runs to its value."""
+    monkeypatch.setattr(verify_mod, "ESCALATE_SECONDS", 0.5)       # a 4 s run has the 2 s it needs
     t0 = time.monotonic()
-    _, _, r = _ask(0, (12, 48, 48, 48, 2), 0.4, time_limit=4.0, samples=0,
-                   options=SolveOptions(threads=1, mip_gap=1e-9))
+    net, coef, r = _ask(0, (12, 48, 48, 48, 2), 0.4, time_limit=4.0, samples=0,
+                        options=SolveOptions(threads=1, mip_gap=1e-9))
     spent = time.monotonic() - t0
     assert spent < 4.0 + 1.0, spent
     assert any(AGAIN in n for n in r.notes), r.notes               # type: ignore[attr-defined]
     assert r.bound >= r.value - 1e-6                               # type: ignore[attr-defined]
+    y = net.forward(np.asarray(r.counterexample)[None, :])[0]      # type: ignore[attr-defined]
+    assert float(coef @ y) == pytest.approx(r.value, abs=1e-9)     # type: ignore[attr-defined]
+
+
+def test_a_short_budget_keeps_its_one_milp(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Less than ESCALATE_BUDGET times the first solve's share left: the first MILP gets all of it."""
+    monkeypatch.setattr(verify_mod, "ESCALATE_SECONDS", 0.5)
+    _, _, r = _ask(0, (12, 48, 48, 48, 2), 0.4, time_limit=1.8, samples=0)
+    assert not any(AGAIN in n for n in r.notes), r.notes          # type: ignore[attr-defined]
+
+
+def test_a_shorter_solver_limit_of_the_user_is_not_a_reason_to_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(verify_mod, "ESCALATE_SECONDS", 1.0)
+    _, _, r = _ask(0, (12, 48, 48, 48, 2), 0.4, samples=0, options=SolveOptions(time_limit=0.05))
+    assert not any(AGAIN in n for n in r.notes), r.notes          # type: ignore[attr-defined]
+    assert r.result != CERTIFIED                                   # type: ignore[attr-defined]  # its 0.05 s ran out
+
+
+@pytest.mark.parametrize("act", ["step", "sign"])
+def test_networks_without_relus_keep_their_one_milp(monkeypatch: pytest.MonkeyPatch, act: str) -> None:
+    """lp-cuts and ideal cuts work on ReLUs only: a step or sign network would get the same model again."""
+    from verify_nets import mlp_layers
+
+    from nnmip.drivers.verify import network_from_layers
+
+    monkeypatch.setattr(verify_mod, "ESCALATE_SECONDS", 0.0)
+    net = network_from_layers(mlp_layers([6, 12, 12, 2], 1), act)
+    x0 = np.full(6, 0.5)
+    r = verify(net, [vs.linf(x0, 0.3)], vs.maximize(np.array([1.0, -1.0])), domain=(0, 1))
+    assert not any(AGAIN in n for n in r.notes), r.notes
+    assert r.result == CERTIFIED
+
+
+@pytest.mark.parametrize("solver", ["cbc", "scip", "cvxpy"])
+def test_which_solvers_switch(monkeypatch: pytest.MonkeyPatch, solver: str) -> None:
+    """HiGHS and CBC switch; SCIP (cuts in its tree) and cvxpy keep their one MILP."""
+    from nnmip.backends import is_installed
+
+    if not is_installed(solver):
+        pytest.skip(f"{solver} is not installed")
+    monkeypatch.setattr(verify_mod, "ESCALATE_SECONDS", 0.0)
+    net, coef, r = _ask(2, (5, 12, 12, 12, 2), 0.3, solver=solver)
+    switched = any(AGAIN in n for n in r.notes)                    # type: ignore[attr-defined]
+    assert switched == (solver == "cbc"), r.notes                  # type: ignore[attr-defined]
+    if switched:
+        _, _, plain = _ask(2, (5, 12, 12, 12, 2), 0.3, tighten="lp")
+        assert r.value == pytest.approx(plain.value, abs=1e-6)     # type: ignore[attr-defined]
+
+
+def test_the_command_line_switches_unless_a_relu_formulation_is_named(monkeypatch: pytest.MonkeyPatch,
+                                                                      tmp_path: Path) -> None:
+    """``nnmip verify`` leaves the formulation to verify unless ``--relu`` names one (the same for .nnmip files,
+    which take the command's options)."""
+    import json
+
+    import onnx
+    from verify_nets import mlp_layers, mlp_onnx
+
+    from nnmip.cli import main
+
+    monkeypatch.setattr(verify_mod, "ESCALATE_SECONDS", 0.0)
+    p = tmp_path / "net.onnx"
+    onnx.save(mlp_onnx(mlp_layers([5, 12, 12, 12, 2], 2), "relu"), p)
+    notes = {}
+    for extra in ([], ["--relu", "bigm"]):
+        js = tmp_path / f"r{len(extra)}.json"
+        rc = main(["verify", "--onnx", str(p), "--point", "0.3,0.6,0.2,0.8,0.5", "--linf", "0.3", "--domain", "0",
+                   "1", "--maximize", "1,-1", "-q", "--json", str(js), *extra])
+        assert rc == 0
+        notes[len(extra)] = json.loads(js.read_text())["notes"]
+    assert any(AGAIN in n for n in notes[0]), notes[0]
+    assert not any(AGAIN in n for n in notes[2]), notes[2]

@@ -35,7 +35,7 @@ STATUS: dict[str, Status] = {
     "optimal": Status.OPTIMAL,
     "optimal_inaccurate": Status.OPTIMAL,
     "infeasible": Status.INFEASIBLE,
-    "infeasible_inaccurate": Status.INFEASIBLE,
+    "infeasible_inaccurate": Status.ERROR,       # no proof (see solve: a time limit without an incumbent)
     "unbounded": Status.UNBOUNDED,
     "unbounded_inaccurate": Status.UNBOUNDED,
     "infeasible_or_unbounded": Status.INF_OR_UNBD,
@@ -125,6 +125,11 @@ class CvxpyBackend:
         except cp.error.SolverError as exc:
             raise SolverError.at("E0501", f"cvxpy/{solver} failed: {exc}") from exc
         status = STATUS.get(str(prob.status), Status.ERROR)
+        if str(prob.status) == "infeasible_inaccurate" and opts.time_limit is not None and \
+                time.perf_counter() - start >= 0.9 * float(opts.time_limit):
+            # cvxpy reports a solve stopped by its time limit before any incumbent (Gurobi) this way: it proves
+            # nothing, so it is the time limit, never infeasibility
+            status = Status.TIME_LIMIT
         x_out = None
         objective = None
         if status is Status.OPTIMAL and x.value is not None:

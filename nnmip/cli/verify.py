@@ -63,8 +63,10 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tighten", choices=("interval", "symbolic", "lp", "lp-cuts", "milp", "auto"),
                    help="bound tightening (default auto: lp on small networks, symbolic on large ones; lp-cuts: the "
                         "LPs strengthened by ideal cuts, tighter and slower)")
-    p.add_argument("--relu", choices=("bigm", "ideal-cuts", "extended"), default="bigm",
-                   help="ReLU formulation (default bigm; ideal-cuts adds rounds of ideal ReLU cuts at the root; "
+    p.add_argument("--relu", choices=("bigm", "ideal-cuts", "extended"),
+                   help="ReLU formulation (default bigm, and with --tighten auto an optimisation MILP not solved "
+                        "within 15 s is solved again with lp-cuts bounds and ideal cuts; naming one keeps it; "
+                        "ideal-cuts adds rounds of ideal ReLU cuts at the root; "
                         "extended: the ideal formulation with a copy of each unstable unit's inputs, for small "
                         "layers)")
     p.add_argument("--cuts", choices=("root", "tree"), default="root",
@@ -260,7 +262,8 @@ def _verify_loaded(a: argparse.Namespace, deadline: Any, ex: Any) -> int:
 
 def _method(a: argparse.Namespace) -> dict[str, str]:
     """The formulation choices of ``--relu``, ``--cuts`` and ``--branching`` as a ``verify(..., method=...)`` map."""
-    return {"relu": a.relu, "cuts": a.cuts, "branching": a.branching}
+    chosen = {"cuts": a.cuts, "branching": a.branching}
+    return chosen if a.relu is None else {"relu": a.relu, **chosen}     # unnamed: verify's default
 
 
 def _sets(a: argparse.Namespace, x0: np.ndarray) -> list[Any]:

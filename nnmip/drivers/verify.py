@@ -47,9 +47,9 @@ from nnmip.errors import (
 from nnmip.formulations.verification import FixedModel, build_fixed_model, score_bounds, start_vector, with_case
 from nnmip.ir.builder import NetworkBuilder, fixed
 from nnmip.ir.network import Network
-from nnmip.ir.ops import Dense, Input
+from nnmip.ir.ops import Dense, Input, ReLU
 from nnmip.ir.spec import Case, InputSet, Property, Region
-from nnmip.passes.bounds import SAFETY, BoundReport, LpSession, tighten_bounds
+from nnmip.passes.bounds import SAFETY, BoundReport, LpSession, tighten_bounds, unstable_mask
 from nnmip.solution import SolveOptions, Status
 
 log = logging.getLogger(__name__)
@@ -61,11 +61,14 @@ CERTIFIED, COUNTEREXAMPLE, UNKNOWN = "certified", "counterexample", "unknown"
 AUTO_LP_PARAMS = 20_000
 #: rounds of ideal ReLU cuts at the root with the ``ideal-cuts`` relu formulation (docs/formulations.md §18)
 ROOT_CUT_ROUNDS = 15
-#: with ``tighten="auto"`` on a network small enough for per-unit LPs and a solver without cuts in its tree (HiGHS,
-#: CBC), an optimisation MILP not solved within this many seconds (or a quarter of the time left, if less) is
-#: stopped and solved again on the stronger model: bounds tightened with ``lp-cuts`` and ReLUs with ideal cuts,
-#: started from the best input found
+#: with ``tighten="auto"`` on a ReLU network small enough for per-unit LPs and HiGHS or CBC (no cuts in their
+#: tree), an optimisation MILP not solved within this many seconds is stopped and solved again on the stronger
+#: model: bounds tightened with ``lp-cuts`` and ReLUs with ideal cuts, started from the best input found.  Only
+#: when at least ``ESCALATE_BUDGET`` times as long is left (or the run is unlimited): a short budget keeps its
+#: one MILP
 ESCALATE_SECONDS = 15.0
+ESCALATE_BUDGET = 4.0
+ESCALATE_SOLVERS = ("highs", "cbc")
 VNN_ANSWERS = {CERTIFIED: "unsat", COUNTEREXAMPLE: "sat"}
 
 
@@ -302,9 +305,10 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
 
     ``tighten`` is ``"interval"``, ``"symbolic"``, ``"lp"``, ``"lp-cuts"`` (the LPs strengthened by ideal cuts of
     the earlier layers: tighter and slower), ``"milp"`` or ``"auto"`` (default: ``"lp"`` for networks
-    with at most ``AUTO_LP_PARAMS`` parameters, else ``"symbolic"``; with ``"lp"`` and no relu formulation named,
-    an optimisation MILP not solved within :data:`ESCALATE_SECONDS` is solved again with ``"lp-cuts"`` bounds and
-    ideal ReLU cuts on solvers without cuts in their tree); ``time_limit`` is the wall-clock budget of
+    with at most ``AUTO_LP_PARAMS`` parameters, else ``"symbolic"``; with ``"lp"``, HiGHS or CBC and no relu
+    formulation named, an optimisation MILP of a ReLU network not solved within :data:`ESCALATE_SECONDS` is solved
+    again with ``"lp-cuts"`` bounds and ideal ReLU cuts when the budget allows); ``time_limit`` is the wall-clock
+    budget of
     the whole call (sampling, bounds, tightening, branch and bound and every MILP share it; ``deadline`` passes a
     budget shared with the caller); ``options`` passes solver options (gap, threads, verbose, solver_options) to
     every MILP.  ``bab`` chooses branch and bound for yes/no properties of ReLU networks: ``"auto"`` splits the
@@ -341,7 +345,7 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
         return q.relu_branch_and_bound(workers, seed)
     fm, rep = q.bound(tighten, method)
     q.escalate = (tighten == "auto" and rep.method == "lp" and "relu" not in (method or {}) and not q.decide
-                  and not q.backend.capabilities.user_cuts)   # a solver that takes cuts in its tree keeps its tree
+                  and q.solver in ESCALATE_SOLVERS and _has_unstable_relus(net, rep.bounds))
     for k in q.case_order(fm):
         if q.deadline.expired() and q.tried_all_cheap(k, fm):
             continue
@@ -652,7 +656,7 @@ class _Question:
         res.binaries_saved = rep.binaries_saved
         res.bounds = rep.to_dict()
         res.model = fm.model.stats()
-        note = "bound tightening stopped at its time share; remaining units keep interval bounds"
+        note = "bound tightening stopped at its time share; the units not reached keep their earlier bounds"
         if not rep.complete and note not in res.notes:
             res.notes.append(note)
 
@@ -835,19 +839,22 @@ class _Question:
         opts = self._guided(_base_options(self.solver, self.options, self.deadline.solve_limit(), False, False),
                             model, method, fm)
         self._start(k, fm, model, opts)
-        escalate = self.escalate and model.num_binaries > 0
+        left = self.deadline.left()
+        # the cap applies only where it is the binding limit (not a shorter solver time limit of the user's)
+        escalate = (self.escalate and model.num_binaries > 0
+                    and (left is None or left >= ESCALATE_BUDGET * ESCALATE_SECONDS)
+                    and (opts.time_limit is None or opts.time_limit > ESCALATE_SECONDS))
         if escalate:
-            left = self.deadline.left()
-            first = ESCALATE_SECONDS if left is None else min(ESCALATE_SECONDS, 0.25 * left)
-            first = max(first, Deadline.MIN_SOLVE)
-            opts.time_limit = first if opts.time_limit is None else min(opts.time_limit, first)
+            opts.time_limit = ESCALATE_SECONDS
         raw = self.backend.solve(model, opts)
         cr.status, cr.binaries = str(raw.status), model.num_binaries
         bound = _milp_bound(raw, widen=False)
         self._take(k, raw, fm, rep, opts, method, bound)
         if escalate and raw.status is Status.TIME_LIMIT and not self.deadline.expired():
-            raw, bound, model = self._escalated(k, fm, rep, method, bound, opts.time_limit)
-            cr.status, cr.binaries = str(raw.status), model.num_binaries
+            again = self._escalated(k, fm, rep, method, bound)
+            if again is not None:
+                raw, bound, model = again
+                cr.status, cr.binaries = str(raw.status), model.num_binaries
         self._close_case(k, cr, raw, bound, tc)
         return False
 
@@ -871,7 +878,7 @@ class _Question:
         if s_val > self.case_values[k]:
             self.case_values[k], self.best_x = s_val, x
             if self.region.contains_point(x):
-                self.case_x[k] = x
+                self.case_x[k] = x            # (still a start for focus="bound": it is at least as good)
         if _has_steps(net) and self.case_values[k] < bound - 1e-9 * (1 + abs(bound)):
             # the optimum sits at a = 0 of some step unit: look for an attained value with a margin
             x2 = _margin_search(net, self.region, rep, cs, self.backend, opts, method)
@@ -880,11 +887,12 @@ class _Question:
                 if s2 > self.case_values[k]:
                     self.case_values[k], self.best_x = s2, x2
 
-    def _escalated(self, k: int, fm: FixedModel, rep: BoundReport, method: dict[str, str] | None, bound: float,
-                   spent: float | None) -> tuple[Any, float, Any]:
+    def _escalated(self, k: int, fm: FixedModel, rep: BoundReport, method: dict[str, str] | None, bound: float
+                   ) -> tuple[Any, float, Any] | None:
         """Solve case ``k`` again on the stronger model: bounds tightened by LPs with ideal cuts (``lp-cuts``,
         from the LP bounds, within half of the time left), ReLUs with ideal cuts at the root, the best input met as
-        the start.  Returns the solve, the smaller of the two proven bounds (both hold) and the model.
+        the start.  Returns the solve, the smaller of the two proven bounds (both hold) and the model; None when
+        the time ran out (or a stop came) before the second solve, which leaves the first one's answer.
         """
         net, cs = self.net, self.cases[k]
         strong = {**(method or {}), "relu": "ideal-cuts"}
@@ -892,15 +900,18 @@ class _Question:
             rep2 = tighten_bounds(net, self.region, method="lp-cuts", bounds=rep.bounds, solver=self.solver,
                                   time_limit=self.deadline.share(0.5).left(), method_map=strong)
             self.strong = (build_fixed_model(net, self.region, rep2.bounds, method=strong), rep2)
-            self._describe(*self.strong)
+        if self.deadline.expired():
+            return None
         fm2, rep2 = self.strong
-        self.res.notes.append(f"case '{cs.label}': the MILP was not solved within {spent or 0:.3g}s: solved again "
-                              f"with bounds tightened by lp-cuts ({fm.unstable_units} -> {fm2.unstable_units} "
-                              f"unstable units) and ideal ReLU cuts, from the best input found")
         model = self._strengthen(fm2, with_case(fm2, cs))
         opts = self._guided(_base_options(self.solver, self.options, self.deadline.solve_limit(), False, False),
                             model, strong, fm2)
         self._start(k, fm2, model, opts)
+        self._describe(fm2, rep2)
+        self.res.notes.append(f"case '{cs.label}': the MILP was not solved within {ESCALATE_SECONDS:g}s: solved "
+                              f"again with bounds tightened by lp-cuts ({fm.unstable_units} -> "
+                              f"{fm2.unstable_units} unstable units) and ideal ReLU cuts"
+                              + (", from the best input found" if opts.warm_start is not None else ""))
         raw = self.backend.solve(model, opts)
         bound = min(bound, _milp_bound(raw, widen=False))
         self._take(k, raw, fm2, rep2, opts, strong, bound)
@@ -949,6 +960,12 @@ class _Question:
                                  "0 when no relaxation proved a negative number)")
             return self.finish(CERTIFIED)
         return self.finish(UNKNOWN)
+
+
+def _has_unstable_relus(net: Network, bounds: dict[str, Any]) -> bool:
+    """Whether some ReLU of ``net`` is unstable under ``bounds`` (what ideal cuts and lp-cuts can work on)."""
+    return any(isinstance(op, ReLU) and unstable_mask(op, *bounds[net.inputs_of(n)[0]]).any()
+               for n, op in net.items())
 
 
 def _emit(cb: Callable[[CaseResult], None] | None, cr: CaseResult) -> None:
