@@ -4,6 +4,7 @@ the ideal cuts bite, and the same answers from ``verify``."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -269,3 +270,23 @@ def test_the_cut_rounds_in_one_session_are_sound_and_match_rounds_from_scratch(m
         for n in net.nodes:
             assert np.all(vals[n] >= rep.bounds[n][0] - 1e-9), n
             assert np.all(vals[n] <= rep.bounds[n][1] + 1e-9), n
+
+
+def test_a_session_time_limit_counts_from_the_solve_not_from_the_session() -> None:
+    """HiGHS compares its time limit with the run time of all of an object's solves: a limit given per solve must
+    allow for the time spent before, or a long pass would see every later solve stop at once."""
+    from nnmip.backends.highs import HighsLpSession
+    from nnmip.formulations.verification import build_fixed_model
+
+    net, _, _, _, region = relu_question(0, sizes=(8, 24, 24, 24, 2), eps=0.3)
+    fm = build_fixed_model(net, region, tighten_bounds(net, region, method="lp").bounds)
+    cols = [int(c) for n in _hidden(net) for c in fm.pre_cols[n]]
+    ses = HighsLpSession(fm.model)
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < 0.3:           # 0.3 s of solves on this object
+        for j in cols:
+            ses.maximize({j: 1.0})
+            ses.maximize({j: -1.0})
+    assert ses.h.getRunTime() > 0.2
+    for j in cols[:10]:
+        assert ses.maximize({j: 1.0}, time_limit=0.1)[0] == "optimal"

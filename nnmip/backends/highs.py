@@ -298,7 +298,8 @@ class HighsLpSession:
         h = self.h
         self.x = None
         if time_limit is not None:
-            h.setOptionValue("time_limit", max(float(time_limit), 1e-3))
+            # HiGHS compares its limit with the run time of all the object's solves, not of this one
+            h.setOptionValue("time_limit", h.getRunTime() + max(float(time_limit), 1e-3))
         for j in self._cost_cols:
             h.changeColCost(int(j), 0.0)
         for j, v in c.items():
