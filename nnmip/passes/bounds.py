@@ -202,11 +202,18 @@ class LpBounds:
             return -np.inf
         if status != "optimal" or y is None:
             return np.inf
-        cv = np.zeros(self.model.num_cols)
-        for j, v in c.items():
-            cv[j] = v
-        b = min(dual_bound(self.model, cv, y), dual_bound(self.model, cv, -y))
-        return b + SAFETY * (1 + abs(b)) if np.isfinite(b) else np.inf
+        return _sound_bound(self.model, c, y)
+
+
+def _sound_bound(m: MatrixModel, c: dict[int, float], y: FloatArray) -> float:
+    """The weak-duality bound of ``max sum_j c_j x_j`` over ``m`` from the row duals ``y`` (either sign
+    convention), widened by the safety margin; ``inf`` when it is not finite.
+    """
+    cv = np.zeros(m.num_cols)
+    for j, v in c.items():
+        cv[j] = v
+    b = min(dual_bound(m, cv, y), dual_bound(m, cv, -y))
+    return b + SAFETY * (1 + abs(b)) if np.isfinite(b) else np.inf
 
 
 #: the name :mod:`nnmip.drivers.verify` uses for the case LPs (HiGHS unless a solver is named)
@@ -796,10 +803,7 @@ def _lp_cut_pass(fm: Any, cols: npt.NDArray[np.int64], todo: npt.NDArray[np.int6
                                  row_lb=np.concatenate([base.row_lb] + [np.full(b.size, -np.inf)
                                                                         for _, b in blocks[:used]]),
                                  row_ub=np.concatenate([base.row_ub] + [b for _, b in blocks[:used]]))
-            cv = np.zeros(base.num_cols)
-            cv[j] = sign
-            b = min(dual_bound(m, cv, y), dual_bound(m, cv, -y))
-            return b + SAFETY * (1 + abs(b)) if np.isfinite(b) else np.inf
+            return _sound_bound(m, {j: sign}, y)
 
         lo, hi, done = _unit_pass(cols, todo, lo, hi, act, lambda: left() == 0.0, warm)
         return lo, hi, done, solves
