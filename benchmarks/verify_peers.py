@@ -27,14 +27,16 @@ instance; wall and CPU seconds (build included).  The input each tool returns is
 and the optima are compared.  Then the hard instance: seed 0 at eps 0.25.
 
     python benchmarks/verify_peers.py [--json OUT] [--rounds 3] [--instances 10] [--first-seed 0] [--time-limit 120]
-        [--hard-time-limit 240] [--tools nnmip,nnmip-bigm,nnmip-cuts,nnmip-lp-cuts,omlt,scip-ml,gurobi-ml]
+        [--hard-time-limit 240] [--tools nnmip,nnmip-lp,nnmip-bigm,nnmip-cuts,nnmip-lp-cuts,omlt,scip-ml,gurobi-ml]
         [--skip-build] [--skip-solve]
 
-``nnmip`` is ``verify`` with its defaults: with ``tighten="auto"`` a MILP not solved within 15 s is solved again
-with lp-cuts bounds and ideal cuts.  ``nnmip-bigm`` names the big-M formulation (``method={"relu": "bigm"}``),
-which keeps the first MILP to the end: the default before that second attempt.  ``nnmip-cuts`` is nnmip with
+``nnmip`` is ``verify`` with its defaults: ``tighten="auto"`` (lp-cuts bounds on these networks), and a MILP not
+solved within 15 s is solved again with ideal cuts.  ``nnmip-bigm`` names the big-M formulation
+(``method={"relu": "bigm"}``), which keeps the first MILP to the end; ``nnmip-lp`` names ``tighten="lp"``, the
+plain LP bounds and one big-M MILP: the default before both changes.  ``nnmip-cuts`` is nnmip with
 ``method={"relu": "ideal-cuts"}``; ``nnmip-lp-cuts`` also tightens the bounds with ``tighten="lp-cuts"`` (each
-bound LP strengthened by ideal cuts of the earlier layers).
+bound LP strengthened by ideal cuts of the earlier layers); ``nnmip-lp-cuts-bigm`` takes those bounds with the
+plain big-M model.
 
 Gurobi's pip licence is size-limited (2000 variables and 2000 constraints): models above it are built and timed
 but cannot be optimised.  Exit status 1 when two tools that proved optimality disagree by more than 1e-5.
@@ -74,7 +76,7 @@ from nnmip.passes.bounds import tighten_bounds  # noqa: E402
 from nnmip.solution import SolveOptions  # noqa: E402
 
 GAP = 1e-6
-TOOLS = ("nnmip", "nnmip-bigm", "nnmip-cuts", "nnmip-lp-cuts", "omlt", "scip-ml", "gurobi-ml")
+TOOLS = ("nnmip", "nnmip-lp", "nnmip-bigm", "nnmip-cuts", "nnmip-lp-cuts", "omlt", "scip-ml", "gurobi-ml")
 
 
 def available(tool: str) -> str | None:
@@ -265,7 +267,9 @@ def solve_gurobi(net: Any, model: onnx.ModelProto, x0: np.ndarray, eps: float, c
 
 SOLVERS: dict[str, Callable[..., dict[str, Any]]] = {
     "nnmip": solve_nnmip, "nnmip-bigm": lambda *a: solve_nnmip(*a, relu="bigm-named"),
+    "nnmip-lp": lambda *a: solve_nnmip(*a, tighten="lp"),
     "nnmip-cuts": lambda *a: solve_nnmip(*a, relu="ideal-cuts"),
+    "nnmip-lp-cuts-bigm": lambda *a: solve_nnmip(*a, relu="bigm-named", tighten="lp-cuts"),
     "nnmip-lp-cuts": lambda *a: solve_nnmip(*a, relu="ideal-cuts", tighten="lp-cuts"), "omlt": solve_omlt,
     "scip-ml": solve_scip, "gurobi-ml": solve_gurobi}
 

@@ -31,6 +31,7 @@ class Capabilities:
     interrupts: bool = False      # a stop request (Ctrl-C) ends the solve and keeps the incumbent
     early_stop: bool = False      # honours ``SolveOptions.stop_objective``
     lp_duals: bool = False        # ``lp_session``: one LP re-solved for many objectives, with row duals
+    lp_rows: bool = False         # the ``lp_session`` also takes and drops rows (``add_rows``/``drop_rows``)
     branch_priority: bool = False  # ``SolveOptions.branch_priority`` (per column branching priorities)
     user_cuts: bool = False       # ``SolveOptions.cut_separator`` is called at the nodes of the tree
 

@@ -65,7 +65,8 @@ class HighsBackend:
 
     name = "highs"
     module = "highspy"
-    capabilities = Capabilities(warm_start=True, callbacks=True, interrupts=True, early_stop=True, lp_duals=True)
+    capabilities = Capabilities(warm_start=True, callbacks=True, interrupts=True, early_stop=True, lp_duals=True,
+                                lp_rows=True)
 
     def lp_session(self, model: MatrixModel, time_limit: float | None = None) -> HighsLpSession:
         """One LP (integrality and cones dropped) kept in HiGHS and re-solved for many objectives."""

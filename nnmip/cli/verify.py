@@ -61,8 +61,8 @@ def _configure(p: argparse.ArgumentParser) -> None:
     pr.add_argument("--vnnlib", metavar="PROP", help="a VNN-LIB 1.0 property (input box and output constraints)")
     pr.add_argument("--counterexample", metavar="OUT", help="write the VNN-COMP result file (sat/unsat/...)")
     p.add_argument("--tighten", choices=("interval", "symbolic", "lp", "lp-cuts", "milp", "auto"),
-                   help="bound tightening (default auto: lp on small networks, symbolic on large ones; lp-cuts: the "
-                        "LPs strengthened by ideal cuts, tighter and slower)")
+                   help="bound tightening (default auto: lp-cuts on small networks (lp with cbc), symbolic on large "
+                        "ones; lp-cuts: the LPs strengthened by ideal cuts, tighter and slower than lp)")
     p.add_argument("--relu", choices=("bigm", "ideal-cuts", "extended"),
                    help="ReLU formulation (default bigm, and with --tighten auto an optimisation MILP not solved "
                         "within 15 s is solved again with lp-cuts bounds and ideal cuts; naming one keeps it; "

@@ -70,7 +70,7 @@ def verification_models(net: Network, sets: Region | InputSet | Sequence[InputSe
     The bounds are those :func:`nnmip.drivers.verify.verify` proves (``tighten`` as there; ``solver`` runs the
     bound LPs); see the module docs for how to read the optimum.
     """
-    from nnmip.drivers.verify import AUTO_LP_PARAMS, as_region
+    from nnmip.drivers.verify import as_region, auto_tighten
     from nnmip.formulations.verification import build_fixed_model, with_case
     from nnmip.passes.bounds import tighten_bounds
 
@@ -87,7 +87,7 @@ def verification_models(net: Network, sets: Region | InputSet | Sequence[InputSe
                                   ["help: give the input a domain or a bounded set (box, linf, ...)"])
     cases = prop.cases(net.n_outputs)
     if tighten == "auto":
-        tighten = "lp" if net.num_params() <= AUTO_LP_PARAMS else "symbolic"
+        tighten = auto_tighten(net, solver)
     rep = tighten_bounds(net, region, method=tighten, solver=solver, time_limit=time_limit)
     fm = build_fixed_model(net, region, rep.bounds)
     return [(cs.label, with_case(fm, cs)) for cs in cases]
