@@ -63,9 +63,10 @@ AUTO_LP_PARAMS = 20_000
 
 def auto_tighten(net: Network, solver: str = "highs") -> str:
     """What ``tighten="auto"`` means for ``net``: ``"lp-cuts"`` up to :data:`AUTO_LP_PARAMS` parameters when the
-    bound LPs run in an LP session that takes rows (HiGHS: the cut rounds start from the last basis; measured 0.94x
-    the median CPU of plain ``"lp"`` on the 20-64-64-2 questions and 1.6-2.4x faster on the two slowest,
-    docs/benchmarks.md), ``"lp"`` with another LP solver (CBC), and ``"symbolic"`` beyond.
+    bound LPs run in an LP session that takes rows (HiGHS's, which also serves SCIP, Gurobi and cvxpy: the cut
+    rounds start from the last basis), ``"lp"`` when they run in one that does not (CBC's), and ``"symbolic"``
+    beyond.  With one big-M MILP, lp-cuts bounds took 0.94x the median CPU of the LP bounds and their second
+    model on the 20-64-64-2 questions, and 1.6-2.4x less time on the two slowest (docs/benchmarks.md).
     """
     from nnmip.backends import get_backend
 
@@ -326,8 +327,8 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
     """Decide ``prop`` for every input of ``sets`` (intersected with the input domain); see the module docs.
 
     ``tighten`` is ``"interval"``, ``"symbolic"``, ``"lp"``, ``"lp-cuts"`` (the LPs strengthened by ideal cuts of
-    the earlier layers: tighter and slower), ``"milp"`` or ``"auto"`` (default: ``"lp"`` for networks
-    with at most ``AUTO_LP_PARAMS`` parameters, ``"lp"`` with an LP solver other than HiGHS, else
+    the earlier layers: tighter and slower), ``"milp"`` or ``"auto"`` (default: ``"lp-cuts"`` for networks
+    with at most ``AUTO_LP_PARAMS`` parameters, ``"lp"`` there when CBC's LP sessions solve the bound LPs, else
     ``"symbolic"``: :func:`auto_tighten`; then with HiGHS or CBC and no relu formulation named, an optimisation
     MILP of a ReLU network not solved within :data:`ESCALATE_SECONDS` is solved again with ``"lp-cuts"`` bounds
     and ideal ReLU cuts when the budget allows); ``time_limit`` is the wall-clock budget of
@@ -920,7 +921,7 @@ class _Question:
         net, cs = self.net, self.cases[k]
         strong = {**(method or {}), "relu": "ideal-cuts"}
         if self.strong is None:             # built once, for every case that needs it
-            rep2 = rep if rep.method == "lp-cuts" else tighten_bounds(
+            rep2 = rep if rep.method == "lp-cuts" and rep.complete else tighten_bounds(
                 net, self.region, method="lp-cuts", bounds=rep.bounds, solver=self.solver,
                 time_limit=self.deadline.share(0.5).left(), method_map=strong)
             self.strong = (build_fixed_model(net, self.region, rep2.bounds, method=strong), rep2)
