@@ -5,10 +5,10 @@ ReLU formulation."""
 
 from __future__ import annotations
 
-import networkx as nx
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from verify_nets import dag_network
 
 import nnmip.formulations.verification as ver
 from nnmip.formulations.verification import FixedModel, build_fixed_model, with_case
@@ -31,12 +31,7 @@ def mlp(sizes: list[int], seed: int) -> Network:
         if k < len(sizes) - 2:
             g.append((f"relu{k}", ReLU(), (prev,)))
             prev = f"relu{k}"
-    dg = nx.DiGraph()
-    for name, op, inputs in g:
-        dg.add_node(name, op=op, inputs=inputs)
-        for s in inputs:
-            dg.add_edge(s, name)
-    return Network(dg, "mlp")
+    return dag_network(g, "mlp")
 
 
 def build(net: Network, eps: float, relu: str, fast: bool, monkeypatch: pytest.MonkeyPatch) -> FixedModel:

@@ -46,18 +46,18 @@ def random_dense(rng: np.random.Generator, n_in: int, n_out: int) -> Any:
                  bias=ParamDomain.fixed(0.1 * rng.normal(size=n_out)))
 
 
-def dag_network(nodes: list[tuple[str, Any, tuple[str, ...]]]) -> Any:
+def dag_network(nodes: list[tuple[str, Any, tuple[str, ...]]], name: str = "dag") -> Any:
     """A network from ``(name, op, inputs)`` triples in topological order (sums and max-pools may join branches)."""
     import networkx as nx
 
     from nnmip.ir.network import Network
 
     g = nx.DiGraph()
-    for name, op, ins in nodes:
-        g.add_node(name, op=op, inputs=ins)
+    for node, op, ins in nodes:
+        g.add_node(node, op=op, inputs=ins)
         for i in ins:
-            g.add_edge(i, name)
-    return Network(g, "dag")
+            g.add_edge(i, node)
+    return Network(g, name)
 
 
 def max_case(coef: np.ndarray) -> Any:
