@@ -769,8 +769,9 @@ def _lp_cut_pass(fm: Any, cols: npt.NDArray[np.int64], todo: npt.NDArray[np.int6
             return 0.0
         return None if time_limit is None else max(time_limit - (time.perf_counter() - t0), 0.0)
 
-    ses = backend.lp_session(base, left())  # type: ignore[attr-defined]
-    if hasattr(ses, "add_rows"):
+    if backend.capabilities.lp_rows:
+        ses = backend.lp_session(base, left())  # type: ignore[attr-defined]
+
         def warm(j: int, sign: float) -> float:
             """The rounds in one LP session: the cuts are added as rows and dropped afterwards, the basis kept."""
             nonlocal solves
