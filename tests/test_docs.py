@@ -142,3 +142,36 @@ def test_python_doc_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         code = compile(src, f"docs/python.md:{line}", "exec")
         exec(code, namespace)  # noqa: S102 - the doc's own examples
     assert os.path.exists("knapsack.lp")
+
+
+def test_verification_doc_python_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """The Python block of docs/verification.md runs from a folder holding ``examples/`` and prints what its
+    comments say."""
+    (tmp_path / "examples").symlink_to(EXAMPLES, target_is_directory=True)
+    monkeypatch.chdir(tmp_path)
+    (line, src), = blocks("verification.md", "python")
+    exec(compile(src, f"docs/verification.md:{line}", "exec"), {"__name__": "docs_verification"})  # noqa: S102
+    shown = [ln.split("#", 1)[1].strip() for ln in src.splitlines() if ln.startswith("print(") and "#" in ln]
+    assert capsys.readouterr().out.splitlines() == shown
+
+
+def _self_contained_verify_blocks() -> list[object]:
+    out = []
+    for line, src in blocks("language.md", "nnmip"):
+        if re.search(r"^verify ", src, re.M) and not re.search(r'(?:csv|npz|load|onnx|row)\(', src):
+            out.append(pytest.param(src, id=f"language.md:{line}"))
+    return out
+
+
+@pytest.mark.parametrize("src", _self_contained_verify_blocks())
+def test_language_doc_verify_examples_get_an_answer(src: str, tmp_path: Path) -> None:
+    """Every verify example of docs/language.md that needs no data file gets a definite answer (exit 0)."""
+    f = tmp_path / "example.nnmip"
+    f.write_text(src, encoding="utf-8")
+    out = tmp_path / "out.json"
+    assert main(["verify", str(f), "-q", "--json", str(out)]) == 0
+    results = json.loads(out.read_text(encoding="utf-8"))["results"]
+    assert results
+    assert all(r["result"] in ("certified", "counterexample") for r in results), results
+    assert not any(r["timed_out"] for r in results)

@@ -59,7 +59,8 @@ def _configure(p: argparse.ArgumentParser) -> None:
     pr.add_argument("--threshold", type=float, metavar="T",
                     help="with --maximize: prove c.y < T; with --minimize: prove c.y > T")
     pr.add_argument("--vnnlib", metavar="PROP", help="a VNN-LIB 1.0 property (input box and output constraints)")
-    pr.add_argument("--counterexample", metavar="OUT", help="write the VNN-COMP result file (sat/unsat/...)")
+    pr.add_argument("--counterexample", metavar="OUT",
+                    help="with --vnnlib: write the VNN-COMP result file (sat/unsat/...)")
     p.add_argument("--tighten", choices=("interval", "symbolic", "lp", "lp-cuts", "milp", "auto"),
                    help="bound tightening (default auto: lp-cuts on small networks (lp with cbc), symbolic on large "
                         "ones; lp-cuts: the LPs strengthened by ideal cuts, tighter and slower than lp)")
@@ -165,6 +166,10 @@ def _check_args(a: argparse.Namespace) -> None:
                                 notes=["help: give a column number (0 first, -1 last) or 'none'"]) from None
     if a.maximize and a.minimize:
         raise NnmipError.at("E0104", "give only one of --maximize and --minimize")
+    if a.counterexample and not a.vnnlib:
+        raise NnmipError.at("E0104", "--counterexample writes the VNN-COMP result file of a --vnnlib question",
+                            notes=["help: without --vnnlib the counterexample is printed and is in the --json "
+                                   "output"])
     given = [o for o in ("file", "onnx", "npz") if getattr(a, o)]
     if len(given) > 1:
         names = " and ".join("a .nnmip file" if g == "file" else "--" + g for g in given)
@@ -393,7 +398,7 @@ def _run_file(a: argparse.Namespace, deadline: Any) -> int:
     for spec in cp.verify_specs:
         try:
             r = run_verify_spec(cp, spec, solver=a.solver, options=opts, tighten=a.tighten, deadline=deadline,
-                                method=_method(a))
+                                method=_method(a), bab=a.bab, workers=max(1, a.workers))
         except NnmipError as exc:   # a model or data file named by the statement: locate the error there
             from nnmip.cli.common import located
 

@@ -593,6 +593,9 @@ class BabResult:
     max_depth: int = 0
     open_boxes: int = 0
     seconds: float = 0.0
+    timed_out: bool = False          # unknown because the time ran out (else: boxes no test could settle)
+    units: int = 0                   # ReLU units of the network, and those unstable under the root's bounds
+    unstable: int = 0                # (0 and 0: the caller counts them)
     notes: list[str] = field(default_factory=list)
 
 
@@ -629,6 +632,7 @@ def branch_and_bound(chain: Chain, lo: FloatArray, hi: FloatArray, cases: list[C
         while F_lo.shape[0]:
             left = deadline.left()
             if left is not None and left <= 0.05:
+                out.timed_out = True
                 break
             sl = slice_seconds if left is None else max(min(slice_seconds, left - 0.05), 0.01)
             parts = max(1, min(workers, F_lo.shape[0]))
@@ -654,6 +658,7 @@ def branch_and_bound(chain: Chain, lo: FloatArray, hi: FloatArray, cases: list[C
                     check = False      # the network disagrees with the chain (a rounding tie): split on
                 for i in range(r.leaf_lo.shape[0]):
                     if leaf is None or deadline.expired():
+                        out.timed_out |= leaf is not None
                         stuck.append(float(r.leaf_bound[i]))
                         continue
                     out.leaves += 1
@@ -664,8 +669,8 @@ def branch_and_bound(chain: Chain, lo: FloatArray, hi: FloatArray, cases: list[C
                         return _done(out, t0)
                     if verdict == "certified":
                         worst = max(worst, min(b, float(r.leaf_bound[i])))
-                    else:
-                        stuck.append(float(r.leaf_bound[i]))
+                    else:       # the MILP's bound, where it has one, may be tighter than the box's
+                        stuck.append(min(b, float(r.leaf_bound[i])) if np.isfinite(b) else float(r.leaf_bound[i]))
             F_lo, F_hi, F_d, F_b = np.vstack(nl), np.vstack(nh), np.concatenate(nd), np.concatenate(nb)
             if F_lo.shape[0] and pgd_round < 16:
                 # local search from the most promising open box
@@ -685,7 +690,14 @@ def branch_and_bound(chain: Chain, lo: FloatArray, hi: FloatArray, cases: list[C
         out.result, out.bound = "certified", worst
     else:
         out.bound = max([worst, *stuck, *F_b.tolist()])
-        out.notes.append(f"{out.open_boxes} boxes still open when the time ran out")
+        out.timed_out |= deadline.expired()
+        if out.timed_out:
+            out.notes.append(f"{out.open_boxes} boxes still open when the time ran out")
+        else:
+            out.notes.append(f"{out.open_boxes} boxes left undecided: "
+                             + ("their MILP neither certified them nor found a counterexample (a strict case "
+                                "whose largest score is 0 exactly stays undecided within the safety margin)"
+                                if leaf is not None else "they are too small to split and no MILP decides them"))
     return _done(out, t0)
 
 

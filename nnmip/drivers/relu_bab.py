@@ -637,6 +637,7 @@ def _search(chain: Chain, lo: FloatArray, hi: FloatArray, cases: list[Case], *, 
     out.bound = float(vals.max())
     out.boxes = 1
     unstable = int(sum(r.unstable.sum() for r in rel))
+    out.units, out.unstable = int(sum(n_hidden)), unstable
     out.notes.append(f"{unstable} unstable ReLUs at the root")
     log.info("root bound %.4g with %d unstable ReLUs in %.2fs", out.bound, unstable, time.monotonic() - t0)
     if closed.all():
@@ -663,6 +664,7 @@ def _search(chain: Chain, lo: FloatArray, hi: FloatArray, cases: list[Case], *, 
         while len(F):
             left = deadline.left()
             if left is not None and left <= 0.05 + batch_seconds:
+                out.timed_out = True
                 break
             sl = slice_seconds if left is None else max(min(slice_seconds, left - 0.05), 0.01)
             parts = max(1, min(workers, len(F)))
@@ -705,7 +707,11 @@ def _search(chain: Chain, lo: FloatArray, hi: FloatArray, cases: list[Case], *, 
         out.result, out.bound = "certified", worst
     else:
         out.bound = max([worst, *stuck, *F.bound.tolist()])
-        out.notes.append(f"{len(F)} sub-problems still open when the time ran out")
+        out.timed_out |= deadline.expired()
+        if len(F):
+            out.notes.append(f"{len(F)} sub-problems still open when the time ran out")
+        if stuck:
+            out.notes.append(f"{len(stuck)} sub-problems with every ReLU phase fixed whose LP did not settle them")
     return _done(out, t0)
 
 

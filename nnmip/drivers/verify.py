@@ -49,7 +49,15 @@ from nnmip.ir.builder import NetworkBuilder, fixed
 from nnmip.ir.network import Network
 from nnmip.ir.ops import Dense, Input, ReLU
 from nnmip.ir.spec import Case, InputSet, Property, Region
-from nnmip.passes.bounds import SAFETY, BoundReport, LpSession, tighten_bounds, unstable_mask
+from nnmip.passes.bounds import (
+    SAFETY,
+    BoundReport,
+    LpSession,
+    count_units,
+    propagate_bounds,
+    tighten_bounds,
+    unstable_mask,
+)
 from nnmip.solution import SolveOptions, Status
 
 log = logging.getLogger(__name__)
@@ -641,6 +649,13 @@ class _Question:
         return self._bab_answer(out)
 
     def _bab_answer(self, out: Any) -> VerifyResult:
+        if out.units:       # ReLU splitting: its root bounds
+            units, unstable = out.units, out.unstable
+        else:               # input splitting: interval bounds over the whole input set
+            counts = count_units(self.net, propagate_bounds(self.net, self.region)).values()
+            units, unstable = sum(u for u, _ in counts), sum(k for _, k in counts)
+        self.res.total_units, self.res.unstable_units = units, unstable
+        self.res.stable_units = units - unstable
         cr = CaseResult("all cases", out.bound, None, "bab", status=out.result, seconds=out.seconds)
         if out.result == COUNTEREXAMPLE:
             assert self.res.output is not None
@@ -653,7 +668,7 @@ class _Question:
         self.res.bound = self.to_prop(out.bound)
         if out.result == CERTIFIED:
             return self.finish(CERTIFIED)
-        self.res.timed_out = True
+        self.res.timed_out = out.timed_out
         finite = self.case_values[np.isfinite(self.case_values)]
         self.res.value = self.to_prop(float(finite.max())) if finite.size else None
         return self.finish(UNKNOWN)
@@ -1339,10 +1354,12 @@ def resolve_verify_spec(cp: Any, spec: Any) -> VerifyProblem:
 
 def run_verify_spec(cp: Any, spec: Any, *, solver: str | None = None, time_limit: float | None = None,
                     options: SolveOptions | None = None, tighten: str | None = None,
-                    deadline: Deadline | None = None, method: dict[str, str] | None = None) -> VerifyResult:
+                    deadline: Deadline | None = None, method: dict[str, str] | None = None, bab: str = "auto",
+                    workers: int = 1) -> VerifyResult:
     """Run one checked ``verify`` statement (:class:`nnmip.check.verify_stmt.VerifySpec`) of a program.
 
-    ``deadline`` is a budget shared with the statements around it; ``method`` as for :func:`verify`.
+    ``deadline`` is a budget shared with the statements around it; ``method``, ``bab`` and ``workers`` as for
+    :func:`verify`.
     """
     from nnmip.errors import NnmipError
 
@@ -1351,6 +1368,6 @@ def run_verify_spec(cp: Any, spec: Any, *, solver: str | None = None, time_limit
         return verify(vp.net, vp.sets, vp.prop, solver=solver or cp.solver.name,
                       time_limit=time_limit if time_limit is not None else vp.time_limit,
                       tighten=tighten or vp.tighten, options=options, domain=vp.domain, deadline=deadline,
-                      method=method)
+                      method=method, bab=bab, workers=workers)
     except NnmipError as exc:
         raise exc.with_source(cp.program.source) from None
