@@ -131,7 +131,10 @@ def score(results_dirs: list[Path], official: dict[str, Any]) -> dict[str, Any]:
                     row["wrong"], row["why"] = True, f"official answer is {off}"
             if ans == "sat":
                 inst = paths[r["key"]]
-                cex = read_counterexample(Path(r["result_file"]))
+                rf = Path(r["result_file"])
+                if not rf.is_absolute() and not rf.exists():   # scored from another folder than the run's
+                    rf = d / rf.name
+                cex = read_counterexample(rf)
                 ok, why = (False, "no counterexample in the result file") if cex is None else \
                     confirm(bench / inst.onnx, bench / inst.vnnlib, cex[0])
                 row["confirmed"] = ok

@@ -132,7 +132,8 @@ def located(exc: NnmipError, span: Span, source: str | None) -> NnmipError:
 
 
 def add_solver_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--solver", help="highs (default), cbc or gurobi; overrides the file's 'solve with'")
+    p.add_argument("--solver", help="highs (default), cbc, scip, gurobi or cvxpy; overrides the file's "
+                                    "'solve with'")
     p.add_argument("--time-limit", type=float, metavar="T", help="seconds")
     p.add_argument("--gap", type=float, metavar="G", help="relative MIP gap (0 proves optimality)")
     p.add_argument("--threads", type=int, metavar="N")
@@ -175,11 +176,12 @@ def check_solver_args(a: argparse.Namespace) -> None:
         get_backend(solver)   # an unknown or missing solver fails before any work (exit code 3)
 
 
-def add_executor_args(p: argparse.ArgumentParser) -> None:
-    """``--jobs`` and ``--scheduler``: where the tasks of a batch run (:mod:`nnmip.drivers.executor`)."""
+def add_executor_args(p: argparse.ArgumentParser, default: str = "the cores available") -> None:
+    """``--jobs`` and ``--scheduler``: where the tasks of a batch run (:mod:`nnmip.drivers.executor`);
+    ``default`` says what runs them when neither is given."""
     g = p.add_argument_group("parallel runs (batches only)")
     g.add_argument("--jobs", type=int, metavar="N",
-                   help="worker processes on this machine (default: the cores available; 1: serial); with "
+                   help=f"worker processes on this machine (default: {default}; 1: serial); with "
                         "--scheduler local, the number of Dask workers")
     g.add_argument("--scheduler", metavar="ADDR",
                    help="run on a Dask cluster: its scheduler address (tcp://host:8786), or 'local' to start one "
@@ -198,7 +200,7 @@ def make_executor_from_args(a: argparse.Namespace) -> Any:
 
 def add_emit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--emit", choices=("milp", "perspective-conic", "perspective-cuts"), default=None,
-                   help="how pruning's squared-norm term is written (see docs/robust.md); overrides the task's emit")
+                   help="how pruning's squared-norm term is written (see docs/pruning.md); overrides the task's emit")
     p.add_argument("--relax", action="store_true", default=None,
                    help="relax integrality (a lower bound, no network); overrides the task's relax")
 

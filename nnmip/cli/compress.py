@@ -16,13 +16,14 @@ from nnmip.ir.network import Network
 
 def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", nargs="?", help="a .nnmip file whose network has fixed weights")
-    p.add_argument("--network", metavar="NAME", help="the network of the .nnmip file (default: the first)")
+    p.add_argument("--network", metavar="NAME", help="the network of the .nnmip file (default: that of its compress "
+                                                           "statement, else the first)")
     p.add_argument("--onnx", metavar="M.onnx", help="the network as an ONNX file")
     p.add_argument("--npz", metavar="W.npz", help="the network as an nnmip weights file")
     p.add_argument("--domain", nargs=2, type=float, metavar=("LO", "HI"),
                    help="input box in the model's input units (default: the declared input domain)")
     p.add_argument("--method", choices=("interval", "symbolic", "lp", "lp-cuts", "milp"), default=None,
-                   help="how stability is proven (default milp: interval, then LP, then a MILP per unit)")
+                   help="how stability is proven (default milp: interval, symbolic, LP, then a MILP per unit)")
     p.add_argument("-o", "--output", action="append", metavar="OUT",
                    help="write the smaller network: .onnx or .npz (may be repeated); required unless the file's "
                         "compress statement names its outputs")

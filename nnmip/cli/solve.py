@@ -35,7 +35,7 @@ def _configure_solve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save-onnx", metavar="M.onnx", help="save the trained network as ONNX (raw-feature input)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, no table")
     add_emit_args(p)
-    add_executor_args(p)    # the members of an ensemble (one_vs_one, one_vs_rest); default: the file's workers=
+    add_executor_args(p, "the file's workers=")    # the members of an ensemble (one_vs_one, one_vs_rest)
 
 
 @command("solve", "train the network of a .nnmip file and verify the result by the forward pass")

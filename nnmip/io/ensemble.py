@@ -39,7 +39,7 @@ def save_ensemble(ens: Ensemble, path: str | os.PathLike[str], scaler: Scaler | 
     """Write every member's weights and graph, the vote rule and the scaler to one npz file; return the path."""
     target = Path(path)
     if target.name.lower().endswith(".nnmip"):
-        raise _export_error("E0603", f"refusing to write weights over the source file '{target}'",
+        raise _export_error("E0603", f"refusing to write weights to '{target}': a .nnmip name is kept for source files",
                             "help: give the output a .npz name")
     arrays: dict[str, np.ndarray] = {"format": np.array(FORMAT), "ensemble.kind": np.array(ens.kind),
                                      "ensemble.n_classes": np.array(ens.n_classes),
@@ -175,7 +175,8 @@ def export_ensemble_onnx(ens: Ensemble, path: str | os.PathLike[str], scaler: Sc
     """Write :func:`ensemble_to_onnx` to ``path``."""
     target = Path(path)
     if target.name.lower().endswith(".nnmip"):
-        raise _export_error("E0603", f"refusing to write an ONNX model over the source file '{target}'",
+        raise _export_error("E0603", f"refusing to write an ONNX model to '{target}': a .nnmip name is kept for "
+                            "source files",
                             "help: give the output a .onnx name")
     write_bytes(target, ensemble_to_onnx(ens, scaler, opset).SerializeToString())
     return target

@@ -252,7 +252,8 @@ def export_onnx(net: Network, path: str | os.PathLike[str], scaler: Scaler | Non
     check_int("opset", opset, low=1, high=10**4)
     target = Path(path)
     if target.name.lower().endswith(".nnmip"):
-        raise _export_error("E0603", f"refusing to write an ONNX model over the source file '{target}'",
+        raise _export_error("E0603", f"refusing to write an ONNX model to '{target}': a .nnmip name is kept for "
+                            "source files",
                             "help: give the output a .onnx name")
     check_writable(target)   # before the export work; written atomically below
     model = to_onnx(net, scaler, opset)

@@ -119,7 +119,7 @@ def check_writable(path: str | os.PathLike[str], option: str | None = None, *, s
                    "help: give a plain file name")
     given = Path(text)
     if given.name.lower().endswith(".nnmip") and not source:
-        raise _err("E0603", f"refusing to write over the source file '{text}'", option,
+        raise _err("E0603", f"refusing to write '{text}': a .nnmip name is kept for source files", option,
                    "help: give the output another name; .nnmip files are only read")
     owner = _input_named_by(text)
     if owner is not None:

@@ -63,7 +63,7 @@ def save_npz(net: Network, path: str | os.PathLike[str], scaler: Scaler | None =
     check_instance("extra", extra, dict, "a dict of names to arrays, or None", none=True)
     target = Path(path)
     if target.name.lower().endswith(".nnmip"):
-        raise _export_error("E0603", f"refusing to write weights over the source file '{target}'",
+        raise _export_error("E0603", f"refusing to write weights to '{target}': a .nnmip name is kept for source files",
                             "help: give the output a .npz name")
     arrays: dict[str, np.ndarray] = {}
     for n, op in net.items():

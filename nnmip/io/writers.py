@@ -46,7 +46,7 @@ def write_model(model: MatrixModel, path: str | os.PathLike[str]) -> Path:
     low = target.name.lower()
     if low.endswith(".nnmip"):
         raise ExportError.at(
-            "E0603", f"refusing to write a model over the source file '{target}'",
+            "E0603", f"refusing to write a model to '{target}': a .nnmip name is kept for source files",
             notes=["help: give the output a .lp, .mps, .lp.gz or .mps.gz name"])
     if low.endswith((".lp", ".lp.gz")):
         write_lp(model, target)
