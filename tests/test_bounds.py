@@ -56,15 +56,21 @@ def test_lp_tightening_helps_on_deeper_layers() -> None:
 def test_interval_bounds_by_hand() -> None:
     # a = [1, -2] . x + 0.5 on x in [0, 1]^2 -> [-1.5, 1.5]; relu -> [0, 1.5]
     net = network_from_layers([(np.array([[1.0, -2.0]]), np.array([0.5])), (np.array([[3.0]]), np.array([0.0]))])
-    # every affine bound is widened outward by SAFETY (1 + |b|), so that rounding in the forward pass cannot
-    # leave the interval
+    # every affine bound is widened outward by SAFETY (1 + |b|), then by the rounding slack 4 N u P (N additions
+    # on the way from the input, P the layer evaluated on magnitudes), so that rounding in the forward pass
+    # cannot leave the interval
     bm = propagate_bounds(net, (np.zeros(2), np.ones(2)))
+    u = 2.0 ** -53
+    p0, n0 = 1.0 + 2.0 + 0.5, 3          # |W| [1, 1] + |b|; fan-in 2 plus the bias
+    s0 = 4 * n0 * u * p0
     d = SAFETY * 2.5
-    assert bm["fc0"][0][0] == -1.5 - d
-    assert bm["fc0"][1][0] == 1.5 + d
+    assert bm["fc0"][0][0] == (-1.5 - d) - s0
+    assert bm["fc0"][1][0] == (1.5 + d) + s0
     assert bm["relu0"][0][0] == 0.0
-    assert bm["relu0"][1][0] == 1.5 + d
-    assert bm["fc1"][1][0] == 3.0 * (1.5 + d) + SAFETY * (1 + 3.0 * (1.5 + d))
+    hi0 = (1.5 + d) + s0
+    assert bm["relu0"][1][0] == hi0
+    p1, n1 = 3.0 * p0, n0 + 2
+    assert bm["fc1"][1][0] == 3.0 * hi0 + SAFETY * (1 + 3.0 * hi0) + 4 * n1 * u * p1
 
 
 def test_lp_bound_by_hand_with_l1_ball() -> None:

@@ -8,6 +8,7 @@ the GIL; a stop request (:data:`nnmip.solution.STOP`) calls ``interruptSolve`` a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -93,9 +94,16 @@ class ScipBackend:
                           usessubscip=False, delay=False)
         log.debug("scip: solving %d columns, %d rows, %d nonzeros", model.num_cols, model.num_rows,
                   model.A.nnz)
-        with captured(not opts.verbose), STOP.watch(m.interruptSolve):
-            # without the GIL, so that a stop request from another thread (or Ctrl-C) reaches interruptSolve
-            m.optimizeNogil()
+        try:
+            with captured(not opts.verbose), STOP.watch(m.interruptSolve):
+                # without the GIL, so that a stop request from another thread (or Ctrl-C) reaches interruptSolve
+                m.optimizeNogil()
+        except Exception as exc:   # e.g. "SCIP: error in LP solver!" on a badly scaled model: no answer, no proof
+            log.warning("scip: the solve failed: %s", exc)
+            with contextlib.suppress(Exception):
+                m.freeProb()
+            return RawResult(Status.ERROR, self.name, seconds=time.perf_counter() - start,
+                             message=f"scip failed: {exc}")
         name = str(m.getStatus())
         status = STATUS.get(name, Status.ERROR)
         if name == "userinterrupt" and not STOP.is_set():

@@ -48,7 +48,7 @@ from nnmip.drivers.deadline import Deadline
 from nnmip.ir.network import Network
 from nnmip.ir.ops import Dense, Identity, Input, ReLU
 from nnmip.ir.spec import Case
-from nnmip.passes.bounds import SAFETY
+from nnmip.passes.bounds import SAFETY, UNIT_ROUNDOFF
 from nnmip.solution import STOP, stop_on_sigint
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,8 @@ FloatArray = npt.NDArray[np.float64]
 BATCH = 256
 #: a box goes to the MILP once at most this many hidden units are unstable on it
 LEAF_UNSTABLE = 6
+#: a box no wider than this (relative to its coordinates' size) along every input is not split again
+MIN_REL_WIDTH = 1e-9
 #: input dimensions up to which ``bab="auto"`` splits the input box
 AUTO_MAX_INPUTS = 16
 #: floating-point operations one layer's back-substitution refinement may cost per batch (about a second of one
@@ -75,10 +77,44 @@ def _widen(b: FloatArray, up: bool) -> FloatArray:
 # ------------------------------------------------------------------------------------------------------------
 @dataclass
 class Chain:
-    """``z_k = W_k h_{k-1} + b_k`` (k = 0..L-1), ``h_k = max(0, z_k)`` between them; the output is ``z_{L-1}``."""
+    """``z_k = W_k h_{k-1} + b_k`` (k = 0..L-1), ``h_k = max(0, z_k)`` between them; the output is ``z_{L-1}``.
+
+    ``slack[k]`` is the rounding slack of ``z_k`` over the search's box (:meth:`with_slack`; zero until then):
+    every bound of ``z_k`` is widened by it, so that it holds for the float64 forward pass too.
+    """
 
     Ws: list[FloatArray]
     bs: list[FloatArray]
+    slack: list[FloatArray] = field(default_factory=list)
+    mag: list[FloatArray] = field(default_factory=list)     # ``P`` of nnmip.passes.bounds.rounding_slack per layer
+    adds: list[int] = field(default_factory=list)          # and its ``N``
+
+    def with_slack(self, lo: FloatArray, hi: FloatArray) -> Chain:
+        """The chain with the rounding slack of every layer over the box ``[lo, hi]`` (the terms of
+        :func:`nnmip.passes.bounds.rounding_slack`: ``4 N u P``; a sub-box has no larger slack).
+        """
+        P = np.maximum(np.abs(lo), np.abs(hi))
+        n = 0
+        slack, mag, adds = [], [], []
+        for k, (W, b) in enumerate(zip(self.Ws, self.bs, strict=True)):
+            P = np.abs(W) @ (P if k == 0 else np.maximum(P, 0.0)) + np.abs(b)
+            n += W.shape[1] + 1
+            slack.append(4.0 * n * UNIT_ROUNDOFF * P)
+            mag.append(P)
+            adds.append(n)
+        return Chain(self.Ws, self.bs, slack, mag, adds)
+
+    def row_slack(self, C: FloatArray, d: FloatArray) -> FloatArray:
+        """The rounding slack of the rows ``C y + d`` of the output ``y`` (zeros without :meth:`with_slack`)."""
+        if not self.slack:
+            return np.zeros(C.shape[0])
+        absC = np.abs(C)
+        n = self.adds[-1] + C.shape[1] + 1
+        return absC @ self.slack[-1] + 4.0 * n * UNIT_ROUNDOFF * (absC @ self.mag[-1] + np.abs(d))
+
+    def layer_slack(self, k: int) -> FloatArray | float:
+        """``slack[k]``, or 0 without :meth:`with_slack`."""
+        return self.slack[k] if self.slack else 0.0
 
     @property
     def n_in(self) -> int:
@@ -285,6 +321,8 @@ def box_bounds(chain: Chain, lo: FloatArray, hi: FloatArray, rows: Rows, refine:
         zcL = cL @ Wp.T + cU @ Wn.T + b
         uU, lU = _concrete(zAU, zcU, lo, hi)
         uL, lL = _concrete(zAL, zcL, lo, hi)
+        sk = chain.layer_slack(k)
+        uU, lU, uL, lL = uU + sk, lU - sk, uL + sk, lL - sk
         l_, u = lL, uU
         if refine and k > 0:
             idx = _refine_units(chain, k, l_, u, deadline)
@@ -295,8 +333,9 @@ def box_bounds(chain: Chain, lo: FloatArray, hi: FloatArray, rows: Rows, refine:
                 e = np.broadcast_to(np.concatenate([bi, -bi]), (B, 2 * m)).copy()
                 up, _ = _backsub(chain, k - 1, A, e, relax, lo, hi)
                 l_, u = l_.copy(), u.copy()
-                l_[:, idx] = np.maximum(l_[:, idx], _widen(-up[:, m:], False))
-                u[:, idx] = np.minimum(u[:, idx], _widen(up[:, :m], True))
+                s_idx = chain.slack[k][idx] if chain.slack else 0.0
+                l_[:, idx] = np.maximum(l_[:, idx], _widen(-up[:, m:], False) - s_idx)
+                u[:, idx] = np.minimum(u[:, idx], _widen(up[:, :m], True) + s_idx)
         unstable += ((l_ < 0) & (u > 0)).sum(axis=1)
         relax.append(_relax(l_, u))
         # h <= relu(zU) <= the chord of relu over the range of zU; h >= relu(zL) >= s zL likewise
@@ -309,7 +348,7 @@ def box_bounds(chain: Chain, lo: FloatArray, hi: FloatArray, rows: Rows, refine:
     d = rows.d + rows.C @ chain.bs[L]
     A0 = np.broadcast_to(C, (B, *C.shape)).copy()
     U, A = _backsub(chain, L - 1, A0, np.broadcast_to(d, (B, d.size)).copy(), relax, lo, hi)
-    return _widen(U, True), A, unstable, relax
+    return _widen(U, True) + chain.row_slack(rows.C, rows.d), A, unstable, relax
 
 
 def smear(chain: Chain, relax: list[tuple[FloatArray, ...]], rows: Rows, best: npt.NDArray[np.int64],
@@ -533,6 +572,14 @@ def _run_task(t: Task) -> TaskResult:
                 stack_b.append(bnd)
                 break
         leaf = unstable <= t.leaf_unstable
+        dims = np.zeros(lo.shape[0], dtype=np.int64)
+        if (~leaf).any():
+            # boxes too narrow to split further along the input they would be split on (a case score of exactly
+            # 0, or units whose kink the box straddles, can keep a box open forever) go to the leaf test as they are
+            sub = np.flatnonzero(~leaf)
+            j = dims[sub] = _split_dims(t.chain, relax, rows, best, Ab, lo, hi, sub)
+            w = hi[sub, j] - lo[sub, j]
+            leaf[sub[w <= MIN_REL_WIDTH * (1.0 + np.abs(lo[sub, j]) + np.abs(hi[sub, j]))]] = True
         if leaf.any():
             leaves_lo.append(lo[leaf])
             leaves_hi.append(hi[leaf])
@@ -540,15 +587,8 @@ def _run_task(t: Task) -> TaskResult:
         split = ~leaf
         if not split.any():
             continue
+        j = dims[split]
         lo, hi, dep, bnd, best = lo[split], hi[split], dep[split], bnd[split], best[split]
-        # two views of where the bound is loose: the linear bound's own coefficients, and the interval bound of
-        # the gradient (large where unstable units leave the slope open); each normalised per box
-        s1 = np.abs(Ab[split]) * (hi - lo)
-        s2 = smear(t.chain, [tuple(v[split] for v in r) for r in relax], rows, best, lo, hi)
-        sm = s1 / np.maximum(s1.max(axis=1, keepdims=True), 1e-300) \
-            + s2 / np.maximum(s2.max(axis=1, keepdims=True), 1e-300)
-        sm[(hi - lo) <= 0] = -1.0
-        j = np.argmax(sm, axis=1)
         r = np.arange(lo.shape[0])
         mid = 0.5 * (lo[r, j] + hi[r, j])
         hi1, lo2 = hi.copy(), lo.copy()
@@ -565,6 +605,21 @@ def _run_task(t: Task) -> TaskResult:
         res.leaf_lo, res.leaf_hi = np.vstack(leaves_lo), np.vstack(leaves_hi)
         res.leaf_bound = np.concatenate(leaves_b)
     return res
+
+
+def _split_dims(chain: Chain, relax: list[tuple[FloatArray, ...]], rows: Rows, best: npt.NDArray[np.int64],
+                Ab: FloatArray, lo: FloatArray, hi: FloatArray, idx: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """The input each box ``idx`` is split on: the largest smear, two views of where the bound is loose (the
+    linear bound's own coefficients, and the interval bound of the gradient, large where unstable units leave
+    the slope open), each normalised per box.
+    """
+    lo, hi, best = lo[idx], hi[idx], best[idx]
+    s1 = np.abs(Ab[idx]) * (hi - lo)
+    s2 = smear(chain, [tuple(v[idx] for v in r) for r in relax], rows, best, lo, hi)
+    sm = s1 / np.maximum(s1.max(axis=1, keepdims=True), 1e-300) \
+        + s2 / np.maximum(s2.max(axis=1, keepdims=True), 1e-300)
+    sm[(hi - lo) <= 0] = -1.0
+    return np.argmax(sm, axis=1)
 
 
 def _best_rows(rows: Rows, U: FloatArray) -> npt.NDArray[np.int64]:
@@ -612,6 +667,7 @@ def branch_and_bound(chain: Chain, lo: FloatArray, hi: FloatArray, cases: list[C
     """
     t0 = time.monotonic()
     rows = Rows.of(cases)
+    chain = chain.with_slack(lo, hi)        # every bound below also holds for the float64 forward pass
     out = BabResult("unknown")
     U, _, _, _ = box_bounds(chain, lo[None, :], hi[None, :], rows, deadline=deadline)
     out.bound = float(rows.scores(U).max())

@@ -84,6 +84,9 @@ def _up(b: FloatArray) -> FloatArray:
     return b + SAFETY * (1 + np.abs(b))
 
 
+_up_ = _up
+
+
 def _down(b: FloatArray) -> FloatArray:
     return b - SAFETY * (1 + np.abs(b))
 
@@ -192,16 +195,21 @@ class _Adam:
 
 
 def optimised_bound(chain: Chain, K: int, C: FloatArray, d: FloatArray, rel: list[Relax], lo: FloatArray,
-                    hi: FloatArray, iters: int, *, use_beta: bool = True, stop: Any = None
-                    ) -> tuple[FloatArray, FloatArray, list[FloatArray]]:
+                    hi: FloatArray, iters: int, *, use_beta: bool = True, stop: Any = None,
+                    slack: FloatArray | float = 0.0) -> tuple[FloatArray, FloatArray, list[FloatArray]]:
     """Widened upper bounds (B, m) of ``C . z_K + d`` with optimised lower slopes (and split multipliers).
 
     Starts from the plain back-substitution bound (``iters = 0`` gives it) and never returns anything looser:
     the bound of each row is the smallest one met.  ``stop(U) -> bool`` ends the steps early (e.g. once every
     sub-problem is settled).  Returns the bounds, the input coefficients and the hidden-layer coefficients of
-    the last step (for the branching score).
+    the last step (for the branching score).  ``slack`` (per row, or one number) is the rows' rounding slack,
+    added to every bound returned.
     """
     B, m = C.shape[0], C.shape[1]
+
+    def _up(b: FloatArray) -> FloatArray:
+        return _up_(b) + slack
+
     U, P, Ps, _, _ = _bound(chain, K, C, d, rel, None, None, lo, hi, False)
     best = U
     split = use_beta and any((r.sign != 0).any() for r in rel[:K])
@@ -257,15 +265,16 @@ def layer_bounds(chain: Chain, lo: FloatArray, hi: FloatArray, split: list[npt.N
             l, u = np.full((B, W.shape[0]), -np.inf), np.full((B, W.shape[0]), np.inf)
         if k == 0:
             Wp, Wn = np.maximum(W, 0.0), np.minimum(W, 0.0)
-            u0 = _up(Wp @ hi + Wn @ lo + b)
-            l0 = _down(Wp @ lo + Wn @ hi + b)
+            u0 = _up(Wp @ hi + Wn @ lo + b) + chain.layer_slack(0)
+            l0 = _down(Wp @ lo + Wn @ hi + b) - chain.layer_slack(0)
             l, u = np.maximum(l, l0), np.minimum(u, u0)
         elif k >= start:
             # the interval bounds from the layer below first (cheap, and a floor if the time runs out), then
             # back-substitution for the units still unstable in some sub-problem, in chunks of about
             # CHUNK_FLOPS, none started once ``deadline`` has expired
             li, ui = _interval(W, b, Ls[-1], Us[-1])
-            l, u = np.maximum(l, li), np.minimum(u, ui)
+            sk = chain.layer_slack(k)
+            l, u = np.maximum(l, li - sk), np.minimum(u, ui + sk)
             idx = np.flatnonzero(((l < 0) & (u > 0) & (split[k] == 0)).any(axis=0))
             per_row = B * sum(int(chain.Ws[j].size) for j in range(k + 1))    # one pass (the optimisation
             step = max(1, int(CHUNK_FLOPS // max(2 * per_row, 1)))             # looks at the deadline per step)
@@ -279,8 +288,9 @@ def layer_bounds(chain: Chain, lo: FloatArray, hi: FloatArray, split: list[npt.N
                 C[np.arange(mi), part] = 1.0
                 C[mi + np.arange(mi), part] = -1.0
                 Cb = np.broadcast_to(C, (B, *C.shape))
+                s_part = chain.slack[k][part] if chain.slack else np.zeros(mi)
                 U, _, _ = optimised_bound(chain, k, Cb, np.zeros((B, 2 * mi)), rel, lo, hi, iters, use_beta=False,
-                                          stop=stop)
+                                          stop=stop, slack=np.concatenate([s_part, s_part]))
                 l[:, part] = np.maximum(l[:, part], -U[:, mi:])
                 u[:, part] = np.minimum(u[:, part], U[:, :mi])
         l = np.where(split[k] > 0, np.maximum(l, 0.0), l)
@@ -424,7 +434,8 @@ def _run_task(t: Task) -> TaskResult:
         def settled_all(U: FloatArray, cur: Frontier = cur, sub: Rows = sub) -> bool:
             return not (cur.open & ~_closed(sub, U)).any()
 
-        U, P, Ps = optimised_bound(chain, L, C, d, rel, t.lo, t.hi, t.iters, stop=settled_all)
+        U, P, Ps = optimised_bound(chain, L, C, d, rel, t.lo, t.hi, t.iters, stop=settled_all,
+                                   slack=chain.row_slack(rows.C[rsel], rows.d[rsel]))
         closed = _closed(sub, U)
         vals = _case_values(sub, U)
         open_ = cur.open & ~closed
@@ -554,7 +565,8 @@ def _lp_leaf(chain: Chain, lo: FloatArray, hi: FloatArray, rows: Rows, leaf: Fro
             beta[kk][0, 0, u] = yy
         U, _, _, _, _ = _bound(chain, L, (lam @ rows.C[R])[None, None, :], np.array([[lam @ rows.d[R]]]), rel,
                                beta_alpha(rel), beta, lo, hi, False)
-        best = float(_up(U)[0, 0])       # min_r f_r is at most any convex combination of the rows
+        # min_r f_r is at most any convex combination of the rows
+        best = float(_up(U)[0, 0]) + float(lam @ chain.row_slack(rows.C[R], rows.d[R]))
         if not best < 0:
             return cand, None
         vals[k] = best
@@ -621,6 +633,7 @@ def _search(chain: Chain, lo: FloatArray, hi: FloatArray, cases: list[Case], *, 
             recompute: bool, search: bool) -> BabResult:
     t0 = time.monotonic()
     rows = Rows.of(cases)
+    chain = chain.with_slack(lo, hi)        # every bound below also holds for the float64 forward pass
     out = BabResult("unknown")
     L = len(chain.Ws) - 1
     n_hidden = [W.shape[0] for W in chain.Ws[:-1]]
@@ -631,7 +644,8 @@ def _search(chain: Chain, lo: FloatArray, hi: FloatArray, cases: list[Case], *, 
     rel = [Relax.of(l, u, s) for l, u, s in zip(Ls, Us, split0, strict=True)]
     C = rows.C[None, :, :]
     U, P, _ = optimised_bound(chain, L, C, rows.d[None, :], rel, lo, hi, root_iters,
-                              stop=lambda U: bool(_closed(rows, U).all()) or deadline.expired())
+                              stop=lambda U: bool(_closed(rows, U).all()) or deadline.expired(),
+                              slack=chain.row_slack(rows.C, rows.d))
     closed = _closed(rows, U)
     vals = _case_values(rows, U)
     out.bound = float(vals.max())

@@ -55,6 +55,9 @@ from nnmip.passes.bounds import (
     LpSession,
     count_units,
     propagate_bounds,
+    rounding_profile,
+    rounding_slack,
+    score_slack,
     tighten_bounds,
     unstable_mask,
 )
@@ -457,6 +460,10 @@ class _Question:
     tree_cuts: int = 0                                            # ideal cuts offered in the solver's tree
     escalate: bool = False                # an unsolved optimisation MILP is retried on the stronger model
     strong: tuple[FixedModel, BoundReport] | None = None          # that model (lp-cuts bounds, ideal cuts)
+    slack: FloatArray = field(default_factory=lambda: np.zeros(0))  # per case: rounding slack of its score
+    unreliable: set[int] = field(default_factory=set)             # cases whose MILP bound a value contradicted
+    cheap: FloatArray = field(default_factory=lambda: np.zeros(0))  # per case: its interval / LP bound
+    scale: float = 0.0                    # the largest magnitude of any proven bound (see MILP_TRUST_SCALE)
 
     @property
     def decide(self) -> bool:
@@ -479,8 +486,37 @@ class _Question:
                                        "or an linf/l1 set"])
         res = VerifyResult(UNKNOWN, prop.describe(), None, None, solver=solver)
         res.notes.extend(net.notes)   # e.g. an output softmax cut off at import
+        lo, hi = region.box(net.n_inputs)
+        P, N = rounding_profile(net, lo, hi)
+        out = net.output
+        out_slack = rounding_slack(net, lo, hi)[out]
+        slack = np.array([score_slack(P[out], N[out], out_slack, cs.G, cs.h) for cs in cases])
         return cls(net, region, prop, cases, res, deadline, solver, backend, options, on_case,
-                   case_bounds=np.full(len(cases), np.inf), case_values=np.full(len(cases), -np.inf))
+                   case_bounds=np.full(len(cases), np.inf), case_values=np.full(len(cases), -np.inf),
+                   slack=slack, cheap=np.full(len(cases), np.inf))
+
+    @property
+    def milp_trusted(self) -> bool:
+        """Whether the MILP's answers (its bound, its infeasibility) count as proofs: only while every proven
+        bound stays within :data:`MILP_TRUST_SCALE`.
+        """
+        return self.scale <= MILP_TRUST_SCALE
+
+    def _distrust_note(self) -> None:
+        note = (f"the network's values reach {self.scale:.3g} under the proven bounds: past "
+                f"{MILP_TRUST_SCALE:.0e} the solver's tolerances no longer make its MILP answers proofs, so only "
+                "the interval and LP bounds (and counterexamples re-run by the forward pass) count")
+        if note not in self.res.notes:
+            self.res.notes.append(note)
+
+    def _milp_case_bound(self, k: int, raw: Any, widen: bool) -> float:
+        """The MILP's bound of case ``k``'s score plus the score's rounding slack; ``inf`` (no bound) when the
+        MILP is not trusted.
+        """
+        if not self.milp_trusted:
+            self._distrust_note()
+            return np.inf
+        return _milp_bound(raw, widen=widen) + float(self.slack[k])
 
     # -- shared ---------------------------------------------------------------------------------------------
     def finish(self, result: str) -> VerifyResult:
@@ -492,6 +528,11 @@ class _Question:
         log.info("verify %s: %s (bound %s, value %s) in %.2fs", self.net.name, result, res.bound, res.value,
                  res.seconds)
         return res
+
+    def _mip_gap(self) -> float:
+        """The relative gap the optimisation MILPs were solved to."""
+        g = None if self.options is None else self.options.mip_gap
+        return 1e-6 if g is None else float(g)
 
     def to_prop(self, score: float | None) -> float | None:
         if score is None:
@@ -684,6 +725,7 @@ class _Question:
                                           method_map=method)
         fm: FixedModel = build_fixed_model(net, self.region, rep.bounds, method=method)
         self._describe(fm, rep)
+        self.scale = _bound_scale(rep.bounds)
         return fm, rep
 
     def _describe(self, fm: FixedModel, rep: BoundReport) -> None:
@@ -707,8 +749,8 @@ class _Question:
     def tried_all_cheap(self, k: int, fm: FixedModel) -> bool:
         """Past the deadline: record case ``k`` with its interval bound only (True: nothing more to do)."""
         cs = self.cases[k]
-        ib = float(score_bounds(cs, fm.out_lo, fm.out_hi)[1][0])
-        self.case_bounds[k] = ib
+        ib = float(score_bounds(cs, fm.out_lo, fm.out_hi)[1][0]) + float(self.slack[k])
+        self.case_bounds[k] = self.cheap[k] = ib
         if self.decide and _decided(ib, cs):
             self._emit(CaseResult(cs.label, ib, None, "interval"), time.perf_counter())
             return True
@@ -721,19 +763,20 @@ class _Question:
     def _cheap_bounds(self, k: int, fm: FixedModel, tc: float) -> tuple[CaseResult, Any, bool]:
         """The interval and LP bounds of case ``k``; True when they decide it."""
         cs = self.cases[k]
-        ib = float(score_bounds(cs, fm.out_lo, fm.out_hi)[1][0])
+        ib = float(score_bounds(cs, fm.out_lo, fm.out_hi)[1][0]) + float(self.slack[k])
         v = self.case_values[k]
         cr = CaseResult(cs.label, ib, None if not np.isfinite(v) else float(v), "interval")
-        self.case_bounds[k] = ib
+        self.case_bounds[k] = self.cheap[k] = ib
         if self.decide and _decided(ib, cs):
             self._emit(cr, tc)
             return cr, None, True
         model = with_case(fm, cs)
         if self.lp is None:
             self.lp = LpSession(model, self.deadline.solve_limit())
-        lb = _case_lp_bound(self.lp, model, self.deadline.solve_limit())
+        lb = _case_lp_bound(self.lp, model, self.deadline.solve_limit()) + float(self.slack[k])
         if lb < self.case_bounds[k]:
-            self.case_bounds[k], cr.bound, cr.decided_by = lb, lb, "lp"
+            self.case_bounds[k] = self.cheap[k] = lb
+            cr.bound, cr.decided_by = lb, "lp"
         if self.decide and _decided(self.case_bounds[k], cs):
             self._emit(cr, tc)
             return cr, model, True
@@ -760,7 +803,9 @@ class _Question:
         # infeasible exactly when the case cannot be hit, which the solver proves without closing the gap of the
         # optimisation problem
         raw = self.backend.solve(_with_floor(model), opts)
-        if raw.status is Status.INFEASIBLE:
+        if raw.status is Status.INFEASIBLE and not self.milp_trusted:
+            self._distrust_note()
+        elif raw.status is Status.INFEASIBLE:
             self.case_bounds[k] = min(self.case_bounds[k], 0.0)
             cr.bound, cr.decided_by, cr.status = float(self.case_bounds[k]), "milp", "infeasible"
             cr.binaries = model.num_binaries
@@ -768,12 +813,13 @@ class _Question:
             self._emit(cr, tc)
             return False
         cr.status, cr.binaries = str(raw.status), model.num_binaries
-        bound = _milp_bound(raw, widen=True)
+        bound = np.inf if raw.status is Status.INFEASIBLE else self._milp_case_bound(k, raw, widen=True)
         for attempt in range(2):
             if raw.x is not None:
                 x = self.region.project(raw.x[fm.x_cols])
                 s_val = float(cs.score(net.forward(x[None, :]))[0])
-                self.case_values[k] = max(self.case_values[k], s_val)
+                if self.region.contains_point(x):
+                    self.case_values[k] = max(self.case_values[k], s_val)
                 if self.record_cex(x):
                     return self._found(cr, s_val, bound, tc)
             if _decided(bound, cs) or raw.x is None or attempt == 1:
@@ -792,7 +838,7 @@ class _Question:
                                               strict), model, method, fm)
             raw = self.backend.solve(model, opts)
             cr.status = str(raw.status)
-            bound = min(bound, _milp_bound(raw, widen=True))
+            bound = min(bound, self._milp_case_bound(k, raw, widen=True))
         self._close_case(k, cr, raw, bound, tc)
         return False
 
@@ -849,14 +895,25 @@ class _Question:
 
     def _close_case(self, k: int, cr: CaseResult, raw: Any, bound: float, tc: float) -> None:
         cs = self.cases[k]
+        v = self.case_values[k]
+        if np.isfinite(v) and v > bound + SAFETY * (1 + abs(bound)):
+            # an input of the region reaches more than the MILP's "proven" bound: the solve went wrong
+            # numerically, and neither its bound nor its status is a proof
+            self.res.notes.append(f"case '{cs.label}': the solver's bound {bound:.6g} is below the value {v:.6g} "
+                                  "that the forward pass reaches at an input of the region: a numerical failure of "
+                                  "the MILP; its bound is not used")
+            bound = np.inf
+            self.unreliable.add(k)
         if raw.status is Status.TIME_LIMIT and (not self.decide or not _decided(bound, cs)):
             self.timed_out = True
         self.case_bounds[k] = min(self.case_bounds[k], bound)
         cr.bound = float(self.case_bounds[k])
-        v = self.case_values[k]
         cr.value = None if not np.isfinite(v) else float(v)
-        cr.decided_by = "milp" if (not self.decide or _decided(cr.bound, cs)) else "undecided"
-        if raw.status is Status.INFEASIBLE:
+        if self.decide:
+            cr.decided_by = "milp" if _decided(cr.bound, cs) else "undecided"
+        else:
+            cr.decided_by = "milp" if np.isfinite(bound) else "undecided"
+        if raw.status is Status.INFEASIBLE and self.milp_trusted and k not in self.unreliable:
             self.res.notes.append(f"case '{cs.label}': no input of the set reaches it (the model is infeasible)")
         self._emit(cr, tc)
 
@@ -887,7 +944,7 @@ class _Question:
             opts.time_limit = ESCALATE_SECONDS
         raw = self.backend.solve(model, opts)
         cr.status, cr.binaries = str(raw.status), model.num_binaries
-        bound = _milp_bound(raw, widen=False)
+        bound = self._milp_case_bound(k, raw, widen=False)
         self._take(k, raw, fm, rep, opts, method, bound)
         if escalate and raw.status is Status.TIME_LIMIT and not self.deadline.expired():
             again = self._escalated(k, fm, rep, method, bound)
@@ -914,16 +971,15 @@ class _Question:
             return
         x = self._inside(self.region.project(raw.x[fm.x_cols]), k)
         s_val = float(cs.score(net.forward(x[None, :]))[0])
-        if s_val > self.case_values[k]:
+        if s_val > self.case_values[k] and self.region.contains_point(x):   # only inputs of the region count
             self.case_values[k], self.best_x = s_val, x
-            if self.region.contains_point(x):
-                self.case_x[k] = x            # (still a start for focus="bound": it is at least as good)
+            self.case_x[k] = x                # (still a start for focus="bound": it is at least as good)
         if _has_steps(net) and self.case_values[k] < bound - 1e-9 * (1 + abs(bound)):
             # the optimum sits at a = 0 of some step unit: look for an attained value with a margin
             x2 = _margin_search(net, self.region, rep, cs, self.backend, opts, method)
             if x2 is not None:
                 s2 = float(cs.score(net.forward(x2[None, :]))[0])
-                if s2 > self.case_values[k]:
+                if s2 > self.case_values[k] and self.region.contains_point(x2):
                     self.case_values[k], self.best_x = s2, x2
 
     def _escalated(self, k: int, fm: FixedModel, rep: BoundReport, method: dict[str, str] | None, bound: float
@@ -954,7 +1010,7 @@ class _Question:
                               f"again with{tightened} ideal ReLU cuts"
                               + (", from the best input found" if opts.warm_start is not None else ""))
         raw = self.backend.solve(model, opts)
-        bound = min(bound, _milp_bound(raw, widen=False))
+        bound = min(bound, self._milp_case_bound(k, raw, widen=False))
         self._take(k, raw, fm2, rep2, opts, strong, bound)
         return raw, bound, model
 
@@ -991,9 +1047,13 @@ class _Question:
             raw_ok = all(c.status == str(Status.OPTIMAL) for c in res.cases if c.decided_by == "milp")
             if raw_ok and not self.timed_out and res.cases and res.cases[0].decided_by == "milp":
                 gap = abs(top - val) if val is not None and np.isfinite(val) else np.inf
+                allowed = (self._mip_gap() + 1e-5) * (1 + abs(top))
                 if gap > 1e-5 * (1 + abs(top)):
                     res.notes.append(f"the proven bound and the best forward value differ by {gap:.3g}")
-                return self.finish(CERTIFIED)
+                if gap <= allowed:
+                    return self.finish(CERTIFIED)
+                # the solver's optimum is not reproduced by the forward pass (a step unit at 0, or rounding):
+                # the bound holds, but no input is known to reach it
             return self.finish(UNKNOWN)
         if all(k in self.proven_negative or _decided(self.case_bounds[k], cases[k]) for k in range(len(cases))):
             if self.proven_negative:
@@ -1035,6 +1095,26 @@ def _with_floor(model: Any) -> Any:
     return model.replace(A=sp.csr_array(sp.vstack([model.A, row], format="csr")),
                          row_lb=np.r_[model.row_lb, -model.c0], row_ub=np.r_[model.row_ub, np.inf],
                          row_blocks=model.row_blocks + (Block("case", "floor", model.num_rows, (1,)),))
+
+
+#: the largest magnitude of a proven bound (of any node) at which a MILP's answer still counts as a proof: the
+#: big-M coefficients and column bounds of the model are of that size, and beyond about six orders of magnitude
+#: between them and the weights the solvers' tolerances (1e-9 absolute here, 1e-6 by default) and rounding can
+#: turn a feasible model infeasible or move its bound (Gurobi's guidelines for numerical issues recommend
+#: variable bounds of 1e4 or less and coefficient ranges within six orders of magnitude)
+MILP_TRUST_SCALE = 1e6
+
+
+def _bound_scale(bounds: dict[str, Any]) -> float:
+    """The largest finite magnitude of any bound in ``bounds``."""
+    top = 0.0
+    for lo, hi in bounds.values():
+        for v in (lo, hi):
+            a = np.abs(np.asarray(v, np.float64))
+            a = a[np.isfinite(a)]
+            if a.size:
+                top = max(top, float(a.max()))
+    return top
 
 
 def _milp_bound(raw: Any, widen: bool = False) -> float:

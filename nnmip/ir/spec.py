@@ -283,8 +283,13 @@ class Region:
                 norm = 1 if s.kind == "l1" else 2
                 d = float(np.linalg.norm(y - s.center, ord=norm))
                 if d > s.radius:
-                    y = s.center + (y - s.center) * (s.radius / d) * (1 - 1e-12)
-                    y = np.clip(y, lo, hi)
+                    # pulled in a little further each time the rounding of center + offset still lands outside
+                    # (a small ball far from 0), at last onto the center itself
+                    for shrink in (1e-12, 1e-9, 1e-6, 1e-3, 1.0):
+                        z = np.clip(s.center + (y - s.center) * (s.radius / d) * (1 - shrink), lo, hi)
+                        if float(np.linalg.norm(z - s.center, ord=norm)) <= s.radius:
+                            break
+                    y = z
         return y
 
     def sample(self, n: int, k: int, rng: np.random.Generator) -> FloatArray:

@@ -15,6 +15,13 @@ Soundness of LP bounds: the solver's optimum is not trusted.  From the LP's row 
 weak-duality bound ``sup c.x <= sum_i sup_{r in [rl_i, ru_i]} y_i r + sum_j sup_{x_j in [l_j, u_j]} (c - A^T y)_j x_j``,
 which holds for *any* ``y``, and widen it by the safety margin ``1e-7 (1 + |bound|)`` for rounding.  A
 bound that cannot be proven this way keeps its interval value.
+
+Soundness in floating point: besides the relative margin, every bound of an affine node is widened by
+:func:`rounding_slack`, a first-order bound of how far float64 sums of the node's terms (the forward pass's, or a
+bound's, in any order) may stray from exact arithmetic: ``4 N u P`` with ``u = 2^-53``, ``N`` the number of
+additions on the longest path from the input and ``P`` the node's value computed with ``|W|``, ``|b|`` and the
+largest input magnitudes.  Where large terms cancel (``P`` far above the node's values) this margin, not the
+relative one, is what keeps the bounds around what the forward pass computes.
 """
 
 from __future__ import annotations
@@ -49,9 +56,66 @@ METHODS = ("interval", "symbolic", "lp", "lp-cuts", "milp")
 CUT_BOUND_ROUNDS = 3
 
 
+#: the unit roundoff of float64
+UNIT_ROUNDOFF = 2.0 ** -53
+
+
 def widen(lo: FloatArray, hi: FloatArray) -> Interval:
     """Relax bounds outward by ``1e-7 (1 + |b|)``."""
     return lo - SAFETY * (1 + np.abs(lo)), hi + SAFETY * (1 + np.abs(hi))
+
+
+def rounding_slack(net: Network, lo: FloatArray, hi: FloatArray) -> dict[str, FloatArray]:
+    """Per affine node (dense, sum) of ``net``, for inputs in the box ``[lo, hi]``: how far a float64 evaluation
+    of the node -- the forward pass, or any bound formed from the same terms summed in another order -- may stray
+    from exact arithmetic (zero for the other nodes, which do not round).
+
+    Math
+    ----
+    ``P`` is the network evaluated on magnitudes: ``P_x = max(|lo|, |hi|)``, a dense node ``|W| P + |b|``, a sum
+    the sum of its inputs' ``P``, an activation or pooling the largest magnitude over ``[-P, P]``.  ``N`` counts
+    the additions on the longest path from the input (a dense node adds its fan-in plus one).  The error of a
+    float64 sum of ``N`` products whose absolute values add up to ``P`` is at most ``N u P / (1 - N u)``
+    (Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed., §3.1), whatever the order, and products of
+    matrices, or scalings by relaxation slopes in ``[0, 1]``, do not raise it to first order.  The slack is
+    ``4 N u P``: one such error for the forward pass, one for the bound, doubled for what first order leaves out.
+    """
+    P, N = rounding_profile(net, lo, hi)
+    return {n: 4.0 * N[n] * UNIT_ROUNDOFF * P[n] if isinstance(op, (Dense, Sum)) else np.zeros_like(P[n])
+            for n, op in net.items()}
+
+
+def rounding_profile(net: Network, lo: FloatArray, hi: FloatArray) -> tuple[dict[str, FloatArray], dict[str, int]]:
+    """``P`` and ``N`` of :func:`rounding_slack` for every node."""
+    P: dict[str, tuple[FloatArray, FloatArray]] = {}
+    N: dict[str, int] = {}
+    with np.errstate(invalid="ignore", over="ignore"):
+        for n, op in net.items():
+            srcs = net.inputs_of(n)
+            if isinstance(op, Input):     # the box within the input's domain
+                a, b = op.interval(np.asarray(lo, np.float64), np.asarray(hi, np.float64))
+                m = np.maximum(np.abs(a), np.abs(b))
+                N[n] = 0
+            else:
+                a, b = node_interval(net, n, P)
+                m = np.maximum(np.abs(a), np.abs(b))
+                fan = (op.n_in + 1) if isinstance(op, Dense) else (len(srcs) if isinstance(op, Sum) else 0)
+                N[n] = max(N[s] for s in srcs) + fan
+            m = np.where(np.isnan(m), np.inf, m)
+            P[n] = (-m, m)
+    return {n: v[1] for n, v in P.items()}, N
+
+
+def score_slack(P_out: FloatArray, N_out: int, slack_out: FloatArray, G: FloatArray, h: FloatArray) -> float:
+    """The rounding slack of a case score ``min_r -(G_r . y + h_r)`` (as :func:`rounding_slack`, one more affine
+    step after the output, whose own slack ``slack_out`` carries through ``|G|``).
+    """
+    absG = np.abs(np.atleast_2d(G))
+    n_add = N_out + absG.shape[1] + 1
+    with np.errstate(invalid="ignore", over="ignore"):
+        per_row = absG @ slack_out + 4.0 * n_add * UNIT_ROUNDOFF * (absG @ P_out + np.abs(h))
+    worst = float(np.max(per_row)) if per_row.size else 0.0
+    return worst if np.isfinite(worst) else np.inf
 
 
 def _check_bounds_call(net: object, region: object, box: bool = True) -> None:
@@ -82,6 +146,10 @@ def propagate_bounds(net: Network, region: Region | Interval) -> BoundMap:
         lo, hi = region.box(net.n_inputs)
     else:
         lo, hi = (np.broadcast_to(np.asarray(v, dtype=np.float64), (net.n_inputs,)) for v in region)
+    return _propagate(net, lo, hi, rounding_slack(net, lo, hi))
+
+
+def _propagate(net: Network, lo: FloatArray, hi: FloatArray, slack: dict[str, FloatArray]) -> BoundMap:
     out: BoundMap = {}
     with np.errstate(invalid="ignore"):
         for n, op in net.items():
@@ -93,8 +161,10 @@ def propagate_bounds(net: Network, region: Region | Interval) -> BoundMap:
             a, b = np.where(np.isnan(a), -np.inf, a), np.where(np.isnan(b), np.inf, b)
             if isinstance(op, (Dense, Sum)):
                 # floating-point sums may round differently in the forward pass (an exact tie such as
-                # [0, 0] can evaluate to 1e-17): widen affine bounds so that they stay sound
+                # [0, 0] can evaluate to 1e-17, large terms that cancel much more): widen affine bounds so that
+                # they stay sound
                 a, b = widen(a, b)
+                a, b = a - slack[n], b + slack[n]
             out[n] = (a, b)
     return out
 
@@ -164,12 +234,22 @@ class BoundReport:
 # sound LP bounds
 # ------------------------------------------------------------------------------------------------------------
 def dual_bound(m: MatrixModel, c: FloatArray, y: FloatArray) -> float:
-    """Weak-duality upper bound of ``max c.x`` over ``m``'s rows and column bounds, valid for any ``y``."""
+    """Weak-duality upper bound of ``max c.x`` over ``m``'s rows and column bounds, valid for any ``y``, plus the
+    rounding error its float64 sums can make (``4 n u`` times the sum of the absolute terms, ``n`` the number of
+    additions: Higham §3.1).
+    """
     r = c - m.A.T @ y
     with np.errstate(invalid="ignore", over="ignore"):
         rows = np.where(y > 0, y * m.row_ub, np.where(y < 0, y * m.row_lb, 0.0))
         cols = np.where(r > 0, r * m.col_ub, np.where(r < 0, r * m.col_lb, 0.0))
         total = float(np.sum(rows) + np.sum(cols))
+        # |r| may be off by the rounding of c - A^T y, at most (nnz of the column + 1) u (|c| + |A|^T |y|)
+        size = np.maximum(np.abs(m.col_lb), np.abs(m.col_ub))
+        r_mag = np.abs(c) + abs(m.A).T @ np.abs(y)
+        col_err = np.where((r_mag > 0) & np.isfinite(size), r_mag * size, 0.0)   # (free columns: r must be 0)
+        n_add = m.num_rows + m.num_cols + 2
+        err = 4.0 * n_add * UNIT_ROUNDOFF * float(np.sum(np.abs(rows)) + np.sum(col_err))
+    total += err
     return total if np.isfinite(total) else np.inf
 
 
@@ -634,7 +714,9 @@ def tighten_bounds(net: Network, region: Region, *, method: str = "lp", bounds: 
         get_backend(solver)   # an unknown or missing solver fails before any bound
     check_instance("method_map", method_map, dict, "a dict of node name to method, or None", none=True)
     t0 = time.perf_counter()
-    ibp = propagate_bounds(net, region)
+    box = region.box(net.n_inputs)
+    slack = rounding_slack(net, *box)
+    ibp = _propagate(net, *box, slack)
     bm = dict(bounds) if bounds is not None else dict(ibp)
     rep = BoundReport(bm, method)
     for units, unst in count_units(net, ibp).values():
@@ -653,6 +735,7 @@ def tighten_bounds(net: Network, region: Region, *, method: str = "lp", bounds: 
         lo, hi = node_interval(net, n, bm)
         if isinstance(op, (Dense, Sum)):
             lo, hi = widen(lo, hi)   # as in propagate_bounds: float sums may round the other way
+            lo, hi = lo - slack[n], hi + slack[n]
         lo, hi = np.maximum(lo, bm[n][0]), np.minimum(hi, bm[n][1])
         bm[n] = (lo, hi)
         nxt = _feeds(net, n)
@@ -662,7 +745,7 @@ def tighten_bounds(net: Network, region: Region, *, method: str = "lp", bounds: 
             continue   # interval bounds of a first layer over a box are exact
         if not isinstance(nxt, (ReLU, Step, Sign)) or unstable_mask(nxt, lo, hi).any():
             s_lo, s_hi = symbolic_bounds(net, region, n, bm)
-            lo, hi = np.maximum(lo, s_lo), np.minimum(hi, s_hi)
+            lo, hi = np.maximum(lo, s_lo - slack[n]), np.minimum(hi, s_hi + slack[n])
             bm[n] = (lo, hi)
         if not isinstance(nxt, (ReLU, Step, Sign)):
             continue
@@ -688,7 +771,8 @@ def tighten_bounds(net: Network, region: Region, *, method: str = "lp", bounds: 
             lo, hi, done, solves = _milp_pass(net, fm, n, cols, todo, lo, hi, nxt, solver, t0, time_limit)
             rep.milps += solves
         rep.complete &= done >= todo.size
-        bm[n] = (lo, hi)
+        # the LPs bound the exact network; the forward pass may round past them by the node's slack
+        bm[n] = (np.maximum(bm[n][0], lo - slack[n]), np.minimum(bm[n][1], hi + slack[n]))
     rep.per_node = {k: {"units": u, "unstable": s} for k, (u, s) in count_units(net, bm).items()}
     rep.unstable = sum(v["unstable"] for v in rep.per_node.values())
     rep.seconds = time.perf_counter() - t0
