@@ -50,6 +50,7 @@ from nnmip.ir.network import Network
 from nnmip.ir.ops import Dense, Input, ReLU
 from nnmip.ir.spec import Case, InputSet, Property, Region
 from nnmip.passes.bounds import (
+    MILP_TRUST_SCALE,
     SAFETY,
     BoundReport,
     LpSession,
@@ -1097,12 +1098,6 @@ def _with_floor(model: Any) -> Any:
                          row_blocks=model.row_blocks + (Block("case", "floor", model.num_rows, (1,)),))
 
 
-#: the largest magnitude of a proven bound (of any node) at which a MILP's answer still counts as a proof: the
-#: big-M coefficients and column bounds of the model are of that size, and beyond about six orders of magnitude
-#: between them and the weights the solvers' tolerances (1e-9 absolute here, 1e-6 by default) and rounding can
-#: turn a feasible model infeasible or move its bound (Gurobi's guidelines for numerical issues recommend
-#: variable bounds of 1e4 or less and coefficient ranges within six orders of magnitude)
-MILP_TRUST_SCALE = 1e6
 
 
 def _bound_scale(bounds: dict[str, Any]) -> float:

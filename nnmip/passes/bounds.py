@@ -58,6 +58,12 @@ CUT_BOUND_ROUNDS = 3
 
 #: the unit roundoff of float64
 UNIT_ROUNDOFF = 2.0 ** -53
+#: the largest magnitude of a proven bound (of any node) at which a MILP's answer still counts as a proof: the
+#: big-M coefficients and column bounds of the model are of that size, and beyond about six orders of magnitude
+#: between them and the weights the solvers' tolerances (1e-9 absolute here, 1e-6 by default) and rounding can
+#: turn a feasible model infeasible or move its bound (Gurobi's guidelines for numerical issues recommend
+#: variable bounds of 1e4 or less and coefficient ranges within six orders of magnitude)
+MILP_TRUST_SCALE = 1e6
 
 
 def widen(lo: FloatArray, hi: FloatArray) -> Interval:
@@ -927,6 +933,12 @@ def _milp_pass(net: Network, fm: Any, node: str, cols: npt.NDArray[np.int64], to
     lo, hi = lo.copy(), hi.copy()
     done = solves = 0
     model = fm.model
+    size = np.abs(np.concatenate([model.col_lb, model.col_ub]))
+    size = size[np.isfinite(size)]
+    if size.size and float(size.max()) > MILP_TRUST_SCALE:
+        log.info("bounds: the model's bounds reach %.3g, past %.0e: its MILPs are no proof, the units keep their "
+                 "LP bounds", float(size.max()), MILP_TRUST_SCALE)
+        return lo, hi, int(todo.size), 0
     for i in todo:
         left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
         if (left is not None and left <= 0) or STOP.is_set():
