@@ -90,7 +90,8 @@ def test_cycle_finder_finds_a_cycle() -> None:
 
 
 def test_top_level_holds_the_shared_vocabulary_only() -> None:
-    modules = sorted(p.name for p in PKG.glob("*.py"))
+    # (``__main__.py``, ``python -m nnmip``, is the command's entry point, not vocabulary)
+    modules = sorted(p.name for p in PKG.glob("*.py") if p.name != "__main__.py")
     assert len(modules) <= 6, modules
     assert {"__init__.py", "errors.py", "model.py", "solution.py"} <= set(modules)
 

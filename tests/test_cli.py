@@ -282,3 +282,14 @@ def test_time_limit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         assert code == (0 if r["verified"] else 1)
         assert r["bound"] is None or r["bound"] <= r["objective"] + 1e-6
         assert r["loss"] <= r["objective"] + 1e-6
+
+
+def test_python_dash_m_nnmip_is_the_command(tmp_path: Path) -> None:
+    ok = subprocess.run([sys.executable, "-m", "nnmip", "--version"], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0
+    assert ok.stdout.startswith("nnmip ")
+    bad = subprocess.run([sys.executable, "-m", "nnmip", "check", str(tmp_path / "nope.nnmip")], capture_output=True,
+                         text=True, timeout=120)
+    assert bad.returncode == 2
+    assert "E0002" in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from nnmip.drivers.executor import MAX_PARALLEL
 from nnmip.errors import Diagnostic, NnmipError, Span
 from nnmip.solution import Progress, Status
 
@@ -32,6 +33,24 @@ def command(name: str, help_text: str) -> Callable[[Command], Command]:
 
 def err(msg: str) -> None:
     print(msg, file=sys.stderr)
+
+
+def say(a: argparse.Namespace, text: str) -> None:
+    """Human-readable output: standard output, or standard error when standard output carries the JSON or the
+    counterexample (``--json -``, ``--counterexample -``)."""
+    to_stdout = "-" not in (getattr(a, "json", None), getattr(a, "counterexample", None))
+    print(text, file=sys.stdout if to_stdout else sys.stderr)
+
+
+class JsonOutput:
+    """What the running command has sent to standard output as JSON (``--json -``)."""
+
+    def __init__(self) -> None:
+        #: its JSON has been printed: an error after that adds no second document
+        self.printed = False
+
+
+JSON_OUT = JsonOutput()
 
 
 class ProgressPrinter:
@@ -140,35 +159,42 @@ def add_solver_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verbose", action="store_true", help="show the solver's own log")
 
 
-def _bad_option(option: str, value: object, what: str) -> NnmipError:
-    return NnmipError.at("E0109", f"{option}: {value!r} {what}",
-                         notes=[f"help: see 'nnmip COMMAND --help' for {option}"])
+def _bad_option(option: str, value: object, what: str, help_text: str = "") -> NnmipError:
+    help_line = f"help: {help_text}" if help_text else f"help: see 'nnmip COMMAND --help' for {option}"
+    return NnmipError.at("E0109", f"{option}: {value!r} {what}", notes=[help_line])
 
 
 def check_number(option: str, value: float | int | None, *, positive: bool = False, upper: float | None = None,
-                 integer: bool = False) -> None:
+                 integer: bool = False, help_text: str = "") -> None:
     """Refuse a non-finite, negative (or, with ``positive``, zero) or too large option value (``E0109``)."""
     if value is None:
         return
     try:
         finite = math.isfinite(value)
     except OverflowError:   # an integer of hundreds of digits
-        raise _bad_option(option, f"{str(value)[:20]}...", "is too large") from None
+        raise _bad_option(option, f"{str(value)[:20]}...", "is too large", help_text) from None
     if not finite:
-        raise _bad_option(option, value, "is not a finite number")
+        raise _bad_option(option, value, "is not a finite number", help_text)
     if value < 0 or (positive and value == 0):
-        raise _bad_option(option, value, "must be positive" if positive else "must not be negative")
+        raise _bad_option(option, value, "must be positive" if positive else "must not be negative", help_text)
     if upper is not None and value > upper:
-        raise _bad_option(option, value, f"must be at most {upper:g}")
+        raise _bad_option(option, value, f"must be at most {upper:g}", help_text)
     if integer and value != int(value):
-        raise _bad_option(option, value, "must be a whole number")
+        raise _bad_option(option, value, "must be a whole number", help_text)
+
+
+def check_count(option: str, value: int | None, upper: int = MAX_PARALLEL) -> None:
+    """Refuse a count of processes or threads (``--jobs``, ``--workers``, ``--threads``) that is not a whole number
+    from 1 to ``upper`` (``E0109``): more would start a process or a thread pool per unit and stall the machine."""
+    check_number(option, value, positive=True, upper=upper, integer=True,
+                 help_text=f"give a whole number from 1 to {upper}")
 
 
 def check_solver_args(a: argparse.Namespace) -> None:
     """The options of :func:`add_solver_args`, checked before any work."""
     check_number("--time-limit", getattr(a, "time_limit", None), positive=True)
     check_number("--gap", getattr(a, "gap", None), upper=1e6)
-    check_number("--threads", getattr(a, "threads", None), positive=True, upper=4096, integer=True)
+    check_count("--threads", getattr(a, "threads", None))
     solver = getattr(a, "solver", None)
     if solver is not None:
         from nnmip.backends import get_backend
@@ -186,6 +212,15 @@ def add_executor_args(p: argparse.ArgumentParser, default: str = "the cores avai
     g.add_argument("--scheduler", metavar="ADDR",
                    help="run on a Dask cluster: its scheduler address (tcp://host:8786), or 'local' to start one "
                         "here (needs pip install 'nnmip[dask]')")
+
+
+def check_executor_args(a: argparse.Namespace) -> None:
+    """The options of :func:`add_executor_args`, checked before any work (``E0109``)."""
+    check_count("--jobs", getattr(a, "jobs", None))
+    scheduler = getattr(a, "scheduler", None)
+    if scheduler is not None and not scheduler.strip():
+        raise _bad_option("--scheduler", scheduler, "is empty",
+                          "give the scheduler's address (tcp://host:8786) or 'local'")
 
 
 def make_executor_from_args(a: argparse.Namespace) -> Any:
@@ -250,8 +285,24 @@ def write_json(target: str, data: dict[str, Any], option: str = "--json") -> Non
     text = json.dumps(data, indent=2, default=json_default)
     if target == "-":
         print(text)
+        JSON_OUT.printed = True
         return
     write_text(target, text + "\n", option)
+
+
+def write_each(writes: Iterable[Callable[[], object]]) -> None:
+    """Write every output of a command, each by its own call: one that fails (a full disk, a folder that went
+    away) stops no other, so that every output that can be written is; then the failures are raised together."""
+    from nnmip.io.safe import OutputError
+
+    failed: list[Diagnostic] = []
+    for write in writes:
+        try:
+            write()
+        except OutputError as exc:
+            failed.extend(exc.diagnostics or (Diagnostic(exc.code, str(exc)),))
+    if failed:
+        raise OutputError(diagnostics=failed)
 
 
 def preflight(a: argparse.Namespace, inputs: Iterable[str | None] = (),
@@ -267,6 +318,11 @@ def preflight(a: argparse.Namespace, inputs: Iterable[str | None] = (),
     seen: dict[str, str] = {}
     for option, value in (outputs or {}).items():
         for path in ([value] if isinstance(value, str) else (value or [])):
+            if path == "-" and "-" in seen:
+                raise OutputError.at("E0615", f"{option} and {seen['-']} both name standard output ('-')",
+                                     notes=["help: send one of them to a file"])
+            if path == "-":
+                seen["-"] = option
             if path is None or path == "-":
                 continue
             target = str(check_writable(path, option))

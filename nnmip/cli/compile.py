@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 import time
 
-from nnmip.cli.common import EXIT_OK, add_emit_args, command, write_json
+from nnmip.cli.common import EXIT_OK, add_emit_args, command, say, write_json
 from nnmip.errors import NnmipError
 
 
@@ -35,6 +37,7 @@ def cmd_compile(a: argparse.Namespace) -> int:
                             notes=["help: use .lp, .mps, .lp.gz or .mps.gz"])
     cp = load_program(a.file)
     preflight(a, inputs=[a.file], outputs={"-o": a.output, "--json": a.json})
+    _json_apart(a.json, a.output)
     if not cp.tasks and not cp.verify_specs:
         raise NnmipError.at("E0181", f"'{a.file}' has no training or verification task to compile",
                             notes=["help: add train <network> on <data> { ... } or verify <network> { ... }"])
@@ -44,6 +47,7 @@ def cmd_compile(a: argparse.Namespace) -> int:
     paths = question_paths(a.output, questions)
     for path in paths:   # every numbered file is checked before the first one is written
         check_writable(path, "-o")
+        _json_apart(a.json, str(path))
     files = []
     for q, path in zip(questions, paths, strict=True):
         write_model(q.model, path)
@@ -52,7 +56,7 @@ def cmd_compile(a: argparse.Namespace) -> int:
             stats["notes"] = list(q.notes)
         files.append(stats)
         if a.stats:
-            print(f"{path}: " + "  ".join(f"{k} {v}" for k, v in stats.items() if k not in ("file", "question")))
+            say(a, f"{path}: " + "  ".join(f"{k} {v}" for k, v in stats.items() if k not in ("file", "question")))
         print(f"wrote {path}  ({q.describe()})", file=sys.stderr)
         for note in q.notes:
             print(note, file=sys.stderr)
@@ -64,3 +68,30 @@ def cmd_compile(a: argparse.Namespace) -> int:
 
 
 cmd_compile.configure = _configure_compile  # type: ignore[attr-defined]
+
+
+def _json_apart(json_out: str | None, output: str) -> None:
+    """Refuse a ``--json`` file that is ``output`` or one of the numbered model files ``STEM.q<i>[.c<k>].EXT`` that
+    ``-o output`` may stand for (``E0615``), before any model is built."""
+    from nnmip.io.safe import OutputError
+
+    if not json_out or json_out == "-":
+        return
+    target, model = os.path.realpath(json_out), os.path.realpath(output)
+    name = os.path.basename(model)
+    low = name.lower()
+    ext = next((e for e in (".lp.gz", ".mps.gz", ".lp", ".mps") if low.endswith(e)), os.path.splitext(name)[1])
+    stem, ext = name[: len(name) - len(ext)], name[len(name) - len(ext):]
+    numbered = re.escape(stem) + r"\.q\d+(?:\.c\d+)?" + re.escape(ext)
+    if target == model or _same_file(target, model) or (
+            os.path.dirname(target) == os.path.dirname(model) and re.fullmatch(numbered, os.path.basename(target))):
+        raise OutputError.at("E0615", f"--json and -o name the same file '{json_out}'", notes=[
+            f"note: with several questions, -o '{output}' stands for {stem}.q<i>{ext} (and {stem}.q<i>.c<k>{ext} "
+            "for the cases of a question)", "help: give --json a name of its own, such as sizes.json"])
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from nnmip.cli.common import EXIT_OK, EXIT_UNSOLVED, command, write_json
+from nnmip.cli.common import EXIT_OK, EXIT_UNSOLVED, command, say, write_each, write_json
 from nnmip.drivers.compress import compress, prove_equivalence, sampled_difference
 from nnmip.errors import NnmipError
 from nnmip.ir.network import Network
@@ -97,24 +98,30 @@ def cmd_compress(a: argparse.Namespace) -> int:
     res.max_sampled_diff = sampled_difference(net, res.network, lo_b, hi_b, a.samples)
     if a.prove:
         res.proof = prove_equivalence(net, res.network, lo_b, hi_b, solver=a.solver, time_limit=a.time_limit)
-    for out in a.output:
+    say(a, f"units {res.units_before} -> {res.units_after}, parameters {res.params_before} -> {res.params_after}, "
+         f"folded layers {len(res.folded_layers)}; max |f - g| on {a.samples} samples {res.max_sampled_diff:.3g}"
+         + ("" if res.proof is None else f"; proven max |f - g| <= {res.proof['bound']:.3g}"))
+    written: list[str] = []
+
+    def write_network(out: str) -> None:
         if out.lower().endswith(".onnx"):
             from nnmip.io.onnx import export_onnx
 
             export_onnx(res.network, out, scaler)
-        elif out.lower().endswith(".npz"):
+        else:
             from nnmip.io.weights import save_npz
 
             save_npz(res.network, out, scaler)
-        else:
-            raise NnmipError.at("E0601", f"unknown output format '{out}'", notes=["help: use .onnx or .npz"])
-    print(f"units {res.units_before} -> {res.units_after}, parameters {res.params_before} -> {res.params_after}, "
-          f"folded layers {len(res.folded_layers)}; max |f - g| on {a.samples} samples {res.max_sampled_diff:.3g}"
-          + ("" if res.proof is None else f"; proven max |f - g| <= {res.proof['bound']:.3g}"))
-    for out in a.output:
-        print(f"wrote {out}", file=sys.stderr)
+        written.append(out)
+
+    writes: list[Callable[[], object]] = [lambda out=out: write_network(out) for out in a.output]
     if a.json:
-        write_json(a.json, res.to_dict())
+        writes.append(lambda: write_json(a.json, res.to_dict()))
+    try:
+        write_each(writes)
+    finally:
+        for out in written:
+            print(f"wrote {out}", file=sys.stderr)
     ok = res.max_sampled_diff is None or res.max_sampled_diff <= 1e-8
     ok = ok and (res.proof is None or res.proof["bound"] <= 1e-6)
     return EXIT_OK if ok else EXIT_UNSOLVED

@@ -6,7 +6,7 @@ import argparse
 import contextlib
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from nnmip.cli.common import (
@@ -21,6 +21,8 @@ from nnmip.cli.common import (
     explain_status,
     fmt,
     make_executor_from_args,
+    say,
+    write_each,
     write_json,
 )
 from nnmip.errors import NnmipError
@@ -42,13 +44,18 @@ def _configure_solve(p: argparse.ArgumentParser) -> None:
 def cmd_solve(a: argparse.Namespace) -> int:
     import numpy as np
 
-    from nnmip.cli.common import check_solver_args, preflight
+    from nnmip.cli.common import check_executor_args, check_solver_args, preflight
     from nnmip.drivers.task import load_program, run_train_task, solve_options
 
     check_solver_args(a)
+    check_executor_args(a)
     cp = load_program(a.file)
     preflight(a, inputs=[a.file], outputs={"--json": a.json, "--save-weights": a.save_weights,
                                            "--save-onnx": a.save_onnx})
+    for option, path, ext in (("--save-weights", a.save_weights, ".npz"), ("--save-onnx", a.save_onnx, ".onnx")):
+        if path is not None and not path.lower().endswith(ext):
+            raise NnmipError.at("E0601", f"{option}: '{path}' does not end in {ext}",
+                                notes=[f"help: {option} writes an {ext} file: give it a name ending in {ext}"])
     for w in cp.warnings:
         if not a.quiet:
             err(w.render(cp.program.source))
@@ -82,7 +89,7 @@ def cmd_solve(a: argparse.Namespace) -> int:
         if a.json:
             write_json(a.json, d)
         if not a.quiet:
-            print(f"relaxation ({res.status}): {fmt(res.objective)}")
+            say(a, f"relaxation ({res.status}): {fmt(res.objective)}")
         return EXIT_OK if res.status is Status.OPTIMAL else EXIT_UNSOLVED
     if report.pruned is not None:  # save the smaller network (its inputs are the kept features)
         from dataclasses import replace as _replace
@@ -93,6 +100,7 @@ def cmd_solve(a: argparse.Namespace) -> int:
         report = _replace(report, dataset=_replace(report.dataset, scaler=sub_scaler(
             report.dataset.scaler, report.kept_features)))
     trained: Any = res.ensemble if res.ensemble is not None else res.network
+    writes: list[Callable[[], object]] = []
     if trained is not None:
         # one npz and one ONNX graph for the whole vote of an ensemble; the ONNX modules (slow to import: a
         # second or more on a busy machine, which Ctrl-C would wait for) only when an ONNX file is asked for
@@ -105,14 +113,19 @@ def cmd_solve(a: argparse.Namespace) -> int:
         elif a.save_onnx:
             from nnmip.io.onnx import export_onnx
         if a.save_weights:
-            save_npz(trained, a.save_weights, report.dataset.scaler,
-                     extra={"classes": np.asarray(report.dataset.classes)})
-            d["weights_file"] = a.save_weights
+            def weights() -> None:
+                save_npz(trained, a.save_weights, report.dataset.scaler,
+                         extra={"classes": np.asarray(report.dataset.classes)})
+                d["weights_file"] = a.save_weights
+            writes.append(weights)
         if a.save_onnx:
-            export_onnx(trained, a.save_onnx, report.dataset.scaler)
-            d["onnx_file"] = a.save_onnx
+            def onnx() -> None:
+                export_onnx(trained, a.save_onnx, report.dataset.scaler)
+                d["onnx_file"] = a.save_onnx
+            writes.append(onnx)
     if a.json:
-        write_json(a.json, d)
+        writes.append(lambda: write_json(a.json, d))
+    write_each(writes)
     if not a.quiet and a.json != "-":   # with --json - the standard output holds the JSON alone
         _print_table(d)
     why = explain_status(d["status"], d.get("task", {}).get("loss"), res.has_network)

@@ -17,6 +17,7 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ from nnmip.cli.common import (
     add_solver_args,
     command,
     make_executor_from_args,
+    say,
+    write_each,
     write_json,
 )
 from nnmip.errors import NnmipError, Span
@@ -45,7 +48,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
     st = p.add_argument_group("input set (intersected with --domain)")
     st.add_argument("--point", metavar="X", help="center: .npy/.csv/.txt file or comma-separated numbers")
     st.add_argument("--points", metavar="DATA", help="verify every row of a .csv/.npz/.npy file (robust accuracy)")
-    st.add_argument("--label-column", default="-1", metavar="K",
+    st.add_argument("--label-column", metavar="K",
                     help="label column of --points text files (default -1, the last; 'none': no labels)")
     st.add_argument("--linf", type=float, metavar="EPS", help="linf ball radius around the point")
     st.add_argument("--l1", type=float, metavar="R", help="l1 ball radius around the point")
@@ -60,7 +63,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
                     help="with --maximize: prove c.y < T; with --minimize: prove c.y > T")
     pr.add_argument("--vnnlib", metavar="PROP", help="a VNN-LIB 1.0 property (input box and output constraints)")
     pr.add_argument("--counterexample", metavar="OUT",
-                    help="with --vnnlib: write the VNN-COMP result file (sat/unsat/...)")
+                    help="with --vnnlib: write the VNN-COMP result file (sat/unsat/...; '-' for stdout)")
     p.add_argument("--tighten", choices=("interval", "symbolic", "lp", "lp-cuts", "milp", "auto"),
                    help="bound tightening (default auto: lp-cuts on small networks (lp with cbc), symbolic on large "
                         "ones; lp-cuts: the LPs strengthened by ideal cuts, tighter and slower than lp)")
@@ -85,11 +88,6 @@ def _configure(p: argparse.ArgumentParser) -> None:
     add_executor_args(p)
     p.add_argument("--json", metavar="OUT", help="write the result(s) as JSON ('-' for stdout)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress")
-
-
-def _say(a: argparse.Namespace, text: str) -> None:
-    """Human-readable output: standard output, or standard error when standard output carries the JSON."""
-    print(text, file=sys.stderr if getattr(a, "json", None) == "-" else sys.stdout)
 
 
 def _is_file(text: str) -> bool:
@@ -134,17 +132,15 @@ def _vector(text: str, option: str = "--point") -> np.ndarray:
     return v
 
 
-MAX_WORKERS = 1024   # solver threads for one question; more is a typo, and overflows a C int long before
-
-
 def _check_args(a: argparse.Namespace) -> None:
     """Every option checked before any file is read or any solve starts."""
-    from nnmip.cli.common import check_number, check_solver_args, preflight
+    from nnmip.cli.common import check_count, check_executor_args, check_number, check_solver_args, preflight
 
     check_solver_args(a)
+    check_executor_args(a)
     for opt in ("linf", "l1", "l2"):
         check_number(f"--{opt}", getattr(a, opt))
-    check_number("--workers", a.workers, positive=True, upper=MAX_WORKERS, integer=True)
+    check_count("--workers", a.workers)
     if a.threshold is not None and not np.isfinite(a.threshold):
         raise NnmipError.at("E0109", f"--threshold: {a.threshold} is not a finite number")
     if a.domain is not None:
@@ -157,26 +153,73 @@ def _check_args(a: argparse.Namespace) -> None:
                                 notes=["help: give LO HI with LO <= HI"])
     if a.label is not None and a.label < 0:
         raise NnmipError.at("E0414", f"--label: class {a.label} does not exist (classes count from 0)")
-    lc = str(a.label_column).strip().lower()
-    if lc != "none":
+    if a.label_column is not None:
+        lc = str(a.label_column).strip().lower()
         try:
-            int(lc)
+            a.label_column = lc if lc == "none" else str(int(lc))
         except ValueError:
             raise NnmipError.at("E0109", f"--label-column: '{a.label_column}' is not a column number or 'none'",
                                 notes=["help: give a column number (0 first, -1 last) or 'none'"]) from None
-    if a.maximize and a.minimize:
-        raise NnmipError.at("E0104", "give only one of --maximize and --minimize")
-    if a.counterexample and not a.vnnlib:
-        raise NnmipError.at("E0104", "--counterexample writes the VNN-COMP result file of a --vnnlib question",
-                            notes=["help: without --vnnlib the counterexample is printed and is in the --json "
-                                   "output"])
+    for opt in ("maximize", "minimize"):
+        if getattr(a, opt) is not None and not getattr(a, opt).replace(",", " ").replace(";", " ").strip():
+            raise NnmipError.at("E0109", f"--{opt}: '{getattr(a, opt)}' gives no coefficient",
+                                notes=[f"help: give one coefficient per network output, e.g. --{opt} 1,0,-1"])
     given = [o for o in ("file", "onnx", "npz") if getattr(a, o)]
     if len(given) > 1:
         names = " and ".join("a .nnmip file" if g == "file" else "--" + g for g in given)
         raise NnmipError.at("E0104", f"give the network only once: {names} were given")
+    _check_question_options(a)
     point_file = a.point if a.point is not None and _is_file(a.point) else None
     preflight(a, inputs=[a.file, a.onnx, a.npz, a.vnnlib, a.points, point_file],
               outputs={"--json": a.json, "--counterexample": a.counterexample})
+
+
+def _options(a: argparse.Namespace, *names: str) -> list[str]:
+    """The options among ``names`` (attribute names) that the command line gives."""
+    return ["--" + n.replace("_", "-") for n in names if getattr(a, n) is not None]
+
+
+def _refuse(options: list[str], why: str, help_text: str) -> None:
+    if options:
+        said = " and ".join(options) if len(options) < 3 else ", ".join(options[:-1]) + " and " + options[-1]
+        raise NnmipError.at("E0104", f"{said} {'does' if len(options) == 1 else 'do'} not go with {why}",
+                            notes=[f"help: {help_text}"])
+
+
+def _check_question_options(a: argparse.Namespace) -> None:
+    """Refuse options that another option makes meaningless, instead of ignoring them (``E0104``)."""
+    if a.file:
+        _refuse(_options(a, "point", "points", "label_column", "linf", "l1", "l2", "domain", "label", "maximize",
+                         "minimize", "threshold", "vnnlib", "counterexample"),
+                f"a .nnmip file: its verify statements ask the questions of '{a.file}'",
+                "write the question into a verify statement of the file, or ask it of the network alone "
+                "(nnmip verify --onnx NET.onnx --point X --linf EPS)")
+    elif a.vnnlib:
+        _refuse(_options(a, "point", "points", "label_column", "linf", "l1", "l2", "label", "maximize", "minimize",
+                         "threshold"),
+                "--vnnlib: the property file gives the input set and the property",
+                "ask the question either by --vnnlib or by --point/--points and a property option")
+    elif a.points:
+        _refuse(_options(a, "point", "l1", "l2", "label", "maximize", "minimize", "threshold"),
+                "--points: every row is checked for its own label in the --linf ball around it",
+                "verify one point with --point, or the rows of a file with --points and --linf")
+    if a.counterexample and not a.vnnlib:
+        raise NnmipError.at("E0104", "--counterexample writes the VNN-COMP result file of a --vnnlib question",
+                            notes=["help: without --vnnlib the counterexample is printed and is in the --json "
+                                   "output"])
+    if a.maximize and a.minimize:
+        raise NnmipError.at("E0104", "give only one of --maximize and --minimize")
+    if not a.file and not a.vnnlib:
+        if a.maximize or a.minimize:
+            _refuse(_options(a, "label"), "--maximize or --minimize: the property is the bound of c.y",
+                    "ask for a class with --label, or for a bound with --maximize/--minimize")
+        elif a.threshold is not None:
+            raise NnmipError.at("E0104", "--threshold needs --maximize or --minimize",
+                                notes=["help: --maximize C --threshold T proves c.y < T; --minimize C --threshold T "
+                                       "proves c.y > T"])
+    if not a.points:
+        _refuse(_options(a, "label_column"), "a question without --points",
+                "--label-column names the label column of the --points file")
 
 
 def _progress(enabled: bool) -> Any:
@@ -256,10 +299,10 @@ def _verify_loaded(a: argparse.Namespace, deadline: Any, ex: Any) -> int:
     if a.point is None:
         raise NnmipError.at("E0104", "give --point (with --linf/--l1/--l2), --points, --vnnlib or a .nnmip file")
     r = _run_point(a, net, _vector(a.point), domain, common)
-    _say(a, _summary(r))
+    say(a, _summary(r))
     if r.counterexample is not None and r.result == "counterexample":
-        _say(a, "counterexample: " + " ".join(f"{v:.9g}" for v in r.counterexample))
-        _say(a, "output:         " + " ".join(f"{v:.9g}" for v in r.output))
+        say(a, "counterexample: " + " ".join(f"{v:.9g}" for v in r.counterexample))
+        say(a, "output:         " + " ".join(f"{v:.9g}" for v in r.output))
     if a.json:
         write_json(a.json, r.to_dict())
     return EXIT_UNSOLVED if r.result == UNKNOWN else EXIT_OK
@@ -322,7 +365,7 @@ def _run_points(a: argparse.Namespace, net: Any, domain: Any, common: dict[str, 
 
     if a.linf is None:
         raise NnmipError.at("E0104", "--points needs --linf EPS")
-    col = None if a.label_column == "none" else int(a.label_column)
+    col = None if a.label_column == "none" else -1 if a.label_column is None else int(a.label_column)
     X, y = load_points(a.points, label_column=col, label_option="--label-column")
     if X.shape[1] != net.n_inputs:
         raise NnmipError.at("E0412", f"'{a.points}' has {X.shape[1]} features but the network has "
@@ -343,9 +386,9 @@ def _run_points(a: argparse.Namespace, net: Any, domain: Any, common: dict[str, 
     unknown = sum(1 for r in rows if r.get("result") == "unknown")
     errors = [r for r in rows if r.get("result") == "error"]
     skipped = sum(1 for r in rows if r.get("result") == "interrupted")
-    _say(a, f"robust accuracy {acc:.4f} ({sum(r['robust'] for r in rows)}/{len(rows)}), clean accuracy {clean:.4f}, "
-          f"{unknown} unknown, {len(errors)} errors, {time.perf_counter() - t0:.1f}s"
-          + (f"; interrupted: {skipped} points not run" if STOP.is_set() else ""))
+    say(a, f"robust accuracy {acc:.4f} ({sum(r['robust'] for r in rows)}/{len(rows)}), clean accuracy {clean:.4f}, "
+         f"{unknown} unknown, {len(errors)} errors, {time.perf_counter() - t0:.1f}s"
+         + (f"; interrupted: {skipped} points not run" if STOP.is_set() else ""))
     for r in errors:
         print(f"error[{r['error']['code']}]: point {r['index']}: {r['error']['message']}", file=sys.stderr)
     if a.json:
@@ -363,17 +406,22 @@ def _run_vnnlib(a: argparse.Namespace, net: Any, domain: Any, common: dict[str, 
     vp = parse_vnnlib(a.vnnlib)
     with common["options"].progress:
         r = verify_vnnlib(net, vp, domain=domain, **common)
-    _say(a, r.vnn_answer)
+    say(a, r.vnn_answer)
     if not a.quiet:
         print(_summary(r), file=sys.stderr)
+    writes: list[Callable[[], object]] = []
     if a.counterexample:
         text = format_counterexample(r.counterexample, r.output) if r.result == "counterexample" \
             else r.vnn_answer + "\n"
         from nnmip.io.safe import write_text
 
-        write_text(a.counterexample, text, "--counterexample")
+        if a.counterexample == "-":
+            writes.append(lambda: sys.stdout.write(text))
+        else:
+            writes.append(lambda: write_text(a.counterexample, text, "--counterexample"))
     if a.json:
-        write_json(a.json, dict(r.to_dict(), answer=r.vnn_answer))
+        writes.append(lambda: write_json(a.json, dict(r.to_dict(), answer=r.vnn_answer)))
+    write_each(writes)
     return EXIT_UNSOLVED if r.vnn_answer in ("unknown", "timeout") else EXIT_OK
 
 
@@ -403,9 +451,9 @@ def _run_file(a: argparse.Namespace, deadline: Any) -> int:
             from nnmip.cli.common import located
 
             raise located(exc, spec.span, cp.program.source) from None
-        _say(a, f"{spec.name} (line {spec.span.line}): {_summary(r)}")
+        say(a, f"{spec.name} (line {spec.span.line}): {_summary(r)}")
         if r.result == "counterexample" and r.counterexample is not None:
-            _say(a, "  counterexample: " + " ".join(f"{v:.9g}" for v in r.counterexample))
+            say(a, "  counterexample: " + " ".join(f"{v:.9g}" for v in r.counterexample))
         results.append(dict(r.to_dict(), name=spec.name, line=spec.span.line))
         if r.result == UNKNOWN:
             worst = EXIT_UNSOLVED

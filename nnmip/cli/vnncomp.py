@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from nnmip.cli.common import EXIT_OK, EXIT_UNSOLVED, check_number, command
+from nnmip.cli.common import EXIT_OK, EXIT_UNSOLVED, check_count, check_number, command
 
 
 def _configure(p: argparse.ArgumentParser) -> None:
@@ -43,8 +43,6 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress")
 
 
-MAX_PARALLEL = 1024
-
 
 def _check_results_dir(path: str) -> None:
     """Refuse a --results-dir that cannot be created or written, before any instance runs (``E0610``-``E0612``)."""
@@ -69,20 +67,18 @@ def _check_results_dir(path: str) -> None:
 @command("vnncomp", "run a VNN-COMP benchmark family and write the competition's result files")
 def cmd_vnncomp(a: argparse.Namespace) -> int:
     from nnmip.drivers.vnncomp import InstanceResult, run_family
-    from nnmip.errors import NnmipError
 
     check_number("--timeout", a.timeout, positive=True)
     check_number("--timeout-scale", a.timeout_scale, positive=True)
     for name in ("jobs", "workers", "threads"):
-        check_number(f"--{name}", getattr(a, name), upper=MAX_PARALLEL)
+        check_count(f"--{name}", getattr(a, name))
+    check_number("--sample", a.sample, positive=True, integer=True)
+    check_number("--seed", a.seed, integer=True)
+    from nnmip.backends import get_backend
+
+    get_backend(a.solver)   # an unknown or missing solver fails before any instance runs (exit code 3)
     if a.results_dir is not None:
         _check_results_dir(a.results_dir)
-    for name in ("jobs", "workers", "threads", "sample"):
-        v = getattr(a, name)
-        if v is not None and v < 1:
-            raise NnmipError.at("E0104", f"--{name} must be at least 1, got {v}")
-    if (a.timeout is not None and a.timeout <= 0) or a.timeout_scale <= 0:
-        raise NnmipError.at("E0104", "--timeout and --timeout-scale must be positive")
     t0 = time.monotonic()
 
     def progress(r: InstanceResult, done: int, total: int) -> None:

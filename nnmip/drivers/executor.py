@@ -82,6 +82,9 @@ INTERRUPTED_CODE = "E0807"
 CHUNK_SECONDS = 0.1
 #: the most items in one chunk
 MAX_CHUNK = 256
+#: the most worker processes, Dask workers or threads a batch may ask for (every --jobs, --workers and --threads
+#: of the command line has this limit): more is a typo, and starting that many processes would stall the machine
+MAX_PARALLEL = 1024
 #: modules the forkserver imports once, so that the worker processes it forks start with them loaded
 PRELOAD = ("nnmip.drivers.executor", "nnmip.drivers.verify")
 #: environment variables of the thread pools of BLAS and OpenMP libraries loaded after a worker's limit is set
@@ -391,9 +394,17 @@ def unwrap(outcomes: Sequence[Outcome]) -> list[Any]:
     return [o.value for o in outcomes]
 
 
+def _check_jobs(jobs: int) -> int:
+    if int(jobs) != jobs or not 1 <= jobs <= MAX_PARALLEL:
+        raise ExecutorError.at("E0803", f"--jobs must be a whole number from 1 to {MAX_PARALLEL}, not {jobs}",
+                               notes=["help: --jobs 1 runs serially; the default is the number of cores"])
+    return int(jobs)
+
+
 def _check_threads(threads: int | None) -> int | None:
-    if threads is not None and (int(threads) != threads or threads < 1):
-        raise ExecutorError.at("E0803", f"the threads of a task must be a whole number of at least 1, not {threads}",
+    if threads is not None and (int(threads) != threads or not 1 <= threads <= MAX_PARALLEL):
+        raise ExecutorError.at("E0803", f"the threads of a task must be a whole number from 1 to {MAX_PARALLEL}, "
+                               f"not {threads}",
                                notes=["help: --threads N gives each task N solver threads (default 1)"])
     return None if threads is None else int(threads)
 
@@ -453,10 +464,7 @@ class ProcessExecutor(Executor):
 
     def __init__(self, jobs: int, *, threads: int | None = 1, method: str | None = None,
                  preload: Sequence[str] = (), start: bool = True) -> None:
-        self.jobs = int(jobs)
-        if self.jobs < 1:
-            raise ExecutorError.at("E0803", f"--jobs must be at least 1, not {jobs}",
-                                   notes=["help: --jobs 1 runs serially; the default is the number of cores"])
+        self.jobs = _check_jobs(jobs)
         self.threads = _check_threads(threads)
         self.method = method
         self.preload = tuple(dict.fromkeys((*PRELOAD, *preload)))
@@ -848,9 +856,8 @@ def make_executor(jobs: int | None = None, scheduler: str | None = None, *, thre
     serial for 1.  ``threads`` limits the threads of each task (see the module docstring); ``method`` is the start
     method of local processes.
     """
-    if jobs is not None and jobs < 1:
-        raise ExecutorError.at("E0803", f"--jobs must be at least 1, not {jobs}",
-                               notes=["help: --jobs 1 runs serially; the default is the number of cores"])
+    if jobs is not None:
+        _check_jobs(jobs)
     if scheduler:
         return DaskExecutor(scheduler, workers=jobs, threads=threads)
     n = available_cores() if jobs is None else jobs

@@ -13,12 +13,12 @@ import numpy as np
 from nnmip.check import CheckedProgram, SolverSpec, TrainTask, check
 from nnmip.drivers.evaluate import robust_metrics
 from nnmip.drivers.train import TrainResult, result_dict, train_network
-from nnmip.errors import DataError, Diagnostic
+from nnmip.errors import DataError, Diagnostic, NnmipSyntaxError
 from nnmip.io.data import Dataset, Preprocess, load_dataset
 from nnmip.ir.network import Network
 from nnmip.passes.prune import prune_network
 from nnmip.solution import Progress, SolveOptions
-from nnmip.syntax import parse_file
+from nnmip.syntax import parse, parse_file
 
 
 @dataclass
@@ -69,8 +69,27 @@ def load_program(path: str | Path) -> CheckedProgram:
 
     check_path("path", path)
     note_input(path)
-    prog = parse_file(path)
+    try:
+        prog = parse_file(path)
+    except NnmipSyntaxError:
+        text = _without_bom(path)    # a UTF-8 byte-order mark before the text: the program after it
+        if text is None:
+            raise
+        prog = parse(text, str(path))
     return check(prog, Path(path).resolve().parent)
+
+
+def _without_bom(path: str | Path) -> str | None:
+    """The text of a UTF-8 file that starts with a byte-order mark, without it (None for any other file)."""
+    import codecs
+
+    try:
+        with open(path, "rb") as f:
+            if f.read(len(codecs.BOM_UTF8)) != codecs.BOM_UTF8:
+                return None
+            return f.read().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def task_dataset(cp: CheckedProgram, task: TrainTask) -> Dataset:

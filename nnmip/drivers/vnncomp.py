@@ -18,6 +18,7 @@ import contextlib
 import csv
 import io
 import json
+import math
 import os
 import signal
 import subprocess
@@ -49,6 +50,8 @@ class Instance:
     vnnlib: str
     timeout: float
     index: int = 0
+    #: the instance's line in its instances CSV (1-based; 0 when it was not read from a file)
+    line: int = 0
 
     @property
     def key(self) -> str:
@@ -96,25 +99,55 @@ def find_instances_csv(bench: Path) -> Path:
 
 
 def read_instances(bench: Path, csv_path: Path, family: str | None = None) -> list[Instance]:
-    """The rows ``network,property,timeout`` of ``csv_path`` (paths relative to ``bench``)."""
+    """The rows ``network,property,timeout`` of ``csv_path`` (paths relative to ``bench``).
+
+    A malformed list is ``E0313``, located at its line: not three fields, a timeout that is not a finite positive
+    number of seconds, or a file that is not UTF-8 text (a UTF-8 byte-order mark is skipped).
+    """
+    from nnmip.errors import Span
+    from nnmip.io.files import read_text_file
+
     fam = family or bench.resolve().name
+    name = str(csv_path)
     out: list[Instance] = []
-    try:
-        lines = csv_path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise DataError.at("E0301", f"cannot read '{csv_path}': {exc.strerror or exc}") from None
-    for i, row in enumerate(csv.reader(lines), 1):
+    text = read_text_file(csv_path, name, code="E0313")
+    line = 0
+
+    def bad(message: str, help_text: str) -> DataError:
+        e = DataError.at("E0313", f"line {line} of '{name}' {message}", Span(line, 1, line, 1, name),
+                         [f"help: {help_text}"])
+        assert isinstance(e, DataError)
+        return e
+
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise bad("holds a NUL byte: the list is not a text file", "give the family's instances CSV, one "
+                  "network,property,timeout per line")
+    reader = csv.reader(text.splitlines())
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            line = reader.line_num
+            raise bad(f"cannot be read as CSV: {exc}", "VNN-COMP instance lists are plain text, one "
+                      "network,property,timeout per line") from None
+        line = reader.line_num
         if not row or not "".join(row).strip():
             continue
         if len(row) != 3:
-            raise DataError.at("E0313", f"line {i} of '{csv_path}' has {len(row)} fields; expected network, "
-                               "property, timeout", notes=["help: VNN-COMP instance lists have three columns"])
+            raise bad(f"has {len(row)} fields; expected network, property, timeout",
+                      "VNN-COMP instance lists have three columns")
         try:
             t = float(row[2])
         except ValueError:
-            raise DataError.at("E0313", f"line {i} of '{csv_path}': timeout '{row[2]}' is not a number",
-                               notes=["help: the third column is the timeout in seconds"]) from None
-        out.append(Instance(fam, row[0].strip(), row[1].strip(), t, len(out)))
+            raise bad(f"has the timeout '{row[2].strip()[:40]}', which is not a number",
+                      "the third column is the timeout in seconds") from None
+        if not math.isfinite(t) or t <= 0:
+            raise bad(f"has the timeout {row[2].strip()[:40]}, which is not a positive number of seconds",
+                      "the third column is the timeout in seconds, a finite number above 0")
+        out.append(Instance(fam, row[0].strip(), row[1].strip(), t, len(out), line))
     return out
 
 
@@ -239,23 +272,76 @@ def run_family(bench: str | os.PathLike[str], *, instances_csv: str | os.PathLik
     Each instance's budget is its own timeout (``timeout`` replaces it, ``timeout_scale`` multiplies it); each
     instance's process runs its solver and BLAS with ``threads`` threads (``None``: the libraries' defaults).
     """
+    from nnmip.errors import check_int
+    from nnmip.io.safe import note_input, run_scope
+
+    check_int("seed", seed)
+    check_int("sample", sample, low=1, none=True)
     b = Path(bench)
     if not b.is_dir():
         raise DataError.at("E0301", f"benchmark folder '{b}' does not exist")
     csv_path = Path(instances_csv) if instances_csv is not None else find_instances_csv(b)
-    insts = select(read_instances(b, csv_path), sample, seed)
-    out = Path(results_dir) if results_dir is not None else Path("vnncomp_results") / b.resolve().name
-    out.mkdir(parents=True, exist_ok=True)
-    tasks = [Task(str(b), i, str(out), (timeout if timeout is not None else i.timeout) * timeout_scale, workers,
-                  solver, threads) for i in insts]
-    t0 = time.monotonic()
-    results = run_instances(tasks, jobs, progress, scheduler)
-    write_summary(out, results, {"bench": str(b), "instances": str(csv_path), "jobs": jobs, "workers": workers,
-                                 "timeout": timeout, "timeout_scale": timeout_scale, "sample": sample, "seed": seed,
-                                 "solver": solver, "threads": threads, "seconds": round(time.monotonic() - t0, 2),
-                                 **({"interrupted": True, "not_run": len(tasks) - len(results)}
-                                    if STOP.is_set() else {})})
+    with run_scope():   # the list, the networks and the properties: no result file may be written over one
+        note_input(csv_path)
+        listed = read_instances(b, csv_path)
+        for i in listed:
+            note_input(b / i.onnx)
+            note_input(b / i.vnnlib)
+        insts = select(listed, sample, seed)
+        budgets = [_budget(i, csv_path, timeout, timeout_scale) for i in insts]
+        out = Path(results_dir) if results_dir is not None else Path("vnncomp_results") / b.resolve().name
+        check_outputs(out, insts)
+        out.mkdir(parents=True, exist_ok=True)
+        tasks = [Task(str(b), i, str(out), t, workers, solver, threads) for i, t in zip(insts, budgets, strict=True)]
+        t0 = time.monotonic()
+        results = run_instances(tasks, jobs, progress, scheduler)
+        write_summary(out, results, {"bench": str(b), "instances": str(csv_path), "jobs": jobs, "workers": workers,
+                                     "timeout": timeout, "timeout_scale": timeout_scale, "sample": sample,
+                                     "seed": seed, "solver": solver, "threads": threads,
+                                     "seconds": round(time.monotonic() - t0, 2),
+                                     **({"interrupted": True, "not_run": len(tasks) - len(results)}
+                                        if STOP.is_set() else {})})
     return results, out
+
+
+#: the longest budget of one instance in seconds (about 115 days): beyond it no timer of the run keeps time
+MAX_TIMEOUT = 1e7
+
+
+def _budget(inst: Instance, csv_path: Path, timeout: float | None, scale: float) -> float:
+    """The seconds ``inst`` may run: its timeout (or ``timeout``) times ``scale``; ``E0313`` at the instance's
+    line (``E0109`` when ``timeout`` is the cause) for a budget that is not a positive number of seconds up to
+    :data:`MAX_TIMEOUT`.
+    """
+    from nnmip.errors import Span
+
+    t = (timeout if timeout is not None else inst.timeout) * scale
+    if math.isfinite(t) and 0 < t <= MAX_TIMEOUT:
+        return t
+    if timeout is not None:
+        raise DataError.at("E0109", f"--timeout {timeout:g} times --timeout-scale {scale:g} is {t:g} seconds, "
+                           f"not between 0 and {MAX_TIMEOUT:g}",
+                           notes=["help: give a timeout and a scale whose product is a sensible number of seconds"])
+    where = Span(inst.line, 1, inst.line, 1, str(csv_path)) if inst.line else Span(file=str(csv_path))
+    raise DataError.at("E0313", f"line {inst.line} of '{csv_path}': the timeout {inst.timeout:g} times "
+                       f"--timeout-scale {scale:g} is {t:g} seconds, not between 0 and {MAX_TIMEOUT:g}", where,
+                       ["help: lower --timeout-scale, or give the instance a timeout of at most "
+                        f"{MAX_TIMEOUT:g} seconds"])
+
+
+def check_outputs(out: Path, insts: Sequence[Instance]) -> None:
+    """Refuse, before any instance runs, a results folder where a result file or a summary would replace an
+    input of the run (``E0613``) or cannot be written (``E0610``-``E0612``).
+    """
+    from nnmip.io.safe import check_writable
+
+    if not out.is_dir():
+        return    # a folder still to be made holds no file
+    for name in ("summary.csv", "summary.json"):
+        check_writable(out / name, "--results-dir")
+    for i in insts:
+        for ext in (".txt", ".json"):
+            check_writable(out / f"{i.name}{ext}", "--results-dir")
 
 
 def write_summary(out: Path, results: list[InstanceResult], run: dict[str, Any]) -> None:

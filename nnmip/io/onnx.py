@@ -529,6 +529,9 @@ class _Importer:
 
     # IR ----------------------------------------------------------------------------------------------------------
     def add(self, base: str, op: Op, inputs: tuple[str, ...], dim: int) -> str:
+        if dim < 1:
+            raise self.err("E0702", f"onnx node '{base}' computes an empty tensor (no value)",
+                           "help: every layer of the network needs at least one unit")
         name = self.names.take(lp_safe(base))
         self.graph.add_node(name, op=op, inputs=inputs)
         for s_ in inputs:
@@ -621,7 +624,11 @@ class _Importer:
     def run(self) -> tuple[Network, Scaler | None]:
         g = self.model.graph
         for t in g.initializer:
-            self.values[t.name] = np.asarray(numpy_helper.to_array(t))
+            try:
+                self.values[t.name] = np.asarray(numpy_helper.to_array(t))
+            except Exception as e:  # data that do not fit the declared shape, an unknown element type, ...
+                raise self.err("E0703", f"onnx tensor '{t.name}' of shape {list(t.dims)} cannot be read: {e}",
+                               "help: write the file again with onnx.save_model or torch.onnx.export") from None
         inputs = [v for v in g.input if v.name not in self.values]
         if len(inputs) != 1:
             raise self.err("E0702", f"the onnx graph has {len(inputs)} non-constant inputs; nnmip imports "
@@ -638,6 +645,9 @@ class _Importer:
         needed = self.needed(out_name, inp.name, producer)
         shape = self.input_shape(inp, [n for n in g.node if id(n) in needed])
         n_in = int(np.prod(shape, dtype=np.int64))
+        if n_in < 1:
+            raise self.err("E0702", f"the onnx input '{inp.name}' has the shape {list(shape)}, which holds no value",
+                           "help: give the graph input a static shape such as [1, d] or [1, c, h, w]")
         x = "x"
         self.graph.add_node(x, op=Input(dim=n_in), inputs=())
         self.dims[x] = n_in
@@ -684,7 +694,28 @@ class _Importer:
         diags = validate_graph(self.graph, self.net_name)
         if diags:
             raise self.err("E0702", diags[0].message)
+        self.check_magnitudes()
         return Network(self.graph, self.net_name), scaler
+
+    def check_magnitudes(self) -> None:
+        """Refuse a weight or bias beyond :data:`nnmip.model.MAX_MAGNITUDE` (``E0133``), as a ``.nnmip`` file's is:
+        no solver keeps the rows built from it apart from infinity.
+        """
+        from nnmip.model import MAX_MAGNITUDE
+
+        for name in self.graph.nodes:
+            op = self.graph.nodes[name]["op"]
+            if not isinstance(op, Dense):
+                continue
+            for what, dom in (("weight", op.weights), ("bias", op.bias)):
+                values = np.asarray(op.sparse.data if what == "weight" and op.sparse is not None
+                                    else [] if dom is None else dom.lo, dtype=np.float64).ravel()
+                if values.size and np.abs(values).max() > MAX_MAGNITUDE:
+                    big = float(values[np.argmax(np.abs(values))])
+                    raise self.err("E0133", f"layer '{name}' has a {what} of {big:g}, beyond {MAX_MAGNITUDE:g}, the "
+                                   "largest magnitude nnmip gives a solver",
+                                   "help: scale the network's weights down (the outputs scale with them), or "
+                                   "export it again from a model trained with smaller weights")
 
     def primary_output(self, producer: dict[str, onnx.NodeProto]) -> str:
         g = self.model.graph
@@ -945,6 +976,10 @@ class _Importer:
     def matmul_right(self, node: onnx.NodeProto, v: _Lin, B: np.ndarray) -> _Lin:
         """``v @ B`` for a constant ``B`` (2-D, or 1-D)."""
         s = v.shape
+        if not s or B.ndim == 0:
+            raise self.err("E0702", f"{_label(node)} ({node.op_type}) multiplies a scalar (a tensor of rank 0); "
+                           "a matrix product needs tensors of rank 1 or more",
+                           "help: give the graph input a static shape such as [1, d]")
         k = s[-1]
         if B.ndim > 2:
             raise self.err("E0702", f"{_label(node)} ({node.op_type}) has weights of shape {list(B.shape)}; nnmip "
@@ -966,6 +1001,10 @@ class _Importer:
 
     def matmul_left(self, node: onnx.NodeProto, A: np.ndarray, v: _Lin) -> _Lin:
         """``A @ v`` for a constant 2-D ``A``."""
+        if not v.shape:
+            raise self.err("E0702", f"{_label(node)} ({node.op_type}) multiplies a scalar (a tensor of rank 0); "
+                           "a matrix product needs tensors of rank 1 or more",
+                           "help: give the graph input a static shape such as [1, d]")
         if A.ndim != 2:
             raise self.err("E0702", f"{_label(node)} ({node.op_type}) has weights of shape {list(A.shape)}; nnmip "
                            "imports 2-D weight matrices")

@@ -6,8 +6,9 @@ Guarantees
   the run reads is recorded with :func:`note_input`; a target that is the same file as one of them, by resolved
   path or by ``(st_dev, st_ino)`` (so symlinks and hard links are caught too), is refused with ``E0613``.
 * **Outputs are checked before the work.** :func:`check_writable` refuses a target that is a folder (``E0610``),
-  whose folder does not exist (``E0611``) or cannot be written (``E0612``), or that names an input (``E0613``);
-  the commands call it for every output before any solve starts.
+  whose folder does not exist (``E0611``) or cannot be written (``E0612``: a file is created there and removed
+  at once to find out, since permissions do not tell on ``/sys``, ``/proc`` or a read-only mount), or that
+  names an input (``E0613``); the commands call it for every output before any solve starts.
 * **Atomic replacement.** The bytes go to a temporary file in the target's folder (``tempfile``), are flushed
   and ``fsync``-ed, and only then renamed over the target with :func:`os.replace`.  A failure at any point (a
   full disk, a size limit, an exception, Ctrl-C) removes the temporary file and leaves the previous file as it
@@ -135,10 +136,35 @@ def check_writable(path: str | os.PathLike[str], option: str | None = None, *, s
                    f"help: create '{given.parent}' first or write somewhere else")
     if target.exists() and not os.access(target, os.W_OK):
         raise _err("E0612", f"'{text}' is not writable", option, "help: check its permissions")
-    if not os.access(folder, os.W_OK | os.X_OK):
+    if _special(target):
+        return target    # written in place (a device, a FIFO): nothing is created in its folder
+    if not os.access(folder, os.W_OK | os.X_OK) or not _can_create_in(folder):
         raise _err("E0612", f"cannot create files in the folder of '{text}'", option,
                    "help: check the folder's permissions or write somewhere else")
     return target
+
+
+def _special(target: Path) -> bool:
+    """Whether ``target`` exists and is not a regular file (a device or a FIFO: it is written in place)."""
+    try:
+        return not stat.S_ISREG(os.stat(target).st_mode)
+    except OSError:
+        return False
+
+
+def _can_create_in(folder: Path) -> bool:
+    """Whether a file can be created in ``folder``, tried with one that is removed at once: permissions alone do
+    not tell (root may write anywhere the permissions say, but not in ``/sys`` or ``/proc``, nor on a read-only
+    mount).
+    """
+    try:
+        fd, name = tempfile.mkstemp(dir=folder, prefix=".nnmip-probe.", suffix=".part")
+    except OSError:
+        return False
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(name)
+    return True
 
 
 def _mode_for(target: Path) -> int:
@@ -158,17 +184,18 @@ def atomic_write(path: str | os.PathLike[str], option: str | None = None, *, sou
     Raises :class:`OutputError` (``E0603``, ``E0610``-``E0614``); the previous file is untouched on any error.
     """
     target = check_writable(path, option, source=source)
-    try:
-        special = not stat.S_ISREG(os.stat(target).st_mode)
-    except OSError:
-        special = False
-    if special:
+    if _special(target):
         # a device or a FIFO (``/dev/null``, a pipe): write to it in place; renaming would replace it
         with _write_failure(path, option), open(target, "wb") as f:
             yield f
         return
-    tmp = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", suffix=".part",  # noqa: SIM115
-                                      delete=False)
+    try:
+        tmp = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", suffix=".part",  # noqa: SIM115
+                                          delete=False)
+    except OSError as exc:   # the folder changed since the check, or refuses new files
+        raise _err("E0612", f"cannot create files in the folder of '{os.fspath(path)}': {exc.strerror or exc}",
+                   option, "help: the previous file (if any) was kept; check the folder's permissions or write "
+                   "somewhere else") from None
     done = False
     try:
         with _write_failure(path, option):

@@ -131,7 +131,10 @@ MAX_TEXT_BYTES = 256 * 1024 * 1024    # so are larger (decompressed) files
 
 
 def _read(file: str) -> str:
-    """The text of a ``.vnnlib`` file, gzip-compressed or not; UTF-8, or Latin-1 when it is not (comments only)."""
+    """The text of a ``.vnnlib`` file, gzip-compressed or not; UTF-8 (a byte-order mark is skipped), or Latin-1 when
+    it is not (comments only).
+    """
+    import codecs
     import io
     import zlib
 
@@ -160,6 +163,8 @@ def _read(file: str) -> str:
         if raw.startswith(bom):
             raise _err("E0710", f"'{file}' is {enc} text", None, file, "help: save the property as UTF-8 or ASCII",
                        line=1)
+    if raw.startswith(codecs.BOM_UTF8):   # the byte-order mark some editors put before UTF-8 text
+        raw = raw[len(codecs.BOM_UTF8):]
     if b"\x00" in raw:
         line = raw.count(b"\n", 0, raw.index(b"\x00")) + 1
         raise _err("E0710", f"'{file}' holds a NUL byte on line {line}: it is not a text file", None, file,
