@@ -181,6 +181,13 @@ class StopRequest:
         #: solves started since the last :meth:`clear` (a Ctrl-C before the first one has nothing to keep)
         self.started = 0
 
+    def begin(self) -> None:
+        """Record that work has started whose result is worth keeping (bound tightening, branch and bound): from
+        now on a Ctrl-C of the command is a stop request that work ends on, as it is for a solve.
+        """
+        with self._lock:
+            self.started += 1
+
     def request(self) -> None:
         self._event.set()
         with self._lock:

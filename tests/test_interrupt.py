@@ -260,3 +260,26 @@ def test_cbc_log_reading_decides_whether_the_start_is_the_incumbent() -> None:
     assert _improved_on_start(start + ["✔ Feasibility pump — best -120 in 44.1s (1 round, 18 passes)\n"]) is True
     assert _improved_on_start(start + ["      1      4          606       0.0874 found      -101      5.41\n"]) is True
     assert _improved_on_start(start + ["✔ Stopped — BestSol: -93   Bound: -300   Gap: 226.09%\n"]) is True
+
+
+def test_sigint_during_branch_and_bound_keeps_its_bound(tmp_path: Path) -> None:
+    """Ctrl-C while ``verify`` splits ReLUs (no MILP has started): the search stops with what it has, the JSON and
+    the VNN-COMP result file are written, marked interrupted, with the bound reached (the bound tightening and the
+    branch and bound used to end the command with nothing)."""
+    _hard_verification(tmp_path)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    p = subprocess.Popen([sys.executable, "-m", "nnmip.cli", "verify", "--onnx", "n.onnx", "--vnnlib", "p.vnnlib",
+                          "--bab", "relu", "--counterexample", "ce.txt", "--json", "r.json"],
+                         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(p, "  highs:", 60)    # the first progress line: the search runs
+    time.sleep(2.0)
+    assert p.poll() is None, "the search ended before the interrupt"
+    seconds = interrupt(p)
+    rest = p.stderr.read() if p.stderr else ""
+    assert p.returncode == 130, rest[-2000:]
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["interrupted"] is True
+    assert report["result"] == "unknown"
+    assert report["bound"] is not None
+    assert (tmp_path / "ce.txt").read_text().strip() in ("unknown", "timeout")
+    assert seconds < 5.0, seconds

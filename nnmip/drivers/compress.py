@@ -34,6 +34,7 @@ from nnmip.ir.ops import Dense, Identity, Input, ReLU, Sign, Step
 from nnmip.ir.spec import Region, box
 from nnmip.model import Block
 from nnmip.passes.bounds import BoundReport, tighten_bounds
+from nnmip.solution import STOP
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,7 @@ def compress(net: Network, lo: npt.ArrayLike | None = None, hi: npt.ArrayLike | 
                                   ["help: pass --domain LO HI, or declare the input as x: n real[lo, hi]"])
     region = Region((box(lo_a, hi_a),))
     inp, layers, out_identity = _chain(net)
+    STOP.begin()        # a Ctrl-C from here ends the tightening with the units it proved (the rest are kept)
     rep: BoundReport = tighten_bounds(net, region, method=method, solver=solver, time_limit=time_limit)
     res = CompressResult(net, net, method, bounds=rep.to_dict())
     res.units_before = sum(L.W.shape[0] for L in layers if L.act is not None)

@@ -62,7 +62,7 @@ from nnmip.passes.bounds import (
     tighten_bounds,
     unstable_mask,
 )
-from nnmip.solution import SolveOptions, Status
+from nnmip.solution import STOP, SolveOptions, Status
 
 log = logging.getLogger(__name__)
 
@@ -367,6 +367,7 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
     cuts_of(method)
     q = _Question.setup(net, sets, prop, solver=solver, options=options, domain=domain, on_case=on_case,
                         deadline=Deadline.of(time_limit, deadline))
+    STOP.begin()        # from here a Ctrl-C ends the search, the bounds or the MILP with what they have
     if q.sample(samples, seed):
         return q.finish(COUNTEREXAMPLE)
     if q.decide and q.search(seed):
