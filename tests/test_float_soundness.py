@@ -171,3 +171,16 @@ def test_input_branch_and_bound_ends_on_boxes_it_cannot_settle() -> None:
     r = out[0]
     assert r.result == "unknown"          # type: ignore[attr-defined]
     assert r.timed_out is False           # type: ignore[attr-defined]
+
+
+def test_sampled_points_lie_in_the_region_exactly() -> None:
+    """The corners of a tiny l1 ball's box, pulled to the ball, may round just outside it: sampling keeps only the
+    points the exact test accepts (they may be reported as the input attaining a value)."""
+    region = vs.Region((vs.l1(np.array([0.85574424]), 1e-6),), np.zeros(1), np.ones(1))
+    X = region.sample(1, 256, np.random.default_rng(0))
+    assert X.shape[0] > 0
+    assert all(region.contains_point(x) for x in X)
+    for seed in range(5):
+        c = np.random.default_rng(seed).random(3)
+        reg3 = vs.Region((vs.l1(c, 1e-6),), np.zeros(3), np.ones(3))
+        assert all(reg3.contains_point(x) for x in reg3.sample(3, 256, np.random.default_rng(seed)))

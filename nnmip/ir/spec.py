@@ -320,7 +320,7 @@ class Region:
                 far = d > room                 # d > room >= 0: no division by zero, no overflow
                 f[far] = room / d[far]
                 X = cc + (X - cc) * f[:, None]
-        return X[self.contains(X)]
+        return X[self.contains(X, tol=0.0)]    # exactly in the region: these points may be reported
 
 
 # ----------------------------------------------------------------------------------------------------------
