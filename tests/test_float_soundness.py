@@ -184,3 +184,20 @@ def test_sampled_points_lie_in_the_region_exactly() -> None:
         c = np.random.default_rng(seed).random(3)
         reg3 = vs.Region((vs.l1(c, 1e-6),), np.zeros(3), np.ones(3))
         assert all(reg3.contains_point(x) for x in reg3.sample(3, 256, np.random.default_rng(seed)))
+
+
+def test_the_value_is_the_forward_pass_of_the_reported_input() -> None:
+    """The value of an optimum is the forward pass of the input reported with it, run on its own (in a batch of
+    samples a row can round differently where terms cancel)."""
+    net = _cancelling()
+    for seed in range(4):
+        r = verify(net, [vs.box([0.3], [0.7])], vs.maximize([1.0]), seed=seed, time_limit=30)
+        assert r.counterexample is not None
+        assert r.value == float(net.forward(r.counterexample[None, :])[0, 0])
+    rng = np.random.default_rng(1974)
+    layers = [(rng.normal(size=(8, 4)) * 10 ** rng.uniform(-3, 3, size=(8, 1)), rng.normal(size=8)),
+              (rng.normal(size=(2, 8)), rng.normal(size=2))]
+    wide = network_from_layers(layers, "relu")
+    r = verify(wide, [vs.box(np.zeros(4), np.ones(4))], vs.maximize([1.0, -1.0]), time_limit=30)
+    assert r.counterexample is not None
+    assert r.value == float(wide.forward(r.counterexample[None, :])[0] @ np.array([1.0, -1.0]))

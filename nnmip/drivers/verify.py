@@ -568,18 +568,27 @@ class _Question:
             return False
         Y = self.net.forward(X)
         scores = np.stack([cs.score(Y) for cs in self.cases], axis=1)
-        self.case_values = np.maximum(self.case_values, scores.max(axis=0))
         viol = self.prop.violated(Y)
         if self.decide and viol.any():
             k = int(np.argmax(viol))
             if self.record_cex(X[k]):
-                self.res.value = self.to_prop(float(scores[k].max()))
-                self.res.cases = [CaseResult("sampling", np.inf, float(scores[k].max()), "sampling")]
+                assert self.res.output is not None    # the value at the input as reported: its own forward pass
+                score = max(float(cs.score(self.res.output[None, :])[0]) for cs in self.cases)
+                self.res.value = self.to_prop(score)
+                self.res.cases = [CaseResult("sampling", np.inf, score, "sampling")]
                 self.res.notes.append(f"found by sampling {X.shape[0]} inputs of the set")
                 return True
-        if self.prop.is_optimization:
-            self.best_x = X[int(np.argmax(scores[:, 0]))]
-            self.case_x = {k: X[int(np.argmax(scores[:, k]))] for k in range(scores.shape[1])}
+        # each case's best row, run again on its own: in a batch a row may round differently (by 1e-9 where terms
+        # cancel), and a value is reported with the forward pass of its input alone
+        for k, cs in enumerate(self.cases):
+            x = X[int(np.argmax(scores[:, k]))]
+            v = float(cs.score(self.net.forward(x[None, :]))[0])
+            if v > self.case_values[k]:
+                self.case_values[k] = v
+                if self.prop.is_optimization:
+                    self.case_x[k] = x
+        if self.prop.is_optimization and self.case_x:
+            self.best_x = self.case_x[max(self.case_x, key=lambda k: self.case_values[k])]
         return False
 
     # -- 2. local search on the piecewise-linear network ---------------------------------------------------
