@@ -155,16 +155,20 @@ class HighsBackend:
 
         h.cbMipImprovingSolution.subscribe(improving)
         h.HandleUserInterrupt = True
-        thread = h.startSolve()
         asked = None
+        # watched before the start: a Ctrl-C from here on is a stop request, never an exception between the start
+        # and the watch that would leave the solve running
         with STOP.watch(h.cancelSolve):
             try:
+                thread = h.startSolve()
                 while True:
                     done, run_status = h.wait(0.05)
                     if done:
                         return run_status, None
                     if STOP.is_set():
-                        asked = asked if asked is not None else time.perf_counter()
+                        if asked is None:     # a cancel that came before the start is forgotten by it: again
+                            asked = time.perf_counter()
+                            h.cancelSolve()
                         if time.perf_counter() - asked > STOP_GRACE:
                             STOP.abandoned.append(thread)
                             return None, kept
