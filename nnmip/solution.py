@@ -228,6 +228,12 @@ class StopRequest:
                 self._hooks.remove(cancel)
 
 
+#: the most worker processes, Dask workers or threads a run may ask for (every --jobs, --workers and --threads of
+#: the command line, and an ensemble's workers=, has this limit): more is a typo, and starting that many processes
+#: would stall the machine
+MAX_PARALLEL = 1024
+
+
 #: The stop request of this process (set by ``nnmip``'s Ctrl-C handler; library users may call ``request()``).
 STOP = StopRequest()
 

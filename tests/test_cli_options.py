@@ -191,3 +191,27 @@ def test_counterexample_dash_is_standard_output(tmp_path: Path, capsys, monkeypa
     assert rc == 2
     assert "error[E0615]" in err
     assert json.loads(out)["errors"][0]["code"] == "E0615"
+
+
+def test_an_ensembles_workers_has_the_same_limit_located(tmp_path: Path) -> None:
+    src = """data iris = sklearn("iris", scale=minmax) split(train=0.5, validation=0.25, test=0.25, seed=0)
+network n(x: 4) {
+    h = dense(x, 2, weights=real[-1, 1], bias=real[-1, 1])
+    a = step(h)
+    o = dense(a, 2, weights=int[-1, 1], bias=real[-1, 1])
+    y = step(o)
+}
+train n on iris { loss = hamming; subset = random(30, seed=0); strategy = one_vs_one(member=exact, workers=5000) }
+"""
+    f = tmp_path / "ens.nnmip"
+    f.write_text(src, encoding="utf-8")
+    from nnmip.check import check
+    from nnmip.errors import NnmipError
+    from nnmip.syntax import parse_file
+
+    with pytest.raises(NnmipError) as info:
+        check(parse_file(f), tmp_path)
+    d = info.value.diagnostics[0]
+    assert d.code == "E0109"
+    assert "at most 1024" in d.message
+    assert d.span.line == 8

@@ -256,3 +256,20 @@ statements = st.one_of(
 @given(st.lists(statements, max_size=4).map(lambda items: ast.Program(tuple(items))))
 def test_random_programs_round_trip(p: ast.Program) -> None:
     assert_round_trip(p)
+
+
+def test_parse_file_reads_a_byte_order_mark(tmp_path: Path) -> None:
+    """Some editors start UTF-8 files with a byte-order mark: it is not text, and locations are unchanged."""
+    src = (EXAMPLES / "bcw.nnmip").read_text(encoding="utf-8")
+    f = tmp_path / "bom.nnmip"
+    f.write_bytes(b"\xef\xbb\xbf" + src.encode("utf-8"))
+    assert parser_mod.parse_file(f) == parser_mod.parse(src, str(f))
+    bad = tmp_path / "bad.nnmip"
+    text = b"network n(x: 2) {\n    h = dense(x, 1\n}\n"
+    bad.write_bytes(text)
+    with pytest.raises(NnmipSyntaxError) as plain:
+        parser_mod.parse_file(bad)
+    bad.write_bytes(b"\xef\xbb\xbf" + text)
+    with pytest.raises(NnmipSyntaxError) as marked:
+        parser_mod.parse_file(bad)
+    assert marked.value.diagnostics[0].span == plain.value.diagnostics[0].span      # same line and column

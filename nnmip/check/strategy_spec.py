@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from nnmip.solution import MAX_PARALLEL
 from nnmip.syntax import ast
 
 if TYPE_CHECKING:
@@ -78,6 +79,11 @@ def check_strategy(ck: _Checker, v: ast.Value) -> StrategySpec | None:
         where = f"argument '{key}' of '{name}'"
         if (name, key) in CHOICES and val not in CHOICES[name, key]:
             ck.err("E0154", f"{where} must be one of {', '.join(CHOICES[name, key])}, got '{val}'", spans[key])
+            ok = False
+            continue
+        if key == "workers" and val > MAX_PARALLEL:
+            ck.err("E0109", f"{where} must be at most {MAX_PARALLEL}, got {val}", spans[key],
+                   "help: one process per core is plenty; workers=2 on a 2-core machine")
             ok = False
             continue
         if key in ("max_splits", "init_splits") and val < 0:

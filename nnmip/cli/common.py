@@ -13,9 +13,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from nnmip.drivers.executor import MAX_PARALLEL
 from nnmip.errors import Diagnostic, NnmipError, Span
-from nnmip.solution import Progress, Status
+from nnmip.solution import MAX_PARALLEL, Progress, Status
 
 EXIT_OK, EXIT_UNSOLVED, EXIT_INPUT, EXIT_SOLVER, EXIT_INTERNAL, EXIT_INTERRUPT = 0, 1, 2, 3, 4, 130
 

@@ -67,7 +67,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nnmip.errors import NnmipError
-from nnmip.solution import STOP, default_solver_threads, stop_on_sigint
+from nnmip.solution import MAX_PARALLEL, STOP, default_solver_threads, stop_on_sigint
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +82,6 @@ INTERRUPTED_CODE = "E0807"
 CHUNK_SECONDS = 0.1
 #: the most items in one chunk
 MAX_CHUNK = 256
-#: the most worker processes, Dask workers or threads a batch may ask for (every --jobs, --workers and --threads
-#: of the command line has this limit): more is a typo, and starting that many processes would stall the machine
-MAX_PARALLEL = 1024
 #: modules the forkserver imports once, so that the worker processes it forks start with them loaded
 PRELOAD = ("nnmip.drivers.executor", "nnmip.drivers.verify")
 #: environment variables of the thread pools of BLAS and OpenMP libraries loaded after a worker's limit is set

@@ -133,7 +133,7 @@ def parse_file(path: str | Path) -> ast.Program:
         if p.is_dir():
             raise NnmipError.at("E0002", f"'{p}' is a folder, not a .nnmip file", Span(file=str(path)),
                                 ["help: name the .nnmip file inside the folder"])
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")     # a byte-order mark, as some editors write, is not text
     except FileNotFoundError:
         raise NnmipError.at("E0002", f"file '{p}' does not exist", Span(file=str(path)),
                             ["help: check the path"]) from None
