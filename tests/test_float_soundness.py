@@ -201,3 +201,23 @@ def test_the_value_is_the_forward_pass_of_the_reported_input() -> None:
     r = verify(wide, [vs.box(np.zeros(4), np.ones(4))], vs.maximize([1.0, -1.0]), time_limit=30)
     assert r.counterexample is not None
     assert r.value == float(wide.forward(r.counterexample[None, :])[0] @ np.array([1.0, -1.0]))
+
+
+def test_a_proven_difference_holds_for_the_forward_passes() -> None:
+    """``prove_equivalence`` (``nnmip compress --prove``) against ``g(x) = x``: the cancelling network computes x
+    exactly but its forward pass strays by about 2e-5; the proven bound of |f - g| must cover that."""
+    from nnmip.drivers.compress import prove_equivalence
+
+    f = _cancelling()
+    g = network_from_layers([(np.array([[1.0]]), np.zeros(1)), (np.array([[1.0]]), np.zeros(1))], "relu")
+    X = 0.3 + 0.4 * np.random.default_rng(0).random((100_000, 1))
+    seen = float(np.max(np.abs(f.forward(X) - g.forward(X))))
+    assert seen > 1e-6
+    proof = prove_equivalence(f, g, [0.3], [0.7])
+    assert proof["bound"] >= seen
+    assert proof["optimal"] is False        # values of 1e11: no MILP proof, the interval bound stands
+    # an ordinary pair: the MILPs count, and the bound is about the true largest difference (0.1)
+    h = network_from_layers([(np.array([[1.0]]), np.zeros(1)), (np.array([[1.1]]), np.zeros(1))], "relu")
+    p2 = prove_equivalence(g, h, [0.0], [1.0])
+    assert p2["optimal"] is True
+    assert 0.1 - 1e-9 <= p2["bound"] <= 0.1 + 1e-6

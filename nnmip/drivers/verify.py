@@ -54,6 +54,7 @@ from nnmip.passes.bounds import (
     SAFETY,
     BoundReport,
     LpSession,
+    bound_scale,
     count_units,
     propagate_bounds,
     rounding_profile,
@@ -491,7 +492,7 @@ class _Question:
         lo, hi = region.box(net.n_inputs)
         P, N = rounding_profile(net, lo, hi)
         out = net.output
-        out_slack = rounding_slack(net, lo, hi)[out]
+        out_slack = rounding_slack(net, lo, hi, (P, N))[out]
         slack = np.array([score_slack(P[out], N[out], out_slack, cs.G, cs.h) for cs in cases])
         return cls(net, region, prop, cases, res, deadline, solver, backend, options, on_case,
                    case_bounds=np.full(len(cases), np.inf), case_values=np.full(len(cases), -np.inf),
@@ -736,7 +737,7 @@ class _Question:
                                           method_map=method)
         fm: FixedModel = build_fixed_model(net, self.region, rep.bounds, method=method)
         self._describe(fm, rep)
-        self.scale = _bound_scale(rep.bounds)
+        self.scale = bound_scale(rep.bounds)
         return fm, rep
 
     def _describe(self, fm: FixedModel, rep: BoundReport) -> None:
@@ -1108,18 +1109,6 @@ def _with_floor(model: Any) -> Any:
                          row_blocks=model.row_blocks + (Block("case", "floor", model.num_rows, (1,)),))
 
 
-
-
-def _bound_scale(bounds: dict[str, Any]) -> float:
-    """The largest finite magnitude of any bound in ``bounds``."""
-    top = 0.0
-    for lo, hi in bounds.values():
-        for v in (lo, hi):
-            a = np.abs(np.asarray(v, np.float64))
-            a = a[np.isfinite(a)]
-            if a.size:
-                top = max(top, float(a.max()))
-    return top
 
 
 def _milp_bound(raw: Any, widen: bool = False) -> float:

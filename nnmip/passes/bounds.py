@@ -66,12 +66,24 @@ UNIT_ROUNDOFF = 2.0 ** -53
 MILP_TRUST_SCALE = 1e6
 
 
+def bound_scale(bounds: BoundMap) -> float:
+    """The largest finite magnitude of any bound in ``bounds`` (compared with :data:`MILP_TRUST_SCALE`)."""
+    top = 0.0
+    for lo, hi in bounds.values():
+        a = np.abs(np.concatenate([np.ravel(lo), np.ravel(hi)]))
+        a = a[np.isfinite(a)]
+        if a.size:
+            top = max(top, float(a.max()))
+    return top
+
+
 def widen(lo: FloatArray, hi: FloatArray) -> Interval:
     """Relax bounds outward by ``1e-7 (1 + |b|)``."""
     return lo - SAFETY * (1 + np.abs(lo)), hi + SAFETY * (1 + np.abs(hi))
 
 
-def rounding_slack(net: Network, lo: FloatArray, hi: FloatArray) -> dict[str, FloatArray]:
+def rounding_slack(net: Network, lo: FloatArray, hi: FloatArray,
+                   profile: tuple[dict[str, FloatArray], dict[str, int]] | None = None) -> dict[str, FloatArray]:
     """Per affine node (dense, sum) of ``net``, for inputs in the box ``[lo, hi]``: how far a float64 evaluation
     of the node -- the forward pass, or any bound formed from the same terms summed in another order -- may stray
     from exact arithmetic (zero for the other nodes, which do not round).
@@ -85,8 +97,9 @@ def rounding_slack(net: Network, lo: FloatArray, hi: FloatArray) -> dict[str, Fl
     (Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed., §3.1), whatever the order, and products of
     matrices, or scalings by relaxation slopes in ``[0, 1]``, do not raise it to first order.  The slack is
     ``4 N u P``: one such error for the forward pass, one for the bound, doubled for what first order leaves out.
+    ``profile`` is :func:`rounding_profile`'s result when the caller has it.
     """
-    P, N = rounding_profile(net, lo, hi)
+    P, N = rounding_profile(net, lo, hi) if profile is None else profile
     return {n: 4.0 * N[n] * UNIT_ROUNDOFF * P[n] if isinstance(op, (Dense, Sum)) else np.zeros_like(P[n])
             for n, op in net.items()}
 
@@ -239,24 +252,37 @@ class BoundReport:
 # ------------------------------------------------------------------------------------------------------------
 # sound LP bounds
 # ------------------------------------------------------------------------------------------------------------
-def dual_bound(m: MatrixModel, c: FloatArray, y: FloatArray) -> float:
+def dual_bound(m: MatrixModel, c: FloatArray, y: FloatArray, r_mag: FloatArray | None = None) -> float:
     """Weak-duality upper bound of ``max c.x`` over ``m``'s rows and column bounds, valid for any ``y``, plus the
     rounding error its float64 sums can make (``4 n u`` times the sum of the absolute terms, ``n`` the number of
-    additions: Higham §3.1).
+    additions: Higham §3.1).  ``r_mag`` is ``|c| + |A|^T |y|`` when the caller has it (:func:`reduced_magnitude`).
     """
     r = c - m.A.T @ y
+    if r_mag is None:
+        r_mag = reduced_magnitude(m, c, y)
     with np.errstate(invalid="ignore", over="ignore"):
         rows = np.where(y > 0, y * m.row_ub, np.where(y < 0, y * m.row_lb, 0.0))
         cols = np.where(r > 0, r * m.col_ub, np.where(r < 0, r * m.col_lb, 0.0))
         total = float(np.sum(rows) + np.sum(cols))
         # |r| may be off by the rounding of c - A^T y, at most (nnz of the column + 1) u (|c| + |A|^T |y|)
         size = np.maximum(np.abs(m.col_lb), np.abs(m.col_ub))
-        r_mag = np.abs(c) + abs(m.A).T @ np.abs(y)
         col_err = np.where((r_mag > 0) & np.isfinite(size), r_mag * size, 0.0)   # (free columns: r must be 0)
         n_add = m.num_rows + m.num_cols + 2
         err = 4.0 * n_add * UNIT_ROUNDOFF * float(np.sum(np.abs(rows)) + np.sum(col_err))
     total += err
     return total if np.isfinite(total) else np.inf
+
+
+def reduced_magnitude(m: MatrixModel, c: FloatArray, y: FloatArray, absA: Any = None) -> FloatArray:
+    """``|c| + |A|^T |y|``: the size of the terms of the reduced costs ``c - A^T y`` (``absA``: ``|A|``, when the
+    caller keeps it).
+    """
+    nz = np.flatnonzero(y)
+    if not nz.size:
+        return np.abs(c)
+    if absA is not None:
+        return np.abs(c) + absA.T @ np.abs(y)
+    return np.abs(c) + abs(m.A[nz]).T @ np.abs(y[nz])      # the rows with a dual only
 
 
 class LpBounds:
@@ -276,6 +302,7 @@ class LpBounds:
         self.model = model.relaxed().replace(c=np.zeros(model.num_cols), c0=0.0, sense="max", cones=())
         self.session = backend.lp_session(self.model, time_limit)  # type: ignore[attr-defined]
         self.solver = backend.name
+        self._abs: Any = None        # |A|, for the rounding term of every bound
 
     @property
     def solves(self) -> int:
@@ -288,17 +315,21 @@ class LpBounds:
             return -np.inf
         if status != "optimal" or y is None:
             return np.inf
-        return _sound_bound(self.model, c, y)
+        if self._abs is None:
+            self._abs = abs(self.model.A)
+        return _sound_bound(self.model, c, y, self._abs)
 
 
-def _sound_bound(m: MatrixModel, c: dict[int, float], y: FloatArray) -> float:
+def _sound_bound(m: MatrixModel, c: dict[int, float], y: FloatArray, absA: Any = None) -> float:
     """The weak-duality bound of ``max sum_j c_j x_j`` over ``m`` from the row duals ``y`` (either sign
-    convention), widened by the safety margin; ``inf`` when it is not finite.
+    convention), widened by the safety margin; ``inf`` when it is not finite.  ``absA`` is ``|A|`` when the
+    caller keeps it.
     """
     cv = np.zeros(m.num_cols)
     for j, v in c.items():
         cv[j] = v
-    b = min(dual_bound(m, cv, y), dual_bound(m, cv, -y))
+    r_mag = reduced_magnitude(m, cv, y, absA)     # the same for y and -y
+    b = min(dual_bound(m, cv, y, r_mag), dual_bound(m, cv, -y, r_mag))
     return b + SAFETY * (1 + abs(b)) if np.isfinite(b) else np.inf
 
 
