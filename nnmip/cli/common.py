@@ -189,6 +189,19 @@ def check_count(option: str, value: int | None, upper: int = MAX_PARALLEL) -> No
                  help_text=f"give a whole number from 1 to {upper}")
 
 
+def check_domain(domain: Any) -> None:
+    """Refuse a ``--domain LO HI`` that is not a finite box (``E0109``) or whose ends are crossed (``E0410``)."""
+    if domain is None:
+        return
+    lo, hi = domain
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise NnmipError.at("E0109", f"--domain: {lo:g} {hi:g} is not a finite box",
+                            notes=["help: for example --domain 0 1"])
+    if lo > hi:
+        raise NnmipError.at("E0410", f"--domain: the lower end {lo:g} is above the upper end {hi:g}",
+                            notes=["help: give LO HI with LO <= HI"])
+
+
 def check_solver_args(a: argparse.Namespace) -> None:
     """The options of :func:`add_solver_args`, checked before any work."""
     check_number("--time-limit", getattr(a, "time_limit", None), positive=True)

@@ -60,17 +60,12 @@ def _load(a: argparse.Namespace) -> tuple[Network, Any]:
 
 @command("compress", "remove units that are stable over an input domain; the output computes the same function")
 def cmd_compress(a: argparse.Namespace) -> int:
-    from nnmip.cli.common import check_number, preflight
+    from nnmip.cli.common import check_domain, check_number, preflight
 
     _from_statement(a)
     check_number("--samples", a.samples, upper=10**8, integer=True)
     check_number("--time-limit", a.time_limit, positive=True)
-    if a.domain is not None:
-        if not np.isfinite(a.domain).all():
-            raise NnmipError.at("E0109", f"--domain: {a.domain[0]:g} {a.domain[1]:g} is not a finite box")
-        if a.domain[0] > a.domain[1]:
-            raise NnmipError.at("E0410", f"--domain: the lower end {a.domain[0]:g} is above the upper end "
-                                f"{a.domain[1]:g}")
+    check_domain(a.domain)
     for out in a.output:
         if not out.lower().endswith((".onnx", ".npz")):
             raise NnmipError.at("E0601", f"-o: unknown output format '{out}'", notes=["help: use .onnx or .npz"])

@@ -6,7 +6,6 @@ import argparse
 import sys
 
 from nnmip.cli.common import EXIT_OK, command
-from nnmip.errors import NnmipError
 
 
 def _configure_import(p: argparse.ArgumentParser) -> None:
@@ -30,7 +29,7 @@ def cmd_import(a: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from nnmip.cli.common import check_number, preflight
+    from nnmip.cli.common import check_domain, check_number, preflight
     from nnmip.drivers.verify import fold_scaler
     from nnmip.io.onnx import import_onnx
     from nnmip.io.safe import check_writable
@@ -41,14 +40,7 @@ def cmd_import(a: argparse.Namespace) -> int:
 
     check_number("--inline", a.inline, integer=True, upper=10**6,
                  help_text="give the largest number of values written inline, e.g. --inline 8")
-    if a.domain is not None:
-        lo, hi = a.domain
-        if not (np.isfinite(lo) and np.isfinite(hi)):
-            raise NnmipError.at("E0109", f"--domain: {lo:g} {hi:g} is not a finite box",
-                                notes=["help: for example --domain 0 1"])
-        if lo > hi:
-            raise NnmipError.at("E0410", f"--domain: the lower end {lo:g} is above the upper end {hi:g}",
-                                notes=["help: give LO HI with LO <= HI"])
+    check_domain(a.domain)
     preflight(a, inputs=[a.file], outputs={"--npz": a.npz})
     check_writable(a.output, "-o", source=True)
     net, scaler = import_onnx(a.file, name=source_name(a.name) if a.name else None)

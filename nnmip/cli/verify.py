@@ -134,7 +134,14 @@ def _vector(text: str, option: str = "--point") -> np.ndarray:
 
 def _check_args(a: argparse.Namespace) -> None:
     """Every option checked before any file is read or any solve starts."""
-    from nnmip.cli.common import check_count, check_executor_args, check_number, check_solver_args, preflight
+    from nnmip.cli.common import (
+        check_count,
+        check_domain,
+        check_executor_args,
+        check_number,
+        check_solver_args,
+        preflight,
+    )
 
     check_solver_args(a)
     check_executor_args(a)
@@ -143,14 +150,7 @@ def _check_args(a: argparse.Namespace) -> None:
     check_count("--workers", a.workers)
     if a.threshold is not None and not np.isfinite(a.threshold):
         raise NnmipError.at("E0109", f"--threshold: {a.threshold} is not a finite number")
-    if a.domain is not None:
-        lo, hi = a.domain
-        if not (np.isfinite(lo) and np.isfinite(hi)):
-            raise NnmipError.at("E0109", f"--domain: {lo:g} {hi:g} is not a finite box",
-                                notes=["help: for example --domain 0 1"])
-        if lo > hi:
-            raise NnmipError.at("E0410", f"--domain: the lower end {lo:g} is above the upper end {hi:g}",
-                                notes=["help: give LO HI with LO <= HI"])
+    check_domain(a.domain)
     if a.label is not None and a.label < 0:
         raise NnmipError.at("E0414", f"--label: class {a.label} does not exist (classes count from 0)")
     if a.label_column is not None:
