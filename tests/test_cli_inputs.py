@@ -4,43 +4,19 @@ files that start with a UTF-8 byte-order mark."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
+from cli_cases import bcw_bench, bcw_vnnlib, run
 from conftest import EXAMPLES
 from onnx import TensorProto, helper, numpy_helper
-
-from nnmip.cli import main
-
-X0 = [5, 1, 1, 1, 2, 1, 3, 1, 1]
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = main(argv)
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    assert "E0900" not in err
-    return code, out, err
-
-
-def vnnlib_text() -> str:
-    lines = [f"(declare-const X_{i} Real)" for i in range(9)] + ["(declare-const Y_0 Real)", "(declare-const Y_1 Real)"]
-    lines += [f"(assert (<= X_{i} {v + 0.5}))" for i, v in enumerate(X0)]
-    lines += [f"(assert (>= X_{i} {v - 0.5}))" for i, v in enumerate(X0)]
-    return "\n".join([*lines, "(assert (>= Y_1 Y_0))"]) + "\n"
 
 
 @pytest.fixture
 def bench(tmp_path: Path) -> Path:
-    d = tmp_path / "bench"
-    d.mkdir()
-    shutil.copy(EXAMPLES / "data" / "verify_bcw.onnx", d / "net.onnx")
-    (d / "prop.vnnlib").write_text(vnnlib_text())
-    (d / "instances.csv").write_text("net.onnx,prop.vnnlib,30\n")
-    return d
+    return bcw_bench(tmp_path)
 
 
 # -- instance lists -------------------------------------------------------------------------------------------------
@@ -113,7 +89,7 @@ def test_a_nnmip_file_may_start_with_a_byte_order_mark(tmp_path: Path, capsys) -
 
 
 def test_a_vnnlib_file_may_start_with_a_byte_order_mark(bench: Path, capsys) -> None:
-    (bench / "bom.vnnlib").write_bytes(b"\xef\xbb\xbf" + vnnlib_text().encode())
+    (bench / "bom.vnnlib").write_bytes(b"\xef\xbb\xbf" + bcw_vnnlib().encode())
     code, out, err = run(["verify", "--onnx", str(bench / "net.onnx"), "--vnnlib", str(bench / "bom.vnnlib"), "-q"],
                          capsys)
     assert code == 0, err

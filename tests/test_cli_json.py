@@ -6,26 +6,16 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_cases import SMALL, SMALL_DATA
 from conftest import EXAMPLES
 
 from nnmip.cli import main
-
-SMALL = """\
-data d = csv("d.csv", label=-1)
-network n(x: 2) {
-    h = dense(x, 2, weights=real[-1, 1], bias=real[-1, 1])
-    a = step(h)
-    o = dense(a, 1, weights=int[-1, 1], bias=real[-1, 1])
-    y = step(o)
-}
-train n on d { loss = hamming }
-"""
 
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
-    Path("d.csv").write_text("0,0,0\n0,1,1\n1,0,1\n1,1,0\n")
+    Path("d.csv").write_text(SMALL_DATA)
     Path("small.nnmip").write_text(SMALL)
     Path("bad.nnmip").write_text(SMALL + "}\n")
     return tmp_path

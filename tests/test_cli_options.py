@@ -9,9 +9,8 @@ import os
 from pathlib import Path
 
 import pytest
+from cli_cases import run
 from conftest import EXAMPLES
-
-from nnmip.cli import main
 
 BCW_ONNX = str(EXAMPLES / "data" / "verify_bcw.onnx")
 X0 = "5,1,1,1,2,1,3,1,1"
@@ -25,14 +24,6 @@ network n(x: 4) {
 }
 train n on iris { loss = hamming; subset = random(30, seed=0); strategy = one_vs_one(member=exact) }
 """
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = main(argv)
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    assert "E0900" not in err
-    return code, out, err
 
 
 def refused(argv: list[str], code: str, capsys: pytest.CaptureFixture[str], exit_code: int = 2) -> str:

@@ -10,49 +10,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from cli_cases import SMALL, SMALL_DATA, bcw_bench, run
 from conftest import EXAMPLES
-
-from nnmip.cli import main
-
-X0 = [5, 1, 1, 1, 2, 1, 3, 1, 1]
-
-SMALL = """\
-data d = csv("d.csv", label=-1)
-network n(x: 2) {
-    h = dense(x, 2, weights=real[-1, 1], bias=real[-1, 1])
-    a = step(h)
-    o = dense(a, 1, weights=int[-1, 1], bias=real[-1, 1])
-    y = step(o)
-}
-train n on d { loss = hamming }
-"""
-DATA = "0,0,0\n0,1,1\n1,0,1\n1,1,0\n"
-
-
-def bench(root: Path) -> Path:
-    """A family of one instance: the bcw network and a box around one of its points."""
-    d = root / "bench"
-    d.mkdir()
-    shutil.copy(EXAMPLES / "data" / "verify_bcw.onnx", d / "net.onnx")
-    lines = [f"(declare-const X_{i} Real)" for i in range(9)] + ["(declare-const Y_0 Real)", "(declare-const Y_1 Real)"]
-    lines += [f"(assert (<= X_{i} {v + 0.5}))" for i, v in enumerate(X0)]
-    lines += [f"(assert (>= X_{i} {v - 0.5}))" for i, v in enumerate(X0)]
-    (d / "prop.vnnlib").write_text("\n".join([*lines, "(assert (>= Y_1 Y_0))"]) + "\n")
-    (d / "instances.csv").write_text("net.onnx,prop.vnnlib,30\n")
-    return d
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = main(argv)
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    assert "E0900" not in err
-    return code, out, err
 
 
 # -- nnmip vnncomp: the instance list, the networks and the properties are inputs ------------------------------
 def test_vnncomp_never_writes_its_summary_over_the_instance_list(tmp_path: Path, capsys) -> None:
-    d = bench(tmp_path)
+    d = bcw_bench(tmp_path)
     shutil.copy(d / "instances.csv", d / "summary.csv")
     code, _, err = run(["vnncomp", str(d), "--instances", str(d / "summary.csv"), "--results-dir", str(d), "-q"],
                        capsys)
@@ -64,7 +28,7 @@ def test_vnncomp_never_writes_its_summary_over_the_instance_list(tmp_path: Path,
 
 
 def test_vnncomp_never_replaces_a_property_by_a_result_file(tmp_path: Path, capsys) -> None:
-    d = bench(tmp_path)
+    d = bcw_bench(tmp_path)
     # instance 0's result file is 0000_net_prop.txt: here that is the property of instance 1
     shutil.copy(d / "prop.vnnlib", d / "0000_net_prop.txt")
     (d / "list.csv").write_text("net.onnx,prop.vnnlib,30\nnet.onnx,0000_net_prop.txt,30\n")
@@ -82,7 +46,7 @@ def test_vnncomp_results_over_a_network_are_refused_in_python(tmp_path: Path) ->
     from nnmip.drivers.vnncomp import run_family
     from nnmip.errors import NnmipError
 
-    d = bench(tmp_path)
+    d = bcw_bench(tmp_path)
     (d / "list.csv").write_text("net.onnx,prop.vnnlib,30\n")
     shutil.copy(d / "net.onnx", d / "summary.json")
     (d / "list2.csv").write_text("summary.json,prop.vnnlib,30\n")
@@ -110,23 +74,23 @@ def test_compile_json_may_not_name_a_numbered_model_file(tmp_path: Path, capsys,
 # -- error reports written before the inputs are known --------------------------------------------------------
 def test_error_json_is_not_written_through_a_symlink_onto_the_data(tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    Path("d3.csv").write_text(DATA)
+    Path("d3.csv").write_text(SMALL_DATA)
     Path("s.json").symlink_to("d3.csv")
     Path("ss.nnmip").write_text(SMALL.replace('"d.csv"', '"d3.csv"') + "}\n")
     code, _, err = run(["solve", "ss.nnmip", "--json", "s.json"], capsys)
     assert code == 2
     assert "error[E0001]" in err
-    assert Path("d3.csv").read_text() == DATA
+    assert Path("d3.csv").read_text() == SMALL_DATA
     assert os.readlink("s.json") == "d3.csv"
 
 
 def test_error_json_replaces_a_report_but_not_a_data_file_named_json(tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    Path("dd.json").write_text(DATA)
+    Path("dd.json").write_text(SMALL_DATA)
     Path("sj.nnmip").write_text(SMALL.replace('"d.csv"', '"dd.json"') + "}\n")
     code, _, _ = run(["solve", "sj.nnmip", "--json", "dd.json"], capsys)
     assert code == 2
-    assert Path("dd.json").read_text() == DATA
+    assert Path("dd.json").read_text() == SMALL_DATA
     # the report of an earlier run is replaced by the error
     Path("r.json").write_text('{"status": "optimal"}\n')
     assert run(["solve", "sj.nnmip", "--json", "r.json"], capsys)[0] == 2
@@ -137,7 +101,7 @@ def test_error_json_replaces_a_report_but_not_a_data_file_named_json(tmp_path: P
 
 def test_a_bad_option_still_writes_the_error_json(tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    Path("d.csv").write_text(DATA)
+    Path("d.csv").write_text(SMALL_DATA)
     Path("small.nnmip").write_text(SMALL)
     Path("o.json").write_text('{"status": "optimal"}\n')
     code, _, err = run(["solve", "small.nnmip", "--json", "o.json", "--bogus"], capsys)
@@ -157,7 +121,7 @@ def test_a_bad_option_still_writes_the_error_json(tmp_path: Path, capsys, monkey
                     reason="needs /sys and root (to whom the permissions of /sys say 'writable')")
 def test_an_output_in_sys_is_refused_before_the_solve(tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    Path("d.csv").write_text(DATA)
+    Path("d.csv").write_text(SMALL_DATA)
     Path("small.nnmip").write_text(SMALL)
     code, _, err = run(["solve", "small.nnmip", "--json", "/sys/result.json"], capsys)
     assert code == 2
@@ -190,7 +154,7 @@ def test_an_output_that_fails_stops_no_other(tmp_path: Path, capsys, monkeypatch
     from nnmip.io import safe, weights
 
     monkeypatch.chdir(tmp_path)
-    Path("d.csv").write_text(DATA)
+    Path("d.csv").write_text(SMALL_DATA)
     Path("small.nnmip").write_text(SMALL)
 
     def full_disk(net: object, path: str, *args: object, **kwargs: object) -> None:
