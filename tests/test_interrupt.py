@@ -193,6 +193,24 @@ def _hard_verification(tmp: Path) -> None:
     (tmp / "p.vnnlib").write_text("\n".join(text) + "\n", encoding="utf-8")
 
 
+def _interrupted_verification(tmp: Path, options: list[str], progress: str, pause: float) -> tuple[float, dict]:
+    """``nnmip verify`` of :func:`_hard_verification` with ``options``, sent SIGINT ``pause`` seconds after the
+    first line holding ``progress``; it must still be running then and exit with 130.  Returns the seconds it took
+    to stop and its JSON."""
+    _hard_verification(tmp)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    p = subprocess.Popen([sys.executable, "-m", "nnmip.cli", "verify", "--onnx", "n.onnx", "--vnnlib", "p.vnnlib",
+                          *options, "--json", "r.json"],
+                         cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(p, progress, 60)
+    time.sleep(pause)
+    assert p.poll() is None, "the run ended before the interrupt"
+    seconds = interrupt(p)
+    rest = p.stderr.read() if p.stderr else ""
+    assert p.returncode == 130, rest[-2000:]
+    return seconds, json.loads((tmp / "r.json").read_text())
+
+
 def test_sigint_during_a_gurobi_verification_exits_130(tmp_path: Path) -> None:
     """Gurobi catches SIGINT itself while it optimizes and stops; the run must stop too: exit 130, the JSON
     marked interrupted with the bound reached (a 114-binary model: within the size-limited pip licence).  The
@@ -200,19 +218,9 @@ def test_sigint_during_a_gurobi_verification_exits_130(tmp_path: Path) -> None:
     few seconds, before the interrupt."""
     if not has_module("gurobipy"):
         pytest.skip("gurobipy is not installed")
-    _hard_verification(tmp_path)
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    p = subprocess.Popen([sys.executable, "-m", "nnmip.cli", "verify", "--onnx", "n.onnx", "--vnnlib", "p.vnnlib",
-                          "--solver", "gurobi", "--bab", "off", "--tighten", "lp", "--threads", "1", "--json",
-                          "r.json"],
-                         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_for(p, "  gurobi:", 60)   # the first progress line
-    time.sleep(8.0)                # the bounds take about a second; then Gurobi runs for about 40 s
-    assert p.poll() is None, "the solve ended before the interrupt"
-    seconds = interrupt(p)
-    rest = p.stderr.read() if p.stderr else ""
-    assert p.returncode == 130, rest[-2000:]
-    report = json.loads((tmp_path / "r.json").read_text())
+    # the bounds take about a second; then Gurobi runs for about 40 s
+    seconds, report = _interrupted_verification(tmp_path, ["--solver", "gurobi", "--bab", "off", "--tighten", "lp",
+                                                           "--threads", "1"], "  gurobi:", 8.0)
     assert report["interrupted"] is True
     assert report["result"] == "unknown"
     assert seconds < 5.0, seconds
@@ -266,18 +274,8 @@ def test_sigint_during_branch_and_bound_keeps_its_bound(tmp_path: Path) -> None:
     """Ctrl-C while ``verify`` splits ReLUs (no MILP has started): the search stops with what it has, the JSON and
     the VNN-COMP result file are written, marked interrupted, with the bound reached (the bound tightening and the
     branch and bound used to end the command with nothing)."""
-    _hard_verification(tmp_path)
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    p = subprocess.Popen([sys.executable, "-m", "nnmip.cli", "verify", "--onnx", "n.onnx", "--vnnlib", "p.vnnlib",
-                          "--bab", "relu", "--counterexample", "ce.txt", "--json", "r.json"],
-                         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_for(p, "  highs:", 60)    # the first progress line: the search runs
-    time.sleep(2.0)
-    assert p.poll() is None, "the search ended before the interrupt"
-    seconds = interrupt(p)
-    rest = p.stderr.read() if p.stderr else ""
-    assert p.returncode == 130, rest[-2000:]
-    report = json.loads((tmp_path / "r.json").read_text())
+    seconds, report = _interrupted_verification(tmp_path, ["--bab", "relu", "--counterexample", "ce.txt"],
+                                                "  highs:", 2.0)
     assert report["interrupted"] is True
     assert report["result"] == "unknown"
     assert report["bound"] is not None
