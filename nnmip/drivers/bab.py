@@ -48,7 +48,7 @@ from nnmip.drivers.deadline import Deadline
 from nnmip.ir.network import Network
 from nnmip.ir.ops import Dense, Identity, Input, ReLU
 from nnmip.ir.spec import Case
-from nnmip.passes.bounds import SAFETY, UNIT_ROUNDOFF
+from nnmip.passes.bounds import SAFETY, UNIT_ROUNDOFF, row_slack
 from nnmip.solution import STOP, stop_on_sigint
 
 log = logging.getLogger(__name__)
@@ -108,9 +108,7 @@ class Chain:
         """The rounding slack of the rows ``C y + d`` of the output ``y`` (zeros without :meth:`with_slack`)."""
         if not self.slack:
             return np.zeros(C.shape[0])
-        absC = np.abs(C)
-        n = self.adds[-1] + C.shape[1] + 1
-        return absC @ self.slack[-1] + 4.0 * n * UNIT_ROUNDOFF * (absC @ self.mag[-1] + np.abs(d))
+        return row_slack(self.mag[-1], self.adds[-1], self.slack[-1], C, d)
 
     def layer_slack(self, k: int) -> FloatArray | float:
         """``slack[k]``, or 0 without :meth:`with_slack`."""

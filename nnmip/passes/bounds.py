@@ -125,14 +125,19 @@ def rounding_profile(net: Network, lo: FloatArray, hi: FloatArray) -> tuple[dict
     return {n: v[1] for n, v in P.items()}, N
 
 
-def score_slack(P_out: FloatArray, N_out: int, slack_out: FloatArray, G: FloatArray, h: FloatArray) -> float:
-    """The rounding slack of a case score ``min_r -(G_r . y + h_r)`` (as :func:`rounding_slack`, one more affine
-    step after the output, whose own slack ``slack_out`` carries through ``|G|``).
+def row_slack(P_out: FloatArray, N_out: int, slack_out: FloatArray, G: FloatArray, h: FloatArray) -> FloatArray:
+    """The rounding slack of each row ``G_r . y + h_r`` of the output ``y``: :func:`rounding_slack` of one more
+    affine step, plus the output's own slack ``slack_out`` carried through ``|G|``.
     """
     absG = np.abs(np.atleast_2d(G))
     n_add = N_out + absG.shape[1] + 1
     with np.errstate(invalid="ignore", over="ignore"):
-        per_row = absG @ slack_out + 4.0 * n_add * UNIT_ROUNDOFF * (absG @ P_out + np.abs(h))
+        return np.asarray(absG @ slack_out + 4.0 * n_add * UNIT_ROUNDOFF * (absG @ P_out + np.abs(h)))
+
+
+def score_slack(P_out: FloatArray, N_out: int, slack_out: FloatArray, G: FloatArray, h: FloatArray) -> float:
+    """The rounding slack of a case score ``min_r -(G_r . y + h_r)``: the largest of its rows' slack."""
+    per_row = row_slack(P_out, N_out, slack_out, G, h)
     worst = float(np.max(per_row)) if per_row.size else 0.0
     return worst if np.isfinite(worst) else np.inf
 
