@@ -59,6 +59,22 @@ def test_rounding_slack_grows_with_the_cancelled_terms() -> None:
     assert rounding_slack(small, np.array([0.3]), np.array([0.7]))[small.output][0] < 1e-14
 
 
+@pytest.mark.parametrize("sparse", [False, True])
+def test_dense_magnitude_is_the_interval_on_the_symmetric_box(sparse: bool) -> None:
+    """The rounding slack's ``|W| m + |b|`` is ``max(|lo|, |hi|)`` of the interval product over ``[-m, m]``."""
+    import scipy.sparse as sps
+
+    rng = np.random.default_rng(3)
+    W = rng.normal(size=(7, 5)) * (rng.random((7, 5)) < 0.6)
+    b = rng.normal(size=7)
+    op = (Dense(n_in=5, n_out=7, sparse=sps.csr_array(W), bias=ParamDomain.fixed(b)) if sparse else
+          Dense(n_in=5, n_out=7, weights=ParamDomain.fixed(W), bias=ParamDomain.fixed(b)))
+    m = rng.random(5) * 10.0
+    lo, hi = op.interval(-m, m)
+    np.testing.assert_allclose(op.magnitude(m), np.maximum(np.abs(lo), np.abs(hi)), rtol=1e-14)
+    np.testing.assert_allclose(op.magnitude(m), np.abs(W) @ m + np.abs(b), rtol=1e-14)
+
+
 def test_dual_bound_adds_its_rounding() -> None:
     # max x0 - x1 with x0 = x1 + 1 (a row), x in [0, 1e12]: the duals 1 give 1 with terms of 1e12 cancelling
     import scipy.sparse as sp

@@ -155,7 +155,7 @@ class Dense(Op):
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled without the cached sign splits below (a copy recomputes them when it needs them)."""
-        return {k: v for k, v in self.__dict__.items() if k not in ("_fixed_parts", "_sparse_parts")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_fixed_parts", "_sparse_parts", "_abs_matrix")}
 
     @cached_property
     def _fixed_parts(self) -> tuple[FloatArray, FloatArray]:
@@ -163,6 +163,22 @@ class Dense(Op):
         assert self.weights is not None
         w = self.weights.lo
         return np.maximum(w, 0.0).T, np.minimum(w, 0.0).T
+
+    def magnitude(self, m: FloatArray) -> FloatArray:
+        """``|W| m + |b|``: the largest magnitude of the output for inputs in ``[-m, m]`` (fixed weights; this is
+        ``max(|lo'|, |hi'|)`` of :meth:`interval` on that box, in one product instead of four).
+        """
+        if self.sparse is not None:
+            return np.asarray(_times(self._abs_matrix, m) + np.abs(self.b), dtype=np.float64)
+        return np.asarray(m @ self._abs_matrix + np.abs(self.b), dtype=np.float64)
+
+    @cached_property
+    def _abs_matrix(self) -> Any:
+        """``|W|``: sparse as held, or dense and transposed like :attr:`_fixed_parts` (computed once)."""
+        if self.sparse is not None:
+            return abs(sp.csr_array(self.sparse))
+        wp, wn = self._fixed_parts
+        return wp - wn
 
     @property
     def nnz(self) -> int:

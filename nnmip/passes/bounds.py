@@ -115,9 +115,12 @@ def rounding_profile(net: Network, lo: FloatArray, hi: FloatArray) -> tuple[dict
                 a, b = op.interval(np.asarray(lo, np.float64), np.asarray(hi, np.float64))
                 m = np.maximum(np.abs(a), np.abs(b))
                 N[n] = 0
+            elif isinstance(op, Dense) and not op.trainable:
+                m = op.magnitude(P[srcs[0]][1])
             else:
                 a, b = node_interval(net, n, P)
                 m = np.maximum(np.abs(a), np.abs(b))
+            if not isinstance(op, Input):
                 fan = (op.n_in + 1) if isinstance(op, Dense) else (len(srcs) if isinstance(op, Sum) else 0)
                 N[n] = max(N[s] for s in srcs) + fan
             m = np.where(np.isnan(m), np.inf, m)
