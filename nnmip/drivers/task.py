@@ -175,7 +175,14 @@ def run_train_task(cp: CheckedProgram, task: TrainTask | None = None, *, solver:
             raise no_training_model(task, "relax" if relax else f"emit as {emit}", cp.program.source)
 
         res, sparse = run_sparse_task(task, net, ds)
-    elif task.strategy.kind != "exact":
+    elif relax and task.strategy.kind in ("one_vs_one", "one_vs_rest"):
+        from nnmip.errors import NnmipError
+
+        raise NnmipError.at("E0174", f"task 'train {task.network} on {task.data}' trains an ensemble (strategy "
+                            f"{task.strategy.kind}): there is no one training model to relax", task.strategy.span,
+                            ["help: each member has its own model; to see the relaxation of one, train it alone "
+                             "(strategy exact on that member's classes)"], source=cp.program.source)
+    elif task.strategy.kind != "exact" and not relax:
         from nnmip.drivers.strategies import run_strategy
 
         res = run_strategy(task, net, ds, solver or cp.solver.name, opts, emit=emit, executor=executor)
@@ -194,6 +201,9 @@ def run_train_task(cp: CheckedProgram, task: TrainTask | None = None, *, solver:
                             prune=prune_config(task), emit=emit, relax=relax, warm_start=warm,
                             objectives=task.loss.then)
         res.seconds = max(res.seconds, 0.0)
+        if relax and task.strategy.kind != "exact":
+            res.notes.append(f"strategy {task.strategy.kind} is not run to relax: this is the relaxation of the "
+                             "whole training model, a lower bound of the training objective whatever the strategy")
         _ = t0
     metrics: dict[str, float | None] = {"train": None, "train_all": None, "validation": None, "test": None}
     if res.predictor is not None:
