@@ -102,7 +102,7 @@ class BinarizedNetworkClassifier(ClassifierMixin, BaseEstimator):
         Training loss (docs/formulations.md §7).
     margin : float, default=1.0
         Output margin of the hinge and zero_one losses.
-    eps : float or None, default=0.05
+    eps : float > 0 or None, default=0.05
         Activation margin of the step units on the scaled features (``None``: the library default 1e-3; a
         wider margin generalises better on minmax-scaled data, see docs/training.md).
     strategy : {"exact", "split", "local_search"}, default="split"
@@ -185,7 +185,7 @@ class BinarizedNetworkClassifier(ClassifierMixin, BaseEstimator):
         "output_weights": [str, tuple, list, None],
         "loss": [StrOptions({"hamming", "hinge", "zero_one"})],
         "margin": [Interval(Real, 0, MAX_MAGNITUDE, closed="right")],
-        "eps": [Interval(Real, 0, MAX_MAGNITUDE, closed="both"), None],
+        "eps": [Interval(Real, 0, MAX_MAGNITUDE, closed="right"), None],
         "strategy": [StrOptions(set(STRATEGIES))],
         "strategy_options": [dict, None],
         "solver": [str],
@@ -290,7 +290,7 @@ class BinarizedNetworkClassifier(ClassifierMixin, BaseEstimator):
         if self.strategy not in STRATEGIES:
             raise _bad(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         check_number("margin", self.margin, strict=True)
-        check_number("eps", self.eps, none=True)
+        check_number("eps", self.eps, strict=True, none=True)
         check_number("time_limit", self.time_limit, strict=True, none=True)
         check_number("time_budget", self.time_budget, strict=True, none=True)
         check_number("solve_time_limit", self.solve_time_limit, strict=True, none=True)

@@ -119,7 +119,17 @@ TRAIN = {
     "objectives_unknown": (_train(objectives=["foo"]), "E0156"),
     "objectives_str": (_train(objectives="max_margin"), "E0156"),
     "objectives_relax": (_train(objectives=["max_margin"], relax=True), "E0156"),
+    # a step unit's pre-activation may then sit at 0, where the forward pass and the model disagree
+    "eps_zero": (_train(eps=0.0), "E0109"),
 }
+
+
+def test_the_classifier_refuses_a_zero_activation_margin() -> None:
+    from nnmip.sklearn import BinarizedNetworkClassifier
+
+    with pytest.raises(NnmipError) as info:
+        BinarizedNetworkClassifier(eps=0.0, strategy="exact").fit(XOR_X, XOR_Y)
+    assert "eps" in str(info.value)
 
 
 @pytest.mark.parametrize("name", sorted(TRAIN))

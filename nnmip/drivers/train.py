@@ -178,7 +178,7 @@ def check_train_call(net: object, X: object, y: object, n_classes: object, *, lo
 
     for name, v, none in (("margin", margin, False), ("eps", eps, True), ("l1", l1, False),
                           ("margin_cap", margin_cap, False), ("stage_tolerance", stage_tolerance, False)):
-        check_number(name, v, strict=name in ("margin", "margin_cap"), none=none)
+        check_number(name, v, strict=name in ("margin", "margin_cap", "eps"), none=none)
         if v is not None and abs(float(v)) > MAX_MAGNITUDE:  # type: ignore[arg-type]
             raise ParameterError.of(name, f"is {v!r}, beyond the largest magnitude a solver handles "
                                     f"({MAX_MAGNITUDE:g})", "scale the data instead of the parameter", code="E0133")
