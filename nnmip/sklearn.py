@@ -34,7 +34,7 @@ from nnmip.ir.builder import DomainSpec, NetworkBuilder
 from nnmip.ir.ensemble import Ensemble
 from nnmip.ir.network import Network
 from nnmip.model import MAX_MAGNITUDE
-from nnmip.solution import SolveOptions
+from nnmip.solution import SolveOptions, stops_on_ctrl_c
 
 log = logging.getLogger(__name__)
 
@@ -263,6 +263,7 @@ class BinarizedNetworkClassifier(ClassifierMixin, BaseEstimator):
             nb.identity("y", out)
         return nb.build()
 
+    @stops_on_ctrl_c
     def fit(self, X: npt.ArrayLike, y: npt.ArrayLike) -> BinarizedNetworkClassifier:
         """Train the network on ``X`` (n_samples, n_features) and labels ``y``."""
         self._check_parameters()

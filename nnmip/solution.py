@@ -11,7 +11,7 @@ import math
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -236,6 +236,63 @@ MAX_PARALLEL = 1024
 
 #: The stop request of this process (set by ``nnmip``'s Ctrl-C handler; library users may call ``request()``).
 STOP = StopRequest()
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+@contextlib.contextmanager
+def ctrl_c_stops(announce: Callable[[str], None] | None = None, *, library: bool = True) -> Iterator[None]:
+    """Within the block, Ctrl-C is a stop request (main thread only).
+
+    Before any solve or search has started (:attr:`StopRequest.started`), Ctrl-C raises ``KeyboardInterrupt`` at
+    once: there is nothing to keep.  Once one has, the first Ctrl-C asks it to stop (:data:`STOP`): the running
+    solve ends with its incumbent, later solves return at once, and the call returns what it found, marked
+    interrupted.  A second Ctrl-C raises ``KeyboardInterrupt``.  ``announce`` receives a line for the user at
+    the first one.  A request left from an earlier call is forgotten when the block starts.
+
+    With ``library`` (the Python API) the block changes nothing unless SIGINT has Python's default handler, so
+    an application's own handler, the command's, or an enclosing block's stays in charge.
+    """
+    import signal
+
+    if threading.current_thread() is not threading.main_thread() or (
+            library and signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    STOP.clear()
+    count = [0]
+
+    def handler(signum: int, frame: object) -> None:
+        count[0] += 1
+        if count[0] > 1 or STOP.started == 0:
+            raise KeyboardInterrupt
+        if announce is not None:
+            announce("\ninterrupted: stopping the solver; the best solution found so far is kept (Ctrl-C again "
+                     "to quit at once)")
+        STOP.request()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def stops_on_ctrl_c(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """A Python API function during which Ctrl-C ends the work with what it found (:func:`ctrl_c_stops`)."""
+    import functools
+    import logging
+
+    log = logging.getLogger(fn.__module__)
+
+    @functools.wraps(fn)
+    def call(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with ctrl_c_stops(lambda line: log.warning(line.strip())):
+            return fn(*args, **kwargs)
+
+    return call
 
 
 def stop_on_sigint() -> None:

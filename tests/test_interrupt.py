@@ -281,3 +281,53 @@ def test_sigint_during_branch_and_bound_keeps_its_bound(tmp_path: Path) -> None:
     assert report["bound"] is not None
     assert (tmp_path / "ce.txt").read_text().strip() in ("unknown", "timeout")
     assert seconds < 5.0, seconds
+
+
+API_SCRIPT = """\
+import sys, time
+import numpy as np
+from nnmip import load_program, run_train_task, SolveOptions
+
+cp = load_program(sys.argv[1])
+seen = []
+def progress(p):
+    if not seen:
+        seen.append(p)
+        print("solving", flush=True)
+t0 = time.perf_counter()
+rep = run_train_task(cp, options=SolveOptions(time_limit=600, mip_gap=0.0, progress=progress))
+res = rep.result
+net, ds = res.network, rep.dataset
+X, y = ds.X(ds.train), ds.y[ds.train]
+onehot = np.eye(ds.n_classes)[y]
+wrong = int(np.sum(net.forward(X) != onehot)) if net is not None else -1     # the Hamming loss
+print("after", round(time.perf_counter() - t0, 1), res.status, res.loss, wrong, flush=True)
+"""
+
+
+def test_sigint_during_a_python_api_solve_returns_the_incumbent(tmp_path: Path) -> None:
+    """The Python API (not the command): Ctrl-C during a long training solve ends it within seconds and returns
+    the incumbent marked interrupted, instead of a KeyboardInterrupt once the solve ends by itself."""
+    (tmp_path / "hard.nnmip").write_text(HARD.format(csv=CSV.as_posix(), n=349), encoding="utf-8")
+    (tmp_path / "api.py").write_text(API_SCRIPT, encoding="utf-8")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    p = subprocess.Popen([sys.executable, "api.py", "hard.nnmip"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout is not None
+        assert p.stdout.readline().strip() == "solving"
+        time.sleep(1.0)
+        t0 = time.perf_counter()
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+        took = time.perf_counter() - t0
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, err
+    assert "Traceback" not in err
+    words = out.split()
+    assert words[0] == "after", out
+    assert words[2] in ("interrupted", "Status.INTERRUPTED"), out
+    assert float(words[3]) == int(words[4])        # the reported loss is the forward pass's
+    assert took < 15.0

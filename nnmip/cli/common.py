@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import json
 import math
-import signal
 import sys
 import threading
 import time
@@ -107,34 +106,15 @@ class ProgressPrinter:
 
 @contextlib.contextmanager
 def interruptible() -> Iterator[None]:
-    """Ctrl-C handling of a command (main thread only).
-
-    Before any solve has started, Ctrl-C ends the command at once (``KeyboardInterrupt``: there is nothing to keep).
-    Once a solve has started, the first Ctrl-C asks the solvers to stop (:data:`nnmip.solution.STOP`): the running
-    solve ends with its incumbent, later solves return at once, and the command checks what it has by the forward
-    pass and writes its outputs marked ``interrupted`` (exit code 130).  A second Ctrl-C ends the command at once.
+    """Ctrl-C handling of a command (main thread only): :func:`nnmip.solution.ctrl_c_stops`, announced on
+    standard error.  Before any solve has started, Ctrl-C ends the command at once; once one has, the first Ctrl-C
+    stops the solvers and the command checks what it has by the forward pass and writes its outputs marked
+    ``interrupted`` (exit code 130); a second one ends the command at once.
     """
-    from nnmip.solution import STOP
+    from nnmip.solution import ctrl_c_stops
 
-    if threading.current_thread() is not threading.main_thread():
+    with ctrl_c_stops(err, library=False):
         yield
-        return
-    STOP.clear()
-    count = [0]
-
-    def handler(signum: int, frame: object) -> None:
-        count[0] += 1
-        if count[0] > 1 or STOP.started == 0:
-            raise KeyboardInterrupt
-        err("\ninterrupted: stopping the solver; the best solution found so far is kept (Ctrl-C again to quit "
-            "at once)")
-        STOP.request()
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def located(exc: NnmipError, span: Span, source: str | None) -> NnmipError:

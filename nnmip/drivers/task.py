@@ -17,7 +17,7 @@ from nnmip.errors import DataError, Diagnostic, NnmipSyntaxError
 from nnmip.io.data import Dataset, Preprocess, load_dataset
 from nnmip.ir.network import Network
 from nnmip.passes.prune import prune_network
-from nnmip.solution import Progress, SolveOptions
+from nnmip.solution import Progress, SolveOptions, stops_on_ctrl_c
 from nnmip.syntax import parse, parse_file
 
 
@@ -144,6 +144,7 @@ def _check_task_call(cp: object, task: object, solver: object, options: object, 
     check_instance("relax", relax, bool, "True, False or None", none=True)
 
 
+@stops_on_ctrl_c
 def run_train_task(cp: CheckedProgram, task: TrainTask | None = None, *, solver: str | None = None,
                    options: SolveOptions | None = None,
                    progress: Any = None, emit: str | None = None, relax: bool | None = None,

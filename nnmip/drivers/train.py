@@ -26,7 +26,7 @@ from nnmip.ir.losses import objective_terms
 from nnmip.ir.network import Network
 from nnmip.ir.ops import Sign, Step
 from nnmip.model import MatrixModel
-from nnmip.solution import STOP, RawResult, SolveOptions, Status
+from nnmip.solution import STOP, RawResult, SolveOptions, Status, stops_on_ctrl_c
 
 log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float64]
@@ -449,6 +449,7 @@ def weight_norm(net: Network, trainable: list[str]) -> float:
     return float(sum(np.abs(np.asarray(net.op(n).W)).sum() for n in trainable))  # type: ignore[attr-defined]
 
 
+@stops_on_ctrl_c
 def train_network(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, loss: str = "hamming",
                   margin: float = 1.0, eps: float | None = None, l1: float = 0.0, solver: str = "highs",
                   options: SolveOptions | None = None, groups: IntArray | None = None,

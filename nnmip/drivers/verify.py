@@ -63,7 +63,7 @@ from nnmip.passes.bounds import (
     tighten_bounds,
     unstable_mask,
 )
-from nnmip.solution import STOP, SolveOptions, Status
+from nnmip.solution import STOP, SolveOptions, Status, stops_on_ctrl_c
 
 log = logging.getLogger(__name__)
 
@@ -331,6 +331,7 @@ def _check_question(net: object, sets: object, prop: object) -> None:
                                 "use nnmip.ir.spec.classified/maximize/minimize/output_box", code="E0108")
 
 
+@stops_on_ctrl_c
 def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Property, *, solver: str = "highs",
            time_limit: float | None = None, tighten: str = "auto", options: SolveOptions | None = None,
            samples: int = 256, seed: int = 0, method: dict[str, str] | None = None,
@@ -1136,6 +1137,7 @@ def _margin_search(net: Network, region: Region, rep: BoundReport, cs: Case, bac
     return region.project(raw.x[fm.x_cols])
 
 
+@stops_on_ctrl_c
 def robust_accuracy(net: Network, X: FloatArray, y: npt.ArrayLike | None, eps: float, *,
                     domain: tuple[npt.ArrayLike, npt.ArrayLike] | None = None, solver: str = "highs",
                     time_limit: float | None = None, tighten: str = "auto",
@@ -1251,6 +1253,7 @@ def network_from_layers(layers: Sequence[tuple[FloatArray, FloatArray]], activat
     return nb.build()
 
 
+@stops_on_ctrl_c
 def verify_vnnlib(net: Network, vp: Any, *, solver: str = "highs", time_limit: float | None = None,
                   deadline: Deadline | None = None, **kw: Any) -> VerifyResult:
     """Decide a parsed VNN-LIB property (:func:`nnmip.io.vnnlib.parse_vnnlib`): ``sat`` if some input region

@@ -41,7 +41,7 @@ from nnmip.ir.network import Network, node_interval
 from nnmip.ir.ops import Dense, Identity, Input, MaxPool, Op, ReLU, Sign, Step, Sum
 from nnmip.ir.spec import Region
 from nnmip.model import MatrixModel
-from nnmip.solution import STOP
+from nnmip.solution import STOP, stops_on_ctrl_c
 
 log = logging.getLogger(__name__)
 
@@ -729,6 +729,7 @@ def _right_times(A: FloatArray, M: Any, out: FloatArray | None = None) -> FloatA
 # ------------------------------------------------------------------------------------------------------------
 # progressive tightening
 # ------------------------------------------------------------------------------------------------------------
+@stops_on_ctrl_c
 def tighten_bounds(net: Network, region: Region, *, method: str = "lp", bounds: BoundMap | None = None,
                    solver: str = "highs", time_limit: float | None = None, method_map: dict[str, str] | None = None
                    ) -> BoundReport:
