@@ -42,9 +42,16 @@ def _configure_solve(p: argparse.ArgumentParser) -> None:
 
 @command("solve", "train the network of a .nnmip file and verify the result by the forward pass")
 def cmd_solve(a: argparse.Namespace) -> int:
+    import time
+
+    # the run's clock: the time limit bounds the whole run, reading the file and the data included (only the start-up
+    # of Python and the import of the command's modules come before it)
+    started = time.monotonic()
     import numpy as np
 
     from nnmip.cli.common import check_executor_args, check_solver_args, preflight
+    from nnmip.drivers.deadline import Deadline
+    from nnmip.drivers.strategies.common import run_deadline
     from nnmip.drivers.task import load_program, run_train_task, solve_options
 
     check_solver_args(a)
@@ -71,7 +78,11 @@ def cmd_solve(a: argparse.Namespace) -> int:
     gradient = is_gradient(cp.tasks[0].strategy.kind)
     printer = ProgressPrinter(not a.quiet and not gradient, solver)
     task_limit = cp.tasks[0].time_limit
-    opts = solve_options(cp.solver, time_limit=a.time_limit if a.time_limit is not None else task_limit,
+    limit = next((t for t in (a.time_limit, task_limit, cp.solver.time_limit) if t is not None), None)
+    # one deadline for the run: the training gets what is left of the limit after reading the file, and the
+    # strategies (split, local_search) also count loading the data against it (run_deadline)
+    run_end = None if limit is None else Deadline(end=started + float(limit))
+    opts = solve_options(cp.solver, time_limit=None if run_end is None else run_end.solve_limit(),
                          gap=a.gap, threads=a.threads,
                          verbose=a.verbose or None, progress=printer)
     if not a.quiet:
@@ -80,7 +91,7 @@ def cmd_solve(a: argparse.Namespace) -> int:
             + (f"{t.strategy.kind} (stochastic gradient)" if gradient else solver))
     ensemble = cp.tasks[0].strategy.kind in ("one_vs_one", "one_vs_rest")
     asked = a.jobs is not None or a.scheduler is not None
-    with printer, _epoch_lines(gradient and not a.quiet), \
+    with printer, _epoch_lines(gradient and not a.quiet), run_deadline(run_end), \
             (make_executor_from_args(a) if ensemble and asked else contextlib.nullcontext()) as ex:
         report = run_train_task(cp, solver=solver, options=opts, emit=a.emit, relax=a.relax, executor=ex)
     res = report.result

@@ -37,7 +37,7 @@ from nnmip.drivers.train import TrainResult, train_network
 from nnmip.errors import check_choice, check_int
 from nnmip.ir.network import Network
 from nnmip.ir.ops import Dense
-from nnmip.solution import SolveOptions
+from nnmip.solution import SolveOptions, stops_on_ctrl_c
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,7 @@ def random_params(net: Network, X: FloatArray, seed: int = 0) -> Params:
     return out
 
 
+@stops_on_ctrl_c
 def train_local_search(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, loss: str = "hamming",
                        margin: float = 1.0, eps: float | None = None, l1: float = 0.0, solver: str = "highs",
                        options: SolveOptions | None = None, X_val: FloatArray | None = None,
@@ -121,7 +122,8 @@ def train_local_search(net: Network, X: FloatArray, y: IntArray, n_classes: int,
     Parameters
     ----------
     net, X, y, n_classes, loss, margin, eps, l1, solver, options
-        As for :func:`nnmip.drivers.train.train_network` (``options.time_limit`` limits each solve).
+        As for :func:`nnmip.drivers.train.train_network`: ``options.time_limit`` bounds the whole search (as
+        ``time_budget`` does) and ``options.solve_time_limit`` caps each solve (as ``step_time`` does).
     X_val, y_val
         Validation data, reported in the history (the search itself minimises the training loss).
     init
@@ -133,7 +135,9 @@ def train_local_search(net: Network, X: FloatArray, y: IntArray, n_classes: int,
         ``"pair"`` (IP1: hidden layers with the output layer fixed; IP2: output layer with the hidden layers
         fixed) or ``"layer"`` (one block per trainable layer).
     time_budget, step_time
-        Seconds for the whole search and for each solve.
+        Seconds for the whole search and for each solve.  When ``time_budget`` and ``options.time_limit`` are both
+        given the smaller bounds the search (neither lifts the other); each solve gets at most ``step_time`` (and
+        ``options.solve_time_limit``) and never more than what is left.
     seed
         Seeds the random start.
     robust, prune, emit, objectives, margin_cap

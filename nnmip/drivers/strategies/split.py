@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.cluster import KMeans
 
 from nnmip.drivers.strategies.common import (
     Budget,
@@ -33,7 +32,7 @@ from nnmip.drivers.strategies.common import (
 from nnmip.drivers.train import TrainResult, train_network
 from nnmip.errors import ParameterError, check_choice, check_int
 from nnmip.ir.network import Network
-from nnmip.solution import SolveOptions, Status
+from nnmip.solution import STOP, SolveOptions, Status, stops_on_ctrl_c
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +50,26 @@ def splittable(X: FloatArray, groups: IntArray, n_clusters: int) -> npt.NDArray[
 
 
 def split_cluster(X: FloatArray, members: IntArray, seed: int) -> IntArray:
-    """The members that go to the new cluster: 2-means on their features (seeded)."""
+    """The members that go to the new cluster: 2-means on their features (seeded); ``members`` holds at least two
+    points.  Any whole number seeds it: KMeans takes seeds ``0 .. 2**32 - 1``, so the seed is taken modulo ``2**32``
+    (the same seed for every seed in that range).
+    """
+    # imported here, not with the module: scikit-learn takes a second or more to import, which a run that never
+    # splits (local search, a budget spent by the first solve) should not pay; a split pays it inside its budget
+    from sklearn.cluster import KMeans
+
+    if np.size(members) < 2:
+        raise ParameterError.of("members", f"must hold at least two points to split, got {np.size(members)}",
+                                "split only clusters that hold two or more distinct points (see splittable)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # duplicates inside a cluster are expected
-        labels = KMeans(n_clusters=2, n_init=4, random_state=seed).fit_predict(X[members])
+        labels = KMeans(n_clusters=2, n_init=4, random_state=int(seed) % 2**32).fit_predict(X[members])
     if labels.min() == labels.max():      # only possible with (near-)identical points: halve the cluster
         labels = (np.arange(members.size) >= members.size // 2).astype(np.int64)
     return members[labels == 1]
 
 
+@stops_on_ctrl_c
 def train_split(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, loss: str = "hamming",
                 margin: float = 1.0, eps: float | None = None, l1: float = 0.0, solver: str = "highs",
                 options: SolveOptions | None = None, X_val: FloatArray | None = None,
@@ -73,7 +83,8 @@ def train_split(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, los
     Parameters
     ----------
     net, X, y, n_classes, loss, margin, eps, l1, solver, options
-        As for :func:`nnmip.drivers.train.train_network` (``options.time_limit`` limits each solve).
+        As for :func:`nnmip.drivers.train.train_network`: ``options.time_limit`` bounds the whole loop (as
+        ``time_budget`` does) and ``options.solve_time_limit`` caps each solve (as ``step_time`` does).
     X_val, y_val
         Validation data: the best network is the one with the highest validation accuracy (ties: lower
         training loss).  Without them, or with ``select="loss"``, the lowest training loss wins.
@@ -83,7 +94,9 @@ def train_split(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, los
         ``None`` or ``"full"``: every MIP sees all training points.  An integer ``k``: each MIP sees a fresh
         random sample of ``k`` points (Kurtz & Bah used 64), clustered as the whole set is.
     time_budget, step_time
-        Seconds for the whole loop and for each solve.
+        Seconds for the whole loop and for each solve.  When ``time_budget`` and ``options.time_limit`` are both
+        given the smaller bounds the loop (neither lifts the other); each solve gets at most ``step_time`` (and
+        ``options.solve_time_limit``) and never more than what is left.
     seed
         Seeds the batches and the 2-means splits.
     groups
@@ -127,6 +140,7 @@ def train_split(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, los
     last: TrainResult | None = None
     proven, bound = False, None
     splits = 0
+    stop = ""
     while True:
         n_clusters = int(grp.max()) + 1
         can_split = splittable(X, grp, n_clusters)
@@ -157,17 +171,23 @@ def train_split(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, los
                validation=accuracy(res.network, X_val, y_val) if res.network is not None else None,
                clusters=int(np.unique(grp[rows]).size), budget=budget, accepted=accepted,
                best_validation_accuracy=best[2] if best is not None else None, batch=int(rows.size))
-        if exact and full_batch:
-            log.info("split: every cluster holds a single point: the last model was the exact one")
+        if exact:   # no cluster holds two distinct points: nothing is left to split
+            stop = ("every cluster holds a single point: the last model was the exact one" if full_batch else
+                    f"every cluster holds a single point: no cluster left to split (the last model was the exact "
+                    f"one on a batch of {rows.size} points)")
             break
-        if splits >= max_splits or budget.exhausted():
+        if splits >= max_splits:
+            stop = f"max_splits={max_splits} splits done"
+            break
+        if budget.exhausted():
+            stop = _spent()
             break
         if best is not None and _zero(obj, best[0], X, y, trainable):
-            log.info("split: zero training loss (optimal: the loss is never negative)")
+            stop = "zero training loss (optimal: the loss is never negative)"
             proven, bound = True, 0.0
             break
         if ref is not None and _zero(obj, ref, X, y, trainable):
-            log.info("split: zero training loss")
+            stop = "zero training loss"
             break
         # split the splittable cluster with the largest forward-pass loss (ties: the largest cluster)
         size = np.bincount(grp, minlength=n_clusters).astype(float)
@@ -176,20 +196,33 @@ def train_split(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, los
         else:
             closs = np.zeros(n_clusters)
         key = np.where(can_split, closs * (N + 1) + size, -np.inf)
-        c = int(np.argmax(key))
+        c = int(np.argmax(key))       # a splittable cluster: some exist, else the loop stopped above
+        assert can_split[c]
         members = np.flatnonzero(grp == c)
-        moved = split_cluster(X, members, seed + splits)
+        moved = split_cluster(X, members, seed + splits)   # split_cluster takes the seed modulo 2**32
+        if budget.exhausted():   # the 2-means (the first one imports scikit-learn) spent the rest: no new solve
+            stop = _spent()
+            break
         grp[moved] = n_clusters
         splits += 1
         log.debug("split: cluster %d (%d points, loss %g) -> %d + %d", c, members.size, closs[c],
                   members.size - moved.size, moved.size)
+    log.info("split: stopped: %s", stop)
     notes = [f"data splitting: {splits} splits, {int(grp.max()) + 1} clusters, "
-             f"{'full batches' if full_batch else f'random batches of {batch} points'}, best by {select}"]
+             f"{'full batches' if full_batch else f'random batches of {batch} points'}, best by {select}",
+             f"data splitting stopped: {stop}"]
+    if history:
+        history[-1]["stop"] = stop
     if best is None:
         return final_result("split", solver, None, np.inf, obj, X, y, trainable, history, budget, last,
                             notes=notes)
     return final_result("split", solver, best[0], best[1], obj, X, y, trainable, history, budget, last,
                         source=best[3], proven=proven, bound=bound, notes=notes)
+
+
+def _spent() -> str:
+    """Why the budget ended: a stop request (Ctrl-C) or the time."""
+    return "a stop request (Ctrl-C)" if STOP.is_set() else "the time budget is spent"
 
 
 def _better(select: str, loss: float, val: float | None, best_loss: float, best_val: float | None) -> bool:
