@@ -273,6 +273,8 @@ _HEADS: tuple[tuple[str, Status], ...] = (
 #: seconds CBC gets to stop after SIGINT before it is killed (it stops at its next check, after the running
 #: heuristic pass or node; only if it has to be killed is its incumbent lost)
 STOP_GRACE = 30.0
+#: seconds beyond its time limit (plus 10 us per non-zero) after which CBC is signalled as if stopped
+LIMIT_MARGIN = 60.0
 #: seconds after which CBC is killed at once when its log shows no solution better than the complete start it was
 #: given: that start is then its incumbent, and is returned (a feasibility pump pass can take many seconds)
 START_GRACE = 1.0
@@ -458,10 +460,13 @@ def _run_program(args: list[str], opts: SolveOptions, model: MatrixModel, has_st
     reader = threading.Thread(target=read, name="nnmip-cbc-log", daemon=True)
     reader.start()
     # a safety net beyond CBC's own limit: the limit plus a minute for reading and writing the files
-    cap = None if opts.time_limit is None else time.monotonic() + float(opts.time_limit) + 60.0 + model.A.nnz * 1e-5
+    cap = None if opts.time_limit is None else (time.monotonic() + float(opts.time_limit) + LIMIT_MARGIN
+                                                + model.A.nnz * 1e-5)
     try:
         with STOP.watch(stop):
-            while proc.poll() is None:
+            # until it ends, or until it is signalled: then it gets STOP_GRACE seconds (below), and is killed if
+            # it has not ended (CBC has been seen to hang on a futex from its start, ignoring SIGINT)
+            while proc.poll() is None and not signalled.is_set():
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(0.1)
                 if cap is not None and time.monotonic() > cap:
