@@ -119,8 +119,10 @@ def _main(argv: Sequence[str] | None) -> int:
         parser.print_usage(sys.stderr)
         err(f"error[{ARGS_CODE}]: no command given\n  = help: run 'nnmip --help' for the list of commands")
         return EXIT_INPUT
-    logging.basicConfig(level=getattr(logging, args.log_level),
-                        format="%(levelname)s %(name)s: %(message)s")
+    level = getattr(logging, args.log_level)
+    if getattr(args, "quiet", False) and level == logging.WARNING:
+        level = logging.ERROR       # -q: no warnings (a --log-level below WARNING still shows what it asks for)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     fn = COMMANDS[args.command][0]
     from nnmip.cli.common import interruptible
     from nnmip.io.safe import run_scope
