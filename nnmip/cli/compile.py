@@ -27,7 +27,7 @@ def _configure_compile(p: argparse.ArgumentParser) -> None:
                     "it as LP or MPS")
 def cmd_compile(a: argparse.Namespace) -> int:
     from nnmip.cli.common import preflight
-    from nnmip.drivers.compile import program_questions, question_paths
+    from nnmip.drivers.compile import program_questions, question_paths, question_slots, slot_paths
     from nnmip.drivers.task import load_program
     from nnmip.io.safe import check_writable
     from nnmip.io.writers import EXTENSIONS, write_model
@@ -41,11 +41,15 @@ def cmd_compile(a: argparse.Namespace) -> int:
     if not cp.tasks and not cp.verify_specs:
         raise NnmipError.at("E0181", f"'{a.file}' has no training or verification task to compile",
                             notes=["help: add train <network> on <data> { ... } or verify <network> { ... }"])
+    # every numbered file is checked before any model is built (bound tightening can take long)
+    for path in slot_paths(a.output, question_slots(cp)):
+        check_writable(path, "-o")
+        _json_apart(a.json, str(path))
     t0 = time.perf_counter()
     questions = program_questions(cp, emit=a.emit, relax=a.relax, solver=a.solver)
     build_s = time.perf_counter() - t0
     paths = question_paths(a.output, questions)
-    for path in paths:   # every numbered file is checked before the first one is written
+    for path in paths:   # the same files (checked again: the names are the questions' own)
         check_writable(path, "-o")
         _json_apart(a.json, str(path))
     files = []

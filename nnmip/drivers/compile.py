@@ -172,15 +172,43 @@ def _split_ext(path: Path) -> tuple[str, str]:
 
 def question_paths(out: str | Path, questions: Sequence[Question]) -> list[Path]:
     """The file of each question (see the module docs): ``out`` itself when there is only one."""
+    return slot_paths(out, [(q.index, q.case, q.n_cases) for q in questions])
+
+
+def slot_paths(out: str | Path, slots: Sequence[tuple[int, int | None, int]]) -> list[Path]:
+    """The files of questions given as ``(index, case, number of cases)`` (:func:`question_slots`)."""
     out = Path(out)
-    if len(questions) == 1:
+    if len(slots) == 1:
         return [out]
     stem, ext = _split_ext(out)
-    paths = []
-    for q in questions:
-        tag = f".q{q.index}" + (f".c{q.case}" if q.n_cases > 1 else "")
-        paths.append(out.with_name(f"{stem}{tag}{ext}"))
-    return paths
+    return [out.with_name(f"{stem}.q{index}" + (f".c{case}" if n_cases > 1 else "") + ext)
+            for index, case, n_cases in slots]
 
 
-__all__ = ["Question", "emission_notes", "program_questions", "question_paths", "verification_models"]
+def question_slots(cp: Any) -> list[tuple[int, int | None, int]]:
+    """``(index, case, number of cases)`` of every question :func:`program_questions` will build, in the same
+    order, without building anything: what the file names of the models depend on, so that ``nnmip compile`` can
+    check every output path before the bound tightening and the model building, which can take long.
+    """
+    from nnmip.drivers.verify import resolve_verify_spec
+    from nnmip.errors import NnmipError
+
+    stmts: list[tuple[tuple[int, int], str, Any]] = [((t.span.line, t.span.column), "train", t) for t in cp.tasks]
+    stmts += [((s.span.line, s.span.column), "verify", s) for s in cp.verify_specs]
+    stmts.sort(key=lambda t: t[0])
+    slots: list[tuple[int, int | None, int]] = []
+    for i, (_, kind, st) in enumerate(stmts):
+        if kind == "train":
+            slots.append((i, None, 1))
+            continue
+        try:
+            vp = resolve_verify_spec(cp, st)
+            n = len(vp.prop.cases(vp.net.n_outputs))
+        except NnmipError as exc:
+            raise exc.with_source(cp.program.source) from None
+        slots += [(i, k, n) for k in range(n)]
+    return slots
+
+
+__all__ = ["Question", "emission_notes", "program_questions", "question_paths", "question_slots", "slot_paths",
+           "verification_models"]
