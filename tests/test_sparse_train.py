@@ -189,7 +189,7 @@ train clf on bcw {{
     # compress (stable units over the declared input box [0, 1] of the scaled features) and verify the result
     small = tmp_path / "small.npz"
     assert main(["compress", "--npz", str(npz), "-o", str(small), "--samples", "2000"]) == 0
-    np.save(tmp_path / "p.npy", rep.dataset.scaler.transform(raw)[0, kept])
+    np.save(tmp_path / "p.npy", raw[0, kept])      # verify --npz folds the scaling in: its points are raw
     assert main(["verify", "--npz", str(small), "--point", str(tmp_path / "p.npy"), "--linf", "0.05", "--json",
                  str(tmp_path / "v.json")]) == 0
     v = json.loads((tmp_path / "v.json").read_text())

@@ -28,10 +28,12 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", action="append", metavar="OUT",
                    help="write the smaller network: .onnx or .npz (may be repeated); required unless the file's "
                         "compress statement names its outputs")
-    p.add_argument("--samples", type=int, default=None, help="random inputs for the equivalence check (10000)")
+    p.add_argument("--samples", type=int, default=None,
+                   help="random inputs for the equivalence check, 1 to 1e8 (10000)")
     p.add_argument("--prove", action="store_true", help="prove max |f - g| = 0 by MILP (small networks)")
     p.add_argument("--solver", default="highs")
-    p.add_argument("--time-limit", type=float, metavar="T")
+    p.add_argument("--time-limit", type=float, metavar="T",
+                   help="wall-clock budget of the whole run in seconds (bounds, MILPs and the proof share it)")
     p.add_argument("--json", metavar="OUT", help="write the report as JSON ('-' for stdout)")
 
 
@@ -47,7 +49,7 @@ def _load(a: argparse.Namespace) -> tuple[Network, Any]:
     if a.file:
         from nnmip.drivers.task import load_program
 
-        cp = load_program(a.file)
+        cp = getattr(a, "_program", None) or load_program(a.file)
         if not cp.networks:
             raise NnmipError.at("E0181", f"'{a.file}' defines no network")
         name = a.network or next(iter(cp.networks))
@@ -60,10 +62,15 @@ def _load(a: argparse.Namespace) -> tuple[Network, Any]:
 
 @command("compress", "remove units that are stable over an input domain; the output computes the same function")
 def cmd_compress(a: argparse.Namespace) -> int:
-    from nnmip.cli.common import check_domain, check_number, preflight
+    import time
 
+    from nnmip.cli.common import check_domain, check_number, preflight
+    from nnmip.drivers.deadline import Deadline
+
+    started = time.monotonic()    # the budget counts from here: the file's compress statement may give it
     _from_statement(a)
-    check_number("--samples", a.samples, upper=10**8, integer=True)
+    check_number("--samples", a.samples, positive=True, upper=10**8, integer=True,
+                 help_text="give a whole number from 1 to 1e8, e.g. --samples 10000")
     check_number("--time-limit", a.time_limit, positive=True)
     check_domain(a.domain)
     for out in a.output:
@@ -75,7 +82,11 @@ def cmd_compress(a: argparse.Namespace) -> int:
 
     get_backend(a.solver)
     preflight(a, inputs=[a.file, a.onnx, a.npz], outputs={"-o": a.output, "--json": a.json})
+    # one wall-clock budget for the whole run: reading, bound tightening, the proof and the writing share it
+    deadline = Deadline(None, end=None if a.time_limit is None else started + a.time_limit)
     net, scaler = _load(a)
+    if any(out.lower().endswith(".onnx") for out in a.output):
+        import nnmip.io.onnx  # noqa: F401  (the exporter's import takes a second: spent now, not after the budget)
     from nnmip.io.files import check_memory
 
     check_memory(8.0 * a.samples * (net.n_inputs + sum(net.dim(m) for m in net.nodes)), f"--samples {a.samples}")
@@ -85,24 +96,32 @@ def cmd_compress(a: argparse.Namespace) -> int:
         lo, hi = np.full(n, a.domain[0]), np.full(n, a.domain[1])
         if scaler is not None:        # the domain is given on raw inputs; the network sees scaled ones
             lo, hi = scaler.transform(lo[None, :])[0], scaler.transform(hi[None, :])[0]
-    res = compress(net, lo, hi, method=a.method, solver=a.solver, time_limit=a.time_limit)
-    op_in = net.op(net.input)
-    lo_b = lo if lo is not None else op_in.lo  # type: ignore[attr-defined]
-    hi_b = hi if hi is not None else op_in.hi  # type: ignore[attr-defined]
+            lo, hi = np.minimum(lo, hi), np.maximum(lo, hi)     # a negative scale swaps the ends
+    res = compress(net, lo, hi, method=a.method, solver=a.solver, deadline=deadline)
+    assert res.domain is not None
+    lo_b, hi_b = res.domain       # the box compressed over, in the network's (scaled) input units
+    raw_lo, raw_hi = _raw_box(lo_b, hi_b, scaler, a.domain)
     res.samples = a.samples
     res.max_sampled_diff = sampled_difference(net, res.network, lo_b, hi_b, a.samples)
     if a.prove:
-        res.proof = prove_equivalence(net, res.network, lo_b, hi_b, solver=a.solver, time_limit=a.time_limit)
+        res.proof = prove_equivalence(net, res.network, lo_b, hi_b, solver=a.solver, deadline=deadline)
     say(a, f"units {res.units_before} -> {res.units_after}, parameters {res.params_before} -> {res.params_after}, "
          f"folded layers {len(res.folded_layers)}; max |f - g| on {a.samples} samples {res.max_sampled_diff:.3g}"
-         + ("" if res.proof is None else f"; proven max |f - g| <= {res.proof['bound']:.3g}"))
+         + ("" if res.proof is None else f"; proven max |f - g| <= {res.proof['bound']:.3g}")
+         + ("" if res.proof is None or res.proof["optimal"] else " (not optimal: the time ran out or a MILP "
+            "was no proof)")
+         + f"; compressed over {_box_text(raw_lo, raw_hi)}" + (" (raw inputs)" if scaler is not None else "")
+         + ", which the output declares as its input domain"
+         + (f" (.onnx: in the metadata property {ONNX_DOMAIN_KEY})"
+            if any(out.lower().endswith(".onnx") for out in a.output) else ""))
+    report = res.to_dict()
+    if scaler is not None:
+        report["raw_domain"] = {"lo": raw_lo.tolist(), "hi": raw_hi.tolist()}
     written: list[str] = []
 
     def write_network(out: str) -> None:
         if out.lower().endswith(".onnx"):
-            from nnmip.io.onnx import export_onnx
-
-            export_onnx(res.network, out, scaler)
+            _write_onnx(res.network, out, scaler, raw_lo, raw_hi)
         else:
             from nnmip.io.weights import save_npz
 
@@ -111,7 +130,7 @@ def cmd_compress(a: argparse.Namespace) -> int:
 
     writes: list[Callable[[], object]] = [lambda out=out: write_network(out) for out in a.output]
     if a.json:
-        writes.append(lambda: write_json(a.json, res.to_dict()))
+        writes.append(lambda: write_json(a.json, report))
     try:
         write_each(writes)
     finally:
@@ -122,6 +141,48 @@ def cmd_compress(a: argparse.Namespace) -> int:
     return EXIT_OK if ok else EXIT_UNSOLVED
 
 
+#: the ONNX metadata property holding the input box a compressed network is valid on (ONNX inputs have no domain)
+ONNX_DOMAIN_KEY = "nnmip.input_domain"
+
+
+def _raw_box(lo: np.ndarray, hi: np.ndarray, scaler: Any, given: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The compression box in the raw units of the ONNX output: ``--domain`` as given, else the scaled box mapped
+    back (``x = x_scaled * scale + offset``, ends swapped for a negative scale)."""
+    if scaler is None:
+        return lo, hi
+    if given is not None:
+        return np.full(lo.size, float(given[0])), np.full(hi.size, float(given[1]))
+    a, b = scaler.inverse(lo[None, :])[0], scaler.inverse(hi[None, :])[0]
+    return np.minimum(a, b), np.maximum(a, b)
+
+
+def _box_text(lo: np.ndarray, hi: np.ndarray) -> str:
+    if lo.size and np.all(lo == lo[0]) and np.all(hi == hi[0]):
+        return f"the box [{lo[0]:.6g}, {hi[0]:.6g}] for each of the {lo.size} inputs"
+    return (f"a per-input box (lower ends {lo.min():.6g} to {lo.max():.6g}, upper ends {hi.min():.6g} to "
+            f"{hi.max():.6g})")
+
+
+def _write_onnx(net: Network, out: str, scaler: Any, lo: np.ndarray, hi: np.ndarray) -> None:
+    """``export_onnx`` with the box the network is valid on in the metadata property ``nnmip.input_domain``
+    (JSON ``{"lo": [...], "hi": [...]}`` in the units of the ONNX input): an ONNX input declares no domain."""
+    import json
+    from pathlib import Path
+
+    from nnmip.io.onnx import to_onnx
+    from nnmip.io.safe import check_writable, write_bytes
+
+    target = Path(out)
+    check_writable(target)
+    model = to_onnx(net, scaler)
+    prop = model.metadata_props.add()
+    prop.key = ONNX_DOMAIN_KEY
+    prop.value = json.dumps({"lo": lo.tolist(), "hi": hi.tolist()})
+    model.doc_string += (f"; compressed by nnmip compress: equals the original network only on the input box in "
+                         f"the metadata property {ONNX_DOMAIN_KEY}")
+    write_bytes(target, model.SerializeToString())
+
+
 def _from_statement(a: argparse.Namespace) -> None:
     """Fill the options the command line leaves open from the file's ``compress`` statement (if any)."""
     if a.file and not (a.onnx or a.npz):
@@ -130,6 +191,7 @@ def _from_statement(a: argparse.Namespace) -> None:
         from nnmip.drivers.task import load_program
 
         cp = load_program(a.file)
+        a._program = cp          # read once: _load takes it from here
         specs = [c for c in cp.compress_specs if a.network is None or c.network == a.network]
         if specs:
             c = specs[0]

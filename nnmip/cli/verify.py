@@ -276,12 +276,63 @@ def cmd_verify(a: argparse.Namespace) -> int:
     return _verify_loaded(a, deadline, None)
 
 
+def load_raw_network(kind: str, path: Any) -> Any:
+    """The network of an ONNX or npz file on raw inputs, its input scaling folded into the first dense layer.
+
+    An npz file holds the network on scaled inputs and declares its input domain in those units (``real[0, 1]``
+    after min-max scaling); once the scaling is folded in, the network takes raw inputs, so that domain is mapped
+    to raw units too (``lo * scale + offset``, the ends swapped for a negative scale), with a note saying so.
+    """
+    from nnmip.drivers.verify import fold_scaler
+    from nnmip.ir.network import Network
+    from nnmip.ir.ops import Input
+
+    if kind == "onnx":
+        from nnmip.io.onnx import import_onnx
+
+        net, scaler = import_onnx(path)
+    else:
+        from nnmip.io.weights import load_npz
+
+        net, scaler = load_npz(path)
+    folded = fold_scaler(net, scaler)     # the declared domain mapped to raw units with it
+    if scaler is None or kind == "onnx":     # an ONNX graph takes raw inputs and declares no domain
+        return folded
+    op = folded.op(folded.input)
+    assert isinstance(op, Input)
+    note = (f"'{Path(path).name}' scales its input, (x - offset) / scale; the scaling is folded into the first "
+            "layer, so --point, --points, --domain and counterexamples are raw (unscaled) inputs")
+    if op.lo is not None and op.hi is not None:
+        lo, hi = np.asarray(op.lo), np.asarray(op.hi)
+        shown = (f"[{lo[0]:.6g}, {hi[0]:.6g}]" if np.all(lo == lo[0]) and np.all(hi == hi[0])
+                 else f"lo {lo.min():.6g} to {lo.max():.6g}, hi {hi.min():.6g} to {hi.max():.6g} (per input)")
+        note += f"; the declared input domain (in scaled units) is {shown} in raw units"
+    g = folded.graph.copy()
+    g.graph["notes"] = [*folded.notes, note]
+    return Network(g, folded.name)
+
+
+def with_input_domain(net: Any, lo: Any, hi: Any) -> Any:
+    """``net`` with the input domain ``[lo, hi]`` in place of the one it declares: ``--domain`` is the input domain
+    of the question (as in :func:`nnmip.drivers.verify.verify`), so the model's input columns must not keep a
+    declared box the question replaced."""
+    from nnmip.ir.network import Network
+    from nnmip.ir.ops import Input
+
+    op = net.op(net.input)
+    assert isinstance(op, Input)
+    g = net.graph.copy()
+    g.nodes[net.input]["op"] = Input(dim=op.dim, lo=np.asarray(lo, np.float64).copy(),
+                                     hi=np.asarray(hi, np.float64).copy(), span=op.span)
+    return Network(g, net.name)
+
+
 def _verify_loaded(a: argparse.Namespace, deadline: Any, ex: Any) -> int:
     from nnmip.check import SolverSpec
     from nnmip.drivers.task import solve_options
-    from nnmip.drivers.verify import UNKNOWN, load_model
+    from nnmip.drivers.verify import UNKNOWN
 
-    net = load_model("onnx" if a.onnx else "npz", a.onnx or a.npz)
+    net = load_raw_network("onnx" if a.onnx else "npz", a.onnx or a.npz)
     for note in net.notes:       # e.g. a final softmax cut off at import (also in the JSON's "notes")
         print(f"note: {note}", file=sys.stderr)
     solver = a.solver or "highs"
@@ -290,6 +341,8 @@ def _verify_loaded(a: argparse.Namespace, deadline: Any, ex: Any) -> int:
     common = {"solver": solver, "deadline": deadline, "tighten": a.tighten or "auto", "options": opts,
               "bab": a.bab, "workers": max(1, a.workers), "method": _method(a)}
     domain = None if a.domain is None else (np.full(net.n_inputs, a.domain[0]), np.full(net.n_inputs, a.domain[1]))
+    if domain is not None:
+        net = with_input_domain(net, *domain)
     if not a.points:    # one question: the solver's progress on stderr (a batch reports its tasks instead)
         opts.progress = ProgressPrinter(not a.quiet, solver)
     if a.vnnlib:

@@ -3,8 +3,9 @@
 Over a bounded input box, a unit whose pre-activation bounds fix its activation computes a constant or a
 linear function:
 
-* a ReLU unit with ``U <= 0`` is dead (always 0), a step/sign unit with ``L > 0`` or ``U <= 0`` is constant:
-  the unit is removed and its constant output folded into the next layer's bias;
+* a ReLU unit with ``U <= 0`` is dead (always 0), a step/sign unit with ``L > 0`` or ``U <= 0`` is constant,
+  and so is any unit whose incoming weights are all zero (``act(b)``): the unit is removed and its constant
+  output folded into the next layer's bias;
 * a ReLU unit with ``L >= 0`` is linear; when every unit left in a layer is linear the layer is folded into the
   next affine map (``W' = W_next W``, ``b' = W_next b + b_next``), provided that does not add parameters.
   (A layer that mixes linear and non-linear units stays: a chain network has no skip connection to carry the
@@ -12,7 +13,10 @@ linear function:
 
 Stability is proven by interval bounds, then LP bounds, then a MILP per still-unstable unit (``method``).  The
 result is checked twice: sampled inputs must agree (:func:`sampled_difference`) and, for small networks, a
-MILP over the domain proves ``max_x |f(x) - g(x)|`` (:func:`prove_equivalence`).
+MILP over the domain proves ``max_x |f(x) - g(x)|`` (:func:`prove_equivalence`).  The smaller network equals the
+original on the box only, so it declares the box as its input domain; a box reaching past the declared domain
+replaces it (:func:`on_box`).  A time limit or a :class:`Deadline` is one wall-clock budget shared by the bound
+tightening and the proof.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from nnmip.drivers.deadline import Deadline
 from nnmip.errors import FormulationError, ParameterError
 from nnmip.formulations.verification import FixedModel, build_fixed_model
 from nnmip.ir.builder import NetworkBuilder, fixed
@@ -43,7 +48,7 @@ from nnmip.passes.bounds import (
     rounding_slack,
     tighten_bounds,
 )
-from nnmip.solution import STOP
+from nnmip.solution import STOP, stops_on_ctrl_c
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +82,13 @@ class CompressResult:
     max_sampled_diff: float | None = None
     samples: int = 0
     proof: dict[str, Any] | None = None
+    #: the box compressed over (in the network's input units): the smaller network declares it as its domain
+    domain: tuple[FloatArray, FloatArray] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "units_before": self.units_before, "units_after": self.units_after,
+        dom = None if self.domain is None else {"lo": self.domain[0].tolist(), "hi": self.domain[1].tolist()}
+        return {"method": self.method, "domain": dom, "units_before": self.units_before,
+                "units_after": self.units_after,
                 "params_before": self.params_before, "params_after": self.params_after,
                 "removed_units": self.removed_units, "folded_layers": self.folded_layers,
                 "seconds": round(self.seconds, 4), "max_sampled_diff": self.max_sampled_diff,
@@ -135,17 +144,27 @@ def _bound(what: str, value: object, n: int) -> npt.NDArray[np.float64]:
     return np.broadcast_to(a, (n,)).copy()
 
 
+@stops_on_ctrl_c
 def compress(net: Network, lo: npt.ArrayLike | None = None, hi: npt.ArrayLike | None = None, *,
-             method: str = "milp", solver: str = "highs", time_limit: float | None = None) -> CompressResult:
+             method: str = "milp", solver: str = "highs", time_limit: float | None = None,
+             deadline: Deadline | None = None) -> CompressResult:
     """Remove the units of ``net`` whose activation is fixed on the box ``[lo, hi]`` (default: the input domain)
-    and fold layers that became linear; the result computes the same function on the box.
+    and fold layers that became linear; the result computes the same function on the box, and declares that box
+    as its input domain (it stands for ``net`` there only).
+
+    A unit whose incoming weights are all zero computes the constant ``act(b)`` (exactly, in the forward pass):
+    it is removed like a stable unit.  ``time_limit`` (seconds) and ``deadline`` (a :class:`Deadline` shared with
+    the rest of a run, e.g. :func:`prove_equivalence`) bound the wall-clock time of the bound tightening; units
+    not proven stable in time are kept.
     """
     t0 = time.perf_counter()
-    from nnmip.errors import check_number
+    from nnmip.errors import check_instance, check_number
 
     if not isinstance(net, Network):
         raise ParameterError.of("net", f"must be a Network, got {type(net).__name__}", code="E0108")
     check_number("time_limit", time_limit, low=0.0, none=True)
+    check_instance("deadline", deadline, Deadline, "a Deadline or None", none=True)
+    dl = Deadline.of(time_limit, deadline)
     if not isinstance(solver, str):
         raise ParameterError.of("solver", f"must be a solver name, got {solver!r:.60}",
                                 "use 'highs', 'cbc' or 'gurobi'")
@@ -163,8 +182,9 @@ def compress(net: Network, lo: npt.ArrayLike | None = None, hi: npt.ArrayLike | 
     region = Region((box(lo_a, hi_a),))
     inp, layers, out_identity = _chain(net)
     STOP.begin()        # a Ctrl-C from here ends the tightening with the units it proved (the rest are kept)
-    rep: BoundReport = tighten_bounds(net, region, method=method, solver=solver, time_limit=time_limit)
-    res = CompressResult(net, net, method, bounds=rep.to_dict())
+    rep: BoundReport = tighten_bounds(on_box(net, lo_a, hi_a), region, method=method, solver=solver,
+                                      time_limit=dl.left())
+    res = CompressResult(net, net, method, bounds=rep.to_dict(), domain=(lo_a.copy(), hi_a.copy()))
     res.units_before = sum(L.W.shape[0] for L in layers if L.act is not None)
     res.params_before = net.num_params()
 
@@ -185,6 +205,14 @@ def compress(net: Network, lo: npt.ArrayLike | None = None, hi: npt.ArrayLike | 
             linear = np.zeros_like(const)
             low = 0.0 if L.act == "step" else -1.0
             value = np.where(on, 1.0, low)
+        # a unit with no incoming weight outputs act(b) for every input, exactly (0 * x adds nothing)
+        zero_row = ~np.any(L.W != 0, axis=1)
+        if zero_row.any():
+            act_op = net.op(L.act_name) if L.act_name is not None else None
+            assert act_op is not None
+            value = np.where(zero_row, act_op.forward(L.b), value)
+            const = const | zero_row
+            linear = linear & ~zero_row
         keep = ~const
         if const.any():
             nxt.b = nxt.b + nxt.W[:, const] @ value[const]
@@ -210,7 +238,8 @@ def compress(net: Network, lo: npt.ArrayLike | None = None, hi: npt.ArrayLike | 
         k += 1
 
     nb = NetworkBuilder(net.name)
-    cur = nb.input(inp, n, op_in.lo, op_in.hi, span=op_in.span)
+    # the smaller network equals ``net`` on the compression box only: that box is its declared domain
+    cur = nb.input(inp, n, lo_a, hi_a, span=op_in.span)
     for L in layers:
         cur = nb.dense(L.name, cur, L.W.shape[0], weights=fixed(L.W), bias=fixed(L.b))
         if L.act is not None:
@@ -226,6 +255,21 @@ def compress(net: Network, lo: npt.ArrayLike | None = None, hi: npt.ArrayLike | 
     return res
 
 
+def on_box(net: Network, lo: FloatArray, hi: FloatArray) -> Network:
+    """``net`` with the input domain ``[lo, hi]`` in place of the one it declares (``net`` itself when they are the
+    same).  Bounds and models clip the input to the declared domain, so a box reaching past it must replace it:
+    otherwise units would be proven stable, and networks equal, on the intersection only.
+    """
+    op = net.op(net.input)
+    assert isinstance(op, Input)
+    if op.lo is not None and op.hi is not None and np.array_equal(op.lo, lo) and np.array_equal(op.hi, hi):
+        return net
+    g = net.graph.copy()
+    g.nodes[net.input]["op"] = Input(dim=op.dim, lo=np.array(lo, dtype=np.float64), hi=np.array(hi, dtype=np.float64),
+                                     span=op.span)
+    return Network(g, net.name)
+
+
 def sampled_difference(f: Network, g: Network, lo: npt.ArrayLike, hi: npt.ArrayLike, n: int = 10_000,
                        seed: int = 0) -> float:
     """``max |f(x) - g(x)|`` over ``n`` random points of the box plus its corners towards random signs."""
@@ -239,20 +283,30 @@ def sampled_difference(f: Network, g: Network, lo: npt.ArrayLike, hi: npt.ArrayL
 
 
 def prove_equivalence(f: Network, g: Network, lo: npt.ArrayLike, hi: npt.ArrayLike, *, solver: str = "highs",
-                      time_limit: float | None = None) -> dict[str, Any]:
+                      time_limit: float | None = None, deadline: Deadline | None = None) -> dict[str, Any]:
     """Prove a bound on ``max_x |f(x) - g(x)|`` over the box by MILPs over both networks on one input.
 
     Returns ``{"bound": proven upper bound, "value": largest forward-pass difference at the solutions,
-    "optimal": all MILPs solved to optimality, "milps": count}``.
+    "optimal": all MILPs solved to optimality, "milps": count}``.  ``time_limit`` (seconds) and ``deadline`` (the
+    run's :class:`Deadline`) bound the wall-clock time of the whole proof, its LP bounds included; a MILP cut
+    short, or not started because the time ran out, leaves a sound but looser bound and ``optimal`` false.
     """
     from nnmip.backends import get_backend
+    from nnmip.errors import check_instance, check_number
     from nnmip.solution import SolveOptions, Status
 
+    check_number("time_limit", time_limit, low=0.0, none=True)
+    check_instance("deadline", deadline, Deadline, "a Deadline or None", none=True)
+    dl = Deadline.of(time_limit, deadline)
+    t0 = time.perf_counter()
     d = f.n_inputs
     lo_a = np.broadcast_to(np.asarray(lo, np.float64), (d,)).copy()
     hi_a = np.broadcast_to(np.asarray(hi, np.float64), (d,)).copy()
     region = Region((box(lo_a, hi_a),))
-    bf, bg = tighten_bounds(f, region, method="lp").bounds, tighten_bounds(g, region, method="lp").bounds
+    f, g = on_box(f, lo_a, hi_a), on_box(g, lo_a, hi_a)     # the proof is over the box, whatever they declare
+    # the LP bounds share the budget: the units not reached in time keep their (sound) interval bounds
+    bf = tighten_bounds(f, region, method="lp", time_limit=dl.left()).bounds
+    bg = tighten_bounds(g, region, method="lp", time_limit=dl.left()).bounds
     fa = build_fixed_model(f, region, bf, name="f")
     ga = build_fixed_model(g, region, bg, name="g")
     m, oa, ob, xa, xb = _joint(fa, ga)
@@ -267,22 +321,25 @@ def prove_equivalence(f: Network, g: Network, lo: npt.ArrayLike, hi: npt.ArrayLi
     box_gap = np.maximum(fhi - glo, ghi - flo) + slack
     scale = max(bound_scale(bf), bound_scale(bg))
     trusted = scale <= MILP_TRUST_SCALE
-    t0 = time.perf_counter()
     bound, value, optimal, count = 0.0, 0.0, trusted, 0
     notes: list[str] = []
     if not trusted:
         notes.append(f"the networks' values reach {scale:.3g}: past {MILP_TRUST_SCALE:.0e} a MILP is no proof, so "
                      "the bound is the interval one")
+    skipped = 0
     for i in range(f.n_outputs):
         out_bound = -np.inf
         for sgn in (1.0, -1.0):
             if not trusted:
                 out_bound = np.inf
                 break
+            if dl.expired():     # no time left for this MILP: the interval bound of |f - g| stands for the output
+                out_bound, optimal = np.inf, False
+                skipped += 1
+                break
             c = sgn * (oa[i] - ob[i])
-            left = None if time_limit is None else max(time_limit - (time.perf_counter() - t0), 0.01)
-            raw = backend.solve(m.replace(c=np.asarray(c, dtype=np.float64),
-                                          c0=0.0, sense="max"), SolveOptions(time_limit=left, mip_gap=0.0))
+            raw = backend.solve(m.replace(c=np.asarray(c, dtype=np.float64), c0=0.0, sense="max"),
+                                SolveOptions(time_limit=dl.solve_limit(), mip_gap=0.0))
             count += 1
             optimal &= raw.status is Status.OPTIMAL
             b = raw.bound if raw.bound is not None else (raw.objective if raw.status is Status.OPTIMAL else np.inf)
@@ -292,6 +349,8 @@ def prove_equivalence(f: Network, g: Network, lo: npt.ArrayLike, hi: npt.ArrayLi
                 x = np.clip(raw.x[xa], lo_a, hi_a)
                 value = max(value, float(np.max(np.abs(f.forward(x) - g.forward(x)))))
         bound = max(bound, min(out_bound, float(box_gap[i])))
+    if skipped:
+        notes.append(f"the time ran out: {skipped} of {f.n_outputs} outputs are bounded by interval arithmetic only")
     if value > bound:     # a forward difference above the MILPs' bound: they failed numerically
         notes.append(f"a forward-pass difference {value:.3g} exceeds the MILPs' bound {bound:.3g}: the bound is the "
                      "interval one")

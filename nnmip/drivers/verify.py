@@ -233,7 +233,29 @@ def fold_scaler(net: Network, scaler: Any) -> Network:
     g = net.graph.copy()
     g.nodes[first[0]]["op"] = Dense(n_in=d.n_in, n_out=d.n_out, weights=fixed(W).resolve(W.shape),
                                     bias=fixed(b).resolve(b.shape), span=d.span)
+    inp = net.op(net.input)
+    if isinstance(inp, Input) and (inp.lo is not None or inp.hi is not None):
+        # the declared domain is in scaled units (real[0, 1] after min-max scaling): the raw network's is mapped
+        lo, hi = raw_domain(inp.lo, inp.hi, scaler)
+        g.nodes[net.input]["op"] = Input(dim=inp.dim, lo=lo, hi=hi, span=inp.span)
     return Network(g, net.name)
+
+
+def raw_domain(lo: Any, hi: Any, scaler: Any) -> tuple[Any, Any]:
+    """The box ``[lo, hi]`` of scaled inputs in raw units: ``x = x_scaled * scale + offset`` end by end, the ends
+    swapped where a scale factor is negative (``None`` sides stay open: -inf / +inf).  Each end is widened by the
+    rounding of that product and sum, so a raw input that scales to an end of ``[lo, hi]`` stays inside.
+    """
+    scale = np.asarray(scaler.scale, dtype=np.float64)
+    offset = np.asarray(scaler.offset, dtype=np.float64)
+    n = scale.size
+    lo_s = np.full(n, -np.inf) if lo is None else np.broadcast_to(np.asarray(lo, np.float64), (n,))
+    hi_s = np.full(n, np.inf) if hi is None else np.broadcast_to(np.asarray(hi, np.float64), (n,))
+    eps = 2.0 * np.finfo(np.float64).eps
+    with np.errstate(invalid="ignore"):
+        a, b = lo_s * scale + offset, hi_s * scale + offset
+        ra, rb = (np.nan_to_num(eps * (np.abs(v * scale) + np.abs(offset)), posinf=0.0) for v in (lo_s, hi_s))
+    return np.minimum(a - ra, b - rb), np.maximum(a + ra, b + rb)
 
 
 def _base_options(solver: str, opts: SolveOptions | None, time_left: float | None, decide: bool,
