@@ -63,7 +63,11 @@ def cmd_predict(a: argparse.Namespace) -> int:
             raise DataError.at("E0312", f"label '{y_raw[i]}' in data row {i + 1} of '{a.data}' is not one of the "
                                f"network's classes {known.tolist()}", Span(file=a.data), notes=[
                                    "help: check --label (the column of the true label)"])
-        out["accuracy"] = float(np.mean(np.asarray(labels, dtype=np.float64) == np.asarray(y_raw, dtype=np.float64)))
+        if known.dtype.kind in "biuf":      # numeric classes: labels compared as numbers ("2" and "2.0" alike)
+            hit = np.asarray(labels, dtype=np.float64) == np.asarray(y_raw, dtype=np.float64)
+        else:                               # class names
+            hit = np.asarray(labels).astype(str) == np.asarray(y_raw).astype(str)
+        out["accuracy"] = float(np.mean(hit))
     if a.json:
         write_json(a.json, out)
     else:

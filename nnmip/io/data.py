@@ -468,11 +468,13 @@ def read_points(path: str | Path, *, delimiter: str | None = None, header: bool 
     * text: numbers (:func:`nnmip.io.files.read_number_table`: ``delimiter`` ``None`` guesses it, ``header`` skips
       the first row); ``label`` is the label column (negative counts from the end; ``None``: no labels).
 
-    ``integer_labels`` requires integral labels and returns them as ``int64``; ``label_option`` names the label
+    ``integer_labels`` requires integral labels and returns them as ``int64``; otherwise a text table's labels are
+    numbers when every one is, else the strings as written (class names, as training data may have);
+    ``label_option`` names the label
     setting in messages.  Errors: E0309 (npz keys and shapes), E0304 (label column out of range or not integral),
     E0305 (no feature column besides the label), and the cell errors of the reading helpers.
     """
-    from nnmip.io.files import load_npy_arrays, numeric_array, read_number_table
+    from nnmip.io.files import load_npy_arrays, numeric_array, read_labelled_table, read_number_table
 
     p = Path(path)
     name = str(path)
@@ -507,6 +509,19 @@ def read_points(path: str | Path, *, delimiter: str | None = None, header: bool 
                 raise DataError.at("E0309", f"array 'y' of '{name}' has {y.shape[0]} labels for {X.shape[0]} rows",
                                    where)
         return X, y
+    if label is not None and not integer_labels:
+        # labels as written (class names or numbers: the caller compares them with the network's classes)
+        A, names = read_labelled_table(p, label, delimiter, header, display=name)
+        if names is not None:
+            if A.shape[1] < 1:
+                raise DataError.at("E0305", f"'{name}' has no feature columns besides the label", where,
+                                   ["help: give --label-column none when the file has no labels"])
+            try:
+                numbers = names.astype(np.float64)
+            except ValueError:                  # class names
+                return A, names
+            if np.isfinite(numbers).all():
+                return A, numbers
     A = read_number_table(p, delimiter, header, display=name)
     if label is None:
         return A, None

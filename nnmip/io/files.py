@@ -136,6 +136,15 @@ def read_number_table(path: str | os.PathLike[str], delimiter: str | None = None
     ``file:row:column``: ``E0310`` ragged rows, ``E0302`` a cell that is not a number, ``E0303`` NaN or infinity,
     ``E0305`` no rows.
     """
+    return read_labelled_table(path, None, delimiter, header, display)[0]
+
+
+def read_labelled_table(path: str | os.PathLike[str], label: int | None, delimiter: str | None = None,
+                        header: bool = False, display: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`read_number_table` with the column ``label`` (an index into the row, negative from the end; None:
+    none) kept apart as text: the float array of the other columns and the label strings (labels may be names).
+    A ``label`` out of range is the caller's to refuse: here it is read as no label.
+    """
     name = display or os.fspath(path)
     text = read_text_file(path, name)
     rows: list[list[str]] = []
@@ -159,8 +168,15 @@ def read_number_table(path: str | os.PathLike[str], delimiter: str | None = None
                                f"{width}", Span(n, 1, file=name),
                                [f"help: every row needs {width} values"
                                 + (f" separated by '{delimiter}'" if delimiter else "")])
+    labels = None
+    cols = list(range(width))           # the file's column of each number column
+    if label is not None and -width <= label < width:
+        col = label % width
+        labels = np.array([r[col] for r in rows], dtype=str)
+        rows = [r[:col] + r[col + 1:] for r in rows]
+        cols.pop(col)
     try:
-        table = np.array(rows, dtype=np.float64)
+        table = np.array(rows, dtype=np.float64).reshape(len(rows), len(cols))
     except ValueError:
         table = None
     if table is None:
@@ -169,18 +185,18 @@ def read_number_table(path: str | os.PathLike[str], delimiter: str | None = None
                 try:
                     float(cell)
                 except ValueError:
-                    raise DataError.at("E0302", f"row {n}, column {j + 1} of '{name}' is not a number: "
-                                       f"'{cell[:40]}'", Span(n, j + 1, file=name),
+                    raise DataError.at("E0302", f"row {n}, column {cols[j] + 1} of '{name}' is not a number: "
+                                       f"'{cell[:40]}'", Span(n, cols[j] + 1, file=name),
                                        ["help: every value must be a number; check the delimiter and the header"]
                                        ) from None
         raise DataError.at("E0302", f"'{name}' cannot be read as numbers", Span(file=name))  # pragma: no cover
     bad = ~np.isfinite(table)
     if bad.any():
         i, j = (int(v) for v in np.argwhere(bad)[0])
-        raise DataError.at("E0303", f"row {line_no[i]}, column {j + 1} of '{name}' is not finite: "
-                           f"'{rows[i][j]}'", Span(line_no[i], j + 1, file=name),
+        raise DataError.at("E0303", f"row {line_no[i]}, column {cols[j] + 1} of '{name}' is not finite: "
+                           f"'{rows[i][j]}'", Span(line_no[i], cols[j] + 1, file=name),
                            ["help: drop or impute missing and infinite values"])
-    return table
+    return table, labels
 
 
 def numeric_array(a: np.ndarray, name: str, file: str = "") -> np.ndarray:
