@@ -94,10 +94,44 @@ def require_linear(name: str, model: MatrixModel) -> None:
 
 
 def import_solver(name: str, module: str) -> Any:
-    """Import a solver's Python module, or raise ``BackendUnavailable`` (E0504) with a help line."""
+    """Import a solver's Python module, or raise ``BackendUnavailable`` (E0504) with a help line.
+
+    A Ctrl-C during the import is held until it has ended and then handed to the SIGINT handler that was in place
+    (:func:`_sigint_held`): raised inside the initialisation of a compiled module, the handler's exception was
+    turned into an ``ImportError`` ("solver 'highs' is not installed") or lost, and the run then went on into
+    a solve of up to its whole time limit.
+    """
+    loaded = sys.modules.get(module)
+    if loaded is not None:
+        return loaded
     try:
-        return importlib.import_module(module)
+        with _sigint_held():
+            return importlib.import_module(module)
     except ImportError as exc:
         raise BackendUnavailable.at(
             "E0504", f"solver '{name}' is not installed: python module '{module}' not found",
             notes=[f"help: pip install {module}, or choose another solver"]) from exc
+
+
+@contextlib.contextmanager
+def _sigint_held() -> Iterator[None]:
+    """Within the block SIGINT is only recorded (main thread); at its end the handler in place before it gets
+    the signal, as if it came then.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[Any] = []
+    previous = signal.signal(signal.SIGINT, lambda _signum, frame: got.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if got:
+            if callable(previous):
+                previous(signal.SIGINT, got[0])
+            elif previous == signal.SIG_DFL:
+                os.kill(os.getpid(), signal.SIGINT)

@@ -166,9 +166,11 @@ class HighsBackend:
                     if done:
                         return run_status, None
                     if STOP.is_set():
-                        if asked is None:     # a cancel that came before the start is forgotten by it: again
+                        if asked is None:
                             asked = time.perf_counter()
-                            h.cancelSolve()
+                        # again at every turn: HiGHS forgets a cancel that comes before its run has begun, and
+                        # under load its solver thread may begin well after startSolve returns
+                        h.cancelSolve()
                         if time.perf_counter() - asked > STOP_GRACE:
                             STOP.abandoned.append(thread)
                             return None, kept
