@@ -284,8 +284,9 @@ def test_sigint_during_branch_and_bound_keeps_its_bound(tmp_path: Path) -> None:
 
 
 API_SCRIPT = """\
-import sys, time
+import signal, sys, time
 import numpy as np
+signal.signal(signal.SIGINT, signal.default_int_handler)    # as in an interactive Python (not inherited as ignored)
 from nnmip import load_program, run_train_task, SolveOptions
 
 cp = load_program(sys.argv[1])
