@@ -246,3 +246,16 @@ def test_text_and_builder_compile_identically(loss: str, final: str) -> None:
     assert names[0] == "h1__W_0_0"
     assert "a1__u_6_3" in names
     assert "h2__s_6_2_3" in names
+
+
+def test_with_input_domain_replaces_the_declared_box() -> None:
+    from nnmip.drivers.verify import network_from_layers
+
+    net = network_from_layers([(np.eye(2), np.zeros(2)), (np.ones((1, 2)), np.zeros(1))])
+    boxed = net.with_input_domain(0.0, [1.0, 2.0])
+    op = boxed.op(boxed.input)
+    np.testing.assert_array_equal(op.lo, [0.0, 0.0])       # type: ignore[attr-defined]
+    np.testing.assert_array_equal(op.hi, [1.0, 2.0])       # type: ignore[attr-defined]
+    assert net.op(net.input).lo is None                     # type: ignore[attr-defined]  (a new network)
+    assert boxed.with_input_domain([0.0, 0.0], [1.0, 2.0]) is boxed     # the same box: itself
+    np.testing.assert_array_equal(boxed.forward(np.array([[0.5, 1.5]])), [[2.0]])

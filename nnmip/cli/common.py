@@ -169,6 +169,17 @@ def check_count(option: str, value: int | None, upper: int = MAX_PARALLEL) -> No
                  help_text=f"give a whole number from 1 to {upper}")
 
 
+def box_text(lo: Any, hi: Any) -> str:
+    """A box of inputs for people: one interval when every input has the same, else the range of its ends."""
+    import numpy as np
+
+    lo, hi = np.asarray(lo), np.asarray(hi)
+    if lo.size and np.all(lo == lo[0]) and np.all(hi == hi[0]):
+        return f"the box [{lo[0]:.6g}, {hi[0]:.6g}] for each of the {lo.size} inputs"
+    return (f"a per-input box (lower ends {lo.min():.6g} to {lo.max():.6g}, upper ends {hi.min():.6g} to "
+            f"{hi.max():.6g})")
+
+
 def check_domain(domain: Any) -> None:
     """Refuse a ``--domain LO HI`` that is not a finite box (``E0109``) or whose ends are crossed (``E0410``)."""
     if domain is None:

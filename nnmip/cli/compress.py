@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from nnmip.cli.common import EXIT_OK, EXIT_UNSOLVED, command, say, write_each, write_json
+from nnmip.cli.common import EXIT_OK, EXIT_UNSOLVED, box_text, command, say, write_each, write_json
 from nnmip.drivers.compress import compress, prove_equivalence, sampled_difference
 from nnmip.errors import NnmipError
 from nnmip.ir.network import Network
@@ -37,19 +37,16 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", metavar="OUT", help="write the report as JSON ('-' for stdout)")
 
 
-def _load(a: argparse.Namespace) -> tuple[Network, Any]:
-    if a.onnx:
-        from nnmip.io.onnx import import_onnx
+def _load(a: argparse.Namespace, cp: Any) -> tuple[Network, Any]:
+    """The network (and its input scaler) of --onnx, --npz or the .nnmip file (``cp``, read already, or None)."""
+    if a.onnx or a.npz:
+        from nnmip.drivers.verify import load_file
 
-        return import_onnx(a.onnx)
-    if a.npz:
-        from nnmip.io.weights import load_npz
-
-        return load_npz(a.npz)
+        return load_file("onnx" if a.onnx else "npz", a.onnx or a.npz)
     if a.file:
         from nnmip.drivers.task import load_program
 
-        cp = getattr(a, "_program", None) or load_program(a.file)
+        cp = cp or load_program(a.file)
         if not cp.networks:
             raise NnmipError.at("E0181", f"'{a.file}' defines no network")
         name = a.network or next(iter(cp.networks))
@@ -68,7 +65,7 @@ def cmd_compress(a: argparse.Namespace) -> int:
     from nnmip.drivers.deadline import Deadline
 
     started = time.monotonic()    # the budget counts from here: the file's compress statement may give it
-    _from_statement(a)
+    cp = _from_statement(a)
     check_number("--samples", a.samples, positive=True, upper=10**8, integer=True,
                  help_text="give a whole number from 1 to 1e8, e.g. --samples 10000")
     check_number("--time-limit", a.time_limit, positive=True)
@@ -84,8 +81,9 @@ def cmd_compress(a: argparse.Namespace) -> int:
     preflight(a, inputs=[a.file, a.onnx, a.npz], outputs={"-o": a.output, "--json": a.json})
     # one wall-clock budget for the whole run: reading, bound tightening, the proof and the writing share it
     deadline = Deadline(None, end=None if a.time_limit is None else started + a.time_limit)
-    net, scaler = _load(a)
-    if any(out.lower().endswith(".onnx") for out in a.output):
+    net, scaler = _load(a, cp)
+    onnx_out = any(out.lower().endswith(".onnx") for out in a.output)
+    if onnx_out:
         import nnmip.io.onnx  # noqa: F401  (the exporter's import takes a second: spent now, not after the budget)
     from nnmip.io.files import check_memory
 
@@ -110,10 +108,10 @@ def cmd_compress(a: argparse.Namespace) -> int:
          + ("" if res.proof is None else f"; proven max |f - g| <= {res.proof['bound']:.3g}")
          + ("" if res.proof is None or res.proof["optimal"] else " (not optimal: the time ran out or a MILP "
             "was no proof)")
-         + f"; compressed over {_box_text(raw_lo, raw_hi)}" + (" (raw inputs)" if scaler is not None else "")
+         + f"; compressed over {box_text(raw_lo, raw_hi)}" + (" (raw inputs)" if scaler is not None else "")
          + ", which the output declares as its input domain"
          + (f" (.onnx: in the metadata property {ONNX_DOMAIN_KEY})"
-            if any(out.lower().endswith(".onnx") for out in a.output) else ""))
+            if onnx_out else ""))
     report = res.to_dict()
     if scaler is not None:
         report["raw_domain"] = {"lo": raw_lo.tolist(), "hi": raw_hi.tolist()}
@@ -156,13 +154,6 @@ def _raw_box(lo: np.ndarray, hi: np.ndarray, scaler: Any, given: Any) -> tuple[n
     return np.minimum(a, b), np.maximum(a, b)
 
 
-def _box_text(lo: np.ndarray, hi: np.ndarray) -> str:
-    if lo.size and np.all(lo == lo[0]) and np.all(hi == hi[0]):
-        return f"the box [{lo[0]:.6g}, {hi[0]:.6g}] for each of the {lo.size} inputs"
-    return (f"a per-input box (lower ends {lo.min():.6g} to {lo.max():.6g}, upper ends {hi.min():.6g} to "
-            f"{hi.max():.6g})")
-
-
 def _write_onnx(net: Network, out: str, scaler: Any, lo: np.ndarray, hi: np.ndarray) -> None:
     """``export_onnx`` with the box the network is valid on in the metadata property ``nnmip.input_domain``
     (JSON ``{"lo": [...], "hi": [...]}`` in the units of the ONNX input): an ONNX input declares no domain."""
@@ -183,15 +174,16 @@ def _write_onnx(net: Network, out: str, scaler: Any, lo: np.ndarray, hi: np.ndar
     write_bytes(target, model.SerializeToString())
 
 
-def _from_statement(a: argparse.Namespace) -> None:
-    """Fill the options the command line leaves open from the file's ``compress`` statement (if any)."""
+def _from_statement(a: argparse.Namespace) -> Any:
+    """Fill the options the command line leaves open from the file's ``compress`` statement (if any); the checked
+    program when the network comes from a .nnmip file (read once here), else None."""
+    cp = None
     if a.file and not (a.onnx or a.npz):
         from pathlib import Path
 
         from nnmip.drivers.task import load_program
 
         cp = load_program(a.file)
-        a._program = cp          # read once: _load takes it from here
         specs = [c for c in cp.compress_specs if a.network is None or c.network == a.network]
         if specs:
             c = specs[0]
@@ -207,6 +199,7 @@ def _from_statement(a: argparse.Namespace) -> None:
     if not a.output:
         raise NnmipError.at("E0104", "no output: give -o OUT (.onnx or .npz) or output = \"small.onnx\" in the "
                             "file's compress statement")
+    return cp
 
 
 cmd_compress.configure = _configure  # type: ignore[attr-defined]

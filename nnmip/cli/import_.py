@@ -27,16 +27,12 @@ def _configure_import(p: argparse.ArgumentParser) -> None:
 def cmd_import(a: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import numpy as np
-
     from nnmip.cli.common import check_domain, check_number, preflight
     from nnmip.drivers.verify import fold_scaler
     from nnmip.io.onnx import import_onnx
     from nnmip.io.safe import check_writable
     from nnmip.io.source import INLINE, source_name, write_network
     from nnmip.io.writers import ExportError
-    from nnmip.ir.network import Network
-    from nnmip.ir.ops import Input
 
     check_number("--inline", a.inline, integer=True, upper=10**6,
                  help_text="give the largest number of values written inline, e.g. --inline 8")
@@ -52,12 +48,7 @@ def cmd_import(a: argparse.Namespace) -> int:
                                         "(same function, rounded differently), or export the network without it"])
         net = fold_scaler(net, scaler)
     if a.domain is not None:
-        lo, hi = a.domain
-        g = net.graph.copy()
-        op = net.op(net.input)
-        g.nodes[net.input]["op"] = Input(dim=net.n_inputs, lo=np.full(net.n_inputs, lo), hi=np.full(net.n_inputs, hi),
-                                         span=op.span)
-        net = Network(g, net.name)
+        net = net.with_input_domain(*a.domain)
     header = f"network imported from {Path(a.file).name} by nnmip import"
     out, side = write_network(net, a.output, a.npz, inline=INLINE if a.inline is None else a.inline, header=header)
     print(f"wrote {out}" + (f" and {side}" if side else ""), file=sys.stderr)

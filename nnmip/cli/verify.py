@@ -283,18 +283,11 @@ def load_raw_network(kind: str, path: Any) -> Any:
     after min-max scaling); once the scaling is folded in, the network takes raw inputs, so that domain is mapped
     to raw units too (``lo * scale + offset``, the ends swapped for a negative scale), with a note saying so.
     """
-    from nnmip.drivers.verify import fold_scaler
+    from nnmip.drivers.verify import fold_scaler, load_file
     from nnmip.ir.network import Network
     from nnmip.ir.ops import Input
 
-    if kind == "onnx":
-        from nnmip.io.onnx import import_onnx
-
-        net, scaler = import_onnx(path)
-    else:
-        from nnmip.io.weights import load_npz
-
-        net, scaler = load_npz(path)
+    net, scaler = load_file(kind, path)
     folded = fold_scaler(net, scaler)     # the declared domain mapped to raw units with it
     if scaler is None or kind == "onnx":     # an ONNX graph takes raw inputs and declares no domain
         return folded
@@ -303,28 +296,12 @@ def load_raw_network(kind: str, path: Any) -> Any:
     note = (f"'{Path(path).name}' scales its input, (x - offset) / scale; the scaling is folded into the first "
             "layer, so --point, --points, --domain and counterexamples are raw (unscaled) inputs")
     if op.lo is not None and op.hi is not None:
-        lo, hi = np.asarray(op.lo), np.asarray(op.hi)
-        shown = (f"[{lo[0]:.6g}, {hi[0]:.6g}]" if np.all(lo == lo[0]) and np.all(hi == hi[0])
-                 else f"lo {lo.min():.6g} to {lo.max():.6g}, hi {hi.min():.6g} to {hi.max():.6g} (per input)")
-        note += f"; the declared input domain (in scaled units) is {shown} in raw units"
+        from nnmip.cli.common import box_text
+
+        note += f"; the declared input domain (in scaled units) is, in raw units, {box_text(op.lo, op.hi)}"
     g = folded.graph.copy()
     g.graph["notes"] = [*folded.notes, note]
     return Network(g, folded.name)
-
-
-def with_input_domain(net: Any, lo: Any, hi: Any) -> Any:
-    """``net`` with the input domain ``[lo, hi]`` in place of the one it declares: ``--domain`` is the input domain
-    of the question (as in :func:`nnmip.drivers.verify.verify`), so the model's input columns must not keep a
-    declared box the question replaced."""
-    from nnmip.ir.network import Network
-    from nnmip.ir.ops import Input
-
-    op = net.op(net.input)
-    assert isinstance(op, Input)
-    g = net.graph.copy()
-    g.nodes[net.input]["op"] = Input(dim=op.dim, lo=np.asarray(lo, np.float64).copy(),
-                                     hi=np.asarray(hi, np.float64).copy(), span=op.span)
-    return Network(g, net.name)
 
 
 def _verify_loaded(a: argparse.Namespace, deadline: Any, ex: Any) -> int:
@@ -341,8 +318,8 @@ def _verify_loaded(a: argparse.Namespace, deadline: Any, ex: Any) -> int:
     common = {"solver": solver, "deadline": deadline, "tighten": a.tighten or "auto", "options": opts,
               "bab": a.bab, "workers": max(1, a.workers), "method": _method(a)}
     domain = None if a.domain is None else (np.full(net.n_inputs, a.domain[0]), np.full(net.n_inputs, a.domain[1]))
-    if domain is not None:
-        net = with_input_domain(net, *domain)
+    if domain is not None:     # --domain is the question's input domain: it replaces the declared one
+        net = net.with_input_domain(*domain)
     if not a.points:    # one question: the solver's progress on stderr (a batch reports its tasks instead)
         opts.progress = ProgressPrinter(not a.quiet, solver)
     if a.vnnlib:

@@ -93,6 +93,14 @@ def verification_models(net: Network, sets: Region | InputSet | Sequence[InputSe
     return [(cs.label, with_case(fm, cs)) for cs in cases]
 
 
+def _statements(cp: Any) -> list[tuple[str, Any]]:
+    """``("train" | "verify", statement)`` of every question of a checked program, in file order."""
+    stmts: list[tuple[tuple[int, int], str, Any]] = [((t.span.line, t.span.column), "train", t) for t in cp.tasks]
+    stmts += [((s.span.line, s.span.column), "verify", s) for s in cp.verify_specs]
+    stmts.sort(key=lambda t: t[0])
+    return [(kind, st) for _, kind, st in stmts]
+
+
 def program_questions(cp: Any, *, emit: str | None = None, relax: bool | None = None,
                       solver: str = "highs") -> list[Question]:
     """Every question of a checked program, in file order.
@@ -105,11 +113,9 @@ def program_questions(cp: Any, *, emit: str | None = None, relax: bool | None = 
     from nnmip.errors import NnmipError
     from nnmip.formulations.training import build_training_model
 
-    stmts: list[tuple[tuple[int, int], str, Any]] = [((t.span.line, t.span.column), "train", t) for t in cp.tasks]
-    stmts += [((s.span.line, s.span.column), "verify", s) for s in cp.verify_specs]
-    stmts.sort(key=lambda t: t[0])
+    stmts = _statements(cp)
     out: list[Question] = []
-    for i, (_, kind, st) in enumerate(stmts):
+    for i, (kind, st) in enumerate(stmts):
         if kind == "train":
             from nnmip.check.sparse_spec import is_gradient, no_training_model
 
@@ -193,11 +199,9 @@ def question_slots(cp: Any) -> list[tuple[int, int | None, int]]:
     from nnmip.drivers.verify import resolve_verify_spec
     from nnmip.errors import NnmipError
 
-    stmts: list[tuple[tuple[int, int], str, Any]] = [((t.span.line, t.span.column), "train", t) for t in cp.tasks]
-    stmts += [((s.span.line, s.span.column), "verify", s) for s in cp.verify_specs]
-    stmts.sort(key=lambda t: t[0])
+    stmts = _statements(cp)
     slots: list[tuple[int, int | None, int]] = []
-    for i, (_, kind, st) in enumerate(stmts):
+    for i, (kind, st) in enumerate(stmts):
         if kind == "train":
             slots.append((i, None, 1))
             continue

@@ -15,8 +15,8 @@ Stability is proven by interval bounds, then LP bounds, then a MILP per still-un
 result is checked twice: sampled inputs must agree (:func:`sampled_difference`) and, for small networks, a
 MILP over the domain proves ``max_x |f(x) - g(x)|`` (:func:`prove_equivalence`).  The smaller network equals the
 original on the box only, so it declares the box as its input domain; a box reaching past the declared domain
-replaces it (:func:`on_box`).  A time limit or a :class:`Deadline` is one wall-clock budget shared by the bound
-tightening and the proof.
+replaces it (:meth:`~nnmip.ir.network.Network.with_input_domain`).  A time limit or a :class:`Deadline` is one
+wall-clock budget shared by the bound tightening and the proof.
 """
 
 from __future__ import annotations
@@ -182,7 +182,7 @@ def compress(net: Network, lo: npt.ArrayLike | None = None, hi: npt.ArrayLike | 
     region = Region((box(lo_a, hi_a),))
     inp, layers, out_identity = _chain(net)
     STOP.begin()        # a Ctrl-C from here ends the tightening with the units it proved (the rest are kept)
-    rep: BoundReport = tighten_bounds(on_box(net, lo_a, hi_a), region, method=method, solver=solver,
+    rep: BoundReport = tighten_bounds(net.with_input_domain(lo_a, hi_a), region, method=method, solver=solver,
                                       time_limit=dl.left())
     res = CompressResult(net, net, method, bounds=rep.to_dict(), domain=(lo_a.copy(), hi_a.copy()))
     res.units_before = sum(L.W.shape[0] for L in layers if L.act is not None)
@@ -255,21 +255,6 @@ def compress(net: Network, lo: npt.ArrayLike | None = None, hi: npt.ArrayLike | 
     return res
 
 
-def on_box(net: Network, lo: FloatArray, hi: FloatArray) -> Network:
-    """``net`` with the input domain ``[lo, hi]`` in place of the one it declares (``net`` itself when they are the
-    same).  Bounds and models clip the input to the declared domain, so a box reaching past it must replace it:
-    otherwise units would be proven stable, and networks equal, on the intersection only.
-    """
-    op = net.op(net.input)
-    assert isinstance(op, Input)
-    if op.lo is not None and op.hi is not None and np.array_equal(op.lo, lo) and np.array_equal(op.hi, hi):
-        return net
-    g = net.graph.copy()
-    g.nodes[net.input]["op"] = Input(dim=op.dim, lo=np.array(lo, dtype=np.float64), hi=np.array(hi, dtype=np.float64),
-                                     span=op.span)
-    return Network(g, net.name)
-
-
 def sampled_difference(f: Network, g: Network, lo: npt.ArrayLike, hi: npt.ArrayLike, n: int = 10_000,
                        seed: int = 0) -> float:
     """``max |f(x) - g(x)|`` over ``n`` random points of the box plus its corners towards random signs."""
@@ -303,7 +288,8 @@ def prove_equivalence(f: Network, g: Network, lo: npt.ArrayLike, hi: npt.ArrayLi
     lo_a = np.broadcast_to(np.asarray(lo, np.float64), (d,)).copy()
     hi_a = np.broadcast_to(np.asarray(hi, np.float64), (d,)).copy()
     region = Region((box(lo_a, hi_a),))
-    f, g = on_box(f, lo_a, hi_a), on_box(g, lo_a, hi_a)     # the proof is over the box, whatever they declare
+    # the proof is over the box, whatever they declare
+    f, g = f.with_input_domain(lo_a, hi_a), g.with_input_domain(lo_a, hi_a)
     # the LP bounds share the budget: the units not reached in time keep their (sound) interval bounds
     bf = tighten_bounds(f, region, method="lp", time_limit=dl.left()).bounds
     bg = tighten_bounds(g, region, method="lp", time_limit=dl.left()).bounds

@@ -233,12 +233,12 @@ def fold_scaler(net: Network, scaler: Any) -> Network:
     g = net.graph.copy()
     g.nodes[first[0]]["op"] = Dense(n_in=d.n_in, n_out=d.n_out, weights=fixed(W).resolve(W.shape),
                                     bias=fixed(b).resolve(b.shape), span=d.span)
+    raw = Network(g, net.name)
     inp = net.op(net.input)
     if isinstance(inp, Input) and (inp.lo is not None or inp.hi is not None):
         # the declared domain is in scaled units (real[0, 1] after min-max scaling): the raw network's is mapped
-        lo, hi = raw_domain(inp.lo, inp.hi, scaler)
-        g.nodes[net.input]["op"] = Input(dim=inp.dim, lo=lo, hi=hi, span=inp.span)
-    return Network(g, net.name)
+        raw = raw.with_input_domain(*raw_domain(inp.lo, inp.hi, scaler))
+    return raw
 
 
 def raw_domain(lo: Any, hi: Any, scaler: Any) -> tuple[Any, Any]:
@@ -1371,17 +1371,20 @@ def _resolve_point(cp: Any, ref: Any, n: int | None, cache: dict[str, Any]) -> F
     return np.asarray(ds.X(np.array([ref.index])), dtype=np.float64)[0]
 
 
-def load_model(kind: str, path: Any) -> Network:
-    """A fixed-weight network on raw inputs from an ONNX file or an npz weights file (scaling folded in)."""
+def load_file(kind: str, path: Any) -> tuple[Network, Any]:
+    """The network of an ONNX file (``kind`` ``"onnx"``) or an npz weights file and its input scaler (or None)."""
     if kind == "onnx":
         from nnmip.io.onnx import import_onnx
 
-        net, scaler = import_onnx(path)
-    else:
-        from nnmip.io.weights import load_npz
+        return import_onnx(path)
+    from nnmip.io.weights import load_npz
 
-        net, scaler = load_npz(path)
-    return fold_scaler(net, scaler)
+    return load_npz(path)
+
+
+def load_model(kind: str, path: Any) -> Network:
+    """A fixed-weight network on raw inputs from an ONNX file or an npz weights file (scaling folded in)."""
+    return fold_scaler(*load_file(kind, path))
 
 
 def spec_network(cp: Any, spec: Any) -> Network:

@@ -470,9 +470,9 @@ def read_points(path: str | Path, *, delimiter: str | None = None, header: bool 
 
     ``integer_labels`` requires integral labels and returns them as ``int64``; otherwise a text table's labels are
     numbers when every one is, else the strings as written (class names, as training data may have);
-    ``label_option`` names the label
-    setting in messages.  Errors: E0309 (npz keys and shapes), E0304 (label column out of range or not integral),
-    E0305 (no feature column besides the label), and the cell errors of the reading helpers.
+    ``label_option`` names the label setting in messages.  Errors: E0309 (npz keys and shapes), E0304 (label
+    column out of range or not integral), E0305 (no feature column besides the label), and the cell errors of the
+    reading helpers.
     """
     from nnmip.io.files import load_npy_arrays, numeric_array, read_labelled_table, read_number_table
 
@@ -511,11 +511,9 @@ def read_points(path: str | Path, *, delimiter: str | None = None, header: bool 
         return X, y
     if label is not None and not integer_labels:
         # labels as written (class names or numbers: the caller compares them with the network's classes)
+        # (a label column out of range, no feature column or a label that is not finite: the checks below)
         A, names = read_labelled_table(p, label, delimiter, header, display=name)
-        if names is not None:
-            if A.shape[1] < 1:
-                raise DataError.at("E0305", f"'{name}' has no feature columns besides the label", where,
-                                   ["help: give --label-column none when the file has no labels"])
+        if names is not None and A.shape[1] >= 1:
             try:
                 numbers = names.astype(np.float64)
             except ValueError:                  # class names

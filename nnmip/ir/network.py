@@ -69,6 +69,22 @@ class Network:
     def n_outputs(self) -> int:
         return self.dim(self.output)
 
+    def with_input_domain(self, lo: npt.ArrayLike, hi: npt.ArrayLike) -> Network:
+        """The network with the input domain ``[lo, hi]`` (scalars or one value per input) in place of the one it
+        declares; itself when they are the same.  Bounds and models clip the input to the declared domain, so a
+        question over another box must replace it.
+        """
+        op = self.op(self.input)
+        assert isinstance(op, Input)
+        n = self.n_inputs
+        lo_a = np.array(np.broadcast_to(np.asarray(lo, np.float64), (n,)))
+        hi_a = np.array(np.broadcast_to(np.asarray(hi, np.float64), (n,)))
+        if op.lo is not None and op.hi is not None and np.array_equal(op.lo, lo_a) and np.array_equal(op.hi, hi_a):
+            return self
+        g = self.graph.copy()
+        g.nodes[self.input]["op"] = Input(dim=op.dim, lo=lo_a, hi=hi_a, span=op.span)
+        return Network(g, self.name)
+
     def check_features(self, shape: tuple[int, ...], what: str = "data", span: Span | None = None,
                        notes: list[str] | None = None, source: str | None = None) -> None:
         """Raise ``DataError`` E0122 unless data of ``shape`` are rows of this network's inputs, ``(N, n_inputs)``.
