@@ -22,24 +22,16 @@ from verify_nets import ort_forward
 
 from nnmip.cli import main
 from nnmip.drivers.compress import compress, prove_equivalence
+from nnmip.drivers.verify import network_from_layers
 from nnmip.io.data import Scaler
 from nnmip.io.weights import load_npz, save_npz
-from nnmip.ir.builder import NetworkBuilder, fixed
 from nnmip.ir.network import Network
 
 
-def _chain(layers: list[tuple[list[list[float]] | np.ndarray, list[float] | np.ndarray]], lo: float | None,
-           hi: float | None, act: str = "relu") -> Network:
+def _chain(layers: list[tuple[list[list[float]] | np.ndarray, list[float] | np.ndarray]], lo: float,
+           hi: float, act: str = "relu") -> Network:
     """A dense chain with ``act`` between the layers and the input domain ``real[lo, hi]``."""
-    nb = NetworkBuilder("net")
-    n_in = np.asarray(layers[0][0]).shape[1]
-    cur = nb.input("x", n_in, None if lo is None else np.full(n_in, lo), None if hi is None else np.full(n_in, hi))
-    for k, (W, b) in enumerate(layers):
-        W_a = np.asarray(W, dtype=np.float64)
-        cur = nb.dense(f"fc{k}", cur, W_a.shape[0], weights=fixed(W_a), bias=fixed(np.asarray(b, np.float64)))
-        if k < len(layers) - 1:
-            cur = nb.activation(act, f"{act}{k}", cur)
-    return nb.build()
+    return network_from_layers(layers, act).with_input_domain(lo, hi)  # type: ignore[arg-type]
 
 
 def _scaler(offset: list[float], scale: list[float]) -> Scaler:

@@ -13,14 +13,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from test_perspective import linear_case
 
 import nnmip.drivers.train as train_mod
 from nnmip.backends import get_backend, is_installed
 from nnmip.drivers.cuts import exact_point, solve_with_cuts
 from nnmip.drivers.train import train_network
 from nnmip.formulations.perspective import Regulariser, group_model
-from nnmip.ir.builder import NetworkBuilder, real
-from nnmip.ir.train_spec import PruneConfig, PruneSpec
 from nnmip.model import MatrixModel
 from nnmip.solution import RawResult, SolveOptions, Status
 
@@ -155,16 +154,6 @@ def test_a_relaxation_keeps_its_best_bound_when_the_last_round_is_cut() -> None:
 
 
 # -- end to end: train_network on a small pruning task ------------------------------------------------------------
-
-def linear_case() -> tuple[Any, np.ndarray, np.ndarray, PruneConfig]:
-    nb = NetworkBuilder("lin")
-    x = nb.input("x", 3)
-    nb.identity("y", nb.dense("h", x, 1, weights=real(-4, 4), bias=real(-4, 4)))
-    rng = np.random.default_rng(1)
-    X = rng.random((12, 3))
-    y = (X[:, 0] > X[:, 1]).astype(np.int64)
-    return nb.build(), X, y, PruneConfig((PruneSpec("weights", ("h",)),), alpha=0.5, lam=0.5)
-
 
 def forward_loss(net: Any, X: np.ndarray, y: np.ndarray) -> float:
     """Hinge loss (margin 1) of the numpy forward pass plus ``lam (alpha ||w||^2 + (1 - alpha) #kept)``."""

@@ -23,14 +23,14 @@ from nnmip.solution import SolveOptions, Status
 from nnmip.syntax import parse
 
 
-def member_net(hidden: int = 0, n_in: int = 4):
+def member_net(hidden: int = 0, n_in: int = 4, out_bias: float = 5.0):
     nb = NetworkBuilder("m")
     x = nb.input("x", n_in)
     if hidden:
         x = nb.step("a", nb.dense("h", x, hidden, weights=real(-1, 1), bias=real(-5, 5)))
-        nb.step("y", nb.dense("o", x, 1, weights=integer(-1, 1), bias=real(-5, 5)))
+        nb.step("y", nb.dense("o", x, 1, weights=integer(-1, 1), bias=real(-out_bias, out_bias)))
     else:
-        nb.step("y", nb.dense("o", x, 1, weights=real(-1, 1), bias=real(-5, 5)))
+        nb.step("y", nb.dense("o", x, 1, weights=real(-1, 1), bias=real(-out_bias, out_bias)))
     return nb.build()
 
 

@@ -17,12 +17,12 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from sklearn.datasets import load_digits
+from test_ensemble import member_net as ensemble_member_net
 
 from nnmip.drivers.executor import ProcessExecutor, SerialExecutor
 from nnmip.drivers.strategies import train_ensemble
 from nnmip.drivers.strategies.ensemble import member_data
 from nnmip.io.ensemble import ensemble_to_onnx, load_ensemble, save_ensemble
-from nnmip.ir.builder import NetworkBuilder, integer, real
 from nnmip.ir.ensemble import member_tasks
 from nnmip.solution import STOP, SolveOptions, Status
 
@@ -48,14 +48,8 @@ def digits(n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
 
 
 def member_net(hidden: int = 0):
-    nb = NetworkBuilder("m")
-    x = nb.input("x", 64)
-    if hidden:
-        x = nb.step("a", nb.dense("h", x, hidden, weights=real(-1, 1), bias=real(-5, 5)))
-        nb.step("y", nb.dense("o", x, 1, weights=integer(-1, 1), bias=real(-10, 10)))
-    else:
-        nb.step("y", nb.dense("o", x, 1, weights=real(-1, 1), bias=real(-10, 10)))
-    return nb.build()
+    """A member on the 64 digit features, output bias in [-10, 10] (the lowest score of a one_vs_rest stand-in)."""
+    return ensemble_member_net(hidden, n_in=64, out_bias=10.0)
 
 
 def check_result(res, kind: str, X: np.ndarray, y: np.ndarray, why: str) -> None:

@@ -6,25 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
-from cli_cases import run
+from cli_cases import SMALL, run
 
 DATA = "0,0,cat\n0,1,dog\n1,0,dog\n1,1,cat\n0.9,0.1,dog\n0.1,0.1,cat\n"
-PROGRAM = """\
-data d = csv("d.csv", label=-1)
-network n(x: 2) {
-    h = dense(x, 2, weights=real[-1, 1], bias=real[-2, 2])
-    a = step(h)
-    o = dense(a, 1, weights=int[-1, 1], bias=real[-2, 2])
-    y = step(o)
-}
-train n on d { loss = hamming }
-"""
 
 
 def test_predict_takes_class_names_as_labels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
     Path("d.csv").write_text(DATA)
-    Path("p.nnmip").write_text(PROGRAM)
+    Path("p.nnmip").write_text(SMALL)      # its data: d.csv, the label last
     code, _, _ = run(["solve", "p.nnmip", "--save-weights", "w.npz", "-q"], capsys)
     assert code == 0
     code, _, err = run(["predict", "w.npz", "d.csv", "--label", "2", "--json", "out.json"], capsys)
