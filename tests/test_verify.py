@@ -53,7 +53,7 @@ def test_max_between_samples_and_interval_and_equal_to_oracle(act: str, seed: in
     if act == "relu":                        # continuous: the optimum is attained, also under onnxruntime
         assert r.value == pytest.approx(oracle, abs=1e-6)
         assert float((ort_forward(model, r.counterexample) @ c)[0]) == pytest.approx(r.value, abs=1e-9)
-    else:                                    # a margin of 1e-6 on active units loses at most a little
+    else:                                    # a margin of 1e-6 on both sides loses at most a little
         assert r.value >= sampled - 1e-9
 
 
@@ -173,6 +173,29 @@ def test_step_ambiguity_at_zero_gives_a_genuine_counterexample() -> None:
     assert r.result == COUNTEREXAMPLE
     y = net.forward(r.counterexample)[0]
     assert y[0] >= y[1]
+
+
+def test_step_margin_model_keeps_both_sides_off_zero() -> None:
+    """The margin model's solutions must be reproduced by the forward pass: ``u = 1`` needs ``a >= eps`` and
+    ``u = 0`` needs ``a <= -eps`` (a solution at ``a = 0`` with ``u = 0`` may evaluate to ``+1e-17`` and switch
+    the unit on)."""
+    from nnmip.backends import solve
+    from nnmip.formulations.verification import STRICT_EPS
+
+    net = network_from_layers([(np.array([[1.0, -1.0]]), np.array([0.0])),
+                               (np.array([[-1.0], [1.0]]), np.array([0.0, 0.0]))], activation="step")
+    region = vs.Region((vs.box([0.5, 0.0], [0.5, 1.0]),))
+    fm = build_fixed_model(net, region, propagate_bounds(net, region), method={"step": "margin"})
+    rows = {b.role: b for b in fm.model.row_blocks if b.node == "step0"}
+    assert fm.model.row_ub[rows["off"].start] == -STRICT_EPS
+    # x1 is the only free input: every optimum of "maximize y1 - y0" has the unit on, x1 <= 0.5 - eps
+    for sign, side in ((1.0, "on"), (-1.0, "off")):
+        raw = solve(with_case(fm, vs.maximize(np.array([-sign, sign])).cases(2)[0]))
+        x = raw.x[fm.x_cols]
+        a = 0.5 - x[1]
+        assert (a >= STRICT_EPS * (1 - 1e-3)) if side == "on" else (a <= -STRICT_EPS * (1 - 1e-3)), (side, x)
+        y = net.forward(x)[0]
+        assert sign * (y[1] - y[0]) == pytest.approx(raw.objective, abs=1e-9)
 
 
 def test_errors() -> None:

@@ -860,11 +860,11 @@ class _Question:
             if _decided(bound, cs) or raw.x is None or attempt == 1:
                 break
             if _has_steps(net):
-                # a solution at a = 0 of a step unit may not be reproduced: search with a margin on active units
+                # a solution at a = 0 of a step unit may not be reproduced: search with a margin on both sides
                 x2 = _margin_search(net, self.region, rep, cs, self.backend, opts, method)
                 if x2 is not None and self.record_cex(x2):
                     s_val = float(cs.score(net.forward(x2[None, :]))[0])
-                    res.notes.append("counterexample from the step model with a margin of 1e-6 on active units")
+                    res.notes.append("counterexample from the step model with a margin of 1e-6 on both sides")
                     return self._found(cr, s_val, bound, tc)
             if opts.stop_objective is None or not self.backend.capabilities.early_stop:
                 break

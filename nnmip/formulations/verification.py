@@ -479,7 +479,8 @@ def step_fixed(ctx: FixedContext, node: str, op: Step | Sign, inp: Val) -> Val:
     return _step(node, op, inp, out, b, 0.0)
 
 
-def _step(node: str, op: Step | Sign, inp: Val, out: Bounds, b: ModelBuilder, eps: float) -> Val:
+def _step(node: str, op: Step | Sign, inp: Val, out: Bounds, b: ModelBuilder, eps: float, eps_off: float = 0.0
+          ) -> Val:
     lo_v, hi_v = op.binary
     L, U = inp.lo, inp.hi
     on = L > 0
@@ -495,7 +496,7 @@ def _step(node: str, op: Step | Sign, inp: Val, out: Bounds, b: ModelBuilder, ep
         a = _as_cols(node, inp, b, idx)
         u = b.add_cols(node, "u", idx.size, vtype="B")
         A = Affine.from_cols(a)
-        step_rows(b, node, Affine.from_cols(u), A, A, Lu, Uu, eps, 0.0)
+        step_rows(b, node, Affine.from_cols(u), A, A, Lu, Uu, eps, eps_off)
         parts.append((idx, Affine.from_cols(u, scale=hi_v - lo_v, offset=lo_v)))
     expr = _rows_from(parts, inp.size) + const
     b.notes.append(f"{node}: {op.kind}, {int(on.sum())} on, {int(off.sum())} off, {idx.size} unstable")
@@ -508,13 +509,15 @@ STRICT_EPS = 1e-6
 
 @register("verification", ("step", "sign"), "margin")
 def step_strict(ctx: FixedContext, node: str, op: Step | Sign, inp: Val) -> Val:
-    r"""Step/sign with a margin on the ``u = 1`` side: an under-approximation whose solutions the forward pass
+    r"""Step/sign with a margin on both sides: an under-approximation whose solutions the forward pass
     reproduces (used to turn a solution at ``a = 0`` into a genuine counterexample).
 
     Math
     ----
-    As :func:`step_fixed`, but ``u = 1 => a >= eps``: ``a + (L - eps) u >= L`` with ``eps = STRICT_EPS``;
-    units with ``0 < L`` stay fixed on, units with ``U <= 0`` fixed off.
+    As :func:`step_fixed`, but ``u = 1 => a >= eps`` and ``u = 0 => a <= -eps``: ``a + (L - eps) u >= L`` and
+    ``a - (U + eps) u <= -eps`` with ``eps = STRICT_EPS``; units with ``0 < L`` stay fixed on, units with
+    ``U <= 0`` fixed off.  The off side needs its margin too: a solution at ``a = 0`` with ``u = 0`` is feasible,
+    and the forward pass may round that ``a`` to ``+1e-17`` and switch the unit on.
 
     Source / Target: Step/Sign -> per unstable unit one binary ``u`` and two rows.
 
@@ -524,7 +527,7 @@ def step_strict(ctx: FixedContext, node: str, op: Step | Sign, inp: Val) -> Val:
         E0420 when an unstable unit has an infinite bound.
     """
     b, out = ctx.b, ctx.bounds[node]
-    return _step(node, op, inp, out, b, STRICT_EPS)
+    return _step(node, op, inp, out, b, STRICT_EPS, STRICT_EPS)
 
 
 @register("verification", "identity", "identity")
