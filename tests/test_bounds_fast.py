@@ -24,11 +24,13 @@ from nnmip.passes.bounds import (
     FloatArray,
     Interval,
     Region,
+    _box_interval,
     _concretize,
     _maxpool_relaxation,
     _relax,
     _relaxation,
     _right_times,
+    _Shared,
     _stacked,
     propagate_bounds,
     symbolic_bounds,
@@ -38,8 +40,10 @@ from nnmip.passes.bounds import (
 )
 
 
-def reference_symbolic_bounds(net: Network, region: Region, node: str, bounds: BoundMap) -> Interval:
-    """The plain back-substitution, one side after the other, every product formed in full."""
+def reference_symbolic_bounds(net: Network, region: Region, node: str, bounds: BoundMap, shared: object = None
+                              ) -> Interval:
+    """The plain back-substitution, one side after the other, every product formed in full (``shared``, what
+    nnmip's passes share, is not used: this code recomputes everything)."""
     op = net.op(node)
     assert isinstance(op, Dense)
     n_out = op.n_out
@@ -273,11 +277,11 @@ def test_the_cached_sign_split_of_a_dense_layer_stays_out_of_its_pickle() -> Non
     assert np.array_equal(lo, np.maximum(W, 0) @ np.zeros(30) + np.minimum(W, 0) @ np.ones(30) + op.b)
 
 
-def _random_mlp_question(seed: int) -> tuple[Network, vs.Region, BoundMap, list[str]]:
+def _random_mlp_question(seed: int, eps: float = 0.2) -> tuple[Network, vs.Region, BoundMap, list[str]]:
     rng = np.random.default_rng(seed)
     sizes = [12, 24, 24, 24, 3]
     net = network_from_layers(mlp_layers(sizes, seed), "relu")
-    region = vs.Region((vs.linf(rng.random(12), 0.2),), np.zeros(12), np.ones(12))
+    region = vs.Region((vs.linf(rng.random(12), eps),), np.zeros(12), np.ones(12))
     bm = tighten_bounds(net, region, method="symbolic").bounds
     later = [n for n, op in net.items() if isinstance(op, Dense) and not isinstance(net.op(net.inputs_of(n)[0]), Input)]
     return net, region, bm, later
@@ -359,3 +363,55 @@ def test_the_scratch_kept_between_calls_is_capped(monkeypatch: pytest.MonkeyPatc
         kept = bounds_mod._Scratch._local.free
         assert sum(b.nbytes for b in kept) <= cap
         assert (len(kept) > 0) == (cap > 0)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_centre_radius_interval_of_a_dense_layer_matches_the_sign_split_one(seed: int) -> None:
+    """``W c -+ |W| r + b`` (two passes over the weights) is ``W+ lo + W- hi + b`` to rounding, also for
+    degenerate inputs (lo = hi) and for ends near the largest float (no overflow in ``c`` or ``r``)."""
+    rng = np.random.default_rng(seed)
+    op = Dense(n_in=40, n_out=25, weights=ParamDomain.fixed(rng.normal(size=(25, 40))),
+               bias=ParamDomain.fixed(rng.normal(size=25)))
+    net = dag_network([("x", Input(dim=40), ()), ("h", op, ("x",))])
+    lo = rng.normal(size=40)
+    hi = lo + rng.random(40) * (rng.random(40) > 0.3)          # some inputs fixed (lo = hi)
+    for scale in (1.0, 1e300):
+        got = _box_interval(net, "h", {"x": (lo * scale, hi * scale)})
+        want = op.interval(lo * scale, hi * scale)
+        assert np.isfinite(got[0]).all()
+        assert np.isfinite(got[1]).all()
+        np.testing.assert_allclose(got[0], want[0], rtol=1e-12, atol=1e-12 * scale)
+        np.testing.assert_allclose(got[1], want[1], rtol=1e-12, atol=1e-12 * scale)
+
+
+def test_a_tightening_pass_shares_relaxations_and_rows_only_while_their_bounds_are_the_same() -> None:
+    """Within one ``tighten_bounds`` call the passes reuse each activation's relaxation and each weight matrix
+    without its dead units' rows; both are recomputed for other bounds, and the shared pass gives exactly the
+    bounds of passes that share nothing."""
+    net, region, bm, later = _random_mlp_question(3, eps=0.05)     # most units stable: rows are left out
+    relu = next(n for n, op in net.items() if isinstance(op, ReLU))
+    L, U = bm[net.inputs_of(relu)[0]]
+    sh = _Shared()
+    try:
+        first = sh.relaxation(relu, net.op(relu), L, U)
+        assert sh.relaxation(relu, net.op(relu), L, U) is first
+        other = sh.relaxation(relu, net.op(relu), L - 1.0, U + 1.0)
+        assert other is not first
+        assert not np.array_equal(other[2], first[2])
+        M = np.arange(12.0).reshape(4, 3)
+        a = sh.live_rows(M, np.array([0, 2]))
+        assert np.array_equal(a, M[[0, 2]])
+        assert sh.live_rows(M, np.array([0, 2])) is a
+        assert np.array_equal(sh.live_rows(M, np.array([1, 3])), M[[1, 3]])
+    finally:
+        sh.close()
+    alone = {n: symbolic_bounds(net, region, n, bm) for n in later}
+    sh = _Shared()
+    try:
+        together = {n: symbolic_bounds(net, region, n, bm, sh) for n in later}
+        assert sh.rows      # some weight matrix was used without its dead rows, and kept for the next pass
+    finally:
+        sh.close()
+    for n in later:
+        assert np.array_equal(alone[n][0], together[n][0]), n
+        assert np.array_equal(alone[n][1], together[n][1]), n

@@ -155,7 +155,8 @@ class Dense(Op):
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled without the cached sign splits below (a copy recomputes them when it needs them)."""
-        return {k: v for k, v in self.__dict__.items() if k not in ("_fixed_parts", "_sparse_parts", "_abs_matrix")}
+        cached = ("_fixed_parts", "_sparse_parts", "_abs_matrix", "finite")
+        return {k: v for k, v in self.__dict__.items() if k not in cached}
 
     @cached_property
     def _fixed_parts(self) -> tuple[FloatArray, FloatArray]:
@@ -171,6 +172,12 @@ class Dense(Op):
         if self.sparse is not None:
             return np.asarray(_times(self._abs_matrix, m) + np.abs(self.b), dtype=np.float64)
         return np.asarray(m @ self._abs_matrix + np.abs(self.b), dtype=np.float64)
+
+    @cached_property
+    def finite(self) -> bool:
+        """Whether every fixed weight is finite (checked once)."""
+        M = self.matrix
+        return bool(np.isfinite(M.data if sp.issparse(M) else M).all())
 
     @cached_property
     def _abs_matrix(self) -> Any:

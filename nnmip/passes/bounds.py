@@ -176,6 +176,26 @@ def propagate_bounds(net: Network, region: Region | Interval) -> BoundMap:
     return _propagate(net, lo, hi, rounding_slack(net, lo, hi))
 
 
+def _box_interval(net: Network, node: str, bounds: BoundMap) -> Interval:
+    """:func:`node_interval`, for a fixed dense layer as ``W c -+ |W| r + b`` over the box of its input (centre
+    ``c``, half-widths ``r``): two passes over the weights instead of the four of ``W+ lo + W- hi``.
+
+    Math
+    ----
+    The two are equal in exact arithmetic.  In float64, ``c = lo/2 + hi/2`` and ``r = hi/2 - lo/2`` each round
+    once, by at most ``u (|c| + |r|) = u max(|lo|, |hi|)`` per input, which adds ``u |W| max(|lo|, |hi|)`` to the
+    error of the sums: inside the ``4 N u P`` of :func:`rounding_slack` (``N >= 2``) that every caller adds.
+    """
+    op = net.op(node)
+    if not isinstance(op, Dense) or op.sparse is not None or op.trainable:
+        return node_interval(net, node, bounds)
+    lo, hi = bounds[net.inputs_of(node)[0]]
+    c, r = lo * 0.5 + hi * 0.5, hi * 0.5 - lo * 0.5
+    mid = op.W @ c + op.b
+    rad = r @ op._abs_matrix
+    return mid - rad, mid + rad
+
+
 def _propagate(net: Network, lo: FloatArray, hi: FloatArray, slack: dict[str, FloatArray]) -> BoundMap:
     out: BoundMap = {}
     with np.errstate(invalid="ignore"):
@@ -183,7 +203,7 @@ def _propagate(net: Network, lo: FloatArray, hi: FloatArray, slack: dict[str, Fl
             if isinstance(op, Input):
                 a, b = op.interval(np.asarray(lo, np.float64), np.asarray(hi, np.float64))
             else:
-                a, b = node_interval(net, n, out)
+                a, b = _box_interval(net, n, out)
             # 0 * inf gives NaN in the interval product; the sound answer is "unbounded"
             a, b = np.where(np.isnan(a), -np.inf, a), np.where(np.isnan(b), np.inf, b)
             if isinstance(op, (Dense, Sum)):
@@ -429,9 +449,10 @@ class _Scratch:
 
     _local = threading.local()
 
-    def __init__(self) -> None:
-        self.free: list[FloatArray] = getattr(self._local, "free", [])
-        self._local.free = []          # a nested call on this thread starts with none
+    def __init__(self, slot: str = "free") -> None:
+        self.slot = slot               # each slot keeps its own buffers
+        self.free: list[FloatArray] = getattr(self._local, slot, [])
+        setattr(self._local, slot, [])          # a nested call on this thread starts with none
         self.used: list[FloatArray] = []
 
     def empty(self, shape: tuple[int, ...]) -> FloatArray:
@@ -449,10 +470,41 @@ class _Scratch:
                 break
             keep.append(b)
             total += b.nbytes
-        self._local.free = keep
+        setattr(self._local, self.slot, keep)
 
 
-def symbolic_bounds(net: Network, region: Region, node: str, bounds: BoundMap) -> Interval:
+class _Shared:
+    """What the back-substitutions of one :func:`tighten_bounds` call share: each activation's relaxation, and
+    each weight matrix without the rows of the units that are dead (the same ones for every later layer once
+    their layer's bounds are final).  Both are recomputed when the bounds they came from are not the same
+    arrays.  The rows live in scratch memory of their own (:class:`_Scratch`), kept until :meth:`close`.
+    """
+
+    def __init__(self) -> None:
+        self.relaxations: dict[str, tuple[FloatArray, FloatArray, Any]] = {}
+        self.rows: dict[int, tuple[Any, npt.NDArray[np.intp], FloatArray]] = {}
+        self.ws = _Scratch("shared")
+
+    def relaxation(self, node: str, op: Op, L: FloatArray, U: FloatArray) -> Any:
+        hit = self.relaxations.get(node)
+        if hit is None or hit[0] is not L or hit[1] is not U:
+            hit = (L, U, _relaxation(op, L, U))
+            self.relaxations[node] = hit
+        return hit[2]
+
+    def live_rows(self, M: FloatArray, keep: npt.NDArray[np.intp]) -> FloatArray:
+        hit = self.rows.get(id(M))
+        if hit is None or hit[0] is not M or not np.array_equal(hit[1], keep):
+            hit = (M, keep, np.take(M, keep, axis=0, out=self.ws.empty((keep.size, M.shape[1]))))
+            self.rows[id(M)] = hit
+        return hit[2]
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+def symbolic_bounds(net: Network, region: Region, node: str, bounds: BoundMap, shared: _Shared | None = None
+                    ) -> Interval:
     """Bounds of ``node`` (a dense layer) by back-substitution through the nodes before it.
 
     The network may be a DAG (residual sums): linear bounds are pushed back in reverse topological order, a sum
@@ -471,20 +523,25 @@ def symbolic_bounds(net: Network, region: Region, node: str, bounds: BoundMap) -
     consulted, since the box already lies inside it.  Exactly, this is the plain back-substitution term for term
     (only zero terms are skipped and sums regrouped); in floating point it agrees with the plain one to rounding
     (tested), and the result is widened by the safety margin like every bound.  The large arrays live in
-    memory kept between calls (:class:`_Scratch`).
+    memory kept between calls (:class:`_Scratch`).  ``shared`` carries what the calls of one tightening pass
+    have in common (:class:`_Shared`).
     """
     ws = _Scratch()
+    own = shared is None
+    sh = _Shared() if shared is None else shared
     try:
-        return _back_substitute(net, region, node, bounds, ws)
+        return _back_substitute(net, region, node, bounds, ws, sh)
     finally:
         ws.close()
+        if own:
+            sh.close()
 
 
-def _back_substitute(net: Network, region: Region, node: str, bounds: BoundMap, ws: _Scratch) -> Interval:
+def _back_substitute(net: Network, region: Region, node: str, bounds: BoundMap, ws: _Scratch, sh: _Shared
+                     ) -> Interval:
     op = net.op(node)
     assert isinstance(op, Dense)
     n_out = op.n_out
-    inf = (np.full(n_out, -np.inf), np.full(n_out, np.inf))
     # pending linear bounds on each node: ``P[v] = (A, stacked)``; unstacked, A (n_out rows) is both sides,
     # stacked, A[:n_out] bounds from above (upper  sum_v A[v] z_v + cu) and A[n_out:] from below (+ cl)
     P: dict[str, tuple[Any, bool]] = {}     # A may also be a _Split: stacked, kept as mean and half-difference
@@ -492,10 +549,10 @@ def _back_substitute(net: Network, region: Region, node: str, bounds: BoundMap, 
     cl = cu.copy()
     src = net.inputs_of(node)[0]
     M0 = op.matrix
-    if not sp.issparse(M0) and M0.dtype == np.float64 and np.isfinite(M0).all():
+    if not sp.issparse(M0) and M0.dtype == np.float64 and op.finite:
         first = M0.view()              # I @ W is W; read-only, so that no step can overwrite the weights
         first.flags.writeable = False
-    elif not sp.issparse(M0) and np.isfinite(M0).all():
+    elif not sp.issparse(M0) and op.finite:
         first = np.add(M0, 0.0, out=ws.empty(M0.shape), dtype=np.float64)
     else:
         first = _right_times(np.eye(n_out), M0)
@@ -528,7 +585,7 @@ def _back_substitute(net: Network, region: Region, node: str, bounds: BoundMap, 
                 bias = cop.b.astype(np.float64)
                 c_m, c_h = A.mean @ bias, A.half @ bias[A.cols]
                 cu, cl = cu + (c_m + c_h), cl + (c_m - c_h)
-                push(srcs[0], A.times(cop.matrix, ws), True)
+                push(srcs[0], A.times(cop.matrix, ws, sh), True)
                 continue
             A = A.stacked()
         if isinstance(cop, Dense):
@@ -537,14 +594,14 @@ def _back_substitute(net: Network, region: Region, node: str, bounds: BoundMap, 
                 cu, cl = cu + c[:n_out], cl + c[n_out:]
             else:
                 cu, cl = cu + c, cl + c
-            push(srcs[0], _right_times_live(A, cop.matrix, ws), stacked)
+            push(srcs[0], _right_times_live(A, cop.matrix, ws, sh=sh), stacked)
         elif isinstance(cop, Sum):
             for i, s_ in enumerate(srcs):
                 push(s_, A if i == 0 else A.copy(), stacked)    # each pending array has one owner (see _relax)
         elif isinstance(cop, MaxPool):
             L, U = bounds[srcs[0]]
             if not (np.isfinite(L).all() and np.isfinite(U).all()):
-                return inf
+                return np.full(n_out, -np.inf), np.full(n_out, np.inf)
             low, up, const = _maxpool_relaxation(cop, L, U)
             au, al = (A[:n_out], A[n_out:]) if stacked else (A, A)
             aup, aun = np.maximum(au, 0.0), np.minimum(au, 0.0)
@@ -557,8 +614,8 @@ def _back_substitute(net: Network, region: Region, node: str, bounds: BoundMap, 
         else:
             L, U = bounds[srcs[0]]
             if not (np.isfinite(L).all() and np.isfinite(U).all()):
-                return inf
-            sl, tl, su, tu = _relaxation(cop, L, U)
+                return np.full(n_out, -np.inf), np.full(n_out, np.inf)
+            sl, tl, su, tu = sh.relaxation(cur, cop, L, U)
             const = [0.0, 0.0]
             if np.array_equal(sl, su) and not tu.any() and not tl.any():
                 # every unit is stable (or its relaxation is the same line on both sides): one scaling
@@ -644,10 +701,10 @@ class _Split:
         out[k:, self.cols] -= self.half
         return out
 
-    def times(self, M: Any, ws: _Scratch | None = None) -> FloatArray:
+    def times(self, M: Any, ws: _Scratch | None = None, sh: _Shared | None = None) -> FloatArray:
         k = self.mean.shape[0]
         out = _empty(ws, (2 * k, M.shape[1]))
-        _right_times_live(self.mean, M, ws, out[:k])
+        _right_times_live(self.mean, M, ws, out[:k], sh)
         ph = _right_times(self.half, M[self.cols] if sp.issparse(M) else M[self.cols, :])
         np.subtract(out[:k], ph, out=out[k:])
         out[:k] += ph
@@ -685,7 +742,8 @@ def _concretize_sides(C: FloatArray, stacked: bool, k: int, region: Region, lo: 
     return mid + rad, mid - rad
 
 
-def _right_times_live(A: FloatArray, M: Any, ws: _Scratch | None = None, out: FloatArray | None = None) -> Any:
+def _right_times_live(A: FloatArray, M: Any, ws: _Scratch | None = None, out: FloatArray | None = None,
+                      sh: _Shared | None = None) -> Any:
     """``A @ M`` (into ``out`` if given, else into scratch), skipping the rows of ``M`` whose coefficients in
     ``A`` are all zero.
 
@@ -699,6 +757,8 @@ def _right_times_live(A: FloatArray, M: Any, ws: _Scratch | None = None, out: Fl
         A = np.take(A, keep, axis=1, out=_empty(ws, (A.shape[0], keep.size)))
         if sp.issparse(M):
             M = M[keep]
+        elif M.dtype == np.float64 and sh is not None:
+            M = sh.live_rows(M, keep)
         elif M.dtype == np.float64:
             M = np.take(M, keep, axis=0, out=_empty(ws, (keep.size, M.shape[1])))
         else:
@@ -754,7 +814,7 @@ def tighten_bounds(net: Network, region: Region, *, method: str = "lp", bounds: 
     if bounds is not None and set(bounds) != set(net.graph):
         raise ParameterError.of("bounds", "must give (lo, hi) for every node of the network", "pass the result of "
                                 "propagate_bounds(net, region), or None", code="E0108")
-    if method != "interval":
+    if method not in ("interval", "symbolic"):
         from nnmip.backends import get_backend
 
         get_backend(solver)   # an unknown or missing solver fails before any bound
@@ -775,50 +835,57 @@ def tighten_bounds(net: Network, region: Region, *, method: str = "lp", bounds: 
         return rep
     from nnmip.formulations.verification import build_fixed_model  # the relaxations are formulations
 
-    for n, op in net.items():
-        if isinstance(op, Input):
-            continue
-        lo, hi = node_interval(net, n, bm)
-        if isinstance(op, (Dense, Sum)):
-            lo, hi = widen(lo, hi)   # as in propagate_bounds: float sums may round the other way
-            lo, hi = lo - slack[n], hi + slack[n]
-        lo, hi = np.maximum(lo, bm[n][0]), np.minimum(hi, bm[n][1])
-        bm[n] = (lo, hi)
-        nxt = _feeds(net, n)
-        if not isinstance(op, Dense):
-            continue
-        if isinstance(net.op(net.inputs_of(n)[0]), Input) and region.kinds() <= {"box", "linf"}:
-            continue   # interval bounds of a first layer over a box are exact
-        if not isinstance(nxt, (ReLU, Step, Sign)) or unstable_mask(nxt, lo, hi).any():
-            s_lo, s_hi = symbolic_bounds(net, region, n, bm)
-            lo, hi = np.maximum(lo, s_lo - slack[n]), np.minimum(hi, s_hi + slack[n])
-            bm[n] = (lo, hi)
-        if not isinstance(nxt, (ReLU, Step, Sign)):
-            continue
-        todo = np.flatnonzero(unstable_mask(nxt, lo, hi))
-        if method == "symbolic":
-            continue
-        left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
-        if todo.size == 0 or (left is not None and left <= 0) or STOP.is_set():   # time up, or Ctrl-C
-            rep.complete &= todo.size == 0
-            continue
-        mm = method_map
-        if method == "lp-cuts" and (method_map or {}).get("relu", "bigm") == "bigm":
-            mm = {**(method_map or {}), "relu": "ideal-cuts"}   # "extended" is already the ideal formulation
-        fm = build_fixed_model(net, region, bm, upto=n, method=mm)
-        cols = fm.pre_cols[n]
-        if method == "lp" or (method == "lp-cuts" and not fm.cut_units):
-            lo, hi, done, solves = _lp_pass(fm.model, cols, todo, lo, hi, nxt, t0, time_limit, solver)
-            rep.lps += solves
-        elif method == "lp-cuts":
-            lo, hi, done, solves = _lp_cut_pass(fm, cols, todo, lo, hi, nxt, t0, time_limit, solver)
-            rep.lps += solves
-        else:
-            lo, hi, done, solves = _milp_pass(net, fm, n, cols, todo, lo, hi, nxt, solver, t0, time_limit)
-            rep.milps += solves
-        rep.complete &= done >= todo.size
-        # the LPs bound the exact network; the forward pass may round past them by the node's slack
-        bm[n] = (np.maximum(bm[n][0], lo - slack[n]), np.minimum(bm[n][1], hi + slack[n]))
+    shared = _Shared()   # what the symbolic passes of the layers have in common
+    try:
+        for n, op in net.items():
+            if isinstance(op, Input):
+                continue
+            if bounds is None and all(bm[s] is ibp[s] for s in net.inputs_of(n)):
+                lo, hi = bm[n]           # its inputs have their interval bounds still: so has the node
+            else:
+                lo, hi = _box_interval(net, n, bm)
+                if isinstance(op, (Dense, Sum)):
+                    lo, hi = widen(lo, hi)   # as in propagate_bounds: float sums may round the other way
+                    lo, hi = lo - slack[n], hi + slack[n]
+                lo, hi = np.maximum(lo, bm[n][0]), np.minimum(hi, bm[n][1])
+                bm[n] = (lo, hi)
+            nxt = _feeds(net, n)
+            if not isinstance(op, Dense):
+                continue
+            if isinstance(net.op(net.inputs_of(n)[0]), Input) and region.kinds() <= {"box", "linf"}:
+                continue   # interval bounds of a first layer over a box are exact
+            if not isinstance(nxt, (ReLU, Step, Sign)) or unstable_mask(nxt, lo, hi).any():
+                s_lo, s_hi = symbolic_bounds(net, region, n, bm, shared)
+                lo, hi = np.maximum(lo, s_lo - slack[n]), np.minimum(hi, s_hi + slack[n])
+                bm[n] = (lo, hi)
+            if not isinstance(nxt, (ReLU, Step, Sign)):
+                continue
+            todo = np.flatnonzero(unstable_mask(nxt, lo, hi))
+            if method == "symbolic":
+                continue
+            left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
+            if todo.size == 0 or (left is not None and left <= 0) or STOP.is_set():   # time up, or Ctrl-C
+                rep.complete &= todo.size == 0
+                continue
+            mm = method_map
+            if method == "lp-cuts" and (method_map or {}).get("relu", "bigm") == "bigm":
+                mm = {**(method_map or {}), "relu": "ideal-cuts"}   # "extended" is already the ideal formulation
+            fm = build_fixed_model(net, region, bm, upto=n, method=mm)
+            cols = fm.pre_cols[n]
+            if method == "lp" or (method == "lp-cuts" and not fm.cut_units):
+                lo, hi, done, solves = _lp_pass(fm.model, cols, todo, lo, hi, nxt, t0, time_limit, solver)
+                rep.lps += solves
+            elif method == "lp-cuts":
+                lo, hi, done, solves = _lp_cut_pass(fm, cols, todo, lo, hi, nxt, t0, time_limit, solver)
+                rep.lps += solves
+            else:
+                lo, hi, done, solves = _milp_pass(net, fm, n, cols, todo, lo, hi, nxt, solver, t0, time_limit)
+                rep.milps += solves
+            rep.complete &= done >= todo.size
+            # the LPs bound the exact network; the forward pass may round past them by the node's slack
+            bm[n] = (np.maximum(bm[n][0], lo - slack[n]), np.minimum(bm[n][1], hi + slack[n]))
+    finally:
+        shared.close()
     rep.per_node = {k: {"units": u, "unstable": s} for k, (u, s) in count_units(net, bm).items()}
     rep.unstable = sum(v["unstable"] for v in rep.per_node.values())
     rep.seconds = time.perf_counter() - t0
