@@ -495,7 +495,7 @@ class _Shared:
     def live_rows(self, M: FloatArray, keep: npt.NDArray[np.intp]) -> FloatArray:
         hit = self.rows.get(id(M))
         if hit is None or hit[0] is not M or not np.array_equal(hit[1], keep):
-            hit = (M, keep, np.take(M, keep, axis=0, out=self.ws.empty((keep.size, M.shape[1]))))
+            hit = (M, keep, np.take(M, keep, axis=0, mode="clip", out=self.ws.empty((keep.size, M.shape[1]))))
             self.rows[id(M)] = hit
         return hit[2]
 
@@ -650,8 +650,9 @@ def _relax(A: FloatArray, stacked: bool, k: int, sl: FloatArray, tl: FloatArray,
     cols: Any = split if 4 * split.size < m else slice(None)
     Au, Al = (A[:k], A[k:]) if stacked else (A, A)
     d, tdiff, tl_c = (su - sl)[cols], (tu - tl)[cols], tl[cols]
-    pos_u = np.maximum(Au[:, cols], 0.0)       # min(A, 0) = A - max(A, 0), so one part per side suffices
-    neg_l = np.minimum(Al[:, cols], 0.0)
+    # min(A, 0) = A - max(A, 0), so one part per side suffices
+    pos_u = np.maximum(Au[:, cols], 0.0, out=_empty(ws, (k, d.size)))
+    neg_l = np.minimum(Al[:, cols], 0.0, out=_empty(ws, (k, d.size)))
     const[0] = pos_u @ tdiff
     const[1] = neg_l @ tdiff
     if tl_c.any():
@@ -705,7 +706,11 @@ class _Split:
         k = self.mean.shape[0]
         out = _empty(ws, (2 * k, M.shape[1]))
         _right_times_live(self.mean, M, ws, out[:k], sh)
-        ph = _right_times(self.half, M[self.cols] if sp.issparse(M) else M[self.cols, :])
+        if sp.issparse(M) or M.dtype != np.float64:
+            ph = _right_times(self.half, M[self.cols] if sp.issparse(M) else M[self.cols, :])
+        else:
+            Mc = np.take(M, self.cols, axis=0, mode="clip", out=_empty(ws, (self.cols.size, M.shape[1])))
+            ph = np.matmul(self.half, Mc, out=_empty(ws, (k, M.shape[1])))
         np.subtract(out[:k], ph, out=out[k:])
         out[:k] += ph
         return out
@@ -745,7 +750,8 @@ def _concretize_sides(C: FloatArray, stacked: bool, k: int, region: Region, lo: 
 def _right_times_live(A: FloatArray, M: Any, ws: _Scratch | None = None, out: FloatArray | None = None,
                       sh: _Shared | None = None) -> Any:
     """``A @ M`` (into ``out`` if given, else into scratch), skipping the rows of ``M`` whose coefficients in
-    ``A`` are all zero.
+    ``A`` are all zero.  (Every ``np.take`` here has ``mode="clip"``: the indices are valid, and with the default
+    mode numpy buffers ``out`` in fresh memory, whose first touch costs page faults.)
 
     Skipping copies the live parts of ``A`` and ``M``, which costs about as much as the rows saved while few
     are dead, so it is done once a quarter of them are (measured on 784-256-256-256-10: from a half, eps 0.005
@@ -754,13 +760,13 @@ def _right_times_live(A: FloatArray, M: Any, ws: _Scratch | None = None, out: Fl
     live = np.any(A != 0.0, axis=0)
     if 4 * (live.size - np.count_nonzero(live)) >= live.size:
         keep = np.flatnonzero(live)
-        A = np.take(A, keep, axis=1, out=_empty(ws, (A.shape[0], keep.size)))
+        A = np.take(A, keep, axis=1, mode="clip", out=_empty(ws, (A.shape[0], keep.size)))
         if sp.issparse(M):
             M = M[keep]
         elif M.dtype == np.float64 and sh is not None:
             M = sh.live_rows(M, keep)
         elif M.dtype == np.float64:
-            M = np.take(M, keep, axis=0, out=_empty(ws, (keep.size, M.shape[1])))
+            M = np.take(M, keep, axis=0, mode="clip", out=_empty(ws, (keep.size, M.shape[1])))
         else:
             M = M[keep, :]
     if out is None and ws is not None and not sp.issparse(M):
