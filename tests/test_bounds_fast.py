@@ -254,6 +254,13 @@ def test_the_side_by_side_benchmark_runs_and_finds_the_same_bounds(tmp_path: Pat
     assert row["nnmip_best"] > 0
     assert row["plain_best"] > 0
     assert row["floor_best"] > 0
+    assert row["floor_in_rounds"]
+    assert mod.main(["--sizes", "12", "16", "16", "3", "--rounds", "2", "--eps", "0.1", "--no-floor", "--json",
+                     str(out)]) == 0
+    (row,) = json.loads(out.read_text())["rows"]
+    assert not row["floor_in_rounds"]
+    assert "floor_best" not in row
+    assert row["largest_relative_loosening"] <= 1e-12
 
 
 def test_the_cached_sign_split_of_a_dense_layer_stays_out_of_its_pickle() -> None:

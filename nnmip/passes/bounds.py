@@ -1,7 +1,7 @@
 """Proven bounds of every node of a fixed-weight network over an input region (docs/formulations.md §6).
 
-* :func:`propagate_bounds` -- interval arithmetic (IBP) through :meth:`Network.interval`: for a fixed dense
-  layer ``lo' = W+ lo + W- hi + b``.
+* :func:`propagate_bounds` -- interval arithmetic (IBP): for a fixed dense layer ``W c -+ |W| r + b`` over the
+  centre ``c`` and half-widths ``r`` of its input box (which is ``W+ lo + W- hi + b`` in exact arithmetic).
 * :func:`symbolic_bounds` -- linear bounds by back-substitution (the DeepPoly / CROWN relaxation: each unstable
   ReLU between ``y >= s a`` and the chord ``y <= U (a - L) / (U - L)``), all units of a layer at once, concretised
   over the input box and, where tighter, over the l1 / l2 balls by their dual norms.
