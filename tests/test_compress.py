@@ -109,3 +109,36 @@ def test_cli_writes_onnx_and_npz_that_agree(tmp_path, capsys) -> None:
 
     net2, _ = load_npz(out_npz)
     np.testing.assert_allclose(net2.forward(X), ort_forward(model, X), atol=1e-9)
+
+
+@pytest.mark.parametrize(("call", "code"), [
+    (lambda f, g: sampled_difference(f, g, 0.0, 1.0, 0), "E0109"),          # no samples: nothing checked
+    (lambda f, g: sampled_difference(f, g, 0.0, 1.0, -5), "E0109"),
+    (lambda f, g: sampled_difference(f, g, 0.0, 1.0, 2.5), "E0108"),
+    (lambda f, g: sampled_difference(f, g, 0.0, 1.0, 10, seed=-1), "E0109"),
+    (lambda f, g: sampled_difference(f, "g", 0.0, 1.0), "E0108"),
+    (lambda f, g: sampled_difference(f, g, [0.0, 0.0], 1.0), "E0412"),        # f has 3 inputs
+    (lambda f, g: sampled_difference(f, g, 0.0, np.inf), "E0413"),
+    (lambda f, g: sampled_difference(f, g, 1.0, 0.0), "E0412"),               # an empty box
+    (lambda f, g: sampled_difference(f, network_from_layers(mlp_layers([4, 5, 2], 1)), 0.0, 1.0), "E0412"),
+    (lambda f, g: prove_equivalence(f, g, 0.0, np.nan), "E0412"),
+    (lambda f, g: prove_equivalence(f, network_from_layers(mlp_layers([3, 5, 3], 1)), 0.0, 1.0), "E0412"),
+])
+def test_comparing_two_networks_refuses_what_cannot_be_compared(call, code: str) -> None:  # type: ignore[no-untyped-def]
+    """Bad arguments get a coded error before any work, not a traceback or a vacuous 0."""
+    from nnmip.errors import ParameterError
+
+    f = network_from_layers(mlp_layers([3, 5, 2], 0))
+    with pytest.raises(ParameterError) as e:
+        call(f, f)
+    assert e.value.diagnostics[0].code == code
+
+
+def test_sampled_difference_checks_corners_and_inside_points() -> None:
+    """One sample is enough to compare; two networks that differ only near a corner are told apart."""
+    f = network_from_layers([(np.array([[1.0, 1.0]]), np.array([0.0]))])
+    g = network_from_layers([(np.array([[1.0, 1.0]]), np.array([0.0])), (np.eye(1), np.array([0.0]))])
+    assert sampled_difference(f, f, 0.0, 1.0, 1) == 0.0
+    # g = relu(x0 + x1): the same as f on [0, 1]^2, and different on [-1, 0]^2 (f < 0 there)
+    assert sampled_difference(f, g, 0.0, 1.0, 200) == 0.0
+    assert sampled_difference(f, g, -1.0, 0.0, 200) == pytest.approx(2.0)   # the corner (-1, -1) is sampled

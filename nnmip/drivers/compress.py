@@ -255,16 +255,46 @@ def compress(net: Network, lo: npt.ArrayLike | None = None, hi: npt.ArrayLike | 
     return res
 
 
+def _pair_box(f: object, g: object, lo: object, hi: object) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """The box of a comparison of two networks, after refusing what cannot be compared: ``f`` or ``g`` not a
+    Network (E0108), networks of different input or output sizes, a side of the box of the wrong size or with
+    NaN (E0412), an unbounded box (E0413) or an empty one (E0412).
+    """
+    for name, v in (("f", f), ("g", g)):
+        if not isinstance(v, Network):
+            raise ParameterError.of(name, f"must be a Network, got {type(v).__name__}", code="E0108")
+    assert isinstance(f, Network)
+    assert isinstance(g, Network)
+    if (f.n_inputs, f.n_outputs) != (g.n_inputs, g.n_outputs):
+        raise ParameterError.of("g", f"has {g.n_inputs} inputs and {g.n_outputs} outputs, f has "
+                                f"{f.n_inputs} and {f.n_outputs}", "compare two networks of the same shape",
+                                code="E0412")
+    lo_a, hi_a = _bound("lo", lo, f.n_inputs), _bound("hi", hi, f.n_inputs)
+    if not (np.isfinite(lo_a).all() and np.isfinite(hi_a).all()):
+        raise ParameterError.of("lo", "and hi must be finite: the comparison is over a bounded box",
+                                "pass the box the networks are compared on", code="E0413")
+    if (lo_a > hi_a).any():
+        j = int(np.argmax(lo_a > hi_a))
+        raise ParameterError.of("lo", f"exceeds hi at input {j} ({lo_a[j]:g} > {hi_a[j]:g}): the box is empty",
+                                code="E0412")
+    return lo_a, hi_a
+
+
 def sampled_difference(f: Network, g: Network, lo: npt.ArrayLike, hi: npt.ArrayLike, n: int = 10_000,
                        seed: int = 0) -> float:
-    """``max |f(x) - g(x)|`` over ``n`` random points of the box plus its corners towards random signs."""
+    """``max |f(x) - g(x)|`` over ``n`` (at least 1) random points of the box, a tenth of them corners of the
+    box picked at random.
+    """
+    from nnmip.errors import check_int
+
+    lo_a, hi_a = _pair_box(f, g, lo, hi)
+    check_int("n", n, low=1)
+    check_int("seed", seed, low=0)
     rng = np.random.default_rng(seed)
     d = f.n_inputs
-    lo_a = np.broadcast_to(np.asarray(lo, np.float64), (d,))
-    hi_a = np.broadcast_to(np.asarray(hi, np.float64), (d,))
     X = lo_a + rng.random((n, d)) * (hi_a - lo_a)
     X[: n // 10] = np.where(rng.integers(0, 2, (n // 10, d)).astype(bool), hi_a, lo_a)
-    return float(np.max(np.abs(f.forward(X) - g.forward(X)))) if n else 0.0
+    return float(np.max(np.abs(f.forward(X) - g.forward(X))))
 
 
 def prove_equivalence(f: Network, g: Network, lo: npt.ArrayLike, hi: npt.ArrayLike, *, solver: str = "highs",
@@ -280,13 +310,11 @@ def prove_equivalence(f: Network, g: Network, lo: npt.ArrayLike, hi: npt.ArrayLi
     from nnmip.errors import check_instance, check_number
     from nnmip.solution import SolveOptions, Status
 
+    lo_a, hi_a = _pair_box(f, g, lo, hi)
     check_number("time_limit", time_limit, low=0.0, none=True)
     check_instance("deadline", deadline, Deadline, "a Deadline or None", none=True)
     dl = Deadline.of(time_limit, deadline)
     t0 = time.perf_counter()
-    d = f.n_inputs
-    lo_a = np.broadcast_to(np.asarray(lo, np.float64), (d,)).copy()
-    hi_a = np.broadcast_to(np.asarray(hi, np.float64), (d,)).copy()
     region = Region((box(lo_a, hi_a),))
     # the proof is over the box, whatever they declare
     f, g = f.with_input_domain(lo_a, hi_a), g.with_input_domain(lo_a, hi_a)
