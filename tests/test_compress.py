@@ -142,3 +142,30 @@ def test_sampled_difference_checks_corners_and_inside_points() -> None:
     # g = relu(x0 + x1): the same as f on [0, 1]^2, and different on [-1, 0]^2 (f < 0 there)
     assert sampled_difference(f, g, 0.0, 1.0, 200) == 0.0
     assert sampled_difference(f, g, -1.0, 0.0, 200) == pytest.approx(2.0)   # the corner (-1, -1) is sampled
+
+
+def test_layers_without_a_bias_stay_without_one() -> None:
+    """Removing dead ReLUs from a network declared without biases adds no bias (no parameter appears)."""
+    from nnmip.ir.builder import NetworkBuilder, fixed
+
+    W0 = np.array([[1.0, 1.0, 0.0], [-1.0, -2.0, -1.0], [0.5, -0.2, 1.0], [-1.0, 0.0, -3.0]])   # rows 1, 3 dead
+    W1 = np.array([[1.0, 2.0, -1.0, 4.0], [0.5, -1.0, 1.0, 1.0]])
+    nb = NetworkBuilder("nobias")
+    cur = nb.input("x", 3, np.zeros(3), np.ones(3))
+    cur = nb.activation("relu", "r0", nb.dense("fc0", cur, 4, weights=fixed(W0), bias=None))
+    nb.dense("fc1", cur, 2, weights=fixed(W1), bias=None)
+    net = nb.build()
+    res = compress(net, 0.1, 1.0)      # (on [0, 1] the dead rows reach 0 at x = 0: not provably dead)
+    assert res.removed_units == {"r0": 2}
+    assert res.params_after == res.params_before - 2 * 3 - 2 * 2       # two rows of W0, two columns of W1
+    assert all(res.network.op(n).bias is None for n in ("fc0", "fc1"))
+    assert sampled_difference(net, res.network, 0.1, 1.0, 5000) == 0.0
+    # a folded constant needs a bias: a step unit always on adds its weight to the next layer's
+    nb = NetworkBuilder("nobias_step")
+    cur = nb.input("x", 3, np.zeros(3), np.ones(3))
+    cur = nb.activation("step", "s0", nb.dense("fc0", cur, 4, weights=fixed(W0), bias=fixed(np.r_[0.0, 0, 0, 5])))
+    nb.dense("fc1", cur, 2, weights=fixed(W1), bias=None)
+    net = nb.build()
+    res = compress(net, 0.0, 1.0)
+    assert res.network.op("fc1").bias is not None
+    assert sampled_difference(net, res.network, 0.0, 1.0, 5000) == 0.0

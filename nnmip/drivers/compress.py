@@ -62,6 +62,7 @@ class _Layer:
     b: FloatArray
     act: str | None          # "relu" | "step" | "sign" | None (affine output)
     act_name: str | None
+    has_bias: bool = True    # False for a layer declared without a bias: written without one while it stays 0
 
 
 @dataclass
@@ -123,7 +124,8 @@ def _chain(net: Network) -> tuple[str, list[_Layer], str | None]:
             act_name = nodes[i + 1]
             act = net.op(act_name).kind
             i += 1
-        layers.append(_Layer(n, np.array(op.W, dtype=np.float64), np.array(op.b, dtype=np.float64), act, act_name))
+        layers.append(_Layer(n, np.array(op.W, dtype=np.float64), np.array(op.b, dtype=np.float64), act, act_name,
+                             op.bias is not None))
         i += 1
     return net.input, layers, out_identity
 
@@ -241,7 +243,8 @@ def compress(net: Network, lo: npt.ArrayLike | None = None, hi: npt.ArrayLike | 
     # the smaller network equals ``net`` on the compression box only: that box is its declared domain
     cur = nb.input(inp, n, lo_a, hi_a, span=op_in.span)
     for L in layers:
-        cur = nb.dense(L.name, cur, L.W.shape[0], weights=fixed(L.W), bias=fixed(L.b))
+        with_bias = L.has_bias or bool(np.any(L.b != 0.0))   # folded constants may give a layer one
+        cur = nb.dense(L.name, cur, L.W.shape[0], weights=fixed(L.W), bias=fixed(L.b) if with_bias else None)
         if L.act is not None:
             cur = nb.activation(L.act, L.act_name or f"{L.name}_act", cur)
     if out_identity is not None:
