@@ -11,7 +11,8 @@ unstable units, the page faults per run (first touches of fresh memory, which co
 machine), and the largest gap between the two sets of bounds (nnmip's must be the same or tighter, to
 1e-12 relative: the exit status is 1 otherwise).  Each
 round also times the full-width products: for every layer after the first, both sides stacked, times each weight
-matrix down to the input, on random matrices of the same shapes.  They are the floor of an exact
+matrix down to the input, on random matrices of the same shapes, into output arrays made once (fresh ones would
+add their first touches to the time).  They are the floor of an exact
 back-substitution once (nearly) every unit is unstable; below that, nnmip skips the dead units' rows and shares
 the two sides' product after the first unstable layer, and can go under them::
 
@@ -25,9 +26,7 @@ greatest ratio over its instances.
 
 Run it with ``OPENBLAS_NUM_THREADS=1`` (or the variable of your BLAS) for one thread.
 
-``--no-floor`` leaves the full-width products out, so that nothing but the two codes runs in the rounds.  The
-ratio depends on it: the products' large fresh arrays leave glibc's allocator in a state where the plain code
-meets fewer first touches of fresh memory, and they push nnmip's weights and scratch memory out of the cache.
+``--no-floor`` leaves the full-width products out, so that nothing but the two codes runs in the rounds.
 """
 
 from __future__ import annotations
@@ -77,16 +76,24 @@ def _run(net, region, plain: bool):  # type: ignore[no-untyped-def]
     return time.perf_counter() - t0, rep, _faults() - f0
 
 
-def _floor(sizes: list[int], rng: np.random.Generator) -> float:
-    """Seconds for the full-width products of the back-substitution: ``(2 n_k x n_j) @ (n_j x n_{j-1})`` for every
-    layer ``k`` after the first and every ``j < k`` (random matrices of the network's shapes)."""
-    mats = [rng.normal(size=(sizes[j + 1], sizes[j])) for j in range(len(sizes) - 1)]
-    starts = [rng.normal(size=(2 * sizes[k + 1], sizes[k])) for k in range(1, len(mats))]
-    t0 = time.perf_counter()
-    for k, A in enumerate(starts, start=1):
-        for j in range(k - 1, -1, -1):
-            A = A @ mats[j]
-    return time.perf_counter() - t0
+class _Products:
+    """The full-width products of the back-substitution: ``(2 n_k x n_j) @ (n_j x n_{j-1})`` for every layer ``k``
+    after the first and every ``j < k``, on random matrices of the network's shapes, each into an output array
+    made once (so that the time is the products', not the first touches of fresh memory)."""
+
+    def __init__(self, sizes: list[int], rng: np.random.Generator) -> None:
+        self.mats = [rng.normal(size=(sizes[j + 1], sizes[j])) for j in range(len(sizes) - 1)]
+        self.starts = [rng.normal(size=(2 * sizes[k + 1], sizes[k])) for k in range(1, len(self.mats))]
+        self.outs = {(k, j): np.empty((A.shape[0], self.mats[j].shape[1]))
+                     for k, A in enumerate(self.starts, start=1) for j in range(k)}
+        self.time()                    # every output touched once
+
+    def time(self) -> float:
+        t0 = time.perf_counter()
+        for k, A in enumerate(self.starts, start=1):
+            for j in range(k - 1, -1, -1):
+                A = np.matmul(A, self.mats[j], out=self.outs[k, j])
+        return time.perf_counter() - t0
 
 
 def _gap(fast, plain) -> float:  # type: ignore[no-untyped-def]
@@ -106,12 +113,12 @@ def _measure(net, region, rounds: int, sizes: list[int] | None = None) -> dict: 
     """Both back-substitutions ``rounds`` times in alternating order (after one round that warms them up), and the
     full-width products of ``sizes`` each round when given."""
     fast_t, plain_t, floor_t, fast_f, plain_f = [], [], [], [], []
-    rng = np.random.default_rng(2)
+    products = _Products(sizes, np.random.default_rng(2)) if sizes else None
     got = {}
     for r in range(rounds + 1):                # round 0 warms both up and is not counted
         order = (False, True) if r % 2 else (True, False)
         got = {plain: _run(net, region, plain) for plain in order}
-        floor = _floor(sizes, rng) if sizes else float("nan")
+        floor = products.time() if products else float("nan")
         if r:
             floor_t.append(floor)
             fast_t.append(got[False][0])
