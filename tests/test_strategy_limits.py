@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 from sklearn.cluster import KMeans
+from test_strategies import small_net
 
 import nnmip.drivers.strategies.local_search as local_search_module
 import nnmip.drivers.strategies.split as split_module
@@ -23,19 +24,10 @@ from nnmip.drivers.strategies import train_local_search, train_split
 from nnmip.drivers.strategies.common import Budget
 from nnmip.drivers.strategies.split import split_cluster
 from nnmip.errors import ParameterError
-from nnmip.ir.builder import NetworkBuilder, integer, real
 from nnmip.ir.losses import data_loss
 from nnmip.solution import SolveOptions
 
 pytestmark = pytest.mark.skipif(not is_installed("highs"), reason="highspy is not installed")
-
-
-def small_net():
-    nb = NetworkBuilder("small")
-    x = nb.input("x", 2)
-    a = nb.step("a1", nb.dense("h1", x, 2, weights=real(-1, 1), bias=real(-2, 2)))
-    nb.step("y", nb.dense("h2", a, 1, weights=integer(-1, 1), bias=real(-2, 2)))
-    return nb.build()
 
 
 def xor_data(n: int = 24, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
