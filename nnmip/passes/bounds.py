@@ -177,8 +177,8 @@ def propagate_bounds(net: Network, region: Region | Interval) -> BoundMap:
 
 
 def _box_interval(net: Network, node: str, bounds: BoundMap) -> Interval:
-    """:func:`node_interval`, for a fixed dense layer as ``W c -+ |W| r + b`` over the box of its input (centre
-    ``c``, half-widths ``r``): two passes over the weights instead of the four of ``W+ lo + W- hi``.
+    """:func:`node_interval`, for a fixed dense layer as ``W c -+ |W| r + b`` over the box of its input
+    (:meth:`Dense.box_interval`): two passes over the weights instead of the four of ``W+ lo + W- hi``.
 
     Math
     ----
@@ -189,11 +189,7 @@ def _box_interval(net: Network, node: str, bounds: BoundMap) -> Interval:
     op = net.op(node)
     if not isinstance(op, Dense) or op.sparse is not None or op.trainable:
         return node_interval(net, node, bounds)
-    lo, hi = bounds[net.inputs_of(node)[0]]
-    c, r = lo * 0.5 + hi * 0.5, hi * 0.5 - lo * 0.5
-    mid = op.W @ c + op.b
-    rad = r @ op._abs_matrix
-    return mid - rad, mid + rad
+    return op.box_interval(*bounds[net.inputs_of(node)[0]])
 
 
 def _propagate(net: Network, lo: FloatArray, hi: FloatArray, slack: dict[str, FloatArray]) -> BoundMap:
@@ -594,7 +590,7 @@ def _back_substitute(net: Network, region: Region, node: str, bounds: BoundMap, 
                 cu, cl = cu + c[:n_out], cl + c[n_out:]
             else:
                 cu, cl = cu + c, cl + c
-            push(srcs[0], _right_times_live(A, cop.matrix, ws, sh=sh), stacked)
+            push(srcs[0], _right_times_live(A, cop.matrix, ws, sh), stacked)
         elif isinstance(cop, Sum):
             for i, s_ in enumerate(srcs):
                 push(s_, A if i == 0 else A.copy(), stacked)    # each pending array has one owner (see _relax)
@@ -702,15 +698,15 @@ class _Split:
         out[k:, self.cols] -= self.half
         return out
 
-    def times(self, M: Any, ws: _Scratch | None = None, sh: _Shared | None = None) -> FloatArray:
+    def times(self, M: Any, ws: _Scratch, sh: _Shared) -> FloatArray:
         k = self.mean.shape[0]
-        out = _empty(ws, (2 * k, M.shape[1]))
-        _right_times_live(self.mean, M, ws, out[:k], sh)
+        out = ws.empty((2 * k, M.shape[1]))
+        _right_times_live(self.mean, M, ws, sh, out[:k])
         if sp.issparse(M) or M.dtype != np.float64:
             ph = _right_times(self.half, M[self.cols] if sp.issparse(M) else M[self.cols, :])
         else:
-            Mc = np.take(M, self.cols, axis=0, mode="clip", out=_empty(ws, (self.cols.size, M.shape[1])))
-            ph = np.matmul(self.half, Mc, out=_empty(ws, (k, M.shape[1])))
+            Mc = np.take(M, self.cols, axis=0, mode="clip", out=ws.empty((self.cols.size, M.shape[1])))
+            ph = np.matmul(self.half, Mc, out=ws.empty((k, M.shape[1])))
         np.subtract(out[:k], ph, out=out[k:])
         out[:k] += ph
         return out
@@ -747,11 +743,11 @@ def _concretize_sides(C: FloatArray, stacked: bool, k: int, region: Region, lo: 
     return mid + rad, mid - rad
 
 
-def _right_times_live(A: FloatArray, M: Any, ws: _Scratch | None = None, out: FloatArray | None = None,
-                      sh: _Shared | None = None) -> Any:
+def _right_times_live(A: FloatArray, M: Any, ws: _Scratch, sh: _Shared, out: FloatArray | None = None) -> Any:
     """``A @ M`` (into ``out`` if given, else into scratch), skipping the rows of ``M`` whose coefficients in
-    ``A`` are all zero.  (Every ``np.take`` here has ``mode="clip"``: the indices are valid, and with the default
-    mode numpy buffers ``out`` in fresh memory, whose first touch costs page faults.)
+    ``A`` are all zero (the rows of a dense ``M`` kept by ``sh``, see :meth:`_Shared.live_rows`).  (Every
+    ``np.take`` here has ``mode="clip"``: the indices are valid, and with the default mode numpy buffers ``out``
+    in fresh memory, whose first touch costs page faults.)
 
     Skipping copies the live parts of ``A`` and ``M``, which costs about as much as the rows saved while few
     are dead, so it is done once a quarter of them are (measured on 784-256-256-256-10: from a half, eps 0.005
@@ -760,16 +756,14 @@ def _right_times_live(A: FloatArray, M: Any, ws: _Scratch | None = None, out: Fl
     live = np.any(A != 0.0, axis=0)
     if 4 * (live.size - np.count_nonzero(live)) >= live.size:
         keep = np.flatnonzero(live)
-        A = np.take(A, keep, axis=1, mode="clip", out=_empty(ws, (A.shape[0], keep.size)))
+        A = np.take(A, keep, axis=1, mode="clip", out=ws.empty((A.shape[0], keep.size)))
         if sp.issparse(M):
             M = M[keep]
-        elif M.dtype == np.float64 and sh is not None:
-            M = sh.live_rows(M, keep)
         elif M.dtype == np.float64:
-            M = np.take(M, keep, axis=0, mode="clip", out=_empty(ws, (keep.size, M.shape[1])))
+            M = sh.live_rows(M, keep)
         else:
             M = M[keep, :]
-    if out is None and ws is not None and not sp.issparse(M):
+    if out is None and not sp.issparse(M):
         out = ws.empty((A.shape[0], M.shape[1]))
     return _right_times(A, M, out)
 
