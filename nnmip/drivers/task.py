@@ -175,7 +175,7 @@ def run_train_task(cp: CheckedProgram, task: TrainTask | None = None, *, solver:
 
             raise no_training_model(task, "relax" if relax else f"emit as {emit}", cp.program.source)
 
-        res, sparse = run_sparse_task(task, net, ds)
+        res, sparse = run_sparse_task(task, net, ds, opts)
     elif relax and task.strategy.kind in ("one_vs_one", "one_vs_rest"):
         from nnmip.errors import NnmipError
 

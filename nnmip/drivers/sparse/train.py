@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from nnmip.drivers.deadline import Deadline
 from nnmip.drivers.sparse.groups import Partition, partitions, zero_groups
 from nnmip.drivers.sparse.layout import Layout, initial_point, layout_of, loss_and_grad, with_point
 from nnmip.drivers.sparse.prune import remove_dead
@@ -31,6 +32,7 @@ from nnmip.ir.losses import smooth_loss
 from nnmip.ir.network import Network
 from nnmip.ir.train_spec import PruneSpec
 from nnmip.optim import RDA, SGD, GroupPenalty, L1Penalty, OBProxSG, Penalty, ProxSG, SPRPenalty
+from nnmip.solution import STOP, stops_on_ctrl_c
 
 log = logging.getLogger("nnmip.sparse")
 FloatArray = npt.NDArray[np.float64]
@@ -82,6 +84,10 @@ class SparseResult:
     sparsity: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     x: FloatArray | None = None
+    #: why the epochs ended early: ``"time_limit"``, ``"interrupted"`` (Ctrl-C), or None when all of them ran
+    stopped: str | None = None
+    #: the epochs run to their end (fine-tuning included); a stopped epoch's finished batches are kept in ``x``
+    epochs_done: int = 0
 
 
 def make_penalty(cfg: SparseConfig, layout: Layout, parts: list[Partition]) -> Penalty:
@@ -118,14 +124,25 @@ def sparsity(layout: Layout, x: FloatArray, parts: list[Partition]) -> dict[str,
     return out
 
 
+@stops_on_ctrl_c
 def train_sparse(net: Network, X: FloatArray, y: IntArray, n_classes: int, cfg: SparseConfig, *,
                  specs: tuple[PruneSpec, ...] = (), X_val: FloatArray | None = None,
                  y_val: IntArray | None = None, x0: FloatArray | None = None,
-                 on_epoch: Callable[[dict[str, Any]], None] | None = None) -> SparseResult:
-    """Train ``net`` (its trainable dense parameters) on rows ``X`` with labels ``y`` (0..n_classes-1)."""
+                 on_epoch: Callable[[dict[str, Any]], None] | None = None,
+                 time_limit: float | None = None) -> SparseResult:
+    """Train ``net`` (its trainable dense parameters) on rows ``X`` with labels ``y`` (0..n_classes-1).
+
+    ``time_limit`` (seconds) bounds the whole call.  The limit and Ctrl-C (:data:`nnmip.solution.STOP`) are
+    checked after every mini-batch: the training then stops where it is, runs no fine-tuning, and the point
+    reached is the result, pruned and measured like a finished one (``stopped`` says why).
+    """
     if cfg.method not in METHODS:
         raise ValueError(f"unknown method '{cfg.method}'")
+    from nnmip.errors import check_number
+
+    check_number("time_limit", time_limit, low=0.0, none=True)
     t0 = time.perf_counter()
+    deadline = Deadline(time_limit)
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.int64)
     layout = layout_of(net)
@@ -137,13 +154,23 @@ def train_sparse(net: Network, X: FloatArray, y: IntArray, n_classes: int, cfg: 
         initial_point(net, layout, rng)
     penalty = make_penalty(cfg, layout, parts)
     history: list[dict[str, Any]] = []
+    stopped: str | None = None
+    done = 0
+
+    def halt() -> bool:
+        nonlocal stopped
+        if stopped is None and deadline.expired():
+            stopped = "interrupted" if STOP.is_set() else "time_limit"
+        return stopped is not None
 
     def run(opt: SGD, epochs: int, phase: str, first: int) -> FloatArray:
-        nonlocal x
+        nonlocal x, done
         N = y.size
         B = N if cfg.batch is None else min(cfg.batch, N)
         for e in range(epochs):
             epoch = first + e
+            if halt():
+                return x
             opt.start_epoch(e)
             lr = cfg.lr_at(e)
             perm = rng.permutation(N)
@@ -151,6 +178,9 @@ def train_sparse(net: Network, X: FloatArray, y: IntArray, n_classes: int, cfg: 
                 rows = perm[s:s + B]
                 _, g = loss_and_grad(net, layout, x, X[rows], y[rows], n_classes, cfg.loss)
                 x = opt.step(x, g, lr)
+                if halt():
+                    return x
+            done += 1
             rec = evaluate(net, layout, x, X, y, n_classes, cfg.loss, penalty, parts, X_val, y_val)
             stage = "finetune" if phase == "finetune" else opt.stage()
             rec.update({"epoch": epoch, "phase": phase, "stage": stage, "lr": lr,
@@ -164,17 +194,18 @@ def train_sparse(net: Network, X: FloatArray, y: IntArray, n_classes: int, cfg: 
         return x
 
     x_start = x.copy()
-    run(make_method(cfg, penalty, layout, x_start), cfg.epochs, cfg.method, 0)
-    if cfg.method == "spr" and cfg.tau > 0 and isinstance(penalty, SPRPenalty):
-        # the pruning rule: a group whose indicator z_g is at most tau is removed
-        for p, z in zip(parts, penalty.indicators(x), strict=True):
-            off = np.flatnonzero(z <= cfg.tau)
-            x[np.isin(p.gid, off)] = 0.0
-    if cfg.finetune > 0:
-        frozen = layout.trainable & layout.is_weight & (x == 0)
-        for p in parts:
-            frozen |= np.isin(p.gid, zero_groups(p, x))
-        run(SGD(Penalty(), layout.lo, layout.hi, frozen=frozen), cfg.finetune, "finetune", cfg.epochs)
+    with STOP.watch(lambda: None):    # the first Ctrl-C asks the epochs to stop (see halt), as it does a solve
+        run(make_method(cfg, penalty, layout, x_start), cfg.epochs, cfg.method, 0)
+        if cfg.method == "spr" and cfg.tau > 0 and isinstance(penalty, SPRPenalty):
+            # the pruning rule: a group whose indicator z_g is at most tau is removed
+            for p, z in zip(parts, penalty.indicators(x), strict=True):
+                off = np.flatnonzero(z <= cfg.tau)
+                x[np.isin(p.gid, off)] = 0.0
+        if cfg.finetune > 0 and stopped is None:
+            frozen = layout.trainable & layout.is_weight & (x == 0)
+            for p in parts:
+                frozen |= np.isin(p.gid, zero_groups(p, x))
+            run(SGD(Penalty(), layout.lo, layout.hi, frozen=frozen), cfg.finetune, "finetune", cfg.epochs)
     trained = with_point(net, layout, x)
     out = trained.forward(X)
     dl = smooth_loss(cfg.loss, out, y, n_classes)[0]
@@ -188,7 +219,7 @@ def train_sparse(net: Network, X: FloatArray, y: IntArray, n_classes: int, cfg: 
     sp["parameters_after"] = pruned.num_params()
     sp["nonzero_after"] = int(sum(np.count_nonzero(W) + np.count_nonzero(b) for W, b in pruned.params().values()))
     return SparseResult(trained, pruned, kept, removed, dl + pen, dl, pen, history, sp,
-                        time.perf_counter() - t0, x)
+                        time.perf_counter() - t0, x, stopped, done)
 
 
 def evaluate(net: Network, layout: Layout, x: FloatArray, X: FloatArray, y: IntArray, n_classes: int, loss: str,
