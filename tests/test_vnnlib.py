@@ -98,3 +98,30 @@ def test_sat_and_unsat_against_onnxruntime(tmp_path) -> None:
     assert text.rstrip().endswith(")")
     vals = dict(tok.strip().strip("()").split() for tok in text.split("\n")[1:] if tok.strip())
     assert float(vals["X_1"]) == r.counterexample[1]
+
+
+def test_disjuncts_without_inputs_are_said() -> None:
+    """A disjunct whose input constraints no input meets (a lower bound above the upper one, a false comparison
+    of constants) is left out, and the answer says so: with none left the property holds whatever the network
+    (was: a bare ``unsat`` over "0 input region(s)")."""
+    box = _box([0, 0], [1, 1])
+    text = HEAD + box + "(assert (or (and (>= X_2 0.7) (<= X_2 0.2) (>= Y_0 1))\n" + \
+        "            (and (>= X_2 0) (<= X_2 1) (<= 3 2) (>= Y_0 1))\n" + \
+        "            (and (>= X_2 0) (<= X_2 1) (>= Y_0 5))))\n"
+    vp = parse_vnnlib("p.vnnlib", text)
+    assert len(vp.cases) == 1
+    assert vp.empty == ["X_2 >= 0.7 and X_2 <= 0.2 (line 10)",
+                        "a comparison of constants that is false (line 11)"]
+    layers = mlp_layers([3, 4, 2], 1)
+    net, _ = import_onnx(mlp_onnx(layers, "relu"))
+    r = verify_vnnlib(net, vp)
+    assert r.notes[0] == ("2 of the property's 3 disjuncts have no input and were left out: X_2 >= "
+                          "0.7 and X_2 <= 0.2 (line 10), and 1 more")
+    none = parse_vnnlib("n.vnnlib", HEAD + box + "(assert (>= X_2 0.7))\n(assert (<= X_2 0.2))\n(assert (>= Y_0 1))\n")
+    assert none.cases == []
+    assert none.empty == ["X_2 >= 0.7 and X_2 <= 0.2 (lines 10, 11)"]
+    r = verify_vnnlib(net, none)
+    assert r.vnn_answer == "unsat"
+    assert r.notes == ["no input satisfies the property's input constraints: X_2 >= 0.7 and X_2 <= "
+                       "0.2 (lines 10, 11); no input can violate it, so it holds (unsat) whatever "
+                       "the network"]

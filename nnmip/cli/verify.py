@@ -434,6 +434,10 @@ def _run_vnnlib(a: argparse.Namespace, net: Any, domain: Any, common: dict[str, 
     from nnmip.io.vnnlib import format_counterexample, parse_vnnlib
 
     vp = parse_vnnlib(a.vnnlib)
+    if vp.empty and not a.quiet:
+        from nnmip.drivers.verify import vacuous_note
+
+        print(f"warning: {vacuous_note(vp)}", file=sys.stderr)
     with common["options"].progress:
         r = verify_vnnlib(net, vp, domain=domain, **common)
     say(a, r.vnn_answer)

@@ -1275,6 +1275,17 @@ def network_from_layers(layers: Sequence[tuple[FloatArray, FloatArray]], activat
     return nb.build()
 
 
+def vacuous_note(vp: Any) -> str:
+    """What the disjuncts of a VNN-LIB property with no input left out (``vp.empty``) mean for the answer."""
+    first = vp.empty[0]
+    more = f", and {len(vp.empty) - 1} more" if len(vp.empty) > 1 else ""
+    if not vp.cases:
+        return (f"no input satisfies the property's input constraints: {first}{more}; no input can violate it, so "
+                f"it holds (unsat) whatever the network")
+    return (f"{len(vp.empty)} of the property's {len(vp.empty) + sum(len(c.prop.raw_cases) for c in vp.cases)} "
+            f"disjuncts have no input and were left out: {first}{more}")
+
+
 @stops_on_ctrl_c
 def verify_vnnlib(net: Network, vp: Any, *, solver: str = "highs", time_limit: float | None = None,
                   deadline: Deadline | None = None, **kw: Any) -> VerifyResult:
@@ -1297,6 +1308,8 @@ def verify_vnnlib(net: Network, vp: Any, *, solver: str = "highs", time_limit: f
     t0 = time.perf_counter()
     dl = Deadline.of(time_limit, deadline)
     total = VerifyResult(CERTIFIED, f"vnnlib ({len(vp.cases)} input region(s))", -np.inf, None, solver=solver)
+    if vp.empty:
+        total.notes.append(vacuous_note(vp))
     for i, vc in enumerate(vp.cases):
         if dl.expired():
             total.result, total.timed_out = UNKNOWN, True

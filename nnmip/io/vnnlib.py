@@ -96,6 +96,9 @@ class VnnProperty:
     n_outputs: int
     cases: list[VnnCase] = field(default_factory=list)
     file: str = ""
+    #: the disjuncts left out because no input satisfies their input constraints, each said in words (an input
+    #: whose lower bound is above its upper one, or a constant comparison that is false), with its line
+    empty: list[str] = field(default_factory=list)
 
 
 def _tokens(text: str) -> list[_Tok]:
@@ -323,13 +326,14 @@ def parse_vnnlib(source: str | os.PathLike[str], text: str | None = None) -> Vnn
             raise _err("E0711", f"the property expands to more than {MAX_CLAUSES} cases", tok, file)
 
     groups: dict[tuple[object, ...], tuple[FloatArray, FloatArray, list[tuple[FloatArray, float]], list[Case]]] = {}
+    dropped: list[str] = []
     for cl in clauses:
         lo, hi = np.full(n_in, -np.inf), np.full(n_in, np.inf)
         hs: list[tuple[FloatArray, float]] = []
         G: list[FloatArray] = []
         h: list[float] = []
         strict: list[bool] = []
-        empty = False
+        empty = ""
         for at in cl:
             kinds = {k for (k, _), _ in at.lin.coef}
             tok_span = at.span
@@ -338,7 +342,8 @@ def parse_vnnlib(source: str | os.PathLike[str], text: str | None = None) -> Vnn
                                      ["help: nnmip reads input constraints and output constraints separately"])
             if not kinds:
                 if at.lin.const > 0 or (at.strict and at.lin.const >= 0):
-                    empty = True       # a false constant comparison makes the clause empty
+                    # a false constant comparison makes the clause empty
+                    empty = f"a comparison of constants that is false (line {at.span.line})"
                 continue
             if kinds == {"X"}:
                 if len(at.lin.coef) == 1:
@@ -360,7 +365,13 @@ def parse_vnnlib(source: str | os.PathLike[str], text: str | None = None) -> Vnn
                 G.append(row)
                 h.append(at.lin.const)
                 strict.append(at.strict)
-        if empty or (lo > hi).any():
+        if not empty and (lo > hi).any():
+            j = int(np.argmax(lo > hi))
+            lines = sorted({at.span.line for at in cl if {(k, i) for (k, i), _ in at.lin.coef} == {("X", j)}})
+            empty = (f"X_{j} >= {float(lo[j])!r} and X_{j} <= {float(hi[j])!r} (line{'s' if len(lines) > 1 else ''} "
+                     f"{', '.join(map(str, lines))})")
+        if empty:
+            dropped.append(empty)
             continue
         key = (lo.tobytes(), hi.tobytes(), tuple((r.tobytes(), b) for r, b in hs))
         if key not in groups:
@@ -370,7 +381,7 @@ def parse_vnnlib(source: str | os.PathLike[str], text: str | None = None) -> Vnn
             G, h, strict = [np.zeros(n_out)], [0.0], [False]
         groups[key][3].append(Case(np.array(G), np.array(h), np.array(strict), f"case {len(groups[key][3])}"))
 
-    out = VnnProperty(n_in, n_out, file=file)
+    out = VnnProperty(n_in, n_out, file=file, empty=dropped)
     for lo, hi, hs, cases in groups.values():
         if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
             j = int(np.argmax(~(np.isfinite(lo) & np.isfinite(hi))))
