@@ -160,6 +160,26 @@ def test_split_time_budget_does_not_lift_the_time_limit(monkeypatch: pytest.Monk
     assert any("time budget is spent" in n for n in res.notes)
 
 
+def test_split_starts_no_import_of_scikit_learn_it_has_no_time_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first split imports scikit-learn (about a second, which nothing can stop): with less time left than
+    that the loop stops before it, with a note that says why, instead of ending past the time limit."""
+    import sys
+
+    X, y = xor_data(24)
+    monkeypatch.delitem(sys.modules, "sklearn.cluster")       # as in a process that has not imported it yet
+    monkeypatch.setattr(split_module, "KMEANS_IMPORT_SECONDS", 1e6)
+    called: list[int] = []
+    monkeypatch.setattr(split_module, "split_cluster", lambda *a: called.append(1))
+    res = train_split(small_net(), X, y, 2, options=SolveOptions(time_limit=60), max_splits=20)
+    assert res.verified
+    assert called == []
+    assert any("less than the first split's import of scikit-learn" in n for n in res.notes), res.notes
+    monkeypatch.setattr(split_module, "KMEANS_IMPORT_SECONDS", 0.0)     # with the time for it, it splits
+    monkeypatch.setattr(split_module, "split_cluster", lambda *a: (called.append(1), a[1][:1])[1])
+    train_split(small_net(), X, y, 2, options=SolveOptions(time_limit=60), max_splits=1)
+    assert called == [1]
+
+
 def test_local_search_time_budget_does_not_lift_the_time_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     X, y = xor_data(24)
     limits = slow_solves(monkeypatch, local_search_module, 0.1)

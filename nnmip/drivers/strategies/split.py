@@ -11,6 +11,7 @@ one (identical points get identical activations in the exact model anyway).
 from __future__ import annotations
 
 import logging
+import sys
 import warnings
 from typing import Any
 
@@ -38,6 +39,11 @@ log = logging.getLogger(__name__)
 
 SELECT = ("validation", "loss")
 
+#: what the first split may take for its import of scikit-learn and its first 2-means (0.7-0.8 s measured on an
+#: idle 2-core machine, 1.4-1.9 s on a busy one); with less time left a run stops before it rather than end past
+#: its time limit
+KMEANS_IMPORT_SECONDS = 1.5
+
 
 def splittable(X: FloatArray, groups: IntArray, n_clusters: int) -> npt.NDArray[np.bool_]:
     """Per cluster: whether it holds at least two distinct points."""
@@ -55,7 +61,8 @@ def split_cluster(X: FloatArray, members: IntArray, seed: int) -> IntArray:
     (the same seed for every seed in that range).
     """
     # imported here, not with the module: scikit-learn takes a second or more to import, which a run that never
-    # splits (local search, a budget spent by the first solve) should not pay; a split pays it inside its budget
+    # splits (local search, a budget spent by the first solve) should not pay; a split pays it inside its budget,
+    # and train_split starts none with less than KMEANS_IMPORT_SECONDS left before the import
     from sklearn.cluster import KMeans
 
     if np.size(members) < 2:
@@ -198,6 +205,11 @@ def train_split(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, los
         key = np.where(can_split, closs * (N + 1) + size, -np.inf)
         c = int(np.argmax(key))       # a splittable cluster: some exist, else the loop stopped above
         assert can_split[c]
+        left = budget.remaining()
+        if left is not None and left < KMEANS_IMPORT_SECONDS and "sklearn.cluster" not in sys.modules:
+            stop = (f"the time left ({left:.2f} s) is less than the first split's import of scikit-learn (about "
+                    f"{KMEANS_IMPORT_SECONDS:g} s), which could not be stopped at the time limit")
+            break
         members = np.flatnonzero(grp == c)
         moved = split_cluster(X, members, seed + splits)   # split_cluster takes the seed modulo 2**32
         if budget.exhausted():   # the 2-means (the first one imports scikit-learn) spent the rest: no new solve
