@@ -19,9 +19,8 @@ import nnmip.drivers.strategies.split as split_module
 import nnmip.drivers.task as task_module
 from nnmip.backends import is_installed
 from nnmip.cli import main
-from nnmip.drivers.deadline import Deadline
+from nnmip.drivers.deadline import Budget, Deadline
 from nnmip.drivers.strategies import train_local_search, train_split
-from nnmip.drivers.strategies.common import Budget
 from nnmip.drivers.strategies.split import split_cluster
 from nnmip.errors import ParameterError
 from nnmip.ir.losses import data_loss
@@ -139,7 +138,7 @@ def test_budget_is_the_smallest_limit() -> None:
     b = Budget.of(SolveOptions(time_limit=None, solve_time_limit=1), time_budget=None, step_time=3)
     assert (b.total, b.per_solve) == (None, 1)
     assert Budget.of(SolveOptions(), None, None).total is None
-    from nnmip.drivers.strategies.common import run_deadline
+    from nnmip.drivers.deadline import run_deadline
 
     with run_deadline(Deadline(0.5)):                            # the end of the whole run bounds every budget
         assert Budget.of(SolveOptions(time_limit=60), time_budget=90, step_time=None).total <= 0.5

@@ -50,8 +50,7 @@ def cmd_solve(a: argparse.Namespace) -> int:
     import numpy as np
 
     from nnmip.cli.common import check_executor_args, check_solver_args, preflight
-    from nnmip.drivers.deadline import Deadline
-    from nnmip.drivers.strategies.common import run_deadline
+    from nnmip.drivers.deadline import Deadline, run_deadline
     from nnmip.drivers.task import load_program, run_train_task, solve_options
 
     check_solver_args(a)

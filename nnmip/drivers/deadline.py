@@ -7,13 +7,21 @@ or so; numpy passes are checked between batches).
 
 A stop request (Ctrl-C, :data:`nnmip.solution.STOP`) ends every deadline at once: the loops that ask
 :meth:`Deadline.left` or :meth:`Deadline.expired` stop as if the time had run out, keeping what they found.
+
+Training counts the same way with a :class:`Budget` (seconds from its start, plus a limit per solve): a
+strategy's loop, one training solve with its lexicographic stages, and gradient training each have one, and
+inside :func:`run_deadline` (``nnmip solve``) none ends later than the run's :class:`Deadline`.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
 
-from nnmip.solution import STOP
+from nnmip.solution import STOP, SolveOptions
 
 
 class Deadline:
@@ -71,3 +79,74 @@ class Deadline:
     def __repr__(self) -> str:
         left = self.left()
         return "Deadline(unlimited)" if left is None else f"Deadline({left:.2f}s left)"
+
+
+#: the end of the whole run (:class:`nnmip.drivers.deadline.Deadline`) while one is set by :func:`run_deadline`
+_RUN_DEADLINE: ContextVar[Deadline | None] = ContextVar("nnmip_run_deadline", default=None)
+
+
+@contextmanager
+def run_deadline(deadline: Deadline | None) -> Iterator[None]:
+    """Inside this block no strategy budget ends later than ``deadline``: the end of the whole run.
+
+    ``nnmip solve`` starts its clock before it reads the file and the data and sets it here, so loading the data
+    and building models count against ``--time-limit`` as much as the solves do.  An end point can only make a
+    budget shorter, so budgets nested inside the run (an ensemble's members, the split start of a local search)
+    stay correct.
+    """
+    token = _RUN_DEADLINE.set(deadline)
+    try:
+        yield
+    finally:
+        _RUN_DEADLINE.reset(token)
+
+
+@dataclass
+class Budget:
+    """A wall-clock budget of ``total`` seconds from ``start`` (None: unlimited) for a whole fit, a strategy or
+    one training solve with its stages, plus a time limit of ``per_solve`` seconds for each solve.
+    """
+
+    total: float | None = None
+    per_solve: float | None = None
+    start: float = field(default_factory=time.perf_counter)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def remaining(self) -> float | None:
+        """Seconds left of the whole budget (None: unlimited); 0 after a stop request (Ctrl-C)."""
+        if STOP.is_set():
+            return 0.0
+        return None if self.total is None else self.total - self.elapsed()
+
+    def exhausted(self) -> bool:
+        rem = self.remaining()
+        return rem is not None and rem <= 0.05
+
+    @classmethod
+    def of(cls, opts: SolveOptions, time_budget: float | None, step_time: float | None) -> Budget:
+        """The budget of a strategy run, from now.
+
+        The whole run gets the smallest of ``time_budget``, ``opts.time_limit`` and what is left of the run's
+        deadline (:func:`run_deadline`), whichever are given: every one of them is a limit on the whole fit, so
+        none may lift another.  Each solve is capped at the smaller of ``step_time`` and
+        ``opts.solve_time_limit`` (and by what is left, see :meth:`options`).
+        """
+        run = _RUN_DEADLINE.get()
+        run_left = run.left() if run is not None else None
+        totals = [float(t) for t in (time_budget, opts.time_limit, run_left) if t is not None]
+        caps = [float(t) for t in (step_time, opts.solve_time_limit) if t is not None]
+        return cls(min(totals) if totals else None, min(caps) if caps else None)
+
+    def limit(self, share: float = 1.0, floor: float = 0.1) -> float | None:
+        """Seconds for the next solve: ``share`` of what is left, at most ``per_solve``, at least ``floor``."""
+        rem = self.remaining()
+        limits = [t for t in (None if rem is None else rem * share, self.per_solve) if t is not None]
+        return max(floor, min(limits)) if limits else None
+
+    def options(self, opts: SolveOptions) -> SolveOptions:
+        """``opts`` for the next solve of a strategy: the time limit is the smaller of the per-solve limit and
+        what is left; no warm start and no per-solve limit of its own (the strategy gives each solve its own).
+        """
+        return replace(opts, time_limit=self.limit(), warm_start=None, solve_time_limit=None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,7 @@ import scipy.sparse as sp
 
 from nnmip.backends import get_backend
 from nnmip.drivers.cuts import solve_with_cuts
+from nnmip.drivers.deadline import Budget
 from nnmip.drivers.evaluate import first_layer_stable
 from nnmip.errors import DataError
 from nnmip.formulations.pruning import ExtensionInfo
@@ -26,7 +27,7 @@ from nnmip.ir.losses import objective_terms
 from nnmip.ir.network import Network
 from nnmip.ir.ops import Sign, Step
 from nnmip.model import MatrixModel
-from nnmip.solution import STOP, RawResult, SolveOptions, Status, stops_on_ctrl_c
+from nnmip.solution import RawResult, SolveOptions, Status, stops_on_ctrl_c
 
 log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float64]
@@ -335,34 +336,6 @@ def repair_model(model: MatrixModel, x: FloatArray, objective: float | None) -> 
         row_blocks=model.row_blocks, name=model.name + "_repair")
 
 
-@dataclass
-class Deadline:
-    """The time budget of one fit: ``total`` seconds from ``start`` (None: unlimited), each solve capped at
-    ``per_solve`` seconds.
-    """
-
-    total: float | None = None
-    per_solve: float | None = None
-    start: float = field(default_factory=time.perf_counter)
-
-    def remaining(self) -> float | None:
-        """Seconds left (None: unlimited); 0 after a stop request (Ctrl-C)."""
-        if STOP.is_set():
-            return 0.0
-        return None if self.total is None else self.total - (time.perf_counter() - self.start)
-
-    def limit(self, share: float = 1.0, floor: float = 0.1) -> float | None:
-        """Seconds for the next solve: ``share`` of what remains, at most ``per_solve``, at least ``floor``."""
-        rem = self.remaining()
-        cands = [t for t in (None if rem is None else rem * share, self.per_solve) if t is not None]
-        return max(floor, min(cands)) if cands else None
-
-    def options(self, opts: SolveOptions, share: float = 1.0) -> SolveOptions:
-        from dataclasses import replace
-
-        return replace(opts, time_limit=self.limit(share))
-
-
 def constant_params(net: Network, X: FloatArray, y: IntArray, n_classes: int, eps: float
                     ) -> dict[str, tuple[FloatArray, FloatArray | None]]:
     """The constant classifier: zero weights (clipped into each domain), every hidden unit off, the output
@@ -493,7 +466,7 @@ def train_network(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, l
         raise ParameterError.of("objectives", "needs a MILP without relax, and max_margin does not combine with "
                                 "a robust set", "lexicographic stages need a MILP without relax; the robust layer has "
                                 "its own margin", code="E0156")
-    deadline = Deadline(opts.time_limit, opts.solve_time_limit)
+    deadline = Budget(opts.time_limit, opts.solve_time_limit)
     backend = get_backend(solver)
     t0 = time.perf_counter()
     caps = backend.capabilities
@@ -509,7 +482,7 @@ def train_network(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, l
             [("the constant classifier", constant_params(net, X, y, n_classes, tm.eps))]
         opts = _with_warm_start(opts, tm, net, X, tries[0][1])   # weights and activations; the solver completes
 
-    solve_opts = deadline.options(opts, 1.0 / (1 + len(stages)))
+    solve_opts = replace(opts, time_limit=deadline.limit(1.0 / (1 + len(stages))))
     solve_model = tm.model.relaxed() if relax else tm.model
     raw = solve_training_model(tm, backend, solve_model, solve_opts)
     res = TrainResult(raw.status, backend.name, None, False, None, None, None, raw.objective, raw.bound, raw.gap,
@@ -569,11 +542,9 @@ def train_network(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, l
 
 
 def _lexicographic(tm: TrainingModel, net: Network, X: FloatArray, y: IntArray, backend: Any, opts: SolveOptions,
-                   deadline: Deadline, stages: tuple[str, ...], x: Any, chk: Check, tol: float,
+                   deadline: Budget, stages: tuple[str, ...], x: Any, chk: Check, tol: float,
                    res: TrainResult) -> tuple[FloatArray, Check]:
     """Solve the secondary objectives one after the other (see :func:`train_network`)."""
-    from dataclasses import replace
-
     model = tm.model
     trainable = [n for n, p in tm.params.items() if p.W_cols is not None]
     v0 = model.objective_value(x)
@@ -589,7 +560,7 @@ def _lexicographic(tm: TrainingModel, net: Network, X: FloatArray, y: IntArray, 
             c=c, c0=0.0, A=sp.csr_array(sp.vstack([model.A, sp.csr_array(prev_c[None, :])], format="csr")),
             row_lb=np.r_[model.row_lb, -np.inf], row_ub=np.r_[model.row_ub, prev_v - prev_c0 + slack],
             name=f"{tm.model.name}_{name}")
-        sopts = replace(deadline.options(opts, 1.0 / (len(stages) - k)), warm_start=np.asarray(x))
+        sopts = replace(opts, time_limit=deadline.limit(1.0 / (len(stages) - k)), warm_start=np.asarray(x))
         raw = solve_training_model(tm, backend, model, sopts)
         rec: dict[str, Any] = {"stage": name, "status": str(raw.status), "solver_value": raw.objective,
                                "bound": raw.bound, "seconds": round(raw.seconds, 4), "accepted": False}

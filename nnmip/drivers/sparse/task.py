@@ -40,9 +40,9 @@ def run_sparse_task(task: TrainTask, net: Network, ds: Dataset, options: SolveOp
     full one on every row of the data set by the forward pass.
 
     The epochs stop at the smallest of ``options.time_limit`` and what is left of the run's deadline
-    (:func:`nnmip.drivers.strategies.common.run_deadline`), or at Ctrl-C; the point reached is the result.
+    (:func:`nnmip.drivers.deadline.run_deadline`), or at Ctrl-C; the point reached is the result.
     """
-    from nnmip.drivers.strategies.common import Budget
+    from nnmip.drivers.deadline import Budget
 
     cfg = config_of(task)
     X, y = ds.X(ds.train), ds.y[ds.train]

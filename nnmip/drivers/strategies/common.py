@@ -7,22 +7,18 @@ compare or report comes from the numpy forward pass of a fixed-weight network, n
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from nnmip.drivers.deadline import Deadline
+from nnmip.drivers.deadline import Budget
 from nnmip.drivers.train import TrainResult
 from nnmip.ir.losses import data_loss, objective_terms
 from nnmip.ir.network import Network
 from nnmip.ir.ops import Dense, Sign, Step
-from nnmip.solution import STOP, SolveOptions, Status
+from nnmip.solution import Status
 
 log = logging.getLogger("nnmip.drivers.strategies")
 FloatArray = npt.NDArray[np.float64]
@@ -98,69 +94,6 @@ def accuracy(net: Network, X: FloatArray | None, y: IntArray | None) -> float | 
     if X is None or y is None or y.size == 0:
         return None
     return float(np.mean(net.predict(X) == y))
-
-
-#: the end of the whole run (:class:`nnmip.drivers.deadline.Deadline`) while one is set by :func:`run_deadline`
-_RUN_DEADLINE: ContextVar[Deadline | None] = ContextVar("nnmip_run_deadline", default=None)
-
-
-@contextmanager
-def run_deadline(deadline: Deadline | None) -> Iterator[None]:
-    """Inside this block no strategy budget ends later than ``deadline``: the end of the whole run.
-
-    ``nnmip solve`` starts its clock before it reads the file and the data and sets it here, so loading the data
-    and building models count against ``--time-limit`` as much as the solves do.  An end point can only make a
-    budget shorter, so budgets nested inside the run (an ensemble's members, the split start of a local search)
-    stay correct.
-    """
-    token = _RUN_DEADLINE.set(deadline)
-    try:
-        yield
-    finally:
-        _RUN_DEADLINE.reset(token)
-
-
-@dataclass
-class Budget:
-    """A wall-clock budget for a whole strategy plus a time limit per solve."""
-
-    total: float | None = None
-    per_solve: float | None = None
-    start: float = field(default_factory=time.perf_counter)
-
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.start
-
-    def remaining(self) -> float | None:
-        """Seconds left of the whole budget (None: unlimited); 0 after a stop request (Ctrl-C)."""
-        if STOP.is_set():
-            return 0.0
-        return None if self.total is None else self.total - self.elapsed()
-
-    def exhausted(self) -> bool:
-        rem = self.remaining()
-        return rem is not None and rem <= 0.05
-
-    @classmethod
-    def of(cls, opts: SolveOptions, time_budget: float | None, step_time: float | None) -> Budget:
-        """The budget of a strategy run, from now.
-
-        The whole run gets the smallest of ``time_budget``, ``opts.time_limit`` and what is left of the run's
-        deadline (:func:`run_deadline`), whichever are given: every one of them is a limit on the whole fit, so
-        none may lift another.  Each solve is capped at the smaller of ``step_time`` and
-        ``opts.solve_time_limit`` (and by what is left, see :meth:`options`).
-        """
-        run = _RUN_DEADLINE.get()
-        run_left = run.left() if run is not None else None
-        totals = [float(t) for t in (time_budget, opts.time_limit, run_left) if t is not None]
-        caps = [float(t) for t in (step_time, opts.solve_time_limit) if t is not None]
-        return cls(min(totals) if totals else None, min(caps) if caps else None)
-
-    def options(self, opts: SolveOptions) -> SolveOptions:
-        """``opts`` with the time limit of the next solve: the smaller of the per-solve limit and what is left."""
-        limits = [t for t in (self.per_solve, self.remaining()) if t is not None]
-        return replace(opts, time_limit=max(0.1, min(limits)) if limits else None, warm_start=None,
-                       solve_time_limit=None)
 
 
 def record(history: list[dict[str, Any]], *, strategy: str, step: str, res: TrainResult | None, loss: float,

@@ -8,7 +8,7 @@ serial, local processes or a Dask cluster) and come out the same wherever they r
 those of :class:`nnmip.ir.ensemble.Ensemble`.
 
 Time: ``time_limit`` (or ``time_budget``) bounds the whole ensemble, from the call on (and never past the end of
-a run, see :meth:`nnmip.drivers.strategies.common.Budget.of`).  Each member gets ``time_limit * workers /
+a run, see :meth:`nnmip.drivers.deadline.Budget.of`).  Each member gets ``time_limit * workers /
 members`` seconds (its fair share of the processes), never more than what is left of the whole budget when it
 starts; a member that finishes early leaves its time unused.  Once less than :data:`MIN_MEMBER_SECONDS` of the
 budget is left, no member starts: the members not started yet are not trained (below), so the ensemble ends
@@ -41,7 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from nnmip.drivers.strategies.common import Budget, FloatArray, IntArray, Objective, weighted_layers
+from nnmip.drivers.deadline import Budget
+from nnmip.drivers.strategies.common import FloatArray, IntArray, Objective, weighted_layers
 from nnmip.drivers.train import TrainResult, train_network
 from nnmip.ir.ensemble import KINDS, Ensemble, member_tasks
 from nnmip.ir.network import Network
@@ -52,7 +53,7 @@ log = logging.getLogger(__name__)
 #: member strategies
 MEMBER_STRATEGIES = ("exact", "split", "local_search")
 #: a member starts only while at least this much of the ensemble's time budget is left (seconds): less would not
-#: pay for building its model, and its solves get at least 0.1 s (:meth:`nnmip.drivers.train.Deadline.limit`)
+#: pay for building its model, and its solves get at least 0.1 s (:meth:`nnmip.drivers.deadline.Budget.limit`)
 MIN_MEMBER_SECONDS = 0.1
 
 
