@@ -6,6 +6,7 @@ The exact answer comes from the activation-pattern oracle of ``tests/test_bab.py
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -180,3 +181,65 @@ def test_the_time_limit_holds_while_the_root_bounds_are_computed() -> None:
     started past the deadline, so the run ends within its budget with a sound (interval-floored) bound."""
     net = network_from_layers(_random(2, [3072, 1600, 1600, 2]))   # one pass over its 3200 root rows: ~2e10 flops
     _within_budget(net, 0.5, 1e4, 4, samples=0)      # far above anything reachable: no counterexample
+
+
+def test_a_stop_request_ends_relu_splitting_within_a_batch() -> None:
+    """A stop request (Ctrl-C) ends the search at its next batch and keeps its bound (was: the slice ran its 4 s
+    to the end)."""
+    import threading
+
+    from nnmip.solution import STOP
+
+    net = network_from_layers(_random(0, [40, 80, 80, 80, 80, 2]))
+    prop = vs.maximize([1.0, -1.0], threshold=50.0)
+    STOP.clear()
+    timer = threading.Timer(1.5, STOP.request)
+    timer.start()
+    try:
+        t = time.perf_counter()
+        r = verify(net, [vs.linf(np.zeros(net.n_inputs), 1.0)], prop, bab="relu", time_limit=60, samples=0)
+        took = time.perf_counter() - t
+    finally:
+        timer.cancel()
+        STOP.clear()
+    assert took < 1.5 + 1.0, took
+    assert r.result == UNKNOWN
+    assert r.bound > 50.0
+    assert any("stopped (Ctrl-C)" in n for n in r.notes), r.notes
+
+
+def test_ctrl_c_ends_relu_splitting_in_every_worker(tmp_path: Path) -> None:
+    """SIGINT to the process group (Ctrl-C in a terminal) while two workers split ReLUs: each worker ends its
+    slice at its next batch (was: their 4 s slices ran to the end), and the answer keeps its bound."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    from nnmip.io.weights import save_npz
+
+    save_npz(network_from_layers(_random(0, [40, 80, 80, 80, 80, 2])), tmp_path / "n.npz")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH")))))
+    p = subprocess.Popen([sys.executable, "-m", "nnmip.cli", "verify", "--npz", "n.npz", "--point",
+                          ",".join(["0"] * 40), "--linf", "1", "--maximize", "1,-1", "--threshold", "50", "--bab",
+                          "relu", "--workers", "2", "--time-limit", "60", "--json", "r.json"],
+                         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    try:
+        time.sleep(6.0)              # start-up, the root bounds, then the workers' slices
+        assert p.poll() is None, p.communicate()
+        os.killpg(p.pid, signal.SIGINT)
+        t0 = time.perf_counter()
+        _, err = p.communicate(timeout=60)
+        took = time.perf_counter() - t0
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert p.returncode == 130, err
+    assert took < 1.5, took           # a batch is well under a second; a slice is 4 s
+    d = json.loads((tmp_path / "r.json").read_text())
+    assert d["result"] == "unknown"
+    assert d["bound"] > 50.0

@@ -746,7 +746,8 @@ def branch_and_bound(chain: Chain, lo: FloatArray, hi: FloatArray, cases: list[C
         out.bound = max([worst, *stuck, *F_b.tolist()])
         out.timed_out |= deadline.expired()
         if out.timed_out:
-            out.notes.append(f"{out.open_boxes} boxes still open when the time ran out")
+            out.notes.append(f"{out.open_boxes} boxes still open when "
+                             + ("the search was stopped (Ctrl-C)" if STOP.is_set() else "the time ran out"))
         else:
             out.notes.append(f"{out.open_boxes} boxes left undecided: "
                              + ("their MILP neither certified them nor found a counterexample (a strict case "

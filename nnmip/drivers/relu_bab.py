@@ -61,6 +61,7 @@ import numpy.typing as npt
 from nnmip.drivers.bab import BabResult, Chain, Rows, pgd_search
 from nnmip.ir.spec import Case
 from nnmip.passes.bounds import SAFETY
+from nnmip.solution import STOP, stop_on_sigint
 
 log = logging.getLogger(__name__)
 
@@ -410,7 +411,7 @@ def _run_task(t: Task) -> TaskResult:
     L = len(chain.Ws) - 1
     stack = [t.frontier]
     res = TaskResult(t.frontier.take(np.zeros(0, np.int64)), np.empty((0, t.lo.size)), np.empty((0, t.lo.size)))
-    while stack and time.monotonic() + res.batch_seconds < t_end:
+    while stack and time.monotonic() + res.batch_seconds < t_end and not STOP.is_set():   # Ctrl-C ends the slice
         tb = time.monotonic()
         F = Frontier.join(stack)
         stack = []
@@ -670,7 +671,9 @@ def _search(chain: Chain, lo: FloatArray, hi: FloatArray, cases: list[Case], *, 
     F = Frontier(split0, Ls, Us, ~closed, np.array([out.bound]),
                  np.array([np.where(closed, vals, -np.inf).max()]), np.zeros(1, np.int64))
     worst = float(F.settled[0])
-    pool: Executor | None = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+    # each worker turns SIGINT (Ctrl-C reaches the whole process group) into a stop request of its own slice
+    pool: Executor | None = ProcessPoolExecutor(max_workers=workers, initializer=stop_on_sigint) \
+        if workers > 1 else None
     pgd_round = rounds = 0
     stuck: list[float] = []
     try:
@@ -723,7 +726,8 @@ def _search(chain: Chain, lo: FloatArray, hi: FloatArray, cases: list[Case], *, 
         out.bound = max([worst, *stuck, *F.bound.tolist()])
         out.timed_out |= deadline.expired()
         if len(F):
-            out.notes.append(f"{len(F)} sub-problems still open when the time ran out")
+            out.notes.append(f"{len(F)} sub-problems still open when "
+                             + ("the search was stopped (Ctrl-C)" if STOP.is_set() else "the time ran out"))
         if stuck:
             out.notes.append(f"{len(stuck)} sub-problems with every ReLU phase fixed whose LP did not settle them")
     return _done(out, t0)
