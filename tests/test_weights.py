@@ -176,3 +176,29 @@ def test_load_corrupt(tmp_path: Path) -> None:
     with pytest.raises(WeightsError) as e:
         load_npz(npy)
     assert code_of(e) == "E0608"
+
+
+def test_saving_npz_files_does_not_import_onnx(tmp_path: Path) -> None:
+    """Writing a network or an ensemble as npz runs after a run's time limit; it must not pay the import of the
+    onnx package (about a second: it did, through the argument check that lived beside the ONNX exporter)."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    script = (
+        "import sys\n"
+        "import numpy as np\n"
+        "from nnmip.drivers.verify import network_from_layers\n"
+        "from nnmip.io.ensemble import save_ensemble\n"
+        "from nnmip.io.weights import save_npz\n"
+        "from nnmip.ir.ensemble import Ensemble\n"
+        "net = network_from_layers([(np.ones((1, 2)), np.zeros(1))])\n"
+        "save_npz(net, sys.argv[1] + '/n.npz')\n"
+        "save_ensemble(Ensemble('one_vs_one', 2, [net], [(0, 1)]), sys.argv[1] + '/e.npz')\n"
+        "print('onnx' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, check=True,
+                         cwd=ROOT)
+    assert out.stdout.strip() == "False", out.stderr
+    assert (tmp_path / "n.npz").is_file()
+    assert (tmp_path / "e.npz").is_file()

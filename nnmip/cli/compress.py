@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from nnmip.cli.common import EXIT_OK, EXIT_UNSOLVED, box_text, command, say, write_each, write_json
-from nnmip.drivers.compress import compress, prove_equivalence, sampled_difference
+from nnmip.drivers.compress import SAMPLE_CHUNK, compress, prove_equivalence, sampled_points
 from nnmip.errors import NnmipError
 from nnmip.ir.network import Network
 
@@ -87,7 +87,9 @@ def cmd_compress(a: argparse.Namespace) -> int:
         import nnmip.io.onnx  # noqa: F401  (the exporter's import takes a second: spent now, not after the budget)
     from nnmip.io.files import check_memory
 
-    check_memory(8.0 * a.samples * (net.n_inputs + sum(net.dim(m) for m in net.nodes)), f"--samples {a.samples}")
+    # the samples run in chunks: the memory of one chunk's forward pass
+    check_memory(8.0 * min(a.samples, SAMPLE_CHUNK) * (net.n_inputs + sum(net.dim(m) for m in net.nodes)),
+                 f"--samples {a.samples}")
     n = net.n_inputs
     lo = hi = None
     if a.domain is not None:
@@ -99,12 +101,12 @@ def cmd_compress(a: argparse.Namespace) -> int:
     assert res.domain is not None
     lo_b, hi_b = res.domain       # the box compressed over, in the network's (scaled) input units
     raw_lo, raw_hi = _raw_box(lo_b, hi_b, scaler, a.domain)
-    res.samples = a.samples
-    res.max_sampled_diff = sampled_difference(net, res.network, lo_b, hi_b, a.samples)
+    res.max_sampled_diff, res.samples = sampled_points(net, res.network, lo_b, hi_b, a.samples, deadline=deadline)
     if a.prove:
         res.proof = prove_equivalence(net, res.network, lo_b, hi_b, solver=a.solver, deadline=deadline)
     say(a, f"units {res.units_before} -> {res.units_after}, parameters {res.params_before} -> {res.params_after}, "
-         f"folded layers {len(res.folded_layers)}; max |f - g| on {a.samples} samples {res.max_sampled_diff:.3g}"
+         f"folded layers {len(res.folded_layers)}; max |f - g| on {res.samples} samples {res.max_sampled_diff:.3g}"
+         + ("" if res.samples == a.samples else f" (of {a.samples}: the time ran out or Ctrl-C came)")
          + ("" if res.proof is None else f"; proven max |f - g| <= {res.proof['bound']:.3g}")
          + ("" if res.proof is None or res.proof["optimal"] else " (not optimal: the time ran out or a MILP "
             "was no proof)")

@@ -283,21 +283,40 @@ def _pair_box(f: object, g: object, lo: object, hi: object) -> tuple[npt.NDArray
     return lo_a, hi_a
 
 
+#: points drawn and run at a time by :func:`sampled_difference` (the deadline is looked at between chunks)
+SAMPLE_CHUNK = 65_536
+
+
 def sampled_difference(f: Network, g: Network, lo: npt.ArrayLike, hi: npt.ArrayLike, n: int = 10_000,
-                       seed: int = 0) -> float:
+                       seed: int = 0, *, deadline: Deadline | None = None) -> float:
     """``max |f(x) - g(x)|`` over ``n`` (at least 1) random points of the box, a tenth of them corners of the
-    box picked at random.
+    box picked at random.  With a ``deadline`` the points run in chunks of :data:`SAMPLE_CHUNK` and stop when
+    it ends (after the first chunk): :func:`sampled_points` says how many ran.
     """
-    from nnmip.errors import check_int
+    return sampled_points(f, g, lo, hi, n, seed, deadline=deadline)[0]
+
+
+def sampled_points(f: Network, g: Network, lo: npt.ArrayLike, hi: npt.ArrayLike, n: int = 10_000,
+                   seed: int = 0, *, deadline: Deadline | None = None) -> tuple[float, int]:
+    """:func:`sampled_difference` and the number of points it ran: ``n``, or fewer when ``deadline`` ended (or a
+    stop request came) first.  The first chunk always runs, so that the check is never empty.
+    """
+    from nnmip.errors import check_instance, check_int
 
     lo_a, hi_a = _pair_box(f, g, lo, hi)
     check_int("n", n, low=1)
     check_int("seed", seed, low=0)
+    check_instance("deadline", deadline, Deadline, "a Deadline or None", none=True)
     rng = np.random.default_rng(seed)
     d = f.n_inputs
-    X = lo_a + rng.random((n, d)) * (hi_a - lo_a)
-    X[: n // 10] = np.where(rng.integers(0, 2, (n // 10, d)).astype(bool), hi_a, lo_a)
-    return float(np.max(np.abs(f.forward(X) - g.forward(X))))
+    worst, done = 0.0, 0
+    while done < n and (done == 0 or deadline is None or not deadline.expired()):
+        m = min(SAMPLE_CHUNK, n - done)
+        X = lo_a + rng.random((m, d)) * (hi_a - lo_a)
+        X[: m // 10] = np.where(rng.integers(0, 2, (m // 10, d)).astype(bool), hi_a, lo_a)
+        worst = max(worst, float(np.max(np.abs(f.forward(X) - g.forward(X)))))
+        done += m
+    return worst, done
 
 
 def prove_equivalence(f: Network, g: Network, lo: npt.ArrayLike, hi: npt.ArrayLike, *, solver: str = "highs",

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -284,6 +284,8 @@ def _decided(bound: float, case: Case) -> bool:
 # ------------------------------------------------------------------------------------------------------------
 #: the most sample points :func:`verify` draws (each is one forward pass)
 MAX_SAMPLES = 10_000_000
+#: inputs drawn and run at a time by the sampling step (the time limit is looked at between chunks)
+SAMPLE_CHUNK = 65_536
 
 
 def _check_run(*, time_limit: object = None, samples: object = 0, seed: object = 0, workers: object = 1,
@@ -583,29 +585,47 @@ class _Question:
 
     # -- 1. sampling: cheap counterexamples and lower bounds -----------------------------------------------
     def sample(self, samples: int, seed: int) -> bool:
-        """Run the forward pass on sampled inputs; True when one is a counterexample."""
+        """Run the forward pass on sampled inputs; True when one is a counterexample.
+
+        The inputs are drawn and run in chunks of :data:`SAMPLE_CHUNK`, and the deadline (a stop request too) is
+        looked at before each: a large ``samples`` stops with the time limit, with a note of how many were run.
+        """
         if samples <= 0:
             return False
         rng = np.random.default_rng(seed)
-        X = self.region.sample(self.net.n_inputs, samples, rng)
-        if not X.shape[0]:
-            return False
-        Y = self.net.forward(X)
-        scores = np.stack([cs.score(Y) for cs in self.cases], axis=1)
-        viol = self.prop.violated(Y)
-        if self.decide and viol.any():
-            k = int(np.argmax(viol))
-            if self.record_cex(X[k]):
-                assert self.res.output is not None    # the value at the input as reported: its own forward pass
-                score = max(float(cs.score(self.res.output[None, :])[0]) for cs in self.cases)
-                self.res.value = self.to_prop(score)
-                self.res.cases = [CaseResult("sampling", np.inf, score, "sampling")]
-                self.res.notes.append(f"found by sampling {X.shape[0]} inputs of the set")
-                return True
+        best: dict[int, tuple[float, FloatArray]] = {}       # each case's best row so far
+        asked = drawn = 0          # points asked of the region, and those in it (points outside halfspaces drop)
+        while asked < samples:
+            if self.deadline.expired():
+                self.res.notes.append(f"sampling stopped by the {'stop request' if STOP.is_set() else 'time limit'}"
+                                      f" after {asked} of {samples} inputs")
+                break
+            chunk = min(SAMPLE_CHUNK, samples - asked)
+            X = self.region.sample(self.net.n_inputs, chunk, rng)
+            asked += chunk
+            if not X.shape[0]:
+                break
+            drawn += X.shape[0]
+            Y = self.net.forward(X)
+            scores = np.stack([cs.score(Y) for cs in self.cases], axis=1)
+            viol = self.prop.violated(Y)
+            if self.decide and viol.any():
+                k = int(np.argmax(viol))
+                if self.record_cex(X[k]):
+                    assert self.res.output is not None    # the value at the input as reported: its own forward pass
+                    score = max(float(cs.score(self.res.output[None, :])[0]) for cs in self.cases)
+                    self.res.value = self.to_prop(score)
+                    self.res.cases = [CaseResult("sampling", np.inf, score, "sampling")]
+                    self.res.notes.append(f"found by sampling {drawn} inputs of the set")
+                    return True
+            for k in range(len(self.cases)):
+                i = int(np.argmax(scores[:, k]))
+                if k not in best or scores[i, k] > best[k][0]:
+                    best[k] = (float(scores[i, k]), X[i].copy())
         # each case's best row, run again on its own: in a batch a row may round differently (by 1e-9 where terms
         # cancel), and a value is reported with the forward pass of its input alone
-        for k, cs in enumerate(self.cases):
-            x = X[int(np.argmax(scores[:, k]))]
+        for k, (_, x) in best.items():
+            cs = self.cases[k]
             v = float(cs.score(self.net.forward(x[None, :]))[0])
             if v > self.case_values[k]:
                 self.case_values[k] = v
@@ -861,7 +881,7 @@ class _Question:
                 break
             if _has_steps(net):
                 # a solution at a = 0 of a step unit may not be reproduced: search with a margin on both sides
-                x2 = _margin_search(net, self.region, rep, cs, self.backend, opts, method)
+                x2 = _margin_search(net, self.region, rep, cs, self.backend, opts, method, self.deadline)
                 if x2 is not None and self.record_cex(x2):
                     s_val = float(cs.score(net.forward(x2[None, :]))[0])
                     res.notes.append("counterexample from the step model with a margin of 1e-6 on both sides")
@@ -1011,7 +1031,7 @@ class _Question:
             self.case_x[k] = x                # (still a start for focus="bound": it is at least as good)
         if _has_steps(net) and self.case_values[k] < bound - 1e-9 * (1 + abs(bound)):
             # the optimum sits at a = 0 of some step unit: look for an attained value with a margin
-            x2 = _margin_search(net, self.region, rep, cs, self.backend, opts, method)
+            x2 = _margin_search(net, self.region, rep, cs, self.backend, opts, method, self.deadline)
             if x2 is not None:
                 s2 = float(cs.score(net.forward(x2[None, :]))[0])
                 if s2 > self.case_values[k] and self.region.contains_point(x2):
@@ -1150,10 +1170,16 @@ def _milp_bound(raw: Any, widen: bool = False) -> float:
 
 
 def _margin_search(net: Network, region: Region, rep: BoundReport, cs: Case, backend: Any, opts: SolveOptions,
-                   method: dict[str, str] | None) -> FloatArray | None:
+                   method: dict[str, str] | None, deadline: Deadline) -> FloatArray | None:
+    """An input of case ``cs`` from the step model with a margin on both sides of every step, solved within
+    what is left of ``deadline`` (and ``opts.time_limit``, the limit of the solve before it); None when none is
+    found or no time is left.
+    """
+    if deadline.expired():
+        return None
     m = {**(method or {}), "step": "margin", "sign": "margin"}
     fm = build_fixed_model(net, region, rep.bounds, method=m)
-    raw = backend.solve(with_case(fm, cs), opts)
+    raw = backend.solve(with_case(fm, cs), replace(opts, time_limit=deadline.solve_limit(opts.time_limit)))
     if raw.x is None:
         return None
     return region.project(raw.x[fm.x_cols])

@@ -15,18 +15,18 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import onnx
-from onnx import TensorProto, compose, helper, numpy_helper
 
 from nnmip.io.data import Scaler
-from nnmip.io.onnx import to_onnx
 from nnmip.io.safe import atomic_write, write_bytes
 from nnmip.io.weights import WeightsError, _corrupt, _export_error, _open
 from nnmip.ir.ensemble import Ensemble, score_node
 from nnmip.ir.network import Network, from_description
+
+if TYPE_CHECKING:
+    import onnx
 
 __all__ = ["FORMAT", "is_ensemble_file", "load_ensemble", "save_ensemble", "ensemble_to_onnx",
            "export_ensemble_onnx"]
@@ -120,6 +120,12 @@ def _score_network(ens: Ensemble, net: Network) -> Network:
 
 def ensemble_to_onnx(ens: Ensemble, scaler: Scaler | None = None, opset: int = 17) -> onnx.ModelProto:
     """One ONNX graph for the whole ensemble (see the module docstring); checked with onnx.checker."""
+    # onnx takes about a second to import: saving an ensemble as npz should not pay it
+    import onnx
+    from onnx import TensorProto, compose, helper, numpy_helper
+
+    from nnmip.io.onnx import to_onnx
+
     nodes: list[onnx.NodeProto] = []
     inits: list[onnx.TensorProto] = []
     src = "input"

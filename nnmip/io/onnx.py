@@ -71,6 +71,7 @@ from onnx import TensorProto, helper, numpy_helper
 from nnmip.errors import NO_SPAN, NnmipError, SizeError, Span, check_memory, human_bytes, memory_limit
 from nnmip.io.data import Scaler
 from nnmip.io.safe import check_writable, note_input, write_bytes
+from nnmip.io.weights import _check_save_call
 from nnmip.io.writers import ExportError
 from nnmip.ir.network import Network, validate_graph
 from nnmip.ir.ops import Dense, Identity, Input, MaxPool, Op, ParamDomain, ReLU, Sign, Step, Sum
@@ -228,15 +229,6 @@ def to_onnx(net: Network, scaler: Scaler | None = None, opset: int = 17) -> onnx
     helper.set_model_props(model, meta)
     onnx.checker.check_model(model, full_check=True)
     return model
-
-
-def _check_save_call(net: object, path: object, scaler: object) -> None:
-    """Refuse a network, path or scaler of the wrong type (ParameterError naming the argument)."""
-    from nnmip.errors import check_instance, check_path
-
-    check_instance("net", net, Network, "a Network")
-    check_path("path", path)
-    check_instance("scaler", scaler, Scaler, "a Scaler or None", none=True)
 
 
 def export_onnx(net: Network, path: str | os.PathLike[str], scaler: Scaler | None = None,

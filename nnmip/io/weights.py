@@ -53,11 +53,19 @@ def _corrupt(path: Path, why: str) -> WeightsError:
     return err
 
 
+def _check_save_call(net: object, path: object, scaler: object) -> None:
+    """Refuse a network, path or scaler of the wrong type (ParameterError naming the argument)."""
+    from nnmip.errors import check_instance, check_path
+
+    check_instance("net", net, Network, "a Network")
+    check_path("path", path)
+    check_instance("scaler", scaler, Scaler, "a Scaler or None", none=True)
+
+
 def save_npz(net: Network, path: str | os.PathLike[str], scaler: Scaler | None = None,
              extra: dict[str, Any] | None = None) -> Path:
     """Write the weights, the scaler and the graph of ``net`` to ``path`` (exactly that name); return it."""
     from nnmip.errors import check_instance
-    from nnmip.io.onnx import _check_save_call
 
     _check_save_call(net, path, scaler)
     check_instance("extra", extra, dict, "a dict of names to arrays, or None", none=True)

@@ -1046,17 +1046,26 @@ def _milp_pass(net: Network, fm: Any, node: str, cols: npt.NDArray[np.int64], to
         log.info("bounds: the model's bounds reach %.3g, past %.0e: its MILPs are no proof, the units keep their "
                  "LP bounds", float(size.max()), MILP_TRUST_SCALE)
         return lo, hi, int(todo.size), 0
+    def left() -> float | None:
+        return None if time_limit is None else time_limit - (time.perf_counter() - t0)
+
     for i in todo:
-        left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
-        if (left is not None and left <= 0) or STOP.is_set():
+        rest = left()
+        if (rest is not None and rest <= 0) or STOP.is_set():
             break
         j = int(cols[i])
+        cut = False
         for direction in (1.0, -1.0):
+            rest = left()        # the second direction gets what the first one left, not what was left before it
+            if direction < 0 and ((rest is not None and rest <= 0) or STOP.is_set()):
+                cut = True       # the unit keeps its lower bound (sound), and counts as not done
+                break
             c = np.zeros(model.num_cols)
             c[j] = direction
             # stop as soon as a witness of instability is found (a_i > 0 for max, a_i < 0 for min)
             res = backend.solve(model.replace(c=c, c0=0.0, sense="max"),
-                                SolveOptions(time_limit=left, stop_objective=1e-6))
+                                SolveOptions(time_limit=None if rest is None else max(rest, 0.01),
+                                             stop_objective=1e-6))
             solves += 1
             if res.status is Status.INFEASIBLE:
                 bound = -np.inf
@@ -1074,5 +1083,7 @@ def _milp_pass(net: Network, fm: Any, node: str, cols: npt.NDArray[np.int64], to
                     break
             else:
                 lo[i] = max(lo[i], -bound)
+        if cut:
+            break
         done += 1
     return lo, hi, done, solves
