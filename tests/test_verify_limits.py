@@ -116,3 +116,35 @@ def test_compress_sampling_keeps_to_the_time_limit(tmp_path: Path) -> None:
     d = json.loads(js.read_text())
     assert 0 < d["samples"] < 10_000_000
     assert d["max_sampled_diff"] == 0.0
+
+
+def test_points_share_the_time_limit_of_the_run(tmp_path: Path) -> None:
+    """``nnmip verify --points --time-limit T`` is one budget for every point (it was each point's own: twelve
+    points of a hard ball took twelve times T); ``--point-time-limit`` caps each point, and a point that starts
+    after the run's end answers unknown at once."""
+    from nnmip.io.weights import save_npz
+
+    net = _net([20, 64, 64, 2], 1)
+    save_npz(net, tmp_path / "n.npz")
+    X = np.random.default_rng(0).uniform(-0.1, 0.1, (12, 20))
+    np.save(tmp_path / "pts.npy", X)
+    js = tmp_path / "p.json"
+    t0 = time.perf_counter()
+    code = main(["verify", "--npz", str(tmp_path / "n.npz"), "--points", str(tmp_path / "pts.npy"),
+                 "--label-column", "none", "--linf", "0.08", "--time-limit", "2", "--point-time-limit", "0.6",
+                 "--json", str(js), "-q"])
+    took = time.perf_counter() - t0
+    assert code == 1                                 # unknown points
+    assert took < 2 + 1.5, took
+    d = json.loads(js.read_text())
+    assert d["unknown"] == 12
+    rows = d["results"]
+    assert all(r["result"] == "unknown" for r in rows)
+    assert all(r["seconds"] < 0.6 + 0.5 for r in rows if "seconds" in r)      # each point's own cap
+    late = [r for r in rows if r.get("notes") == ["the run's time limit ended before this point started"]]
+    assert late                                      # the points that started after the end did no work
+    assert all(r["timed_out"] for r in late)
+
+
+def test_point_time_limit_needs_points() -> None:
+    assert main(["verify", "--npz", "n.npz", "--point", "0,0", "--linf", "0.1", "--point-time-limit", "1"]) == 2

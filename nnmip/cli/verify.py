@@ -84,6 +84,8 @@ def _configure(p: argparse.ArgumentParser) -> None:
                         "inputs, unstable ReLUs of larger ones; input/relu force one kind; off: the MILP)")
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="processes for branch and bound (default 1)")
+    p.add_argument("--point-time-limit", type=float, metavar="T",
+                   help="with --points: seconds for each point at most (--time-limit bounds the whole run)")
     add_solver_args(p)
     add_executor_args(p)
     p.add_argument("--json", metavar="OUT", help="write the result(s) as JSON ('-' for stdout)")
@@ -203,6 +205,9 @@ def _check_question_options(a: argparse.Namespace) -> None:
         _refuse(_options(a, "point", "l1", "l2", "label", "maximize", "minimize", "threshold"),
                 "--points: every row is checked for its own label in the --linf ball around it",
                 "verify one point with --point, or the rows of a file with --points and --linf")
+    if a.point_time_limit is not None and not a.points:
+        raise NnmipError.at("E0104", "--point-time-limit is the limit of each point of --points",
+                            notes=["help: without --points, --time-limit is the budget of the question"])
     if a.counterexample and not a.vnnlib:
         raise NnmipError.at("E0104", "--counterexample writes the VNN-COMP result file of a --vnnlib question",
                             notes=["help: without --vnnlib the counterexample is printed and is in the --json "
@@ -408,8 +413,9 @@ def _run_points(a: argparse.Namespace, net: Any, domain: Any, common: dict[str, 
     t0 = time.perf_counter()
     if not a.quiet:
         print(f"verifying {X.shape[0]} points, linf {a.linf:g}, on {ex.describe()}", file=sys.stderr)
-    # the points run on workers (perhaps other machines): each gets --time-limit of its own
-    per_point = {**{k: v for k, v in common.items() if k != "deadline"}, "time_limit": a.time_limit}
+    # the points run on workers (perhaps other machines): each gets what is left of the run's --time-limit when
+    # it starts, at most --point-time-limit
+    per_point = {**common, "time_limit": a.point_time_limit}
     acc, rows = robust_accuracy(net, X, y, a.linf, domain=domain, progress=_progress(not a.quiet), executor=ex,
                                 **per_point)
     clean = float(np.mean(net.predict(X) == (y if y is not None else net.predict(X))))

@@ -1190,8 +1190,12 @@ def robust_accuracy(net: Network, X: FloatArray, y: npt.ArrayLike | None, eps: f
                     domain: tuple[npt.ArrayLike, npt.ArrayLike] | None = None, solver: str = "highs",
                     time_limit: float | None = None, tighten: str = "auto",
                     progress: Callable[[Any, Any], None] | None = None, executor: Any = None,
-                    **kw: Any) -> tuple[float, list[dict[str, Any]]]:
+                    deadline: Deadline | None = None, **kw: Any) -> tuple[float, list[dict[str, Any]]]:
     """Certify every row of ``X`` under an linf ball of radius ``eps``; return (robust accuracy, per-point rows).
+
+    ``deadline`` (a :class:`~nnmip.drivers.deadline.Deadline`) is the end of the whole run: each point gets what
+    is left of it when it starts (on its worker, by the wall clock: ``time.time()``), at most ``time_limit``
+    seconds; a point that starts after it answers ``unknown`` at once, ``timed_out``.
 
     A point counts as robust when the network classifies it as its label (``y``; the prediction when ``y`` is
     None) and the ball is certified.  A misclassified point is not verified.  The points are tasks of
@@ -1216,6 +1220,7 @@ def robust_accuracy(net: Network, X: FloatArray, y: npt.ArrayLike | None, eps: f
     except ParameterError as e:
         raise ParameterError.of("eps", str(e).replace("argument 'radius' ", ""), code=e.diagnostics[0].code) from None
     _check_run(time_limit=time_limit, domain=domain, progress=progress)
+    check_instance("deadline", deadline, Deadline, "a Deadline or None", none=True)
     pred = net.predict(X)
     if y is None:
         labels = pred
@@ -1229,6 +1234,9 @@ def robust_accuracy(net: Network, X: FloatArray, y: npt.ArrayLike | None, eps: f
     lo_hi = None if domain is None else tuple(np.broadcast_to(np.asarray(d, np.float64), (net.n_inputs,)).copy()
                                               for d in domain)
     options = {"solver": solver, "time_limit": time_limit, "tighten": tighten, "domain": lo_hi, **kw}
+    left = None if deadline is None else deadline.left()
+    if left is not None:      # the run's end as a wall-clock time: the points may run on other machines
+        options["run_end"] = time.time() + left
     tasks = [(X[i], int(labels[i]), int(pred[i]), float(eps), options) for i in range(X.shape[0])]
     ex = executor if executor is not None else SerialExecutor()
     outcomes = ex.map(verify_point, tasks, shared=net, progress=progress)
@@ -1262,6 +1270,15 @@ def verify_point(net: Network, task: tuple[FloatArray, int, int, float, dict[str
     x, label, predicted, eps, options = task
     if label != predicted:
         return {"label": label, "predicted": predicted, "result": "misclassified", "robust": False}
+    options = dict(options)
+    run_end = options.pop("run_end", None)
+    if run_end is not None:
+        left = run_end - time.time()
+        if left <= 0:
+            return {"label": label, "predicted": predicted, "result": UNKNOWN, "robust": False, "timed_out": True,
+                    "notes": ["the run's time limit ended before this point started"]}
+        own = options.get("time_limit")
+        options["time_limit"] = left if own is None else min(own, left)
     r = verify(net, [linf(x, eps)], classified(label), **options)
     row = {**r.to_dict(), "label": label, "predicted": predicted, "robust": r.result == CERTIFIED}
     if not point_answer_holds(net, row, x, eps, options.get("domain")):
