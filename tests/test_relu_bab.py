@@ -183,9 +183,11 @@ def test_the_time_limit_holds_while_the_root_bounds_are_computed() -> None:
     _within_budget(net, 0.5, 1e4, 4, samples=0)      # far above anything reachable: no counterexample
 
 
-def test_a_stop_request_ends_relu_splitting_within_a_batch() -> None:
-    """A stop request (Ctrl-C) ends the search at its next batch and keeps its bound (was: the slice ran its 4 s
-    to the end)."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_stop_request_ends_relu_splitting_within_a_batch(workers: int) -> None:
+    """A stop request (Ctrl-C; here from another thread, as a notebook's interrupt or ``STOP.request()``) ends
+    the search at its next batch, in this process and in the workers, and keeps its bound (was: each slice ran
+    its 4 s to the end)."""
     import threading
 
     from nnmip.solution import STOP
@@ -197,7 +199,8 @@ def test_a_stop_request_ends_relu_splitting_within_a_batch() -> None:
     timer.start()
     try:
         t = time.perf_counter()
-        r = verify(net, [vs.linf(np.zeros(net.n_inputs), 1.0)], prop, bab="relu", time_limit=60, samples=0)
+        r = verify(net, [vs.linf(np.zeros(net.n_inputs), 1.0)], prop, bab="relu", time_limit=60, samples=0,
+                   workers=workers)
         took = time.perf_counter() - t
     finally:
         timer.cancel()

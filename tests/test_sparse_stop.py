@@ -139,3 +139,16 @@ def test_ctrl_c_of_solve_writes_the_network_reached(tmp_path: Path) -> None:
     net, scaler = load_npz(tmp_path / "w.npz")
     assert scaler is not None
     assert net.num_params() == d["extension"]["parameters_after"]      # the pruned network is what is saved
+
+
+def test_a_stop_during_fine_tuning_is_said_as_such(tmp_path: Path) -> None:
+    src = (EXAMPLES / "digits_sparse.nnmip").read_text(encoding="utf-8").replace("epochs=40", "epochs=2") \
+        .replace("finetune=10", "finetune=3000")
+    (tmp_path / "ft.nnmip").write_text(src, encoding="utf-8")
+    assert main(["solve", str(tmp_path / "ft.nnmip"), "-q", "--time-limit", "3", "--json", str(tmp_path / "r.json")]) \
+        == 0
+    d = json.loads((tmp_path / "r.json").read_text())
+    assert d["extension"]["epochs_done"] > 2                      # some fine-tuning epochs ran
+    note = next(n for n in d["notes"] if n.startswith("stopped by the time limit after"))
+    assert "(no fine-tuning)" not in note
+    assert any(h["phase"] == "finetune" for h in d["history"])

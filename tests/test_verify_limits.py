@@ -67,7 +67,7 @@ def test_sampling_keeps_to_the_time_limit_and_stops_on_request(stop: bool) -> No
         if timer is not None:
             timer.cancel()
         STOP.clear()
-    assert took < 1 + 1.0, took
+    assert took < 1 + 2.5, took                      # a chunk of points runs to its end
     assert r.result == UNKNOWN
     word = "stop request" if stop else "time limit"
     assert any(n.startswith(f"sampling stopped by the {word} after ") and n.endswith(" of 5000000 inputs")
@@ -112,9 +112,9 @@ def test_compress_sampling_keeps_to_the_time_limit(tmp_path: Path) -> None:
                  "--samples", "10000000", "--time-limit", "1", "-o", str(tmp_path / "c.onnx"), "--json", str(js)])
     took = time.perf_counter() - t0
     assert code == 0
-    assert took < 1 + 1.5, took
+    assert took < 1 + 3.0, took
     d = json.loads(js.read_text())
-    assert 0 < d["samples"] < 10_000_000
+    assert 0 < d["samples"] < 10_000_000          # they all ran before, whatever the limit
     assert d["max_sampled_diff"] == 0.0
 
 
@@ -135,16 +135,49 @@ def test_points_share_the_time_limit_of_the_run(tmp_path: Path) -> None:
                  "--json", str(js), "-q"])
     took = time.perf_counter() - t0
     assert code == 1                                 # unknown points
-    assert took < 2 + 1.5, took
+    assert took < 2 + 3.0, took
     d = json.loads(js.read_text())
     assert d["unknown"] == 12
     rows = d["results"]
     assert all(r["result"] == "unknown" for r in rows)
-    assert all(r["seconds"] < 0.6 + 0.5 for r in rows if "seconds" in r)      # each point's own cap
+    assert all(r["seconds"] < 0.6 + 1.0 for r in rows if "seconds" in r)      # each point's own cap
     late = [r for r in rows if r.get("notes") == ["the run's time limit ended before this point started"]]
     assert late                                      # the points that started after the end did no work
     assert all(r["timed_out"] for r in late)
 
 
-def test_point_time_limit_needs_points() -> None:
-    assert main(["verify", "--npz", "n.npz", "--point", "0,0", "--linf", "0.1", "--point-time-limit", "1"]) == 2
+@pytest.mark.parametrize(("args", "code"), [(["--point", "0,0", "--point-time-limit", "1"], "E0104"),
+                                            (["--points", "P", "--point-time-limit", "0"], "E0109"),
+                                            (["--points", "P", "--point-time-limit", "nan"], "E0109")])
+def test_point_time_limit_is_checked_first(args: list[str], code: str, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Refused before anything is read (the network file does not exist: that would be another error)."""
+    argv = [a.replace("P", str(tmp_path / "p.npy")) for a in args]
+    assert main(["verify", "--npz", str(tmp_path / "missing.npz"), "--linf", "0.1", *argv]) == 2
+    err = capsys.readouterr().err
+    assert f"error[{code}]" in err
+    assert "--point-time-limit" in err
+
+
+def test_sampling_goes_on_after_a_chunk_with_no_point_in_the_region() -> None:
+    """In a thin strip (halfspaces) a chunk of samples may hold no point of the region; the next chunks are still
+    drawn (a first empty chunk ended the sampling)."""
+    from nnmip.drivers.deadline import Deadline
+    from nnmip.drivers.verify import SAMPLE_CHUNK, _Question
+
+    net = _net([2, 4, 1], 0)
+    sets = [vs.box([-1, -1], [1, 1]), vs.halfspaces(np.array([[1.0, 0.0], [-1.0, 0.0]]), np.array([0.5004, -0.5]))]
+
+    def question() -> Any:
+        return _Question.setup(net, sets, vs.maximize([1.0]), solver="highs", options=None, domain=None,
+                               on_case=None, deadline=Deadline(None))
+
+    first = question().region.sample(2, SAMPLE_CHUNK, np.random.default_rng(0))
+    assert first.shape[0] == 0            # seed 0: the first chunk misses the strip
+    q = question()
+    assert not q.sample(20 * SAMPLE_CHUNK, 0)
+    assert np.isfinite(q.case_values[0])
+    x = q.best_x
+    assert x is not None
+    assert 0.5 <= x[0] <= 0.5004
+    assert float(net.forward(x[None, :])[0, 0]) == q.case_values[0]

@@ -117,6 +117,10 @@ def test_disjuncts_without_inputs_are_said() -> None:
     r = verify_vnnlib(net, vp)
     assert r.notes[0] == ("2 of the property's 3 disjuncts have no input and were left out: X_2 >= "
                           "0.7 and X_2 <= 0.2 (line 10), and 1 more")
+    # an output disjunction repeats the empty input region once per case: it is said once; -0.0 reads 0.0
+    rep = parse_vnnlib("r.vnnlib", HEAD + box + "(assert (>= X_2 0))\n(assert (<= X_2 -1))\n"
+                       "(assert (or (>= Y_0 1) (>= Y_1 1)))\n")
+    assert rep.empty == ["X_2 >= 0.0 and X_2 <= -1.0 (lines 10, 11)"]
     none = parse_vnnlib("n.vnnlib", HEAD + box + "(assert (>= X_2 0.7))\n(assert (<= X_2 0.2))\n(assert (>= Y_0 1))\n")
     assert none.cases == []
     assert none.empty == ["X_2 >= 0.7 and X_2 <= 0.2 (lines 10, 11)"]

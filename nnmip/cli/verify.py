@@ -150,6 +150,7 @@ def _check_args(a: argparse.Namespace) -> None:
     for opt in ("linf", "l1", "l2"):
         check_number(f"--{opt}", getattr(a, opt))
     check_count("--workers", a.workers)
+    check_number("--point-time-limit", a.point_time_limit, positive=True)
     if a.threshold is not None and not np.isfinite(a.threshold):
         raise NnmipError.at("E0109", f"--threshold: {a.threshold} is not a finite number")
     check_domain(a.domain)

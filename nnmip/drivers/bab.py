@@ -35,8 +35,11 @@ a stack of boxes), each worker searching its share for a time slice and handing 
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -507,6 +510,39 @@ class TaskResult:
     max_depth: int = 0
 
 
+def _worker_start(stop: Any) -> None:
+    """The start of a search worker process: SIGINT (Ctrl-C in a terminal reaches the whole process group) and
+    the parent's ``stop`` event (set on the parent's stop request: a notebook's interrupt, ``STOP.request()``)
+    are stop requests of this process, which its slice checks between batches.
+    """
+    stop_on_sigint()
+
+    def forward() -> None:
+        stop.wait()
+        STOP.request()
+
+    threading.Thread(target=forward, name="nnmip-stop", daemon=True).start()
+
+
+@contextlib.contextmanager
+def worker_pool(workers: int) -> Iterator[Executor | None]:
+    """``workers`` processes for the slices of a search (None for one: the slices run here), stopped with the
+    parent: its stop request sets an event each worker watches (:func:`_worker_start`).
+    """
+    if workers <= 1:
+        yield None
+        return
+    import multiprocessing
+
+    stop = multiprocessing.Event()
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_start, initargs=(stop,))
+    try:
+        with STOP.watch(stop.set):
+            yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def run_task(t: Task) -> TaskResult:
     """Search the task's boxes depth first for ``t.seconds``; hand back what is left (picklable both ways).
 
@@ -679,8 +715,8 @@ def branch_and_bound(chain: Chain, lo: FloatArray, hi: FloatArray, cases: list[C
     worst = -np.inf
     stuck: list[float] = []          # bounds of the leaves the MILP did not settle in time
     check = True
-    pool: Executor | None = ProcessPoolExecutor(max_workers=workers, initializer=stop_on_sigint) \
-        if workers > 1 else None
+    pools = contextlib.ExitStack()
+    pool = pools.enter_context(worker_pool(workers))
     pgd_round = 0
     try:
         while F_lo.shape[0]:
@@ -737,8 +773,7 @@ def branch_and_bound(chain: Chain, lo: FloatArray, hi: FloatArray, cases: list[C
                     out.notes.append("found by projected gradient search in an open box")
                     return _done(out, t0)
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        pools.close()
     out.open_boxes = int(F_lo.shape[0]) + len(stuck)
     if out.open_boxes == 0:
         out.result, out.bound = "certified", worst

@@ -284,14 +284,14 @@ def _pair_box(f: object, g: object, lo: object, hi: object) -> tuple[npt.NDArray
 
 
 #: points drawn and run at a time by :func:`sampled_difference` (the deadline is looked at between chunks)
-SAMPLE_CHUNK = 65_536
+SAMPLE_CHUNK = 16_384
 
 
 def sampled_difference(f: Network, g: Network, lo: npt.ArrayLike, hi: npt.ArrayLike, n: int = 10_000,
                        seed: int = 0, *, deadline: Deadline | None = None) -> float:
     """``max |f(x) - g(x)|`` over ``n`` (at least 1) random points of the box, a tenth of them corners of the
-    box picked at random.  With a ``deadline`` the points run in chunks of :data:`SAMPLE_CHUNK` and stop when
-    it ends (after the first chunk): :func:`sampled_points` says how many ran.
+    box picked at random.  The points run in chunks of :data:`SAMPLE_CHUNK` (each a tenth corners); with a
+    ``deadline`` they stop when it ends (after the first chunk): :func:`sampled_points` says how many ran.
     """
     return sampled_points(f, g, lo, hi, n, seed, deadline=deadline)[0]
 

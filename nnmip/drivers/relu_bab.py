@@ -49,19 +49,19 @@ its share depth first and hands back what it did not finish.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from nnmip.drivers.bab import BabResult, Chain, Rows, pgd_search
+from nnmip.drivers.bab import BabResult, Chain, Rows, pgd_search, worker_pool
 from nnmip.ir.spec import Case
 from nnmip.passes.bounds import SAFETY
-from nnmip.solution import STOP, stop_on_sigint
+from nnmip.solution import STOP
 
 log = logging.getLogger(__name__)
 
@@ -671,9 +671,8 @@ def _search(chain: Chain, lo: FloatArray, hi: FloatArray, cases: list[Case], *, 
     F = Frontier(split0, Ls, Us, ~closed, np.array([out.bound]),
                  np.array([np.where(closed, vals, -np.inf).max()]), np.zeros(1, np.int64))
     worst = float(F.settled[0])
-    # each worker turns SIGINT (Ctrl-C reaches the whole process group) into a stop request of its own slice
-    pool: Executor | None = ProcessPoolExecutor(max_workers=workers, initializer=stop_on_sigint) \
-        if workers > 1 else None
+    pools = contextlib.ExitStack()
+    pool = pools.enter_context(worker_pool(workers))   # stopped with this process (SIGINT, a stop request)
     pgd_round = rounds = 0
     stuck: list[float] = []
     try:
@@ -717,8 +716,7 @@ def _search(chain: Chain, lo: FloatArray, hi: FloatArray, cases: list[Case], *, 
                     out.notes.append("found by projected gradient search during branch and bound")
                     return _done(out, t0)
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        pools.close()
     out.open_boxes = len(F) + len(stuck)
     if not out.open_boxes:
         out.result, out.bound = "certified", worst

@@ -285,7 +285,7 @@ def _decided(bound: float, case: Case) -> bool:
 #: the most sample points :func:`verify` draws (each is one forward pass)
 MAX_SAMPLES = 10_000_000
 #: inputs drawn and run at a time by the sampling step (the time limit is looked at between chunks)
-SAMPLE_CHUNK = 65_536
+SAMPLE_CHUNK = 8_192
 
 
 def _check_run(*, time_limit: object = None, samples: object = 0, seed: object = 0, workers: object = 1,
@@ -603,8 +603,8 @@ class _Question:
             chunk = min(SAMPLE_CHUNK, samples - asked)
             X = self.region.sample(self.net.n_inputs, chunk, rng)
             asked += chunk
-            if not X.shape[0]:
-                break
+            if not X.shape[0]:        # every point fell outside a halfspace: the next chunk may do better
+                continue
             drawn += X.shape[0]
             Y = self.net.forward(X)
             scores = np.stack([cs.score(Y) for cs in self.cases], axis=1)
@@ -1234,9 +1234,10 @@ def robust_accuracy(net: Network, X: FloatArray, y: npt.ArrayLike | None, eps: f
     lo_hi = None if domain is None else tuple(np.broadcast_to(np.asarray(d, np.float64), (net.n_inputs,)).copy()
                                               for d in domain)
     options = {"solver": solver, "time_limit": time_limit, "tighten": tighten, "domain": lo_hi, **kw}
-    left = None if deadline is None else deadline.left()
-    if left is not None:      # the run's end as a wall-clock time: the points may run on other machines
-        options["run_end"] = time.time() + left
+    if deadline is not None and deadline.end is not None:
+        # the run's end as a wall-clock time, since the points may run on other machines (a stop request is not
+        # the end of the time: the executor reports the points it stops as interrupted)
+        options["run_end"] = time.time() + (deadline.end - time.monotonic())
     tasks = [(X[i], int(labels[i]), int(pred[i]), float(eps), options) for i in range(X.shape[0])]
     ex = executor if executor is not None else SerialExecutor()
     outcomes = ex.map(verify_point, tasks, shared=net, progress=progress)
@@ -1325,8 +1326,9 @@ def vacuous_note(vp: Any) -> str:
     if not vp.cases:
         return (f"no input satisfies the property's input constraints: {first}{more}; no input can violate it, so "
                 f"it holds (unsat) whatever the network")
-    return (f"{len(vp.empty)} of the property's {len(vp.empty) + sum(len(c.prop.raw_cases) for c in vp.cases)} "
-            f"disjuncts have no input and were left out: {first}{more}")
+    n = len(vp.empty)
+    return (f"{n} of the property's {n + sum(len(c.prop.raw_cases) for c in vp.cases)} disjuncts "
+            f"{'has' if n == 1 else 'have'} no input and {'was' if n == 1 else 'were'} left out: {first}{more}")
 
 
 @stops_on_ctrl_c

@@ -368,10 +368,12 @@ def parse_vnnlib(source: str | os.PathLike[str], text: str | None = None) -> Vnn
         if not empty and (lo > hi).any():
             j = int(np.argmax(lo > hi))
             lines = sorted({at.span.line for at in cl if {(k, i) for (k, i), _ in at.lin.coef} == {("X", j)}})
-            empty = (f"X_{j} >= {float(lo[j])!r} and X_{j} <= {float(hi[j])!r} (line{'s' if len(lines) > 1 else ''} "
+            a, b = float(lo[j]) + 0.0, float(hi[j]) + 0.0       # + 0.0: no -0.0 in the text
+            empty = (f"X_{j} >= {a!r} and X_{j} <= {b!r} (line{'s' if len(lines) > 1 else ''} "
                      f"{', '.join(map(str, lines))})")
         if empty:
-            dropped.append(empty)
+            if empty not in dropped:      # an output disjunction repeats the same input constraints per case
+                dropped.append(empty)
             continue
         key = (lo.tobytes(), hi.tobytes(), tuple((r.tobytes(), b) for r, b in hs))
         if key not in groups:

@@ -59,7 +59,8 @@ def run_sparse_task(task: TrainTask, net: Network, ds: Dataset, options: SolveOp
     if res.stopped is not None:
         why = "by Ctrl-C" if res.stopped == "interrupted" else "by the time limit"
         notes.append(f"stopped {why} after {res.epochs_done} of {planned} epochs"
-                     + (" (no fine-tuning)" if cfg.finetune else "") + ": the result is the point reached")
+                     + (" (no fine-tuning)" if cfg.finetune and res.epochs_done < cfg.epochs else "")
+                     + ": the result is the point reached")
     verified = True
     if not agree:   # cannot happen: every removed term is an exact zero; never hide it
         notes.append("NOT VERIFIED: the pruned network's predictions differ from the full network's")
