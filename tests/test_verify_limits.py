@@ -140,10 +140,26 @@ def test_points_share_the_time_limit_of_the_run(tmp_path: Path) -> None:
     assert d["unknown"] == 12
     rows = d["results"]
     assert all(r["result"] == "unknown" for r in rows)
+    assert all(r["timed_out"] for r in rows)
     assert all(r["seconds"] < 0.6 + 1.0 for r in rows if "seconds" in r)      # each point's own cap
-    late = [r for r in rows if r.get("notes") == ["the run's time limit ended before this point started"]]
-    assert late                                      # the points that started after the end did no work
-    assert all(r["timed_out"] for r in late)
+    # one budget: the points' times add up to at most the run's (they ran one after the other here), where
+    # before each had 2 s of its own
+    assert sum(r.get("seconds", 0.0) for r in rows) < 2 + 1.0
+
+
+def test_points_that_start_after_the_end_do_no_work() -> None:
+    from nnmip.drivers.deadline import Deadline
+    from nnmip.drivers.verify import robust_accuracy
+
+    net = _net([20, 64, 64, 2], 1)
+    X = np.random.default_rng(0).uniform(-0.1, 0.1, (5, 20))
+    t0 = time.perf_counter()
+    acc, rows = robust_accuracy(net, X, None, 0.08, deadline=Deadline(0.0))
+    assert time.perf_counter() - t0 < 1.0
+    assert acc == 0.0
+    for r in rows:
+        assert (r["result"], r["robust"], r["timed_out"]) == (UNKNOWN, False, True)
+        assert r["notes"] == ["the run's time limit ended before this point started"]
 
 
 @pytest.mark.parametrize(("args", "code"), [(["--point", "0,0", "--point-time-limit", "1"], "E0104"),
