@@ -179,6 +179,16 @@ def test_split_starts_no_import_of_scikit_learn_it_has_no_time_for(monkeypatch: 
     assert called == [1]
 
 
+def test_the_first_split_needs_time_only_for_what_is_not_imported(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    assert split_module.first_split_seconds() == 0.0                  # these tests import sklearn.cluster
+    monkeypatch.delitem(sys.modules, "sklearn.cluster")
+    assert split_module.first_split_seconds() == pytest.approx(split_module.KMEANS_IMPORT_SECONDS / 5)
+    monkeypatch.delitem(sys.modules, "sklearn")
+    assert split_module.first_split_seconds() == split_module.KMEANS_IMPORT_SECONDS
+
+
 def test_local_search_time_budget_does_not_lift_the_time_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     X, y = xor_data(24)
     limits = slow_solves(monkeypatch, local_search_module, 0.1)
