@@ -466,7 +466,7 @@ def train_network(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, l
         raise ParameterError.of("objectives", "needs a MILP without relax, and max_margin does not combine with "
                                 "a robust set", "lexicographic stages need a MILP without relax; the robust layer has "
                                 "its own margin", code="E0156")
-    deadline = Budget(opts.time_limit, opts.solve_time_limit)
+    budget = Budget(opts.time_limit, opts.solve_time_limit)
     backend = get_backend(solver)
     t0 = time.perf_counter()
     caps = backend.capabilities
@@ -482,7 +482,7 @@ def train_network(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, l
             [("the constant classifier", constant_params(net, X, y, n_classes, tm.eps))]
         opts = _with_warm_start(opts, tm, net, X, tries[0][1])   # weights and activations; the solver completes
 
-    solve_opts = replace(opts, time_limit=deadline.limit(1.0 / (1 + len(stages))))
+    solve_opts = replace(opts, time_limit=budget.limit(1.0 / (1 + len(stages))))
     solve_model = tm.model.relaxed() if relax else tm.model
     raw = solve_training_model(tm, backend, solve_model, solve_opts)
     res = TrainResult(raw.status, backend.name, None, False, None, None, None, raw.objective, raw.bound, raw.gap,
@@ -500,7 +500,7 @@ def train_network(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, l
         chk = check_solution(tm, net, X, y, raw.x, raw.objective)
         if not chk.verified:
             log.warning("solution not verified (%s); trying the margin repair", chk.reason)
-            rep_opts = SolveOptions(time_limit=deadline.limit(), threads=opts.threads, verbose=False,
+            rep_opts = SolveOptions(time_limit=budget.limit(), threads=opts.threads, verbose=False,
                                     solver_options=dict(opts.solver_options))
             rep = backend.solve(repair_model(tm.model, raw.x, raw.objective), rep_opts)
             res.notes.append(f"forward-pass check failed before repair: {chk.reason}")
@@ -515,7 +515,7 @@ def train_network(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, l
                 res.notes.append(f"repair LP ended {rep.status} without a solution")
     if chk is None:   # no solution from the solver: the start, completed to a feasible point and checked
         for what, params in tries:
-            start_x, start_chk = complete_start(tm, net, X, y, backend, params, deadline.limit())
+            start_x, start_chk = complete_start(tm, net, X, y, backend, params, budget.limit())
             if start_x is not None and start_chk is not None:
                 res.notes.append(f"the solver returned no network ({raw.status}); the result is the warm start "
                                  f"({what}), a feasible point checked by the forward pass")
@@ -528,7 +528,7 @@ def train_network(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, l
     if chk is None:
         return res
     if chk.verified and stages:
-        x, chk = _lexicographic(tm, net, X, y, backend, opts, deadline, stages, x, chk, stage_tolerance, res)
+        x, chk = _lexicographic(tm, net, X, y, backend, opts, budget, stages, x, chk, stage_tolerance, res)
     res.network = chk.network
     res.verified = chk.verified
     res.loss, res.data_loss, res.penalty = chk.loss, chk.data_loss, chk.penalty
@@ -542,7 +542,7 @@ def train_network(net: Network, X: FloatArray, y: IntArray, n_classes: int, *, l
 
 
 def _lexicographic(tm: TrainingModel, net: Network, X: FloatArray, y: IntArray, backend: Any, opts: SolveOptions,
-                   deadline: Budget, stages: tuple[str, ...], x: Any, chk: Check, tol: float,
+                   budget: Budget, stages: tuple[str, ...], x: Any, chk: Check, tol: float,
                    res: TrainResult) -> tuple[FloatArray, Check]:
     """Solve the secondary objectives one after the other (see :func:`train_network`)."""
     model = tm.model
@@ -560,7 +560,7 @@ def _lexicographic(tm: TrainingModel, net: Network, X: FloatArray, y: IntArray, 
             c=c, c0=0.0, A=sp.csr_array(sp.vstack([model.A, sp.csr_array(prev_c[None, :])], format="csr")),
             row_lb=np.r_[model.row_lb, -np.inf], row_ub=np.r_[model.row_ub, prev_v - prev_c0 + slack],
             name=f"{tm.model.name}_{name}")
-        sopts = replace(opts, time_limit=deadline.limit(1.0 / (len(stages) - k)), warm_start=np.asarray(x))
+        sopts = replace(opts, time_limit=budget.limit(1.0 / (len(stages) - k)), warm_start=np.asarray(x))
         raw = solve_training_model(tm, backend, model, sopts)
         rec: dict[str, Any] = {"stage": name, "status": str(raw.status), "solver_value": raw.objective,
                                "bound": raw.bound, "seconds": round(raw.seconds, 4), "accepted": False}
