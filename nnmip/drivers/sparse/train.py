@@ -86,8 +86,13 @@ class SparseResult:
     x: FloatArray | None = None
     #: why the epochs ended early: ``"time_limit"``, ``"interrupted"`` (Ctrl-C), or None when all of them ran
     stopped: str | None = None
-    #: the epochs run to their end (fine-tuning included); a stopped epoch's finished batches are kept in ``x``
-    epochs_done: int = 0
+
+    @property
+    def epochs_done(self) -> int:
+        """The epochs run to their end (fine-tuning included), one record each in ``history``; a stopped epoch's
+        finished batches are kept in ``x``.
+        """
+        return len(self.history)
 
 
 def make_penalty(cfg: SparseConfig, layout: Layout, parts: list[Partition]) -> Penalty:
@@ -155,7 +160,6 @@ def train_sparse(net: Network, X: FloatArray, y: IntArray, n_classes: int, cfg: 
     penalty = make_penalty(cfg, layout, parts)
     history: list[dict[str, Any]] = []
     stopped: str | None = None
-    done = 0
 
     def halt() -> bool:
         nonlocal stopped
@@ -164,7 +168,7 @@ def train_sparse(net: Network, X: FloatArray, y: IntArray, n_classes: int, cfg: 
         return stopped is not None
 
     def run(opt: SGD, epochs: int, phase: str, first: int) -> FloatArray:
-        nonlocal x, done
+        nonlocal x
         N = y.size
         B = N if cfg.batch is None else min(cfg.batch, N)
         for e in range(epochs):
@@ -180,7 +184,6 @@ def train_sparse(net: Network, X: FloatArray, y: IntArray, n_classes: int, cfg: 
                 x = opt.step(x, g, lr)
                 if halt():
                     return x
-            done += 1
             rec = evaluate(net, layout, x, X, y, n_classes, cfg.loss, penalty, parts, X_val, y_val)
             stage = "finetune" if phase == "finetune" else opt.stage()
             rec.update({"epoch": epoch, "phase": phase, "stage": stage, "lr": lr,
@@ -219,7 +222,7 @@ def train_sparse(net: Network, X: FloatArray, y: IntArray, n_classes: int, cfg: 
     sp["parameters_after"] = pruned.num_params()
     sp["nonzero_after"] = int(sum(np.count_nonzero(W) + np.count_nonzero(b) for W, b in pruned.params().values()))
     return SparseResult(trained, pruned, kept, removed, dl + pen, dl, pen, history, sp,
-                        time.perf_counter() - t0, x, stopped, done)
+                        time.perf_counter() - t0, x, stopped)
 
 
 def evaluate(net: Network, layout: Layout, x: FloatArray, X: FloatArray, y: IntArray, n_classes: int, loss: str,
