@@ -715,10 +715,8 @@ def branch_and_bound(chain: Chain, lo: FloatArray, hi: FloatArray, cases: list[C
     worst = -np.inf
     stuck: list[float] = []          # bounds of the leaves the MILP did not settle in time
     check = True
-    pools = contextlib.ExitStack()
-    pool = pools.enter_context(worker_pool(workers))
     pgd_round = 0
-    try:
+    with worker_pool(workers) as pool:      # stopped with this process (SIGINT, a stop request)
         while F_lo.shape[0]:
             left = deadline.left()
             if left is not None and left <= 0.05:
@@ -772,8 +770,6 @@ def branch_and_bound(chain: Chain, lo: FloatArray, hi: FloatArray, cases: list[C
                     out.result, out.x = "counterexample", x
                     out.notes.append("found by projected gradient search in an open box")
                     return _done(out, t0)
-    finally:
-        pools.close()
     out.open_boxes = int(F_lo.shape[0]) + len(stuck)
     if out.open_boxes == 0:
         out.result, out.bound = "certified", worst

@@ -49,7 +49,6 @@ its share depth first and hands back what it did not finish.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -671,11 +670,9 @@ def _search(chain: Chain, lo: FloatArray, hi: FloatArray, cases: list[Case], *, 
     F = Frontier(split0, Ls, Us, ~closed, np.array([out.bound]),
                  np.array([np.where(closed, vals, -np.inf).max()]), np.zeros(1, np.int64))
     worst = float(F.settled[0])
-    pools = contextlib.ExitStack()
-    pool = pools.enter_context(worker_pool(workers))   # stopped with this process (SIGINT, a stop request)
     pgd_round = rounds = 0
     stuck: list[float] = []
-    try:
+    with worker_pool(workers) as pool:      # stopped with this process (SIGINT, a stop request)
         batch_seconds = 0.0
         while len(F):
             left = deadline.left()
@@ -715,8 +712,6 @@ def _search(chain: Chain, lo: FloatArray, hi: FloatArray, cases: list[Case], *, 
                     out.result, out.x = "counterexample", xs
                     out.notes.append("found by projected gradient search during branch and bound")
                     return _done(out, t0)
-    finally:
-        pools.close()
     out.open_boxes = len(F) + len(stuck)
     if not out.open_boxes:
         out.result, out.bound = "certified", worst
