@@ -2,9 +2,9 @@
 
 For each ``*.onnx`` / ``*.onnx.gz`` file under each directory given (searched recursively; the family is the
 directory's name): loaded or refused (with the error code and message), the IR's op kinds, the number of
-activation units (ReLU, step, sign, max-pool outputs), the input and output widths and the load time.  With
-``--check`` each loaded network is also run on random inputs by onnxruntime and by nnmip's forward pass and the
-largest difference is printed.
+activation units (ReLU, step, sign, sigmoid, tanh, max-pool outputs), the input and output widths and the load
+time.  With ``--check`` each loaded network is also run on random inputs by onnxruntime and by nnmip's forward
+pass and the largest difference is printed.
 
     python benchmarks/vnncomp_load.py BENCH_DIR [BENCH_DIR ...] [--check] [--json out.json]
 
@@ -28,7 +28,7 @@ import numpy as np
 from nnmip.errors import NnmipError
 from nnmip.io.onnx import import_onnx
 
-UNIT_KINDS = ("relu", "step", "sign", "maxpool")
+UNIT_KINDS = ("relu", "step", "sign", "maxpool", "sigmoid", "tanh")
 
 
 def networks(root: Path) -> list[tuple[str, Path]]:

@@ -54,7 +54,7 @@ BUILDER = {
     "int_empty": (lambda: integer(1, 0), "E0130"),
     "int_str": (lambda: integer("a", 1), "E0109"),
     "int_fraction": (lambda: integer(0.5, 1), "E0109"),
-    "activation_unknown": (lambda: _nb()[0].activation("tanh", "a", "x"), "E0101"),
+    "activation_unknown": (lambda: _nb()[0].activation("softplus", "a", "x"), "E0101"),
     "activation_name_none": (lambda: _nb()[0].relu(None, "x"), "E0108"),
 }
 

@@ -397,10 +397,10 @@ def test_import_scaling_prefix_from_helper_model() -> None:
 
 def test_import_unsupported_op_names_the_node() -> None:
     nodes = [helper.make_node("Gemm", ["x_in", "W"], ["g"], name="fc1"),
-             helper.make_node("Tanh", ["g"], ["t"], name="tanh1"),
+             helper.make_node("Softplus", ["g"], ["t"], name="soft1"),
              helper.make_node("Gemm", ["t", "W"], ["y"], name="fc2")]
     graph = helper.make_graph(
-        nodes, "tanh_net", [helper.make_tensor_value_info("x_in", TensorProto.FLOAT, ["N", 2])],
+        nodes, "softplus_net", [helper.make_tensor_value_info("x_in", TensorProto.FLOAT, ["N", 2])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])],
         [numpy_helper.from_array(np.ones((2, 2), np.float32), "W")])
     with pytest.raises(OnnxImportError) as e:
@@ -409,9 +409,25 @@ def test_import_unsupported_op_names_the_node() -> None:
     assert isinstance(err, NnmipError)
     assert isinstance(err, ValueError)
     assert err.diagnostics[0].code == "E0701"
-    assert str(err) == "onnx node 'tanh1' has op type 'Tanh', which nnmip cannot import"
-    assert any("Gemm" in n and "Relu" in n for n in err.diagnostics[0].notes)
-    assert any("piecewise-linear" in n for n in err.diagnostics[0].notes)
+    assert str(err) == "onnx node 'soft1' has op type 'Softplus', which nnmip cannot import"
+    assert any("Gemm" in n and "Relu" in n and "Tanh" in n for n in err.diagnostics[0].notes)
+    assert any("Sigmoid and Tanh" in n and "Softplus is not one of them" in n for n in err.diagnostics[0].notes)
+
+
+def test_import_hidden_tanh_is_a_tanh_node() -> None:
+    W = np.array([[1.0, -2.0], [0.5, 3.0]], np.float32)
+    nodes = [helper.make_node("Gemm", ["x_in", "W"], ["g"], name="fc1"),
+             helper.make_node("Tanh", ["g"], ["t"], name="tanh1"),
+             helper.make_node("Gemm", ["t", "W"], ["y"], name="fc2")]
+    graph = helper.make_graph(
+        nodes, "tanh_net", [helper.make_tensor_value_info("x_in", TensorProto.FLOAT, ["N", 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])],
+        [numpy_helper.from_array(W, "W")])
+    net, _ = import_onnx(helper.make_model(graph))
+    assert [net.op(n).kind for n in net.nodes] == ["input", "dense", "tanh", "dense"]
+    x = np.array([[0.3, -0.7], [2.0, 1.0]])
+    W64 = W.astype(np.float64)
+    np.testing.assert_allclose(net.forward(x), np.tanh(x @ W64) @ W64, rtol=1e-12)
 
 
 def test_import_unsupported_op_is_located_in_the_file(tmp_path: Path) -> None:

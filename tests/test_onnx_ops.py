@@ -324,19 +324,28 @@ def test_classifier_export_with_argmax_and_zipmap() -> None:
     assert any("Softmax" in n for n in net.notes)
 
 
-def test_hidden_sigmoid_is_refused_with_a_located_message(tmp_path: Path) -> None:
+@pytest.mark.parametrize("op", ["Sigmoid", "Tanh"])
+def test_hidden_sigmoid_and_tanh_match_onnxruntime_and_their_bounds_hold(op: str) -> None:
     nodes = [helper.make_node("Gemm", ["x", "W"], ["g"], transB=1, name="fc"),
-             helper.make_node("Sigmoid", ["g"], ["s"], name="act"),
+             helper.make_node(op, ["g"], ["s"], name="act"),
              helper.make_node("Gemm", ["s", "W"], ["y"], transB=1, name="fc2")]
-    path = tmp_path / "sig.onnx"
+    net = check(graph_model(nodes, {"W": R(3, 3)}, [1, 3], [1, 3]), lp=False)
+    assert net.op("act").kind == op.lower()
+
+
+def test_hidden_softplus_is_refused_with_a_located_message(tmp_path: Path) -> None:
+    nodes = [helper.make_node("Gemm", ["x", "W"], ["g"], transB=1, name="fc"),
+             helper.make_node("Softplus", ["g"], ["s"], name="act"),
+             helper.make_node("Gemm", ["s", "W"], ["y"], transB=1, name="fc2")]
+    path = tmp_path / "soft.onnx"
     onnx.save_model(graph_model(nodes, {"W": R(3, 3)}, [1, 3], [1, 3]), str(path))
     with pytest.raises(OnnxImportError) as e:
         import_onnx(path)
     d = e.value.diagnostics[0]
     assert d.code == "E0701"
     assert d.span.file == str(path)
-    assert "'act' has op type 'Sigmoid'" in d.message
-    assert any(n.startswith("help:") and "piecewise-linear" in n for n in d.notes)
+    assert "'act' has op type 'Softplus'" in d.message
+    assert any(n.startswith("help:") and "Sigmoid and Tanh" in n for n in d.notes)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -259,7 +259,12 @@ def _summary(r: Any) -> str:
         parts.append(f"bound {r.bound:.6g}")
     if r.value is not None:
         parts.append(f"value {r.value:.6g}")
-    parts.append(f"{r.stable_units}/{r.total_units} units stable, {r.binaries} binaries, {r.seconds:.2f}s")
+    smooth = r.bounds.get("smooth_units") if isinstance(r.bounds, dict) else None
+    if smooth:      # sigmoid / tanh units: bounds and search, no MILP
+        units = ", ".join(f"{n} {kind} units" for kind, n in smooth.items())
+        parts.append(f"{units} ({r.bounds.get('method', 'symbolic')} bounds, no MILP), {r.seconds:.2f}s")
+    else:
+        parts.append(f"{r.stable_units}/{r.total_units} units stable, {r.binaries} binaries, {r.seconds:.2f}s")
     return ", ".join(parts)
 
 

@@ -49,7 +49,7 @@ import numpy.typing as npt
 
 from nnmip.drivers.deadline import Deadline
 from nnmip.ir.network import Network
-from nnmip.ir.ops import Dense, Identity, Input, ReLU
+from nnmip.ir.ops import Dense, Identity, Input, Op, ReLU, Smooth
 from nnmip.ir.spec import Case
 from nnmip.passes.bounds import SAFETY, UNIT_ROUNDOFF, row_slack
 from nnmip.solution import STOP, stop_on_sigint
@@ -91,11 +91,15 @@ class Chain:
     slack: list[FloatArray] = field(default_factory=list)
     mag: list[FloatArray] = field(default_factory=list)     # ``P`` of nnmip.passes.bounds.rounding_slack per layer
     adds: list[int] = field(default_factory=list)          # and its ``N``
+    #: the activation after each hidden layer when some is not a ReLU (:func:`search_chain`; the counterexample
+    #: searches only); empty: every one is a ReLU
+    acts: list[Op] = field(default_factory=list)
 
     def with_slack(self, lo: FloatArray, hi: FloatArray) -> Chain:
         """The chain with the rounding slack of every layer over the box ``[lo, hi]`` (the terms of
         :func:`nnmip.passes.bounds.rounding_slack`: ``4 N u P``; a sub-box has no larger slack).
         """
+        assert not self.acts, "branch and bound takes ReLU chains only"
         P = np.maximum(np.abs(lo), np.abs(hi))
         n = 0
         slack, mag, adds = [], [], []
@@ -134,7 +138,7 @@ class Chain:
             if k == len(self.Ws) - 1:
                 return z, pre
             pre.append(z)
-            h = np.maximum(z, 0.0)
+            h = self.acts[k].forward(z) if self.acts else np.maximum(z, 0.0)
         raise AssertionError("empty chain")
 
 
@@ -145,8 +149,20 @@ def relu_chain(net: Network) -> Chain | None:
     round differently; bounds are widened and every counterexample is re-run by the network itself); a ReLU of
     the input or of another ReLU, and a ReLU at the output, get an identity layer.
     """
+    return _chain(net, smooth=False)
+
+
+def search_chain(net: Network) -> Chain | None:
+    """:func:`relu_chain`, also for chains whose activations include sigmoids and tanhs (for the counterexample
+    searches, which need only the forward pass and its gradient).
+    """
+    return _chain(net, smooth=True)
+
+
+def _chain(net: Network, smooth: bool) -> Chain | None:
     Ws: list[FloatArray] = []
     bs: list[FloatArray] = []
+    acts: list[Op] = []
     open_affine = False     # the last entry of Ws has no ReLU after it yet
     prev: str | None = None
     for n, op in net.items():
@@ -171,11 +187,12 @@ def relu_chain(net: Network) -> Chain | None:
                 Ws.append(W)
                 bs.append(b)
             open_affine = True
-        elif isinstance(op, ReLU):
+        elif isinstance(op, ReLU) or (smooth and isinstance(op, Smooth)):
             if not open_affine:     # a ReLU of the input or of a ReLU: an identity layer before it
                 n = net.dim(ins[0])
                 Ws.append(np.eye(n))
                 bs.append(np.zeros(n))
+            acts.append(op)
             open_affine = False
         else:
             return None
@@ -185,7 +202,7 @@ def relu_chain(net: Network) -> Chain | None:
         n = net.dim(net.output)
         Ws.append(np.eye(n))
         bs.append(np.zeros(n))
-    return Chain(Ws, bs)
+    return Chain(Ws, bs, acts=acts if any(isinstance(a, Smooth) for a in acts) else [])
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -390,7 +407,7 @@ def _backprop(chain: Chain, pre: list[FloatArray], G: FloatArray) -> FloatArray:
     for j in range(len(chain.Ws) - 1, -1, -1):
         G = G @ chain.Ws[j]
         if j > 0:
-            G = G * (pre[j - 1] > 0)
+            G = chain.acts[j - 1].backward(pre[j - 1], G) if chain.acts else G * (pre[j - 1] > 0)
     return G
 
 

@@ -115,7 +115,7 @@ class CaseResult:
     label: str
     bound: float
     value: float | None
-    decided_by: str          # "interval" | "lp" | "milp" | "sampling" | "undecided"
+    decided_by: str          # "interval" | "symbolic" | "lp" | "milp" | "sampling" | "search" | "undecided"
     status: str = ""
     seconds: float = 0.0
     binaries: int = 0
@@ -391,8 +391,13 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
     check_choice("bab", bab, ("auto", "on", "off", "input", "relu"), code="E0427")
     branching_of(method)
     cuts_of(method)
+    smooth = has_smooth(net)
+    if smooth:
+        _check_smooth(net, tighten, bab)
     q = _Question.setup(net, sets, prop, solver=solver, options=options, domain=domain, on_case=on_case,
                         deadline=Deadline.of(time_limit, deadline))
+    if smooth:
+        q.res.bounds = {"method": "symbolic" if tighten == "auto" else tighten, "smooth_units": smooth_units(net)}
     STOP.begin()        # from here a Ctrl-C ends the search, the bounds or the MILP with what they have
     if q.sample(samples, seed):
         return q.finish(COUNTEREXAMPLE)
@@ -400,6 +405,8 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
         return q.finish(COUNTEREXAMPLE)
     if not q.decide:
         q.ascend(seed)
+    if smooth:
+        return q.smooth_answer(tighten)
     kind = _use_bab(bab, net, q.region) if q.decide else None
     if kind == "input":
         return q.branch_and_bound(workers, seed, method)
@@ -416,6 +423,37 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
         if done:
             return q.finish(COUNTEREXAMPLE)
     return q.conclude()
+
+
+def has_smooth(net: Network) -> bool:
+    """Whether ``net`` holds a sigmoid or tanh (no MILP models it: :meth:`_Question.smooth_answer`)."""
+    return any(op.smooth for _, op in net.items())
+
+
+def smooth_units(net: Network) -> dict[str, int]:
+    """The sigmoid and tanh units of ``net``, counted by kind."""
+    units: dict[str, int] = {}
+    for n, op in net.items():
+        if op.smooth:
+            units[op.kind] = units.get(op.kind, 0) + net.dim(n)
+    return units
+
+
+def _check_smooth(net: Network, tighten: str, bab: str) -> None:
+    """Refuse what a network with sigmoid or tanh units cannot have: LP or MILP bounds, branch and bound."""
+    kinds = sorted({op.kind for _, op in net.items() if op.smooth})
+    what = " and ".join(kinds)
+    if tighten in ("lp", "lp-cuts", "milp"):
+        raise FormulationError.at("E0429", f"tighten '{tighten}' needs an LP or MILP of the network, and its "
+                                  f"{what} units have none", notes=[
+                                      "help: a network with sigmoid or tanh units is verified by symbolic bounds "
+                                      "and counterexample search: use tighten 'auto' (the default) or 'symbolic' "
+                                      "(the same here), or 'interval'"])
+    if bab in ("on", "input", "relu"):
+        raise FormulationError.at("E0429", f"branch and bound ('{bab}') takes ReLU networks, and this one has "
+                                  f"{what} units", notes=[
+                                      "help: leave bab at 'auto' (or 'off'): the network is verified by symbolic "
+                                      "bounds and counterexample search"])
 
 
 #: the choices of the ``method`` entries that are not op kinds, each with its default first
@@ -635,12 +673,14 @@ class _Question:
             self.best_x = self.case_x[max(self.case_x, key=lambda k: self.case_values[k])]
         return False
 
-    # -- 2. local search on the piecewise-linear network ---------------------------------------------------
+    # -- 2. local search on the network's gradient ------------------------------------------------------------
     def search(self, seed: int) -> bool:
-        """Projected gradient search for a counterexample (ReLU networks); True when one is confirmed."""
+        """Projected gradient search for a counterexample (chains of dense layers with ReLU, sigmoid or tanh
+        units); True when one is confirmed.
+        """
         from nnmip.drivers import bab as bb
 
-        chain = bb.relu_chain(self.net)
+        chain = bb.search_chain(self.net)
         if chain is None:
             return False
         lo, hi = self.region.box(self.net.n_inputs)
@@ -665,15 +705,15 @@ class _Question:
         return Deadline(SEARCH_SECONDS if left is None else min(SEARCH_SHARE * left, SEARCH_SECONDS))
 
     def ascend(self, seed: int) -> None:
-        """Optimisation questions on ReLU networks over box and linf sets: projected gradient ascent of each case
-        score for a good input before the MILP.  Its forward-pass value is a proven lower bound, and the input
-        (with the phases it sets) is handed to the solver as a start, so that the search prunes with it from the
-        first node.  Other sets are skipped: the ascent runs in a box, and projecting its end point onto an l1 or
-        l2 ball (or leaving a set of halfspaces) loses what it climbed.
+        """Optimisation questions on chains of ReLU, sigmoid or tanh units over box and linf sets: projected gradient
+        ascent of each case score for a good input before the MILP.  Its forward-pass value is a proven lower bound,
+        and the input (with the phases it sets) is handed to the solver as a start, so that the search prunes with it
+        from the first node.  Other sets are skipped: the ascent runs in a box, and projecting its end point onto an
+        l1 or l2 ball (or leaving a set of halfspaces) loses what it climbed.
         """
         from nnmip.drivers import bab as bb
 
-        chain = bb.relu_chain(self.net)
+        chain = bb.search_chain(self.net)
         if chain is None or not self.region.kinds() <= {"box", "linf"}:
             return
         lo, hi = self.region.box(self.net.n_inputs)
@@ -768,6 +808,35 @@ class _Question:
         finite = self.case_values[np.isfinite(self.case_values)]
         self.res.value = self.to_prop(float(finite.max())) if finite.size else None
         return self.finish(UNKNOWN)
+
+    # -- 3c. networks with sigmoid or tanh units: bounds only -------------------------------------------------
+    def smooth_answer(self, tighten: str) -> VerifyResult:
+        """Decide each case by the back-substitution bound of its rows (sampling and the gradient search having
+        found no counterexample): no MILP models a sigmoid or tanh exactly, so a case the bounds do not decide
+        stays ``unknown`` (an optimisation question gets its proven bound and the best value found).
+        """
+        from nnmip.passes.bounds import row_bounds
+
+        method = "symbolic" if tighten == "auto" else tighten
+        kinds = " and ".join(sorted({op.kind for _, op in self.net.items() if op.smooth}))
+        self.res.notes.append(f"{kinds} units: no MILP models them exactly, so the answer rests on {method} bounds "
+                              "(and on counterexamples the forward pass confirms); a case they do not decide is "
+                              "left unknown")
+        rep = tighten_bounds(self.net, self.region, method=method, time_limit=self.deadline.left())
+        self.res.bounds = {**rep.to_dict(), "smooth_units": smooth_units(self.net)}
+        for k, cs in enumerate(self.cases):
+            tc = time.perf_counter()
+            if method == "interval":
+                ub = float(score_bounds(cs, *rep.bounds[self.net.output])[1][0])
+            else:
+                ub = float(np.min(row_bounds(self.net, self.region, rep.bounds, -cs.G, -cs.h)[1]))
+            ub += float(self.slack[k])
+            v = self.case_values[k]
+            self.case_bounds[k] = self.cheap[k] = ub
+            ok = _decided(ub, cs) if self.decide else np.isfinite(ub)
+            self._emit(CaseResult(cs.label, ub, float(v) if np.isfinite(v) else None,
+                                  method if ok else "undecided"), tc)
+        return self.conclude()
 
     # -- 4. bounds ---------------------------------------------------------------------------------------------
     def bound(self, tighten: str, method: dict[str, str] | None) -> tuple[FixedModel, BoundReport]:

@@ -496,6 +496,12 @@ def check_trainable_chain(net: Network) -> None:
     (residual sums, max pooling, a node with two inputs or two consumers).
     """
     for n, op in net.items():
+        if op.smooth:
+            raise FormulationError.at("E0426", f"network '{net.name}' has a {op.kind} node ('{n}'), which no MILP "
+                                      "models exactly", op.span,
+                                      ["help: training, pruning and compression take networks of dense layers with "
+                                       "step, sign, relu or identity activations; a network with sigmoid or tanh "
+                                       "units can be verified (nnmip verify)"])
         if op.kind not in TRAINABLE_KINDS or len(net.inputs_of(n)) > 1 or net.graph.out_degree(n) > 1:
             what = (f"'{n}' is a {op.kind} node" if op.kind not in TRAINABLE_KINDS else
                     f"'{n}' has {len(net.inputs_of(n))} inputs and feeds {net.graph.out_degree(n)} nodes")

@@ -723,8 +723,17 @@ def build_fixed_model(net: Network, region: Region, bounds: dict[str, Bounds], *
     Raises
     ------
     FormulationError
-        E0420 (infinite big-M), E0421 (weights not fixed), E0422 (no formulation for an op).
+        E0420 (infinite big-M), E0421 (weights not fixed), E0422 (no formulation for an op), E0429 (a sigmoid or
+        tanh, which no MILP models exactly).
     """
+    for n, op in net.items():
+        if op.smooth:
+            raise FormulationError.at("E0429", f"node '{n}' is a {op.kind}, which no MILP or LP models exactly",
+                                      op.span, ["help: a network with sigmoid or tanh units is verified by symbolic "
+                                                "bounds and counterexample search: nnmip.verify (or nnmip verify) "
+                                                "does that"])
+        if n == upto:
+            break
     methods = {**DEFAULT_METHOD, **(method or {})}
     b = ModelBuilder(name or f"verify_{net.name}")
     ctx = FixedContext(b, bounds)

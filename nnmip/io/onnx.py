@@ -11,6 +11,8 @@ Export (:func:`export_onnx`, :func:`to_onnx`)
     step      ``Cast<double>(Greater(a, 0))``
     sign      ``Where(Greater(a, 0), 1.0, -1.0)`` (ONNX ``Sign`` is 0 at 0; ours is -1)
     relu      ``Relu``
+    sigmoid   ``Sigmoid``
+    tanh      ``Tanh``
     identity  ``Identity``
     ========  =================================================================
 
@@ -30,7 +32,8 @@ Import (:func:`import_onnx`)
     symbolic first axis is read as a batch of 1, flattened in C order.  Every tensor is tracked as an affine
     function of IR nodes (``_Lin``): shape operators change its shape, constants (Add/Sub/Mul/Div, Pad,
     BatchNormalization) and weights (MatMul, Gemm, Conv, AveragePool) compose into its map, and an activation
-    (Relu, Sign, the step and sign patterns ``Cast(Greater(a, 0))`` and ``Where(Greater(a, 0), 1, -1)``), a
+    (Relu, Sign, the step and sign patterns ``Cast(Greater(a, 0))`` and ``Where(Greater(a, 0), 1, -1)``, and the
+    smooth Sigmoid and Tanh between layers, which only verification by bounds and search takes), a
     MaxPool or the output turns it into IR nodes: a dense layer (holding a scipy.sparse matrix when sparse, e.g.
     a convolution) per weight-bearing ONNX node, and a sum node where two computed tensors are added (residual
     connections).  Nodes whose inputs are all constants are evaluated with onnx's reference evaluator.  A final
@@ -74,7 +77,7 @@ from nnmip.io.safe import check_writable, note_input, write_bytes
 from nnmip.io.weights import _check_save_call
 from nnmip.io.writers import ExportError
 from nnmip.ir.network import Network, validate_graph
-from nnmip.ir.ops import Dense, Identity, Input, MaxPool, Op, ParamDomain, ReLU, Sign, Step, Sum
+from nnmip.ir.ops import Dense, Identity, Input, MaxPool, Op, ParamDomain, ReLU, Sigmoid, Sign, Step, Sum, Tanh
 
 __all__ = ["OnnxImportError", "export_onnx", "to_onnx", "import_onnx", "SUPPORTED_OPS", "MIN_OPSET"]
 
@@ -82,11 +85,11 @@ MIN_OPSET = 13
 SUPPORTED_OPS = ("Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Relu", "Sign", "Identity", "Dropout", "Cast",
                  "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Shape", "Constant", "Conv",
                  "BatchNormalization", "Pad", "AveragePool", "GlobalAveragePool", "MaxPool", "Greater", "Where",
-                 "Softmax", "LogSoftmax", "Sigmoid", "ArgMax", "ZipMap")
-_SUPPORTED_HELP = ("help: nnmip imports piecewise-linear networks: Gemm, MatMul, Conv, BatchNormalization, Add/Sub/"
-                   "Mul/Div with constants, Add/Sub of two computed tensors, Relu, Sign, MaxPool, AveragePool, Pad, "
-                   "shape operators (Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Identity, Dropout, Cast), "
-                   "step and sign patterns, and Softmax/Sigmoid/ArgMax/ZipMap as the last nodes")
+                 "Softmax", "LogSoftmax", "Sigmoid", "Tanh", "ArgMax", "ZipMap")
+_SUPPORTED_HELP = ("help: nnmip imports Gemm, MatMul, Conv, BatchNormalization, Add/Sub/Mul/Div with constants, "
+                   "Add/Sub of two computed tensors, Relu, Sign, Sigmoid, Tanh, MaxPool, AveragePool, Pad, shape "
+                   "operators (Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Identity, Dropout, Cast), step and "
+                   "sign patterns, and Softmax/Sigmoid/ArgMax/ZipMap as the last nodes")
 _FLOAT_TYPES = (TensorProto.DOUBLE, TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16)
 _META_SCALER_KIND = "nnmip.scaler_kind"
 _META_NETWORK = "nnmip.network"
@@ -199,6 +202,10 @@ def to_onnx(net: Network, scaler: Scaler | None = None, opset: int = 17) -> onnx
             node("Where", [gt, const("one", 1.0), const("minus_one", -1.0)], out, f"{n}_where")
         elif isinstance(op, ReLU):
             node("Relu", [x], out, n)
+        elif isinstance(op, Sigmoid):
+            node("Sigmoid", [x], out, n)
+        elif isinstance(op, Tanh):
+            node("Tanh", [x], out, n)
         elif isinstance(op, Identity):
             node("Identity", [x], out, n)
         else:
@@ -835,9 +842,12 @@ class _Importer:
             handler = self.elementwise
         if handler is None:
             notes = [_SUPPORTED_HELP]
-            if op in CUT_OPS or op in ("Tanh", "Softplus", "Elu", "Exp", "Log"):
-                notes.append(f"help: nnmip verifies piecewise-linear networks; {op} is read only as the last node "
-                             "of the graph, where it is cut off and the properties are checked on its input")
+            if op in CUT_OPS:
+                notes.append(f"help: {op} is read only as the last node of the graph, where it is cut off and the "
+                             "properties are checked on its input")
+            elif op in ("Softplus", "Elu", "Exp", "Log", "HardSigmoid", "LeakyRelu"):
+                notes.append(f"help: of the activations that are not piecewise linear, nnmip reads Sigmoid and Tanh "
+                             f"(verified by bounds and search); {op} is not one of them")
             raise self.unsupported(node, *notes)
         handler(node)
 
@@ -1255,6 +1265,12 @@ class _Importer:
 
     def op_Sign(self, node: onnx.NodeProto) -> None:
         self._activation(node, Sign())
+
+    def op_Sigmoid(self, node: onnx.NodeProto) -> None:
+        self._activation(node, Sigmoid())
+
+    def op_Tanh(self, node: onnx.NodeProto) -> None:
+        self._activation(node, Tanh())
 
     def op_Greater(self, node: onnx.NodeProto) -> None:
         a = self.get(node.input[0], node)

@@ -154,8 +154,12 @@ def network_stmt(net: Network, npz: str = "weights.npz", *, inline: int = INLINE
         elif type(op) in ACTIVATIONS.values() and op.kind in ACTIVATIONS:
             nodes.append(ast.NodeDef(names[n], ast.Call(op.kind, (ast.Ref(src[0]),))))
         else:
+            notes = ["help: the language has dense, step, sign, relu and identity nodes"]
+            if op.smooth:
+                notes.append("help: verify the ONNX file as it is: nnmip verify --onnx NET.onnx (with --vnnlib, or "
+                             "--point and --linf)")
             raise _error(f"node '{n}' of '{net.name}' is a '{op.kind}' operation, which the .nnmip language cannot "
-                         "say", "help: the language has dense, step, sign, relu and identity nodes")
+                         "say", *notes)
     if not params:
         raise _error(f"network '{net.name}' has no input")
     return ast.NetworkStmt(source_name(name or net.name), tuple(params), tuple(nodes))

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
+from scipy.special import expit
 
 from nnmip.errors import NO_SPAN, FormulationError, Span
 
@@ -72,6 +73,8 @@ class Op:
     elementwise: ClassVar[bool] = False
     #: number of inputs; ``0`` means any number (see :meth:`forward_many`)
     arity: ClassVar[int] = 1
+    #: a smooth (not piecewise-linear) activation: no exact MILP (:class:`Smooth`)
+    smooth: ClassVar[bool] = False
 
     def out_dim(self, in_dim: int) -> int:
         return in_dim
@@ -318,6 +321,63 @@ class ReLU(Op):
 
 
 @dataclass(frozen=True, eq=False)
+class Smooth(Op):
+    """An S-shaped activation (:class:`Sigmoid`, :class:`Tanh`): increasing, convex for ``a <= 0`` and concave for
+    ``a >= 0``, with its largest slope :attr:`lipschitz` at 0.  No MILP models it exactly; verification bounds
+    it by two lines on the interval of its input (docs/formulations.md, "Sigmoid and tanh") and searches for
+    counterexamples with its gradient.
+
+    numpy's ``tanh`` and scipy's ``expit`` are accurate to a few units in the last place; the bounds allow
+    :attr:`ULPS` of them (relative) between the value they reason about and the one the forward pass computes.
+    """
+
+    elementwise: ClassVar[bool] = True
+    smooth: ClassVar[bool] = True
+    lipschitz: ClassVar[float] = 1.0
+    #: relative error (in units of 2**-53) allowed for one evaluation in the forward pass
+    ULPS: ClassVar[float] = 4.0
+
+    def derivative(self, x: FloatArray) -> FloatArray:
+        raise NotImplementedError
+
+    def backward(self, x: FloatArray, gy: FloatArray) -> FloatArray:
+        return np.asarray(gy, dtype=np.float64) * self.derivative(x)
+
+    def interval(self, lo: FloatArray, hi: FloatArray) -> tuple[FloatArray, FloatArray]:
+        return self.forward(lo), self.forward(hi)
+
+
+@dataclass(frozen=True, eq=False)
+class Sigmoid(Smooth):
+    """``y = 1 / (1 + exp(-a))`` (scipy's ``expit``: no overflow for any ``a``)."""
+
+    kind: ClassVar[str] = "sigmoid"
+    lipschitz: ClassVar[float] = 0.25
+
+    def forward(self, x: FloatArray) -> FloatArray:
+        return np.asarray(expit(np.asarray(x, dtype=np.float64)), dtype=np.float64)
+
+    def derivative(self, x: FloatArray) -> FloatArray:
+        s = self.forward(x)
+        return s * (1.0 - s)
+
+
+@dataclass(frozen=True, eq=False)
+class Tanh(Smooth):
+    """``y = tanh(a)``."""
+
+    kind: ClassVar[str] = "tanh"
+    lipschitz: ClassVar[float] = 1.0
+
+    def forward(self, x: FloatArray) -> FloatArray:
+        return np.tanh(np.asarray(x, dtype=np.float64))
+
+    def derivative(self, x: FloatArray) -> FloatArray:
+        t = np.tanh(np.asarray(x, dtype=np.float64))
+        return 1.0 - t * t
+
+
+@dataclass(frozen=True, eq=False)
 class Identity(Op):
     """``y = a`` (output scores)."""
 
@@ -399,4 +459,7 @@ class MaxPool(Op):
         return gx
 
 
+#: the activations of the .nnmip language (piecewise linear: each has an exact MILP)
 ACTIVATIONS: dict[str, type[Op]] = {"step": Step, "sign": Sign, "relu": ReLU, "identity": Identity}
+#: smooth activations: read from ONNX and built from Python for verification (bounds and search, no MILP)
+SMOOTH_ACTIVATIONS: dict[str, type[Op]] = {"sigmoid": Sigmoid, "tanh": Tanh}

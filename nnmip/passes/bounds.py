@@ -38,7 +38,7 @@ import scipy.sparse as sp
 
 from nnmip.errors import FormulationError
 from nnmip.ir.network import Network, node_interval
-from nnmip.ir.ops import Dense, Identity, Input, MaxPool, Op, ReLU, Sign, Step, Sum
+from nnmip.ir.ops import Dense, Identity, Input, MaxPool, Op, ParamDomain, ReLU, Sign, Smooth, Step, Sum
 from nnmip.ir.spec import Region
 from nnmip.model import MatrixModel
 from nnmip.solution import STOP, stops_on_ctrl_c
@@ -91,8 +91,10 @@ def rounding_slack(net: Network, lo: FloatArray, hi: FloatArray,
     Math
     ----
     ``P`` is the network evaluated on magnitudes: ``P_x = max(|lo|, |hi|)``, a dense node ``|W| P + |b|``, a sum
-    the sum of its inputs' ``P``, an activation or pooling the largest magnitude over ``[-P, P]``.  ``N`` counts
-    the additions on the longest path from the input (a dense node adds its fan-in plus one).  The error of a
+    the sum of its inputs' ``P``, an activation or pooling the largest magnitude over ``[-P, P]``, a sigmoid or
+    tanh also at least its Lipschitz constant times its input's ``P`` (what an error of its input can become).
+    ``N`` counts the additions on the longest path from the input (a dense node adds its fan-in plus one, a
+    sigmoid or tanh the relative error of its own evaluation, :attr:`Smooth.ULPS` units of ``u``).  The error of a
     float64 sum of ``N`` products whose absolute values add up to ``P`` is at most ``N u P / (1 - N u)``
     (Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed., §3.1), whatever the order, and products of
     matrices, or scalings by relaxation slopes in ``[0, 1]``, do not raise it to first order.  The slack is
@@ -120,8 +122,12 @@ def rounding_profile(net: Network, lo: FloatArray, hi: FloatArray) -> tuple[dict
             else:
                 a, b = node_interval(net, n, P)
                 m = np.maximum(np.abs(a), np.abs(b))
+                if isinstance(op, Smooth):     # an error e of its input moves it by up to lipschitz * e
+                    m = np.maximum(m, op.lipschitz * P[srcs[0]][1])
             if not isinstance(op, Input):
                 fan = (op.n_in + 1) if isinstance(op, Dense) else (len(srcs) if isinstance(op, Sum) else 0)
+                if isinstance(op, Smooth):     # its own error: ULPS roundings' worth
+                    fan = int(np.ceil(op.ULPS))
                 N[n] = max(N[s] for s in srcs) + fan
             m = np.where(np.isnan(m), np.inf, m)
             P[n] = (-m, m)
@@ -202,10 +208,11 @@ def _propagate(net: Network, lo: FloatArray, hi: FloatArray, slack: dict[str, Fl
                 a, b = _box_interval(net, n, out)
             # 0 * inf gives NaN in the interval product; the sound answer is "unbounded"
             a, b = np.where(np.isnan(a), -np.inf, a), np.where(np.isnan(b), np.inf, b)
-            if isinstance(op, (Dense, Sum)):
+            if isinstance(op, (Dense, Sum, Smooth)):
                 # floating-point sums may round differently in the forward pass (an exact tie such as
                 # [0, 0] can evaluate to 1e-17, large terms that cancel much more): widen affine bounds so that
-                # they stay sound
+                # they stay sound; a sigmoid or tanh of the forward pass may stray a few ulps from its value at
+                # the bounds
                 a, b = widen(a, b)
                 a, b = a - slack[n], b + slack[n]
             out[n] = (a, b)
@@ -364,6 +371,29 @@ LpSession = LpBounds
 # ------------------------------------------------------------------------------------------------------------
 # symbolic (back-substitution) bounds
 # ------------------------------------------------------------------------------------------------------------
+def row_bounds(net: Network, region: Region, bounds: BoundMap, C: npt.ArrayLike, d: npt.ArrayLike) -> Interval:
+    """Bounds of the rows ``C y + d`` of the output ``y`` over ``region``, by back-substitution through the whole
+    network (:func:`symbolic_bounds` of one more dense layer), no looser than interval arithmetic on the
+    output's bounds.  ``bounds`` must hold proven bounds of every node (a :class:`BoundReport`'s).  Like every
+    back-substitution bound this holds for exact arithmetic on the rows; the caller adds their rounding slack
+    (:func:`row_slack`).
+    """
+    C = np.atleast_2d(np.asarray(C, dtype=np.float64))
+    d = np.asarray(d, dtype=np.float64).reshape(-1)
+    out = net.output
+    g = net.graph.copy()
+    name = "rows"
+    while name in g:
+        name = "_" + name
+    op = Dense(n_in=C.shape[1], n_out=C.shape[0], weights=ParamDomain.fixed(C), bias=ParamDomain.fixed(d))
+    g.add_node(name, op=op, inputs=(out,))
+    g.add_edge(out, name)
+    aug = Network(g, net.name)
+    i_lo, i_hi = widen(*op.box_interval(*bounds[out]))
+    s_lo, s_hi = symbolic_bounds(aug, region, name, bounds)
+    return np.maximum(i_lo, s_lo), np.minimum(i_hi, s_hi)
+
+
 def _relaxation(op: Op, L: FloatArray, U: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """Linear bounds ``sl a + tl <= y <= su a + tu`` of an activation on ``[L, U]``."""
     if isinstance(op, Identity):
@@ -379,9 +409,106 @@ def _relaxation(op: Op, L: FloatArray, U: FloatArray) -> tuple[FloatArray, Float
         tu = np.where(unst, -slope * L, 0.0)
         sl = np.where(act | (unst & (U >= -L)), 1.0, 0.0)
         return sl, np.zeros_like(L), su, tu
+    if isinstance(op, Smooth):
+        return smooth_relaxation(op, L, U)
     lo, hi = op.interval(L, U)          # step / sign: constant bounds
     z = np.zeros_like(L)
     return z, np.asarray(lo, np.float64), z, np.asarray(hi, np.float64)
+
+
+def smooth_relaxation(op: Smooth, L: FloatArray, U: FloatArray
+                      ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Lines ``sl a + tl <= f(a) <= su a + tu`` of a sigmoid or tanh ``f`` on ``[L, U]`` (finite, ``L <= U``).
+
+    Math
+    ----
+    ``f`` is increasing, convex on ``a <= 0`` and concave on ``a >= 0``, and point-symmetric about ``(0, f(0))``:
+    ``f(-a) = 2 f(0) - f(a)``.  The upper line (:func:`_smooth_upper`) is the chord where ``U <= 0``, the
+    tangent at the midpoint where ``L >= 0``, and otherwise the tangent at the ``d`` in ``[0, U]`` whose tangent
+    passes through ``(L, f(L))`` (the chord when there is none): the lines of Zhang et al., "Efficient neural
+    network robustness certification with general activation functions" (CROWN, NeurIPS 2018).  The lower line
+    is the upper line of ``[-U, -L]`` reflected through the point of symmetry: from ``f(-a) <= s (-a) + t``,
+    ``f(a) >= s a + 2 f(0) - t``.
+    """
+    L = np.asarray(L, np.float64)
+    U = np.asarray(U, np.float64)
+    su, tu = _smooth_upper(op, L, U)
+    s_, t_ = _smooth_upper(op, -U, -L)
+    f0 = float(op.forward(np.zeros(1))[0])
+    return s_, 2.0 * f0 - t_, su, tu
+
+
+#: bisection steps for the tangent point of the mixed case (the bracket shrinks to 2**-40 of U)
+TANGENT_STEPS = 40
+
+
+def _smooth_upper(op: Smooth, L: FloatArray, U: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """An upper line ``s a + t >= f(a)`` on ``[L, U]`` (see :func:`smooth_relaxation`).
+
+    Math
+    ----
+    - ``U <= 0``: ``f`` is convex there, so the chord lies above it.
+    - ``L >= 0``: ``f`` is concave there, so the tangent at the midpoint lies above it.
+    - ``L < 0 < U``: for ``d >= 0`` let ``T_d`` be the tangent at ``d``.  It lies above ``f`` on ``[0, inf)``
+      (concave), and ``T_d - f`` is concave on ``[L, 0]``, so ``T_d >= f`` on ``[L, U]`` as soon as
+      ``T_d(L) >= f(L)``.  ``T_d(L)`` grows with ``d`` (its derivative is ``f''(d) (L - d) >= 0``) from
+      ``T_0(L) <= f(L)``.  If ``T_U(L) <= f(L)`` the chord's slope is at most ``f'(U)``: ``chord - f`` is
+      convex on ``[0, U]``, zero at ``U`` and decreasing there, so nonnegative, and concave on ``[L, 0]`` with
+      nonnegative ends; the chord is the line.  Otherwise bisection finds ``d`` with ``T_d(L) >= f(L)``, the
+      end of the bracket where that holds; the line is then lifted by what ``T_d(L)`` may still miss of
+      ``f(L)`` as computed.
+    - The line through ``(U, f(U))`` of slope ``k = min(f'(L), f'(U))`` lies above ``f`` on any interval:
+      ``f'`` rises to 0 and falls after it, so ``f' >= k`` on ``[L, U]`` and ``f(U) + k (a - U) - f(a)`` falls
+      to 0 (DeepPoly's line, Singh et al., POPL 2019).  In the mixed case it is kept where it is lower at the
+      midpoint than the line above (it then leaves the smaller area between itself and ``f``); where ``U - L``
+      is below ``1e-6 (1 + |L| + |U|)``, where the chord or the tangent point would come from nearly equal
+      numbers, it is the line.
+    Floating point: ``f``, ``f'`` and the line's slope and intercept take a few roundings each, and the forward
+    pass's ``f`` may stray :attr:`Smooth.ULPS` units of ``2**-53`` from the true one; the intercept is raised by
+    ``16 u (1 + |t| + |s| max(|L|, |U|))``, which bounds both at every ``a`` of ``[L, U]``.
+    """
+    fL, fU = op.forward(L), op.forward(U)
+    dL, dU = op.derivative(L), op.derivative(U)
+    k = np.minimum(dL, dU)
+    s, t = k, fU - k * U                              # the narrow case's line
+    width = U - L
+    wide = width > 1e-6 * (1.0 + np.abs(L) + np.abs(U))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        chord = np.where(wide, (fU - fL) / np.where(wide, width, 1.0), 0.0)
+    convex = wide & (U <= 0)
+    concave = wide & (L >= 0)
+    mixed = wide & ~convex & ~concave
+    use_chord = convex | (mixed & (fU + dU * (L - U) <= fL))
+    dp_s, dp_t = s, t
+    s = np.where(use_chord, chord, s)
+    t = np.where(use_chord, fL - chord * L, t)
+    if concave.any():
+        m = 0.5 * L + 0.5 * U
+        dm = op.derivative(m)
+        s = np.where(concave, dm, s)
+        t = np.where(concave, op.forward(m) - dm * m, t)
+    tangent = mixed & ~use_chord
+    if tangent.any():
+        Lm, Um, fLm = L[tangent], U[tangent], fL[tangent]
+        lo_d, hi_d = np.zeros_like(Um), Um.copy()   # T_lo(L) <= f(L) <= T_hi(L)
+        for _ in range(TANGENT_STEPS):
+            mid = 0.5 * lo_d + 0.5 * hi_d
+            above = op.forward(mid) + op.derivative(mid) * (Lm - mid) >= fLm
+            hi_d = np.where(above, mid, hi_d)
+            lo_d = np.where(above, lo_d, mid)
+        sd = op.derivative(hi_d)
+        td = op.forward(hi_d) - sd * hi_d
+        td = td + np.maximum(fLm - (sd * Lm + td), 0.0)   # through (L, f(L)) or above it, as computed
+        s, t = s.copy(), t.copy()
+        s[tangent], t[tangent] = sd, td
+    if mixed.any():
+        # DeepPoly's line (the narrow case's) can enclose less: keep whichever is lower at the midpoint, that is
+        # leaves the smaller area between itself and f over [L, U]
+        m = 0.5 * L + 0.5 * U
+        dp = mixed & (dp_s * m + dp_t < s * m + t)
+        s, t = np.where(dp, dp_s, s), np.where(dp, dp_t, t)
+    reach = np.maximum(np.abs(L), np.abs(U))
+    return s, t + 16.0 * UNIT_ROUNDOFF * (1.0 + np.abs(t) + np.abs(s) * reach)
 
 
 def _concretize(C: FloatArray, region: Region, lo: FloatArray, hi: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -844,7 +971,7 @@ def tighten_bounds(net: Network, region: Region, *, method: str = "lp", bounds: 
                 lo, hi = bm[n]           # its inputs have their interval bounds still: so has the node
             else:
                 lo, hi = _box_interval(net, n, bm)
-                if isinstance(op, (Dense, Sum)):
+                if isinstance(op, (Dense, Sum, Smooth)):
                     lo, hi = widen(lo, hi)   # as in propagate_bounds: float sums may round the other way
                     lo, hi = lo - slack[n], hi + slack[n]
                 lo, hi = np.maximum(lo, bm[n][0]), np.minimum(hi, bm[n][1])
