@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -223,8 +224,7 @@ def test_maximize_bound_is_above_every_sampled_value() -> None:
 
 
 @pytest.mark.parametrize(("kw", "text"), [({"tighten": "lp"}, "tighten 'lp'"), ({"tighten": "milp"}, "tighten 'milp'"),
-                                           ({"bab": "relu"}, "branch and bound ('relu')"),
-                                           ({"bab": "input"}, "branch and bound ('input')")])
+                                           ({"bab": "relu"}, "branch and bound on ReLU phases ('relu')")])
 def test_what_needs_a_milp_is_refused_with_e0429(kw: dict[str, str], text: str) -> None:
     net = smooth_net()
     with pytest.raises(NnmipError) as e:
@@ -234,6 +234,53 @@ def test_what_needs_a_milp_is_refused_with_e0429(kw: dict[str, str], text: str) 
     assert text in d.message
     assert "sigmoid and tanh units" in d.message
     assert any(n.startswith("help:") for n in d.notes)
+
+
+def _wide_net(seed: int) -> nnmip.Network:
+    return smooth_net(seed, widths=(2, 20, 20, 2), scale=2.0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 4, 5])
+def test_input_split_certifies_what_the_bounds_alone_cannot(seed: int) -> None:
+    """Two inputs, radius 95 % of the distance to the nearest misclassified point of a dense sample: the bounds over
+    the whole ball do not decide, splitting the ball does; just past that distance a counterexample is found."""
+    net = _wide_net(seed)
+    x0 = np.zeros(2)
+    label = int(net.predict(x0[None, :])[0])
+    X = np.random.default_rng(1).uniform(-1, 1, size=(200_000, 2))
+    dist = np.abs(X).max(axis=1)[net.predict(X) != label].min()
+    eps = 0.95 * float(dist)
+    whole = nnmip.verify(net, nnmip.linf(x0, eps), nnmip.classified(label), bab="off", time_limit=30)
+    assert whole.result == "unknown"
+    assert whole.bound is not None
+    assert whole.bound > 0
+    split = nnmip.verify(net, nnmip.linf(x0, eps), nnmip.classified(label), time_limit=30)
+    assert split.result == "certified"
+    assert split.bound is not None
+    assert split.bound < 0
+    assert split.bounds["split_boxes"] >= 2
+    assert split.bounds["open_boxes"] == 0
+    past = nnmip.verify(net, nnmip.linf(x0, 1.05 * float(dist)), nnmip.classified(label), time_limit=30)
+    assert past.result == "counterexample"
+    assert past.counterexample is not None
+    assert int(net.predict(past.counterexample[None, :])[0]) != label
+
+
+def test_input_split_stops_at_the_time_limit_with_a_bound() -> None:
+    """A question the split settles in about 1,000 boxes (some 10 s here), given 1 s: unknown, timed out, on time."""
+    net = smooth_net(0, widths=(3, 30, 30, 30, 3), scale=2.0)
+    x0 = np.zeros(3)
+    label = int(net.predict(x0[None, :])[0])
+    t0 = time.perf_counter()
+    r = nnmip.verify(net, nnmip.linf(x0, 0.99), nnmip.classified(label), time_limit=1.0)
+    assert time.perf_counter() - t0 < 2.5
+    assert r.result == "unknown"
+    assert r.timed_out
+    assert r.bounds["open_boxes"] > 0
+    assert r.bound is not None
+    assert np.isfinite(r.bound)
+    assert r.bound > 0
+    assert any("still open when the time ran out" in n for n in r.notes)
 
 
 def test_model_building_and_training_refuse_smooth_units() -> None:

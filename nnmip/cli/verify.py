@@ -81,7 +81,8 @@ def _configure(p: argparse.ArgumentParser) -> None:
                         "gurobi and scip)")
     p.add_argument("--bab", choices=("auto", "on", "off", "input", "relu"), default="auto",
                    help="branch and bound (default auto: split the input box of ReLU networks with at most 16 "
-                        "inputs, unstable ReLUs of larger ones; input/relu force one kind; off: the MILP)")
+                        "inputs, unstable ReLUs of larger ones; input/relu force one kind; off: the MILP; "
+                        "sigmoid/tanh networks: the input split only)")
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="processes for branch and bound (default 1)")
     p.add_argument("--point-time-limit", type=float, metavar="T",

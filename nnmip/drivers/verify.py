@@ -115,7 +115,7 @@ class CaseResult:
     label: str
     bound: float
     value: float | None
-    decided_by: str          # "interval" | "symbolic" | "lp" | "milp" | "sampling" | "search" | "undecided"
+    decided_by: str          # "interval" | "symbolic" | "lp" | "milp" | "sampling" | "search" | "split" | "undecided"
     status: str = ""
     seconds: float = 0.0
     binaries: int = 0
@@ -376,7 +376,9 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
     input box (:mod:`nnmip.drivers.bab`) for networks with at most :data:`nnmip.drivers.bab.AUTO_MAX_INPUTS`
     inputs and unstable ReLUs (:mod:`nnmip.drivers.relu_bab`) for larger ones on box and linf sets; ``"on"``
     does the same for any set (branching on its bounding box), ``"input"`` and ``"relu"`` force one kind,
-    ``"off"`` leaves the question to the MILP; ``workers`` is the number of processes it uses.
+    ``"off"`` leaves the question to the MILP; ``workers`` is the number of processes it uses.  A network with
+    sigmoid or tanh units has no MILP: it is answered by bounds and search, its input box split as
+    ``bab`` says (:meth:`_Question.smooth_answer`; ``"relu"`` is refused with E0429).
     ``method`` maps op kinds to formulations (``{"relu": "ideal-cuts"}``) and ``"branching"`` to ``"none"``
     (default) or ``"layers"``: branching priorities favouring the earliest layers' unstable units, passed to the
     solvers that take them (Gurobi, SCIP); with ``{"relu": "ideal-cuts"}``, ``"cuts"`` is ``"root"`` (default:
@@ -406,7 +408,7 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
     if not q.decide:
         q.ascend(seed)
     if smooth:
-        return q.smooth_answer(tighten)
+        return q.smooth_answer(tighten, bab)
     kind = _use_bab(bab, net, q.region) if q.decide else None
     if kind == "input":
         return q.branch_and_bound(workers, seed, method)
@@ -449,11 +451,11 @@ def _check_smooth(net: Network, tighten: str, bab: str) -> None:
                                       "help: a network with sigmoid or tanh units is verified by symbolic bounds "
                                       "and counterexample search: use tighten 'auto' (the default) or 'symbolic' "
                                       "(the same here), or 'interval'"])
-    if bab in ("on", "input", "relu"):
-        raise FormulationError.at("E0429", f"branch and bound ('{bab}') takes ReLU networks, and this one has "
-                                  f"{what} units", notes=[
-                                      "help: leave bab at 'auto' (or 'off'): the network is verified by symbolic "
-                                      "bounds and counterexample search"])
+    if bab == "relu":
+        raise FormulationError.at("E0429", f"branch and bound on ReLU phases ('relu') takes ReLU networks, and this "
+                                  f"one has {what} units", notes=[
+                                      "help: use bab 'auto', 'input' or 'on' (splitting the input box) or 'off' "
+                                      "(the bounds over the whole set)"])
 
 
 #: the choices of the ``method`` entries that are not op kinds, each with its default first
@@ -810,33 +812,129 @@ class _Question:
         return self.finish(UNKNOWN)
 
     # -- 3c. networks with sigmoid or tanh units: bounds only -------------------------------------------------
-    def smooth_answer(self, tighten: str) -> VerifyResult:
+    def smooth_answer(self, tighten: str, bab: str) -> VerifyResult:
         """Decide each case by the back-substitution bound of its rows (sampling and the gradient search having
-        found no counterexample): no MILP models a sigmoid or tanh exactly, so a case the bounds do not decide
-        stays ``unknown`` (an optimisation question gets its proven bound and the best value found).
+        found no counterexample); no MILP models a sigmoid or tanh exactly.  A yes/no question the bounds over the
+        whole set do not decide is split on its input box (:meth:`smooth_split`) when ``bab`` asks for it
+        (``"auto"``: up to :data:`nnmip.drivers.bab.AUTO_MAX_INPUTS` inputs); otherwise, or when the time runs
+        out, the undecided cases stay ``unknown`` (an optimisation question gets its proven bound and the best
+        value found).
         """
-        from nnmip.passes.bounds import row_bounds
+        from nnmip.drivers import bab as bb
 
         method = "symbolic" if tighten == "auto" else tighten
         kinds = " and ".join(sorted({op.kind for _, op in self.net.items() if op.smooth}))
-        self.res.notes.append(f"{kinds} units: no MILP models them exactly, so the answer rests on {method} bounds "
+        split = self.decide and (bab in ("on", "input") or (
+            bab == "auto" and self.net.n_inputs <= bb.AUTO_MAX_INPUTS
+            and self.region.kinds() <= {"box", "linf", "halfspaces"}))
+        how = "bounds, split on the input box where they do not decide" if split else "bounds"
+        self.res.notes.append(f"{kinds} units: no MILP models them exactly, so the answer rests on {method} {how} "
                               "(and on counterexamples the forward pass confirms); a case they do not decide is "
                               "left unknown")
         rep = tighten_bounds(self.net, self.region, method=method, time_limit=self.deadline.left())
         self.res.bounds = {**rep.to_dict(), "smooth_units": smooth_units(self.net)}
+        tc = time.perf_counter()
+        ubs = self._smooth_case_bounds(rep.bounds, self.region, method)
+        open_ = [k for k, cs in enumerate(self.cases) if not _decided(ubs[k], cs)]
+        if split and open_ and not self.deadline.expired():
+            out = self.smooth_split(method, float(np.max(ubs)))
+            if out is not None:
+                return out
+            ubs = np.minimum(ubs, self.case_bounds)
         for k, cs in enumerate(self.cases):
-            tc = time.perf_counter()
-            if method == "interval":
-                ub = float(score_bounds(cs, *rep.bounds[self.net.output])[1][0])
-            else:
-                ub = float(np.min(row_bounds(self.net, self.region, rep.bounds, -cs.G, -cs.h)[1]))
-            ub += float(self.slack[k])
             v = self.case_values[k]
-            self.case_bounds[k] = self.cheap[k] = ub
-            ok = _decided(ub, cs) if self.decide else np.isfinite(ub)
-            self._emit(CaseResult(cs.label, ub, float(v) if np.isfinite(v) else None,
+            self.case_bounds[k] = self.cheap[k] = ubs[k]
+            ok = _decided(ubs[k], cs) if self.decide else np.isfinite(ubs[k])
+            self._emit(CaseResult(cs.label, float(ubs[k]), float(v) if np.isfinite(v) else None,
                                   method if ok else "undecided"), tc)
         return self.conclude()
+
+    def _smooth_case_bounds(self, bounds: dict[str, Any], region: Region, method: str) -> FloatArray:
+        """Each case's proven upper bound of its score over ``region`` (its rounding slack included), from the
+        node bounds ``bounds``: by back-substitution of its rows, or by interval arithmetic on the output.
+        """
+        from nnmip.passes.bounds import row_bounds
+
+        out = np.empty(len(self.cases))
+        for k, cs in enumerate(self.cases):
+            if method == "interval":
+                ub = float(score_bounds(cs, *bounds[self.net.output])[1][0])
+            else:
+                ub = float(np.min(row_bounds(self.net, region, bounds, -cs.G, -cs.h)[1]))
+            out[k] = ub + float(self.slack[k])
+        return out
+
+    def smooth_split(self, method: str, root: float) -> VerifyResult | None:
+        """Branch and bound on the input box of a network with sigmoid or tanh units: the box whose bound is
+        highest is halved along the input where it is widest (relative to the whole box), each half is bounded
+        again and its centre and four random points are run through the forward pass.  A half where every case
+        is bounded below 0 is dropped.  Returns the answer when the search ends (``certified`` when no box is
+        left, ``counterexample`` when a point of one violates the property), or None when the time ran out or no
+        box can be split further (the caller answers with the bounds over the whole set).  ``root`` is the bound
+        over the whole set.  Each box is bounded as a box (with the input domain): for a set that is not a box
+        (halfspaces) that bounds a superset, which is sound; points are projected into the set and checked.
+
+        Every relaxation tightens as its box shrinks (the lines of a unit meet its function as the unit's input
+        interval closes), so the search is complete for boxes in the limit, like the ReLU search of
+        :mod:`nnmip.drivers.bab`; it bounds one box at a time.
+        """
+        import heapq
+
+        from nnmip.drivers import bab as bb
+        from nnmip.ir.spec import box
+
+        lo0, hi0 = self.region.box(self.net.n_inputs)
+        span = np.where(hi0 > lo0, hi0 - lo0, 1.0)
+        rng = np.random.default_rng(0)
+        heap: list[tuple[float, int, FloatArray, FloatArray]] = [(-root, 0, lo0, hi0)]
+        count = 0
+        leaves: list[float] = []       # the bounds of the boxes dropped (each below 0)
+        stuck = False
+        boxes = 0
+        while heap:
+            if self.deadline.expired():
+                self.timed_out = True
+                break
+            neg, _, lo, hi = heapq.heappop(heap)
+            j = int(np.argmax((hi - lo) / span))
+            if hi[j] - lo[j] <= bb.MIN_REL_WIDTH * (1.0 + abs(lo[j]) + abs(hi[j])):
+                stuck = True          # too thin to split: it stays open
+                leaves.append(-neg)
+                continue
+            mid = 0.5 * lo[j] + 0.5 * hi[j]
+            for clo, chi in ((lo, np.where(np.arange(lo.size) == j, mid, hi)),
+                             (np.where(np.arange(lo.size) == j, mid, lo), hi)):
+                boxes += 1
+                pts = np.vstack([0.5 * clo + 0.5 * chi, rng.uniform(clo, chi, size=(4, clo.size))])
+                for x in pts:
+                    if self.record_cex(self.region.project(x)):
+                        assert self.res.output is not None
+                        score = max(float(cs.score(self.res.output[None, :])[0]) for cs in self.cases)
+                        self.res.value = self.to_prop(score)
+                        self.res.cases = [CaseResult("split", np.inf, score, "search")]
+                        self.res.notes.append(f"found in a box of the input split ({boxes} boxes)")
+                        return self.finish(COUNTEREXAMPLE)
+                sub = Region((box(clo, chi),), self.region.domain_lo, self.region.domain_hi)
+                ub = self._smooth_case_bounds(tighten_bounds(self.net, sub, method=method).bounds, sub, method)
+                if all(_decided(ub[k], cs) for k, cs in enumerate(self.cases)):
+                    leaves.append(float(np.max(ub)))
+                    continue
+                count += 1
+                heapq.heappush(heap, (-float(np.max(ub)), count, clo, chi))
+        top = max([-h[0] for h in heap] + leaves) if (heap or leaves) else -np.inf
+        self.res.bounds["split_boxes"] = boxes
+        self.res.bounds["open_boxes"] = len(heap) + int(stuck)
+        if not heap and not stuck:
+            self.res.notes.append(f"certified by splitting the input box: {boxes} boxes, each case bounded below 0 "
+                                  "on every one")
+            self.case_bounds[:] = top
+            for cs in self.cases:
+                self._emit(CaseResult(cs.label, top, None, "split"), time.perf_counter())
+            return self.conclude()
+        why = "the time ran out" if self.timed_out else "a box became too thin to split"
+        self.res.notes.append(f"input split: {boxes} boxes, {len(heap)} still open when {why}")
+        self.case_bounds[:] = np.minimum(self.case_bounds, top)
+        return None
 
     # -- 4. bounds ---------------------------------------------------------------------------------------------
     def bound(self, tighten: str, method: dict[str, str] | None) -> tuple[FixedModel, BoundReport]:
