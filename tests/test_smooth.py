@@ -113,23 +113,33 @@ def test_relaxation_lines_are_the_tangents_and_chords(op: Sigmoid | Tanh) -> Non
     assert su == pytest.approx((f(-0.5) - f(-2.5)) / 2.0, rel=1e-12)
     assert sl == pytest.approx(df(-1.5), rel=1e-12)
     # mixed: the upper line is the tangent through (L, f(L)) (CROWN), which beats DeepPoly's here
-    L, U = -1.0, 3.0
+    L, U = -3.0, 2.0
     d = brentq(lambda z: float(f(z) + df(z) * (L - z) - f(L)), 0.0, U, xtol=1e-14)
+    assert d > 0.5 * (L + U)
     sl, tl, su, tu = (v[0] for v in smooth_relaxation(op, np.array([L]), np.array([U])))
     assert su == pytest.approx(float(df(d)), rel=1e-9)
     assert su * L + tu == pytest.approx(float(f(L)), abs=1e-9)
+    # ... unless the tangent at the midpoint also passes above (L, f(L)): then that one, which encloses less
+    L, U = -1.0, 5.0
+    d = brentq(lambda z: float(f(z) + df(z) * (L - z) - f(L)), 0.0, U, xtol=1e-14)
+    assert d < 2.0
+    sl, tl, su, tu = (v[0] for v in smooth_relaxation(op, np.array([L]), np.array([U])))
+    assert su == pytest.approx(float(df(2.0)), rel=1e-9)
+    assert su * 2.0 + tu == pytest.approx(float(f(2.0)), abs=1e-12)
+    assert su * L + tu > float(f(L))
     dp = min(float(df(L)), float(df(U)))
     mid = 0.5 * (L + U)
     assert su * mid + tu < float(f(U)) + dp * (mid - U)
 
 
 def _crown_upper(op: Sigmoid | Tanh, L: float, U: float) -> tuple[float, float]:
-    """CROWN's upper line for L < 0 < U, computed independently (root finding instead of bisection)."""
+    """CROWN's upper line for L < 0 < U (the tangent at the midpoint where that one passes above (L, f(L))),
+    computed independently (root finding instead of bisection)."""
     f, df = (lambda z: float(op.forward(np.array([z]))[0])), (lambda z: float(op.derivative(np.array([z]))[0]))
     if f(U) + df(U) * (L - U) <= f(L):           # no tangent point in [0, U]: the chord
         s = (f(U) - f(L)) / (U - L)
         return s, f(L) - s * L
-    d = brentq(lambda z: f(z) + df(z) * (L - z) - f(L), 0.0, U, xtol=1e-15)
+    d = max(brentq(lambda z: f(z) + df(z) * (L - z) - f(L), 0.0, U, xtol=1e-15), 0.5 * (L + U))
     return df(d), f(d) - df(d) * d
 
 
@@ -138,8 +148,8 @@ def test_mixed_case_keeps_the_line_of_smaller_area(op: Sigmoid | Tanh) -> None:
     """Where the input interval holds 0, each line is CROWN's or DeepPoly's, whichever is nearer f at the midpoint;
     both kinds occur."""
     rng = np.random.default_rng(4)
-    L = -np.abs(rng.normal(0, 5, 300)) - 0.01
-    U = np.abs(rng.normal(0, 5, 300)) + 0.01
+    L = -np.abs(rng.normal(0, 5, 300)) * rng.choice([1.0, 20.0], 300) - 0.01
+    U = np.abs(rng.normal(0, 5, 300)) * rng.choice([1.0, 20.0], 300) + 0.01
     sl, tl, su, tu = smooth_relaxation(op, L, U)
     kinds = set()
     for i in range(L.size):

@@ -454,9 +454,11 @@ def _smooth_upper(op: Smooth, L: FloatArray, U: FloatArray) -> tuple[FloatArray,
       ``T_d(L) >= f(L)``.  ``T_d(L)`` grows with ``d`` (its derivative is ``f''(d) (L - d) >= 0``) from
       ``T_0(L) <= f(L)``.  If ``T_U(L) <= f(L)`` the chord's slope is at most ``f'(U)``: ``chord - f`` is
       convex on ``[0, U]``, zero at ``U`` and decreasing there, so nonnegative, and concave on ``[L, 0]`` with
-      nonnegative ends; the chord is the line.  Otherwise bisection finds ``d`` with ``T_d(L) >= f(L)``, the
-      end of the bracket where that holds; the line is then lifted by what ``T_d(L)`` may still miss of
-      ``f(L)`` as computed.
+      nonnegative ends; the chord is the line.  Otherwise bisection finds ``d*`` with ``T_d*(L) >= f(L)``, the
+      end of the bracket where that holds.  Every ``T_d`` with ``d >= d*`` holds too; the line is the one at
+      ``d = max(d*, m)`` (``m`` the midpoint): ``T_d(m)``, which is its area over ``[L, U]`` up to a constant,
+      is smallest at ``d = m`` (its derivative in ``d`` is ``f''(d) (m - d)``).  It is then lifted by what
+      ``T_d(L)`` may still miss of ``f(L)`` as computed.
     - The line through ``(U, f(U))`` of slope ``k = min(f'(L), f'(U))`` lies above ``f`` on any interval:
       ``f'`` rises to 0 and falls after it, so ``f' >= k`` on ``[L, U]`` and ``f(U) + k (a - U) - f(a)`` falls
       to 0 (DeepPoly's line, Singh et al., POPL 2019).  In the mixed case it is kept where it is lower at the
@@ -496,6 +498,8 @@ def _smooth_upper(op: Smooth, L: FloatArray, U: FloatArray) -> tuple[FloatArray,
             above = op.forward(mid) + op.derivative(mid) * (Lm - mid) >= fLm
             hi_d = np.where(above, mid, hi_d)
             lo_d = np.where(above, lo_d, mid)
+        # any tangent at d >= d* holds; the one at the midpoint, when it is among them, encloses the least
+        hi_d = np.maximum(hi_d, 0.5 * Lm + 0.5 * Um)
         sd = op.derivative(hi_d)
         td = op.forward(hi_d) - sd * hi_d
         td = td + np.maximum(fLm - (sd * Lm + td), 0.0)   # through (L, f(L)) or above it, as computed
