@@ -456,8 +456,10 @@ def _smooth_upper(op: Smooth, L: FloatArray, U: FloatArray) -> tuple[FloatArray,
       convex on ``[0, U]``, zero at ``U`` and decreasing there, so nonnegative, and concave on ``[L, 0]`` with
       nonnegative ends; the chord is the line.  Otherwise bisection finds ``d*`` with ``T_d*(L) >= f(L)``, the
       end of the bracket where that holds.  Every ``T_d`` with ``d >= d*`` holds too; the line is the one at
-      ``d = max(d*, m)`` (``m`` the midpoint): ``T_d(m)``, which is its area over ``[L, U]`` up to a constant,
-      is smallest at ``d = m`` (its derivative in ``d`` is ``f''(d) (m - d)``).  It is then lifted by what
+      ``d = max(d*, m)`` (``m`` the midpoint; ``d*`` is at least 0): ``T_d(m)``, which is its area over
+      ``[L, U]`` up to a constant, is smallest at ``d = m`` (its derivative in ``d`` is ``f''(d) (m - d)``)
+      and grows with ``d`` past it.  Where the tangent at ``max(m, 0)`` passes above ``(L, f(L))`` it is the
+      line without a bisection.  It is then lifted by what
       ``T_d(L)`` may still miss of ``f(L)`` as computed.
     - The line through ``(U, f(U))`` of slope ``k = min(f'(L), f'(U))`` lies above ``f`` on any interval:
       ``f'`` rises to 0 and falls after it, so ``f' >= k`` on ``[L, U]`` and ``f(U) + k (a - U) - f(a)`` falls
@@ -492,16 +494,21 @@ def _smooth_upper(op: Smooth, L: FloatArray, U: FloatArray) -> tuple[FloatArray,
     tangent = mixed & ~use_chord
     if tangent.any():
         Lm, Um, fLm = L[tangent], U[tangent], fL[tangent]
-        lo_d, hi_d = np.zeros_like(Um), Um.copy()   # T_lo(L) <= f(L) <= T_hi(L)
-        for _ in range(TANGENT_STEPS):
-            mid = 0.5 * lo_d + 0.5 * hi_d
-            above = op.forward(mid) + op.derivative(mid) * (Lm - mid) >= fLm
-            hi_d = np.where(above, mid, hi_d)
-            lo_d = np.where(above, lo_d, mid)
-        # any tangent at d >= d* holds; the one at the midpoint, when it is among them, encloses the least
-        hi_d = np.maximum(hi_d, 0.5 * Lm + 0.5 * Um)
-        sd = op.derivative(hi_d)
-        td = op.forward(hi_d) - sd * hi_d
+        # any tangent at d >= d* (>= 0) holds, and of those the one nearest the midpoint encloses the least: where
+        # the tangent at max(midpoint, 0) passes above (L, f(L)) it is the line, and only the other units need d*
+        d = np.maximum(0.5 * Lm + 0.5 * Um, 0.0)
+        need = op.forward(d) + op.derivative(d) * (Lm - d) < fLm
+        if need.any():
+            Ln, fLn = Lm[need], fLm[need]
+            lo_d, hi_d = np.zeros_like(Ln), Um[need]     # T_lo(L) <= f(L) <= T_hi(L)
+            for _ in range(TANGENT_STEPS):
+                mid = 0.5 * lo_d + 0.5 * hi_d
+                above = op.forward(mid) + op.derivative(mid) * (Ln - mid) >= fLn
+                hi_d = np.where(above, mid, hi_d)
+                lo_d = np.where(above, lo_d, mid)
+            d[need] = np.maximum(hi_d, d[need])
+        sd = op.derivative(d)
+        td = op.forward(d) - sd * d
         td = td + np.maximum(fLm - (sd * Lm + td), 0.0)   # through (L, f(L)) or above it, as computed
         s, t = s.copy(), t.copy()
         s[tangent], t[tangent] = sd, td
