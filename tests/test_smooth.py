@@ -15,7 +15,7 @@ from scipy.optimize import brentq
 
 import nnmip
 from nnmip import NetworkBuilder, fixed
-from nnmip.drivers.verify import load_model, verify_vnnlib
+from nnmip.drivers.verify import load_model, network_from_layers, verify_vnnlib
 from nnmip.errors import NnmipError
 from nnmip.formulations.training import check_trainable_chain
 from nnmip.formulations.verification import build_fixed_model
@@ -291,6 +291,49 @@ def test_input_split_stops_at_the_time_limit_with_a_bound() -> None:
     assert np.isfinite(r.bound)
     assert r.bound > 0
     assert any("still open when the time ran out" in n for n in r.notes)
+
+
+def test_an_optimum_the_bound_meets_is_certified() -> None:
+    nb = NetworkBuilder("flat")
+    x = nb.input("x", 1)
+    nb.sigmoid("s", nb.dense("d", x, 1, weights=fixed([[0.0]]), bias=fixed([0.0])))
+    r = nnmip.verify(nb.build(), nnmip.box([0.0], [1.0]), nnmip.maximize([1.0]))
+    assert r.result == "certified"
+    assert r.value == 0.5
+    assert r.bound is not None
+    assert 0.5 <= r.bound <= 0.5 + 1e-6
+
+
+def test_no_solver_is_asked_for() -> None:
+    """The l2 ball needs no conic solver, and a solver that is not installed is not needed."""
+    net = smooth_net(5)
+    x0 = np.array([0.2, -0.1, 0.4, 0.3])
+    label = int(net.predict(x0[None, :])[0])
+    r = nnmip.verify(net, nnmip.l2(x0, 0.01), nnmip.classified(label), solver="highs")
+    assert r.result == "certified"
+    assert r.total_units == 14
+    with pytest.raises(NnmipError) as e:          # the same ball on a ReLU network asks for a cone solver
+        nnmip.verify(network_from_layers([(np.eye(4), np.zeros(4)), (np.ones((2, 4)), np.zeros(2))]),
+                     nnmip.l2(x0, 0.01), nnmip.classified(0), solver="highs")
+    assert e.value.diagnostics[0].code == "E0415"
+
+
+def test_milp_options_and_lp_bounds_are_refused() -> None:
+    net = smooth_net()
+    with pytest.raises(NnmipError) as e:
+        nnmip.verify(net, nnmip.linf(np.zeros(4), 0.1), nnmip.classified(0), method={"relu": "ideal-cuts"})
+    assert e.value.diagnostics[0].code == "E0429"
+    assert "'relu': 'ideal-cuts'" in e.value.diagnostics[0].message
+    # the defaults of cuts and branching (what the command line passes) are no choice
+    r = nnmip.verify(net, nnmip.linf(np.zeros(4), 0.001), nnmip.classified(0),
+                     method={"cuts": "root", "branching": "none"})
+    assert r.result in ("certified", "counterexample")
+    region = Region((box(np.zeros(4), np.ones(4)),))
+    for method in ("lp", "lp-cuts", "milp"):
+        with pytest.raises(NnmipError) as e:
+            tighten_bounds(net, region, method=method)
+        assert e.value.diagnostics[0].code == "E0429"
+        assert "'a0' is a sigmoid" in e.value.diagnostics[0].message
 
 
 def test_model_building_and_training_refuse_smooth_units() -> None:

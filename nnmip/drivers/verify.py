@@ -395,11 +395,12 @@ def verify(net: Network, sets: Region | InputSet | Sequence[InputSet], prop: Pro
     cuts_of(method)
     smooth = has_smooth(net)
     if smooth:
-        _check_smooth(net, tighten, bab)
+        _check_smooth(net, tighten, bab, method)
     q = _Question.setup(net, sets, prop, solver=solver, options=options, domain=domain, on_case=on_case,
                         deadline=Deadline.of(time_limit, deadline))
     if smooth:
         q.res.bounds = {"method": "symbolic" if tighten == "auto" else tighten, "smooth_units": smooth_units(net)}
+        q.res.total_units = sum(net.dim(n) for n, op in net.items() if op.smooth or op.kind in ("relu", "step", "sign"))
     STOP.begin()        # from here a Ctrl-C ends the search, the bounds or the MILP with what they have
     if q.sample(samples, seed):
         return q.finish(COUNTEREXAMPLE)
@@ -441,8 +442,10 @@ def smooth_units(net: Network) -> dict[str, int]:
     return units
 
 
-def _check_smooth(net: Network, tighten: str, bab: str) -> None:
-    """Refuse what a network with sigmoid or tanh units cannot have: LP or MILP bounds, branch and bound."""
+def _check_smooth(net: Network, tighten: str, bab: str, method: dict[str, str] | None) -> None:
+    """Refuse what a network with sigmoid or tanh units cannot have: LP or MILP bounds, ReLU branch and bound, MILP
+    formulations, cuts or branching priorities.
+    """
     kinds = sorted({op.kind for _, op in net.items() if op.smooth})
     what = " and ".join(kinds)
     if tighten in ("lp", "lp-cuts", "milp"):
@@ -451,6 +454,13 @@ def _check_smooth(net: Network, tighten: str, bab: str) -> None:
                                       "help: a network with sigmoid or tanh units is verified by symbolic bounds "
                                       "and counterexample search: use tighten 'auto' (the default) or 'symbolic' "
                                       "(the same here), or 'interval'"])
+    defaults = {"cuts": CUTS[0], "branching": BRANCHING[0]}
+    chosen = {k: v for k, v in (method or {}).items() if defaults.get(k) != v}
+    if chosen:
+        raise FormulationError.at("E0429", f"method {chosen!r:.80} chooses MILP formulations, cuts or branching, "
+                                  f"and this network's {what} units have no MILP", notes=[
+                                      "help: leave method out (--relu, --cuts, --branching): the network is "
+                                      "verified by symbolic bounds and counterexample search"])
     if bab == "relu":
         raise FormulationError.at("E0429", f"branch and bound on ReLU phases ('relu') takes ReLU networks, and this "
                                   f"one has {what} units", notes=[
@@ -545,9 +555,10 @@ class _Question:
         from nnmip.backends import canonical, get_backend
 
         solver = canonical(solver)
-        backend = get_backend(solver)            # a missing solver fails before any work
+        # a missing solver fails before any work; a network with sigmoid or tanh units uses none
+        backend = None if has_smooth(net) else get_backend(solver)
         region, cases = check_question(net, sets, prop, domain)
-        if "l2" in region.kinds() and not backend.capabilities.cones:
+        if backend is not None and "l2" in region.kinds() and not backend.capabilities.cones:
             raise FormulationError.at("E0415", f"an l2 input set needs a solver with second-order cones, and "
                                       f"'{solver}' has none", region.span,
                                       ["help: use --solver gurobi (or cvxpy with a mixed-integer conic solver), "
@@ -833,6 +844,7 @@ class _Question:
                               "left unknown")
         rep = tighten_bounds(self.net, self.region, method=method, time_limit=self.deadline.left())
         self.res.bounds = {**rep.to_dict(), "smooth_units": smooth_units(self.net)}
+        self.res.stable_units, self.res.unstable_units = rep.stable, rep.unstable     # of its ReLU, step, sign units
         tc = time.perf_counter()
         ubs = self._smooth_case_bounds(rep.bounds, self.region, method)
         open_ = [k for k, cs in enumerate(self.cases) if not _decided(ubs[k], cs)]
@@ -847,6 +859,13 @@ class _Question:
             ok = _decided(ubs[k], cs) if self.decide else np.isfinite(ubs[k])
             self._emit(CaseResult(cs.label, float(ubs[k]), float(v) if np.isfinite(v) else None,
                                   method if ok else "undecided"), tc)
+        if not self.decide:
+            top, val = float(np.max(ubs)), float(np.max(self.case_values))
+            # the bound and a forward-pass value meet within the tolerance an optimisation MILP is solved to
+            if np.isfinite(val) and top - val <= (self._mip_gap() + 1e-5) * (1 + abs(top)):
+                self.conclude()
+                self.res.notes.append(f"the proven bound and the best forward value meet (within {top - val:.3g})")
+                return self.finish(CERTIFIED)
         return self.conclude()
 
     def _smooth_case_bounds(self, bounds: dict[str, Any], region: Region, method: str) -> FloatArray:

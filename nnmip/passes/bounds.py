@@ -955,6 +955,12 @@ def tighten_bounds(net: Network, region: Region, *, method: str = "lp", bounds: 
     if method not in ("interval", "symbolic"):
         from nnmip.backends import get_backend
 
+        smooth = next((n for n, op in net.items() if op.smooth), None)
+        if smooth is not None:
+            raise FormulationError.at("E0429", f"bound method '{method}' solves LPs or MILPs of the network, and its "
+                                      f"node '{smooth}' is a {net.op(smooth).kind}, which none models exactly",
+                                      net.op(smooth).span, ["help: use method 'symbolic' or 'interval' for a "
+                                                            "network with sigmoid or tanh units"])
         get_backend(solver)   # an unknown or missing solver fails before any bound
     check_instance("method_map", method_map, dict, "a dict of node name to method, or None", none=True)
     t0 = time.perf_counter()
