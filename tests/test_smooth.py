@@ -24,7 +24,7 @@ from nnmip.io.vnnlib import parse_vnnlib
 from nnmip.ir.network import from_description
 from nnmip.ir.ops import Sigmoid, Tanh
 from nnmip.ir.spec import Region, box
-from nnmip.passes.bounds import propagate_bounds, smooth_relaxation, tighten_bounds
+from nnmip.passes.bounds import bounds_with_rows, propagate_bounds, row_bounds, smooth_relaxation, tighten_bounds
 
 DATA = Path(__file__).parent / "data" / "vnncomp"
 OPS = [Sigmoid(), Tanh()]
@@ -190,6 +190,24 @@ def test_network_bounds_contain_the_forward_pass_and_symbolic_beats_interval(see
     w_sym = sym[out][1] - sym[out][0]
     assert np.all(w_sym <= w_int + 1e-12)
     assert w_sym.sum() < 0.95 * w_int.sum()
+
+
+def test_bounds_with_rows_is_tightening_then_row_bounds_bit_for_bit() -> None:
+    """The rows' back-substitution reuses the tightening pass's relaxations: the same numbers as computing apart."""
+    net = smooth_net(3, widths=(5, 16, 16, 16, 4), scale=1.5)
+    region = Region((box(np.full(5, -0.3), np.full(5, 0.4)),))
+    C, d = np.random.default_rng(0).normal(size=(6, 4)), np.arange(6.0)
+    rep, (lo, hi) = bounds_with_rows(net, region, C, d)
+    alone = tighten_bounds(net, region, method="symbolic")
+    for node, (b_lo, b_hi) in alone.bounds.items():
+        np.testing.assert_array_equal(rep.bounds[node][0], b_lo)
+        np.testing.assert_array_equal(rep.bounds[node][1], b_hi)
+    a_lo, a_hi = row_bounds(net, region, alone.bounds, C, d)
+    np.testing.assert_array_equal(lo, a_lo)
+    np.testing.assert_array_equal(hi, a_hi)
+    Y = net.forward(np.random.default_rng(1).uniform(-0.3, 0.4, size=(5000, 5))) @ C.T + d
+    assert np.all(hi >= Y)
+    assert np.all(lo <= Y)
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -842,11 +842,10 @@ class _Question:
         self.res.notes.append(f"{kinds} units: no MILP models them exactly, so the answer rests on {method} {how} "
                               "(and on counterexamples the forward pass confirms); a case they do not decide is "
                               "left unknown")
-        rep = tighten_bounds(self.net, self.region, method=method, time_limit=self.deadline.left())
+        tc = time.perf_counter()
+        rep, ubs = self._smooth_bounds(self.region, method)
         self.res.bounds = {**rep.to_dict(), "smooth_units": smooth_units(self.net)}
         self.res.stable_units, self.res.unstable_units = rep.stable, rep.unstable     # of its ReLU, step, sign units
-        tc = time.perf_counter()
-        ubs = self._smooth_case_bounds(rep.bounds, self.region, method)
         open_ = [k for k, cs in enumerate(self.cases) if not _decided(ubs[k], cs)]
         if split and open_ and not self.deadline.expired():
             out = self.smooth_split(method, float(np.max(ubs)))
@@ -868,24 +867,25 @@ class _Question:
                 return self.finish(CERTIFIED)
         return self.conclude()
 
-    def _smooth_case_bounds(self, bounds: dict[str, Any], region: Region, method: str) -> FloatArray:
-        """Each case's proven upper bound of its score over ``region`` (its rounding slack included), from the
-        node bounds ``bounds``: by back-substitution of its rows, or by interval arithmetic on the output.
+    def _smooth_bounds(self, region: Region, method: str) -> tuple[BoundReport, FloatArray]:
+        """The bounds of every node over ``region`` and each case's proven upper bound of its score (its rounding
+        slack included): by back-substitution of every case's rows at once (``"symbolic"``), or by interval
+        arithmetic on the output (``"interval"``).
         """
-        from nnmip.passes.bounds import row_bounds
+        from nnmip.passes.bounds import bounds_with_rows
 
         out = np.empty(len(self.cases))
-        if method != "interval":     # every case's rows in one back-substitution
-            up = row_bounds(self.net, region, bounds, np.vstack([-cs.G for cs in self.cases]),
-                            np.concatenate([-cs.h for cs in self.cases]))[1]
-            ends = np.cumsum([cs.G.shape[0] for cs in self.cases])
+        if method == "interval":
+            rep = tighten_bounds(self.net, region, method="interval")
+            for k, cs in enumerate(self.cases):
+                out[k] = float(score_bounds(cs, *rep.bounds[self.net.output])[1][0]) + float(self.slack[k])
+            return rep, out
+        rep, (_, up) = bounds_with_rows(self.net, region, np.vstack([-cs.G for cs in self.cases]),
+                                        np.concatenate([-cs.h for cs in self.cases]))
+        ends = np.cumsum([cs.G.shape[0] for cs in self.cases])
         for k, cs in enumerate(self.cases):
-            if method == "interval":
-                ub = float(score_bounds(cs, *bounds[self.net.output])[1][0])
-            else:
-                ub = float(np.min(up[ends[k] - cs.G.shape[0]:ends[k]]))
-            out[k] = ub + float(self.slack[k])
-        return out
+            out[k] = float(np.min(up[ends[k] - cs.G.shape[0]:ends[k]])) + float(self.slack[k])
+        return rep, out
 
     def smooth_split(self, method: str, root: float) -> VerifyResult | None:
         """Branch and bound on the input box of a network with sigmoid or tanh units: the box whose bound is
@@ -938,7 +938,7 @@ class _Question:
                         self.res.notes.append(f"found in a box of the input split ({boxes} boxes)")
                         return self.finish(COUNTEREXAMPLE)
                 sub = Region((box(clo, chi),), self.region.domain_lo, self.region.domain_hi)
-                ub = self._smooth_case_bounds(tighten_bounds(self.net, sub, method=method).bounds, sub, method)
+                ub = self._smooth_bounds(sub, method)[1]
                 if all(_decided(ub[k], cs) for k, cs in enumerate(self.cases)):
                     leaves.append(float(np.max(ub)))
                     continue

@@ -371,7 +371,8 @@ LpSession = LpBounds
 # ------------------------------------------------------------------------------------------------------------
 # symbolic (back-substitution) bounds
 # ------------------------------------------------------------------------------------------------------------
-def row_bounds(net: Network, region: Region, bounds: BoundMap, C: npt.ArrayLike, d: npt.ArrayLike) -> Interval:
+def row_bounds(net: Network, region: Region, bounds: BoundMap, C: npt.ArrayLike, d: npt.ArrayLike,
+               shared: _Shared | None = None) -> Interval:
     """Bounds of the rows ``C y + d`` of the output ``y`` over ``region``, by back-substitution through the whole
     network (:func:`symbolic_bounds` of one more dense layer), no looser than interval arithmetic on the
     output's bounds.  ``bounds`` must hold proven bounds of every node (a :class:`BoundReport`'s).  Like every
@@ -390,7 +391,7 @@ def row_bounds(net: Network, region: Region, bounds: BoundMap, C: npt.ArrayLike,
     g.add_edge(out, name)
     aug = Network(g, net.name)
     i_lo, i_hi = widen(*op.box_interval(*bounds[out]))
-    s_lo, s_hi = symbolic_bounds(aug, region, name, bounds)
+    s_lo, s_hi = symbolic_bounds(aug, region, name, bounds, shared)
     return np.maximum(i_lo, s_lo), np.minimum(i_hi, s_hi)
 
 
@@ -963,6 +964,31 @@ def tighten_bounds(net: Network, region: Region, *, method: str = "lp", bounds: 
                                                             "network with sigmoid or tanh units"])
         get_backend(solver)   # an unknown or missing solver fails before any bound
     check_instance("method_map", method_map, dict, "a dict of node name to method, or None", none=True)
+    shared = _Shared()   # what the symbolic passes of the layers have in common
+    try:
+        return _tighten(net, region, method, bounds, solver, time_limit, method_map, shared)
+    finally:
+        shared.close()
+
+
+def bounds_with_rows(net: Network, region: Region, C: npt.ArrayLike, d: npt.ArrayLike
+                     ) -> tuple[BoundReport, Interval]:
+    """:func:`tighten_bounds` with ``method="symbolic"``, then :func:`row_bounds` of the rows ``C y + d``, the
+    rows' back-substitution reusing the activations' relaxations of the tightening pass (the same bounds give the
+    same relaxations).  The rows' rounding slack is the caller's, as for :func:`row_bounds`.
+    """
+    _check_bounds_call(net, region, box=False)
+    shared = _Shared()
+    try:
+        rep = _tighten(net, region, "symbolic", None, "highs", None, None, shared)
+        return rep, row_bounds(net, region, rep.bounds, C, d, shared)
+    finally:
+        shared.close()
+
+
+def _tighten(net: Network, region: Region, method: str, bounds: BoundMap | None, solver: str,
+             time_limit: float | None, method_map: dict[str, str] | None, shared: _Shared) -> BoundReport:
+    """The work of :func:`tighten_bounds` (its arguments checked), with ``shared`` for its back-substitutions."""
     t0 = time.perf_counter()
     box = region.box(net.n_inputs)
     slack = rounding_slack(net, *box)
@@ -979,57 +1005,53 @@ def tighten_bounds(net: Network, region: Region, *, method: str = "lp", bounds: 
         return rep
     from nnmip.formulations.verification import build_fixed_model  # the relaxations are formulations
 
-    shared = _Shared()   # what the symbolic passes of the layers have in common
-    try:
-        for n, op in net.items():
-            if isinstance(op, Input):
-                continue
-            if bounds is None and all(bm[s] is ibp[s] for s in net.inputs_of(n)):
-                lo, hi = bm[n]           # its inputs have their interval bounds still: so has the node
-            else:
-                lo, hi = _box_interval(net, n, bm)
-                if isinstance(op, (Dense, Sum, Smooth)):
-                    lo, hi = widen(lo, hi)   # as in propagate_bounds: float sums may round the other way
-                    lo, hi = lo - slack[n], hi + slack[n]
-                lo, hi = np.maximum(lo, bm[n][0]), np.minimum(hi, bm[n][1])
-                bm[n] = (lo, hi)
-            nxt = _feeds(net, n)
-            if not isinstance(op, Dense):
-                continue
-            if isinstance(net.op(net.inputs_of(n)[0]), Input) and region.kinds() <= {"box", "linf"}:
-                continue   # interval bounds of a first layer over a box are exact
-            if not isinstance(nxt, (ReLU, Step, Sign)) or unstable_mask(nxt, lo, hi).any():
-                s_lo, s_hi = symbolic_bounds(net, region, n, bm, shared)
-                lo, hi = np.maximum(lo, s_lo - slack[n]), np.minimum(hi, s_hi + slack[n])
-                bm[n] = (lo, hi)
-            if not isinstance(nxt, (ReLU, Step, Sign)):
-                continue
-            todo = np.flatnonzero(unstable_mask(nxt, lo, hi))
-            if method == "symbolic":
-                continue
-            left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
-            if todo.size == 0 or (left is not None and left <= 0) or STOP.is_set():   # time up, or Ctrl-C
-                rep.complete &= todo.size == 0
-                continue
-            mm = method_map
-            if method == "lp-cuts" and (method_map or {}).get("relu", "bigm") == "bigm":
-                mm = {**(method_map or {}), "relu": "ideal-cuts"}   # "extended" is already the ideal formulation
-            fm = build_fixed_model(net, region, bm, upto=n, method=mm)
-            cols = fm.pre_cols[n]
-            if method == "lp" or (method == "lp-cuts" and not fm.cut_units):
-                lo, hi, done, solves = _lp_pass(fm.model, cols, todo, lo, hi, nxt, t0, time_limit, solver)
-                rep.lps += solves
-            elif method == "lp-cuts":
-                lo, hi, done, solves = _lp_cut_pass(fm, cols, todo, lo, hi, nxt, t0, time_limit, solver)
-                rep.lps += solves
-            else:
-                lo, hi, done, solves = _milp_pass(net, fm, n, cols, todo, lo, hi, nxt, solver, t0, time_limit)
-                rep.milps += solves
-            rep.complete &= done >= todo.size
-            # the LPs bound the exact network; the forward pass may round past them by the node's slack
-            bm[n] = (np.maximum(bm[n][0], lo - slack[n]), np.minimum(bm[n][1], hi + slack[n]))
-    finally:
-        shared.close()
+    for n, op in net.items():
+        if isinstance(op, Input):
+            continue
+        if bounds is None and all(bm[s] is ibp[s] for s in net.inputs_of(n)):
+            lo, hi = bm[n]           # its inputs have their interval bounds still: so has the node
+        else:
+            lo, hi = _box_interval(net, n, bm)
+            if isinstance(op, (Dense, Sum, Smooth)):
+                lo, hi = widen(lo, hi)   # as in propagate_bounds: float sums may round the other way
+                lo, hi = lo - slack[n], hi + slack[n]
+            lo, hi = np.maximum(lo, bm[n][0]), np.minimum(hi, bm[n][1])
+            bm[n] = (lo, hi)
+        nxt = _feeds(net, n)
+        if not isinstance(op, Dense):
+            continue
+        if isinstance(net.op(net.inputs_of(n)[0]), Input) and region.kinds() <= {"box", "linf"}:
+            continue   # interval bounds of a first layer over a box are exact
+        if not isinstance(nxt, (ReLU, Step, Sign)) or unstable_mask(nxt, lo, hi).any():
+            s_lo, s_hi = symbolic_bounds(net, region, n, bm, shared)
+            lo, hi = np.maximum(lo, s_lo - slack[n]), np.minimum(hi, s_hi + slack[n])
+            bm[n] = (lo, hi)
+        if not isinstance(nxt, (ReLU, Step, Sign)):
+            continue
+        todo = np.flatnonzero(unstable_mask(nxt, lo, hi))
+        if method == "symbolic":
+            continue
+        left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
+        if todo.size == 0 or (left is not None and left <= 0) or STOP.is_set():   # time up, or Ctrl-C
+            rep.complete &= todo.size == 0
+            continue
+        mm = method_map
+        if method == "lp-cuts" and (method_map or {}).get("relu", "bigm") == "bigm":
+            mm = {**(method_map or {}), "relu": "ideal-cuts"}   # "extended" is already the ideal formulation
+        fm = build_fixed_model(net, region, bm, upto=n, method=mm)
+        cols = fm.pre_cols[n]
+        if method == "lp" or (method == "lp-cuts" and not fm.cut_units):
+            lo, hi, done, solves = _lp_pass(fm.model, cols, todo, lo, hi, nxt, t0, time_limit, solver)
+            rep.lps += solves
+        elif method == "lp-cuts":
+            lo, hi, done, solves = _lp_cut_pass(fm, cols, todo, lo, hi, nxt, t0, time_limit, solver)
+            rep.lps += solves
+        else:
+            lo, hi, done, solves = _milp_pass(net, fm, n, cols, todo, lo, hi, nxt, solver, t0, time_limit)
+            rep.milps += solves
+        rep.complete &= done >= todo.size
+        # the LPs bound the exact network; the forward pass may round past them by the node's slack
+        bm[n] = (np.maximum(bm[n][0], lo - slack[n]), np.minimum(bm[n][1], hi + slack[n]))
     rep.per_node = {k: {"units": u, "unstable": s} for k, (u, s) in count_units(net, bm).items()}
     rep.unstable = sum(v["unstable"] for v in rep.per_node.values())
     rep.seconds = time.perf_counter() - t0
