@@ -395,16 +395,20 @@ def test_import_scaling_prefix_from_helper_model() -> None:
     assert net.nodes == ["x", "h"]
 
 
-def test_import_unsupported_op_names_the_node() -> None:
+def _gemm_act_gemm(op: str, name: str, W: np.ndarray) -> onnx.ModelProto:
+    """``Gemm(x, W) -> op -> Gemm(., W)`` on a float input ``[N, 2]``, the activation node named ``name``."""
     nodes = [helper.make_node("Gemm", ["x_in", "W"], ["g"], name="fc1"),
-             helper.make_node("Softplus", ["g"], ["t"], name="soft1"),
+             helper.make_node(op, ["g"], ["t"], name=name),
              helper.make_node("Gemm", ["t", "W"], ["y"], name="fc2")]
     graph = helper.make_graph(
-        nodes, "softplus_net", [helper.make_tensor_value_info("x_in", TensorProto.FLOAT, ["N", 2])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])],
-        [numpy_helper.from_array(np.ones((2, 2), np.float32), "W")])
+        nodes, f"{name}_net", [helper.make_tensor_value_info("x_in", TensorProto.FLOAT, ["N", 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])], [numpy_helper.from_array(W, "W")])
+    return helper.make_model(graph)
+
+
+def test_import_unsupported_op_names_the_node() -> None:
     with pytest.raises(OnnxImportError) as e:
-        import_onnx(helper.make_model(graph))
+        import_onnx(_gemm_act_gemm("Softplus", "soft1", np.ones((2, 2), np.float32)))
     err = e.value
     assert isinstance(err, NnmipError)
     assert isinstance(err, ValueError)
@@ -416,14 +420,7 @@ def test_import_unsupported_op_names_the_node() -> None:
 
 def test_import_hidden_tanh_is_a_tanh_node() -> None:
     W = np.array([[1.0, -2.0], [0.5, 3.0]], np.float32)
-    nodes = [helper.make_node("Gemm", ["x_in", "W"], ["g"], name="fc1"),
-             helper.make_node("Tanh", ["g"], ["t"], name="tanh1"),
-             helper.make_node("Gemm", ["t", "W"], ["y"], name="fc2")]
-    graph = helper.make_graph(
-        nodes, "tanh_net", [helper.make_tensor_value_info("x_in", TensorProto.FLOAT, ["N", 2])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])],
-        [numpy_helper.from_array(W, "W")])
-    net, _ = import_onnx(helper.make_model(graph))
+    net, _ = import_onnx(_gemm_act_gemm("Tanh", "tanh1", W))
     assert [net.op(n).kind for n in net.nodes] == ["input", "dense", "tanh", "dense"]
     x = np.array([[0.3, -0.7], [2.0, 1.0]])
     W64 = W.astype(np.float64)

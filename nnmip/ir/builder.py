@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from nnmip.errors import NO_SPAN, CheckError, Diagnostic, ParameterError, Span, check_memory, check_number
 from nnmip.ir.network import Network, validate_graph
-from nnmip.ir.ops import ACTIVATIONS, SMOOTH_ACTIVATIONS, Dense, Input, Op, ParamDomain
+from nnmip.ir.ops import NODE_ACTIVATIONS, Dense, Input, Op, ParamDomain
 
 
 @dataclass(frozen=True)
@@ -189,14 +189,13 @@ class NetworkBuilder:
         return self._add(name, op, (x,), width)
 
     def activation(self, kind: str, name: str, x: str, span: Span = NO_SPAN) -> str:
-        kinds = {**ACTIVATIONS, **SMOOTH_ACTIVATIONS}
-        if not isinstance(kind, str) or kind not in kinds:
-            raise ParameterError.of("kind", f"must be one of {', '.join(kinds)}, got {_short(kind)}",
+        if not isinstance(kind, str) or kind not in NODE_ACTIVATIONS:
+            raise ParameterError.of("kind", f"must be one of {', '.join(NODE_ACTIVATIONS)}, got {_short(kind)}",
                                     "other activations are not supported", code="E0101")
         _check_name(name)
         if not isinstance(x, str) or x not in self._dims:
             raise CheckError.at("E0102", f"unknown node '{x}'", span)
-        return self._add(name, kinds[kind](span=span), (x,), self._dims[x])
+        return self._add(name, NODE_ACTIVATIONS[kind](span=span), (x,), self._dims[x])
 
     def step(self, name: str, x: str, span: Span = NO_SPAN) -> str:
         return self.activation("step", name, x, span)

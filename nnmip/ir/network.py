@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from nnmip.errors import CheckError, DataError, Diagnostic, Span
-from nnmip.ir.ops import ACTIVATIONS, SMOOTH_ACTIVATIONS, Dense, Identity, Input, Op, ParamDomain
+from nnmip.ir.ops import NODE_ACTIVATIONS, Dense, Identity, Input, Op, ParamDomain
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -275,8 +275,8 @@ def from_description(desc: dict[str, Any], params: dict[str, tuple[FloatArray, F
             W = np.asarray(W, dtype=np.float64)
             op = Dense(n_in=W.shape[1], n_out=W.shape[0], weights=ParamDomain.fixed(W),
                        bias=None if b is None else ParamDomain.fixed(b))
-        elif kind in ACTIVATIONS or kind in SMOOTH_ACTIVATIONS:
-            op = {**ACTIVATIONS, **SMOOTH_ACTIVATIONS}[kind]()
+        elif kind in NODE_ACTIVATIONS:
+            op = NODE_ACTIVATIONS[kind]()
         else:
             raise ValueError(f"unknown op kind '{kind}'")
         g.add_node(d["name"], op=op, inputs=tuple(d["inputs"]))

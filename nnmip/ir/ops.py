@@ -463,3 +463,5 @@ class MaxPool(Op):
 ACTIVATIONS: dict[str, type[Op]] = {"step": Step, "sign": Sign, "relu": ReLU, "identity": Identity}
 #: smooth activations: read from ONNX and built from Python for verification (bounds and search, no MILP)
 SMOOTH_ACTIVATIONS: dict[str, type[Op]] = {"sigmoid": Sigmoid, "tanh": Tanh}
+#: every activation a network node may be (the builder, saved networks)
+NODE_ACTIVATIONS: dict[str, type[Op]] = {**ACTIVATIONS, **SMOOTH_ACTIVATIONS}

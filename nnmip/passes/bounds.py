@@ -460,8 +460,7 @@ def _smooth_upper(op: Smooth, L: FloatArray, U: FloatArray) -> tuple[FloatArray,
       ``d = max(d*, m)`` (``m`` the midpoint; ``d*`` is at least 0): ``T_d(m)``, which is its area over
       ``[L, U]`` up to a constant, is smallest at ``d = m`` (its derivative in ``d`` is ``f''(d) (m - d)``)
       and grows with ``d`` past it.  Where the tangent at ``max(m, 0)`` passes above ``(L, f(L))`` it is the
-      line without a bisection.  It is then lifted by what
-      ``T_d(L)`` may still miss of ``f(L)`` as computed.
+      line without a bisection.  It is then lifted by what ``T_d(L)`` may still miss of ``f(L)`` as computed.
     - The line through ``(U, f(U))`` of slope ``k = min(f'(L), f'(U))`` lies above ``f`` on any interval:
       ``f'`` rises to 0 and falls after it, so ``f' >= k`` on ``[L, U]`` and ``f(U) + k (a - U) - f(a)`` falls
       to 0 (DeepPoly's line, Singh et al., POPL 2019).  In the mixed case it is kept where it is lower at the
